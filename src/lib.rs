@@ -1,0 +1,15 @@
+//! imagebump keeps the container image tags in a GitOps config repository up to date.
+//!
+//! The data path runs through one module per stage, and each module knows nothing of the
+//! others' internals:
+//!
+//! - [`config`]: the global file and one file per app, parsed with positions and validated.
+//! - [`registry`]: the OCI distribution client (auth, tags, manifests, rate limits, cache).
+//! - [`policy`]: pure tag selection (semver, alphabetical, numerical, newest build, digest).
+//! - [`edit`]: pure, format-preserving YAML edits (bytes in, bytes out).
+//! - [`git`]: clone cache, fetch, commit, push with conflict retry.
+//! - [`forge`]: merge requests on GitHub, GitLab and Gitea.
+//! - [`daemon`]: scheduler, webhooks, metrics, health and status.
+//! - [`cli`]: argument parsing and output for the binary.
+
+pub mod cli;
