@@ -1,0 +1,7 @@
+//! Integration tests, compiled into one binary (one link instead of one per file).
+//!
+//! Each module tests one I/O stage against real servers that `support` starts on 127.0.0.1:
+//! the CNCF registry (Debian's `docker-registry`), git remotes (file://, smart HTTP, SSH) and
+//! local HTTP stand-ins for the forge APIs.
+
+mod support;
