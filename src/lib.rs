@@ -10,6 +10,8 @@
 //! - [`git`]: clone cache, fetch, commit, push with conflict retry.
 //! - [`forge`]: merge requests on GitHub, GitLab and Gitea.
 //! - [`daemon`]: scheduler, webhooks, metrics, health and status.
+//! - [`reference`]: the image reference and OCI tag grammar, shared by every stage.
 //! - [`cli`]: argument parsing and output for the binary.
 
 pub mod cli;
+pub mod reference;
