@@ -4,4 +4,6 @@
 //! the CNCF registry (Debian's `docker-registry`), git remotes (file://, smart HTTP, SSH) and
 //! local HTTP stand-ins for the forge APIs.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
