@@ -56,6 +56,9 @@ fn validate_lists_every_problem_and_exits_2() {
         stderr.contains("a.yaml:3:1: unknown key `imagez` in an app; did you mean `images`?"),
         "{stderr}"
     );
-    assert!(stderr.contains("b.yaml:4:12: invalid repository path component \"Name\""), "{stderr}");
+    assert!(
+        stderr.contains("b.yaml:4:12: invalid repository path component \"Name\""),
+        "{stderr}"
+    );
     assert!(stderr.contains("problem(s) found"), "{stderr}");
 }
