@@ -8,6 +8,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod policy_flags;
+mod select;
+
 /// Exit code for success.
 pub const EXIT_OK: u8 = 0;
 /// Exit code when some work failed, or for `select`/`--check`, the negative answer.
@@ -30,6 +33,8 @@ pub struct Cli {
 pub enum Command {
     /// Print the version and exit.
     Version,
+    /// Print the tag a policy picks from the tags on stdin (one per line); exit 1 if none matches.
+    Select(select::Args),
 }
 
 /// Entry point used by `main.rs`.
@@ -40,5 +45,6 @@ pub fn main() -> ExitCode {
             println!("imagebump {}", env!("CARGO_PKG_VERSION"));
             ExitCode::from(EXIT_OK)
         }
+        Command::Select(args) => select::run(args),
     }
 }
