@@ -9,6 +9,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod validate;
+pub mod policy_flags;
+mod select;
 
 /// Exit code for success.
 pub const EXIT_OK: u8 = 0;
@@ -32,6 +34,10 @@ pub struct Cli {
 pub enum Command {
     /// Check the configuration and list every problem at once (file:line:col).
     Validate(validate::Args),
+    /// Print the version and exit.
+    Version,
+    /// Print the tag a policy picks from the tags on stdin (one per line); exit 1 if none matches.
+    Select(select::Args),
 }
 
 /// Entry point used by `main.rs`.
@@ -39,5 +45,10 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Validate(args) => validate::run(args),
+        Command::Version => {
+            println!("imagebump {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::from(EXIT_OK)
+        }
+        Command::Select(args) => select::run(args),
     }
 }

@@ -1,0 +1,601 @@
+//! Tag selection: which tag (and digest) an image should move to.
+//!
+//! Owns the policies (semver with Masterminds v3 ranges, alphabetical, numerical, newest build,
+//! digest), the tag filters, `pin_digest` and the safety rules (no downgrade below the deployed
+//! version, `min_age`).
+//!
+//! Architecture invariant: policy is pure. No tokio, reqwest, git2, no I/O and no clock reads:
+//! the caller passes the tags, the metadata it has fetched so far and `now`.
+//!
+//! Main design choice: selection is a step function the async caller drives. [`Policy::select`]
+//! either decides or answers [`Step::NeedMetadata`] with the few tags whose digest / creation
+//! time it needs next; the caller fetches those into the map and calls again. It asks only for
+//! what the decision needs: every filtered candidate for `newest_build`, the top-ranked tags one
+//! at a time for `min_age`, the chosen tag for `pin_digest` and `digest`.
+//!
+//! Tie-break: two tags that rank the same (`v1.2.3` and `1.2.3`, or two tags extracting the same
+//! value) are ordered by their bytes and the greater tag wins (`v1.2.3` over `1.2.3` over
+//! `01.2.3`). A candidate ranking the same as the deployed tag never replaces
+//! it, so the tie-break cannot cause churn.
+
+mod filter;
+mod order;
+mod semver;
+
+use std::borrow::Cow;
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::fmt;
+
+use time::{Duration, OffsetDateTime};
+
+pub use filter::{Filter, FilterError};
+pub use order::{Order, OrderError};
+pub use semver::{Parsing, Range, RangeError, Version};
+
+use filter::Skip;
+use order::Decimal;
+
+/// The default `min_age` the config applies: images younger than this are not deployed yet.
+pub const DEFAULT_MIN_AGE: Duration = Duration::minutes(30);
+
+/// What a policy ranks tags by.
+#[derive(Debug, Clone)]
+pub enum Kind {
+    /// Highest version satisfying the range.
+    Semver { range: Range, parsing: Parsing },
+    /// Byte order of the tag (or extracted value); `asc` picks the greatest.
+    Alphabetical(Order),
+    /// Decimal value of the tag (or extracted value); tags that are not numbers are skipped.
+    Numerical(Order),
+    /// Most recent image creation time; ties broken by tag.
+    NewestBuild,
+    /// Follow one mutable tag: the decision is that tag's current digest.
+    Digest { tag: String },
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Kind::Semver { range, parsing } => {
+                write!(f, "semver {range}")?;
+                if *parsing == Parsing::Strict {
+                    f.write_str(" (strict)")?;
+                }
+                Ok(())
+            }
+            Kind::Alphabetical(o) => write!(f, "alphabetical {o}"),
+            Kind::Numerical(o) => write!(f, "numerical {o}"),
+            Kind::NewestBuild => f.write_str("newest_build"),
+            Kind::Digest { tag } => write!(f, "digest of {tag}"),
+        }
+    }
+}
+
+/// A complete policy for one image.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub kind: Kind,
+    pub filter: Filter,
+    /// Permit choosing a version that ranks below the deployed one.
+    pub allow_downgrade: bool,
+    /// Skip tags whose image is younger than this (needs creation times from the registry).
+    pub min_age: Option<Duration>,
+    /// Decide `tag@digest` instead of the tag alone.
+    pub pin_digest: bool,
+}
+
+impl Policy {
+    /// A policy with the safe defaults: default filter (cosign tags excluded), no downgrade,
+    /// `min_age` [`DEFAULT_MIN_AGE`], no digest pin.
+    pub fn new(kind: Kind) -> Policy {
+        Policy {
+            kind,
+            filter: Filter::default(),
+            allow_downgrade: false,
+            min_age: Some(DEFAULT_MIN_AGE),
+            pin_digest: false,
+        }
+    }
+}
+
+/// Registry metadata of one tag. Insert an entry for every tag [`Step::NeedMetadata`] asks
+/// for, with `None` fields when the registry could not tell: a tag with an entry is never
+/// asked for again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TagMeta {
+    /// Manifest digest (`sha256:…`).
+    pub digest: Option<String>,
+    /// Image creation time from the config blob.
+    pub created: Option<OffsetDateTime>,
+}
+
+/// What is deployed now, as read from the config repo.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Current<'a> {
+    pub tag: Option<&'a str>,
+    pub digest: Option<&'a str>,
+}
+
+impl<'a> Current<'a> {
+    /// Only a tag is deployed (no digest pin).
+    pub fn tag(tag: &'a str) -> Current<'a> {
+        Current {
+            tag: Some(tag),
+            digest: None,
+        }
+    }
+}
+
+/// The outcome of a selection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// The tag to deploy (the deployed one when `keep_current`).
+    pub tag: String,
+    /// The digest to pin, with `pin_digest` or the `digest` policy.
+    pub digest: Option<String>,
+    /// Why, for logs, dry-run plans and commit messages.
+    pub reason: String,
+    /// Nothing to change: the deployed tag (and digest) stay.
+    pub keep_current: bool,
+}
+
+/// One step of a selection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Decided(Decision),
+    /// Fetch these tags' metadata into the map and call [`Policy::select`] again.
+    NeedMetadata(Vec<String>),
+}
+
+/// No tag can be chosen; `reason` says why in words meant for the user.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct NoMatch {
+    pub reason: String,
+}
+
+/// The value a candidate is ranked by.
+#[derive(Debug)]
+enum Key<'a> {
+    Version(Version),
+    Text(Cow<'a, str>),
+    /// Validated by [`Decimal::parse`].
+    Number(Cow<'a, str>),
+    Time(OffsetDateTime),
+}
+
+#[derive(Debug)]
+struct Candidate<'a> {
+    tag: &'a str,
+    key: Key<'a>,
+}
+
+/// Counts of skipped tags, for reasons.
+#[derive(Debug, Default)]
+struct Tally {
+    total: usize,
+    invalid: usize,
+    cosign: usize,
+    filtered: usize,
+    unparsed: usize,
+    outside: usize,
+    no_time: usize,
+}
+
+impl Tally {
+    fn skip(&mut self, skip: Skip) {
+        match skip {
+            Skip::InvalidTag => self.invalid += 1,
+            Skip::Cosign => self.cosign += 1,
+            Skip::NotIncluded | Skip::Excluded | Skip::EmptyExtract => self.filtered += 1,
+        }
+    }
+
+    fn summary(&self, kind: &Kind) -> String {
+        let mut parts = Vec::new();
+        let mut add = |n: usize, what: &str| {
+            if n > 0 {
+                parts.push(format!("{n} {what}"));
+            }
+        };
+        add(self.filtered, "left out by the include/exclude filters");
+        add(self.cosign, "cosign signature/attestation tags");
+        add(self.invalid, "not valid OCI tags");
+        let unparsed = match kind {
+            Kind::Numerical(_) => "not numbers",
+            _ => "not versions",
+        };
+        add(self.unparsed, unparsed);
+        add(self.outside, "outside the range");
+        add(self.no_time, "without a known creation time");
+        let tags = if self.total == 1 { "tag" } else { "tags" };
+        if parts.is_empty() {
+            format!("{} {tags}", self.total)
+        } else {
+            format!("{} {tags}: {}", self.total, parts.join(", "))
+        }
+    }
+}
+
+impl Policy {
+    /// Ranks `a` against `b` for this policy: `Greater` means `a` is preferred.
+    fn cmp_key(&self, a: &Key<'_>, b: &Key<'_>) -> Ordering {
+        match (a, b) {
+            (Key::Version(x), Key::Version(y)) => x.precedence(y),
+            (Key::Text(x), Key::Text(y)) => self.order().rank(x.as_bytes().cmp(y.as_bytes())),
+            (Key::Number(x), Key::Number(y)) => {
+                let ascending = match (Decimal::parse(x), Decimal::parse(y)) {
+                    (Some(x), Some(y)) => x.cmp(&y),
+                    // Unreachable: both were validated when the key was built.
+                    _ => x.cmp(y),
+                };
+                self.order().rank(ascending)
+            }
+            (Key::Time(x), Key::Time(y)) => x.cmp(y),
+            // Keys of one selection always have the same variant.
+            _ => Ordering::Equal,
+        }
+    }
+
+    fn order(&self) -> Order {
+        match self.kind {
+            Kind::Alphabetical(o) | Kind::Numerical(o) => o,
+            _ => Order::Asc,
+        }
+    }
+
+    fn cmp_candidates(&self, a: &Candidate<'_>, b: &Candidate<'_>) -> Ordering {
+        self.cmp_key(&a.key, &b.key)
+            .then_with(|| a.tag.as_bytes().cmp(b.tag.as_bytes()))
+    }
+
+    /// The key of a value (tag or extracted value) under this policy, if it has one.
+    fn key_of<'a>(&self, value: Cow<'a, str>) -> Result<Key<'a>, ()> {
+        match &self.kind {
+            Kind::Semver { parsing, .. } => {
+                Version::parse(&value, *parsing).map(Key::Version).ok_or(())
+            }
+            Kind::Alphabetical(_) => Ok(Key::Text(value)),
+            Kind::Numerical(_) => match Decimal::parse(&value) {
+                Some(_) => Ok(Key::Number(value)),
+                None => Err(()),
+            },
+            // Filled from metadata later.
+            Kind::NewestBuild | Kind::Digest { .. } => Ok(Key::Time(OffsetDateTime::UNIX_EPOCH)),
+        }
+    }
+
+    /// One selection step. `tags` is the repository's tag list, `current` what is deployed,
+    /// `meta` the metadata fetched so far, `now` the time `min_age` is measured against.
+    pub fn select(
+        &self,
+        tags: &[String],
+        current: Current<'_>,
+        meta: &HashMap<String, TagMeta>,
+        now: OffsetDateTime,
+    ) -> Result<Step, NoMatch> {
+        if let Kind::Digest { tag } = &self.kind {
+            return self.select_digest(tag, tags, current, meta, now);
+        }
+        let mut tally = Tally {
+            total: tags.len(),
+            ..Tally::default()
+        };
+        let mut cands = Vec::new();
+        for tag in tags {
+            let value = match self.filter.value(tag) {
+                Ok(v) => v,
+                Err(skip) => {
+                    tally.skip(skip);
+                    continue;
+                }
+            };
+            let Ok(key) = self.key_of(value) else {
+                tally.unparsed += 1;
+                continue;
+            };
+            if let (Kind::Semver { range, .. }, Key::Version(v)) = (&self.kind, &key)
+                && !range.matches(v)
+            {
+                tally.outside += 1;
+                continue;
+            }
+            cands.push(Candidate { tag, key });
+        }
+
+        let mut current_key = match current.tag {
+            Some(t) if !matches!(self.kind, Kind::NewestBuild) => {
+                self.key_of(self.filter.current_value(t)).ok()
+            }
+            _ => None,
+        };
+
+        if matches!(self.kind, Kind::NewestBuild) {
+            let mut missing: Vec<String> = cands
+                .iter()
+                .filter(|c| !meta.contains_key(c.tag))
+                .map(|c| c.tag.to_owned())
+                .collect();
+            if let Some(t) = current.tag
+                && !self.allow_downgrade
+                && !meta.contains_key(t)
+                && !missing.iter().any(|m| m == t)
+            {
+                missing.push(t.to_owned());
+            }
+            if !missing.is_empty() {
+                return Ok(Step::NeedMetadata(missing));
+            }
+            cands.retain_mut(|c| match meta.get(c.tag).and_then(|m| m.created) {
+                Some(t) => {
+                    c.key = Key::Time(t);
+                    true
+                }
+                None => {
+                    tally.no_time += 1;
+                    false
+                }
+            });
+            current_key = current
+                .tag
+                .and_then(|t| meta.get(t))
+                .and_then(|m| m.created)
+                .map(Key::Time);
+        }
+
+        cands.sort_unstable_by(|a, b| self.cmp_candidates(b, a));
+
+        let matching = cands.len();
+        let mut young: Vec<&str> = Vec::new();
+        let mut unknown_age: Vec<&str> = Vec::new();
+        let mut blocked_by: Option<&str> = None;
+        let mut chosen: Option<&Candidate<'_>> = None;
+        for c in &cands {
+            if Some(c.tag) == current.tag {
+                chosen = Some(c);
+                break;
+            }
+            if !self.allow_downgrade
+                && let Some(ck) = &current_key
+                && self.cmp_key(&c.key, ck) != Ordering::Greater
+            {
+                blocked_by = Some(c.tag);
+                break;
+            }
+            if let Some(min_age) = self.min_age {
+                match meta.get(c.tag) {
+                    None => return Ok(Step::NeedMetadata(vec![c.tag.to_owned()])),
+                    Some(TagMeta { created: None, .. }) => {
+                        unknown_age.push(c.tag);
+                        continue;
+                    }
+                    Some(TagMeta {
+                        created: Some(t), ..
+                    }) if now - *t < min_age => {
+                        young.push(c.tag);
+                        continue;
+                    }
+                    Some(_) => {}
+                }
+            }
+            chosen = Some(c);
+            break;
+        }
+
+        let mut notes = String::new();
+        if !young.is_empty() {
+            let min_age = self.min_age.unwrap_or(Duration::ZERO);
+            notes.push_str(&format!(
+                "; skipped {} (younger than min_age {min_age})",
+                list(&young)
+            ));
+        }
+        if !unknown_age.is_empty() {
+            notes.push_str(&format!(
+                "; skipped {} (creation time unknown, min_age needs it)",
+                list(&unknown_age)
+            ));
+        }
+
+        let what = match self.kind {
+            Kind::Semver { .. } => "highest",
+            Kind::Alphabetical(Order::Asc) => "last in byte order",
+            Kind::Alphabetical(Order::Desc) => "first in byte order",
+            Kind::Numerical(Order::Asc) => "highest",
+            Kind::Numerical(Order::Desc) => "lowest",
+            Kind::NewestBuild | Kind::Digest { .. } => "newest",
+        };
+        let noun = if matching == 1 {
+            "candidate"
+        } else {
+            "candidates"
+        };
+        match (chosen, current.tag) {
+            (Some(c), Some(cur)) if c.tag == cur => {
+                let reason = format!(
+                    "{}: current {cur} is the {what} of {matching} {noun}{notes}",
+                    self.kind
+                );
+                self.finish(cur, true, reason, current, tags, meta)
+            }
+            (Some(c), _) => {
+                let mut reason = format!("{}: {what} of {matching} {noun}", self.kind);
+                if let Some(cur) = current.tag
+                    && current_key.is_none()
+                {
+                    reason.push_str(&format!(
+                        "; current {cur} does not rank under this policy, no downgrade check"
+                    ));
+                }
+                reason.push_str(&notes);
+                self.finish(c.tag, false, reason, current, tags, meta)
+            }
+            (None, Some(cur))
+                if blocked_by.is_some() || !young.is_empty() || !unknown_age.is_empty() =>
+            {
+                let reason = match blocked_by {
+                    Some(best) if young.is_empty() && unknown_age.is_empty() => format!(
+                        "{}: keeping current {cur}: it ranks at or above the best candidate {best} (allow_downgrade is off)",
+                        self.kind
+                    ),
+                    _ => format!(
+                        "{}: keeping current {cur}: no newer candidate is eligible{notes}",
+                        self.kind
+                    ),
+                };
+                self.finish(cur, true, reason, current, tags, meta)
+            }
+            (None, _) => {
+                let reason = if matching == 0 {
+                    format!(
+                        "{}: no tag matches ({})",
+                        self.kind,
+                        tally.summary(&self.kind)
+                    )
+                } else {
+                    format!(
+                        "{}: none of {matching} {noun} is eligible{notes}",
+                        self.kind
+                    )
+                };
+                Err(NoMatch { reason })
+            }
+        }
+    }
+
+    /// Completes a decision for `tag`, fetching its digest first under `pin_digest`.
+    fn finish(
+        &self,
+        tag: &str,
+        is_current: bool,
+        reason: String,
+        current: Current<'_>,
+        tags: &[String],
+        meta: &HashMap<String, TagMeta>,
+    ) -> Result<Step, NoMatch> {
+        if !self.pin_digest {
+            return Ok(Step::Decided(Decision {
+                tag: tag.to_owned(),
+                digest: None,
+                reason,
+                keep_current: is_current,
+            }));
+        }
+        let keep_as_is = |reason: String| {
+            Ok(Step::Decided(Decision {
+                tag: tag.to_owned(),
+                digest: current.digest.map(str::to_owned),
+                reason,
+                keep_current: true,
+            }))
+        };
+        match meta.get(tag).map(|m| m.digest.as_deref()) {
+            None if is_current && !tags.iter().any(|t| t == tag) => keep_as_is(format!(
+                "{reason}; {tag} is no longer in the registry, digest kept"
+            )),
+            None => Ok(Step::NeedMetadata(vec![tag.to_owned()])),
+            Some(None) if is_current => keep_as_is(format!(
+                "{reason}; the registry gave no digest for {tag}, digest kept"
+            )),
+            Some(None) => Err(NoMatch {
+                reason: format!("{reason}, but the registry gave no digest for {tag} to pin"),
+            }),
+            Some(Some(digest)) => {
+                let keep = is_current && current.digest == Some(digest);
+                let reason = if is_current && !keep {
+                    format!("{reason}; pinning {tag} to its digest {digest}")
+                } else {
+                    reason
+                };
+                Ok(Step::Decided(Decision {
+                    tag: tag.to_owned(),
+                    digest: Some(digest.to_owned()),
+                    reason,
+                    keep_current: keep,
+                }))
+            }
+        }
+    }
+
+    fn select_digest(
+        &self,
+        tag: &str,
+        tags: &[String],
+        current: Current<'_>,
+        meta: &HashMap<String, TagMeta>,
+        now: OffsetDateTime,
+    ) -> Result<Step, NoMatch> {
+        let kind = &self.kind;
+        if !tags.iter().any(|t| t == tag) {
+            return Err(NoMatch {
+                reason: format!(
+                    "{kind}: the repository has no tag {tag} ({} tags)",
+                    tags.len()
+                ),
+            });
+        }
+        let Some(m) = meta.get(tag) else {
+            return Ok(Step::NeedMetadata(vec![tag.to_owned()]));
+        };
+        let Some(digest) = m.digest.as_deref() else {
+            return Err(NoMatch {
+                reason: format!("{kind}: the registry gave no digest for {tag}"),
+            });
+        };
+        let keep = |reason: String| {
+            Ok(Step::Decided(Decision {
+                tag: current.tag.unwrap_or(tag).to_owned(),
+                digest: current.digest.map(str::to_owned),
+                reason,
+                keep_current: true,
+            }))
+        };
+        if current.digest == Some(digest) {
+            return keep(format!(
+                "{kind}: {tag} still points to the deployed {digest}"
+            ));
+        }
+        if let Some(min_age) = self.min_age {
+            let why = match m.created {
+                None => Some("its creation time is unknown and min_age needs it".to_owned()),
+                Some(t) if now - t < min_age => {
+                    Some(format!("it is younger than min_age {min_age}"))
+                }
+                Some(_) => None,
+            };
+            if let Some(why) = why {
+                let reason = format!("{kind}: not moving to {digest}: {why}");
+                return match current.digest {
+                    Some(_) => keep(reason),
+                    None => Err(NoMatch { reason }),
+                };
+            }
+        }
+        Ok(Step::Decided(Decision {
+            tag: tag.to_owned(),
+            digest: Some(digest.to_owned()),
+            reason: format!("{kind}: {tag} points to {digest}"),
+            keep_current: false,
+        }))
+    }
+}
+
+/// `a, b, c` or `a, b, c and 4 more`.
+fn list(tags: &[&str]) -> String {
+    const SHOWN: usize = 3;
+    let head = tags
+        .iter()
+        .take(SHOWN)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if tags.len() > SHOWN {
+        format!("{head} and {} more", tags.len() - SHOWN)
+    } else {
+        head
+    }
+}
+
+#[cfg(test)]
+mod tests;
