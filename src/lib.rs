@@ -14,4 +14,5 @@
 //! - [`cli`]: argument parsing and output for the binary.
 
 pub mod cli;
+pub mod edit;
 pub mod reference;
