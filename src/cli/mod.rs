@@ -8,6 +8,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod set;
+
 /// Exit code for success.
 pub const EXIT_OK: u8 = 0;
 /// Exit code when some work failed, or for `select`/`--check`, the negative answer.
@@ -30,6 +32,8 @@ pub struct Cli {
 pub enum Command {
     /// Print the version and exit.
     Version,
+    /// Set an image's tag/digest in YAML files in place, changing only those bytes (for CI).
+    Set(set::Args),
 }
 
 /// Entry point used by `main.rs`.
@@ -40,5 +44,6 @@ pub fn main() -> ExitCode {
             println!("imagebump {}", env!("CARGO_PKG_VERSION"));
             ExitCode::from(EXIT_OK)
         }
+        Command::Set(args) => set::run(args),
     }
 }
