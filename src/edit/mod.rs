@@ -694,3 +694,6 @@ fn insertion(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod proptests;
