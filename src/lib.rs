@@ -17,5 +17,6 @@
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod edit;
 pub mod reference;
 pub mod policy;

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 mod validate;
 pub mod policy_flags;
 mod select;
+mod set;
 
 /// Exit code for success.
 pub const EXIT_OK: u8 = 0;
@@ -38,6 +39,8 @@ pub enum Command {
     Version,
     /// Print the tag a policy picks from the tags on stdin (one per line); exit 1 if none matches.
     Select(select::Args),
+    /// Set an image's tag/digest in YAML files in place, changing only those bytes (for CI).
+    Set(set::Args),
 }
 
 /// Entry point used by `main.rs`.
@@ -50,5 +53,6 @@ pub fn main() -> ExitCode {
             ExitCode::from(EXIT_OK)
         }
         Command::Select(args) => select::run(args),
+        Command::Set(args) => set::run(args),
     }
 }

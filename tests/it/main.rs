@@ -9,4 +9,5 @@
 
 mod examples;
 mod select;
+mod set;
 mod support;

@@ -1,0 +1,278 @@
+//! `imagebump set`: in-place, format-preserving edits of image references, for CI jobs.
+//!
+//! Owns: reading the files, calling [`crate::edit`], printing the changes and writing the files
+//! atomically (a temporary file in the same directory, the original permissions, a rename).
+//!
+//! Invariant: every file is edited in memory and checked before any file is written; on any
+//! error nothing is written and the exit code is 2.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::ValueEnum;
+
+use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
+use crate::edit::{self, EditError, Edited, HelmField, Target, Update};
+
+/// Output format of the list of changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+/// Which part of an image a `--path` value holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FieldArg {
+    /// The tag alone (`image.tag: 1.2.3`).
+    Tag,
+    /// The repository alone (`image.repository: ghcr.io/org/app`).
+    Repository,
+    /// A combined reference (`image: ghcr.io/org/app:1.2.3`).
+    Ref,
+    /// A digest (`image.digest: sha256:…`).
+    Digest,
+}
+
+impl From<FieldArg> for HelmField {
+    fn from(f: FieldArg) -> HelmField {
+        match f {
+            FieldArg::Tag => HelmField::Tag,
+            FieldArg::Repository => HelmField::Repository,
+            FieldArg::Ref => HelmField::Ref,
+            FieldArg::Digest => HelmField::Digest,
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  imagebump set overlays/dev/kustomization.yaml --image ghcr.io/acme/api:1.4.2
+  imagebump set k8s/*.yaml --image ghcr.io/acme/api:1.4.2@sha256:…
+  imagebump set values.yaml --image ghcr.io/acme/api:1.4.2 --marker flux-system:api
+  imagebump set values-dev.yaml --path api.image.tag --value 1.4.2
+  imagebump set values.yaml --path image.tag --value 1.4.2 --check")]
+pub struct Args {
+    /// Files to edit (all are checked before any is written).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Update every reference to this image: Kustomize `images:` entries, container `image:`
+    /// fields and Flux markers. NAME[:TAG][@DIGEST].
+    #[arg(long, value_name = "NAME[:TAG][@DIGEST]", required_unless_present = "path", conflicts_with_all = ["path", "value", "field"])]
+    pub image: Option<String>,
+    /// Also update the scalars marked `# {"$imagepolicy": "NS:NAME[:tag|:name|:digest]"}`.
+    #[arg(long, value_name = "NS:NAME", requires = "image")]
+    pub marker: Option<String>,
+    /// Helm values path of one scalar to set, like `api.image.tag` or `sidecars[1].image.tag`.
+    #[arg(long, value_name = "PATH", requires = "value")]
+    pub path: Option<String>,
+    /// The value written at `--path`.
+    #[arg(long, value_name = "VALUE", requires = "path")]
+    pub value: Option<String>,
+    /// What the value at `--path` holds.
+    #[arg(long, value_enum, default_value_t = FieldArg::Tag, requires = "path")]
+    pub field: FieldArg,
+    /// Write nothing; exit 1 if a change would be made.
+    #[arg(long)]
+    pub check: bool,
+    /// How to list the changes.
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+/// The edit to make, resolved from the flags.
+enum Plan {
+    Image {
+        targets: Vec<Target>,
+        update: Update,
+    },
+    Path {
+        path: edit::ValuePath,
+        field: HelmField,
+        value: String,
+    },
+}
+
+#[derive(serde::Serialize)]
+struct JsonChange<'a> {
+    file: String,
+    line: usize,
+    column: usize,
+    old: &'a str,
+    new: &'a str,
+}
+
+fn plan(args: &Args) -> Result<Plan, String> {
+    if let (Some(path), Some(value)) = (&args.path, &args.value) {
+        let path = edit::parse_value_path(path).map_err(|e| e.to_string())?;
+        return Ok(Plan::Path {
+            path,
+            field: args.field.into(),
+            value: value.clone(),
+        });
+    }
+    let Some(image) = &args.image else {
+        return Err("give --image NAME[:TAG][@DIGEST], or --path and --value".into());
+    };
+    let update = Update::parse(image).map_err(|e| e.to_string())?;
+    if update.tag.is_none() && update.digest.is_none() {
+        return Err(format!(
+            "--image {image} has no tag or digest to write: use NAME:TAG, NAME@DIGEST or NAME:TAG@DIGEST"
+        ));
+    }
+    let mut targets = vec![Target::Auto];
+    if let Some(marker) = &args.marker {
+        match marker.split(':').collect::<Vec<_>>().as_slice() {
+            [ns, name] if !ns.is_empty() && !name.is_empty() => {}
+            _ => {
+                return Err(format!(
+                    "--marker {marker:?}: expected NAMESPACE:POLICY, as in a Flux marker"
+                ));
+            }
+        }
+        targets.push(Target::Marker {
+            policy: marker.clone(),
+        });
+    }
+    Ok(Plan::Image { targets, update })
+}
+
+/// `file:line:col: message`, with the source line and a caret when the error has a position.
+fn describe(file: &Path, src: &[u8], err: &EditError) -> String {
+    let Some((line, col)) = err.position() else {
+        return format!("{}: {err}", file.display());
+    };
+    // The message starts with "line:col: " already for positioned errors.
+    let mut out = format!("{}:{err}", file.display());
+    let text = String::from_utf8_lossy(src);
+    if let Some(source_line) = text.lines().nth(line.saturating_sub(1)) {
+        let source_line = source_line
+            .trim_end_matches('\r')
+            .trim_start_matches('\u{feff}');
+        let gutter = line.to_string().len();
+        let pad = " ".repeat(gutter);
+        let caret = " ".repeat(col.saturating_sub(1));
+        out.push_str(&format!(
+            "\n{pad} |\n{line} | {source_line}\n{pad} | {caret}^"
+        ));
+    }
+    out
+}
+
+/// Write `bytes` to `file` atomically, keeping its permissions.
+fn write_atomically(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let real = fs::canonicalize(file)?;
+    let dir = real.parent().unwrap_or(Path::new("."));
+    let permissions = fs::metadata(&real)?.permissions();
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".imagebump-")
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    fs::set_permissions(tmp.path(), permissions)?;
+    tmp.persist(&real).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Run `imagebump set`.
+pub fn run(args: Args) -> ExitCode {
+    let plan = match plan(&args) {
+        Ok(plan) => plan,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let mut results: Vec<(PathBuf, Edited)> = Vec::new();
+    let mut failed = false;
+    let mut referenced = false;
+    for file in &args.files {
+        let src = match fs::read(file) {
+            Ok(src) => src,
+            Err(e) => {
+                eprintln!("error: {}: {e}", file.display());
+                failed = true;
+                continue;
+            }
+        };
+        let outcome = match &plan {
+            Plan::Image { targets, update } => {
+                edit::apply_all(&src, targets, update).and_then(|edited| {
+                    if !edited.changes.is_empty() {
+                        referenced = true;
+                    } else if !referenced {
+                        for target in targets {
+                            referenced |= !edit::find(&src, target, &update.image)?.is_empty();
+                        }
+                    }
+                    Ok(edited)
+                })
+            }
+            Plan::Path { path, field, value } => {
+                referenced = true;
+                edit::set_value(&src, path, *field, value)
+            }
+        };
+        match outcome {
+            Ok(edited) => results.push((file.clone(), edited)),
+            Err(e) => {
+                eprintln!("error: {}", describe(file, &src, &e));
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        eprintln!("error: nothing was written");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    if !referenced && let Plan::Image { update, .. } = &plan {
+        eprintln!(
+            "error: no file references {} (Kustomize images: entry, container image: or Flux marker); nothing was written",
+            update.name
+        );
+        return ExitCode::from(EXIT_USAGE);
+    }
+
+    let changed = results.iter().any(|(_, e)| !e.changes.is_empty());
+    match args.output {
+        Output::Text => {
+            for (file, edited) in &results {
+                for c in &edited.changes {
+                    let old = if c.old.is_empty() { "(added)" } else { &c.old };
+                    println!("{}:{}: {} -> {}", file.display(), c.line, old, c.new);
+                }
+            }
+        }
+        Output::Json => {
+            let changes: Vec<JsonChange> = results
+                .iter()
+                .flat_map(|(file, edited)| {
+                    edited.changes.iter().map(move |c| JsonChange {
+                        file: file.display().to_string(),
+                        line: c.line,
+                        column: c.column,
+                        old: &c.old,
+                        new: &c.new,
+                    })
+                })
+                .collect();
+            let doc = serde_json::json!({ "changed": changed, "changes": changes });
+            println!("{doc}");
+        }
+    }
+    if args.check {
+        return ExitCode::from(if changed { EXIT_FAILED } else { EXIT_OK });
+    }
+    for (file, edited) in &results {
+        if edited.changes.is_empty() {
+            continue;
+        }
+        if let Err(e) = write_atomically(file, &edited.bytes) {
+            eprintln!("error: writing {}: {e}", file.display());
+            return ExitCode::from(EXIT_USAGE);
+        }
+    }
+    ExitCode::from(EXIT_OK)
+}

@@ -1,0 +1,67 @@
+//! Kubernetes manifests: the `image:` of every container.
+//!
+//! Owns: finding `containers`, `initContainers` and `ephemeralContainers` lists in pod specs of
+//! any kind (Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob, `List` items and
+//! custom kinds with a pod template), in every document of a stream.
+//!
+//! Invariant: read-only over the tree; it designates slots, the caller edits them.
+//!
+//! Design choice: a pod spec is recognised by shape, not by kind: a mapping that is the value of
+//! a `spec` key and holds one of the container lists. This covers every kind with a pod
+//! template, wherever the template sits (`spec.template.spec`, `spec.jobTemplate.spec.template.spec`).
+
+use super::scan::{Kind, NodeId, Tree};
+use super::{Field, Slot, same_image};
+use crate::reference::ImageRef;
+
+const CONTAINER_LISTS: [&str; 3] = ["containers", "initContainers", "ephemeralContainers"];
+
+/// Container images naming `image` in every document.
+pub fn slots(tree: &Tree, image: Option<&ImageRef>) -> Vec<Slot> {
+    tree.roots
+        .iter()
+        .flat_map(|&root| slots_in(tree, root, image))
+        .collect()
+}
+
+/// Container images naming `image` in the document `root`.
+pub fn slots_in(tree: &Tree, root: NodeId, image: Option<&ImageRef>) -> Vec<Slot> {
+    let mut out = Vec::new();
+    // Only real nodes are walked (aliases are not followed), so each node is seen once.
+    let mut stack = vec![(root, false)];
+    while let Some((id, is_spec)) = stack.pop() {
+        match &tree.nodes[id].kind {
+            Kind::Map(entries) => {
+                for &(key, value) in entries {
+                    let key = tree.scalar(key);
+                    if is_spec && key.is_some_and(|k| CONTAINER_LISTS.contains(&k)) {
+                        for &container in tree.seq(value).unwrap_or_default() {
+                            let Some(node) = tree.get(container, "image") else {
+                                continue;
+                            };
+                            let node = tree.resolve(node);
+                            let matches = tree
+                                .scalar(node)
+                                .is_some_and(|v| image.is_none_or(|i| same_image(v, i)));
+                            if matches {
+                                out.push(Slot::Scalar {
+                                    node,
+                                    field: Field::Ref,
+                                });
+                            }
+                        }
+                    } else {
+                        stack.push((value, key == Some("spec")));
+                    }
+                }
+            }
+            Kind::Seq(items) => stack.extend(items.iter().map(|&i| (i, false))),
+            _ => {}
+        }
+    }
+    out.sort_by_key(|s| match s {
+        Slot::Scalar { node, .. } => *node,
+        Slot::Kustomize { entry, .. } => *entry,
+    });
+    out
+}

@@ -1,0 +1,269 @@
+//! Property tests: generated YAML documents (random comments, quoting, indentation, flow style,
+//! CRLF, BOM); after an edit, the text differs exactly in the edited scalar's span and the data
+//! (read by an independent parser, yaml_serde) differs exactly at the edited node.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use proptest::prelude::*;
+
+use super::scalar::{needs_quotes, render};
+use super::scan::Style;
+use super::{HelmField, PathSegment, ValuePath, set_value};
+
+#[derive(Debug, Clone)]
+enum Gen {
+    Scalar(String, Style),
+    Map(Vec<Gen>, bool),
+    Seq(Vec<Gen>, bool),
+}
+
+#[derive(Debug, Clone)]
+struct Layout {
+    step: usize,
+    eol: &'static str,
+    bom: bool,
+    comments: Vec<bool>,
+}
+
+/// A scalar's place in the rendered text.
+#[derive(Debug, Clone)]
+struct Leaf {
+    path: Vec<PathSegment>,
+    start: usize,
+    end: usize,
+    style: Style,
+}
+
+fn scalar() -> impl Strategy<Value = Gen> {
+    let values = prop::sample::select(vec![
+        "1.0",
+        "abc",
+        "true",
+        "x y",
+        "1.2.3",
+        "v1",
+        "é ü ✓",
+        "",
+        "null",
+        "it's",
+        "012",
+        "q\"d",
+    ]);
+    let styles = prop::sample::select(vec![Style::Plain, Style::Single, Style::Double]);
+    (values, styles).prop_map(|(v, s)| {
+        let s = if s == Style::Plain && (needs_quotes(v) || v.contains(['\'', '"'])) {
+            Style::Double
+        } else {
+            s
+        };
+        Gen::Scalar(v.to_string(), s)
+    })
+}
+
+fn tree() -> impl Strategy<Value = Gen> {
+    scalar().prop_recursive(4, 40, 5, |inner| {
+        prop_oneof![
+            (prop::collection::vec(inner.clone(), 1..5), any::<bool>())
+                .prop_map(|(v, f)| Gen::Map(v, f)),
+            (prop::collection::vec(inner, 1..5), any::<bool>()).prop_map(|(v, f)| Gen::Seq(v, f)),
+        ]
+    })
+}
+
+struct Renderer<'a> {
+    out: String,
+    leaves: Vec<Leaf>,
+    layout: &'a Layout,
+    n: usize,
+}
+
+impl Renderer<'_> {
+    fn comment(&mut self) -> bool {
+        self.n += 1;
+        self.layout.comments[self.n % self.layout.comments.len()]
+    }
+
+    fn scalar(&mut self, value: &str, style: Style, path: &[PathSegment]) {
+        let start = self.out.len();
+        self.out.push_str(&render(style, value));
+        self.leaves.push(Leaf {
+            path: path.to_vec(),
+            start,
+            end: self.out.len(),
+            style,
+        });
+    }
+
+    fn flow(&mut self, node: &Gen, path: &mut Vec<PathSegment>) {
+        match node {
+            Gen::Scalar(v, s) => self.scalar(v, *s, path),
+            Gen::Map(items, _) => {
+                self.out.push('{');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        self.out.push_str(", ");
+                    }
+                    self.out.push_str(&format!("k{i}: "));
+                    path.push(PathSegment::Key(format!("k{i}")));
+                    self.flow(item, path);
+                    path.pop();
+                }
+                self.out.push('}');
+            }
+            Gen::Seq(items, _) => {
+                self.out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        self.out.push_str(" , ");
+                    }
+                    path.push(PathSegment::Index(i));
+                    self.flow(item, path);
+                    path.pop();
+                }
+                self.out.push(']');
+            }
+        }
+    }
+
+    /// The value after `key:` or `-`: inline scalars/flow, or a nested block on the next lines.
+    fn value(&mut self, node: &Gen, indent: usize, path: &mut Vec<PathSegment>) {
+        let eol = self.layout.eol;
+        match node {
+            Gen::Map(_, false) | Gen::Seq(_, false) => {
+                if self.comment() {
+                    self.out.push_str(" # nested: block");
+                }
+                self.out.push_str(eol);
+                self.block(node, indent + self.layout.step, path);
+            }
+            _ => {
+                self.out.push(' ');
+                self.flow(node, path);
+                if self.comment() {
+                    self.out
+                        .push_str("  # tag: 9.9.9 {\"$imagepolicy\": \"ns:x:tag\"}");
+                }
+                self.out.push_str(eol);
+            }
+        }
+    }
+
+    fn block(&mut self, node: &Gen, indent: usize, path: &mut Vec<PathSegment>) {
+        let pad = " ".repeat(indent);
+        let eol = self.layout.eol;
+        match node {
+            Gen::Map(items, false) => {
+                for (i, item) in items.iter().enumerate() {
+                    if self.comment() {
+                        self.out.push_str(&format!("{eol}{pad}# comment ünï{eol}"));
+                    }
+                    self.out.push_str(&format!("{pad}k{i}:"));
+                    path.push(PathSegment::Key(format!("k{i}")));
+                    self.value(item, indent, path);
+                    path.pop();
+                }
+            }
+            Gen::Seq(items, false) => {
+                for (i, item) in items.iter().enumerate() {
+                    self.out.push_str(&format!("{pad}-"));
+                    path.push(PathSegment::Index(i));
+                    self.value(item, indent, path);
+                    path.pop();
+                }
+            }
+            _ => {
+                self.out.push_str(&pad);
+                self.flow(node, path);
+                self.out.push_str(eol);
+            }
+        }
+    }
+}
+
+fn document() -> impl Strategy<Value = (String, Vec<Leaf>)> {
+    let root = prop::collection::vec(tree(), 1..6).prop_map(|v| Gen::Map(v, false));
+    let layout = (
+        prop::sample::select(vec![2usize, 3, 4]),
+        prop::sample::select(vec!["\n", "\r\n"]),
+        any::<bool>(),
+        prop::collection::vec(any::<bool>(), 1..7),
+    )
+        .prop_map(|(step, eol, bom, comments)| Layout {
+            step,
+            eol,
+            bom,
+            comments,
+        });
+    (root, layout).prop_map(|(root, layout)| {
+        let mut r = Renderer {
+            out: String::new(),
+            leaves: Vec::new(),
+            layout: &layout,
+            n: 0,
+        };
+        if layout.bom {
+            r.out.push('\u{feff}');
+        }
+        r.block(&root, 0, &mut Vec::new());
+        (r.out, r.leaves)
+    })
+}
+
+fn set_in(value: &mut yaml_serde::Value, path: &[PathSegment], new: &str) {
+    let mut here = value;
+    for seg in path {
+        here = match seg {
+            PathSegment::Key(k) => here.get_mut(k.as_str()).unwrap(),
+            PathSegment::Index(i) => here.get_mut(*i).unwrap(),
+        };
+    }
+    *here = yaml_serde::Value::String(new.to_string());
+}
+
+fn parse_data(text: &str) -> yaml_serde::Value {
+    yaml_serde::from_str(text.trim_start_matches('\u{feff}')).unwrap()
+}
+
+fn new_tag() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-z0-9_][a-zA-Z0-9._-]{0,12}",
+        prop::sample::select(vec![
+            "1.10",
+            "012",
+            "1e3",
+            "0x1F",
+            "yes",
+            "null",
+            "1_0",
+            "2024-01-02"
+        ])
+        .prop_map(str::to_string),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn an_edit_changes_exactly_one_span_and_one_value(
+        (src, leaves) in document(),
+        pick in any::<prop::sample::Index>(),
+        tag in new_tag(),
+    ) {
+        let leaf = pick.get(&leaves).clone();
+        let path = ValuePath(leaf.path.clone());
+        let edited = set_value(src.as_bytes(), &path, HelmField::Tag, &tag)
+            .unwrap_or_else(|e| panic!("{e}\npath {path}\n{src}"));
+        let out = String::from_utf8(edited.bytes).unwrap();
+        // Text: identical outside the scalar's span; the span holds the new value in its style.
+        let expected_text = format!("{}{}{}", &src[..leaf.start], render(leaf.style, &tag), &src[leaf.end..]);
+        if edited.changes.is_empty() {
+            prop_assert_eq!(&out, &src);
+        } else {
+            prop_assert_eq!(&out, &expected_text);
+        }
+        // Data: equal to the original with exactly that node replaced by the new string.
+        let mut want = parse_data(&src);
+        set_in(&mut want, &leaf.path, &tag);
+        prop_assert_eq!(parse_data(&out), want);
+    }
+}

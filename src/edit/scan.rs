@@ -1,0 +1,456 @@
+//! The document tree with byte positions, built from `saphyr-parser` events.
+//!
+//! Owns: turning a YAML stream into a flat arena of nodes (scalars, sequences, mappings,
+//! aliases) that remember where their text is, in **bytes** of the original input.
+//!
+//! Invariant: aliases are never expanded (an alias is a node naming its anchor), so the work is
+//! linear in the input even for alias bombs; nesting deeper than [`MAX_DEPTH`] and inputs larger
+//! than [`MAX_BYTES`] are refused before any work is done on them.
+//!
+//! Design choice: the parser reports positions in characters (and counts a UTF-8 BOM as one),
+//! and the end of a quoted scalar's span runs over trailing blanks and comments. So we convert
+//! character offsets to byte offsets with one table per document (skipped for ASCII input), and
+//! find the end of a quoted scalar ourselves by scanning for its closing quote.
+
+use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+
+use super::EditError;
+
+/// Largest input accepted, in bytes.
+pub const MAX_BYTES: usize = 16 * 1024 * 1024;
+/// Deepest nesting of collections accepted.
+pub const MAX_DEPTH: usize = 128;
+
+/// Index of a node in [`Tree::nodes`].
+pub type NodeId = usize;
+
+/// Quoting style of a scalar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    Plain,
+    Single,
+    Double,
+    Block,
+}
+
+/// What a node is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    Scalar {
+        value: String,
+        style: Style,
+        tag: Option<String>,
+    },
+    Seq(Vec<NodeId>),
+    Map(Vec<(NodeId, NodeId)>),
+    Alias(usize),
+}
+
+/// One node and where its text is.
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub kind: Kind,
+    /// Anchor id (0 = none).
+    pub anchor: usize,
+    /// Byte offset where the node's own text starts (after any anchor and tag).
+    pub start: usize,
+    /// Byte offset one past the node's text (for scalars: after the closing quote).
+    pub end: usize,
+    /// True for flow collections (`[...]`, `{...}`).
+    pub flow: bool,
+}
+
+/// Every document of a stream, in one arena.
+#[derive(Debug, Clone)]
+pub struct Tree {
+    pub nodes: Vec<Node>,
+    pub roots: Vec<NodeId>,
+    /// Anchor id -> the node that carries it.
+    pub anchors: Vec<(usize, NodeId)>,
+}
+
+impl Tree {
+    /// The node an alias points to (or the node itself).
+    pub fn resolve(&self, id: NodeId) -> NodeId {
+        match self.nodes[id].kind {
+            Kind::Alias(anchor) => self
+                .anchors
+                .iter()
+                .rev()
+                .find(|(a, _)| *a == anchor)
+                .map_or(id, |(_, n)| *n),
+            _ => id,
+        }
+    }
+
+    /// The value of a scalar node, if it is one.
+    pub fn scalar(&self, id: NodeId) -> Option<&str> {
+        match &self.nodes[self.resolve(id)].kind {
+            Kind::Scalar { value, .. } => Some(value),
+            _ => None,
+        }
+    }
+
+    /// The entries of a mapping node, if it is one.
+    pub fn map(&self, id: NodeId) -> Option<&[(NodeId, NodeId)]> {
+        match &self.nodes[self.resolve(id)].kind {
+            Kind::Map(entries) => Some(entries),
+            _ => None,
+        }
+    }
+
+    /// The items of a sequence node, if it is one.
+    pub fn seq(&self, id: NodeId) -> Option<&[NodeId]> {
+        match &self.nodes[self.resolve(id)].kind {
+            Kind::Seq(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    /// Every value whose key is the scalar `key` in mapping `id`.
+    pub fn get_all(&self, id: NodeId, key: &str) -> Vec<(NodeId, NodeId)> {
+        self.map(id)
+            .map(|entries| {
+                entries
+                    .iter()
+                    .filter(|(k, _)| self.scalar(*k) == Some(key))
+                    .copied()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The value of the first entry `key` in mapping `id`.
+    pub fn get(&self, id: NodeId, key: &str) -> Option<NodeId> {
+        self.get_all(id, key).first().map(|(_, v)| *v)
+    }
+}
+
+/// Maps the parser's character offsets to byte offsets.
+struct Offsets {
+    /// `None` for ASCII input (identity); otherwise byte offset of every char, plus the end.
+    table: Option<Vec<usize>>,
+    len: usize,
+}
+
+impl Offsets {
+    fn new(src: &str) -> Offsets {
+        let table = if src.is_ascii() {
+            None
+        } else {
+            let mut t: Vec<usize> = src.char_indices().map(|(i, _)| i).collect();
+            t.push(src.len());
+            Some(t)
+        };
+        Offsets {
+            table,
+            len: src.len(),
+        }
+    }
+
+    fn byte(&self, char_index: usize) -> usize {
+        match &self.table {
+            None => char_index.min(self.len),
+            Some(t) => t.get(char_index).copied().unwrap_or(self.len),
+        }
+    }
+}
+
+/// 1-based line and column (in characters) of byte offset `at`.
+pub fn line_col(src: &str, at: usize) -> (usize, usize) {
+    let at = at.min(src.len());
+    let before = &src.as_bytes()[..at];
+    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i + 1);
+    let col = src
+        .get(line_start..at)
+        .map_or(at - line_start, |s| s.chars().count())
+        + 1;
+    (line, col)
+}
+
+/// Skip an anchor (`&a`), a tag (`!t`, `!!str`, `!<…>`), blanks, line breaks and comments that
+/// precede a node's own text.
+fn skip_properties(bytes: &[u8], mut i: usize, limit: usize) -> usize {
+    loop {
+        let start = i;
+        while i < limit && matches!(bytes[i], b' ' | b'\t' | b'\r' | b'\n') {
+            i += 1;
+        }
+        if i < limit && bytes[i] == b'#' {
+            while i < limit && bytes[i] != b'\n' {
+                i += 1;
+            }
+        } else if i < limit && (bytes[i] == b'&' || bytes[i] == b'!') {
+            if bytes.get(i + 1) == Some(&b'<') {
+                while i < limit && bytes[i] != b'>' {
+                    i += 1;
+                }
+            }
+            while i < limit && !matches!(bytes[i], b' ' | b'\t' | b'\r' | b'\n') {
+                i += 1;
+            }
+        }
+        if i == start || i >= limit {
+            return i;
+        }
+    }
+}
+
+/// End (exclusive) of the quoted scalar that starts with the quote at `start`.
+fn quoted_end(bytes: &[u8], start: usize) -> Option<usize> {
+    let quote = *bytes.get(start)?;
+    let mut i = start + 1;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if quote == b'"' && b == b'\\' {
+            i += 2;
+            continue;
+        }
+        if b == quote {
+            if quote == b'\'' && bytes.get(i + 1) == Some(&b'\'') {
+                i += 2;
+                continue;
+            }
+            return Some(i + 1);
+        }
+        i += 1;
+    }
+    None
+}
+
+fn tag_string(tag: &saphyr_parser::Tag) -> String {
+    format!("{}{}", tag.handle, tag.suffix)
+}
+
+/// Parse a YAML stream (without a leading BOM check: the parser skips it, and our offsets count
+/// it) into a [`Tree`].
+pub fn parse(src: &str) -> Result<Tree, EditError> {
+    if src.len() > MAX_BYTES {
+        return Err(EditError::TooLarge {
+            size: src.len(),
+            limit: MAX_BYTES,
+        });
+    }
+    let offsets = Offsets::new(src);
+    let bytes = src.as_bytes();
+    let mut tree = Tree {
+        nodes: Vec::new(),
+        roots: Vec::new(),
+        anchors: Vec::new(),
+    };
+    // Open collections: node id, pending mapping key.
+    let mut stack: Vec<(NodeId, Option<NodeId>)> = Vec::new();
+    let mut parser = Parser::new_from_str(src);
+    let pos = |span: &Span| {
+        (
+            offsets.byte(span.start.index()),
+            offsets.byte(span.end.index()),
+        )
+    };
+
+    while let Some(next) = parser.next_event() {
+        let (event, span) = next.map_err(|e| {
+            let at = offsets.byte(e.marker().index());
+            let (line, col) = line_col(src, at);
+            EditError::Parse {
+                line,
+                col,
+                message: e.info().to_string(),
+            }
+        })?;
+        let (start, end) = pos(&span);
+        let new_node = match event {
+            Event::StreamEnd => break,
+            Event::Scalar(value, style, anchor, tag) => {
+                let text_start = skip_properties(bytes, start, end.max(start));
+                let style = match style {
+                    ScalarStyle::Plain => Style::Plain,
+                    ScalarStyle::SingleQuoted => Style::Single,
+                    ScalarStyle::DoubleQuoted => Style::Double,
+                    _ => Style::Block,
+                };
+                let text_end = match style {
+                    Style::Single | Style::Double => {
+                        quoted_end(bytes, text_start).unwrap_or(end).min(end)
+                    }
+                    Style::Plain => {
+                        let mut e = end.max(text_start);
+                        while e > text_start && matches!(bytes[e - 1], b' ' | b'\t' | b'\r' | b'\n')
+                        {
+                            e -= 1;
+                        }
+                        e
+                    }
+                    Style::Block => end,
+                };
+                Some(Node {
+                    kind: Kind::Scalar {
+                        value: value.into_owned(),
+                        style,
+                        tag: tag.as_deref().map(tag_string),
+                    },
+                    anchor,
+                    start: text_start,
+                    end: text_end,
+                    flow: false,
+                })
+            }
+            Event::Alias(anchor) => Some(Node {
+                kind: Kind::Alias(anchor),
+                anchor: 0,
+                start,
+                end,
+                flow: false,
+            }),
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                if stack.len() >= MAX_DEPTH {
+                    let (line, col) = line_col(src, start);
+                    return Err(EditError::TooDeep {
+                        line,
+                        col,
+                        limit: MAX_DEPTH,
+                    });
+                }
+                let is_seq = matches!(event, Event::SequenceStart(..));
+                let text_start = skip_properties(bytes, start, bytes.len());
+                let flow = matches!(bytes.get(text_start), Some(b'[' | b'{'));
+                Some(Node {
+                    kind: if is_seq {
+                        Kind::Seq(Vec::new())
+                    } else {
+                        Kind::Map(Vec::new())
+                    },
+                    anchor,
+                    start: text_start,
+                    end: text_start,
+                    flow,
+                })
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                if let Some((id, _)) = stack.pop() {
+                    let node = &mut tree.nodes[id];
+                    node.end = if node.flow {
+                        (start + 1).min(end.max(start + 1))
+                    } else {
+                        start
+                    }
+                    .max(node.start);
+                }
+                None
+            }
+            Event::StreamStart | Event::DocumentStart(_) | Event::DocumentEnd | Event::Nothing => {
+                None
+            }
+        };
+        let Some(node) = new_node else { continue };
+        let id = tree.nodes.len();
+        let opens = matches!(node.kind, Kind::Seq(_) | Kind::Map(_));
+        if node.anchor != 0 {
+            tree.anchors.push((node.anchor, id));
+        }
+        tree.nodes.push(node);
+        match stack.last_mut() {
+            None => tree.roots.push(id),
+            Some((parent, pending)) => {
+                let parent = *parent;
+                match &mut tree.nodes[parent].kind {
+                    Kind::Seq(items) => items.push(id),
+                    Kind::Map(entries) => match pending.take() {
+                        None => *pending = Some(id),
+                        Some(key) => entries.push((key, id)),
+                    },
+                    _ => {}
+                }
+            }
+        }
+        if opens {
+            stack.push((id, None));
+        }
+    }
+    Ok(tree)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    /// (value, text) of every scalar.
+    fn scalars(src: &str) -> Vec<(String, String)> {
+        let tree = parse(src).unwrap();
+        tree.nodes
+            .iter()
+            .filter_map(|n| match &n.kind {
+                Kind::Scalar { value, .. } => {
+                    Some((value.clone(), src[n.start..n.end].to_string()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn spans_of_plain_and_quoted_scalars_are_exact() {
+        let got = scalars("a: b  # c\nx: 'q'' r'  \ny: \"d\\\"e\" # z\nl: [p , 'q' , r]\n");
+        let want = [
+            ("a", "a"),
+            ("b", "b"),
+            ("x", "x"),
+            ("q' r", "'q'' r'"),
+            ("y", "y"),
+            ("d\"e", "\"d\\\"e\""),
+            ("l", "l"),
+            ("p", "p"),
+            ("q", "'q'"),
+            ("r", "r"),
+        ];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn spans_are_bytes_with_bom_and_unicode() {
+        let src = "\u{feff}é: ünï\nk: &a \"v\"\nt: !!str 3\nz: *a\n";
+        let got = scalars(src);
+        assert_eq!(got[1], ("ünï".into(), "ünï".into()));
+        assert_eq!(got[3], ("v".into(), "\"v\"".into()));
+        assert_eq!(got[5], ("3".into(), "3".into()));
+    }
+
+    #[test]
+    fn flow_collections_know_their_end() {
+        let src = "m: {k: v, w: [1, 2] }  # x\n";
+        let tree = parse(src).unwrap();
+        let flows: Vec<&str> = tree
+            .nodes
+            .iter()
+            .filter(|n| n.flow)
+            .map(|n| &src[n.start..n.end])
+            .collect();
+        assert_eq!(flows, ["{k: v, w: [1, 2] }", "[1, 2]"]);
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let src = "[".repeat(MAX_DEPTH + 5) + &"]".repeat(MAX_DEPTH + 5);
+        assert!(matches!(parse(&src), Err(EditError::TooDeep { .. })));
+    }
+
+    #[test]
+    fn invalid_yaml_reports_position() {
+        let err = parse("a: b\n c: d\n- x\n").unwrap_err();
+        assert!(matches!(err, EditError::Parse { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn line_col_counts_characters() {
+        assert_eq!(line_col("ab\nçd: e", 7), (2, 4));
+    }
+}

@@ -1,0 +1,483 @@
+//! Unit tests of the editor: one `check` helper, raw-string inputs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::*;
+
+const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+
+fn update(r: &str) -> Update {
+    Update::parse(r).unwrap()
+}
+
+fn helm(path: &str, field: HelmField) -> Target {
+    Target::Helm {
+        path: parse_value_path(path).unwrap(),
+        field,
+    }
+}
+
+/// Apply and compare with the expected text byte for byte.
+#[track_caller]
+fn check(input: &str, target: Target, update: Update, expected: &str) {
+    let edited = apply(input.as_bytes(), &target, &update).unwrap();
+    let got = String::from_utf8(edited.bytes).unwrap();
+    assert_eq!(
+        got, expected,
+        "\n--- got ---\n{got}\n--- want ---\n{expected}"
+    );
+    assert_eq!(edited.changes.is_empty(), input == expected);
+}
+
+#[track_caller]
+fn refuse(input: &str, target: Target, update: Update) -> EditError {
+    apply(input.as_bytes(), &target, &update).unwrap_err()
+}
+
+#[test]
+fn kustomize_updates_new_tag_keeping_everything_else() {
+    check(
+        r#"# overlay
+images:
+  - name: nginx   # web
+    newTag: 1.25.0
+
+  - name: ghcr.io/org/app2
+    newTag: "1.0"
+"#,
+        Target::Kustomize,
+        update("docker.io/library/nginx:1.27.1"),
+        r#"# overlay
+images:
+  - name: nginx   # web
+    newTag: 1.27.1
+
+  - name: ghcr.io/org/app2
+    newTag: "1.0"
+"#,
+    );
+}
+
+#[test]
+fn kustomize_matches_new_name_and_inserts_missing_new_tag() {
+    check(
+        "images:\r\n- name: app\r\n  newName: ghcr.io/org/app # x\r\nresources: [a.yaml]\r\n",
+        Target::Kustomize,
+        update("ghcr.io/org/app:1.10"),
+        "images:\r\n- name: app\r\n  newName: ghcr.io/org/app # x\r\n  newTag: \"1.10\"\r\nresources: [a.yaml]\r\n",
+    );
+}
+
+#[test]
+fn kustomize_insert_at_end_without_final_newline_and_in_flow_mapping() {
+    check(
+        "images:\n  - name: app",
+        Target::Kustomize,
+        update("app:v2"),
+        "images:\n  - name: app\n    newTag: v2",
+    );
+    check(
+        "images: [{name: app, newName: x.io/app}]\n",
+        Target::Kustomize,
+        update("x.io/app:v2"),
+        "images: [{name: app, newName: x.io/app, newTag: v2}]\n",
+    );
+}
+
+#[test]
+fn kustomize_digest_and_stale_digest() {
+    let input = format!("images:\n- name: app\n  newTag: v1\n  digest: {D1}\n");
+    check(
+        &input,
+        Target::Kustomize,
+        update(&format!("app:v2@{D2}")),
+        &format!("images:\n- name: app\n  newTag: v2\n  digest: {D2}\n"),
+    );
+    let err = refuse(&input, Target::Kustomize, update("app:v2"));
+    assert!(
+        matches!(err, EditError::Unsupported { line: 4, .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn kustomize_duplicate_entries_are_ambiguous() {
+    let err = refuse(
+        "images:\n- name: nginx\n  newTag: a\n- name: docker.io/nginx\n  newTag: b\n",
+        Target::Kustomize,
+        update("nginx:c"),
+    );
+    assert!(matches!(err, EditError::Ambiguous { line: 4, .. }), "{err}");
+}
+
+#[test]
+fn manifest_updates_every_container_in_every_document() {
+    check(
+        r#"---
+apiVersion: apps/v1
+kind: Deployment
+spec:
+  template:
+    spec:
+      initContainers:
+        - name: init
+          image: "localhost:5000/app"
+      containers:
+        - name: app
+          image: localhost:5000/app:1.0.0 # pinned
+        - name: other
+          image: localhost:5000/app2:1.0.0
+...
+---
+apiVersion: batch/v1
+kind: CronJob
+spec:
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          containers: [{name: c, image: 'localhost:5000/app:0.9'}]
+"#,
+        Target::Manifest,
+        update("localhost:5000/app:1.2.0"),
+        r#"---
+apiVersion: apps/v1
+kind: Deployment
+spec:
+  template:
+    spec:
+      initContainers:
+        - name: init
+          image: "localhost:5000/app:1.2.0"
+      containers:
+        - name: app
+          image: localhost:5000/app:1.2.0 # pinned
+        - name: other
+          image: localhost:5000/app2:1.0.0
+...
+---
+apiVersion: batch/v1
+kind: CronJob
+spec:
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          containers: [{name: c, image: 'localhost:5000/app:0.9'}]
+"#
+        .replace("'localhost:5000/app:0.9'", "'localhost:5000/app:1.2.0'")
+        .as_str(),
+    );
+}
+
+#[test]
+fn manifest_digest_rules() {
+    let pod = |image: &str| format!("kind: Pod\nspec:\n  containers:\n  - image: {image}\n");
+    // New tag, no digest: the stale digest is dropped.
+    check(
+        &pod(&format!("app:1@{D1}")),
+        Target::Manifest,
+        update("app:2"),
+        &pod("app:2"),
+    );
+    // Same tag, no digest: nothing changes.
+    check(
+        &pod(&format!("app:1@{D1}")),
+        Target::Manifest,
+        update("app:1"),
+        &pod(&format!("app:1@{D1}")),
+    );
+    // Digest only: the tag is kept.
+    check(
+        &pod(&format!("app:1@{D1}")),
+        Target::Manifest,
+        update(&format!("app@{D2}")),
+        &pod(&format!("app:1@{D2}")),
+    );
+    // Tag and digest.
+    check(
+        &pod("docker.io/app"),
+        Target::Manifest,
+        update(&format!("app:3@{D2}")),
+        &pod(&format!("docker.io/app:3@{D2}")),
+    );
+}
+
+#[test]
+fn helm_paths_fields_and_quoting() {
+    let values = r#"image:
+  repository: bitnami/nginx
+  tag: 1.25.0  # the tag
+  digest: ""
+api:
+  image: {repository: ghcr.io/org/api, tag: '1.0'}
+sidecars:
+  - image: {tag: a}
+  - image:
+      tag: b
+"a.b":
+  tag: x
+"#;
+    check(
+        values,
+        helm("image.tag", HelmField::Tag),
+        update("nginx:1.27.0"),
+        &values.replace("tag: 1.25.0", "tag: 1.27.0"),
+    );
+    check(
+        values,
+        helm("api.image.tag", HelmField::Tag),
+        update("ghcr.io/org/api:1.10"),
+        &values.replace("tag: '1.0'", "tag: '1.10'"),
+    );
+    check(
+        values,
+        helm("sidecars[1].image.tag", HelmField::Tag),
+        update("x:1.10"),
+        &values.replace("tag: b", "tag: \"1.10\""),
+    );
+    check(
+        values,
+        helm("\"a.b\".tag", HelmField::Tag),
+        update("x:yes"),
+        &values.replace("tag: x", "tag: \"yes\""),
+    );
+    check(
+        values,
+        helm("image.digest", HelmField::Digest),
+        update(&format!("nginx@{D1}")),
+        &values.replace("digest: \"\"", &format!("digest: \"{D1}\"")),
+    );
+    check(
+        values,
+        helm("image.repository", HelmField::Repository),
+        update("docker.io/bitnami/nginx:1"),
+        values,
+    );
+    check(
+        values,
+        helm("image.repository", HelmField::Repository),
+        update("ghcr.io/x/nginx:1"),
+        &values.replace("bitnami/nginx", "ghcr.io/x/nginx"),
+    );
+}
+
+#[test]
+fn helm_ref_field() {
+    check(
+        "image: nginx:1.0 # x\n",
+        helm("image", HelmField::Ref),
+        update("docker.io/library/nginx:1.1"),
+        "image: nginx:1.1 # x\n",
+    );
+}
+
+#[test]
+fn helm_refusals_leave_nothing() {
+    let values = "image:\n  tag: 1.0.0\n  list: [a]\n  block: |\n    x\ndup: 1\ndup: 2\n";
+    let cases = [
+        ("image.nope", "PathNotFound"),
+        ("image.tag.x", "PathNotFound"),
+        ("image.list", "NotScalar"),
+        ("image.list[3]", "PathNotFound"),
+        ("image.block", "Unsupported"),
+        ("dup", "Ambiguous"),
+    ];
+    for (path, want) in cases {
+        let err = refuse(values, helm(path, HelmField::Tag), update("x:2"));
+        assert!(format!("{err:?}").starts_with(want), "{path}: {err:?}");
+    }
+    let err = refuse("a: [\n", helm("a", HelmField::Tag), update("x:2"));
+    assert!(matches!(err, EditError::Parse { .. }), "{err:?}");
+}
+
+#[test]
+fn invalid_values_are_refused() {
+    assert!(Update::parse("app:-bad").is_err());
+    assert!(Update::new("app", Some(".x"), None).is_err());
+    assert!(Update::new("app", None, Some("sha256:12")).is_err());
+    assert!(Update::new("app", None, None).is_err());
+    let p = parse_value_path("image.tag").unwrap();
+    assert!(set_value(b"image: {tag: a}\n", &p, HelmField::Tag, "bad tag").is_err());
+    assert!(set_value(b"image: {tag: a}\n", &p, HelmField::Digest, "sha256:zz").is_err());
+}
+
+#[test]
+fn set_value_writes_exactly_the_value() {
+    let p = parse_value_path("image.tag").unwrap();
+    let out = set_value(b"image: {tag: a}\n", &p, HelmField::Tag, "012").unwrap();
+    assert_eq!(out.bytes, b"image: {tag: \"012\"}\n");
+    assert_eq!(
+        out.changes,
+        vec![Change {
+            line: 1,
+            column: 14,
+            old: "a".into(),
+            new: "012".into()
+        }]
+    );
+}
+
+#[test]
+fn aliased_value_is_edited_at_its_anchor() {
+    check(
+        "defaults: &tag 1.0.0\nimage:\n  tag: *tag\n",
+        helm("image.tag", HelmField::Tag),
+        update("x:1.1.0"),
+        "defaults: &tag 1.1.0\nimage:\n  tag: *tag\n",
+    );
+}
+
+#[test]
+fn flux_markers() {
+    let src = r#"spec:
+  containers:
+  - image: ghcr.io/org/app:1.0.0 # {"$imagepolicy": "flux-system:app"}
+values:
+  image:
+    repository: ghcr.io/org/app # {"$imagepolicy": "flux-system:app:name"}
+    tag: 1.0.0 # {"$imagepolicy": "flux-system:app:tag"}
+    other: 1.0.0 # {"$imagepolicy": "flux-system:other:tag"}
+    digest: none # {"$imagepolicy": "flux-system:app:digest"}
+note: |
+  tag: 1.0.0 # {"$imagepolicy": "flux-system:app:tag"}
+"#;
+    let marker = Target::Marker {
+        policy: "flux-system:app".into(),
+    };
+    check(
+        src,
+        marker,
+        update(&format!("ghcr.io/org/app:1.1.0@{D1}")),
+        &src.replacen("app:1.0.0 #", &format!("app:1.1.0@{D1} #"), 1)
+            .replacen(
+                "tag: 1.0.0 # {\"$imagepolicy\": \"flux-system:app:tag\"}\n    other",
+                "tag: 1.1.0 # {\"$imagepolicy\": \"flux-system:app:tag\"}\n    other",
+                1,
+            )
+            .replace("digest: none", &format!("digest: {D1}")),
+    );
+}
+
+#[test]
+fn auto_covers_kustomize_manifests_and_whole_ref_markers() {
+    let kust = "images:\n- name: app\n  newTag: v1\n";
+    check(
+        kust,
+        Target::Auto,
+        update("app:v2"),
+        "images:\n- name: app\n  newTag: v2\n",
+    );
+    let helm_values = "image: ghcr.io/o/app:v1 # {\"$imagepolicy\": \"ns:app\"}\ntag: v1 # {\"$imagepolicy\": \"ns:app:tag\"}\n";
+    check(
+        helm_values,
+        Target::Auto,
+        update("ghcr.io/o/app:v2"),
+        &helm_values.replacen("app:v1", "app:v2", 1),
+    );
+}
+
+#[test]
+fn find_reports_what_is_deployed() {
+    let src = "# c\nimages:\n  - name: nginx\n    newName: ghcr.io/org/nginx\n    newTag: '1.0'\n";
+    let image = ImageRef::parse("ghcr.io/org/nginx").unwrap();
+    let found = find(src.as_bytes(), &Target::Auto, &image).unwrap();
+    assert_eq!(
+        found,
+        vec![Found {
+            line: 3,
+            column: 11,
+            name: Some("ghcr.io/org/nginx".into()),
+            tag: Some("1.0".into()),
+            digest: None
+        }]
+    );
+    let pod = format!("kind: Pod\nspec:\n  containers:\n  - image: app@{D1}\n");
+    let found = find(
+        pod.as_bytes(),
+        &Target::Manifest,
+        &ImageRef::parse("app").unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        found,
+        vec![Found {
+            line: 4,
+            column: 12,
+            name: Some("app".into()),
+            tag: None,
+            digest: Some(D1.into())
+        }]
+    );
+}
+
+#[test]
+fn preserves_bom_unicode_tabs_and_comments() {
+    let src = "\u{feff}# ünïcode ✓\nimage:\t# tab\n  tag: \"1.0\"\t# é\n";
+    check(
+        src,
+        helm("image.tag", HelmField::Tag),
+        update("x:2.0"),
+        "\u{feff}# ünïcode ✓\nimage:\t# tab\n  tag: \"2.0\"\t# é\n",
+    );
+}
+
+#[test]
+fn already_up_to_date_is_no_change() {
+    let src = "image:\n  tag: v1\n";
+    let out = apply(
+        src.as_bytes(),
+        &helm("image.tag", HelmField::Tag),
+        &update("x:v1"),
+    )
+    .unwrap();
+    assert!(out.changes.is_empty());
+    assert_eq!(out.bytes, src.as_bytes());
+}
+
+#[test]
+fn value_paths_parse_and_print() {
+    for (input, printed) in [
+        ("image.tag", "image.tag"),
+        ("sidecars[1].image.tag", "sidecars[1].image.tag"),
+        ("a.\"b.c\".d", "a.\"b.c\".d"),
+        ("[0].a", "[0].a"),
+    ] {
+        assert_eq!(parse_value_path(input).unwrap().to_string(), printed);
+    }
+    for bad in ["", "a.", "a..b", "a[x]", "a.\"b"] {
+        assert!(parse_value_path(bad).is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn alias_bomb_is_bounded() {
+    let mut src = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..40 {
+        let p = i - 1;
+        src.push_str(&format!(
+            "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+        ));
+    }
+    src.push_str("image:\n  tag: v1\n");
+    check(
+        &src,
+        helm("image.tag", HelmField::Tag),
+        update("x:v2"),
+        &src.replace("tag: v1", "tag: v2"),
+    );
+}
+
+#[test]
+fn non_utf8_and_huge_inputs_are_refused() {
+    let t = helm("a", HelmField::Tag);
+    assert_eq!(
+        apply(b"a: \xff\n", &t, &update("x:1")).unwrap_err(),
+        EditError::NotUtf8
+    );
+    let huge = vec![b'#'; scan::MAX_BYTES + 1];
+    assert!(matches!(
+        apply(&huge, &t, &update("x:1")).unwrap_err(),
+        EditError::TooLarge { .. }
+    ));
+}
