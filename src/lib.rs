@@ -15,3 +15,4 @@
 
 pub mod cli;
 pub mod reference;
+pub mod registry;
