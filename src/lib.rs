@@ -20,3 +20,4 @@ pub mod engine;
 pub mod edit;
 pub mod reference;
 pub mod policy;
+pub mod registry;

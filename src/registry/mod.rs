@@ -1,0 +1,262 @@
+//! The OCI distribution client: which tags exist, what digest a tag has, when an image was built.
+//!
+//! Owns: talking to registries over HTTP (auth challenges, token caching, tag pagination,
+//! manifests and config blobs, retries, rate and concurrency limits per registry, TLS options)
+//! and the per-registry request counters the daemon exports.
+//!
+//! Invariant: `registry` knows nothing about YAML, git, apps or policies. It answers three
+//! questions ([`Client::list_tags`], [`Client::digest`], [`Client::created`]) with the fewest
+//! requests possible: a bearer token is fetched once per scope and reused until it expires, the
+//! auth scheme of a registry is learnt once (one challenge) and then used up front, tag lists
+//! follow `Link` pages with an adaptive page size, and everything addressed by a digest is cached
+//! for good in a bounded map. Tag lists are never cached.
+//!
+//! Design choice: the HTTP client is written here on `reqwest` instead of `oci-client`.
+//! `oci-client` 0.18 has no `Link` pagination with an adaptive page size, keeps tokens per
+//! client and operation instead of per scope with expiry, has no `HEAD` digest with a `GET`
+//! fallback and no per-registry rate or concurrency limits; wrapping it would have meant
+//! re-implementing every request anyway. The manifest and index types are a few tolerant serde
+//! structs in [`manifest`] (only the fields we read), so the crate is not used at all.
+//! One `reqwest::Client` exists per configured registry entry (each may have its own CA file),
+//! and each registry has its own semaphore and rate limiter: a slow or failing registry never
+//! blocks another.
+
+mod auth;
+mod cache;
+mod client;
+mod docker_config;
+mod limits;
+mod manifest;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use client::Client;
+pub use manifest::{DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, Platform};
+
+/// A secret string (password, token). Its `Debug` and `Display` never show the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wrap a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret value, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// How to authenticate to one registry.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum RegistryAuth {
+    /// No credentials; bearer challenges are answered with anonymous tokens.
+    #[default]
+    Anonymous,
+    /// Username and password: sent as HTTP basic auth to the registry, or to the token realm.
+    Basic { username: String, password: Secret },
+    /// A ready bearer token, sent as `Authorization: Bearer` to the registry.
+    Token(Secret),
+    /// A docker `config.json` (`auths`, `credHelpers`, `credsStore`), read on first use.
+    DockerConfig(PathBuf),
+}
+
+/// Settings for the registries whose `registry/repository` name starts with `prefix`.
+#[derive(Debug, Clone)]
+pub struct RegistrySettings {
+    /// A registry host (`ghcr.io`, `localhost:5000`) or host/path prefix (`ghcr.io/acme`);
+    /// the longest matching prefix wins.
+    pub prefix: String,
+    pub auth: RegistryAuth,
+    /// Requests per second sent to this registry (tokens included); `None` = unlimited.
+    pub requests_per_second: Option<f64>,
+    /// Requests in flight at once to this registry.
+    pub max_concurrency: usize,
+    /// Plain HTTP instead of HTTPS (local registries).
+    pub insecure: bool,
+    /// A PEM file of extra CA certificates trusted for this registry (on top of system roots).
+    pub ca_file: Option<PathBuf>,
+    /// Platform picked in a multi-arch index.
+    pub platform: Platform,
+}
+
+impl RegistrySettings {
+    /// Settings for `prefix` with the defaults: anonymous, HTTPS, no rate limit,
+    /// 8 concurrent requests, linux/amd64.
+    pub fn new(prefix: impl Into<String>) -> Self {
+        RegistrySettings {
+            prefix: prefix.into(),
+            auth: RegistryAuth::Anonymous,
+            requests_per_second: None,
+            max_concurrency: 8,
+            insecure: false,
+            ca_file: None,
+            platform: Platform::default(),
+        }
+    }
+}
+
+/// Client-wide options (the same for every registry).
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Time allowed to open a connection.
+    pub connect_timeout: Duration,
+    /// Time allowed for one whole request, body included.
+    pub request_timeout: Duration,
+    /// Retries after a 5xx, a 429, a timeout or a connection error (so `retries + 1` attempts).
+    pub retries: u32,
+    /// First backoff delay; doubled per retry, with jitter, capped by `max_backoff`.
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Longest `Retry-After` honoured; a longer one is waited for only up to this.
+    pub max_retry_after: Duration,
+    pub user_agent: String,
+    /// First `n` asked for on a tags list; halved when a registry answers 400 to it.
+    pub page_size: usize,
+    /// Entries kept in the by-digest cache (creation times).
+    pub cache_entries: usize,
+    /// Largest response body read (manifests, tag lists, config blobs).
+    pub max_body_bytes: usize,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            retries: 3,
+            initial_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(10),
+            max_retry_after: Duration::from_secs(60),
+            user_agent: format!("imagebump/{}", env!("CARGO_PKG_VERSION")),
+            page_size: 100,
+            cache_entries: 10_000,
+            max_body_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// Why a registry question could not be answered. Messages name the registry and repository.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    #[error(
+        "authentication failed for {registry} (repository {repository}): {detail}; check the credentials configured for this registry"
+    )]
+    Unauthorized {
+        registry: String,
+        repository: String,
+        detail: String,
+    },
+    #[error("{what} not found in {registry}/{repository}")]
+    NotFound {
+        registry: String,
+        repository: String,
+        what: String,
+    },
+    #[error(
+        "{registry} is rate limiting us (429 Too Many Requests) for {repository}{}; lower requests_per_second for this registry or retry later",
+        retry_after.map(|d| format!(", retry after {}s", d.as_secs())).unwrap_or_default()
+    )]
+    RateLimited {
+        registry: String,
+        repository: String,
+        retry_after: Option<Duration>,
+    },
+    #[error("cannot reach {registry} (repository {repository}): {detail}")]
+    Unreachable {
+        registry: String,
+        repository: String,
+        detail: String,
+    },
+    #[error("bad response from {registry} for {repository}: {detail}")]
+    BadResponse {
+        registry: String,
+        repository: String,
+        detail: String,
+    },
+    #[error("invalid registry settings for {prefix}: {detail}")]
+    Settings { prefix: String, detail: String },
+    #[error("cannot get credentials for {registry}: {detail}")]
+    Credentials { registry: String, detail: String },
+}
+
+/// How one HTTP request ended, for the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Outcome {
+    /// 2xx or 3xx.
+    Ok,
+    /// 401 or 403.
+    Unauthorized,
+    NotFound,
+    RateLimited,
+    /// Another 4xx.
+    ClientError,
+    /// 5xx.
+    ServerError,
+    /// No HTTP answer: connection refused, reset, timeout, TLS error.
+    ConnectionError,
+}
+
+impl Outcome {
+    /// A bounded label for metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Unauthorized => "unauthorized",
+            Outcome::NotFound => "not_found",
+            Outcome::RateLimited => "rate_limited",
+            Outcome::ClientError => "client_error",
+            Outcome::ServerError => "server_error",
+            Outcome::ConnectionError => "connection_error",
+        }
+    }
+}
+
+/// Counters of one registry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegistryStats {
+    /// Every HTTP request sent on behalf of this registry (tokens and retries included).
+    pub requests: u64,
+    /// Of `requests`, those sent to the token realm.
+    pub token_requests: u64,
+    /// Of `requests`, those that repeated a failed attempt (5xx, 429, timeout, connection).
+    pub retries: u64,
+    /// Of `requests`, those that were tag list pages.
+    pub tag_pages: u64,
+    pub by_outcome: BTreeMap<Outcome, u64>,
+}
+
+/// A snapshot of the counters, by registry name (`docker.io`, `ghcr.io`, `127.0.0.1:5000`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub registries: BTreeMap<String, RegistryStats>,
+}
+
+impl Stats {
+    /// Requests sent to every registry.
+    pub fn total_requests(&self) -> u64 {
+        self.registries.values().map(|r| r.requests).sum()
+    }
+
+    /// The counters of one registry (zero when it was never asked).
+    pub fn registry(&self, name: &str) -> RegistryStats {
+        self.registries.get(name).cloned().unwrap_or_default()
+    }
+}
