@@ -199,7 +199,13 @@ mod tests {
     const KEY_B: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIJ7tQsQhwSJEcIMTUCGpqNcb6AoHcuMYpGjyCBqHhbse";
 
     fn blob(b64: &str) -> Vec<u8> {
-        BASE64.decode(b64).expect("test key")
+        BASE64.decode(b64).unwrap_or_default()
+    }
+
+    #[test]
+    fn test_keys_decode() {
+        assert_eq!(blob(KEY_A).len(), 51);
+        assert_ne!(blob(KEY_A), blob(KEY_B));
     }
 
     #[test]

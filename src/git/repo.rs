@@ -215,7 +215,12 @@ impl Checkout {
             let mut options = CheckoutBuilder::new();
             options.force().remove_untracked(true).remove_ignored(true);
             self.repo
-                .reset(commit.as_object(), ResetType::Hard, Some(&mut options))
+                .reset(commit.as_object(), ResetType::Hard, Some(&mut options))?;
+            // `reset` keeps untracked files whatever the options say; a forced checkout of
+            // HEAD with `remove_untracked` drops them.
+            let mut options = CheckoutBuilder::new();
+            options.force().remove_untracked(true).remove_ignored(true);
+            self.repo.checkout_head(Some(&mut options))
         })();
         result.map_err(|e| self.local(e))
     }
