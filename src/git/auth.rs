@@ -133,7 +133,7 @@ fn credentials(
     if calls > 1 {
         return Err(state.fail(CallbackFailure::Auth(format!(
             "the remote refused the credentials of the rule for `{}`; check the username, \
-             password/token or key configured for it",
+             password/token, or SSH key and its passphrase configured for it",
             rule.map(|r| r.url_prefix.as_str()).unwrap_or(&shown)
         ))));
     }
@@ -148,6 +148,12 @@ fn credentials(
             passphrase,
             ..
         } if allowed.contains(CredentialType::SSH_KEY) => {
+            if let Err(e) = std::fs::metadata(key_file) {
+                return Err(state.fail(CallbackFailure::Auth(format!(
+                    "cannot read SSH key file {}: {e}",
+                    key_file.display()
+                ))));
+            }
             let public = key_file.with_extension("pub");
             let public = public.is_file().then_some(public.as_path());
             Cred::ssh_key(

@@ -15,8 +15,14 @@
 //! `push_negotiation` callback) that the remote branch is still where the caller expects it.
 //!
 //! All calls block (libgit2 is synchronous); async callers wrap them in `spawn_blocking`.
-//! One [`CloneCache`] directory serves one URL; the caller runs at most one operation per
-//! repository at a time (the write-back batches every app of a repository into one pass).
+//! One [`CloneCache`] directory serves one URL and one [`Checkout`] at a time (a second one is
+//! refused with [`GitError::Busy`]); the write-back batches every app of a repository into one
+//! pass anyway.
+//!
+//! Known limit: over `file://` libgit2 writes the remote ref itself and checks fast-forward
+//! against the ref it listed a moment before, so a writer that lands inside that window is
+//! not detected. Smart HTTP and SSH remotes check the old value atomically on the server, and
+//! that refusal is reported per ref like any other.
 
 mod auth;
 mod known_hosts;
@@ -111,7 +117,7 @@ impl GitSettings {
 /// What went wrong, always naming the repository (userinfo stripped) and never a secret.
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
-    #[error("git {url}: authentication failed for {url}: {reason}")]
+    #[error("authentication failed for {url}: {reason}")]
     Auth { url: String, reason: String },
     #[error("git {url}: SSH host key check failed: {reason}")]
     HostKey { url: String, reason: String },
@@ -123,6 +129,8 @@ pub enum GitError {
         operation: &'static str,
         reason: String,
     },
+    #[error("git {url}: another operation on this repository is still running")]
+    Busy { url: String },
     #[error("git {url}: local repository {path}: {reason}")]
     Local {
         url: String,

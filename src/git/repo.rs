@@ -1,8 +1,9 @@
 //! The clone cache and the operations on one checked-out branch.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
 use std::path::{Component, Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use git2::build::CheckoutBuilder;
 use git2::{
@@ -19,10 +20,42 @@ const REMOTE: &str = "origin";
 const OUTGOING_REF: &str = "refs/imagebump/outgoing";
 
 /// One working clone per repository URL under `workdir`, reused across passes.
+///
+/// Clones of the cache share a record of the directories in use: a second [`Checkout`] of a
+/// URL while the first is alive is refused ([`GitError::Busy`]) instead of racing on its files.
 #[derive(Debug, Clone)]
 pub struct CloneCache {
     workdir: PathBuf,
     settings: Arc<GitSettings>,
+    in_use: Arc<Mutex<HashSet<PathBuf>>>,
+}
+
+/// Marks a clone directory as in use until dropped.
+#[derive(Debug)]
+struct InUse {
+    dirs: Arc<Mutex<HashSet<PathBuf>>>,
+    dir: PathBuf,
+}
+
+impl InUse {
+    fn claim(dirs: &Arc<Mutex<HashSet<PathBuf>>>, dir: &Path) -> Option<InUse> {
+        // A poisoned lock only means another thread panicked; the set itself is still valid.
+        let mut set = dirs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        set.insert(dir.to_path_buf()).then(|| InUse {
+            dirs: Arc::clone(dirs),
+            dir: dir.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for InUse {
+    fn drop(&mut self) {
+        let mut set = self
+            .dirs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        set.remove(&self.dir);
+    }
 }
 
 impl CloneCache {
@@ -30,6 +63,7 @@ impl CloneCache {
         CloneCache {
             workdir,
             settings: Arc::new(settings),
+            in_use: Arc::default(),
         }
     }
 
@@ -74,8 +108,12 @@ impl CloneCache {
         if !git2::Reference::is_valid_name(&format!("refs/heads/{branch}")) {
             return Err(local(format!("`{branch}` is not a valid branch name")));
         }
+        let in_use = InUse::claim(&self.in_use, &dir).ok_or_else(|| GitError::Busy {
+            url: redact_url(url),
+        })?;
         let repo = open_or_init(&dir, url).map_err(|e| local(e.message().to_string()))?;
         let checkout = Checkout {
+            _in_use: in_use,
             repo,
             dir,
             url: url.to_string(),
@@ -147,6 +185,7 @@ pub struct CommitInfo {
 
 /// A clone whose work tree is at the remote head of one branch.
 pub struct Checkout {
+    _in_use: InUse,
     repo: Repository,
     dir: PathBuf,
     url: String,

@@ -11,7 +11,7 @@ use imagebump::git::{
     Oid, PushOutcome, RetryOptions, Secret, WriteBackError, commit_and_push,
 };
 
-use crate::support::git::{BareRepo, GitHttpServer, SshServer};
+use crate::support::git::{BareRepo, GitHttpServer, KEY_PASSPHRASE, SshServer};
 
 const BOT_EMAIL: &str = "imagebump@example.com";
 const PASSWORD: &str = "pa55-w0rd-xyz";
@@ -663,5 +663,136 @@ fn commit_on_reports_no_change_and_file_at_reads_trees() {
     assert_eq!(
         checkout.file_at(removed, Path::new("README")).unwrap(),
         None
+    );
+}
+
+#[test]
+fn http_race_inside_the_server_is_retried() {
+    // The branch moves after our push saw the advertisement: receive-pack's own
+    // compare-and-swap refuses, Remote::push returns Ok, push_update_reference says no.
+    let bare = seeded();
+    let server = GitHttpServer::start(bare.root(), "tester", PASSWORD);
+    let url = server.url("repo.git");
+    let work = tempfile::tempdir().unwrap();
+    let cache = CloneCache::new(
+        work.path().to_path_buf(),
+        settings(vec![userpass(&url, PASSWORD)]),
+    );
+    bare.sneak_in_commit_during_next_push("main");
+    let report = commit_and_push(&cache, &url, "main", &fast_retry(5), |checkout| {
+        append_line(checkout, "ours")
+    })
+    .unwrap();
+    assert!(report.pushed);
+    assert_eq!(report.attempts, 2);
+    let subjects: Vec<String> = bare.log("main").into_iter().map(|(_, s, _)| s).collect();
+    assert_eq!(
+        subjects,
+        vec!["imagebump: ours", "sneaky human", "initial commit"]
+    );
+    assert!(!bare.any_forced_update("main"));
+}
+
+#[test]
+fn ssh_lease_lost_inside_the_server_is_not_pushed() {
+    let bare = seeded();
+    let sshd = SshServer::start();
+    let url = sshd.url(bare.path());
+    let rules = vec![ssh_rule("ssh://", sshd.user_key(), sshd.known_hosts())];
+    let work = tempfile::tempdir().unwrap();
+    let cache = CloneCache::new(work.path().to_path_buf(), settings(rules));
+    let checkout = cache.checkout(&url, "main").unwrap();
+    let base = checkout.head().unwrap();
+    let bot = "imagebump/shop";
+    let file = write(&checkout, "app.yaml", "tag: 1.1.0\n");
+    let first = checkout
+        .commit_on(base, std::slice::from_ref(&file), "bump 1.1.0")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        checkout.push_with_lease(first, bot, None).unwrap(),
+        LeaseOutcome::Pushed
+    );
+
+    bare.sneak_in_commit_during_next_push(bot);
+    write(&checkout, "app.yaml", "tag: 1.2.0\n");
+    let second = checkout
+        .commit_on(base, &[file], "bump 1.2.0")
+        .unwrap()
+        .unwrap();
+    let outcome = checkout.push_with_lease(second, bot, Some(first)).unwrap();
+    assert!(
+        matches!(outcome, LeaseOutcome::Rejected { .. }),
+        "{outcome:?}"
+    );
+    let log = bare.log(bot);
+    assert_eq!(log[0].1, "sneaky human");
+    assert_eq!(log[1].0, first.to_string());
+}
+
+#[test]
+fn ssh_key_with_passphrase() {
+    let bare = seeded();
+    let sshd = SshServer::start();
+    let url = sshd.url(bare.path());
+    let rule = |passphrase: &str| CredentialRule {
+        url_prefix: "ssh://".into(),
+        credential: Credential::SshKey {
+            key_file: sshd.passphrase_key(),
+            passphrase: Some(Secret::new(passphrase)),
+            known_hosts_file: sshd.known_hosts(),
+        },
+    };
+    round_trip(&url, settings(vec![rule(KEY_PASSPHRASE)]), &bare);
+
+    let work = tempfile::tempdir().unwrap();
+    let cache = CloneCache::new(
+        work.path().to_path_buf(),
+        settings(vec![rule("not-it-123")]),
+    );
+    let err = cache.checkout(&url, "main").unwrap_err();
+    let message = format!("{err} {err:?}");
+    assert!(!message.contains("not-it-123"), "{message}");
+    assert!(
+        message.contains(&url.replace(&format!("{}@", whoami_from(&url)), "")),
+        "{message}"
+    );
+}
+
+/// The user part of an ssh:// URL.
+fn whoami_from(url: &str) -> &str {
+    url.trim_start_matches("ssh://").split('@').next().unwrap()
+}
+
+#[test]
+fn one_checkout_per_repository_at_a_time() {
+    let bare = seeded();
+    let work = tempfile::tempdir().unwrap();
+    let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![]));
+    let first = cache.checkout(&bare.file_url(), "main").unwrap();
+    let err = cache
+        .clone()
+        .checkout(&bare.file_url(), "main")
+        .unwrap_err();
+    assert!(matches!(err, GitError::Busy { .. }), "{err:?}");
+    drop(first);
+    assert!(cache.checkout(&bare.file_url(), "main").is_ok());
+}
+
+#[test]
+fn ssh_missing_key_file_is_named() {
+    let bare = seeded();
+    let sshd = SshServer::start();
+    let url = sshd.url(bare.path());
+    let missing = PathBuf::from("/nonexistent/id_ed25519");
+    let rules = vec![ssh_rule("ssh://", missing, sshd.known_hosts())];
+    let work = tempfile::tempdir().unwrap();
+    let cache = CloneCache::new(work.path().to_path_buf(), settings(rules));
+    let err = cache.checkout(&url, "main").unwrap_err();
+    assert!(matches!(err, GitError::Auth { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("cannot read SSH key file /nonexistent/id_ed25519"),
+        "{err}"
     );
 }

@@ -25,6 +25,8 @@ use super::free_port;
 
 pub const HTTP_BACKEND: &str = "/usr/lib/git-core/git-http-backend";
 pub const SSHD: &str = "/usr/sbin/sshd";
+/// Passphrase of [`SshServer::passphrase_key`].
+pub const KEY_PASSPHRASE: &str = "key-pass-phrase-42";
 
 /// Runs the git CLI in `dir` with a fixed identity; panics with stderr on failure.
 pub fn git(dir: &Path, args: &[&str]) -> String {
@@ -167,6 +169,31 @@ impl BareRepo {
             &["push", "-q", "origin", &format!("HEAD:refs/heads/{branch}")],
         );
         git(work, &["rev-parse", "HEAD"])
+    }
+
+    /// A writer that wins the race *inside* the server: the next push's `pre-receive` hook
+    /// (which runs after the client saw the ref advertisement, before receive-pack updates the
+    /// ref) commits "sneaky human" on `branch`. receive-pack's compare-and-swap on the old value
+    /// then fails for the push being received. Only for HTTP and SSH (hooks run there).
+    pub fn sneak_in_commit_during_next_push(&self, branch: &str) {
+        let hook = self.path.join("hooks/pre-receive");
+        let marker = self.path.join("sneaked");
+        let _ = std::fs::remove_file(&marker);
+        std::fs::write(
+            &hook,
+            format!(
+                "#!/bin/sh\ncat >/dev/null\n[ -e '{marker}' ] && exit 0\ntouch '{marker}'\n\
+                 unset GIT_OBJECT_DIRECTORY GIT_ALTERNATE_OBJECT_DIRECTORIES GIT_QUARANTINE_PATH\n\
+                 old=$(git rev-parse refs/heads/{branch}) || exit 1\n\
+                 new=$(GIT_AUTHOR_NAME=Human GIT_AUTHOR_EMAIL=human@example.com \
+                 GIT_COMMITTER_NAME=Human GIT_COMMITTER_EMAIL=human@example.com \
+                 git commit-tree -p $old -m 'sneaky human' \"$old^{{tree}}\") || exit 1\n\
+                 git update-ref refs/heads/{branch} $new $old || exit 1\nexit 0\n",
+                marker = marker.display()
+            ),
+        )
+        .expect("write hook");
+        set_executable(&hook);
     }
 
     /// Installs a `pre-receive` hook that refuses every push (a protected branch).
@@ -500,11 +527,16 @@ impl SshServer {
     pub fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let d = dir.path();
-        keygen(&d.join("host_key"));
-        keygen(&d.join("user_key"));
-        keygen(&d.join("other_key"));
-        keygen(&d.join("other_host_key"));
-        std::fs::copy(d.join("user_key.pub"), d.join("authorized_keys")).expect("authorized_keys");
+        keygen(&d.join("host_key"), "");
+        keygen(&d.join("user_key"), "");
+        keygen(&d.join("other_key"), "");
+        keygen(&d.join("other_host_key"), "");
+        keygen(&d.join("passphrase_key"), KEY_PASSPHRASE);
+        let authorized = [
+            std::fs::read_to_string(d.join("user_key.pub")).expect("user key"),
+            std::fs::read_to_string(d.join("passphrase_key.pub")).expect("passphrase key"),
+        ];
+        std::fs::write(d.join("authorized_keys"), authorized.concat()).expect("authorized_keys");
         let user = std::env::var("USER")
             .ok()
             .filter(|u| !u.is_empty())
@@ -581,6 +613,11 @@ impl SshServer {
         self.dir.path().join("user_key")
     }
 
+    /// A private key sshd accepts, encrypted with [`KEY_PASSPHRASE`].
+    pub fn passphrase_key(&self) -> PathBuf {
+        self.dir.path().join("passphrase_key")
+    }
+
     /// A private key sshd does not accept.
     pub fn other_key(&self) -> PathBuf {
         self.dir.path().join("other_key")
@@ -630,14 +667,14 @@ impl Drop for SshServer {
     }
 }
 
-fn keygen(path: &Path) {
+fn keygen(path: &Path, passphrase: &str) {
     let status = Command::new("ssh-keygen")
         .args([
             "-q",
             "-t",
             "ed25519",
             "-N",
-            "",
+            passphrase,
             "-C",
             "imagebump-test",
             "-f",
