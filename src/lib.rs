@@ -21,3 +21,4 @@ pub mod edit;
 pub mod reference;
 pub mod policy;
 pub mod registry;
+pub mod git;

@@ -10,4 +10,7 @@
 mod examples;
 mod select;
 mod set;
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod git;
 mod support;

@@ -1,0 +1,216 @@
+//! Git write-back: a clone cache, incremental fetch, commit, push with conflict retry, and the
+//! compare-and-swap push that pull-request mode needs.
+//!
+//! **Architecture invariant:** `git` knows nothing about YAML, registries, policies or forges.
+//! It moves bytes the caller already wrote into the work tree into commits on a remote, and
+//! reports per ref what the remote did with them. Everything runs in-process through libgit2
+//! (`git2`): no `git` child process is ever spawned, so none can leak.
+//!
+//! **Main design choice:** the remote is the only source of truth. A [`Checkout`] is always
+//! fetched and hard-reset (untracked files removed) to the remote head of exactly one branch
+//! before the caller edits anything, and a rejected push is answered by fetching, resetting and
+//! asking the caller to plan again ([`commit_and_push`]): a human's commit that landed in the
+//! meantime is kept and built upon, never overwritten. The normal path never force-pushes; the
+//! only forced update is [`Checkout::push_with_lease`], which first checks (in libgit2's
+//! `push_negotiation` callback) that the remote branch is still where the caller expects it.
+//!
+//! All calls block (libgit2 is synchronous); async callers wrap them in `spawn_blocking`.
+//! One [`CloneCache`] directory serves one URL and one [`Checkout`] at a time (a second one is
+//! refused with [`GitError::Busy`]); the write-back batches every app of a repository into one
+//! pass anyway.
+//!
+//! Known limit: over `file://` libgit2 writes the remote ref itself and checks fast-forward
+//! against the ref it listed a moment before, so a writer that lands inside that window is
+//! not detected. Smart HTTP and SSH remotes check the old value atomically on the server, and
+//! that refusal is reported per ref like any other.
+
+mod auth;
+mod known_hosts;
+mod repo;
+mod writeback;
+
+use std::fmt;
+use std::path::PathBuf;
+
+pub use git2::Oid;
+pub use repo::{Checkout, CloneCache, CommitInfo, LeaseOutcome, PushOutcome};
+pub use writeback::{PushReport, RetryOptions, WriteBackError, commit_and_push};
+
+/// A secret string (password, token, key passphrase). `Debug` and `Display` print `***`, so
+/// it cannot reach a log line or an error message by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for the one place that hands it to libgit2.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Author and committer of every commit imagebump makes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Author {
+    pub name: String,
+    pub email: String,
+}
+
+/// How to authenticate to a remote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// HTTPS basic auth; a token goes in `password` (with the forge's conventional username).
+    UserPass { username: String, password: Secret },
+    /// An SSH private key (OpenSSH format), the host key checked against `known_hosts_file`.
+    /// The user name comes from the URL (`ssh://git@host/...`), `git` when the URL has none.
+    SshKey {
+        key_file: PathBuf,
+        passphrase: Option<Secret>,
+        known_hosts_file: PathBuf,
+    },
+    /// No credentials (public HTTPS remotes, `file://`).
+    None,
+}
+
+/// A credential for every URL starting with `url_prefix`; the longest matching prefix wins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialRule {
+    pub url_prefix: String,
+    pub credential: Credential,
+}
+
+/// Everything `git` needs from the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitSettings {
+    pub author: Author,
+    pub credentials: Vec<CredentialRule>,
+    /// Accept SSH hosts that are not in the known_hosts file (a changed key is still refused).
+    /// Default `false`.
+    pub accept_unknown_hosts: bool,
+}
+
+impl GitSettings {
+    /// The rule with the longest `url_prefix` that `url` starts with.
+    pub fn credential_for(&self, url: &str) -> Option<&CredentialRule> {
+        self.credentials
+            .iter()
+            .filter(|rule| url.starts_with(&rule.url_prefix))
+            .max_by_key(|rule| rule.url_prefix.len())
+    }
+}
+
+/// What went wrong, always naming the repository (userinfo stripped) and never a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("authentication failed for {url}: {reason}")]
+    Auth { url: String, reason: String },
+    #[error("git {url}: SSH host key check failed: {reason}")]
+    HostKey { url: String, reason: String },
+    #[error("git {url}: branch `{branch}` does not exist on the remote")]
+    BranchNotFound { url: String, branch: String },
+    #[error("git {url}: {operation} failed: {reason}")]
+    Remote {
+        url: String,
+        operation: &'static str,
+        reason: String,
+    },
+    #[error("git {url}: another operation on this repository is still running")]
+    Busy { url: String },
+    #[error("git {url}: local repository {path}: {reason}")]
+    Local {
+        url: String,
+        path: PathBuf,
+        reason: String,
+    },
+}
+
+/// `url` without any `user:password@` part, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{}{}", &url[..scheme_end + 3], &rest[at + 1..]),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_never_prints() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s} {s:?}"), "*** ***");
+        let cred = Credential::UserPass {
+            username: "u".into(),
+            password: s,
+        };
+        assert!(!format!("{cred:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn redacts_userinfo_only() {
+        assert_eq!(
+            redact_url("https://x:tok@github.com/a/b.git"),
+            "https://github.com/a/b.git"
+        );
+        assert_eq!(
+            redact_url("ssh://git@host:22/a@b.git"),
+            "ssh://host:22/a@b.git"
+        );
+        assert_eq!(
+            redact_url("git@github.com:a/b.git"),
+            "git@github.com:a/b.git"
+        );
+        assert_eq!(redact_url("file:///srv/r.git"), "file:///srv/r.git");
+    }
+
+    #[test]
+    fn longest_prefix_wins() {
+        let rule = |p: &str, user: &str| CredentialRule {
+            url_prefix: p.into(),
+            credential: Credential::UserPass {
+                username: user.into(),
+                password: Secret::new("x"),
+            },
+        };
+        let settings = GitSettings {
+            author: Author {
+                name: "a".into(),
+                email: "a@b".into(),
+            },
+            credentials: vec![
+                rule("https://github.com/", "short"),
+                rule("https://github.com/acme/", "long"),
+                rule("https://gitlab.com/", "other"),
+            ],
+            accept_unknown_hosts: false,
+        };
+        let got = |url| match settings.credential_for(url).map(|r| &r.credential) {
+            Some(Credential::UserPass { username, .. }) => Some(username.as_str()),
+            _ => None,
+        };
+        assert_eq!(got("https://github.com/acme/x.git"), Some("long"));
+        assert_eq!(got("https://github.com/other/x.git"), Some("short"));
+        assert_eq!(got("https://example.com/x.git"), None);
+    }
+}

@@ -1,0 +1,569 @@
+//! The clone cache and the operations on one checked-out branch.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use git2::build::CheckoutBuilder;
+use git2::{
+    AutotagOption, ErrorCode, FetchOptions, Index, IndexEntry, IndexTime, PushOptions, Repository,
+    ResetType, Signature, Sort,
+};
+use sha2::Digest as _;
+
+use super::auth::{self, CallbackState};
+use super::{GitError, GitSettings, Oid, redact_url};
+
+const REMOTE: &str = "origin";
+/// Local ref that holds a commit while [`Checkout::push_with_lease`] pushes it.
+const OUTGOING_REF: &str = "refs/imagebump/outgoing";
+
+/// One working clone per repository URL under `workdir`, reused across passes.
+///
+/// Clones of the cache share a record of the directories in use: a second [`Checkout`] of a
+/// URL while the first is alive is refused ([`GitError::Busy`]) instead of racing on its files.
+#[derive(Debug, Clone)]
+pub struct CloneCache {
+    workdir: PathBuf,
+    settings: Arc<GitSettings>,
+    in_use: Arc<Mutex<HashSet<PathBuf>>>,
+}
+
+/// Marks a clone directory as in use until dropped.
+#[derive(Debug)]
+struct InUse {
+    dirs: Arc<Mutex<HashSet<PathBuf>>>,
+    dir: PathBuf,
+}
+
+impl InUse {
+    fn claim(dirs: &Arc<Mutex<HashSet<PathBuf>>>, dir: &Path) -> Option<InUse> {
+        // A poisoned lock only means another thread panicked; the set itself is still valid.
+        let mut set = dirs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        set.insert(dir.to_path_buf()).then(|| InUse {
+            dirs: Arc::clone(dirs),
+            dir: dir.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for InUse {
+    fn drop(&mut self) {
+        let mut set = self
+            .dirs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        set.remove(&self.dir);
+    }
+}
+
+impl CloneCache {
+    pub fn new(workdir: PathBuf, settings: GitSettings) -> Self {
+        CloneCache {
+            workdir,
+            settings: Arc::new(settings),
+            in_use: Arc::default(),
+        }
+    }
+
+    pub fn settings(&self) -> &GitSettings {
+        &self.settings
+    }
+
+    /// The clone directory of `url`: a hash of the URL (userinfo stripped) plus a readable
+    /// suffix taken from the repository name, e.g. `3f2a9c0e1b7d4a55-shop-config`.
+    pub fn dir_for(&self, url: &str) -> PathBuf {
+        let shown = redact_url(url);
+        let hash = hex::encode(sha2::Sha256::digest(shown.as_bytes()));
+        let name = shown
+            .trim_end_matches('/')
+            .rsplit(['/', ':'])
+            .next()
+            .unwrap_or("")
+            .trim_end_matches(".git");
+        let suffix: String = name
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            .take(40)
+            .collect();
+        let suffix = suffix.trim_start_matches('.');
+        if suffix.is_empty() {
+            self.workdir.join(&hash[..16])
+        } else {
+            self.workdir.join(format!("{}-{suffix}", &hash[..16]))
+        }
+    }
+
+    /// Opens (or clones) the cache entry of `url`, fetches only `branch`, and hard-resets the
+    /// work tree to the remote head, removing untracked files. Local commits and edits from an
+    /// earlier pass are discarded: the result is always exactly the remote's state.
+    pub fn checkout(&self, url: &str, branch: &str) -> Result<Checkout, GitError> {
+        let dir = self.dir_for(url);
+        let local = |reason: String| GitError::Local {
+            url: redact_url(url),
+            path: dir.clone(),
+            reason,
+        };
+        if !git2::Reference::is_valid_name(&format!("refs/heads/{branch}")) {
+            return Err(local(format!("`{branch}` is not a valid branch name")));
+        }
+        let in_use = InUse::claim(&self.in_use, &dir).ok_or_else(|| GitError::Busy {
+            url: redact_url(url),
+        })?;
+        let repo = open_or_init(&dir, url).map_err(|e| local(e.message().to_string()))?;
+        let checkout = Checkout {
+            _in_use: in_use,
+            repo,
+            dir,
+            url: url.to_string(),
+            branch: branch.to_string(),
+            settings: Arc::clone(&self.settings),
+        };
+        checkout.refresh()?;
+        Ok(checkout)
+    }
+}
+
+fn open_or_init(dir: &Path, url: &str) -> Result<Repository, git2::Error> {
+    let repo = match Repository::open(dir) {
+        Ok(repo) if !repo.is_bare() => repo,
+        _ => {
+            if dir.exists() {
+                // Not a usable clone (interrupted init, corruption): start over.
+                std::fs::remove_dir_all(dir)
+                    .map_err(|e| git2::Error::from_str(&format!("cannot remove: {e}")))?;
+            }
+            std::fs::create_dir_all(dir)
+                .map_err(|e| git2::Error::from_str(&format!("cannot create: {e}")))?;
+            Repository::init(dir)?
+        }
+    };
+    match repo.find_remote(REMOTE) {
+        Ok(remote) if remote.url() == Ok(url) => {}
+        Ok(_) => repo.remote_set_url(REMOTE, url)?,
+        Err(_) => {
+            repo.remote_with_fetch(REMOTE, url, "+refs/heads/*:refs/remotes/origin/*")?;
+        }
+    }
+    Ok(repo)
+}
+
+/// What the remote did with a normal (fast-forward only) push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushOutcome {
+    /// The remote branch now points at `head`.
+    Pushed { head: Oid },
+    /// The remote refused the update (non-fast-forward, hook, protected branch, ...).
+    Rejected { reason: String },
+}
+
+/// What the remote did with a compare-and-swap push ([`Checkout::push_with_lease`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseOutcome {
+    Pushed,
+    /// The remote branch was not at the expected commit; nothing was pushed.
+    /// `actual` is where it is (`None`: it does not exist).
+    Stale {
+        actual: Option<Oid>,
+    },
+    /// The remote refused the update for another reason (hook, protected branch, ...).
+    Rejected {
+        reason: String,
+    },
+}
+
+/// A commit as the pull-request mode needs to see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitInfo {
+    pub id: Oid,
+    pub author_name: String,
+    pub author_email: String,
+    pub committer_email: String,
+    pub summary: String,
+}
+
+/// A clone whose work tree is at the remote head of one branch.
+pub struct Checkout {
+    _in_use: InUse,
+    repo: Repository,
+    dir: PathBuf,
+    url: String,
+    branch: String,
+    settings: Arc<GitSettings>,
+}
+
+impl std::fmt::Debug for Checkout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkout")
+            .field("dir", &self.dir)
+            .field("url", &redact_url(&self.url))
+            .field("branch", &self.branch)
+            .finish()
+    }
+}
+
+impl Checkout {
+    /// The work tree: the caller edits files here before [`Checkout::commit`].
+    pub fn workdir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn branch(&self) -> &str {
+        &self.branch
+    }
+
+    /// The repository URL with any userinfo removed.
+    pub fn display_url(&self) -> String {
+        redact_url(&self.url)
+    }
+
+    /// The commit the checked-out branch points at.
+    pub fn head(&self) -> Result<Oid, GitError> {
+        self.repo
+            .refname_to_id(&format!("refs/heads/{}", self.branch))
+            .map_err(|e| self.local(e))
+    }
+
+    /// The remote head of the branch as of the last fetch or successful push.
+    pub fn remote_head(&self) -> Result<Oid, GitError> {
+        self.repo
+            .refname_to_id(&tracking_ref(&self.branch))
+            .map_err(|e| self.local(e))
+    }
+
+    /// Fetches the branch and hard-resets the work tree to its new remote head, discarding
+    /// local commits, edits and untracked files.
+    pub fn refresh(&self) -> Result<(), GitError> {
+        let oid =
+            self.fetch_remote_branch(&self.branch)?
+                .ok_or_else(|| GitError::BranchNotFound {
+                    url: self.display_url(),
+                    branch: self.branch.clone(),
+                })?;
+        self.reset_to(oid)
+    }
+
+    fn reset_to(&self, oid: Oid) -> Result<(), GitError> {
+        let result = (|| {
+            let commit = self.repo.find_commit(oid)?;
+            let head_ref = format!("refs/heads/{}", self.branch);
+            self.repo
+                .reference(&head_ref, oid, true, "imagebump: reset to remote head")?;
+            self.repo.set_head(&head_ref)?;
+            let mut options = CheckoutBuilder::new();
+            options.force().remove_untracked(true).remove_ignored(true);
+            self.repo
+                .reset(commit.as_object(), ResetType::Hard, Some(&mut options))?;
+            // `reset` keeps untracked files whatever the options say; a forced checkout of
+            // HEAD with `remove_untracked` drops them.
+            let mut options = CheckoutBuilder::new();
+            options.force().remove_untracked(true).remove_ignored(true);
+            self.repo.checkout_head(Some(&mut options))
+        })();
+        result.map_err(|e| self.local(e))
+    }
+
+    /// Fetches `branch` (only that branch) and returns its remote tip, `None` when the remote
+    /// has no such branch. The commits become available locally (see [`Self::commits_between`]).
+    pub fn fetch_remote_branch(&self, branch: &str) -> Result<Option<Oid>, GitError> {
+        let tracking = tracking_ref(branch);
+        // A tracking ref from an earlier fetch must not survive the branch's deletion.
+        if let Ok(mut stale) = self.repo.find_reference(&tracking) {
+            stale.delete().map_err(|e| self.local(e))?;
+        }
+        let state = CallbackState::default();
+        let result = (|| {
+            let mut remote = self.repo.find_remote(REMOTE)?;
+            let mut options = FetchOptions::new();
+            options
+                .remote_callbacks(auth::callbacks(&self.settings, &self.url, &state))
+                .download_tags(AutotagOption::None)
+                .update_fetchhead(false);
+            remote.fetch(
+                &[format!("+refs/heads/{branch}:{tracking}")],
+                Some(&mut options),
+                None,
+            )
+        })();
+        result.map_err(|e| state.error(&self.settings, &self.url, "fetch", &e))?;
+        Ok(self.repo.refname_to_id(&tracking).ok())
+    }
+
+    /// Commits the current content of `paths` (relative to the work tree, or absolute inside
+    /// it; a missing file is removed) on top of the branch head. `None` when nothing changed.
+    pub fn commit(&self, paths: &[PathBuf], message: &str) -> Result<Option<Oid>, GitError> {
+        let head = self.head()?;
+        let Some((oid, tree)) = self.commit_tree(head, paths, message, true)? else {
+            return Ok(None);
+        };
+        // Keep the index in step with the new commit, so the work tree reads as clean.
+        let result = (|| {
+            let mut index = self.repo.index()?;
+            index.read_tree(&self.repo.find_tree(tree)?)?;
+            index.write()
+        })();
+        result.map_err(|e| self.local(e))?;
+        Ok(Some(oid))
+    }
+
+    /// Creates a commit of the work tree content of `paths` on top of `parent` (for example
+    /// the base branch head) without moving any branch. `None` when the content of `paths`
+    /// already equals `parent`'s.
+    pub fn commit_on(
+        &self,
+        parent: Oid,
+        paths: &[PathBuf],
+        message: &str,
+    ) -> Result<Option<Oid>, GitError> {
+        Ok(self
+            .commit_tree(parent, paths, message, false)?
+            .map(|(oid, _)| oid))
+    }
+
+    fn commit_tree(
+        &self,
+        parent: Oid,
+        paths: &[PathBuf],
+        message: &str,
+        move_branch: bool,
+    ) -> Result<Option<(Oid, Oid)>, GitError> {
+        let mut relative = Vec::with_capacity(paths.len());
+        for path in paths {
+            relative.push(self.relative_path(path)?);
+        }
+        let result = (|| {
+            let parent = self.repo.find_commit(parent)?;
+            let mut index = Index::new()?;
+            index.read_tree(&parent.tree()?)?;
+            for rel in &relative {
+                let abs = self.dir.join(rel);
+                let rel_bytes = rel.to_string_lossy().replace('\\', "/").into_bytes();
+                let Ok(meta) = std::fs::symlink_metadata(&abs) else {
+                    if index.get_path(rel, 0).is_some() {
+                        index.remove_path(rel)?;
+                    }
+                    continue;
+                };
+                let mode =
+                    index
+                        .get_path(rel, 0)
+                        .map(|e| e.mode)
+                        .unwrap_or(if is_executable(&meta) {
+                            0o100755
+                        } else {
+                            0o100644
+                        });
+                let id = self.repo.blob_path(&abs)?;
+                index.add(&IndexEntry {
+                    ctime: IndexTime::new(0, 0),
+                    mtime: IndexTime::new(0, 0),
+                    dev: 0,
+                    ino: 0,
+                    mode,
+                    uid: 0,
+                    gid: 0,
+                    file_size: u32::try_from(meta.len()).unwrap_or(u32::MAX),
+                    id,
+                    flags: u16::try_from(rel_bytes.len()).unwrap_or(0xfff).min(0xfff),
+                    flags_extended: 0,
+                    path: rel_bytes,
+                })?;
+            }
+            let tree_id = index.write_tree_to(&self.repo)?;
+            if tree_id == parent.tree_id() {
+                return Ok(None);
+            }
+            let tree = self.repo.find_tree(tree_id)?;
+            let author = &self.settings.author;
+            let signature = Signature::now(&author.name, &author.email)?;
+            let update_ref = format!("refs/heads/{}", self.branch);
+            let oid = self.repo.commit(
+                move_branch.then_some(update_ref.as_str()),
+                &signature,
+                &signature,
+                message,
+                &tree,
+                &[&parent],
+            )?;
+            Ok(Some((oid, tree_id)))
+        })();
+        result.map_err(|e| self.local(e))
+    }
+
+    fn relative_path(&self, path: &Path) -> Result<PathBuf, GitError> {
+        let rel = if path.is_absolute() {
+            path.strip_prefix(&self.dir).map(Path::to_path_buf).ok()
+        } else {
+            Some(path.to_path_buf())
+        };
+        match rel {
+            Some(rel) if rel.components().all(|c| matches!(c, Component::Normal(_))) => Ok(rel),
+            _ => Err(GitError::Local {
+                url: self.display_url(),
+                path: self.dir.clone(),
+                reason: format!("{} is not a file inside the work tree", path.display()),
+            }),
+        }
+    }
+
+    /// Pushes the branch to the same branch on the remote, fast-forward only (never forced).
+    /// A refusal is reported per ref as [`PushOutcome::Rejected`], not as success.
+    pub fn push(&self) -> Result<PushOutcome, GitError> {
+        let head = self.head()?;
+        let dst = format!("refs/heads/{}", self.branch);
+        match self.push_refspec(&format!("{dst}:{dst}"), &dst, None)? {
+            LeaseOutcome::Pushed => {
+                self.repo
+                    .reference(&tracking_ref(&self.branch), head, true, "imagebump: pushed")
+                    .map_err(|e| self.local(e))?;
+                Ok(PushOutcome::Pushed { head })
+            }
+            LeaseOutcome::Rejected { reason } => Ok(PushOutcome::Rejected { reason }),
+            LeaseOutcome::Stale { actual } => Ok(PushOutcome::Rejected {
+                reason: format!("remote branch moved to {actual:?}"),
+            }),
+        }
+    }
+
+    /// Compare-and-swap push ("force-with-lease"): sets the remote `branch` to `commit` only if
+    /// it currently points at `expected_old` (`None`: the branch must not exist). The check runs
+    /// in libgit2's `push_negotiation` callback against the remote's advertised tip; smart
+    /// transports then send that tip as the old value, so the server re-checks it atomically.
+    pub fn push_with_lease(
+        &self,
+        commit: Oid,
+        branch: &str,
+        expected_old: Option<Oid>,
+    ) -> Result<LeaseOutcome, GitError> {
+        self.repo
+            .reference(OUTGOING_REF, commit, true, "imagebump: outgoing")
+            .map_err(|e| self.local(e))?;
+        let dst = format!("refs/heads/{branch}");
+        let outcome =
+            self.push_refspec(&format!("+{OUTGOING_REF}:{dst}"), &dst, Some(expected_old))?;
+        if outcome == LeaseOutcome::Pushed {
+            self.repo
+                .reference(&tracking_ref(branch), commit, true, "imagebump: pushed")
+                .map_err(|e| self.local(e))?;
+        }
+        Ok(outcome)
+    }
+
+    fn push_refspec(
+        &self,
+        refspec: &str,
+        dst: &str,
+        lease: Option<Option<Oid>>,
+    ) -> Result<LeaseOutcome, GitError> {
+        let state = CallbackState::default();
+        let refused: RefCell<Option<String>> = RefCell::new(None);
+        let stale: Cell<Option<Option<Oid>>> = Cell::new(None);
+        let result = {
+            let mut callbacks = auth::callbacks(&self.settings, &self.url, &state);
+            callbacks.push_update_reference(|refname, status| {
+                if let Some(status) = status {
+                    *refused.borrow_mut() = Some(format!("{refname}: {status}"));
+                }
+                Ok(())
+            });
+            let stale = &stale;
+            if let Some(expected) = lease {
+                callbacks.push_negotiation(move |updates| {
+                    for update in updates {
+                        if update.dst_refname() != Ok(dst) {
+                            continue;
+                        }
+                        let current = Some(update.src()).filter(|oid| !oid.is_zero());
+                        if current != expected {
+                            stale.set(Some(current));
+                            return Err(git2::Error::from_str(
+                                "remote branch is not at the expected commit",
+                            ));
+                        }
+                    }
+                    Ok(())
+                });
+            }
+            let mut options = PushOptions::new();
+            options.remote_callbacks(callbacks);
+            self.repo
+                .find_remote(REMOTE)
+                .and_then(|mut remote| remote.push(&[refspec], Some(&mut options)))
+        };
+        match result {
+            Ok(()) => match refused.into_inner() {
+                Some(reason) => Ok(LeaseOutcome::Rejected { reason }),
+                None => Ok(LeaseOutcome::Pushed),
+            },
+            Err(_) if stale.get().is_some() => Ok(LeaseOutcome::Stale {
+                actual: stale.get().flatten(),
+            }),
+            Err(e) if e.code() == ErrorCode::NotFastForward => Ok(LeaseOutcome::Rejected {
+                reason: format!("{dst}: non-fast-forward ({})", e.message()),
+            }),
+            Err(e) => Err(state.error(&self.settings, &self.url, "push", &e)),
+        }
+    }
+
+    /// Commits reachable from `tip` but not from `base`, newest first.
+    pub fn commits_between(&self, base: Oid, tip: Oid) -> Result<Vec<CommitInfo>, GitError> {
+        let result = (|| {
+            let mut walk = self.repo.revwalk()?;
+            walk.set_sorting(Sort::TOPOLOGICAL | Sort::TIME)?;
+            walk.push(tip)?;
+            walk.hide(base)?;
+            let mut commits = Vec::new();
+            for id in walk {
+                let commit = self.repo.find_commit(id?)?;
+                commits.push(CommitInfo {
+                    id: commit.id(),
+                    author_name: commit.author().name().unwrap_or("").to_string(),
+                    author_email: commit.author().email().unwrap_or("").to_string(),
+                    committer_email: commit.committer().email().unwrap_or("").to_string(),
+                    summary: commit.summary().ok().flatten().unwrap_or("").to_string(),
+                });
+            }
+            Ok(commits)
+        })();
+        result.map_err(|e| self.local(e))
+    }
+
+    /// The content of `path` in `commit` (`None` when the file does not exist there).
+    pub fn file_at(&self, commit: Oid, path: &Path) -> Result<Option<Vec<u8>>, GitError> {
+        let result = (|| {
+            let tree = self.repo.find_commit(commit)?.tree()?;
+            let entry = match tree.get_path(path) {
+                Ok(entry) => entry,
+                Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let blob = self.repo.find_blob(entry.id())?;
+            Ok(Some(blob.content().to_vec()))
+        })();
+        result.map_err(|e| self.local(e))
+    }
+
+    fn local(&self, err: git2::Error) -> GitError {
+        GitError::Local {
+            url: self.display_url(),
+            path: self.dir.clone(),
+            reason: auth::scrub(&self.settings, &self.url, err.message()),
+        }
+    }
+}
+
+fn tracking_ref(branch: &str) -> String {
+    format!("refs/remotes/{REMOTE}/{branch}")
+}
+
+#[cfg(unix)]
+fn is_executable(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    meta.permissions().mode() & 0o111 != 0
+}
+
+#[cfg(not(unix))]
+fn is_executable(_meta: &std::fs::Metadata) -> bool {
+    false
+}

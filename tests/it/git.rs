@@ -1,0 +1,798 @@
+//! `git` against real remotes: bare repos over file://, smart HTTP (git http-backend behind
+//! basic auth) and SSH (a private sshd with a generated host key and user key).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::cell::Cell;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use imagebump::git::{
+    Author, Checkout, CloneCache, Credential, CredentialRule, GitError, GitSettings, LeaseOutcome,
+    Oid, PushOutcome, RetryOptions, Secret, WriteBackError, commit_and_push,
+};
+
+use crate::support::git::{BareRepo, GitHttpServer, KEY_PASSPHRASE, SshServer};
+
+const BOT_EMAIL: &str = "imagebump@example.com";
+const PASSWORD: &str = "pa55-w0rd-xyz";
+
+fn settings(credentials: Vec<CredentialRule>) -> GitSettings {
+    GitSettings {
+        author: Author {
+            name: "imagebump".into(),
+            email: BOT_EMAIL.into(),
+        },
+        credentials,
+        accept_unknown_hosts: false,
+    }
+}
+
+fn userpass(prefix: &str, password: &str) -> CredentialRule {
+    CredentialRule {
+        url_prefix: prefix.into(),
+        credential: Credential::UserPass {
+            username: "tester".into(),
+            password: Secret::new(password),
+        },
+    }
+}
+
+fn ssh_rule(prefix: &str, key_file: PathBuf, known_hosts_file: PathBuf) -> CredentialRule {
+    CredentialRule {
+        url_prefix: prefix.into(),
+        credential: Credential::SshKey {
+            key_file,
+            passphrase: None,
+            known_hosts_file,
+        },
+    }
+}
+
+fn fast_retry(max_attempts: u32) -> RetryOptions {
+    RetryOptions {
+        max_attempts,
+        initial_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(5),
+    }
+}
+
+fn write(checkout: &Checkout, file: &str, content: &str) -> PathBuf {
+    let path = checkout.workdir().join(file);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, content).unwrap();
+    PathBuf::from(file)
+}
+
+fn read(checkout: &Checkout, file: &str) -> String {
+    std::fs::read_to_string(checkout.workdir().join(file)).unwrap()
+}
+
+/// Clone, edit, commit (twice: the second has nothing to commit), push, and check the remote.
+fn round_trip(url: &str, settings: GitSettings, bare: &BareRepo) {
+    let work = tempfile::tempdir().unwrap();
+    let cache = CloneCache::new(work.path().to_path_buf(), settings);
+    let checkout = cache.checkout(url, "main").unwrap();
+    assert_eq!(read(&checkout, "app.yaml"), "tag: 1.0.0\n");
+    assert_eq!(
+        checkout.head().unwrap().to_string(),
+        bare.head("main").unwrap()
+    );
+
+    let file = write(&checkout, "app.yaml", "tag: 1.1.0\n");
+    let commit = checkout
+        .commit(std::slice::from_ref(&file), "bump app to 1.1.0")
+        .unwrap();
+    let commit = commit.expect("a change was committed");
+    assert_eq!(checkout.commit(&[file], "again").unwrap(), None);
+
+    let outcome = checkout.push().unwrap();
+    assert_eq!(outcome, PushOutcome::Pushed { head: commit });
+    assert_eq!(bare.head("main").unwrap(), commit.to_string());
+    assert_eq!(bare.show("main", "app.yaml"), "tag: 1.1.0");
+    let log = bare.log("main");
+    assert_eq!(log[0].1, "bump app to 1.1.0");
+    assert_eq!(log[0].2, BOT_EMAIL);
+    assert_eq!(log.len(), 2);
+    assert!(!bare.any_forced_update("main"));
+}
+
+fn seeded() -> BareRepo {
+    BareRepo::with_files(
+        "main",
+        &[("app.yaml", "tag: 1.0.0\n"), ("README", "config\n")],
+    )
+}
+
+#[test]
+fn file_remote_round_trip() {
+    let bare = seeded();
+    round_trip(&bare.file_url(), settings(vec![]), &bare);
+    // libgit2 writes file:// refs directly: the reflog still sees the update.
+    assert_eq!(bare.ref_updates("main"), 2);
+}
+
+#[test]
+fn fetches_only_the_configured_branch() {
+    let bare = seeded();
+    bare.push_files_from("main", "feature", &[("x", "1")], "other branch");
+    let work = tempfile::tempdir().unwrap();
+    let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![]));
+    let checkout = cache.checkout(&bare.file_url(), "main").unwrap();
+    let repo = git2::Repository::open(checkout.workdir()).unwrap();
+    assert!(repo.find_reference("refs/remotes/origin/main").is_ok());
+    assert!(repo.find_reference("refs/remotes/origin/feature").is_err());
+    assert!(repo.find_reference("refs/heads/feature").is_err());
+}
+
+#[test]
+fn missing_branch_is_a_clear_error() {
+    let bare = seeded();
+    let work = tempfile::tempdir().unwrap();
+    let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![]));
+    let err = cache.checkout(&bare.file_url(), "nope").unwrap_err();
+    assert!(matches!(err, GitError::BranchNotFound { .. }), "{err:?}");
+    assert!(err.to_string().contains("`nope`"), "{err}");
+}
+
+#[test]
+fn stale_local_state_is_discarded() {
+    let bare = seeded();
+    let work = tempfile::tempdir().unwrap();
+    let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![]));
+    let url = bare.file_url();
+    let first = cache.checkout(&url, "main").unwrap();
+    let dir = first.workdir().to_path_buf();
+    // Leftovers of a crashed pass: a local unpushed commit, an edit, an untracked file.
+    let file = write(&first, "app.yaml", "tag: 9.9.9\n");
+    first.commit(&[file], "never pushed").unwrap().unwrap();
+    write(&first, "README", "edited\n");
+    write(&first, "junk/untracked.txt", "x");
+    drop(first);
+    let theirs = bare.push_files("main", &[("other.yaml", "a: 1\n")], "human change");
+
+    let second = cache.checkout(&url, "main").unwrap();
+    assert_eq!(second.workdir(), dir, "the clone is reused");
+    assert_eq!(second.head().unwrap().to_string(), theirs);
+    assert_eq!(read(&second, "app.yaml"), "tag: 1.0.0\n");
+    assert_eq!(read(&second, "README"), "config\n");
+    assert_eq!(read(&second, "other.yaml"), "a: 1\n");
+    assert!(!dir.join("junk/untracked.txt").exists());
+    assert!(!dir.join("junk").exists());
+}
+
+#[test]
+fn a_broken_cache_dir_is_recreated() {
+    let bare = seeded();
+    let work = tempfile::tempdir().unwrap();
+    let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![]));
+    let dir = cache.dir_for(&bare.file_url());
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("garbage"), "not a repo").unwrap();
+    let checkout = cache.checkout(&bare.file_url(), "main").unwrap();
+    assert_eq!(read(&checkout, "app.yaml"), "tag: 1.0.0\n");
+    assert!(!dir.join("garbage").exists());
+}
+
+#[test]
+fn cache_dirs_are_per_url_and_readable() {
+    let cache = CloneCache::new(PathBuf::from("/cache"), settings(vec![]));
+    let a = cache.dir_for("https://github.com/acme/shop-config.git");
+    let b = cache.dir_for("https://gitlab.com/acme/shop-config.git");
+    assert_ne!(a, b);
+    assert!(a.to_string_lossy().ends_with("-shop-config"), "{a:?}");
+    assert_eq!(a.parent(), Some(Path::new("/cache")));
+    // Userinfo does not change the directory (and never appears in it).
+    assert_eq!(
+        cache.dir_for("https://x:token@github.com/acme/shop-config.git"),
+        a
+    );
+}
+
+/// The remote moved between our fetch and our push: the push must be reported as rejected.
+fn check_rejection_detected(url: &str, settings: GitSettings, bare: &BareRepo) {
+    let work = tempfile::tempdir().unwrap();
+    let cache = CloneCache::new(work.path().to_path_buf(), settings);
+    let checkout = cache.checkout(url, "main").unwrap();
+    let theirs = bare.push_files("main", &[("human.txt", "hi\n")], "human");
+    let file = write(&checkout, "app.yaml", "tag: 2.0.0\n");
+    checkout.commit(&[file], "ours").unwrap().unwrap();
+    let outcome = checkout.push().unwrap();
+    assert!(
+        matches!(outcome, PushOutcome::Rejected { ref reason } if reason.contains("refs/heads/main")),
+        "{outcome:?}"
+    );
+    assert_eq!(bare.head("main").unwrap(), theirs, "their commit survives");
+}
+
+#[test]
+fn file_push_rejection_is_detected() {
+    let bare = seeded();
+    check_rejection_detected(&bare.file_url(), settings(vec![]), &bare);
+}
+
+#[test]
+fn http_push_rejection_is_detected() {
+    let bare = seeded();
+    let server = GitHttpServer::start(bare.root(), "tester", PASSWORD);
+    let url = server.url("repo.git");
+    check_rejection_detected(&url, settings(vec![userpass(&url, PASSWORD)]), &bare);
+}
+
+#[test]
+fn http_hook_refusal_is_a_rejection_not_success() {
+    // Remote::push returns Ok here; only the per-ref status tells the truth.
+    let bare = seeded();
+    bare.refuse_pushes();
+    let server = GitHttpServer::start(bare.root(), "tester", PASSWORD);
+    let url = server.url("repo.git");
+    let work = tempfile::tempdir().unwrap();
+    let cache = CloneCache::new(
+        work.path().to_path_buf(),
+        settings(vec![userpass(&url, PASSWORD)]),
+    );
+    let checkout = cache.checkout(&url, "main").unwrap();
+    let before = bare.head("main").unwrap();
+    let file = write(&checkout, "app.yaml", "tag: 2.0.0\n");
+    checkout.commit(&[file], "ours").unwrap().unwrap();
+    let outcome = checkout.push().unwrap();
+    assert!(
+        matches!(outcome, PushOutcome::Rejected { ref reason } if reason.contains("refs/heads/main")),
+        "{outcome:?}"
+    );
+    assert_eq!(bare.head("main").unwrap(), before);
+}
+
+#[test]
+fn http_round_trip_with_basic_auth() {
+    let bare = seeded();
+    let server = GitHttpServer::start(bare.root(), "tester", PASSWORD);
+    let url = server.url("repo.git");
+    let prefix = url.trim_end_matches("repo.git").to_string();
+    // A longer, more specific rule wins over the generic one with a wrong password.
+    let rules = vec![
+        userpass("http://127.0.0.1", "wrong"),
+        userpass(&prefix, PASSWORD),
+    ];
+    round_trip(&url, settings(rules), &bare);
+    assert_eq!(
+        bare.hook_pushes(),
+        2,
+        "seed push + our push, counted by the hook"
+    );
+    assert_eq!(server.receive_packs(), 1);
+}
+
+#[test]
+fn http_wrong_password_is_a_clear_error_without_the_secret() {
+    let bare = seeded();
+    let server = GitHttpServer::start(bare.root(), "tester", PASSWORD);
+    let url = server.url("repo.git");
+    let wrong = "wr0ng-s3cret-value";
+    let work = tempfile::tempdir().unwrap();
+    let cache = CloneCache::new(
+        work.path().to_path_buf(),
+        settings(vec![userpass(&url, wrong)]),
+    );
+    // Userinfo in the URL must not show up in the message either.
+    let url_with_userinfo = url.replace("http://", &format!("http://tester:{wrong}@"));
+    for target in [&url, &url_with_userinfo] {
+        let err = cache.checkout(target, "main").unwrap_err();
+        let message = err.to_string();
+        assert!(matches!(err, GitError::Auth { .. }), "{err:?}");
+        assert!(message.contains("authentication failed for"), "{message}");
+        assert!(message.contains(&url), "{message}");
+        assert!(!message.contains(wrong), "{message}");
+        assert!(!format!("{err:?}").contains(wrong));
+    }
+}
+
+#[test]
+fn http_without_credentials_names_the_missing_config() {
+    let bare = seeded();
+    let server = GitHttpServer::start(bare.root(), "tester", PASSWORD);
+    let url = server.url("repo.git");
+    let work = tempfile::tempdir().unwrap();
+    let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![]));
+    let err = cache.checkout(&url, "main").unwrap_err();
+    assert!(matches!(err, GitError::Auth { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("no `git.credentials` entry matches"),
+        "{err}"
+    );
+}
+
+#[test]
+fn ssh_known_host_round_trip() {
+    let bare = seeded();
+    let sshd = SshServer::start();
+    let url = sshd.url(bare.path());
+    let rules = vec![ssh_rule("ssh://", sshd.user_key(), sshd.known_hosts())];
+    round_trip(&url, settings(rules), &bare);
+    assert_eq!(bare.hook_pushes(), 2);
+}
+
+#[test]
+fn ssh_unknown_host_is_rejected_by_default() {
+    let bare = seeded();
+    let sshd = SshServer::start();
+    let url = sshd.url(bare.path());
+    let known_hosts = sshd.unrelated_known_hosts();
+    let work = tempfile::tempdir().unwrap();
+    let rules = vec![ssh_rule("ssh://", sshd.user_key(), known_hosts.clone())];
+    let cache = CloneCache::new(work.path().to_path_buf(), settings(rules.clone()));
+    let err = cache.checkout(&url, "main").unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, GitError::HostKey { .. }), "{err:?}");
+    assert!(
+        message.contains(&format!("unknown host [127.0.0.1]:{}", sshd.port())),
+        "{message}"
+    );
+    assert!(
+        message.contains(&known_hosts.display().to_string()),
+        "{message}"
+    );
+
+    // Opting in to unknown hosts lets it through.
+    let mut lenient = settings(rules);
+    lenient.accept_unknown_hosts = true;
+    let work = tempfile::tempdir().unwrap();
+    let cache = CloneCache::new(work.path().to_path_buf(), lenient);
+    assert!(cache.checkout(&url, "main").is_ok());
+}
+
+#[test]
+fn ssh_changed_host_key_is_rejected_even_when_unknown_hosts_are_accepted() {
+    let bare = seeded();
+    let sshd = SshServer::start();
+    let url = sshd.url(bare.path());
+    let mut lenient = settings(vec![ssh_rule(
+        "ssh://",
+        sshd.user_key(),
+        sshd.wrong_known_hosts(),
+    )]);
+    lenient.accept_unknown_hosts = true;
+    let work = tempfile::tempdir().unwrap();
+    let cache = CloneCache::new(work.path().to_path_buf(), lenient);
+    let err = cache.checkout(&url, "main").unwrap_err();
+    assert!(matches!(err, GitError::HostKey { .. }), "{err:?}");
+    assert!(err.to_string().contains("does not match"), "{err}");
+}
+
+#[test]
+fn ssh_wrong_user_key_is_an_auth_error() {
+    let bare = seeded();
+    let sshd = SshServer::start();
+    let url = sshd.url(bare.path());
+    let rules = vec![ssh_rule("ssh://", sshd.other_key(), sshd.known_hosts())];
+    let work = tempfile::tempdir().unwrap();
+    let cache = CloneCache::new(work.path().to_path_buf(), settings(rules));
+    let err = cache.checkout(&url, "main").unwrap_err();
+    assert!(
+        matches!(err, GitError::Auth { .. }),
+        "{err:?} / {}",
+        sshd.log()
+    );
+    assert!(
+        err.to_string().contains("authentication failed for"),
+        "{err}"
+    );
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("planner failed")]
+struct PlanError;
+
+/// Appends `line` to `ours.txt` unless it is already there; commits. Returns commits made.
+fn append_line(checkout: &Checkout, line: &str) -> Result<usize, PlanError> {
+    let path = checkout.workdir().join("ours.txt");
+    let mut content = std::fs::read_to_string(&path).unwrap_or_default();
+    if content.lines().any(|l| l == line) {
+        return Ok(0);
+    }
+    content.push_str(line);
+    content.push('\n');
+    std::fs::write(&path, content).unwrap();
+    let made = checkout
+        .commit(&[PathBuf::from("ours.txt")], &format!("imagebump: {line}"))
+        .unwrap();
+    Ok(usize::from(made.is_some()))
+}
+
+/// 20 rounds; in each, another writer pushes between our fetch and our push. Every one of our
+/// updates lands on top, every one of theirs survives, nothing is ever force-pushed.
+fn race(url: &str, settings: GitSettings, bare: &BareRepo) {
+    let work = tempfile::tempdir().unwrap();
+    let cache = CloneCache::new(work.path().to_path_buf(), settings);
+    for round in 0..20 {
+        let calls = Cell::new(0);
+        let report = commit_and_push(&cache, url, "main", &fast_retry(5), |checkout| {
+            calls.set(calls.get() + 1);
+            if calls.get() == 1 {
+                // The other writer wins the race on our first attempt.
+                let name = format!("theirs-{round}.txt");
+                bare.push_files(
+                    "main",
+                    &[(name.as_str(), "human\n")],
+                    &format!("human {round}"),
+                );
+            }
+            append_line(checkout, &format!("ours-{round}"))
+        })
+        .unwrap();
+        assert!(report.pushed);
+        assert_eq!(report.attempts, 2, "round {round}");
+        assert_eq!(bare.head("main").unwrap(), report.head.to_string());
+        let log = bare.log("main");
+        assert_eq!(
+            log[0].1,
+            format!("imagebump: ours-{round}"),
+            "ours lands on top"
+        );
+        assert_eq!(log[1].1, format!("human {round}"));
+    }
+    let ours = bare.show("main", "ours.txt");
+    for round in 0..20 {
+        assert!(ours.lines().any(|l| l == format!("ours-{round}")));
+        assert_eq!(bare.show("main", &format!("theirs-{round}.txt")), "human");
+    }
+    assert_eq!(bare.log("main").len(), 1 + 40);
+    assert!(!bare.any_forced_update("main"));
+}
+
+#[test]
+fn race_with_another_writer_over_file() {
+    let bare = seeded();
+    race(&bare.file_url(), settings(vec![]), &bare);
+}
+
+#[test]
+fn race_with_another_writer_over_http() {
+    let bare = seeded();
+    let server = GitHttpServer::start(bare.root(), "tester", PASSWORD);
+    let url = server.url("repo.git");
+    race(&url, settings(vec![userpass(&url, PASSWORD)]), &bare);
+    assert_eq!(
+        server.receive_packs(),
+        20,
+        "exactly one accepted push per round"
+    );
+}
+
+#[test]
+fn replanning_sees_that_the_change_already_landed() {
+    let bare = seeded();
+    let work = tempfile::tempdir().unwrap();
+    let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![]));
+    let calls = Cell::new(0);
+    let report = commit_and_push(
+        &cache,
+        &bare.file_url(),
+        "main",
+        &fast_retry(5),
+        |checkout| {
+            calls.set(calls.get() + 1);
+            if calls.get() == 1 {
+                // Someone else pushes the very change we are about to make.
+                bare.push_files("main", &[("ours.txt", "ours-x\n")], "human did it");
+            }
+            append_line(checkout, "ours-x")
+        },
+    )
+    .unwrap();
+    assert_eq!(report.attempts, 2);
+    assert!(!report.pushed);
+    assert_eq!(bare.log("main")[0].1, "human did it");
+    assert_eq!(report.head.to_string(), bare.head("main").unwrap());
+}
+
+#[test]
+fn nothing_to_change_makes_no_push() {
+    let bare = seeded();
+    let work = tempfile::tempdir().unwrap();
+    let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![]));
+    let before = bare.ref_updates("main");
+    let report = commit_and_push(&cache, &bare.file_url(), "main", &fast_retry(3), |_| {
+        Ok::<_, PlanError>(0)
+    })
+    .unwrap();
+    assert!(!report.pushed);
+    assert_eq!(report.attempts, 1);
+    assert_eq!(bare.ref_updates("main"), before);
+}
+
+#[test]
+fn retries_are_bounded_and_never_lose_their_commits() {
+    let bare = seeded();
+    let work = tempfile::tempdir().unwrap();
+    let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![]));
+    let calls = Cell::new(0);
+    let err = commit_and_push(
+        &cache,
+        &bare.file_url(),
+        "main",
+        &fast_retry(3),
+        |checkout| {
+            calls.set(calls.get() + 1);
+            let name = format!("theirs-{}.txt", calls.get());
+            bare.push_files("main", &[(name.as_str(), "x\n")], "busy human");
+            append_line(checkout, "ours")
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, WriteBackError::Exhausted { attempts: 3, .. }),
+        "{err:?}"
+    );
+    assert_eq!(calls.get(), 3);
+    let log = bare.log("main");
+    assert_eq!(log.len(), 4);
+    assert!(
+        log.iter()
+            .take(3)
+            .all(|(_, subject, _)| subject == "busy human")
+    );
+}
+
+#[test]
+fn planner_errors_are_passed_through() {
+    let bare = seeded();
+    let work = tempfile::tempdir().unwrap();
+    let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![]));
+    let err = commit_and_push(&cache, &bare.file_url(), "main", &fast_retry(3), |_| {
+        Err::<usize, _>(PlanError)
+    })
+    .unwrap_err();
+    assert!(matches!(err, WriteBackError::Plan { .. }), "{err:?}");
+}
+
+/// Pull-request mode: a bot branch updated only by compare-and-swap.
+fn lease(url: &str, settings: GitSettings, bare: &BareRepo) {
+    let work = tempfile::tempdir().unwrap();
+    let cache = CloneCache::new(work.path().to_path_buf(), settings);
+    let checkout = cache.checkout(url, "main").unwrap();
+    let base = checkout.head().unwrap();
+    let bot = "imagebump/shop";
+    assert_eq!(checkout.fetch_remote_branch(bot).unwrap(), None);
+
+    let file = write(&checkout, "app.yaml", "tag: 1.1.0\n");
+    let first = checkout
+        .commit_on(base, std::slice::from_ref(&file), "bump 1.1.0")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        checkout.head().unwrap(),
+        base,
+        "the checked-out branch did not move"
+    );
+    assert_eq!(
+        checkout.push_with_lease(first, bot, None).unwrap(),
+        LeaseOutcome::Pushed
+    );
+    assert_eq!(bare.head(bot).unwrap(), first.to_string());
+    assert_eq!(bare.head("main").unwrap(), base.to_string());
+    // "Must not exist" fails now that it does.
+    assert_eq!(
+        checkout.push_with_lease(first, bot, None).unwrap(),
+        LeaseOutcome::Stale {
+            actual: Some(first)
+        }
+    );
+
+    // Rewrite the bot branch (a newer tag, again on top of base) while it is where we expect.
+    write(&checkout, "app.yaml", "tag: 1.2.0\n");
+    let second = checkout
+        .commit_on(base, std::slice::from_ref(&file), "bump 1.2.0")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        checkout.push_with_lease(second, bot, Some(first)).unwrap(),
+        LeaseOutcome::Pushed
+    );
+    assert_eq!(bare.head(bot).unwrap(), second.to_string());
+    assert_eq!(bare.show(bot, "app.yaml"), "tag: 1.2.0");
+
+    // A human pushes to the bot branch: our next CAS fails and their commit stays.
+    let human = bare.push_files(bot, &[("notes.txt", "please wait\n")], "human fix");
+    let tip = checkout.fetch_remote_branch(bot).unwrap().unwrap();
+    assert_eq!(tip.to_string(), human);
+    let commits = checkout.commits_between(base, tip).unwrap();
+    let emails: Vec<&str> = commits.iter().map(|c| c.author_email.as_str()).collect();
+    assert_eq!(emails, vec!["human@example.com", BOT_EMAIL]);
+    assert_eq!(commits[1].id, second);
+
+    write(&checkout, "app.yaml", "tag: 1.3.0\n");
+    let third = checkout
+        .commit_on(base, &[file], "bump 1.3.0")
+        .unwrap()
+        .unwrap();
+    let outcome = checkout.push_with_lease(third, bot, Some(second)).unwrap();
+    assert_eq!(
+        outcome,
+        LeaseOutcome::Stale {
+            actual: Some(Oid::from_str(&human).unwrap())
+        }
+    );
+    assert_eq!(bare.head(bot).unwrap(), human);
+    assert_eq!(bare.head("main").unwrap(), base.to_string());
+}
+
+#[test]
+fn lease_push_over_file() {
+    let bare = seeded();
+    lease(&bare.file_url(), settings(vec![]), &bare);
+}
+
+#[test]
+fn lease_push_over_http() {
+    let bare = seeded();
+    let server = GitHttpServer::start(bare.root(), "tester", PASSWORD);
+    let url = server.url("repo.git");
+    lease(&url, settings(vec![userpass(&url, PASSWORD)]), &bare);
+}
+
+#[test]
+fn commit_on_reports_no_change_and_file_at_reads_trees() {
+    let bare = seeded();
+    let work = tempfile::tempdir().unwrap();
+    let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![]));
+    let checkout = cache.checkout(&bare.file_url(), "main").unwrap();
+    let base = checkout.head().unwrap();
+    assert_eq!(
+        checkout
+            .commit_on(base, &[PathBuf::from("app.yaml")], "noop")
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        checkout
+            .file_at(base, Path::new("app.yaml"))
+            .unwrap()
+            .as_deref(),
+        Some(b"tag: 1.0.0\n".as_slice())
+    );
+    assert_eq!(checkout.file_at(base, Path::new("missing")).unwrap(), None);
+    // Paths must stay inside the work tree.
+    assert!(checkout.commit(&[PathBuf::from("../x")], "escape").is_err());
+    // Deleting a file is a change.
+    std::fs::remove_file(checkout.workdir().join("README")).unwrap();
+    let removed = checkout
+        .commit(&[PathBuf::from("README")], "remove")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        checkout.file_at(removed, Path::new("README")).unwrap(),
+        None
+    );
+}
+
+#[test]
+fn http_race_inside_the_server_is_retried() {
+    // The branch moves after our push saw the advertisement: receive-pack's own
+    // compare-and-swap refuses, Remote::push returns Ok, push_update_reference says no.
+    let bare = seeded();
+    let server = GitHttpServer::start(bare.root(), "tester", PASSWORD);
+    let url = server.url("repo.git");
+    let work = tempfile::tempdir().unwrap();
+    let cache = CloneCache::new(
+        work.path().to_path_buf(),
+        settings(vec![userpass(&url, PASSWORD)]),
+    );
+    bare.sneak_in_commit_during_next_push("main");
+    let report = commit_and_push(&cache, &url, "main", &fast_retry(5), |checkout| {
+        append_line(checkout, "ours")
+    })
+    .unwrap();
+    assert!(report.pushed);
+    assert_eq!(report.attempts, 2);
+    let subjects: Vec<String> = bare.log("main").into_iter().map(|(_, s, _)| s).collect();
+    assert_eq!(
+        subjects,
+        vec!["imagebump: ours", "sneaky human", "initial commit"]
+    );
+    assert!(!bare.any_forced_update("main"));
+}
+
+#[test]
+fn ssh_lease_lost_inside_the_server_is_not_pushed() {
+    let bare = seeded();
+    let sshd = SshServer::start();
+    let url = sshd.url(bare.path());
+    let rules = vec![ssh_rule("ssh://", sshd.user_key(), sshd.known_hosts())];
+    let work = tempfile::tempdir().unwrap();
+    let cache = CloneCache::new(work.path().to_path_buf(), settings(rules));
+    let checkout = cache.checkout(&url, "main").unwrap();
+    let base = checkout.head().unwrap();
+    let bot = "imagebump/shop";
+    let file = write(&checkout, "app.yaml", "tag: 1.1.0\n");
+    let first = checkout
+        .commit_on(base, std::slice::from_ref(&file), "bump 1.1.0")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        checkout.push_with_lease(first, bot, None).unwrap(),
+        LeaseOutcome::Pushed
+    );
+
+    bare.sneak_in_commit_during_next_push(bot);
+    write(&checkout, "app.yaml", "tag: 1.2.0\n");
+    let second = checkout
+        .commit_on(base, &[file], "bump 1.2.0")
+        .unwrap()
+        .unwrap();
+    let outcome = checkout.push_with_lease(second, bot, Some(first)).unwrap();
+    assert!(
+        matches!(outcome, LeaseOutcome::Rejected { .. }),
+        "{outcome:?}"
+    );
+    let log = bare.log(bot);
+    assert_eq!(log[0].1, "sneaky human");
+    assert_eq!(log[1].0, first.to_string());
+}
+
+#[test]
+fn ssh_key_with_passphrase() {
+    let bare = seeded();
+    let sshd = SshServer::start();
+    let url = sshd.url(bare.path());
+    let rule = |passphrase: &str| CredentialRule {
+        url_prefix: "ssh://".into(),
+        credential: Credential::SshKey {
+            key_file: sshd.passphrase_key(),
+            passphrase: Some(Secret::new(passphrase)),
+            known_hosts_file: sshd.known_hosts(),
+        },
+    };
+    round_trip(&url, settings(vec![rule(KEY_PASSPHRASE)]), &bare);
+
+    let work = tempfile::tempdir().unwrap();
+    let cache = CloneCache::new(
+        work.path().to_path_buf(),
+        settings(vec![rule("not-it-123")]),
+    );
+    let err = cache.checkout(&url, "main").unwrap_err();
+    let message = format!("{err} {err:?}");
+    assert!(!message.contains("not-it-123"), "{message}");
+    assert!(
+        message.contains(&url.replace(&format!("{}@", whoami_from(&url)), "")),
+        "{message}"
+    );
+}
+
+/// The user part of an ssh:// URL.
+fn whoami_from(url: &str) -> &str {
+    url.trim_start_matches("ssh://").split('@').next().unwrap()
+}
+
+#[test]
+fn one_checkout_per_repository_at_a_time() {
+    let bare = seeded();
+    let work = tempfile::tempdir().unwrap();
+    let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![]));
+    let first = cache.checkout(&bare.file_url(), "main").unwrap();
+    let err = cache
+        .clone()
+        .checkout(&bare.file_url(), "main")
+        .unwrap_err();
+    assert!(matches!(err, GitError::Busy { .. }), "{err:?}");
+    drop(first);
+    assert!(cache.checkout(&bare.file_url(), "main").is_ok());
+}
+
+#[test]
+fn ssh_missing_key_file_is_named() {
+    let bare = seeded();
+    let sshd = SshServer::start();
+    let url = sshd.url(bare.path());
+    let missing = PathBuf::from("/nonexistent/id_ed25519");
+    let rules = vec![ssh_rule("ssh://", missing, sshd.known_hosts())];
+    let work = tempfile::tempdir().unwrap();
+    let cache = CloneCache::new(work.path().to_path_buf(), settings(rules));
+    let err = cache.checkout(&url, "main").unwrap_err();
+    assert!(matches!(err, GitError::Auth { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("cannot read SSH key file /nonexistent/id_ed25519"),
+        "{err}"
+    );
+}
