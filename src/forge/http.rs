@@ -182,7 +182,7 @@ impl Api {
 
     fn transport(&self, action: &str, err: &reqwest::Error) -> ForgeError {
         let detail = if err.is_timeout() {
-            format!("no answer within {} s", self.timeout.as_secs())
+            format!("no answer within {:?}", self.timeout)
         } else if err.is_connect() {
             "connection failed".to_string()
         } else {

@@ -5,3 +5,5 @@
 //! local HTTP stand-ins for the forge APIs.
 
 mod support;
+
+mod forge;
