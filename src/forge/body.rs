@@ -1,7 +1,8 @@
 //! Titles and bodies of the pull requests, rendered from minijinja templates.
 //!
 //! Templates see `app`, `changes` (one row per edited target: `image`, `name`, `file`, `from`,
-//! `to`, `reason`), `images` (the same de-duplicated per image and new tag, without `file`) and
+//! `to`, `digest` (or none), `reason`: the same rows as the commit message templates),
+//! `images` (the same de-duplicated per image and new tag, without `file`) and
 //! `fingerprint`. Undefined variables are errors, so a typo in a template is reported instead
 //! of rendering an empty string. Blocks are trimmed (`trim_blocks`, `lstrip_blocks`), so a
 //! `{% for %}` on its own line leaves no blank line behind.
@@ -25,7 +26,7 @@ imagebump proposes new image tags for **{{ app }}**.
 | Image | File | From | To |
 | --- | --- | --- | --- |
 {% for c in changes %}
-| `{{ c.image }}` | `{{ c.file }}` | `{{ c.from }}` | `{{ c.to }}` |
+| `{{ c.image }}` | `{{ c.file }}` | `{{ c.from }}` | `{{ c.to }}`{% if c.digest %} (`{{ c.digest }}`){% endif %} |
 {% endfor %}
 
 Why these tags:
@@ -50,6 +51,8 @@ pub struct ChangeRow {
     pub from: String,
     /// The new tag (or reference).
     pub to: String,
+    /// The digest written with the new tag (`sha256:…`), when the image is pinned.
+    pub digest: Option<String>,
     /// Why the policy chose `to`, `semver ~1.4: newest of 12 matching tags`.
     pub reason: String,
 }
@@ -61,13 +64,18 @@ struct ImageRow<'a> {
     name: &'a str,
     from: &'a str,
     to: &'a str,
+    digest: Option<&'a str>,
     reason: &'a str,
 }
 
 fn images(changes: &[ChangeRow]) -> Vec<ImageRow<'_>> {
     let mut rows: Vec<ImageRow<'_>> = Vec::new();
     for c in changes {
-        if rows.iter().any(|r| r.image == c.image && r.to == c.to) {
+        let digest = c.digest.as_deref();
+        if rows
+            .iter()
+            .any(|r| r.image == c.image && r.to == c.to && r.digest == digest)
+        {
             continue;
         }
         rows.push(ImageRow {
@@ -75,6 +83,7 @@ fn images(changes: &[ChangeRow]) -> Vec<ImageRow<'_>> {
             name: &c.name,
             from: &c.from,
             to: &c.to,
+            digest,
             reason: &c.reason,
         });
     }
@@ -172,6 +181,7 @@ mod tests {
             file: file.to_string(),
             from: from.to_string(),
             to: to.to_string(),
+            digest: None,
             reason: "semver ~1.4: newest of 3 matching tags".to_string(),
         }
     }
@@ -228,6 +238,17 @@ without merging stops imagebump from proposing these same versions again.
             fingerprint(&rows)
         );
         assert_eq!(body, want);
+    }
+
+    #[test]
+    fn pinned_digest_is_shown() {
+        let mut pinned = row("api", "values.yaml", "1.4.2", "1.4.3");
+        pinned.digest = Some("sha256:abc".to_string());
+        let body = render_body(None, "shop", &[pinned]).expect("body");
+        assert!(
+            body.contains("| `1.4.2` | `1.4.3` (`sha256:abc`) |"),
+            "{body}"
+        );
     }
 
     #[test]

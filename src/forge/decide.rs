@@ -30,12 +30,16 @@ pub enum Action {
 }
 
 /// The fingerprint of a change set: sha256 (hex) of its sorted, de-duplicated `image=tag`
-/// lines. The files and the old tags don't enter it: the same new versions are the same
+/// lines (`image=tag@digest` when pinned, so a new digest under the same tag is a new
+/// proposal). The files and the old tags don't enter it: the same new versions are the same
 /// proposal, whatever was there before.
 pub fn fingerprint(changes: &[ChangeRow]) -> String {
     let mut lines: Vec<String> = changes
         .iter()
-        .map(|c| format!("{}={}", c.image, c.to))
+        .map(|c| match &c.digest {
+            Some(digest) => format!("{}={}@{digest}", c.image, c.to),
+            None => format!("{}={}", c.image, c.to),
+        })
         .collect();
     lines.sort();
     lines.dedup();
@@ -100,6 +104,7 @@ mod tests {
             file: "values.yaml".to_string(),
             from: "1.0.0".to_string(),
             to: to.to_string(),
+            digest: None,
             reason: "semver ~1".to_string(),
         }
     }
@@ -137,6 +142,17 @@ mod tests {
             fingerprint(&[row("x", "1\ny=2")]),
             fingerprint(&[row("x", "1"), row("y", "2")])
         );
+    }
+
+    #[test]
+    fn a_new_digest_under_the_same_tag_is_a_new_fingerprint() {
+        let mut pinned = row("ghcr.io/a", "latest");
+        pinned.digest = Some(format!("sha256:{}", "1".repeat(64)));
+        let mut repinned = pinned.clone();
+        repinned.digest = Some(format!("sha256:{}", "2".repeat(64)));
+        let plain = row("ghcr.io/a", "latest");
+        assert_ne!(fingerprint(&[pinned.clone()]), fingerprint(&[repinned]));
+        assert_ne!(fingerprint(&[pinned]), fingerprint(&[plain]));
     }
 
     #[test]

@@ -54,15 +54,15 @@ impl Api {
                 settings.api_url
             )));
         }
-        if settings
-            .project
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .count()
-            < 2
-        {
+        let parts: Vec<&str> = settings.project.split('/').collect();
+        let shape_ok = parts.iter().all(|p| !p.is_empty())
+            && match settings.kind {
+                ForgeKind::Gitlab => parts.len() >= 2,
+                ForgeKind::Github | ForgeKind::Gitea => parts.len() == 2,
+            };
+        if !shape_ok {
             return Err(ForgeError::Settings(format!(
-                "project {:?} must be owner/repo (GitLab: group/project)",
+                "project {:?} must be owner/repo (GitLab: group/project or group/sub/project)",
                 settings.project
             )));
         }

@@ -526,6 +526,74 @@ mod tests {
     }
 
     #[test]
+    fn bad_settings_are_refused_before_any_request() {
+        let check = |kind, api_url: &str, token: &str, project: &str, want: &str| {
+            let settings =
+                ForgeSettings::new(kind, api_url, Secret::new(token), "TOKEN_VAR", project);
+            let err = Forge::new(settings).expect_err(want);
+            assert!(matches!(err, ForgeError::Settings(_)), "{err:?}");
+            assert!(err.to_string().contains(want), "{err}");
+        };
+        check(
+            ForgeKind::Github,
+            "api.github.com",
+            "t",
+            "a/b",
+            "is not a URL",
+        );
+        check(
+            ForgeKind::Github,
+            "ftp://x",
+            "t",
+            "a/b",
+            "must be an http:// or https:// URL",
+        );
+        check(
+            ForgeKind::Github,
+            "https://x",
+            "",
+            "a/b",
+            "token is empty (check TOKEN_VAR)",
+        );
+        check(
+            ForgeKind::Github,
+            "https://x",
+            "t",
+            "a/b/c",
+            "must be owner/repo",
+        );
+        check(
+            ForgeKind::Gitea,
+            "https://x",
+            "t",
+            "repo",
+            "must be owner/repo",
+        );
+        check(
+            ForgeKind::Gitlab,
+            "https://x",
+            "t",
+            "a//b",
+            "must be owner/repo",
+        );
+        check(
+            ForgeKind::Gitlab,
+            "https://x",
+            "bad\ntoken",
+            "a/b",
+            "not allowed in an HTTP header",
+        );
+        let ok = ForgeSettings::new(
+            ForgeKind::Gitlab,
+            "https://x/api/v4",
+            Secret::new("t"),
+            "T",
+            "a/b/c",
+        );
+        assert!(Forge::new(ok).is_ok());
+    }
+
+    #[test]
     fn kinds_parse_and_default_urls() {
         assert_eq!(ForgeKind::parse("forgejo"), Some(ForgeKind::Gitea));
         assert_eq!(ForgeKind::parse("bitbucket"), None);

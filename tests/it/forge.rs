@@ -25,6 +25,7 @@ fn rows(to: &str) -> Vec<ChangeRow> {
             file: "charts/shop/values-staging.yaml".to_string(),
             from: "1.4.2".to_string(),
             to: to.to_string(),
+            digest: None,
             reason: "semver ~1.4: newest of 4 matching tags".to_string(),
         },
         ChangeRow {
@@ -33,6 +34,7 @@ fn rows(to: &str) -> Vec<ChangeRow> {
             file: "charts/shop/values-prod.yaml".to_string(),
             from: "1.4.1".to_string(),
             to: to.to_string(),
+            digest: None,
             reason: "semver ~1.4: newest of 4 matching tags".to_string(),
         },
     ]
