@@ -22,3 +22,4 @@ pub mod reference;
 pub mod policy;
 pub mod registry;
 pub mod git;
+pub mod forge;

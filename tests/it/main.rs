@@ -14,3 +14,5 @@ mod set;
 
 mod git;
 mod support;
+
+mod forge;

@@ -9,3 +9,4 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local addr").port()
 }
 pub mod git;
+pub mod forge;

@@ -1,0 +1,286 @@
+//! Titles and bodies of the pull requests, rendered from minijinja templates.
+//!
+//! Templates see `app`, `changes` (one row per edited target: `image`, `name`, `file`, `from`,
+//! `to`, `digest` (or none), `reason`: the same rows as the commit message templates),
+//! `images` (the same de-duplicated per image and new tag, without `file`) and
+//! `fingerprint`. Undefined variables are errors, so a typo in a template is reported instead
+//! of rendering an empty string. Blocks are trimmed (`trim_blocks`, `lstrip_blocks`), so a
+//! `{% for %}` on its own line leaves no blank line behind.
+
+use minijinja::{Environment, UndefinedBehavior, context};
+use serde::Serialize;
+
+use super::{ForgeError, fingerprint};
+
+/// The default title: `chore(shop): update api to 1.4.3, web to 2.0.1` (up to three images,
+/// else `chore(shop): update 5 images`).
+pub const DEFAULT_TITLE_TEMPLATE: &str = "chore({{ app }}): update \
+{% if images|length <= 3 %}\
+{% for i in images %}{{ i.name }} to {{ i.to }}{% if not loop.last %}, {% endif %}{% endfor %}\
+{% else %}{{ images|length }} images{% endif %}";
+
+/// The default body: a table of the changes and the policy behind each new tag.
+pub const DEFAULT_BODY_TEMPLATE: &str = "\
+imagebump proposes new image tags for **{{ app }}**.
+
+| Image | File | From | To |
+| --- | --- | --- | --- |
+{% for c in changes %}
+| `{{ c.image }}` | `{{ c.file }}` | `{{ c.from }}` | `{{ c.to }}`{% if c.digest %} (`{{ c.digest }}`){% endif %} |
+{% endfor %}
+
+Why these tags:
+{% for i in images %}
+- `{{ i.name }}` → `{{ i.to }}`: {{ i.reason }}
+{% endfor %}
+
+imagebump keeps this pull request up to date: newer images update it in place. Closing it without \
+merging stops imagebump from proposing these same versions again.
+";
+
+/// One edited target of the change set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChangeRow {
+    /// The image repository, `ghcr.io/acme/shop-api`.
+    pub image: String,
+    /// The image's name in the app config, `api`.
+    pub name: String,
+    /// The edited file, relative to the repository root.
+    pub file: String,
+    /// The tag (or reference) written before.
+    pub from: String,
+    /// The new tag (or reference).
+    pub to: String,
+    /// The digest written with the new tag (`sha256:…`), when the image is pinned.
+    pub digest: Option<String>,
+    /// Why the policy chose `to`, `semver ~1.4: newest of 12 matching tags`.
+    pub reason: String,
+}
+
+/// One image and its new tag, for templates that don't care about files.
+#[derive(Debug, Serialize)]
+struct ImageRow<'a> {
+    image: &'a str,
+    name: &'a str,
+    from: &'a str,
+    to: &'a str,
+    digest: Option<&'a str>,
+    reason: &'a str,
+}
+
+fn images(changes: &[ChangeRow]) -> Vec<ImageRow<'_>> {
+    let mut rows: Vec<ImageRow<'_>> = Vec::new();
+    for c in changes {
+        let digest = c.digest.as_deref();
+        if rows
+            .iter()
+            .any(|r| r.image == c.image && r.to == c.to && r.digest == digest)
+        {
+            continue;
+        }
+        rows.push(ImageRow {
+            image: &c.image,
+            name: &c.name,
+            from: &c.from,
+            to: &c.to,
+            digest,
+            reason: &c.reason,
+        });
+    }
+    rows
+}
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_trim_blocks(true);
+    env.set_lstrip_blocks(true);
+    env
+}
+
+fn render(
+    which: &str,
+    source: &str,
+    app: &str,
+    changes: &[ChangeRow],
+) -> Result<String, ForgeError> {
+    let env = environment();
+    let error = |err: minijinja::Error| ForgeError::Template {
+        template: which.to_string(),
+        detail: match err.detail() {
+            Some(detail) => format!("{} ({detail})", err.kind()),
+            None => err.to_string(),
+        },
+    };
+    let template = env.template_from_str(source).map_err(error)?;
+    template
+        .render(context! {
+            app => app,
+            changes => changes,
+            images => images(changes),
+            fingerprint => fingerprint(changes),
+        })
+        .map_err(error)
+}
+
+/// The one-line title (newlines folded). `template` `None` uses [`DEFAULT_TITLE_TEMPLATE`].
+pub fn render_title(
+    template: Option<&str>,
+    app: &str,
+    changes: &[ChangeRow],
+) -> Result<String, ForgeError> {
+    let text = render(
+        "title",
+        template.unwrap_or(DEFAULT_TITLE_TEMPLATE),
+        app,
+        changes,
+    )?;
+    let title = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if title.is_empty() {
+        return Err(ForgeError::Template {
+            template: "title".to_string(),
+            detail: "renders an empty title".to_string(),
+        });
+    }
+    Ok(title)
+}
+
+/// The body, always ending with the hidden fingerprint comment that [`super::decide`] reads
+/// (appended when a custom template does not place it itself). `template` `None` uses
+/// [`DEFAULT_BODY_TEMPLATE`].
+pub fn render_body(
+    template: Option<&str>,
+    app: &str,
+    changes: &[ChangeRow],
+) -> Result<String, ForgeError> {
+    let mut body = render(
+        "body",
+        template.unwrap_or(DEFAULT_BODY_TEMPLATE),
+        app,
+        changes,
+    )?;
+    let fp = fingerprint(changes);
+    if super::fingerprint_in_body(&body) != Some(fp.as_str()) {
+        if !body.is_empty() && !body.ends_with('\n') {
+            body.push('\n');
+        }
+        body.push_str(&format!("\n<!-- imagebump:fingerprint={fp} -->\n"));
+    }
+    Ok(body)
+}
+
+#[cfg(test)]
+#[allow(clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, file: &str, from: &str, to: &str) -> ChangeRow {
+        ChangeRow {
+            image: format!("ghcr.io/acme/shop-{name}"),
+            name: name.to_string(),
+            file: file.to_string(),
+            from: from.to_string(),
+            to: to.to_string(),
+            digest: None,
+            reason: "semver ~1.4: newest of 3 matching tags".to_string(),
+        }
+    }
+
+    #[test]
+    fn default_title() {
+        let one = [row("api", "values-staging.yaml", "1.4.2", "1.4.3")];
+        assert_eq!(
+            render_title(None, "shop", &one).expect("title"),
+            "chore(shop): update api to 1.4.3"
+        );
+        let two = [
+            row("api", "values-staging.yaml", "1.4.2", "1.4.3"),
+            row("api", "values-prod.yaml", "1.4.1", "1.4.3"),
+            row("web", "values-staging.yaml", "2.0.0", "2.0.1"),
+        ];
+        assert_eq!(
+            render_title(None, "shop", &two).expect("title"),
+            "chore(shop): update api to 1.4.3, web to 2.0.1"
+        );
+        let many: Vec<ChangeRow> = ["a", "b", "c", "d"]
+            .iter()
+            .map(|n| row(n, "f", "1", "2"))
+            .collect();
+        assert_eq!(
+            render_title(None, "shop", &many).expect("title"),
+            "chore(shop): update 4 images"
+        );
+    }
+
+    #[test]
+    fn default_body() {
+        let rows = [
+            row("api", "values-staging.yaml", "1.4.2", "1.4.3"),
+            row("api", "values-prod.yaml", "1.4.1", "1.4.3"),
+        ];
+        let body = render_body(None, "shop", &rows).expect("body");
+        let want = format!(
+            "imagebump proposes new image tags for **shop**.
+
+| Image | File | From | To |
+| --- | --- | --- | --- |
+| `ghcr.io/acme/shop-api` | `values-staging.yaml` | `1.4.2` | `1.4.3` |
+| `ghcr.io/acme/shop-api` | `values-prod.yaml` | `1.4.1` | `1.4.3` |
+
+Why these tags:
+- `api` → `1.4.3`: semver ~1.4: newest of 3 matching tags
+
+imagebump keeps this pull request up to date: newer images update it in place. Closing it \
+without merging stops imagebump from proposing these same versions again.
+
+<!-- imagebump:fingerprint={} -->
+",
+            fingerprint(&rows)
+        );
+        assert_eq!(body, want);
+    }
+
+    #[test]
+    fn pinned_digest_is_shown() {
+        let mut pinned = row("api", "values.yaml", "1.4.2", "1.4.3");
+        pinned.digest = Some("sha256:abc".to_string());
+        let body = render_body(None, "shop", &[pinned]).expect("body");
+        assert!(
+            body.contains("| `1.4.2` | `1.4.3` (`sha256:abc`) |"),
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn custom_templates() {
+        let rows = [row("api", "v.yaml", "1", "2")];
+        let title = render_title(Some("bump {{ app }}\n{{ changes[0].to }}"), "shop", &rows)
+            .expect("title");
+        assert_eq!(title, "bump shop 2");
+        // A custom body gets the marker appended...
+        let body = render_body(Some("{{ changes|length }} change"), "shop", &rows).expect("body");
+        assert!(
+            body.starts_with("1 change\n\n<!-- imagebump:fingerprint="),
+            "{body}"
+        );
+        // ...unless it places it itself.
+        let tpl = "<!-- imagebump:fingerprint={{ fingerprint }} -->\nhi";
+        let body = render_body(Some(tpl), "shop", &rows).expect("body");
+        assert_eq!(body.matches("imagebump:fingerprint").count(), 1, "{body}");
+    }
+
+    #[test]
+    fn template_errors_are_reported() {
+        let rows = [row("api", "v.yaml", "1", "2")];
+        let err = render_title(Some("{{ ap }}"), "shop", &rows).expect_err("undefined");
+        assert!(
+            err.to_string().starts_with("pull request template title:"),
+            "{err}"
+        );
+        let err = render_body(Some("{% for %}"), "shop", &rows).expect_err("syntax");
+        assert!(err.to_string().contains("template body"), "{err}");
+        let err =
+            render_title(Some("{% if false %}x{% endif %}"), "shop", &rows).expect_err("empty");
+        assert!(err.to_string().contains("empty title"), "{err}");
+    }
+}
