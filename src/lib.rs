@@ -13,3 +13,4 @@
 //! - [`cli`]: argument parsing and output for the binary.
 
 pub mod cli;
+pub mod daemon;
