@@ -8,6 +8,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod status;
+
 /// Exit code for success.
 pub const EXIT_OK: u8 = 0;
 /// Exit code when some work failed, or for `select`/`--check`, the negative answer.
@@ -30,6 +32,8 @@ pub struct Cli {
 pub enum Command {
     /// Print the version and exit.
     Version,
+    /// Show a running daemon's per-app status (deployed tag, best candidate, last check, error).
+    Status(status::Args),
 }
 
 /// Entry point used by `main.rs`.
@@ -40,5 +44,6 @@ pub fn main() -> ExitCode {
             println!("imagebump {}", env!("CARGO_PKG_VERSION"));
             ExitCode::from(EXIT_OK)
         }
+        Command::Status(args) => status::run(args),
     }
 }
