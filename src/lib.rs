@@ -23,3 +23,4 @@ pub mod policy;
 pub mod registry;
 pub mod git;
 pub mod forge;
+pub mod daemon;

@@ -12,6 +12,7 @@ mod validate;
 pub mod policy_flags;
 mod select;
 mod set;
+mod status;
 
 /// Exit code for success.
 pub const EXIT_OK: u8 = 0;
@@ -41,6 +42,8 @@ pub enum Command {
     Select(select::Args),
     /// Set an image's tag/digest in YAML files in place, changing only those bytes (for CI).
     Set(set::Args),
+    /// Show a running daemon's per-app status (deployed tag, best candidate, last check, error).
+    Status(status::Args),
 }
 
 /// Entry point used by `main.rs`.
@@ -54,5 +57,6 @@ pub fn main() -> ExitCode {
         }
         Command::Select(args) => select::run(args),
         Command::Set(args) => set::run(args),
+        Command::Status(args) => status::run(args),
     }
 }

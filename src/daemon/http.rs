@@ -1,0 +1,119 @@
+//! The HTTP surface: `/healthz`, `/readyz`, `/metrics`, `/api/v1/status` and the webhooks.
+//!
+//! Invariant: handlers only read shared state or queue checks; none calls the worker directly,
+//! so a slow registry never slows an HTTP answer. Design choice: the router is built by a plain
+//! function, [`router`], over a cheap-to-clone [`HttpState`], so tests drive it with
+//! `tower::ServiceExt::oneshot` without a socket, and the daemon serves the very same router.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use super::Worker;
+use super::metrics::{self, Metrics};
+use super::queue::{CheckQueue, Checks};
+use super::status::StatusStore;
+use super::webhook::{self, Receiver, Receivers};
+
+/// What the HTTP handlers share. Clone it freely (all fields are `Arc`s).
+#[derive(Clone)]
+pub struct HttpState {
+    pub(crate) checks: Arc<dyn CheckQueue>,
+    pub(crate) metrics: Arc<Metrics>,
+    status: Arc<StatusStore>,
+    receivers: Arc<RwLock<Receivers>>,
+    ready_after_first_cycle: Arc<AtomicBool>,
+}
+
+impl HttpState {
+    /// State for a daemon whose checks go through `checks`. With `ready_after_first_cycle`,
+    /// `/readyz` answers 503 until the first full cycle ended.
+    pub fn new<W: Worker>(
+        checks: &Arc<Checks<W>>,
+        receivers: Vec<Receiver>,
+        ready_after_first_cycle: bool,
+    ) -> HttpState {
+        let queue: Arc<dyn CheckQueue> = checks.clone();
+        HttpState {
+            checks: queue,
+            metrics: checks.metrics().clone(),
+            status: checks.status().clone(),
+            receivers: Arc::new(RwLock::new(Arc::new(receivers))),
+            ready_after_first_cycle: Arc::new(AtomicBool::new(ready_after_first_cycle)),
+        }
+    }
+
+    /// Replaces the receivers and the readiness rule (after a reload).
+    pub fn reconfigure(&self, receivers: Vec<Receiver>, ready_after_first_cycle: bool) {
+        *self
+            .receivers
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(receivers);
+        self.ready_after_first_cycle
+            .store(ready_after_first_cycle, Ordering::SeqCst);
+    }
+
+    pub(crate) fn receivers(&self) -> Receivers {
+        self.receivers
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Whether `/readyz` answers 200.
+    pub fn ready(&self) -> bool {
+        !self.checks.shutting_down()
+            && (!self.ready_after_first_cycle.load(Ordering::SeqCst)
+                || self.checks.full_cycles() > 0)
+    }
+}
+
+/// The daemon's router.
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .route("/api/v1/status", get(status))
+        .route("/webhook/{kind}", post(webhook::receive))
+        .route(
+            "/webhook/{kind}/{secret}",
+            post(webhook::receive_with_secret),
+        )
+        .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(state): State<HttpState>) -> Response {
+    if state.ready() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else if state.checks.shutting_down() {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the first check cycle has not ended yet\n",
+        )
+            .into_response()
+    }
+}
+
+async fn metrics_text(State(state): State<HttpState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn status(State(state): State<HttpState>) -> Response {
+    axum::Json(state.status.snapshot(state.ready())).into_response()
+}

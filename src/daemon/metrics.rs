@@ -1,0 +1,325 @@
+//! Prometheus metrics (prometheus-client, OpenMetrics text on `/metrics`).
+//!
+//! Invariant: every label is bounded — a registry host or an app name (both come from the
+//! config), a receiver type, a scope kind, or an outcome chosen from a fixed set of `&'static
+//! str`. Never a tag, a digest, a file name or anything read from a request.
+//! Design choice: one [`Metrics`] value, created before the engine and shared (`Arc`) with it,
+//! with one method per event, so the engine records what it does without knowing Prometheus.
+
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// The content type of [`Metrics::encode`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RegistryOutcome {
+    registry: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RegistryLabel {
+    registry: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ScopeLabel {
+    scope: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ScopeOutcome {
+    scope: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReceiverOutcome {
+    receiver: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AppLabel {
+    app: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 5 ms … ~82 s.
+    Histogram::new(exponential_buckets(0.005, 2.0, 15))
+}
+
+fn cycle_histogram() -> Histogram {
+    // 50 ms … ~27 min.
+    Histogram::new(exponential_buckets(0.05, 2.0, 16))
+}
+
+/// Every metric imagebump exposes. Cheap to share: all methods take `&self`.
+pub struct Metrics {
+    registry: Registry,
+    registry_requests: Family<RegistryOutcome, Counter>,
+    tag_list_duration: Family<RegistryLabel, Histogram, fn() -> Histogram>,
+    check_duration: Family<ScopeLabel, Histogram, fn() -> Histogram>,
+    checks: Family<ScopeOutcome, Counter>,
+    images_checked: Counter,
+    images_updated: Counter,
+    commits: Counter,
+    pushes: Family<OutcomeLabel, Counter>,
+    push_retries: Counter,
+    webhook_events: Family<ReceiverOutcome, Counter>,
+    app_last_success: Family<AppLabel, Gauge<f64, AtomicU64>>,
+    app_errors: Family<AppLabel, Counter>,
+    reloads: Family<OutcomeLabel, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics { .. }")
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every family under the `imagebump_` prefix.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("imagebump");
+        let registry_requests = Family::<RegistryOutcome, Counter>::default();
+        registry.register(
+            "registry_requests",
+            "Registry HTTP requests, by registry host and outcome",
+            registry_requests.clone(),
+        );
+        let tag_list_duration: Family<RegistryLabel, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "tag_list_duration_seconds",
+            "Time to list one repository's tags (all pages), by registry host",
+            tag_list_duration.clone(),
+        );
+        let check_duration: Family<ScopeLabel, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(cycle_histogram);
+        registry.register(
+            "check_duration_seconds",
+            "Duration of one check: scope=all is a full poll cycle, repository a webhook check",
+            check_duration.clone(),
+        );
+        let checks = Family::<ScopeOutcome, Counter>::default();
+        registry.register(
+            "checks",
+            "Checks by scope and outcome (ok, error, coalesced)",
+            checks.clone(),
+        );
+        let images_checked = Counter::default();
+        registry.register(
+            "images_checked",
+            "Images checked against their registry",
+            images_checked.clone(),
+        );
+        let images_updated = Counter::default();
+        registry.register(
+            "images_updated",
+            "Image tag changes written to a config repo",
+            images_updated.clone(),
+        );
+        let commits = Counter::default();
+        registry.register("commits", "Commits created", commits.clone());
+        let pushes = Family::<OutcomeLabel, Counter>::default();
+        registry.register("pushes", "Git pushes, by outcome", pushes.clone());
+        let push_retries = Counter::default();
+        registry.register(
+            "push_retries",
+            "Git pushes retried after a conflict",
+            push_retries.clone(),
+        );
+        let webhook_events = Family::<ReceiverOutcome, Counter>::default();
+        registry.register(
+            "webhook_events",
+            "Webhook requests, by receiver type and outcome",
+            webhook_events.clone(),
+        );
+        let app_last_success = Family::<AppLabel, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "app_last_success_timestamp_seconds",
+            "Unix time of the last check of the app that ended without error",
+            app_last_success.clone(),
+        );
+        let app_errors = Family::<AppLabel, Counter>::default();
+        registry.register(
+            "app_errors",
+            "Checks of the app that ended with an error",
+            app_errors.clone(),
+        );
+        let reloads = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "config_reloads",
+            "Configuration reloads, by outcome (ok, rejected)",
+            reloads.clone(),
+        );
+        Metrics {
+            registry,
+            registry_requests,
+            tag_list_duration,
+            check_duration,
+            checks,
+            images_checked,
+            images_updated,
+            commits,
+            pushes,
+            push_retries,
+            webhook_events,
+            app_last_success,
+            app_errors,
+            reloads,
+        }
+    }
+
+    /// One registry HTTP request. `registry` is the configured host; `outcome` one of a fixed
+    /// set, e.g. `ok`, `not_modified`, `unauthorized`, `not_found`, `rate_limited`,
+    /// `server_error`, `network_error`.
+    pub fn registry_request(&self, registry: &str, outcome: &'static str) {
+        self.registry_requests
+            .get_or_create(&RegistryOutcome {
+                registry: registry.to_string(),
+                outcome,
+            })
+            .inc();
+    }
+
+    /// The time it took to list one repository's tags (all pages).
+    pub fn tag_list_latency(&self, registry: &str, elapsed: Duration) {
+        self.tag_list_duration
+            .get_or_create(&RegistryLabel {
+                registry: registry.to_string(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// A commit was created.
+    pub fn commit(&self) {
+        self.commits.inc();
+    }
+
+    /// A push ended; `outcome` is e.g. `ok`, `rejected`, `error`.
+    pub fn push(&self, outcome: &'static str) {
+        self.pushes.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    /// A push is retried after a conflict (non-fast-forward).
+    pub fn push_retry(&self) {
+        self.push_retries.inc();
+    }
+
+    /// Images that were checked, and how many of them got a new tag written.
+    pub fn images(&self, checked: u64, updated: u64) {
+        self.images_checked.inc_by(checked);
+        self.images_updated.inc_by(updated);
+    }
+
+    /// One check of an app ended: record the success time or count the error.
+    pub fn app_checked(&self, app: &str, ok: bool) {
+        let label = AppLabel {
+            app: app.to_string(),
+        };
+        if ok {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs_f64();
+            self.app_last_success.get_or_create(&label).set(now);
+        } else {
+            self.app_errors.get_or_create(&label).inc();
+        }
+    }
+
+    /// A webhook request was answered; `receiver` is the receiver type (`distribution`, …).
+    pub fn webhook_event(&self, receiver: &'static str, outcome: &'static str) {
+        self.webhook_events
+            .get_or_create(&ReceiverOutcome { receiver, outcome })
+            .inc();
+    }
+
+    /// A check ended (`ok` / `error`) or was coalesced into a running one (`coalesced`).
+    pub fn check(&self, scope: &'static str, outcome: &'static str, elapsed: Option<Duration>) {
+        self.checks
+            .get_or_create(&ScopeOutcome { scope, outcome })
+            .inc();
+        if let Some(elapsed) = elapsed {
+            self.check_duration
+                .get_or_create(&ScopeLabel { scope })
+                .observe(elapsed.as_secs_f64());
+        }
+    }
+
+    /// A configuration reload was applied (`ok`) or rejected (`rejected`).
+    pub fn reload(&self, outcome: &'static str) {
+        self.reloads.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    /// The OpenMetrics text exposition of every family.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail; encode only propagates the writer's errors.
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn families_and_labels_appear_in_text() {
+        let metrics = Metrics::new();
+        metrics.registry_request("ghcr.io", "ok");
+        metrics.registry_request("ghcr.io", "ok");
+        metrics.registry_request("ghcr.io", "rate_limited");
+        metrics.tag_list_latency("ghcr.io", Duration::from_millis(120));
+        metrics.webhook_event("ghcr", "accepted");
+        metrics.app_checked("shop", true);
+        metrics.app_checked("blog", false);
+        metrics.push("ok");
+        metrics.push_retry();
+        metrics.commit();
+        metrics.images(3, 1);
+        metrics.check("all", "ok", Some(Duration::from_secs(2)));
+        let text = metrics.encode();
+        for expected in [
+            "imagebump_registry_requests_total{registry=\"ghcr.io\",outcome=\"ok\"} 2",
+            "imagebump_registry_requests_total{registry=\"ghcr.io\",outcome=\"rate_limited\"} 1",
+            "imagebump_tag_list_duration_seconds_count{registry=\"ghcr.io\"} 1",
+            "imagebump_webhook_events_total{receiver=\"ghcr\",outcome=\"accepted\"} 1",
+            "imagebump_app_errors_total{app=\"blog\"} 1",
+            "imagebump_app_last_success_timestamp_seconds{app=\"shop\"}",
+            "imagebump_pushes_total{outcome=\"ok\"} 1",
+            "imagebump_push_retries_total 1",
+            "imagebump_commits_total 1",
+            "imagebump_images_checked_total 3",
+            "imagebump_images_updated_total 1",
+            "imagebump_check_duration_seconds_count{scope=\"all\"} 1",
+            "# EOF",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! The long-running daemon: schedule, registry webhooks, targeted checks, HTTP endpoints
+//! (health, readiness, metrics, status), reload and graceful shutdown.
+//!
+//! Architecture invariant: the daemon knows nothing of YAML editing, git or registry internals.
+//! It decides *when* to check *what* (a [`Scope`]) and calls a [`Worker`], which the engine
+//! implements; it records the [`CycleReport`] the worker returns into the status store and the
+//! metrics. Anything that could be learned from a webhook payload (a tag, a digest) is only a
+//! hint: a webhook schedules a targeted [`Scope::Repository`] check and the worker asks the
+//! registry again.
+//!
+//! Main design choice: every check, scheduled or webhook-triggered, goes through one queue
+//! ([`queue::Checks`]) keyed by scope. A scope is either pending (a debounce window is open),
+//! running, or absent; a request for a scope that is pending is absorbed, a request for a scope
+//! that is running marks it to run once more afterwards. That one rule gives debounce (100 pushes
+//! → one check), non-overlapping cycles (a tick during a running cycle is coalesced into one
+//! follow-up) and bounded concurrency (a semaphore shared by all scopes), so a webhook check runs
+//! while a long poll cycle for other repositories is still going.
+//!
+//! Submodules:
+//! - [`schedule`]: `interval` (`2m`) and 5-field cron `schedule` parsing, next-run computation.
+//! - [`queue`]: the check queue described above.
+//! - [`webhook`]: the authenticated receivers (`distribution`, `dockerhub`, `quay`, `harbor`,
+//!   `ghcr`, `gitlab`, `generic-hmac`).
+//! - [`http`]: the axum router (`/healthz`, `/readyz`, `/metrics`, `/api/v1/status`, webhooks).
+//! - [`metrics`]: the Prometheus families, with methods the engine calls.
+//! - [`status`]: the per-app status store and its JSON shape (shared with `imagebump status`).
+//! - [`logging`]: tracing subscriber setup (`--log-format`, `--log-level`, `RUST_LOG`).
+//! - [`run`]: [`run::run`], which ties it all together with reload and shutdown.
+
+pub mod http;
+pub mod logging;
+pub mod metrics;
+pub mod queue;
+pub mod run;
+pub mod schedule;
+pub mod status;
+pub mod webhook;
+
+use std::future::Future;
+use std::time::Duration;
+
+pub use metrics::Metrics;
+pub use queue::{CheckOptions, Checks, Requested};
+pub use run::{Control, DaemonError, Loaded, Settings, Shutdown, run};
+pub use schedule::Schedule;
+pub use status::StatusStore;
+pub use webhook::{Receiver, ReceiverKind, Secret};
+
+/// What to check: everything, one app, or the apps that use one image repository.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scope {
+    /// Every app on the global schedule.
+    All,
+    /// One app, by its configured name.
+    App(String),
+    /// The apps that use this image repository (a webhook said it changed).
+    Repository {
+        /// The registry host as the worker reported it in [`Worker::repositories`].
+        registry: String,
+        /// The repository path inside that registry, e.g. `acme/shop-api`.
+        repository: String,
+    },
+}
+
+impl Scope {
+    /// A bounded label for logs and metrics: `all`, `app` or `repository`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Scope::All => "all",
+            Scope::App(_) => "app",
+            Scope::Repository { .. } => "repository",
+        }
+    }
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scope::All => f.write_str("all apps"),
+            Scope::App(name) => write!(f, "app {name}"),
+            Scope::Repository {
+                registry,
+                repository,
+            } => write!(f, "repository {registry}/{repository}"),
+        }
+    }
+}
+
+/// The engine, implemented outside this module; the daemon only calls it.
+///
+/// `check` may run concurrently for different scopes (never twice for the same scope), so the
+/// implementation must serialize what has to be serialized (e.g. pushes to one git branch).
+/// The future may be dropped at an await point when the shutdown grace period runs out.
+pub trait Worker: Send + Sync + 'static {
+    /// Check the scope: ask the registries, apply the policies, write back; report per app.
+    fn check(&self, scope: Scope) -> impl Future<Output = CycleReport> + Send;
+
+    /// Every `(registry host, repository)` some app uses, to match webhook events against.
+    fn repositories(&self) -> Vec<(String, String)>;
+
+    /// Every configured app name, so `/api/v1/status` lists apps not checked yet.
+    fn apps(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// What one check did, per app it touched.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CycleReport {
+    pub apps: Vec<AppReport>,
+}
+
+/// One app's outcome in a check.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AppReport {
+    /// The app's configured name.
+    pub name: String,
+    /// `None` when the app was checked without error; otherwise what went wrong (no secrets).
+    pub error: Option<String>,
+    /// The images of this app that were looked at (for a repository check, only those).
+    pub images: Vec<ImageReport>,
+    /// The commit this check created (or the pull request's head commit), if any.
+    pub commit: Option<String>,
+    /// How long this app took.
+    pub duration: Duration,
+}
+
+/// One image of an app, as the check found it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ImageReport {
+    /// The image's configured name inside the app, e.g. `api`.
+    pub name: String,
+    /// The image repository, e.g. `ghcr.io/acme/shop-api`.
+    pub repository: String,
+    /// The tag found in the config repo when checked.
+    pub deployed: Option<String>,
+    /// The best tag the policy picked from the registry (`None`: nothing matched).
+    pub candidate: Option<String>,
+    /// The change this check wrote, if any.
+    pub change: Option<Change>,
+}
+
+/// A tag change written by a check.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Change {
+    pub from: String,
+    pub to: String,
+}

@@ -1,0 +1,318 @@
+//! The check queue: debounce, non-overlap and bounded concurrency for every check.
+//!
+//! Invariant: at most one check per [`Scope`] runs at a time, at most `max_concurrent` checks run
+//! at all, and no check starts after shutdown began. Design choice: a per-scope state machine
+//! (absent → pending → running → absent), where a request for a pending scope is absorbed and a
+//! request for a running scope marks it to run once more after it ends. Scopes are independent,
+//! so a webhook check of one repository starts while a long poll cycle (`Scope::All`) runs.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+use tokio::sync::Semaphore;
+use tracing::{info, warn};
+
+use super::metrics::Metrics;
+use super::run::Shutdown;
+use super::status::StatusStore;
+use super::{CycleReport, Scope, Worker};
+
+/// How checks are queued.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckOptions {
+    /// Requests for the same scope within this window, counted from the first, make one check.
+    pub debounce: Duration,
+    /// Checks running at once, all scopes together (at least 1).
+    pub max_concurrent: usize,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        CheckOptions {
+            debounce: Duration::from_millis(250),
+            max_concurrent: 4,
+        }
+    }
+}
+
+/// What became of a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Requested {
+    /// A new check was queued.
+    Scheduled,
+    /// Absorbed by a check of the same scope that is pending or running (it runs once more).
+    Coalesced,
+    /// Shutdown has begun; nothing was queued.
+    Refused,
+}
+
+#[derive(Debug)]
+enum State {
+    Pending,
+    Running { again: bool },
+}
+
+/// The queue of checks in front of a [`Worker`]. Create it with [`Checks::new`].
+pub struct Checks<W: Worker> {
+    me: Weak<Checks<W>>,
+    worker: RwLock<Arc<W>>,
+    debounce: RwLock<Duration>,
+    semaphore: Arc<Semaphore>,
+    max_concurrent: u32,
+    states: Mutex<HashMap<Scope, State>>,
+    metrics: Arc<Metrics>,
+    status: Arc<StatusStore>,
+    shutdown: Shutdown,
+    full_cycles: AtomicU64,
+}
+
+/// The object-safe view of [`Checks`] used by the HTTP layer (the router is not generic).
+pub trait CheckQueue: Send + Sync {
+    /// Queues a debounced check of `scope`.
+    fn request(&self, scope: Scope) -> Requested;
+    /// Every `(registry, repository)` the current worker's apps use.
+    fn repositories(&self) -> Vec<(String, String)>;
+    /// How many full cycles (`Scope::All`) have ended.
+    fn full_cycles(&self) -> u64;
+    /// Whether shutdown has begun.
+    fn shutting_down(&self) -> bool;
+}
+
+impl<W: Worker> Checks<W> {
+    /// A queue in front of `worker`. `metrics` and `status` receive every report.
+    pub fn new(
+        worker: Arc<W>,
+        options: CheckOptions,
+        metrics: Arc<Metrics>,
+        status: Arc<StatusStore>,
+        shutdown: Shutdown,
+    ) -> Arc<Checks<W>> {
+        let max_concurrent = u32::try_from(options.max_concurrent.max(1)).unwrap_or(u32::MAX / 2);
+        status.set_apps(&worker.apps());
+        Arc::new_cyclic(|me| Checks {
+            me: me.clone(),
+            worker: RwLock::new(worker),
+            debounce: RwLock::new(options.debounce),
+            semaphore: Arc::new(Semaphore::new(max_concurrent as usize)),
+            max_concurrent,
+            states: Mutex::new(HashMap::new()),
+            metrics,
+            status,
+            shutdown,
+            full_cycles: AtomicU64::new(0),
+        })
+    }
+
+    /// The current worker.
+    pub fn worker(&self) -> Arc<W> {
+        self.worker
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Replaces the worker (after a reload). Running checks finish with the old one.
+    pub fn replace_worker(&self, worker: Arc<W>, debounce: Duration) {
+        self.status.set_apps(&worker.apps());
+        *self
+            .worker
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = worker;
+        *self
+            .debounce
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = debounce;
+    }
+
+    /// The metrics this queue records into.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The status store this queue records into.
+    pub fn status(&self) -> &Arc<StatusStore> {
+        &self.status
+    }
+
+    fn debounce(&self) -> Duration {
+        *self
+            .debounce
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn states(&self) -> std::sync::MutexGuard<'_, HashMap<Scope, State>> {
+        self.states
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Queues a check of `scope` after the debounce window (webhooks).
+    pub fn request_debounced(&self, scope: Scope) -> Requested {
+        let delay = self.debounce();
+        self.enqueue(scope, delay)
+    }
+
+    /// Queues a check of `scope` to start as soon as a slot is free (schedule ticks); if one is
+    /// already pending or running, it is coalesced into one follow-up run.
+    pub fn request_now(&self, scope: Scope) -> Requested {
+        self.enqueue(scope, Duration::ZERO)
+    }
+
+    fn enqueue(&self, scope: Scope, delay: Duration) -> Requested {
+        if self.shutdown.is_triggered() {
+            return Requested::Refused;
+        }
+        let Some(me) = self.me.upgrade() else {
+            return Requested::Refused;
+        };
+        let mut states = self.states();
+        match states.get_mut(&scope) {
+            Some(State::Pending) => {
+                self.metrics.check(scope.kind(), "coalesced", None);
+                Requested::Coalesced
+            }
+            Some(State::Running { again }) => {
+                *again = true;
+                self.metrics.check(scope.kind(), "coalesced", None);
+                Requested::Coalesced
+            }
+            None => {
+                states.insert(scope.clone(), State::Pending);
+                drop(states);
+                tokio::spawn(me.drive(scope, delay));
+                Requested::Scheduled
+            }
+        }
+    }
+
+    fn forget(&self, scope: &Scope) {
+        self.states().remove(scope);
+    }
+
+    /// Runs the pending check of `scope`, and again while requests arrived during the run.
+    async fn drive(self: Arc<Self>, scope: Scope, delay: Duration) {
+        let mut delay = delay;
+        loop {
+            if !delay.is_zero() {
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = self.shutdown.wait() => return self.forget(&scope),
+                }
+            }
+            let permit = tokio::select! {
+                permit = self.semaphore.clone().acquire_owned() => permit,
+                () = self.shutdown.wait() => return self.forget(&scope),
+            };
+            let Ok(permit) = permit else {
+                return self.forget(&scope);
+            };
+            if self.shutdown.is_triggered() {
+                return self.forget(&scope);
+            }
+            self.states()
+                .insert(scope.clone(), State::Running { again: false });
+            self.run(&scope).await;
+            drop(permit);
+            let again = {
+                let mut states = self.states();
+                match states.remove(&scope) {
+                    Some(State::Running { again: true }) if !self.shutdown.is_triggered() => {
+                        states.insert(scope.clone(), State::Pending);
+                        true
+                    }
+                    _ => false,
+                }
+            };
+            if !again {
+                return;
+            }
+            delay = match scope {
+                Scope::Repository { .. } => self.debounce(),
+                Scope::All | Scope::App(_) => Duration::ZERO,
+            };
+        }
+    }
+
+    /// Calls the worker and records the report.
+    async fn run(&self, scope: &Scope) {
+        let worker = self.worker();
+        let started = Instant::now();
+        tracing::debug!(%scope, "check started");
+        let report = worker.check(scope.clone()).await;
+        self.record(scope, &report, started.elapsed());
+    }
+
+    fn record(&self, scope: &Scope, report: &CycleReport, elapsed: Duration) {
+        self.status.record(report, OffsetDateTime::now_utc());
+        let mut checked = 0u64;
+        let mut updated = 0u64;
+        let mut failed = false;
+        for app in &report.apps {
+            self.metrics.app_checked(&app.name, app.error.is_none());
+            if let Some(error) = &app.error {
+                failed = true;
+                warn!(app = %app.name, %error, "check failed");
+            }
+            if app.commit.is_some() {
+                self.metrics.commit();
+            }
+            for image in &app.images {
+                checked += 1;
+                if let Some(change) = &image.change {
+                    updated += 1;
+                    info!(
+                        app = %app.name,
+                        image = %image.name,
+                        repository = %image.repository,
+                        from = %change.from,
+                        to = %change.to,
+                        commit = app.commit.as_deref().unwrap_or("-"),
+                        "image updated"
+                    );
+                }
+            }
+        }
+        self.metrics.images(checked, updated);
+        let outcome = if failed { "error" } else { "ok" };
+        self.metrics.check(scope.kind(), outcome, Some(elapsed));
+        if *scope == Scope::All {
+            self.full_cycles.fetch_add(1, Ordering::SeqCst);
+        }
+        info!(%scope, apps = report.apps.len(), images = checked, updated, elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX), outcome, "check done");
+    }
+
+    /// Waits until no check is running (call after shutdown was triggered, so none starts), at
+    /// most `timeout`. Returns whether every check ended in time.
+    pub async fn drain(&self, timeout: Duration) -> bool {
+        let all = self.semaphore.acquire_many(self.max_concurrent);
+        match tokio::time::timeout(timeout, all).await {
+            Ok(Ok(permits)) => {
+                drop(permits);
+                true
+            }
+            Ok(Err(_)) | Err(_) => false,
+        }
+    }
+}
+
+impl<W: Worker> CheckQueue for Checks<W> {
+    fn request(&self, scope: Scope) -> Requested {
+        self.request_debounced(scope)
+    }
+
+    fn repositories(&self) -> Vec<(String, String)> {
+        self.worker().repositories()
+    }
+
+    fn full_cycles(&self) -> u64 {
+        self.full_cycles.load(Ordering::SeqCst)
+    }
+
+    fn shutting_down(&self) -> bool {
+        self.shutdown.is_triggered()
+    }
+}

@@ -1,0 +1,438 @@
+//! The daemon's main loop: load, serve HTTP, schedule, reload, shut down.
+//!
+//! Invariant: a configuration is applied whole or not at all — an invalid new config is logged
+//! and counted, and the running one stays. Design choice: one shared [`Shutdown`] signal (a
+//! `watch` channel) stops the HTTP server (gracefully), the scheduler and the queue; then the
+//! daemon waits for in-flight checks up to the grace period and returns, so a SIGTERM ends the
+//! process within `shutdown_grace` plus a second.
+
+use std::collections::hash_map::DefaultHasher;
+use std::fmt::Display;
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+use tracing::{error, info, warn};
+
+use super::http::{HttpState, router};
+use super::metrics::Metrics;
+use super::queue::{CheckOptions, Checks};
+use super::schedule::Schedule;
+use super::status::StatusStore;
+use super::webhook::Receiver;
+use super::{Scope, Worker};
+
+/// One shutdown signal shared by everything that must stop. Cloning shares it.
+#[derive(Clone, Debug)]
+pub struct Shutdown {
+    sender: Arc<watch::Sender<bool>>,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Shutdown::new()
+    }
+}
+
+impl Shutdown {
+    pub fn new() -> Shutdown {
+        let (sender, _) = watch::channel(false);
+        Shutdown {
+            sender: Arc::new(sender),
+        }
+    }
+
+    /// Starts the shutdown (idempotent).
+    pub fn trigger(&self) {
+        self.sender.send_replace(true);
+    }
+
+    pub fn is_triggered(&self) -> bool {
+        *self.sender.borrow()
+    }
+
+    /// Resolves once the shutdown has started (at once if it already has).
+    pub async fn wait(&self) {
+        let mut receiver = self.sender.subscribe();
+        // The sender lives as long as `self`, so this only returns when the value is true.
+        let _ = receiver.wait_for(|triggered| *triggered).await;
+    }
+}
+
+/// How the outside world steers a running daemon: reload and shutdown requests. The binary
+/// wires Unix signals to it with [`Control::listen_for_signals`]; tests call the methods.
+#[derive(Clone, Debug, Default)]
+pub struct Control {
+    shutdown: Shutdown,
+    reload: Arc<Notify>,
+}
+
+impl Control {
+    pub fn new() -> Control {
+        Control::default()
+    }
+
+    /// The shutdown signal the daemon obeys.
+    pub fn shutdown_signal(&self) -> &Shutdown {
+        &self.shutdown
+    }
+
+    /// Asks the daemon to stop: no new work, in-flight checks get the grace period.
+    pub fn shutdown(&self) {
+        self.shutdown.trigger();
+    }
+
+    /// Asks the daemon to reload its configuration (as SIGHUP does).
+    pub fn reload(&self) {
+        self.reload.notify_one();
+    }
+
+    /// SIGHUP → reload, SIGTERM and SIGINT → shutdown. Call inside a tokio runtime.
+    pub fn listen_for_signals(&self) -> std::io::Result<()> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangup = signal(SignalKind::hangup())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let control = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    Some(()) = hangup.recv() => {
+                        info!("SIGHUP: reloading the configuration");
+                        control.reload();
+                    }
+                    Some(()) = terminate.recv() => {
+                        info!("SIGTERM: shutting down");
+                        control.shutdown();
+                    }
+                    Some(()) = interrupt.recv() => {
+                        info!("SIGINT: shutting down");
+                        control.shutdown();
+                    }
+                    else => return,
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+/// Everything the daemon itself needs from the configuration.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Where the HTTP server listens (webhooks, health, metrics, status). Not reloadable.
+    pub listen: SocketAddr,
+    /// The global schedule: a `Scope::All` check on each tick.
+    pub schedule: Schedule,
+    /// Apps with their own schedule: a `Scope::App` check on each of their ticks. (The worker
+    /// should leave them out of `Scope::All`.)
+    pub app_schedules: Vec<(String, Schedule)>,
+    /// Upper bound of the random delay added to each tick (a tenth of the period at most).
+    pub max_jitter: Duration,
+    /// Debounce window and concurrency (`max_concurrent` is not reloadable).
+    pub checks: CheckOptions,
+    /// The webhook receivers.
+    pub receivers: Vec<Receiver>,
+    /// `/readyz` waits for the first full cycle (default true).
+    pub ready_after_first_cycle: bool,
+    /// Files and directories whose change (mtime, size, entries) triggers a reload.
+    pub watch_paths: Vec<PathBuf>,
+    /// How often `watch_paths` are looked at.
+    pub watch_interval: Duration,
+    /// How long in-flight checks may run after a shutdown request.
+    pub shutdown_grace: Duration,
+}
+
+impl Settings {
+    /// Settings with defaults: 5 s max jitter, 250 ms debounce, 4 concurrent checks, ready after
+    /// the first cycle, no watched paths (polled every 3 s once set), 8 s shutdown grace.
+    pub fn new(listen: SocketAddr, schedule: Schedule) -> Settings {
+        Settings {
+            listen,
+            schedule,
+            app_schedules: Vec::new(),
+            max_jitter: Duration::from_secs(5),
+            checks: CheckOptions::default(),
+            receivers: Vec::new(),
+            ready_after_first_cycle: true,
+            watch_paths: Vec::new(),
+            watch_interval: Duration::from_secs(3),
+            shutdown_grace: Duration::from_secs(8),
+        }
+    }
+}
+
+/// What the loader returns: a ready worker and the daemon settings of one configuration.
+pub struct Loaded<W> {
+    pub worker: W,
+    pub settings: Settings,
+}
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("cannot listen on {addr}: {source} (is the port in use? change webhook.listen)")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+async fn load<W, L, E>(loader: &Arc<L>) -> Result<Loaded<W>, String>
+where
+    W: Worker,
+    L: Fn() -> Result<Loaded<W>, E> + Send + Sync + 'static,
+    E: Display + Send + 'static,
+{
+    let loader = loader.clone();
+    match tokio::task::spawn_blocking(move || loader().map_err(|error| error.to_string())).await {
+        Ok(result) => result,
+        Err(_) => Err("loading the configuration panicked".to_string()),
+    }
+}
+
+/// Runs the daemon until `control` asks it to stop.
+///
+/// `loader` reads the configuration and builds a worker; it is called once at start (an error
+/// is returned as [`DaemonError::Config`]) and again on every reload request or watched-file
+/// change (an error is logged and the old configuration keeps running). It runs on a blocking
+/// thread, so it may read files.
+pub async fn run<W, L, E>(
+    loader: L,
+    metrics: Arc<Metrics>,
+    control: Control,
+) -> Result<(), DaemonError>
+where
+    W: Worker,
+    L: Fn() -> Result<Loaded<W>, E> + Send + Sync + 'static,
+    E: Display + Send + 'static,
+{
+    let loader = Arc::new(loader);
+    let Loaded { worker, settings } = load(&loader).await.map_err(DaemonError::Config)?;
+    let listener =
+        TcpListener::bind(settings.listen)
+            .await
+            .map_err(|source| DaemonError::Bind {
+                addr: settings.listen,
+                source,
+            })?;
+    let shutdown = control.shutdown.clone();
+    let status = Arc::new(StatusStore::new());
+    let checks = Checks::new(
+        Arc::new(worker),
+        settings.checks.clone(),
+        metrics.clone(),
+        status,
+        shutdown.clone(),
+    );
+    let http = HttpState::new(
+        &checks,
+        settings.receivers.clone(),
+        settings.ready_after_first_cycle,
+    );
+    let server = {
+        let shutdown = shutdown.clone();
+        let app = router(http.clone());
+        tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { shutdown.wait().await })
+                .await;
+            if let Err(error) = served {
+                error!(%error, "HTTP server failed");
+            }
+        })
+    };
+    let (settings_sender, settings_receiver) = watch::channel(settings.clone());
+    let scheduler = tokio::spawn(schedule_loop(
+        checks.clone(),
+        settings_receiver,
+        shutdown.clone(),
+    ));
+    info!(listen = %settings.listen, "imagebump daemon started");
+
+    let mut current = settings;
+    let mut seen = fingerprint(current.watch_paths.clone()).await;
+    loop {
+        let reason = tokio::select! {
+            () = shutdown.wait() => break,
+            () = control.reload.notified() => "reload requested",
+            () = tokio::time::sleep(current.watch_interval) => {
+                if current.watch_paths.is_empty() {
+                    continue;
+                }
+                let now = fingerprint(current.watch_paths.clone()).await;
+                if now == seen {
+                    continue;
+                }
+                seen = now;
+                "configuration files changed"
+            }
+        };
+        info!(reason, "reloading the configuration");
+        match load(&loader).await {
+            Ok(Loaded { worker, settings }) => {
+                if settings.listen != current.listen {
+                    warn!(
+                        listen = %current.listen,
+                        wanted = %settings.listen,
+                        "a new listen address needs a restart; still listening on the old one"
+                    );
+                }
+                checks.replace_worker(Arc::new(worker), settings.checks.debounce);
+                http.reconfigure(settings.receivers.clone(), settings.ready_after_first_cycle);
+                seen = fingerprint(settings.watch_paths.clone()).await;
+                settings_sender.send_replace(settings.clone());
+                current = settings;
+                metrics.reload("ok");
+                info!("new configuration applied");
+                checks.request_now(Scope::All);
+            }
+            Err(message) => {
+                metrics.reload("rejected");
+                error!(error = %message, "new configuration rejected; the previous one keeps running");
+            }
+        }
+    }
+
+    info!(
+        grace_secs = current.shutdown_grace.as_secs(),
+        "shutting down: no new checks"
+    );
+    if !checks.drain(current.shutdown_grace).await {
+        warn!("checks still running after the grace period are abandoned");
+    }
+    let _ = scheduler.await;
+    if tokio::time::timeout(Duration::from_secs(1), server)
+        .await
+        .is_err()
+    {
+        warn!("HTTP connections still open at exit are closed");
+    }
+    info!("stopped");
+    Ok(())
+}
+
+/// One schedule the loop keeps: what to check and when it last fired.
+struct Planned {
+    scope: Scope,
+    schedule: Schedule,
+    last_fired: Option<OffsetDateTime>,
+    jitter: Duration,
+}
+
+fn plan(settings: &Settings, fired: Option<OffsetDateTime>) -> Vec<Planned> {
+    let mut planned = vec![Planned {
+        scope: Scope::All,
+        schedule: settings.schedule.clone(),
+        last_fired: fired,
+        jitter: Duration::ZERO,
+    }];
+    for (app, schedule) in &settings.app_schedules {
+        planned.push(Planned {
+            scope: Scope::App(app.clone()),
+            schedule: schedule.clone(),
+            last_fired: fired,
+            jitter: Duration::ZERO,
+        });
+    }
+    planned
+}
+
+fn random_jitter(schedule: &Schedule, cap: Duration) -> Duration {
+    let max = schedule.max_jitter(cap);
+    let max_ms = u64::try_from(max.as_millis()).unwrap_or(u64::MAX);
+    if max_ms == 0 {
+        return Duration::ZERO;
+    }
+    Duration::from_millis(rand::random_range(0..=max_ms))
+}
+
+/// Fires `request_now` for each planned scope when due. Overlap is the queue's business: a
+/// tick while the same scope still runs is coalesced into one follow-up run.
+async fn schedule_loop<W: Worker>(
+    checks: Arc<Checks<W>>,
+    mut settings: watch::Receiver<Settings>,
+    shutdown: Shutdown,
+) {
+    let mut current = settings.borrow_and_update().clone();
+    let mut planned = plan(&current, None);
+    loop {
+        let now = OffsetDateTime::now_utc();
+        let Some((index, delay)) = planned
+            .iter()
+            .enumerate()
+            .map(|(index, entry)| {
+                let delay = entry.schedule.delay_until_next(now, entry.last_fired);
+                let jitter = if entry.last_fired.is_some() {
+                    entry.jitter
+                } else {
+                    Duration::ZERO
+                };
+                (index, delay + jitter)
+            })
+            .min_by_key(|(_, delay)| *delay)
+        else {
+            return;
+        };
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {
+                let entry = &mut planned[index];
+                entry.last_fired = Some(OffsetDateTime::now_utc());
+                entry.jitter = random_jitter(&entry.schedule, current.max_jitter);
+                tracing::debug!(scope = %entry.scope, "schedule tick");
+                checks.request_now(entry.scope.clone());
+            }
+            changed = settings.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                current = settings.borrow_and_update().clone();
+                // The reload itself queues a full check; count the new schedule from now.
+                planned = plan(&current, Some(OffsetDateTime::now_utc()));
+            }
+            () = shutdown.wait() => return,
+        }
+    }
+}
+
+/// A hash of the watched paths' metadata (and, for directories, their entries, 3 levels deep).
+async fn fingerprint(paths: Vec<PathBuf>) -> u64 {
+    tokio::task::spawn_blocking(move || {
+        let mut hasher = DefaultHasher::new();
+        for path in &paths {
+            visit(path, 3, &mut hasher);
+        }
+        hasher.finish()
+    })
+    .await
+    .unwrap_or(0)
+}
+
+fn visit(path: &Path, depth: u32, hasher: &mut DefaultHasher) {
+    path.hash(hasher);
+    let Ok(meta) = std::fs::metadata(path) else {
+        "missing".hash(hasher);
+        return;
+    };
+    meta.len().hash(hasher);
+    meta.modified().ok().hash(hasher);
+    if meta.is_dir() && depth > 0 {
+        let Ok(entries) = std::fs::read_dir(path) else {
+            return;
+        };
+        let mut children: Vec<PathBuf> = entries
+            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+            .collect();
+        children.sort();
+        for child in children {
+            visit(&child, depth - 1, hasher);
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! The per-app status behind `/api/v1/status` and `imagebump status`.
+//!
+//! Invariant: the status is only ever built from [`CycleReport`]s the worker returned; the daemon
+//! never guesses a tag. Design choice: reports merge into the store image by image, so a
+//! targeted (repository) check updates the images it looked at and leaves the app's other images
+//! as the last full cycle saw them. The JSON types are plain serde structs shared with the CLI.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::{AppReport, CycleReport};
+
+/// The body of `GET /api/v1/status`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusResponse {
+    /// Whether `/readyz` would answer 200.
+    pub ready: bool,
+    /// One entry per app, sorted by name.
+    pub apps: Vec<AppStatus>,
+}
+
+/// One app's last known state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppStatus {
+    pub name: String,
+    pub images: Vec<ImageStatus>,
+    /// RFC 3339 time of the last check that looked at this app (`null`: never checked).
+    pub last_check: Option<String>,
+    /// RFC 3339 time of the last check without error.
+    pub last_success: Option<String>,
+    /// The error of the last check, `null` when it succeeded.
+    pub last_error: Option<String>,
+    /// The last commit a check created for this app.
+    pub last_commit: Option<String>,
+    /// How long the last check of this app took, in milliseconds.
+    pub last_duration_ms: Option<u64>,
+}
+
+/// One image of an app.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageStatus {
+    pub name: String,
+    pub repository: String,
+    /// The tag in the config repo when last checked.
+    pub deployed: Option<String>,
+    /// The best tag the policy picked when last checked.
+    pub candidate: Option<String>,
+}
+
+/// Thread-safe store of app statuses, updated from check reports.
+#[derive(Debug, Default)]
+pub struct StatusStore {
+    apps: Mutex<BTreeMap<String, AppStatus>>,
+}
+
+fn rfc3339(time: OffsetDateTime) -> Option<String> {
+    time.format(&Rfc3339).ok()
+}
+
+impl StatusStore {
+    pub fn new() -> StatusStore {
+        StatusStore::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, AppStatus>> {
+        // A panic while holding the lock leaves plain data behind; keep serving it.
+        self.apps
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Makes sure these apps are listed (not checked yet) and forgets apps no longer configured.
+    pub fn set_apps(&self, names: &[String]) {
+        let mut apps = self.lock();
+        if names.is_empty() {
+            return;
+        }
+        apps.retain(|name, _| names.contains(name));
+        for name in names {
+            apps.entry(name.clone()).or_insert_with(|| AppStatus {
+                name: name.clone(),
+                ..AppStatus::default()
+            });
+        }
+    }
+
+    /// Merges a report, checked at `at`.
+    pub fn record(&self, report: &CycleReport, at: OffsetDateTime) {
+        let mut apps = self.lock();
+        for app in &report.apps {
+            let entry = apps.entry(app.name.clone()).or_insert_with(|| AppStatus {
+                name: app.name.clone(),
+                ..AppStatus::default()
+            });
+            merge(entry, app, at);
+        }
+    }
+
+    /// A snapshot, sorted by app name.
+    pub fn snapshot(&self, ready: bool) -> StatusResponse {
+        StatusResponse {
+            ready,
+            apps: self.lock().values().cloned().collect(),
+        }
+    }
+}
+
+fn merge(entry: &mut AppStatus, app: &AppReport, at: OffsetDateTime) {
+    let when = rfc3339(at);
+    entry.last_check.clone_from(&when);
+    entry.last_error.clone_from(&app.error);
+    if app.error.is_none() {
+        entry.last_success = when;
+    }
+    if app.commit.is_some() {
+        entry.last_commit.clone_from(&app.commit);
+    }
+    entry.last_duration_ms = Some(duration_ms(app.duration));
+    for image in &app.images {
+        let status = ImageStatus {
+            name: image.name.clone(),
+            repository: image.repository.clone(),
+            deployed: image.deployed.clone(),
+            candidate: image.candidate.clone(),
+        };
+        match entry
+            .images
+            .iter_mut()
+            .find(|known| known.name == image.name)
+        {
+            Some(known) => *known = status,
+            None => entry.images.push(status),
+        }
+    }
+}
+
+fn duration_ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::ImageReport;
+    use time::macros::datetime;
+
+    fn image(name: &str, deployed: &str, candidate: &str) -> ImageReport {
+        ImageReport {
+            name: name.into(),
+            repository: format!("ghcr.io/acme/{name}"),
+            deployed: Some(deployed.into()),
+            candidate: Some(candidate.into()),
+            change: None,
+        }
+    }
+
+    #[test]
+    fn targeted_reports_merge_image_by_image() {
+        let store = StatusStore::new();
+        store.set_apps(&["shop".into(), "blog".into()]);
+        store.record(
+            &CycleReport {
+                apps: vec![AppReport {
+                    name: "shop".into(),
+                    error: None,
+                    images: vec![
+                        image("api", "1.0.0", "1.0.1"),
+                        image("web", "2.0.0", "2.0.0"),
+                    ],
+                    commit: Some("abc123".into()),
+                    duration: Duration::from_millis(1500),
+                }],
+            },
+            datetime!(2026-01-01 10:00:00 UTC),
+        );
+        store.record(
+            &CycleReport {
+                apps: vec![AppReport {
+                    name: "shop".into(),
+                    error: Some("registry ghcr.io answered 500".into()),
+                    images: vec![image("api", "1.0.1", "1.0.2")],
+                    commit: None,
+                    duration: Duration::from_millis(20),
+                }],
+            },
+            datetime!(2026-01-01 10:05:00 UTC),
+        );
+        let snapshot = store.snapshot(true);
+        assert_eq!(snapshot.apps.len(), 2);
+        assert_eq!(snapshot.apps[0].name, "blog");
+        assert_eq!(snapshot.apps[0].last_check, None);
+        let shop = &snapshot.apps[1];
+        assert_eq!(shop.last_check.as_deref(), Some("2026-01-01T10:05:00Z"));
+        assert_eq!(shop.last_success.as_deref(), Some("2026-01-01T10:00:00Z"));
+        assert_eq!(
+            shop.last_error.as_deref(),
+            Some("registry ghcr.io answered 500")
+        );
+        assert_eq!(shop.last_commit.as_deref(), Some("abc123"));
+        assert_eq!(shop.images.len(), 2);
+        assert_eq!(shop.images[0].deployed.as_deref(), Some("1.0.1"));
+        assert_eq!(shop.images[0].candidate.as_deref(), Some("1.0.2"));
+        assert_eq!(shop.images[1].deployed.as_deref(), Some("2.0.0"));
+
+        store.set_apps(&["shop".into()]);
+        assert_eq!(store.snapshot(true).apps.len(), 1);
+    }
+}

@@ -1,0 +1,887 @@
+//! Registry webhook receivers: authenticate, parse, and turn a push into a targeted check.
+//!
+//! Invariant: nothing happens before a request is authenticated and fully parsed — an
+//! unauthenticated, oversized, mistyped or malformed request gets a 4xx and schedules nothing.
+//! A payload's tag is only a hint and is never written anywhere: an accepted event queues a
+//! [`Scope::Repository`] check and the worker asks the registry again.
+//!
+//! Design choice: every receiver is `POST /webhook/<type>` (or `/webhook/<type>/<secret>` for
+//! registries that can only put a secret in the URL: Docker Hub and Quay). Secrets are compared in
+//! constant time (tokens through SHA-256 digests, HMAC signatures through `hmac`'s `verify_slice`).
+//! Events are matched against the repositories the worker's apps use; unknown repositories are
+//! answered 202 and counted, but not checked.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::Scope;
+use super::http::HttpState;
+use super::queue::Requested;
+
+/// Webhook bodies larger than this are refused with 413.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// The `Content-Type` of CNCF distribution registry notifications.
+pub const DISTRIBUTION_EVENTS_MEDIA_TYPE: &str =
+    "application/vnd.docker.distribution.events.v1+json";
+
+/// The webhook receiver types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReceiverKind {
+    /// CNCF distribution (`registry:2`) notifications; `Authorization` header token.
+    Distribution,
+    /// Docker Hub; secret in the URL path.
+    DockerHub,
+    /// Quay; secret in the URL path.
+    Quay,
+    /// Harbor; `Authorization` header token.
+    Harbor,
+    /// GitHub `package` / `registry_package` events; `X-Hub-Signature-256` HMAC.
+    Ghcr,
+    /// GitLab; `X-Gitlab-Token` header.
+    Gitlab,
+    /// Anything that can sign a small JSON body; `X-Signature: sha256=<hex>` HMAC.
+    GenericHmac,
+}
+
+impl ReceiverKind {
+    /// Every receiver type.
+    pub const ALL: [ReceiverKind; 7] = [
+        ReceiverKind::Distribution,
+        ReceiverKind::DockerHub,
+        ReceiverKind::Quay,
+        ReceiverKind::Harbor,
+        ReceiverKind::Ghcr,
+        ReceiverKind::Gitlab,
+        ReceiverKind::GenericHmac,
+    ];
+
+    /// The name used in the config, the URL and the metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReceiverKind::Distribution => "distribution",
+            ReceiverKind::DockerHub => "dockerhub",
+            ReceiverKind::Quay => "quay",
+            ReceiverKind::Harbor => "harbor",
+            ReceiverKind::Ghcr => "ghcr",
+            ReceiverKind::Gitlab => "gitlab",
+            ReceiverKind::GenericHmac => "generic-hmac",
+        }
+    }
+
+    /// Whether the secret travels in the URL path (`/webhook/<type>/<secret>`).
+    pub fn secret_in_path(self) -> bool {
+        matches!(self, ReceiverKind::DockerHub | ReceiverKind::Quay)
+    }
+}
+
+impl std::fmt::Display for ReceiverKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A receiver type name that doesn't exist.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error(
+    "unknown webhook receiver type {0:?}: use one of distribution, dockerhub, quay, harbor, ghcr, gitlab, generic-hmac"
+)]
+pub struct UnknownReceiverKind(pub String);
+
+impl FromStr for ReceiverKind {
+    type Err = UnknownReceiverKind;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        ReceiverKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
+            .ok_or_else(|| UnknownReceiverKind(name.to_string()))
+    }
+}
+
+/// A secret (token or HMAC key). Its `Debug` output never shows the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// One configured receiver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receiver {
+    pub kind: ReceiverKind,
+    /// The token, path secret or HMAC key, already read from its environment variable.
+    pub secret: Secret,
+    /// Treat every event of this receiver as coming from this registry host (e.g. when the
+    /// registry knows itself by an internal name, as the distribution registry's `request.host`).
+    pub registry: Option<String>,
+}
+
+/// Constant-time equality: compares SHA-256 digests, so neither content nor length leaks.
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    let a = Sha256::digest(a);
+    let b = Sha256::digest(b);
+    let mut diff = 0u8;
+    for (x, y) in a.iter().zip(b.iter()) {
+        diff |= x ^ y;
+    }
+    diff == 0
+}
+
+/// Checks `sha256=<hex>` against the HMAC-SHA256 of `body` under `key`, in constant time.
+pub fn verify_hmac_sha256(key: &[u8], body: &[u8], signature_header: &[u8]) -> bool {
+    let Some(hex_signature) = signature_header.strip_prefix(b"sha256=") else {
+        return false;
+    };
+    let Ok(signature) = hex::decode(hex_signature) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
+        return false;
+    };
+    mac.update(body);
+    mac.verify_slice(&signature).is_ok()
+}
+
+/// Why a request was refused. Each maps to a 4xx/5xx status and a metrics outcome.
+#[derive(Debug, PartialEq, Eq)]
+enum Rejection {
+    NotConfigured,
+    Unauthorized,
+    TooLarge,
+    UnsupportedMediaType,
+    Malformed(String),
+    ShuttingDown,
+}
+
+impl Rejection {
+    fn outcome(&self) -> &'static str {
+        match self {
+            Rejection::NotConfigured => "not_configured",
+            Rejection::Unauthorized => "unauthorized",
+            Rejection::TooLarge => "too_large",
+            Rejection::UnsupportedMediaType => "unsupported_media_type",
+            Rejection::Malformed(_) => "malformed",
+            Rejection::ShuttingDown => "shutting_down",
+        }
+    }
+
+    fn into_response(self) -> Response {
+        match self {
+            Rejection::NotConfigured => {
+                (StatusCode::NOT_FOUND, "no such webhook receiver\n").into_response()
+            }
+            Rejection::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong webhook credentials\n",
+            )
+                .into_response(),
+            Rejection::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "webhook body larger than 1 MiB\n",
+            )
+                .into_response(),
+            Rejection::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unexpected Content-Type: send JSON\n",
+            )
+                .into_response(),
+            Rejection::Malformed(reason) => (
+                StatusCode::BAD_REQUEST,
+                format!("malformed webhook payload: {reason}\n"),
+            )
+                .into_response(),
+            Rejection::ShuttingDown => {
+                (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
+            }
+        }
+    }
+}
+
+/// A push the payload announced: a registry host, a repository path, a tag hint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PushHint {
+    pub registry: String,
+    pub repository: String,
+    pub tag: Option<String>,
+}
+
+/// What an authenticated, well-formed payload contained.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Parsed {
+    pub pushes: Vec<PushHint>,
+    /// Events that don't announce a new tag (pulls, blob pushes, pings, deletions).
+    pub ignored: usize,
+}
+
+/// `POST /webhook/{kind}`.
+pub(crate) async fn receive(
+    State(state): State<HttpState>,
+    Path(kind): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(state, &kind, None, headers, body).await
+}
+
+/// `POST /webhook/{kind}/{secret}`.
+pub(crate) async fn receive_with_secret(
+    State(state): State<HttpState>,
+    Path((kind, secret)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(state, &kind, Some(secret), headers, body).await
+}
+
+async fn handle(
+    state: HttpState,
+    kind: &str,
+    path_secret: Option<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Ok(kind) = kind.parse::<ReceiverKind>() else {
+        return Rejection::NotConfigured.into_response();
+    };
+    match accept(&state, kind, path_secret, &headers, body).await {
+        Ok(accepted) => {
+            state
+                .metrics
+                .webhook_event(kind.as_str(), accepted.outcome());
+            (
+                StatusCode::ACCEPTED,
+                axum::Json(serde_json::json!({
+                    "scheduled": accepted.scheduled,
+                    "coalesced": accepted.coalesced,
+                    "unknown_repositories": accepted.unknown,
+                    "ignored_events": accepted.ignored,
+                })),
+            )
+                .into_response()
+        }
+        Err(rejection) => {
+            state
+                .metrics
+                .webhook_event(kind.as_str(), rejection.outcome());
+            tracing::debug!(
+                receiver = kind.as_str(),
+                outcome = rejection.outcome(),
+                "webhook refused"
+            );
+            rejection.into_response()
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Accepted {
+    scheduled: usize,
+    coalesced: usize,
+    unknown: usize,
+    ignored: usize,
+}
+
+impl Accepted {
+    fn outcome(&self) -> &'static str {
+        if self.scheduled + self.coalesced > 0 {
+            "accepted"
+        } else if self.unknown > 0 {
+            "unknown_repository"
+        } else {
+            "ignored"
+        }
+    }
+}
+
+async fn accept(
+    state: &HttpState,
+    kind: ReceiverKind,
+    path_secret: Option<String>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Accepted, Rejection> {
+    let receivers: Vec<Receiver> = state
+        .receivers()
+        .iter()
+        .filter(|receiver| receiver.kind == kind)
+        .cloned()
+        .collect();
+    if receivers.is_empty() || (path_secret.is_some() && !kind.secret_in_path()) {
+        return Err(Rejection::NotConfigured);
+    }
+    let declared_length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared_length.is_some_and(|length| length > BODY_LIMIT as u64) {
+        return Err(Rejection::TooLarge);
+    }
+    let body = read_limited(body, BODY_LIMIT).await?;
+    let receiver = authenticate(&receivers, path_secret.as_deref(), headers, &body)
+        .ok_or(Rejection::Unauthorized)?;
+    check_media_type(kind, headers)?;
+    let parsed = parse(kind, receiver.registry.as_deref(), headers, &body)?;
+    if state.checks.shutting_down() {
+        return Err(Rejection::ShuttingDown);
+    }
+    let known = state.checks.repositories();
+    let mut accepted = Accepted {
+        ignored: parsed.ignored,
+        ..Accepted::default()
+    };
+    let mut scopes: Vec<Scope> = Vec::new();
+    for push in &parsed.pushes {
+        let matched = matching_scopes(&known, &push.registry, &push.repository);
+        if matched.is_empty() {
+            accepted.unknown += 1;
+            tracing::info!(
+                receiver = kind.as_str(),
+                registry = %push.registry,
+                repository = %push.repository,
+                "webhook for a repository no app uses"
+            );
+        }
+        for scope in matched {
+            if !scopes.contains(&scope) {
+                scopes.push(scope);
+            }
+        }
+    }
+    for scope in scopes {
+        match state.checks.request(scope.clone()) {
+            Requested::Scheduled => {
+                tracing::info!(receiver = kind.as_str(), %scope, "webhook scheduled a check");
+                accepted.scheduled += 1;
+            }
+            Requested::Coalesced => accepted.coalesced += 1,
+            Requested::Refused => return Err(Rejection::ShuttingDown),
+        }
+    }
+    Ok(accepted)
+}
+
+async fn read_limited(mut body: Body, limit: usize) -> Result<Bytes, Rejection> {
+    let mut buffer: Vec<u8> = Vec::new();
+    loop {
+        let frame = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await;
+        match frame {
+            None => return Ok(Bytes::from(buffer)),
+            Some(Err(_)) => return Err(Rejection::Malformed("the body could not be read".into())),
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    if buffer.len() + data.len() > limit {
+                        return Err(Rejection::TooLarge);
+                    }
+                    buffer.extend_from_slice(&data);
+                }
+            }
+        }
+    }
+}
+
+fn header_bytes<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h [u8]> {
+    headers.get(name).map(|value| value.as_bytes())
+}
+
+/// The receiver whose secret the request proves, if any.
+fn authenticate<'r>(
+    receivers: &'r [Receiver],
+    path_secret: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Option<&'r Receiver> {
+    receivers.iter().find(|receiver| {
+        let secret = receiver.secret.bytes();
+        match receiver.kind {
+            ReceiverKind::DockerHub | ReceiverKind::Quay => {
+                path_secret.is_some_and(|given| ct_eq(given.as_bytes(), secret))
+            }
+            ReceiverKind::Distribution | ReceiverKind::Harbor => {
+                header_bytes(headers, "authorization").is_some_and(|given| ct_eq(given, secret))
+            }
+            ReceiverKind::Gitlab => {
+                header_bytes(headers, "x-gitlab-token").is_some_and(|given| ct_eq(given, secret))
+            }
+            ReceiverKind::Ghcr => header_bytes(headers, "x-hub-signature-256")
+                .is_some_and(|given| verify_hmac_sha256(secret, body, given)),
+            ReceiverKind::GenericHmac => header_bytes(headers, "x-signature")
+                .is_some_and(|given| verify_hmac_sha256(secret, body, given)),
+        }
+    })
+}
+
+fn check_media_type(kind: ReceiverKind, headers: &HeaderMap) -> Result<(), Rejection> {
+    let essence = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .map(|value| value.trim().to_ascii_lowercase())
+        .ok_or(Rejection::UnsupportedMediaType)?;
+    let json = essence == "application/json";
+    let ok = match kind {
+        ReceiverKind::Distribution | ReceiverKind::Gitlab => {
+            json || essence == DISTRIBUTION_EVENTS_MEDIA_TYPE
+        }
+        _ => json,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Rejection::UnsupportedMediaType)
+    }
+}
+
+/// Parses an authenticated body of receiver type `kind`. `registry` overrides the host.
+fn parse(
+    kind: ReceiverKind,
+    registry: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Parsed, Rejection> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|error| Rejection::Malformed(format!("invalid JSON ({error})")))?;
+    if !value.is_object() {
+        return Err(Rejection::Malformed("expected a JSON object".into()));
+    }
+    match kind {
+        ReceiverKind::Distribution => parse_distribution(&value, registry),
+        ReceiverKind::DockerHub => parse_dockerhub(&value, registry),
+        ReceiverKind::Quay => parse_quay(&value, registry),
+        ReceiverKind::Harbor => parse_harbor(&value, registry),
+        ReceiverKind::Ghcr => {
+            let event = headers
+                .get("x-github-event")
+                .and_then(|value| value.to_str().ok())
+                .ok_or_else(|| Rejection::Malformed("no X-GitHub-Event header".into()))?;
+            parse_ghcr(event, &value, registry)
+        }
+        ReceiverKind::Gitlab => {
+            if value.get("events").is_some() {
+                parse_distribution(&value, registry)
+            } else {
+                parse_generic(&value, registry)
+            }
+        }
+        ReceiverKind::GenericHmac => parse_generic(&value, registry),
+    }
+}
+
+fn str_at<'v>(value: &'v Value, path: &[&str]) -> Option<&'v str> {
+    let mut current = value;
+    for key in path {
+        current = current.get(key)?;
+    }
+    current.as_str().filter(|text| !text.is_empty())
+}
+
+fn missing(field: &str) -> Rejection {
+    Rejection::Malformed(format!("missing string field {field}"))
+}
+
+/// Splits `host/path[:tag][@digest]` (or `path`, which means Docker Hub) into host, path, tag.
+pub fn split_reference(reference: &str) -> (String, String, Option<String>) {
+    let reference = reference
+        .trim()
+        .trim_start_matches("https://")
+        .trim_start_matches("http://");
+    let without_digest = reference.split('@').next().unwrap_or(reference);
+    let (name, tag) = match without_digest.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => (name, Some(tag.to_string())),
+        _ => (without_digest, None),
+    };
+    match name.split_once('/') {
+        Some((first, rest))
+            if first.contains('.') || first.contains(':') || first == "localhost" =>
+        {
+            (first.to_string(), rest.to_string(), tag)
+        }
+        _ => ("docker.io".to_string(), name.to_string(), tag),
+    }
+}
+
+fn parse_distribution(value: &Value, registry: Option<&str>) -> Result<Parsed, Rejection> {
+    let events = value
+        .get("events")
+        .and_then(Value::as_array)
+        .ok_or_else(|| Rejection::Malformed("missing events array".into()))?;
+    let mut parsed = Parsed::default();
+    for event in events {
+        let is_push = str_at(event, &["action"]) == Some("push");
+        let tag = str_at(event, &["target", "tag"]);
+        let manifest = str_at(event, &["target", "mediaType"]).is_none_or(|media_type| {
+            media_type.contains("manifest") || media_type.contains("image.index")
+        });
+        let repository = str_at(event, &["target", "repository"]);
+        let host = registry.or_else(|| str_at(event, &["request", "host"]));
+        match (is_push && manifest, tag, repository, host) {
+            (true, Some(tag), Some(repository), Some(host)) => parsed.pushes.push(PushHint {
+                registry: host.to_string(),
+                repository: repository.to_string(),
+                tag: Some(tag.to_string()),
+            }),
+            _ => parsed.ignored += 1,
+        }
+    }
+    Ok(parsed)
+}
+
+fn parse_dockerhub(value: &Value, registry: Option<&str>) -> Result<Parsed, Rejection> {
+    let name = str_at(value, &["repository", "repo_name"])
+        .ok_or_else(|| missing("repository.repo_name"))?;
+    let tag = str_at(value, &["push_data", "tag"]).map(str::to_string);
+    Ok(Parsed {
+        pushes: vec![PushHint {
+            registry: registry.unwrap_or("docker.io").to_string(),
+            repository: name.to_string(),
+            tag,
+        }],
+        ignored: 0,
+    })
+}
+
+fn parse_quay(value: &Value, registry: Option<&str>) -> Result<Parsed, Rejection> {
+    let (host, repository) = match (
+        str_at(value, &["docker_url"]),
+        str_at(value, &["repository"]),
+    ) {
+        (Some(url), _) => {
+            let (host, path, _) = split_reference(url);
+            (host, path)
+        }
+        (None, Some(repository)) => ("quay.io".to_string(), repository.to_string()),
+        (None, None) => return Err(missing("docker_url")),
+    };
+    let tag = value
+        .get("updated_tags")
+        .and_then(Value::as_array)
+        .and_then(|tags| tags.first())
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    Ok(Parsed {
+        pushes: vec![PushHint {
+            registry: registry.map_or(host, str::to_string),
+            repository,
+            tag,
+        }],
+        ignored: 0,
+    })
+}
+
+fn parse_harbor(value: &Value, registry: Option<&str>) -> Result<Parsed, Rejection> {
+    let event_type = str_at(value, &["type"]).ok_or_else(|| missing("type"))?;
+    if !matches!(event_type, "PUSH_ARTIFACT" | "pushImage") {
+        return Ok(Parsed {
+            pushes: Vec::new(),
+            ignored: 1,
+        });
+    }
+    let full_name = str_at(value, &["event_data", "repository", "repo_full_name"]);
+    let resources = value
+        .pointer("/event_data/resources")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let mut parsed = Parsed::default();
+    for resource in resources {
+        let Some(url) = str_at(resource, &["resource_url"]) else {
+            parsed.ignored += 1;
+            continue;
+        };
+        let (host, path, tag) = split_reference(url);
+        let tag = str_at(resource, &["tag"]).map(str::to_string).or(tag);
+        parsed.pushes.push(PushHint {
+            registry: registry.map_or(host, str::to_string),
+            repository: full_name.map_or(path, str::to_string),
+            tag,
+        });
+    }
+    if parsed.pushes.is_empty() {
+        match (registry, full_name) {
+            (Some(host), Some(name)) => parsed.pushes.push(PushHint {
+                registry: host.to_string(),
+                repository: name.to_string(),
+                tag: None,
+            }),
+            _ => return Err(missing("event_data.resources[].resource_url")),
+        }
+    }
+    Ok(parsed)
+}
+
+fn parse_ghcr(event: &str, value: &Value, registry: Option<&str>) -> Result<Parsed, Rejection> {
+    let key = match event {
+        "package" => "package",
+        "registry_package" => "registry_package",
+        // `ping` (sent when the webhook is created) and any other event: nothing to check.
+        _ => {
+            return Ok(Parsed {
+                pushes: Vec::new(),
+                ignored: 1,
+            });
+        }
+    };
+    let package = value
+        .get(key)
+        .filter(|package| package.is_object())
+        .ok_or_else(|| missing(key))?;
+    let action = str_at(value, &["action"]).unwrap_or("published");
+    let container = str_at(package, &["package_type"]).is_some_and(|kind| {
+        kind.eq_ignore_ascii_case("container") || kind.eq_ignore_ascii_case("docker")
+    });
+    if !container || !matches!(action, "published" | "updated") {
+        return Ok(Parsed {
+            pushes: Vec::new(),
+            ignored: 1,
+        });
+    }
+    let name = str_at(package, &["name"]).ok_or_else(|| missing(&format!("{key}.name")))?;
+    let namespace = str_at(package, &["namespace"])
+        .or_else(|| str_at(package, &["owner", "login"]))
+        .ok_or_else(|| missing(&format!("{key}.namespace")))?;
+    let version = package.get("package_version");
+    let tag_value = version.and_then(|version| version.pointer("/container_metadata/tag/name"));
+    // A version pushed without a tag (a platform manifest of a multi-arch image): no new tag.
+    if tag_value.is_some_and(|tag| tag.as_str() == Some("")) {
+        return Ok(Parsed {
+            pushes: Vec::new(),
+            ignored: 1,
+        });
+    }
+    Ok(Parsed {
+        pushes: vec![PushHint {
+            registry: registry.unwrap_or("ghcr.io").to_string(),
+            repository: format!("{namespace}/{name}").to_ascii_lowercase(),
+            tag: tag_value.and_then(Value::as_str).map(str::to_string),
+        }],
+        ignored: 0,
+    })
+}
+
+fn parse_generic(value: &Value, registry: Option<&str>) -> Result<Parsed, Rejection> {
+    let reference = str_at(value, &["repository"]).ok_or_else(|| missing("repository"))?;
+    let (host, path, _) = split_reference(reference);
+    Ok(Parsed {
+        pushes: vec![PushHint {
+            registry: registry.map_or(host, str::to_string),
+            repository: path,
+            tag: str_at(value, &["tag"]).map(str::to_string),
+        }],
+        ignored: 0,
+    })
+}
+
+fn normalize_host(host: &str) -> String {
+    let host = host
+        .trim()
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_ascii_lowercase();
+    match host.as_str() {
+        "index.docker.io"
+        | "registry-1.docker.io"
+        | "registry.hub.docker.com"
+        | "hub.docker.com" => "docker.io".to_string(),
+        _ => host,
+    }
+}
+
+fn normalize_repository(host: &str, repository: &str) -> String {
+    let repository = repository.trim_matches('/').to_ascii_lowercase();
+    if host == "docker.io" && !repository.contains('/') {
+        format!("library/{repository}")
+    } else {
+        repository
+    }
+}
+
+/// The scopes (as the worker spelled them) of the known repositories equal to `host/path`.
+pub fn matching_scopes(known: &[(String, String)], host: &str, path: &str) -> Vec<Scope> {
+    let host = normalize_host(host);
+    let path = normalize_repository(&host, path);
+    known
+        .iter()
+        .filter(|(known_host, known_path)| {
+            let known_host = normalize_host(known_host);
+            normalize_repository(&known_host, known_path) == path && known_host == host
+        })
+        .map(|(registry, repository)| Scope::Repository {
+            registry: registry.clone(),
+            repository: repository.clone(),
+        })
+        .collect()
+}
+
+/// Shared list of receivers, replaced on reload.
+pub(crate) type Receivers = Arc<Vec<Receiver>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_time_equality() {
+        assert!(ct_eq(b"token", b"token"));
+        assert!(!ct_eq(b"token", b"tokem"));
+        assert!(!ct_eq(b"token", b"token "));
+        assert!(!ct_eq(b"", b"x"));
+    }
+
+    #[test]
+    fn hmac_signature() {
+        // The well-known HMAC-SHA256 example: key "key", the quick brown fox message.
+        let body = b"The quick brown fox jumps over the lazy dog";
+        let good = b"sha256=f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8";
+        assert!(verify_hmac_sha256(b"key", body, good));
+        assert!(!verify_hmac_sha256(b"other", body, good));
+        assert!(!verify_hmac_sha256(b"key", b"tampered", good));
+        assert!(!verify_hmac_sha256(b"key", body, &good[7..]));
+        assert!(!verify_hmac_sha256(b"key", body, b"sha256=zz"));
+        assert!(!verify_hmac_sha256(
+            b"key",
+            body,
+            b"sha1=f7bc83f430538424b13298e6aa6fb143ef4d59a1"
+        ));
+    }
+
+    #[test]
+    fn references() {
+        let check = |input: &str, host: &str, path: &str, tag: Option<&str>| {
+            assert_eq!(
+                split_reference(input),
+                (host.to_string(), path.to_string(), tag.map(str::to_string)),
+                "{input}"
+            );
+        };
+        check("quay.io/ns/repo", "quay.io", "ns/repo", None);
+        check(
+            "hub.harbor.com/proj/debian:latest",
+            "hub.harbor.com",
+            "proj/debian",
+            Some("latest"),
+        );
+        check(
+            "localhost:5000/app:1.0",
+            "localhost:5000",
+            "app",
+            Some("1.0"),
+        );
+        check(
+            "127.0.0.1:5000/a/b@sha256:abc",
+            "127.0.0.1:5000",
+            "a/b",
+            None,
+        );
+        check("nginx", "docker.io", "nginx", None);
+        check("acme/app:v1", "docker.io", "acme/app", Some("v1"));
+    }
+
+    #[test]
+    fn matching_normalizes_docker_hub_and_case() {
+        let known = vec![
+            ("docker.io".to_string(), "library/nginx".to_string()),
+            ("registry-1.docker.io".to_string(), "acme/app".to_string()),
+            ("ghcr.io".to_string(), "acme/api".to_string()),
+            ("127.0.0.1:5000".to_string(), "demo/app".to_string()),
+        ];
+        let repo = |registry: &str, repository: &str| Scope::Repository {
+            registry: registry.into(),
+            repository: repository.into(),
+        };
+        assert_eq!(
+            matching_scopes(&known, "docker.io", "nginx"),
+            vec![repo("docker.io", "library/nginx")]
+        );
+        assert_eq!(
+            matching_scopes(&known, "index.docker.io", "acme/app"),
+            vec![repo("registry-1.docker.io", "acme/app")]
+        );
+        assert_eq!(
+            matching_scopes(&known, "ghcr.io", "Acme/API"),
+            vec![repo("ghcr.io", "acme/api")]
+        );
+        assert_eq!(
+            matching_scopes(&known, "127.0.0.1:5000", "demo/app"),
+            vec![repo("127.0.0.1:5000", "demo/app")]
+        );
+        assert!(matching_scopes(&known, "127.0.0.1:5001", "demo/app").is_empty());
+        assert!(matching_scopes(&known, "ghcr.io", "acme/other").is_empty());
+    }
+
+    #[test]
+    fn distribution_keeps_only_tagged_manifest_pushes() {
+        let body = serde_json::json!({"events": [
+            {"action": "push", "target": {"mediaType": "application/octet-stream", "repository": "demo/app", "digest": "sha256:aa"}, "request": {"host": "r:5000"}},
+            {"action": "push", "target": {"mediaType": "application/vnd.docker.distribution.manifest.v2+json", "repository": "demo/app", "tag": "1.2.3"}, "request": {"host": "r:5000"}},
+            {"action": "pull", "target": {"mediaType": "application/vnd.docker.distribution.manifest.v2+json", "repository": "demo/app", "tag": "1.2.3"}, "request": {"host": "r:5000"}},
+            {"action": "push", "target": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "repository": "demo/app", "digest": "sha256:bb"}, "request": {"host": "r:5000"}}
+        ]});
+        let parsed = parse_distribution(&body, None).map_err(|e| format!("{e:?}"));
+        assert_eq!(
+            parsed,
+            Ok(Parsed {
+                pushes: vec![PushHint {
+                    registry: "r:5000".into(),
+                    repository: "demo/app".into(),
+                    tag: Some("1.2.3".into())
+                }],
+                ignored: 3,
+            })
+        );
+        let overridden =
+            parse_distribution(&body, Some("registry.example.com")).map_err(|e| format!("{e:?}"));
+        assert_eq!(
+            overridden.map(|p| p.pushes[0].registry.clone()),
+            Ok("registry.example.com".to_string())
+        );
+        assert!(parse_distribution(&serde_json::json!({"event": []}), None).is_err());
+    }
+
+    #[test]
+    fn ghcr_events() {
+        let published = serde_json::json!({"action": "published", "package": {
+            "name": "API", "namespace": "Acme", "package_type": "CONTAINER",
+            "package_version": {"container_metadata": {"tag": {"name": "v1.2.3", "digest": "sha256:aa"}}}}});
+        let parsed = parse_ghcr("package", &published, None).map_err(|e| format!("{e:?}"));
+        assert_eq!(
+            parsed.map(|p| p.pushes),
+            Ok(vec![PushHint {
+                registry: "ghcr.io".into(),
+                repository: "acme/api".into(),
+                tag: Some("v1.2.3".into())
+            }])
+        );
+        let npm = serde_json::json!({"action": "published", "registry_package": {"name": "x", "namespace": "acme", "package_type": "npm"}});
+        assert_eq!(
+            parse_ghcr("registry_package", &npm, None).map(|p| p.ignored),
+            Ok(1)
+        );
+        assert_eq!(
+            parse_ghcr("ping", &serde_json::json!({"zen": "x"}), None).map(|p| p.ignored),
+            Ok(1)
+        );
+        assert!(parse_ghcr("package", &serde_json::json!({"action": "published"}), None).is_err());
+    }
+}
