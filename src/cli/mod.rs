@@ -36,8 +36,6 @@ pub struct Cli {
 pub enum Command {
     /// Check the configuration and list every problem at once (file:line:col).
     Validate(validate::Args),
-    /// Print the version and exit.
-    Version,
     /// Print the tag a policy picks from the tags on stdin (one per line); exit 1 if none matches.
     Select(select::Args),
     /// Set an image's tag/digest in YAML files in place, changing only those bytes (for CI).
@@ -51,10 +49,6 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Validate(args) => validate::run(args),
-        Command::Version => {
-            println!("imagebump {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::from(EXIT_OK)
-        }
         Command::Select(args) => select::run(args),
         Command::Set(args) => set::run(args),
         Command::Status(args) => status::run(args),
