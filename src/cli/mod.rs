@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod once;
 mod validate;
 pub mod policy_flags;
 mod select;
@@ -34,6 +35,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run one pass over the apps (or one app) and exit; --dry-run prints the plan.
+    Once(once::Args),
     /// Check the configuration and list every problem at once (file:line:col).
     Validate(validate::Args),
     /// Print the tag a policy picks from the tags on stdin (one per line); exit 1 if none matches.
@@ -48,6 +51,7 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Once(args) => once::run(args),
         Command::Validate(args) => validate::run(args),
         Command::Select(args) => select::run(args),
         Command::Set(args) => set::run(args),

@@ -3,7 +3,498 @@
 //!
 //! Invariant: the engine is the only module that knows every other stage; each stage knows
 //! nothing of the others. It owns the order of work, the sharing (one tag list per repository
-//! per pass, one push per repository and branch) and the failure isolation (a failing registry,
-//! repo or app never stops the others).
+//! per pass, one push per config repository and branch) and the failure isolation (a failing
+//! registry, repo or app never stops the others).
+//!
+//! Design choice: a pass has two halves. The async half lists every image repository once and
+//! makes a provisional decision per image, fetching only the registry metadata its policy asks
+//! for. The blocking half (libgit2 is synchronous) runs once per config repository: it reads
+//! what the files deploy, settles each decision against that (pure: [`crate::policy`] on the
+//! fetched data), edits, commits per app and pushes per branch, replanning on the new remote
+//! head when a push is rejected. Config repositories are processed in parallel; the apps of
+//! one repository share one clone and one push.
 
 pub mod message;
+mod plan;
+mod pull_request;
+pub mod settings;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use tokio::task::JoinSet;
+
+use crate::config::{App, Config, WriteMode};
+use crate::git::{self, CloneCache, RetryOptions};
+use crate::policy::{Current, Policy, Step, TagMeta};
+use crate::reference::ImageRef;
+use crate::registry::{self, ClientOptions};
+
+pub use settings::SettingsError;
+
+/// What one pass covers and whether it may write.
+#[derive(Debug, Clone, Default)]
+pub struct PassOptions {
+    /// Only this app.
+    pub app: Option<String>,
+    /// Only the apps using one of these repositories (`registry/repository`), e.g. from a
+    /// webhook.
+    pub repositories: Option<BTreeSet<String>>,
+    /// Plan only: no commit, no push, no pull request.
+    pub dry_run: bool,
+}
+
+/// One planned or applied change of one file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedChange {
+    pub app: String,
+    /// The image repository (`ghcr.io/acme/api`).
+    pub image: String,
+    /// The image's name in the app config.
+    pub name: String,
+    pub file: String,
+    pub line: usize,
+    pub from: String,
+    pub to: String,
+    pub digest: Option<String>,
+    /// Why the policy chose `to`.
+    pub reason: String,
+}
+
+/// What a pass knows of one image of one app.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ImageStatus {
+    pub name: String,
+    pub image: String,
+    /// The tag the config repo deploys (first target), if found.
+    pub deployed: Option<String>,
+    /// The tag the policy prefers, if any.
+    pub candidate: Option<String>,
+    pub error: Option<String>,
+}
+
+/// The outcome of one pass for one app.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AppReport {
+    pub name: String,
+    pub images: Vec<ImageStatus>,
+    pub changes: Vec<PlannedChange>,
+    /// The commit that carries this app's changes (after a successful push).
+    pub commit: Option<String>,
+    /// The pull request that carries them (pull-request mode).
+    pub pull_request: Option<String>,
+    /// Unified diffs of the planned edits (dry run only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub diffs: Vec<String>,
+    pub errors: Vec<String>,
+    /// Push attempts of the repository/branch this app was written with.
+    pub push_attempts: u32,
+    pub pushed: bool,
+}
+
+impl AppReport {
+    fn new(name: &str) -> Self {
+        AppReport {
+            name: name.to_string(),
+            ..AppReport::default()
+        }
+    }
+}
+
+/// The outcome of one pass.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PassReport {
+    pub apps: Vec<AppReport>,
+    /// Pushes made (one per config repository and branch with changes).
+    pub pushes: usize,
+    /// Registry requests sent during the pass.
+    pub registry_requests: u64,
+}
+
+impl PassReport {
+    /// True when any app reported an error.
+    pub fn failed(&self) -> bool {
+        self.apps.iter().any(|a| !a.errors.is_empty())
+    }
+
+    /// Every planned or applied change.
+    pub fn changes(&self) -> impl Iterator<Item = &PlannedChange> {
+        self.apps.iter().flat_map(|a| a.changes.iter())
+    }
+}
+
+/// Errors that keep the engine from starting (bad settings, missing secrets).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error("registry client: {0}")]
+    Registry(#[from] registry::RegistryError),
+}
+
+/// The data a pass fetched from the registries, shared by every app.
+#[derive(Debug, Default)]
+pub(crate) struct Fetched {
+    /// Tags by repository name; `Err` holds the message of a failed listing.
+    pub tags: HashMap<String, Result<Arc<Vec<String>>, String>>,
+    /// Metadata by repository name and tag.
+    pub meta: Mutex<HashMap<String, HashMap<String, TagMeta>>>,
+}
+
+impl Fetched {
+    /// A snapshot of the metadata of one repository.
+    pub fn meta_of(&self, repository: &str) -> HashMap<String, TagMeta> {
+        self.meta
+            .lock()
+            .map(|m| m.get(repository).cloned().unwrap_or_default())
+            .unwrap_or_default()
+    }
+}
+
+/// One app, resolved: its config, and per image the policy and editor targets.
+#[derive(Debug, Clone)]
+pub(crate) struct ResolvedApp {
+    pub app: App,
+    pub policies: Vec<Policy>,
+}
+
+struct Inner {
+    config: Config,
+    apps: Vec<ResolvedApp>,
+    /// Apps whose settings failed (a missing secret, a bad range): reported on every pass.
+    broken: Vec<(String, String)>,
+    registry: registry::Client,
+    git: CloneCache,
+    retry: RetryOptions,
+}
+
+/// The engine: built once per configuration, shared by every pass.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl Engine {
+    /// Build the registry client, the clone cache and every app's policies.
+    pub fn new(config: Config) -> Result<Engine, EngineError> {
+        let registry = registry::Client::new(settings::registries(&config)?, ClientOptions::default())?;
+        let git = CloneCache::new(config.global.workdir.clone(), settings::git(&config)?);
+        let mut apps = Vec::new();
+        let mut broken = Vec::new();
+        for app in &config.apps {
+            let policies: Result<Vec<Policy>, SettingsError> =
+                app.images.iter().map(settings::policy).collect();
+            match policies {
+                Ok(policies) => apps.push(ResolvedApp {
+                    app: app.clone(),
+                    policies,
+                }),
+                Err(e) => broken.push((app.name.clone(), e.to_string())),
+            }
+        }
+        let retry = RetryOptions {
+            max_attempts: config.global.git.push_retries.max(1),
+            ..RetryOptions::default()
+        };
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                config,
+                apps,
+                broken,
+                registry,
+                git,
+                retry,
+            }),
+        })
+    }
+
+    /// The configuration this engine runs.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The registry client (for its request counters).
+    pub fn registry(&self) -> &registry::Client {
+        &self.inner.registry
+    }
+
+    /// Every image repository (`registry/repository`) some app uses.
+    pub fn repositories(&self) -> BTreeSet<String> {
+        self.inner
+            .apps
+            .iter()
+            .flat_map(|a| a.app.images.iter().map(|i| i.image.name()))
+            .collect()
+    }
+
+    /// Run one pass. Never fails as a whole: every problem lands in the report of its app.
+    pub async fn run_pass(&self, options: &PassOptions) -> PassReport {
+        let inner = &self.inner;
+        let requests_before = inner.registry.stats().total_requests();
+        let selected: Vec<&ResolvedApp> = inner
+            .apps
+            .iter()
+            .filter(|a| options.app.as_ref().is_none_or(|name| &a.app.name == name))
+            .filter(|a| {
+                options.repositories.as_ref().is_none_or(|repos| {
+                    a.app.images.iter().any(|i| repos.contains(&i.image.name()))
+                })
+            })
+            .collect();
+        let mut report = PassReport::default();
+        for (name, error) in &inner.broken {
+            if options.app.as_ref().is_none_or(|n| n == name) && options.repositories.is_none() {
+                let mut app = AppReport::new(name);
+                app.errors.push(error.clone());
+                report.apps.push(app);
+            }
+        }
+
+        // One tag list per image repository, shared by every app that uses it.
+        let mut images: BTreeMap<String, ImageRef> = BTreeMap::new();
+        for app in &selected {
+            for image in &app.app.images {
+                images.entry(image.image.name()).or_insert_with(|| image.image.clone());
+            }
+        }
+        let fetched = Arc::new(self.fetch_tags(&images).await);
+
+        // Provisional decisions fetch the metadata each policy asks for.
+        let now = OffsetDateTime::now_utc();
+        self.fetch_metadata(&selected, &images, &fetched, now).await;
+
+        // One blocking job per config repository, all in parallel.
+        let mut by_repo: BTreeMap<String, Vec<ResolvedApp>> = BTreeMap::new();
+        for app in selected {
+            by_repo.entry(app.app.repo.clone()).or_default().push(app.clone());
+        }
+        let mut jobs = JoinSet::new();
+        for (url, apps) in by_repo {
+            let engine = self.clone();
+            let fetched = Arc::clone(&fetched);
+            let dry_run = options.dry_run;
+            let handle = tokio::runtime::Handle::current();
+            jobs.spawn_blocking(move || engine.write_repository(&handle, &url, apps, &fetched, now, dry_run));
+        }
+        while let Some(result) = jobs.join_next().await {
+            match result {
+                Ok((apps, pushes)) => {
+                    report.pushes += pushes;
+                    report.apps.extend(apps);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "a repository job panicked");
+                    let mut app = AppReport::new("(internal)");
+                    app.errors.push(format!("internal error: {e}"));
+                    report.apps.push(app);
+                }
+            }
+        }
+        report.apps.sort_by(|a, b| a.name.cmp(&b.name));
+        report.registry_requests = inner.registry.stats().total_requests() - requests_before;
+        report
+    }
+
+    async fn fetch_tags(&self, images: &BTreeMap<String, ImageRef>) -> Fetched {
+        let mut jobs = JoinSet::new();
+        for (name, image) in images {
+            let client = self.inner.registry.clone();
+            let (name, image) = (name.clone(), image.clone());
+            jobs.spawn(async move {
+                let result = client.list_tags(&image).await;
+                (name, result)
+            });
+        }
+        let mut fetched = Fetched::default();
+        while let Some(joined) = jobs.join_next().await {
+            let Ok((name, result)) = joined else { continue };
+            let entry = match result {
+                Ok(tags) => {
+                    tracing::debug!(repository = %name, tags = tags.len(), "listed tags");
+                    Ok(Arc::new(tags))
+                }
+                Err(e) => {
+                    tracing::warn!(repository = %name, error = %e, "cannot list tags");
+                    Err(e.to_string())
+                }
+            };
+            fetched.tags.insert(name, entry);
+        }
+        for name in images.keys() {
+            fetched
+                .tags
+                .entry(name.clone())
+                .or_insert_with(|| Err("listing tags failed (internal error)".to_string()));
+        }
+        fetched
+    }
+
+    async fn fetch_metadata(
+        &self,
+        apps: &[&ResolvedApp],
+        images: &BTreeMap<String, ImageRef>,
+        fetched: &Fetched,
+        now: OffsetDateTime,
+    ) {
+        for app in apps {
+            for (image, policy) in app.app.images.iter().zip(&app.policies) {
+                let name = image.image.name();
+                let Some(Ok(tags)) = fetched.tags.get(&name) else {
+                    continue;
+                };
+                let Some(reference) = images.get(&name) else {
+                    continue;
+                };
+                // Each round asks for more tags; a policy asks at most once per tag.
+                for _ in 0..tags.len() + 2 {
+                    let meta = fetched.meta_of(&name);
+                    let Ok(Step::NeedMetadata(wanted)) = policy.select(tags, Current::default(), &meta, now) else {
+                        break;
+                    };
+                    let mut found = Vec::new();
+                    for tag in wanted {
+                        found.push((tag.clone(), self.tag_meta(reference, &tag).await));
+                    }
+                    if let Ok(mut all) = fetched.meta.lock() {
+                        all.entry(name.clone()).or_default().extend(found);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn tag_meta(&self, image: &ImageRef, tag: &str) -> TagMeta {
+        let client = &self.inner.registry;
+        let digest = match client.digest(image, tag).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(image = %image.name(), tag, error = %e, "cannot read the digest");
+                return TagMeta::default();
+            }
+        };
+        let created = client.created(image, &digest).await.unwrap_or_else(|e| {
+            tracing::warn!(image = %image.name(), tag, error = %e, "cannot read the creation time");
+            None
+        });
+        TagMeta {
+            digest: Some(digest),
+            created,
+        }
+    }
+
+    /// Everything one config repository needs: commit-mode apps branch by branch (one push per
+    /// branch), then each pull-request app. Runs on a blocking thread.
+    fn write_repository(
+        &self,
+        handle: &tokio::runtime::Handle,
+        url: &str,
+        apps: Vec<ResolvedApp>,
+        fetched: &Fetched,
+        now: OffsetDateTime,
+        dry_run: bool,
+    ) -> (Vec<AppReport>, usize) {
+        let mut reports = Vec::new();
+        let mut pushes = 0;
+        let mut by_branch: BTreeMap<String, Vec<ResolvedApp>> = BTreeMap::new();
+        let mut pull_requests = Vec::new();
+        for app in apps {
+            if app.app.write == WriteMode::PullRequest {
+                pull_requests.push(app);
+            } else {
+                by_branch.entry(app.app.branch.clone()).or_default().push(app);
+            }
+        }
+        for (branch, apps) in by_branch {
+            let (apps, pushed) = self.write_branch(url, &branch, &apps, fetched, now, dry_run);
+            pushes += usize::from(pushed);
+            reports.extend(apps);
+        }
+        for app in pull_requests {
+            let (report, pushed) = pull_request::write(self, handle, url, &app, fetched, now, dry_run);
+            pushes += usize::from(pushed);
+            reports.push(report);
+        }
+        (reports, pushes)
+    }
+
+    /// Commit mode: plan every app of one branch on the remote head, one commit per app, one
+    /// push; replan on the new head when the push is rejected.
+    fn write_branch(
+        &self,
+        url: &str,
+        branch: &str,
+        apps: &[ResolvedApp],
+        fetched: &Fetched,
+        now: OffsetDateTime,
+        dry_run: bool,
+    ) -> (Vec<AppReport>, bool) {
+        let inner = &self.inner;
+        let mut reports: Vec<AppReport> = apps.iter().map(|a| AppReport::new(&a.app.name)).collect();
+        let result = git::commit_and_push(&inner.git, url, branch, &inner.retry, |checkout| {
+            let mut commits = 0;
+            for (app, report) in apps.iter().zip(reports.iter_mut()) {
+                *report = AppReport::new(&app.app.name);
+                let planned = plan::plan_app(checkout.workdir(), app, fetched, now);
+                report.images = planned.images;
+                report.errors = planned.errors;
+                report.changes = planned.changes;
+                if planned.files.is_empty() {
+                    continue;
+                }
+                if dry_run {
+                    report.diffs = planned.files.iter().map(|f| f.diff()).collect();
+                    continue;
+                }
+                match plan::write_and_commit(checkout, &app.app, &planned.files, &report.changes) {
+                    Ok(Some(oid)) => {
+                        report.commit = Some(oid.to_string());
+                        commits += 1;
+                    }
+                    Ok(None) => {}
+                    Err(e) => report.errors.push(e),
+                }
+            }
+            Ok::<usize, std::convert::Infallible>(commits)
+        });
+        let pushed = match result {
+            Ok(push) => {
+                for report in &mut reports {
+                    report.push_attempts = push.attempts;
+                    report.pushed = push.pushed && report.commit.is_some();
+                    if report.pushed {
+                        tracing::info!(
+                            app = %report.name,
+                            commit = report.commit.as_deref().unwrap_or(""),
+                            changes = report.changes.len(),
+                            "pushed"
+                        );
+                        for c in &report.changes {
+                            tracing::info!(app = %c.app, image = %c.image, file = %c.file, from = %c.from, to = %c.to, "updated");
+                        }
+                    }
+                }
+                push.pushed
+            }
+            Err(e) => {
+                let message = e.to_string();
+                tracing::warn!(url = %git::redact_url(url), branch, error = %message, "write-back failed");
+                for report in &mut reports {
+                    report.commit = None;
+                    report.errors.push(message.clone());
+                }
+                false
+            }
+        };
+        (reports, pushed)
+    }
+
+    pub(crate) fn git(&self) -> &CloneCache {
+        &self.inner.git
+    }
+
+    pub(crate) fn author_email(&self) -> &str {
+        &self.inner.config.global.git.author_email
+    }
+}

@@ -1,0 +1,242 @@
+//! Planning one app in a checkout: read what each target deploys, settle the policy's decision
+//! against it, and compute the edited bytes of every file (nothing is written here).
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use time::OffsetDateTime;
+
+use super::message::{self, ChangeContext};
+use super::{Fetched, ImageStatus, PlannedChange, ResolvedApp, settings};
+use crate::config::App;
+use crate::edit::{self, Update};
+use crate::git::{Checkout, Oid};
+use crate::policy::{Current, Decision, Step};
+
+/// Largest file the engine edits (a values file is a few kB; this guards against a binary).
+const MAX_FILE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// One file's planned edit.
+#[derive(Debug, Clone)]
+pub struct FileEdit {
+    /// Path relative to the repo root.
+    pub file: String,
+    pub before: Vec<u8>,
+    pub after: Vec<u8>,
+}
+
+impl FileEdit {
+    /// A unified diff of the edit, as `git diff` would show it.
+    pub fn diff(&self) -> String {
+        let before = String::from_utf8_lossy(&self.before);
+        let after = String::from_utf8_lossy(&self.after);
+        similar::TextDiff::from_lines(before.as_ref(), after.as_ref())
+            .unified_diff()
+            .context_radius(3)
+            .header(&format!("a/{}", self.file), &format!("b/{}", self.file))
+            .to_string()
+    }
+}
+
+/// The plan of one app.
+#[derive(Debug, Default)]
+pub struct AppPlan {
+    pub images: Vec<ImageStatus>,
+    pub changes: Vec<PlannedChange>,
+    /// Files that change, in path order.
+    pub files: Vec<FileEdit>,
+    pub errors: Vec<String>,
+}
+
+/// Plan `app` against the files under `root`.
+pub fn plan_app(root: &Path, app: &ResolvedApp, fetched: &Fetched, now: OffsetDateTime) -> AppPlan {
+    let mut plan = AppPlan::default();
+    // Current content of each touched file; several images may edit one file.
+    let mut files: BTreeMap<String, (Vec<u8>, Vec<u8>)> = BTreeMap::new();
+    let app_file = app.app.file.display().to_string();
+    for (image, policy) in app.app.images.iter().zip(&app.policies) {
+        let repository = image.image.name();
+        let mut status = ImageStatus {
+            name: image.name.clone(),
+            image: repository.clone(),
+            ..ImageStatus::default()
+        };
+        let tags = match fetched.tags.get(&repository) {
+            Some(Ok(tags)) => Some(tags.clone()),
+            Some(Err(e)) => {
+                status.error = Some(e.clone());
+                None
+            }
+            None => {
+                status.error = Some(format!("{repository}: tags were not listed"));
+                None
+            }
+        };
+        let meta = fetched.meta_of(&repository);
+        for target_config in &image.targets {
+            let at = format!("{app_file}:{} (target {})", target_config.line, target_config.file);
+            let target = match settings::target(target_config) {
+                Ok(t) => t,
+                Err(e) => {
+                    status.error.get_or_insert(format!("{at}: {e}"));
+                    continue;
+                }
+            };
+            let entry = match files.get_mut(&target_config.file) {
+                Some(entry) => entry,
+                None => match read(root, &target_config.file) {
+                    Ok(bytes) => files
+                        .entry(target_config.file.clone())
+                        .or_insert((bytes.clone(), bytes)),
+                    Err(e) => {
+                        status.error.get_or_insert(format!("{at}: {e}"));
+                        continue;
+                    }
+                },
+            };
+            let found = match edit::find(&entry.1, &target, &image.image) {
+                Ok(found) => found,
+                Err(e) => {
+                    status.error.get_or_insert(format!("{}: {e}", target_config.file));
+                    continue;
+                }
+            };
+            let Some(first) = found.first() else {
+                status.error.get_or_insert(format!(
+                    "{}: no reference to {repository} found ({at})",
+                    target_config.file
+                ));
+                continue;
+            };
+            if status.deployed.is_none() {
+                status.deployed = first.tag.clone().or_else(|| first.digest.clone());
+            }
+            let Some(tags) = &tags else { continue };
+            let current = Current {
+                tag: first.tag.as_deref(),
+                digest: first.digest.as_deref(),
+            };
+            let decision: Decision = match policy.select(tags, current, &meta, now) {
+                Ok(Step::Decided(d)) => d,
+                Ok(Step::NeedMetadata(wanted)) => {
+                    status.error.get_or_insert(format!(
+                        "registry metadata of {} is missing (the registry did not answer); the next pass retries",
+                        wanted.join(", ")
+                    ));
+                    continue;
+                }
+                Err(no_match) => {
+                    status.error.get_or_insert(format!("{repository}: {no_match}"));
+                    continue;
+                }
+            };
+            status.candidate.get_or_insert_with(|| decision.tag.clone());
+            if decision.keep_current {
+                continue;
+            }
+            let update = match Update::new(&repository, Some(&decision.tag), decision.digest.as_deref()) {
+                Ok(u) => u,
+                Err(e) => {
+                    status.error.get_or_insert(format!("{repository}: {e}"));
+                    continue;
+                }
+            };
+            match edit::apply(&entry.1, &target, &update) {
+                Ok(edited) => {
+                    for change in &edited.changes {
+                        plan.changes.push(PlannedChange {
+                            app: app.app.name.clone(),
+                            image: repository.clone(),
+                            name: image.name.clone(),
+                            file: target_config.file.clone(),
+                            line: change.line,
+                            from: change.old.clone(),
+                            to: change.new.clone(),
+                            digest: decision.digest.clone(),
+                            reason: decision.reason.clone(),
+                        });
+                    }
+                    entry.1 = edited.bytes;
+                }
+                Err(e) => {
+                    status.error.get_or_insert(format!("{}: {e}", target_config.file));
+                }
+            }
+        }
+        if let Some(error) = &status.error {
+            plan.errors.push(format!("{}: {error}", image.name));
+        }
+        plan.images.push(status);
+    }
+    plan.files = files
+        .into_iter()
+        .filter(|(_, (before, after))| before != after)
+        .map(|(file, (before, after))| FileEdit { file, before, after })
+        .collect();
+    plan
+}
+
+fn read(root: &Path, file: &str) -> Result<Vec<u8>, String> {
+    let path = root.join(file);
+    let meta = std::fs::symlink_metadata(&path).map_err(|e| format!("cannot read {file}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("{file} is not a regular file"));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(format!("{file} is larger than {MAX_FILE_BYTES} bytes"));
+    }
+    std::fs::read(&path).map_err(|e| format!("cannot read {file}: {e}"))
+}
+
+/// Write a file atomically: a temp file in the same directory, then rename (permissions kept).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    if let Ok(meta) = std::fs::metadata(path) {
+        tmp.as_file().set_permissions(meta.permissions())?;
+    }
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// The commit message contexts of an app's changes.
+pub fn contexts(changes: &[PlannedChange]) -> Vec<ChangeContext> {
+    changes
+        .iter()
+        .map(|c| ChangeContext {
+            image: c.image.clone(),
+            name: c.name.clone(),
+            file: c.file.clone(),
+            from: c.from.clone(),
+            to: c.to.clone(),
+            digest: c.digest.clone(),
+            reason: c.reason.clone(),
+        })
+        .collect()
+}
+
+/// Write the planned files into the work tree and commit them on the branch head.
+pub fn write_and_commit(
+    checkout: &Checkout,
+    app: &App,
+    files: &[FileEdit],
+    changes: &[PlannedChange],
+) -> Result<Option<Oid>, String> {
+    let message = message::render(app.commit_message.as_deref(), &app.name, &contexts(changes))
+        .map_err(|e| e.to_string())?;
+    let paths = write_files(checkout.workdir(), files)?;
+    checkout.commit(&paths, &message).map_err(|e| e.to_string())
+}
+
+/// Write the planned files into a work tree; the paths written, relative to it.
+pub fn write_files(root: &Path, files: &[FileEdit]) -> Result<Vec<PathBuf>, String> {
+    let mut paths = Vec::new();
+    for f in files {
+        write_atomic(&root.join(&f.file), &f.after).map_err(|e| format!("cannot write {}: {e}", f.file))?;
+        paths.push(PathBuf::from(&f.file));
+    }
+    Ok(paths)
+}

@@ -1,0 +1,188 @@
+//! Pull-request mode: one bot branch and one open pull request per app, updated in place.
+//!
+//! The change is planned on the target branch's remote head, committed on top of it (never on
+//! the target branch itself) and pushed to the bot branch with a compare-and-swap: the bot
+//! branch is replaced only when every commit on it after the target branch is imagebump's,
+//! and only if nobody moved it since we looked. Then the forge is asked to open or update the
+//! pull request. A pull request a human closed unmerged is not proposed again for the same
+//! versions (the fingerprint in its body says which).
+
+use time::OffsetDateTime;
+
+use super::message;
+use super::plan::{self, contexts};
+use super::{AppReport, Engine, Fetched, ResolvedApp, settings};
+use crate::forge::{self, Action, ChangeRow, Forge};
+use crate::git::LeaseOutcome;
+
+/// Default bot branch template.
+pub const DEFAULT_BRANCH: &str = "imagebump/{{ app }}";
+
+/// Plan, push and open/update the pull request of one app. Returns its report and whether
+/// the bot branch was pushed.
+pub fn write(
+    engine: &Engine,
+    handle: &tokio::runtime::Handle,
+    url: &str,
+    app: &ResolvedApp,
+    fetched: &Fetched,
+    now: OffsetDateTime,
+    dry_run: bool,
+) -> (AppReport, bool) {
+    let mut report = AppReport::new(&app.app.name);
+    match write_inner(engine, handle, url, app, fetched, now, dry_run, &mut report) {
+        Ok(pushed) => (report, pushed),
+        Err(e) => {
+            tracing::warn!(app = %app.app.name, error = %e, "pull request failed");
+            report.errors.push(e);
+            (report, false)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_inner(
+    engine: &Engine,
+    handle: &tokio::runtime::Handle,
+    url: &str,
+    app: &ResolvedApp,
+    fetched: &Fetched,
+    now: OffsetDateTime,
+    dry_run: bool,
+    report: &mut AppReport,
+) -> Result<bool, String> {
+    let config = &app.app;
+    let pr_config = config
+        .pull_request
+        .as_ref()
+        .ok_or_else(|| "`write: pull-request` needs a `pull_request:` section".to_string())?;
+    let base = config.branch.as_str();
+    let checkout = engine.git().checkout(url, base).map_err(|e| e.to_string())?;
+    let planned = plan::plan_app(checkout.workdir(), app, fetched, now);
+    report.images = planned.images;
+    report.errors = planned.errors;
+    report.changes = planned.changes;
+    if planned.files.is_empty() {
+        return Ok(false);
+    }
+    if dry_run {
+        report.diffs = planned.files.iter().map(|f| f.diff()).collect();
+        return Ok(false);
+    }
+    let forge = Forge::new(settings::forge(config).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    let rows: Vec<ChangeRow> = report
+        .changes
+        .iter()
+        .map(|c| ChangeRow {
+            image: c.image.clone(),
+            name: c.name.clone(),
+            file: c.file.clone(),
+            from: c.from.clone(),
+            to: c.to.clone(),
+            digest: c.digest.clone(),
+            reason: c.reason.clone(),
+        })
+        .collect();
+    let fingerprint = forge::fingerprint(&rows);
+    let bot = bot_branch(pr_config.branch.as_deref(), &config.name)?;
+
+    let found = handle
+        .block_on(forge.find_pull_requests(&bot, base))
+        .map_err(|e| e.to_string())?;
+    let existing = match forge::decide(&found, &fingerprint) {
+        Action::UpToDate(pr) => {
+            report.pull_request = Some(pr.url);
+            return Ok(false);
+        }
+        Action::Skip { pr, reason } => {
+            tracing::info!(app = %config.name, pr = %pr.url, %reason, "not proposing these versions again");
+            report.pull_request = Some(pr.url);
+            return Ok(false);
+        }
+        Action::Create => None,
+        Action::Update(pr) => Some(pr),
+    };
+
+    // The bot branch is ours to replace only if nobody else committed to it.
+    let base_head = checkout.head().map_err(|e| e.to_string())?;
+    let tip = checkout.fetch_remote_branch(&bot).map_err(|e| e.to_string())?;
+    if let Some(tip) = tip {
+        let commits = checkout.commits_between(base_head, tip).map_err(|e| e.to_string())?;
+        let ours = engine.author_email();
+        let foreign: Vec<String> = commits
+            .iter()
+            .filter(|c| c.author_email != ours)
+            .map(|c| format!("{} by {} ({})", &c.id.to_string()[..12], c.author_email, c.summary))
+            .collect();
+        if !foreign.is_empty() {
+            return Err(format!(
+                "bot branch `{bot}` has commits not made by imagebump: {}; leaving it alone (merge or delete the branch to resume)",
+                foreign.join("; ")
+            ));
+        }
+    }
+    let message = message::render(config.commit_message.as_deref(), &config.name, &contexts(&report.changes))
+        .map_err(|e| e.to_string())?;
+    let paths = plan::write_files(checkout.workdir(), &planned.files)?;
+    let Some(commit) = checkout
+        .commit_on(base_head, &paths, &message)
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(false);
+    };
+    match checkout.push_with_lease(commit, &bot, tip).map_err(|e| e.to_string())? {
+        LeaseOutcome::Pushed => {}
+        LeaseOutcome::Stale { .. } => {
+            return Err(format!(
+                "bot branch `{bot}` moved while imagebump was updating it; the next pass looks again"
+            ));
+        }
+        LeaseOutcome::Rejected { reason } => {
+            return Err(format!("push of bot branch `{bot}` was rejected: {reason}"));
+        }
+    }
+    report.commit = Some(commit.to_string());
+    report.pushed = true;
+
+    let title = forge::render_title(pr_config.title.as_deref(), &config.name, &rows).map_err(|e| e.to_string())?;
+    let body = forge::render_body(pr_config.body.as_deref(), &config.name, &rows).map_err(|e| e.to_string())?;
+    let pr = match existing {
+        None => {
+            let created = handle
+                .block_on(forge.create(&bot, base, &title, &body))
+                .map_err(|e| format!("bot branch `{bot}` pushed, but opening the pull request failed: {e}"))?;
+            for problem in &created.problems {
+                tracing::warn!(app = %config.name, pr = %created.pull_request.url, problem = %problem, "pull request opened with a problem");
+            }
+            created.pull_request
+        }
+        Some(pr) => handle
+            .block_on(forge.update(&pr, &title, &body))
+            .map_err(|e| format!("bot branch `{bot}` pushed, but updating {} failed: {e}", pr.url))?,
+    };
+    tracing::info!(app = %config.name, pr = %pr.url, commit = %commit, changes = rows.len(), "pull request up to date");
+    report.pull_request = Some(pr.url);
+    Ok(true)
+}
+
+/// The bot branch name from its template.
+fn bot_branch(template: Option<&str>, app: &str) -> Result<String, String> {
+    let env = minijinja::Environment::new();
+    let name = env
+        .render_str(template.unwrap_or(DEFAULT_BRANCH), minijinja::context! { app => app })
+        .map_err(|e| format!("pull_request.branch template: {e}"))?;
+    let name = name.trim().to_string();
+    let valid = !name.is_empty()
+        && !name.starts_with(['-', '/'])
+        && !name.ends_with(['/', '.'])
+        && !name.contains("..")
+        && !name.ends_with(".lock")
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.'));
+    if valid {
+        Ok(name)
+    } else {
+        Err(format!("pull_request.branch renders `{name}`, which is not a valid branch name"))
+    }
+}

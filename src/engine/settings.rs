@@ -1,0 +1,226 @@
+//! Turning the configuration into each stage's own settings, resolving secret references.
+//!
+//! This is the one place where `*_env` and `*_file` references are read. A missing variable or
+//! file is an error naming the reference (never its value).
+
+use std::path::Path;
+
+use crate::config::{self, App, Config, ImageConfig, PolicyConfig, TargetConfig};
+use crate::edit::{self, HelmField, Target};
+use crate::forge::{self, ForgeKind, ForgeSettings};
+use crate::git::{self, Author, Credential, CredentialRule, GitSettings};
+use crate::policy::{Filter, Kind, Order, Parsing, Policy, Range};
+use crate::registry::{self, Platform, RegistryAuth, RegistrySettings};
+
+/// A secret reference that cannot be resolved, or a value another stage refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    #[error("environment variable `{var}` ({what}) is not set")]
+    MissingEnv { var: String, what: String },
+    #[error("cannot read {path} ({what}): {reason}")]
+    File {
+        path: String,
+        what: String,
+        reason: String,
+    },
+    #[error("{what}: {reason}")]
+    Invalid { what: String, reason: String },
+}
+
+fn env(var: &str, what: impl Into<String>) -> Result<String, SettingsError> {
+    match std::env::var(var) {
+        Ok(value) if !value.is_empty() => Ok(value),
+        _ => Err(SettingsError::MissingEnv {
+            var: var.to_string(),
+            what: what.into(),
+        }),
+    }
+}
+
+fn file(path: &Path, what: impl Into<String>) -> Result<String, SettingsError> {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
+        .map_err(|e| SettingsError::File {
+            path: path.display().to_string(),
+            what: what.into(),
+            reason: e.to_string(),
+        })
+}
+
+/// Registry settings for the client, one per `registries:` entry.
+pub fn registries(config: &Config) -> Result<Vec<RegistrySettings>, SettingsError> {
+    config
+        .global
+        .registries
+        .iter()
+        .map(registry_settings)
+        .collect()
+}
+
+fn registry_settings(r: &config::RegistryConfig) -> Result<RegistrySettings, SettingsError> {
+    let what = |key: &str| format!("registries[{}].{key}", r.prefix);
+    let mut settings = RegistrySettings::new(r.prefix.clone());
+    settings.auth = if let Some(path) = &r.docker_config {
+        RegistryAuth::DockerConfig(path.clone())
+    } else if let (Some(username), Some(var)) = (&r.username, &r.password_env) {
+        RegistryAuth::Basic {
+            username: username.clone(),
+            password: registry::Secret::new(env(var, what("password_env"))?),
+        }
+    } else if let Some(var) = &r.token_env {
+        RegistryAuth::Token(registry::Secret::new(env(var, what("token_env"))?))
+    } else {
+        RegistryAuth::Anonymous
+    };
+    settings.requests_per_second = r.requests_per_second;
+    if let Some(n) = r.max_concurrency {
+        settings.max_concurrency = n as usize;
+    }
+    settings.insecure = r.insecure;
+    settings.ca_file = r.ca_file.clone();
+    if let Some(p) = &r.platform {
+        settings.platform = p.parse::<Platform>().map_err(|e| SettingsError::Invalid {
+            what: what("platform"),
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(settings)
+}
+
+/// Git settings: author and credentials.
+pub fn git(config: &Config) -> Result<GitSettings, SettingsError> {
+    let g = &config.global.git;
+    let mut credentials = Vec::new();
+    for c in &g.credentials {
+        let what = |key: &str| format!("git.credentials[{}].{key}", c.url);
+        let credential = if let Some(key_file) = &c.ssh_key_file {
+            Credential::SshKey {
+                key_file: key_file.clone(),
+                passphrase: match &c.ssh_passphrase_env {
+                    Some(var) => Some(git::Secret::new(env(var, what("ssh_passphrase_env"))?)),
+                    None => None,
+                },
+                known_hosts_file: c.known_hosts_file.clone().unwrap_or_default(),
+            }
+        } else {
+            let password = match (&c.password_env, &c.password_file) {
+                (Some(var), _) => env(var, what("password_env"))?,
+                (None, Some(path)) => file(path, what("password_file"))?,
+                (None, None) => {
+                    return Err(SettingsError::Invalid {
+                        what: what("url"),
+                        reason: "no password_env, password_file or ssh_key_file".into(),
+                    });
+                }
+            };
+            Credential::UserPass {
+                username: c.username.clone().unwrap_or_else(|| "git".into()),
+                password: git::Secret::new(password),
+            }
+        };
+        credentials.push(CredentialRule {
+            url_prefix: c.url.clone(),
+            credential,
+        });
+    }
+    Ok(GitSettings {
+        author: Author {
+            name: g.author_name.clone(),
+            email: g.author_email.clone(),
+        },
+        credentials,
+        accept_unknown_hosts: false,
+    })
+}
+
+/// The policy of one image.
+pub fn policy(image: &ImageConfig) -> Result<Policy, SettingsError> {
+    let invalid = |reason: String| SettingsError::Invalid {
+        what: format!("image `{}` policy", image.name),
+        reason,
+    };
+    let kind = match &image.policy {
+        PolicyConfig::Semver { range, strict } => Kind::Semver {
+            range: Range::parse(range).map_err(|e| invalid(e.to_string()))?,
+            parsing: if *strict {
+                Parsing::Strict
+            } else {
+                Parsing::Loose
+            },
+        },
+        PolicyConfig::Alphabetical { descending } => Kind::Alphabetical(order(*descending)),
+        PolicyConfig::Numerical { descending } => Kind::Numerical(order(*descending)),
+        PolicyConfig::NewestBuild => Kind::NewestBuild,
+        PolicyConfig::Digest { tag } => Kind::Digest { tag: tag.clone() },
+    };
+    let filter = Filter::new(
+        image.include.as_deref(),
+        &image.exclude,
+        image.extract.as_deref(),
+    )
+    .map_err(|e| invalid(e.to_string()))?;
+    let mut policy = Policy::new(kind);
+    policy.filter = filter;
+    policy.allow_downgrade = image.allow_downgrade;
+    policy.min_age = image
+        .min_age
+        .map(|d| time::Duration::try_from(d).unwrap_or(time::Duration::MAX));
+    policy.pin_digest = image.pin_digest;
+    Ok(policy)
+}
+
+fn order(descending: bool) -> Order {
+    if descending { Order::Desc } else { Order::Asc }
+}
+
+/// The editor target of one configured target.
+pub fn target(t: &TargetConfig) -> Result<Target, SettingsError> {
+    if let Some(path) = &t.path {
+        let path = edit::parse_value_path(path).map_err(|e| SettingsError::Invalid {
+            what: format!("target {} path", t.file),
+            reason: e.to_string(),
+        })?;
+        let field = match t.field.as_deref() {
+            None | Some("tag") => HelmField::Tag,
+            Some("repository") => HelmField::Repository,
+            Some("ref") => HelmField::Ref,
+            Some(_) => HelmField::Digest,
+        };
+        return Ok(Target::Helm { path, field });
+    }
+    if let Some(policy) = &t.marker {
+        return Ok(Target::Marker {
+            policy: policy.clone(),
+        });
+    }
+    Ok(Target::Auto)
+}
+
+/// Forge settings of a pull-request app.
+pub fn forge(app: &App) -> Result<ForgeSettings, SettingsError> {
+    let invalid = |reason: String| SettingsError::Invalid {
+        what: format!("app `{}` pull_request", app.name),
+        reason,
+    };
+    let pr = app
+        .pull_request
+        .as_ref()
+        .ok_or_else(|| invalid("missing".into()))?;
+    let kind = ForgeKind::parse(&pr.forge).ok_or_else(|| invalid(format!("unknown forge `{}`", pr.forge)))?;
+    let api_url = match (&pr.api_url, kind.default_api_url()) {
+        (Some(url), _) => url.clone(),
+        (None, Some(url)) => url.to_string(),
+        (None, None) => return Err(invalid(format!("`api_url` is required for {}", pr.forge))),
+    };
+    let project = match &pr.project {
+        Some(p) => p.clone(),
+        None => forge::project_from_repo_url(kind, &app.repo).map_err(|e| invalid(e.to_string()))?,
+    };
+    let token = env(&pr.token_env, format!("app `{}` pull_request.token_env", app.name))?;
+    let mut settings = ForgeSettings::new(kind, api_url, forge::Secret::new(token), pr.token_env.clone(), project);
+    settings.labels = pr.labels.clone();
+    settings.reviewers = pr.reviewers.clone();
+    settings.assignees = pr.assignees.clone();
+    settings.draft = pr.draft;
+    Ok(settings)
+}
