@@ -9,8 +9,13 @@
 //! - [`edit`]: pure, format-preserving YAML edits (bytes in, bytes out).
 //! - [`git`]: clone cache, fetch, commit, push with conflict retry.
 //! - [`forge`]: merge requests on GitHub, GitLab and Gitea.
+//! - [`engine`]: the write-back spine that runs one pass over the apps (`imagebump once`).
 //! - [`daemon`]: scheduler, webhooks, metrics, health and status.
+//! - [`reference`]: the image reference and OCI tag grammar, shared by every stage.
 //! - [`cli`]: argument parsing and output for the binary.
 
 pub mod cli;
+pub mod config;
+pub mod engine;
 pub mod forge;
+pub mod reference;

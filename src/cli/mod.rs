@@ -8,6 +8,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod validate;
+
 /// Exit code for success.
 pub const EXIT_OK: u8 = 0;
 /// Exit code when some work failed, or for `select`/`--check`, the negative answer.
@@ -28,17 +30,14 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Print the version and exit.
-    Version,
+    /// Check the configuration and list every problem at once (file:line:col).
+    Validate(validate::Args),
 }
 
 /// Entry point used by `main.rs`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Version => {
-            println!("imagebump {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::from(EXIT_OK)
-        }
+        Command::Validate(args) => validate::run(args),
     }
 }

@@ -377,7 +377,18 @@ fn assert_no_token(err: &ForgeError) {
     assert!(!shown.contains(TOKEN), "token leaked: {shown}");
 }
 
+/// The tests that capture logs take turns.
+static LOG_CAPTURE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// With a single live dispatcher, tracing-core computes a new callsite's interest from the
+/// registering thread's default, so a callsite first hit by a test on another thread would be
+/// cached as "never" and missing from our capture. A second dispatcher, kept alive for the
+/// whole run, makes tracing ask every live dispatcher instead.
+static SECOND_DISPATCHER: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+
 async fn every_error_class_is_typed_and_clear(kind: ForgeKind) {
+    let _turn = LOG_CAPTURE.lock().await;
+    SECOND_DISPATCHER.get_or_init(|| tracing::Dispatch::new(tracing_subscriber::registry()));
     let logs = Logs::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -386,6 +397,7 @@ async fn every_error_class_is_typed_and_clear(kind: ForgeKind) {
         .with_ansi(false)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    tracing::callsite::rebuild_interest_cache();
 
     let stand = StandIn::start(kind).await;
     let forge = forge_for(&stand, |_| {});

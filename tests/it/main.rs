@@ -4,6 +4,8 @@
 //! the CNCF registry (Debian's `docker-registry`), git remotes (file://, smart HTTP, SSH) and
 //! local HTTP stand-ins for the forge APIs.
 
-mod support;
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod examples;
 mod forge;
+mod support;

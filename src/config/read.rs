@@ -1,0 +1,360 @@
+//! Reading typed values out of a [`Node`] tree while collecting every problem.
+//!
+//! Validation never stops at the first error: each reader records what is wrong (with its
+//! position) and returns `None`, and the caller carries on with the next key.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::yaml::{Node, Value};
+
+/// One problem in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: PathBuf,
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.col,
+            self.message
+        )
+    }
+}
+
+/// The problems found in one file.
+#[derive(Debug)]
+pub struct Diagnostics {
+    file: PathBuf,
+    pub list: Vec<Diagnostic>,
+}
+
+impl Diagnostics {
+    pub fn new(file: &Path) -> Self {
+        Diagnostics {
+            file: file.to_path_buf(),
+            list: Vec::new(),
+        }
+    }
+
+    pub fn at(&mut self, line: usize, col: usize, message: impl Into<String>) {
+        self.list.push(Diagnostic {
+            file: self.file.clone(),
+            line,
+            col,
+            message: message.into(),
+        });
+    }
+
+    pub fn node(&mut self, node: &Node, message: impl Into<String>) {
+        self.at(node.line, node.col, message);
+    }
+}
+
+/// The keys of one mapping, checked against the keys it may have.
+pub struct Fields<'a> {
+    node: &'a Node,
+    entries: Vec<(&'a str, &'a Node, &'a Node)>,
+}
+
+impl<'a> Fields<'a> {
+    /// Read `node` as a mapping whose keys must be among `allowed`. Unknown and duplicate keys
+    /// are reported (with a "did you mean" hint); a non-mapping is reported and yields `None`.
+    pub fn new(
+        node: &'a Node,
+        what: &str,
+        allowed: &[&str],
+        diags: &mut Diagnostics,
+    ) -> Option<Fields<'a>> {
+        let Value::Map(map) = &node.value else {
+            diags.node(
+                node,
+                format!("expected {what} (a mapping), found {}", node.kind()),
+            );
+            return None;
+        };
+        let mut entries: Vec<(&'a str, &'a Node, &'a Node)> = Vec::new();
+        for (key, value) in map {
+            let Value::Scalar { text, .. } = &key.value else {
+                diags.node(
+                    key,
+                    format!("expected a plain key in {what}, found {}", key.kind()),
+                );
+                continue;
+            };
+            if !allowed.contains(&text.as_str()) {
+                let hint = did_you_mean(text, allowed)
+                    .map(|s| format!("; did you mean `{s}`?"))
+                    .unwrap_or_default();
+                diags.node(
+                    key,
+                    format!(
+                        "unknown key `{text}` in {what}{hint} (expected one of: {})",
+                        allowed.join(", ")
+                    ),
+                );
+                continue;
+            }
+            if entries.iter().any(|(k, _, _)| k == text) {
+                diags.node(key, format!("duplicate key `{text}` in {what}"));
+                continue;
+            }
+            entries.push((text.as_str(), key, value));
+        }
+        Some(Fields { node, entries })
+    }
+
+    /// The value of `key`, unless absent or null.
+    pub fn get(&self, key: &str) -> Option<&'a Node> {
+        self.entries
+            .iter()
+            .find(|(k, _, v)| *k == key && v.value != Value::Null)
+            .map(|(_, _, v)| *v)
+    }
+
+    /// The mapping node itself (for "missing key" positions).
+    pub fn node(&self) -> &'a Node {
+        self.node
+    }
+
+    /// A required string.
+    pub fn required_str(&self, key: &str, what: &str, diags: &mut Diagnostics) -> Option<String> {
+        match self.get(key) {
+            Some(node) => string(node, key, diags),
+            None => {
+                diags.node(self.node, format!("missing required key `{key}` in {what}"));
+                None
+            }
+        }
+    }
+
+    /// An optional string.
+    pub fn opt_str(&self, key: &str, diags: &mut Diagnostics) -> Option<String> {
+        self.get(key).and_then(|node| string(node, key, diags))
+    }
+
+    /// An optional boolean (`true`/`false`).
+    pub fn opt_bool(&self, key: &str, diags: &mut Diagnostics) -> Option<bool> {
+        let node = self.get(key)?;
+        match &node.value {
+            Value::Scalar {
+                text,
+                quoted: false,
+            } if text == "true" => Some(true),
+            Value::Scalar {
+                text,
+                quoted: false,
+            } if text == "false" => Some(false),
+            _ => {
+                diags.node(node, format!("`{key}` must be true or false"));
+                None
+            }
+        }
+    }
+
+    /// An optional number.
+    pub fn opt_f64(&self, key: &str, diags: &mut Diagnostics) -> Option<f64> {
+        let node = self.get(key)?;
+        match &node.value {
+            Value::Scalar {
+                text,
+                quoted: false,
+            } => match text.parse::<f64>() {
+                Ok(v) if v.is_finite() && v > 0.0 => Some(v),
+                _ => {
+                    diags.node(
+                        node,
+                        format!("`{key}` must be a positive number, found `{text}`"),
+                    );
+                    None
+                }
+            },
+            _ => {
+                diags.node(node, format!("`{key}` must be a positive number"));
+                None
+            }
+        }
+    }
+
+    /// An optional positive integer.
+    pub fn opt_u32(&self, key: &str, diags: &mut Diagnostics) -> Option<u32> {
+        let node = self.get(key)?;
+        match &node.value {
+            Value::Scalar {
+                text,
+                quoted: false,
+            } => match text.parse::<u32>() {
+                Ok(v) if v > 0 => Some(v),
+                _ => {
+                    diags.node(
+                        node,
+                        format!("`{key}` must be a positive whole number, found `{text}`"),
+                    );
+                    None
+                }
+            },
+            _ => {
+                diags.node(node, format!("`{key}` must be a positive whole number"));
+                None
+            }
+        }
+    }
+
+    /// An optional duration such as `30s`, `2m`, `1h30m`.
+    pub fn opt_duration(&self, key: &str, diags: &mut Diagnostics) -> Option<Duration> {
+        let node = self.get(key)?;
+        let text = string(node, key, diags)?;
+        match parse_duration(&text) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                diags.node(node, format!("`{key}`: {e}"));
+                None
+            }
+        }
+    }
+
+    /// An optional list of strings (a single string is accepted as a one-item list).
+    pub fn opt_str_list(&self, key: &str, diags: &mut Diagnostics) -> Vec<String> {
+        let Some(node) = self.get(key) else {
+            return Vec::new();
+        };
+        match &node.value {
+            Value::Seq(items) => items
+                .iter()
+                .filter_map(|item| string(item, key, diags))
+                .collect(),
+            Value::Scalar { .. } => string(node, key, diags).into_iter().collect(),
+            _ => {
+                diags.node(node, format!("`{key}` must be a list of strings"));
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// A scalar as a string (numbers and booleans are taken as written).
+pub fn string(node: &Node, key: &str, diags: &mut Diagnostics) -> Option<String> {
+    match &node.value {
+        Value::Scalar { text, .. } => Some(text.clone()),
+        _ => {
+            diags.node(
+                node,
+                format!("`{key}` must be a string, found {}", node.kind()),
+            );
+            None
+        }
+    }
+}
+
+/// The items of a list (reported and empty if the node is not one).
+pub fn list<'a>(node: &'a Node, key: &str, diags: &mut Diagnostics) -> &'a [Node] {
+    match &node.value {
+        Value::Seq(items) => items,
+        _ => {
+            diags.node(
+                node,
+                format!("`{key}` must be a list, found {}", node.kind()),
+            );
+            &[]
+        }
+    }
+}
+
+/// Parse `90s`, `2m`, `1h30m`, `1d`, `500ms`. Units are required.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let expected = || {
+        format!("invalid duration `{text}`: expected a number with a unit, such as 30s, 2m, 1h30m")
+    };
+    let mut total = Duration::ZERO;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(expected());
+    }
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(expected());
+        }
+        let number: u64 = rest[..digits].parse().map_err(|_| expected())?;
+        rest = &rest[digits..];
+        let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        let seconds = match unit {
+            "ms" => {
+                total += Duration::from_millis(number);
+                continue;
+            }
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            _ => return Err(expected()),
+        };
+        total += Duration::from_secs(number.saturating_mul(seconds));
+    }
+    Ok(total)
+}
+
+/// The allowed word closest to `word`, if it is close enough to be a likely typo.
+pub fn did_you_mean<'a>(word: &str, allowed: &[&'a str]) -> Option<&'a str> {
+    allowed
+        .iter()
+        .map(|candidate| (levenshtein(word, candidate), *candidate))
+        .filter(|(distance, candidate)| *distance <= (candidate.len().max(word.len()) / 3).max(1))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate)
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let current = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                previous
+            } else {
+                1 + previous.min(row[j]).min(row[j + 1])
+            };
+            previous = current;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("1d").unwrap(), Duration::from_secs(86_400));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        for bad in ["", "5", "m", "5x", "1.5h", "-1s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(did_you_mean("brnach", &["branch", "repo"]), Some("branch"));
+        assert_eq!(did_you_mean("imgaes", &["images", "name"]), Some("images"));
+        assert_eq!(did_you_mean("zzzzzz", &["images", "name"]), None);
+    }
+}

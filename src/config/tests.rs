@@ -1,0 +1,222 @@
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+
+fn app(text: &str) -> (Option<App>, Vec<String>) {
+    let mut diags = Diagnostics::new(Path::new("apps/shop.yaml"));
+    let app = parse_app(Path::new("apps/shop.yaml"), text, &mut diags);
+    (app, diags.list.iter().map(ToString::to_string).collect())
+}
+
+fn global(text: &str) -> (Option<Global>, Vec<String>) {
+    let mut diags = Diagnostics::new(Path::new("/etc/imagebump/imagebump.yaml"));
+    let g = parse_global(Path::new("/etc/imagebump/imagebump.yaml"), text, &mut diags);
+    (g, diags.list.iter().map(ToString::to_string).collect())
+}
+
+const SHOP: &str = r#"name: shop
+repo: https://github.com/acme/shop-config.git
+branch: main
+write: pull-request
+pull_request: {forge: github, token_env: GITHUB_TOKEN, labels: [images]}
+commit_message: "chore: {% for c in changes %}{{ c.image }}{% endfor %}"
+images:
+  - name: api
+    image: ghcr.io/acme/shop-api
+    policy: {semver: "~1.4"}
+    tags: {include: '^v?\d+\.\d+\.\d+$', exclude: ['-rc']}
+    targets:
+      - file: overlays/dev/kustomization.yaml
+      - file: charts/shop/values-dev.yaml
+        path: api.image.tag
+  - image: nginx
+    policy:
+      newest_build: {}
+    pin_digest: true
+    min_age: 30m
+    targets: [{file: k8s/cronjob.yaml}]
+"#;
+
+#[test]
+fn a_full_app_parses() {
+    let (app, errors) = app(SHOP);
+    assert_eq!(errors, Vec::<String>::new());
+    let app = app.unwrap();
+    assert_eq!(app.name, "shop");
+    assert_eq!(app.write, WriteMode::PullRequest);
+    assert_eq!(app.pull_request.as_ref().unwrap().labels, vec!["images"]);
+    assert_eq!(app.images.len(), 2);
+    let api = &app.images[0];
+    assert_eq!(
+        api.policy,
+        PolicyConfig::Semver {
+            range: "~1.4".into(),
+            strict: false
+        }
+    );
+    assert_eq!(api.exclude, vec!["-rc"]);
+    assert_eq!(api.targets[1].path.as_deref(), Some("api.image.tag"));
+    assert_eq!(api.targets[1].line, 14);
+    let nginx = &app.images[1];
+    assert_eq!(nginx.name, "nginx");
+    assert_eq!(nginx.image.name(), "docker.io/library/nginx");
+    assert_eq!(nginx.policy, PolicyConfig::NewestBuild);
+    assert!(nginx.pin_digest);
+    assert_eq!(nginx.min_age, Some(Duration::from_secs(1800)));
+}
+
+#[test]
+fn every_error_is_reported_at_once_with_positions() {
+    let text = r#"name: Shop!
+repo: x
+brnach: main
+write: sometimes
+images:
+  - image: ghcr.io/acme/api:1.0
+    policy: {semver: "^1", numerical: asc}
+    tags: {include: '(unclosed'}
+    targets:
+      - file: ../outside.yaml
+        field: tag
+"#;
+    let (_, errors) = app(text);
+    let expected = [
+        "apps/shop.yaml:1:7: app name `Shop!`",
+        "apps/shop.yaml:3:1: unknown key `brnach` in an app; did you mean `branch`?",
+        "apps/shop.yaml:4:8: `write` must be `commit` or `pull-request`, found `sometimes`",
+        "apps/shop.yaml:6:12: `image` names the repository only",
+        "apps/shop.yaml:7:13: `policy` needs exactly one of",
+        "apps/shop.yaml:8:21: `include` is not a valid regular expression",
+        "apps/shop.yaml:10:15: `file` must be a path inside the repo",
+        "apps/shop.yaml:10:9: `field` applies to a Helm values `path`",
+    ];
+    for want in expected {
+        assert!(
+            errors.iter().any(|e| e.starts_with(want)),
+            "missing {want:?} in {errors:#?}"
+        );
+    }
+    assert_eq!(errors.len(), expected.len(), "{errors:#?}");
+}
+
+#[test]
+fn missing_keys_are_named() {
+    let (_, errors) = app("name: a\nimages:\n  - image: nginx\n");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("missing required key `repo`")),
+        "{errors:#?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("missing required key `policy`")),
+        "{errors:#?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("missing required key `targets`")),
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn yaml_syntax_errors_have_positions() {
+    let (app, errors) = app("name: a\nimages: [\n");
+    assert!(app.is_none());
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(errors[0].starts_with("apps/shop.yaml:"), "{errors:#?}");
+    assert!(errors[0].contains("invalid YAML"), "{errors:#?}");
+}
+
+#[test]
+fn global_defaults_and_errors() {
+    let (g, errors) = global("apps: apps/\n");
+    assert!(errors.is_empty(), "{errors:#?}");
+    let g = g.unwrap();
+    assert_eq!(g.apps_dir, Path::new("/etc/imagebump/apps/"));
+    assert_eq!(g.schedule, Schedule::Interval(DEFAULT_INTERVAL));
+    assert_eq!(g.git.push_retries, 5);
+
+    let (_, errors) = global(
+        "interval: 2m\nschedule: '*/5 * * * *'\nregistries:\n  - prefix: ghcr.io\n    username: bot\n    insecure: maybe\nwebhook:\n  listen: nowhere\n  receivers:\n    - {type: dockerhub}\n    - {type: distrbution, token_env: T}\n",
+    );
+    let expected = [
+        "set either `interval` or `schedule`",
+        "`insecure` must be true or false",
+        "`username` and `password_env` go together",
+        "`listen` must be an address",
+        "needs `secret_env`",
+        "unknown receiver type `distrbution`; did you mean `distribution`?",
+    ];
+    for want in expected {
+        assert!(
+            errors.iter().any(|e| e.contains(want)),
+            "missing {want:?} in {errors:#?}"
+        );
+    }
+}
+
+#[test]
+fn cron_schedules_are_validated() {
+    let (g, errors) = global("schedule: '*/5 * * * *'\n");
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_eq!(g.unwrap().schedule, Schedule::Cron("*/5 * * * *".into()));
+    let (_, errors) = global("schedule: '0 */5 * * * *'\n");
+    assert!(
+        errors.iter().any(|e| e.contains("5-field cron")),
+        "{errors:#?}"
+    );
+    let (_, errors) = global("schedule: '61 * * * *'\n");
+    assert!(
+        errors.iter().any(|e| e.contains("invalid cron")),
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn load_keeps_good_apps_and_reports_broken_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("apps")).unwrap();
+    std::fs::write(dir.path().join("imagebump.yaml"), "apps: apps\n").unwrap();
+    std::fs::write(dir.path().join("apps/shop.yaml"), SHOP).unwrap();
+    std::fs::write(
+        dir.path().join("apps/broken.yaml"),
+        "name: broken\nrepo: x\nimages: 3\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("apps/dup.yml"), SHOP).unwrap();
+    std::fs::write(dir.path().join("apps/README.md"), "not an app").unwrap();
+    let loaded = load(&dir.path().join("imagebump.yaml")).unwrap();
+    let names: Vec<&str> = loaded.config.apps.iter().map(|a| a.name.as_str()).collect();
+    // `dup.yml` sorts before `shop.yaml`, so it claims the name first.
+    assert_eq!(names, vec!["shop"]);
+    let problems: Vec<String> = loaded.problems.iter().map(ToString::to_string).collect();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("broken.yaml:3:9: `images` must be a list")),
+        "{problems:#?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("shop.yaml") && p.contains("already used")),
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn a_broken_global_file_is_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("imagebump.yaml"), "interval: soon\n").unwrap();
+    let err = load(&dir.path().join("imagebump.yaml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("imagebump.yaml:1:11: `interval`: invalid duration `soon`"),
+        "{err}"
+    );
+}

@@ -1,0 +1,136 @@
+//! Commit messages from minijinja templates.
+//!
+//! The template sees `app` (the app name) and `changes`, a list of objects with `image` (the
+//! repository, e.g. `ghcr.io/acme/api`), `name` (the image's short name in the app config),
+//! `file`, `from`, `to`, `digest` (or none) and `reason` (why the policy chose `to`).
+
+use minijinja::Environment;
+use serde::Serialize;
+
+/// The message used when an app sets no `commit_message`.
+pub const DEFAULT_COMMIT_MESSAGE: &str = "\
+chore({{ app }}): update {% if changes|length == 1 %}{{ changes[0].name }} to {{ changes[0].to }}\
+{% else %}{{ changes|length }} image tags{% endif %}
+
+{% for c in changes %}- {{ c.image }}: {{ c.from }} -> {{ c.to }}{% if c.digest %} ({{ c.digest }}){% endif %} in {{ c.file }}
+{% endfor %}
+Updated by imagebump.
+";
+
+/// One change as a template sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChangeContext {
+    pub image: String,
+    pub name: String,
+    pub file: String,
+    pub from: String,
+    pub to: String,
+    pub digest: Option<String>,
+    pub reason: String,
+}
+
+/// A template that failed to render.
+#[derive(Debug, thiserror::Error)]
+#[error("commit message template of app `{app}` failed: {source}")]
+pub struct MessageError {
+    app: String,
+    source: minijinja::Error,
+}
+
+/// Render `template` (or the default) for `app`'s changes.
+pub fn render(
+    template: Option<&str>,
+    app: &str,
+    changes: &[ChangeContext],
+) -> Result<String, MessageError> {
+    let mut env = Environment::new();
+    env.set_keep_trailing_newline(true);
+    let wrap = |source| MessageError {
+        app: app.to_string(),
+        source,
+    };
+    let tmpl = env
+        .template_from_str(template.unwrap_or(DEFAULT_COMMIT_MESSAGE))
+        .map_err(wrap)?;
+    let text = tmpl
+        .render(minijinja::context! { app => app, changes => changes })
+        .map_err(wrap)?;
+    let text = text.trim_end().to_string();
+    Ok(if text.is_empty() {
+        format!("chore({app}): update image tags")
+    } else {
+        text + "\n"
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn change(name: &str, from: &str, to: &str) -> ChangeContext {
+        ChangeContext {
+            image: format!("ghcr.io/acme/{name}"),
+            name: name.into(),
+            file: "overlays/dev/kustomization.yaml".into(),
+            from: from.into(),
+            to: to.into(),
+            digest: None,
+            reason: "semver ^1.0".into(),
+        }
+    }
+
+    #[test]
+    fn default_message_for_one_change() {
+        let msg = render(None, "shop", &[change("api", "1.0.0", "1.1.0")]).unwrap();
+        assert_eq!(
+            msg,
+            "chore(shop): update api to 1.1.0\n\n- ghcr.io/acme/api: 1.0.0 -> 1.1.0 in overlays/dev/kustomization.yaml\n\nUpdated by imagebump.\n"
+        );
+    }
+
+    #[test]
+    fn default_message_for_several_changes() {
+        let msg = render(
+            None,
+            "shop",
+            &[
+                change("api", "1.0.0", "1.1.0"),
+                change("web", "2.0.0", "2.0.1"),
+            ],
+        )
+        .unwrap();
+        assert!(
+            msg.starts_with("chore(shop): update 2 image tags\n\n"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("- ghcr.io/acme/web: 2.0.0 -> 2.0.1 in"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn custom_template() {
+        let t = "chore({{ app }}): {% for c in changes %}{{ c.image }} {{ c.from }} -> {{ c.to }}{% if not loop.last %}, {% endif %}{% endfor %}";
+        let msg = render(
+            Some(t),
+            "shop",
+            &[
+                change("api", "1.0.0", "1.1.0"),
+                change("web", "2.0.0", "2.0.1"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            msg,
+            "chore(shop): ghcr.io/acme/api 1.0.0 -> 1.1.0, ghcr.io/acme/web 2.0.0 -> 2.0.1\n"
+        );
+    }
+
+    #[test]
+    fn broken_template_names_the_app() {
+        let err = render(Some("{{ changes | nosuchfilter }}"), "shop", &[]).unwrap_err();
+        assert!(err.to_string().contains("app `shop`"), "{err}");
+    }
+}
