@@ -24,3 +24,5 @@ pub mod registry;
 pub mod git;
 pub mod forge;
 pub mod daemon;
+pub mod forge;
+pub mod reference;

@@ -2,7 +2,8 @@
 //! sent by id in the create call (ids looked up by name in the repository's labels), assignees
 //! by username, reviewers through `requested_reviewers`, and a draft is a `WIP: ` title prefix
 //! (Gitea's default work-in-progress prefix). The list endpoint cannot filter by branch, so
-//! `find` reads a few pages of the most recently updated pull requests.
+//! `find` reads every open pull request (up to 1000) and the 100 most recently updated closed
+//! ones, and filters by head and base itself.
 
 use reqwest::Method;
 use serde::Deserialize;
@@ -14,8 +15,11 @@ use super::{
 };
 
 const DRAFT_PREFIXES: &[&str] = &["WIP:", "[WIP]"];
+/// Gitea's default maximum page size (`MAX_RESPONSE_ITEMS`).
 const PAGE_SIZE: usize = 50;
 const MAX_PAGES: usize = 5;
+const MAX_OPEN_PAGES: usize = 20;
+const MAX_CLOSED_PAGES: usize = 2;
 
 #[derive(Deserialize)]
 struct GtPull {
@@ -74,12 +78,27 @@ pub(super) async fn find(
     head: &str,
     base: &str,
 ) -> Result<Vec<PullRequest>, ForgeError> {
+    // Every open pull request (they are few, and the bot's one must never be missed, or the
+    // next create would be refused as a duplicate), then the recently updated closed ones.
+    let mut found = list(api, settings, "open", MAX_OPEN_PAGES, head, base).await?;
+    found.extend(list(api, settings, "closed", MAX_CLOSED_PAGES, head, base).await?);
+    Ok(found)
+}
+
+async fn list(
+    api: &Api,
+    settings: &ForgeSettings,
+    state: &str,
+    max_pages: usize,
+    head: &str,
+    base: &str,
+) -> Result<Vec<PullRequest>, ForgeError> {
     let (owner, repo) = owner_repo(settings);
     let mut found = Vec::new();
-    for page in 1..=MAX_PAGES {
+    for page in 1..=max_pages {
         let mut url = api.url(&["repos", owner, repo, "pulls"]);
         url.query_pairs_mut()
-            .append_pair("state", "all")
+            .append_pair("state", state)
             .append_pair("sort", "recentupdate")
             .append_pair("page", &page.to_string())
             .append_pair("limit", &PAGE_SIZE.to_string());

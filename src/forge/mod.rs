@@ -286,6 +286,88 @@ impl ForgeError {
     }
 }
 
+/// Scheme, host and port of a git remote URL (`https://host:port/...`, `ssh://git@host/...`,
+/// `git@host:path`); `None` for local paths.
+fn repo_host(url: &str) -> Option<(&str, &str, Option<&str>)> {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (scheme, rest),
+        None => {
+            let (host, _) = url.split_once(':')?;
+            if host.is_empty() || host.contains('/') {
+                return None;
+            }
+            ("ssh", host)
+        }
+    };
+    let authority = rest.split('/').next()?;
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if host_port.is_empty() {
+        return None;
+    }
+    let (host, port) = match host_port.rsplit_once(':') {
+        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => (host, Some(port)),
+        _ => (host_port, None),
+    };
+    Some((scheme, host, port))
+}
+
+/// The API base URL for a repository on `kind` when `api_url` is not configured: the public
+/// instance for github.com and gitlab.com, else the forge's documented API path on the repo's
+/// host (`https://HOST/api/v3` for GitHub Enterprise, `https://HOST/api/v4` for GitLab,
+/// `https://HOST/api/v1` for Gitea; an `http://` repo URL keeps its scheme and port). A forge
+/// served under a sub path needs `api_url` set.
+pub fn api_url_for_repo(kind: ForgeKind, repo_url: &str) -> Result<String, ForgeError> {
+    let (scheme, host, port) = repo_host(repo_url).ok_or_else(|| {
+        ForgeError::Settings(format!(
+            "cannot derive the {kind} API URL from repo URL {repo_url:?}; set `api_url`"
+        ))
+    })?;
+    let host = host.to_ascii_lowercase();
+    match (kind, host.as_str()) {
+        (ForgeKind::Github, "github.com" | "www.github.com") => {
+            return Ok("https://api.github.com".to_string());
+        }
+        (ForgeKind::Gitlab, "gitlab.com") => return Ok("https://gitlab.com/api/v4".to_string()),
+        _ => {}
+    }
+    // Only an http(s) URL says which port serves the web (and API); an SSH port does not.
+    let origin = match (scheme, port) {
+        ("http", Some(port)) => format!("http://{host}:{port}"),
+        ("http", None) => format!("http://{host}"),
+        ("https", Some(port)) => format!("https://{host}:{port}"),
+        _ => format!("https://{host}"),
+    };
+    let path = match kind {
+        ForgeKind::Github => "/api/v3",
+        ForgeKind::Gitlab => "/api/v4",
+        ForgeKind::Gitea => "/api/v1",
+    };
+    Ok(format!("{origin}{path}"))
+}
+
+impl ForgeSettings {
+    /// Settings for an app's repository: `api_url` and `project` default to what the repo URL
+    /// implies ([`api_url_for_repo`], [`project_from_repo_url`]) when not configured.
+    pub fn for_repo(
+        kind: ForgeKind,
+        repo_url: &str,
+        api_url: Option<&str>,
+        project: Option<&str>,
+        token: Secret,
+        token_env: &str,
+    ) -> Result<Self, ForgeError> {
+        let api_url = match api_url {
+            Some(url) => url.to_string(),
+            None => api_url_for_repo(kind, repo_url)?,
+        };
+        let project = match project {
+            Some(project) => project.to_string(),
+            None => project_from_repo_url(kind, repo_url)?,
+        };
+        Ok(Self::new(kind, api_url, token, token_env, project))
+    }
+}
+
 /// The forge project (`owner/repo`, or the GitLab `group/sub/project` path) of a git remote
 /// URL: `https://github.com/acme/shop-config.git`, `git@github.com:acme/shop-config.git`,
 /// `ssh://git@gitlab.example.com:2222/group/sub/project.git`.
@@ -591,6 +673,80 @@ mod tests {
             "a/b/c",
         );
         assert!(Forge::new(ok).is_ok());
+    }
+
+    #[test]
+    fn api_urls_from_repo_urls() {
+        let check = |kind, url: &str, want: &str| {
+            assert_eq!(api_url_for_repo(kind, url).expect(url), want, "{url}");
+        };
+        check(
+            ForgeKind::Github,
+            "https://github.com/acme/shop.git",
+            "https://api.github.com",
+        );
+        check(
+            ForgeKind::Github,
+            "git@github.com:acme/shop.git",
+            "https://api.github.com",
+        );
+        check(
+            ForgeKind::Github,
+            "https://ghe.acme.io/acme/shop.git",
+            "https://ghe.acme.io/api/v3",
+        );
+        check(
+            ForgeKind::Gitlab,
+            "ssh://git@gitlab.com/g/p.git",
+            "https://gitlab.com/api/v4",
+        );
+        check(
+            ForgeKind::Gitlab,
+            "ssh://git@gitlab.acme.io:2222/g/s/p.git",
+            "https://gitlab.acme.io/api/v4",
+        );
+        check(
+            ForgeKind::Gitea,
+            "https://user@codeberg.org/acme/shop.git",
+            "https://codeberg.org/api/v1",
+        );
+        check(
+            ForgeKind::Gitea,
+            "http://127.0.0.1:3000/acme/shop",
+            "http://127.0.0.1:3000/api/v1",
+        );
+        let err = api_url_for_repo(ForgeKind::Gitea, "/srv/git/shop.git").expect_err("local");
+        assert!(err.to_string().contains("set `api_url`"), "{err}");
+    }
+
+    #[test]
+    fn settings_for_repo_apply_defaults_and_overrides() {
+        let token = || Secret::new("t");
+        let s = ForgeSettings::for_repo(
+            ForgeKind::Gitlab,
+            "https://gitlab.com/acme/platform/shop.git",
+            None,
+            None,
+            token(),
+            "GITLAB_TOKEN",
+        )
+        .expect("settings");
+        assert_eq!(s.api_url, "https://gitlab.com/api/v4");
+        assert_eq!(s.project, "acme/platform/shop");
+        assert_eq!(s.token_env, "GITLAB_TOKEN");
+        let s = ForgeSettings::for_repo(
+            ForgeKind::Github,
+            "/local/mirror.git",
+            Some("https://api.github.com"),
+            Some("acme/shop"),
+            token(),
+            "T",
+        )
+        .expect("explicit values need no URL parsing");
+        assert_eq!(
+            (s.api_url.as_str(), s.project.as_str()),
+            ("https://api.github.com", "acme/shop")
+        );
     }
 
     #[test]

@@ -98,6 +98,7 @@ fn expected_create_requests(kind: ForgeKind) -> Vec<&'static str> {
         ],
         ForgeKind::Gitea => vec![
             "GET /api/v1/repos/acme/shop-config/pulls",
+            "GET /api/v1/repos/acme/shop-config/pulls",
             "GET /api/v1/repos/acme/shop-config/labels",
             "POST /api/v1/repos/acme/shop-config/pulls",
             "POST /api/v1/repos/acme/shop-config/pulls/1/requested_reviewers",
@@ -155,7 +156,10 @@ async fn find_none_then_create_with_labels_reviewers_assignees_draft(kind: Forge
             assert_eq!(list.query_value("source_branch"), Some(HEAD));
             assert_eq!(list.query_value("target_branch"), Some(BASE));
         }
-        ForgeKind::Gitea => assert_eq!(list.query_value("state"), Some("all")),
+        ForgeKind::Gitea => {
+            assert_eq!(list.query_value("state"), Some("open"));
+            assert_eq!(stand.requests()[1].query_value("state"), Some("closed"));
+        }
     }
     assert_clean(&stand);
 }
@@ -377,7 +381,18 @@ fn assert_no_token(err: &ForgeError) {
     assert!(!shown.contains(TOKEN), "token leaked: {shown}");
 }
 
+/// The tests that capture logs take turns.
+static LOG_CAPTURE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// With a single live dispatcher, tracing-core computes a new callsite's interest from the
+/// registering thread's default, so a callsite first hit by a test on another thread would be
+/// cached as "never" and missing from our capture. A second dispatcher, kept alive for the
+/// whole run, makes tracing ask every live dispatcher instead.
+static SECOND_DISPATCHER: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+
 async fn every_error_class_is_typed_and_clear(kind: ForgeKind) {
+    let _turn = LOG_CAPTURE.lock().await;
+    SECOND_DISPATCHER.get_or_init(|| tracing::Dispatch::new(tracing_subscriber::registry()));
     let logs = Logs::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -386,6 +401,7 @@ async fn every_error_class_is_typed_and_clear(kind: ForgeKind) {
         .with_ansi(false)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    tracing::callsite::rebuild_interest_cache();
 
     let stand = StandIn::start(kind).await;
     let forge = forge_for(&stand, |_| {});
@@ -545,6 +561,45 @@ async fn unreachable_forge_is_a_transport_error(kind: ForgeKind) {
         "{err}"
     );
     assert_no_token(&err);
+}
+
+/// Gitea cannot filter the list by branch: the bot's open pull request must be found even
+/// when many others were updated after it.
+#[tokio::test]
+async fn gitea_finds_the_open_pr_beyond_the_first_page() {
+    let stand = StandIn::start(ForgeKind::Gitea).await;
+    let forge = forge_for(&stand, |_| {});
+    assert_eq!(
+        pass(&forge, "1.4.3").await.expect("create"),
+        Outcome::Created(1)
+    );
+    for i in 0..60 {
+        stand.seed_pr(&format!("feature-{i}"), BASE, "a human's change");
+    }
+    let closed = stand.seed_pr("old-feature", BASE, "closed");
+    stand.close(closed);
+    stand.clear_requests();
+
+    let found = forge.find_pull_requests(HEAD, BASE).await.expect("find");
+    assert_eq!(found.len(), 1);
+    assert_eq!((found[0].number, found[0].state), (1, PrState::Open));
+    let lines: Vec<String> = stand
+        .requests()
+        .iter()
+        .map(|r| {
+            format!(
+                "{}:{}",
+                r.query_value("state").unwrap_or_default(),
+                r.query_value("page").unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(lines, ["open:1", "open:2", "closed:1"]);
+    assert_eq!(
+        pass(&forge, "1.4.3").await.expect("again"),
+        Outcome::UpToDate(1)
+    );
+    assert_clean(&stand);
 }
 
 macro_rules! for_each_forge {

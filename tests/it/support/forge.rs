@@ -213,6 +213,13 @@ impl StandIn {
             .expect("no such pull request")
     }
 
+    /// A pull request somebody else opened (another branch), for paging tests.
+    pub fn seed_pr(&self, head: &str, base: &str, title: &str) -> u64 {
+        let mut inner = self.lock();
+        let index = new_pr(&mut inner, head, base, title, "");
+        inner.prs[index].number
+    }
+
     /// What a human merging the pull request in the web UI does.
     pub fn merge(&self, number: u64) {
         self.edit(number, |pr| {
