@@ -24,5 +24,3 @@ pub mod registry;
 pub mod git;
 pub mod forge;
 pub mod daemon;
-pub mod forge;
-pub mod reference;
