@@ -8,6 +8,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod tags;
+
 /// Exit code for success.
 pub const EXIT_OK: u8 = 0;
 /// Exit code when some work failed, or for `select`/`--check`, the negative answer.
@@ -30,6 +32,8 @@ pub struct Cli {
 pub enum Command {
     /// Print the version and exit.
     Version,
+    /// List an image's tags (semver tags first, in order; the others alphabetically).
+    Tags(tags::Args),
 }
 
 /// Entry point used by `main.rs`.
@@ -40,5 +44,6 @@ pub fn main() -> ExitCode {
             println!("imagebump {}", env!("CARGO_PKG_VERSION"));
             ExitCode::from(EXIT_OK)
         }
+        Command::Tags(args) => tags::run(args),
     }
 }
