@@ -14,6 +14,7 @@ pub mod policy_flags;
 mod select;
 mod set;
 mod status;
+mod tags;
 
 /// Exit code for success.
 pub const EXIT_OK: u8 = 0;
@@ -45,6 +46,10 @@ pub enum Command {
     Set(set::Args),
     /// Show a running daemon's per-app status (deployed tag, best candidate, last check, error).
     Status(status::Args),
+    /// Print the version and exit.
+    Version,
+    /// List an image's tags (semver tags first, in order; the others alphabetically).
+    Tags(tags::Args),
 }
 
 /// Entry point used by `main.rs`.
@@ -56,5 +61,10 @@ pub fn main() -> ExitCode {
         Command::Select(args) => select::run(args),
         Command::Set(args) => set::run(args),
         Command::Status(args) => status::run(args),
+        Command::Version => {
+            println!("imagebump {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::from(EXIT_OK)
+        }
+        Command::Tags(args) => tags::run(args),
     }
 }

@@ -11,4 +11,5 @@ mod forge;
 mod git;
 mod select;
 mod set;
+mod registry;
 mod support;

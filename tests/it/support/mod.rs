@@ -10,3 +10,5 @@ pub fn free_port() -> u16 {
 }
 pub mod git;
 pub mod forge;
+
+pub mod registry;
