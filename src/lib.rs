@@ -16,11 +16,11 @@
 
 pub mod cli;
 pub mod config;
-pub mod engine;
-pub mod edit;
-pub mod reference;
-pub mod policy;
-pub mod registry;
-pub mod git;
-pub mod forge;
 pub mod daemon;
+pub mod edit;
+pub mod engine;
+pub mod forge;
+pub mod git;
+pub mod policy;
+pub mod reference;
+pub mod registry;

@@ -9,12 +9,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod once;
-mod validate;
 pub mod policy_flags;
 mod select;
 mod set;
 mod status;
 mod tags;
+mod validate;
 
 /// Exit code for success.
 pub const EXIT_OK: u8 = 0;

@@ -17,7 +17,12 @@ pub enum Output {
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The global config file.
-    #[arg(long, short = 'c', default_value = "imagebump.yaml", env = "IMAGEBUMP_CONFIG")]
+    #[arg(
+        long,
+        short = 'c',
+        default_value = "imagebump.yaml",
+        env = "IMAGEBUMP_CONFIG"
+    )]
     pub config: PathBuf,
     /// Only this app.
     #[arg(long)]
@@ -61,7 +66,10 @@ pub fn run(args: Args) -> ExitCode {
     if let Some(app) = &args.app
         && !loaded.config.apps.iter().any(|a| &a.name == app)
     {
-        eprintln!("imagebump: no valid app named `{app}` in {}", args.config.display());
+        eprintln!(
+            "imagebump: no valid app named `{app}` in {}",
+            args.config.display()
+        );
         return ExitCode::from(EXIT_USAGE);
     }
     let engine = match Engine::new(loaded.config) {
@@ -71,7 +79,10 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("imagebump: cannot start the async runtime: {e}");

@@ -2,15 +2,16 @@
 //!
 //! The template sees `app` (the app name) and `changes`, a list of objects with `image` (the
 //! repository, e.g. `ghcr.io/acme/api`), `name` (the image's short name in the app config),
-//! `file`, `from`, `to`, `digest` (or none) and `reason` (why the policy chose `to`).
+//! `file`, `from`, `to`, `digest` (or none) and `reason` (why the policy chose `to`), and
+//! `images`, the same changes with one entry per image and new tag (files folded).
 
 use minijinja::Environment;
 use serde::Serialize;
 
 /// The message used when an app sets no `commit_message`.
 pub const DEFAULT_COMMIT_MESSAGE: &str = "\
-chore({{ app }}): update {% if changes|length == 1 %}{{ changes[0].name }} to {{ changes[0].to }}\
-{% else %}{{ changes|length }} image tags{% endif %}
+chore({{ app }}): update {% if images|length == 1 %}{{ images[0].name }} to {{ images[0].to }}\
+{% else %}{{ images|length }} images{% endif %}
 
 {% for c in changes %}- {{ c.image }}: {{ c.from }} -> {{ c.to }}{% if c.digest %} ({{ c.digest }}){% endif %} in {{ c.file }}
 {% endfor %}
@@ -52,8 +53,14 @@ pub fn render(
     let tmpl = env
         .template_from_str(template.unwrap_or(DEFAULT_COMMIT_MESSAGE))
         .map_err(wrap)?;
+    let mut images: Vec<&ChangeContext> = Vec::new();
+    for c in changes {
+        if !images.iter().any(|i| i.image == c.image && i.to == c.to) {
+            images.push(c);
+        }
+    }
     let text = tmpl
-        .render(minijinja::context! { app => app, changes => changes })
+        .render(minijinja::context! { app => app, changes => changes, images => images })
         .map_err(wrap)?;
     let text = text.trim_end().to_string();
     Ok(if text.is_empty() {
@@ -100,14 +107,23 @@ mod tests {
             ],
         )
         .unwrap();
-        assert!(
-            msg.starts_with("chore(shop): update 2 image tags\n\n"),
-            "{msg}"
-        );
+        assert!(msg.starts_with("chore(shop): update 2 images\n\n"), "{msg}");
         assert!(
             msg.contains("- ghcr.io/acme/web: 2.0.0 -> 2.0.1 in"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn one_image_in_two_files_is_one_image() {
+        let mut second = change("api", "1.0.0", "1.1.0");
+        second.file = "values.yaml".into();
+        let msg = render(None, "shop", &[change("api", "1.0.0", "1.1.0"), second]).unwrap();
+        assert!(
+            msg.starts_with("chore(shop): update api to 1.1.0\n\n"),
+            "{msg}"
+        );
+        assert!(msg.contains("in values.yaml\n"), "{msg}");
     }
 
     #[test]

@@ -179,7 +179,8 @@ pub struct Engine {
 impl Engine {
     /// Build the registry client, the clone cache and every app's policies.
     pub fn new(config: Config) -> Result<Engine, EngineError> {
-        let registry = registry::Client::new(settings::registries(&config)?, ClientOptions::default())?;
+        let registry =
+            registry::Client::new(settings::registries(&config)?, ClientOptions::default())?;
         let git = CloneCache::new(config.global.workdir.clone(), settings::git(&config)?);
         let mut apps = Vec::new();
         let mut broken = Vec::new();
@@ -256,7 +257,9 @@ impl Engine {
         let mut images: BTreeMap<String, ImageRef> = BTreeMap::new();
         for app in &selected {
             for image in &app.app.images {
-                images.entry(image.image.name()).or_insert_with(|| image.image.clone());
+                images
+                    .entry(image.image.name())
+                    .or_insert_with(|| image.image.clone());
             }
         }
         let fetched = Arc::new(self.fetch_tags(&images).await);
@@ -268,7 +271,10 @@ impl Engine {
         // One blocking job per config repository, all in parallel.
         let mut by_repo: BTreeMap<String, Vec<ResolvedApp>> = BTreeMap::new();
         for app in selected {
-            by_repo.entry(app.app.repo.clone()).or_default().push(app.clone());
+            by_repo
+                .entry(app.app.repo.clone())
+                .or_default()
+                .push(app.clone());
         }
         let mut jobs = JoinSet::new();
         for (url, apps) in by_repo {
@@ -276,7 +282,9 @@ impl Engine {
             let fetched = Arc::clone(&fetched);
             let dry_run = options.dry_run;
             let handle = tokio::runtime::Handle::current();
-            jobs.spawn_blocking(move || engine.write_repository(&handle, &url, apps, &fetched, now, dry_run));
+            jobs.spawn_blocking(move || {
+                engine.write_repository(&handle, &url, apps, &fetched, now, dry_run)
+            });
         }
         while let Some(result) = jobs.join_next().await {
             match result {
@@ -350,7 +358,9 @@ impl Engine {
                 // Each round asks for more tags; a policy asks at most once per tag.
                 for _ in 0..tags.len() + 2 {
                     let meta = fetched.meta_of(&name);
-                    let Ok(Step::NeedMetadata(wanted)) = policy.select(tags, Current::default(), &meta, now) else {
+                    let Ok(Step::NeedMetadata(wanted)) =
+                        policy.select(tags, Current::default(), &meta, now)
+                    else {
                         break;
                     };
                     let mut found = Vec::new();
@@ -403,7 +413,10 @@ impl Engine {
             if app.app.write == WriteMode::PullRequest {
                 pull_requests.push(app);
             } else {
-                by_branch.entry(app.app.branch.clone()).or_default().push(app);
+                by_branch
+                    .entry(app.app.branch.clone())
+                    .or_default()
+                    .push(app);
             }
         }
         for (branch, apps) in by_branch {
@@ -412,7 +425,8 @@ impl Engine {
             reports.extend(apps);
         }
         for app in pull_requests {
-            let (report, pushed) = pull_request::write(self, handle, url, &app, fetched, now, dry_run);
+            let (report, pushed) =
+                pull_request::write(self, handle, url, &app, fetched, now, dry_run);
             pushes += usize::from(pushed);
             reports.push(report);
         }
@@ -431,7 +445,8 @@ impl Engine {
         dry_run: bool,
     ) -> (Vec<AppReport>, bool) {
         let inner = &self.inner;
-        let mut reports: Vec<AppReport> = apps.iter().map(|a| AppReport::new(&a.app.name)).collect();
+        let mut reports: Vec<AppReport> =
+            apps.iter().map(|a| AppReport::new(&a.app.name)).collect();
         let result = git::commit_and_push(&inner.git, url, branch, &inner.retry, |checkout| {
             let mut commits = 0;
             for (app, report) in apps.iter().zip(reports.iter_mut()) {

@@ -75,7 +75,10 @@ pub fn plan_app(root: &Path, app: &ResolvedApp, fetched: &Fetched, now: OffsetDa
         };
         let meta = fetched.meta_of(&repository);
         for target_config in &image.targets {
-            let at = format!("{app_file}:{} (target {})", target_config.line, target_config.file);
+            let at = format!(
+                "{app_file}:{} (target {})",
+                target_config.line, target_config.file
+            );
             let target = match settings::target(target_config) {
                 Ok(t) => t,
                 Err(e) => {
@@ -98,7 +101,9 @@ pub fn plan_app(root: &Path, app: &ResolvedApp, fetched: &Fetched, now: OffsetDa
             let found = match edit::find(&entry.1, &target, &image.image) {
                 Ok(found) => found,
                 Err(e) => {
-                    status.error.get_or_insert(format!("{}: {e}", target_config.file));
+                    status
+                        .error
+                        .get_or_insert(format!("{}: {e}", target_config.file));
                     continue;
                 }
             };
@@ -127,7 +132,9 @@ pub fn plan_app(root: &Path, app: &ResolvedApp, fetched: &Fetched, now: OffsetDa
                     continue;
                 }
                 Err(no_match) => {
-                    status.error.get_or_insert(format!("{repository}: {no_match}"));
+                    status
+                        .error
+                        .get_or_insert(format!("{repository}: {no_match}"));
                     continue;
                 }
             };
@@ -135,13 +142,14 @@ pub fn plan_app(root: &Path, app: &ResolvedApp, fetched: &Fetched, now: OffsetDa
             if decision.keep_current {
                 continue;
             }
-            let update = match Update::new(&repository, Some(&decision.tag), decision.digest.as_deref()) {
-                Ok(u) => u,
-                Err(e) => {
-                    status.error.get_or_insert(format!("{repository}: {e}"));
-                    continue;
-                }
-            };
+            let update =
+                match Update::new(&repository, Some(&decision.tag), decision.digest.as_deref()) {
+                    Ok(u) => u,
+                    Err(e) => {
+                        status.error.get_or_insert(format!("{repository}: {e}"));
+                        continue;
+                    }
+                };
             match edit::apply(&entry.1, &target, &update) {
                 Ok(edited) => {
                     for change in &edited.changes {
@@ -160,7 +168,9 @@ pub fn plan_app(root: &Path, app: &ResolvedApp, fetched: &Fetched, now: OffsetDa
                     entry.1 = edited.bytes;
                 }
                 Err(e) => {
-                    status.error.get_or_insert(format!("{}: {e}", target_config.file));
+                    status
+                        .error
+                        .get_or_insert(format!("{}: {e}", target_config.file));
                 }
             }
         }
@@ -172,7 +182,11 @@ pub fn plan_app(root: &Path, app: &ResolvedApp, fetched: &Fetched, now: OffsetDa
     plan.files = files
         .into_iter()
         .filter(|(_, (before, after))| before != after)
-        .map(|(file, (before, after))| FileEdit { file, before, after })
+        .map(|(file, (before, after))| FileEdit {
+            file,
+            before,
+            after,
+        })
         .collect();
     plan
 }
@@ -235,7 +249,8 @@ pub fn write_and_commit(
 pub fn write_files(root: &Path, files: &[FileEdit]) -> Result<Vec<PathBuf>, String> {
     let mut paths = Vec::new();
     for f in files {
-        write_atomic(&root.join(&f.file), &f.after).map_err(|e| format!("cannot write {}: {e}", f.file))?;
+        write_atomic(&root.join(&f.file), &f.after)
+            .map_err(|e| format!("cannot write {}: {e}", f.file))?;
         paths.push(PathBuf::from(&f.file));
     }
     Ok(paths)

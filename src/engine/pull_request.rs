@@ -57,7 +57,10 @@ fn write_inner(
         .as_ref()
         .ok_or_else(|| "`write: pull-request` needs a `pull_request:` section".to_string())?;
     let base = config.branch.as_str();
-    let checkout = engine.git().checkout(url, base).map_err(|e| e.to_string())?;
+    let checkout = engine
+        .git()
+        .checkout(url, base)
+        .map_err(|e| e.to_string())?;
     let planned = plan::plan_app(checkout.workdir(), app, fetched, now);
     report.images = planned.images;
     report.errors = planned.errors;
@@ -69,7 +72,8 @@ fn write_inner(
         report.diffs = planned.files.iter().map(|f| f.diff()).collect();
         return Ok(false);
     }
-    let forge = Forge::new(settings::forge(config).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    let forge = Forge::new(settings::forge(config).map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
     let rows: Vec<ChangeRow> = report
         .changes
         .iter()
@@ -105,14 +109,25 @@ fn write_inner(
 
     // The bot branch is ours to replace only if nobody else committed to it.
     let base_head = checkout.head().map_err(|e| e.to_string())?;
-    let tip = checkout.fetch_remote_branch(&bot).map_err(|e| e.to_string())?;
+    let tip = checkout
+        .fetch_remote_branch(&bot)
+        .map_err(|e| e.to_string())?;
     if let Some(tip) = tip {
-        let commits = checkout.commits_between(base_head, tip).map_err(|e| e.to_string())?;
+        let commits = checkout
+            .commits_between(base_head, tip)
+            .map_err(|e| e.to_string())?;
         let ours = engine.author_email();
         let foreign: Vec<String> = commits
             .iter()
             .filter(|c| c.author_email != ours)
-            .map(|c| format!("{} by {} ({})", &c.id.to_string()[..12], c.author_email, c.summary))
+            .map(|c| {
+                format!(
+                    "{} by {} ({})",
+                    &c.id.to_string()[..12],
+                    c.author_email,
+                    c.summary
+                )
+            })
             .collect();
         if !foreign.is_empty() {
             return Err(format!(
@@ -121,8 +136,12 @@ fn write_inner(
             ));
         }
     }
-    let message = message::render(config.commit_message.as_deref(), &config.name, &contexts(&report.changes))
-        .map_err(|e| e.to_string())?;
+    let message = message::render(
+        config.commit_message.as_deref(),
+        &config.name,
+        &contexts(&report.changes),
+    )
+    .map_err(|e| e.to_string())?;
     let paths = plan::write_files(checkout.workdir(), &planned.files)?;
     let Some(commit) = checkout
         .commit_on(base_head, &paths, &message)
@@ -130,7 +149,10 @@ fn write_inner(
     else {
         return Ok(false);
     };
-    match checkout.push_with_lease(commit, &bot, tip).map_err(|e| e.to_string())? {
+    match checkout
+        .push_with_lease(commit, &bot, tip)
+        .map_err(|e| e.to_string())?
+    {
         LeaseOutcome::Pushed => {}
         LeaseOutcome::Stale { .. } => {
             return Err(format!(
@@ -144,13 +166,17 @@ fn write_inner(
     report.commit = Some(commit.to_string());
     report.pushed = true;
 
-    let title = forge::render_title(pr_config.title.as_deref(), &config.name, &rows).map_err(|e| e.to_string())?;
-    let body = forge::render_body(pr_config.body.as_deref(), &config.name, &rows).map_err(|e| e.to_string())?;
+    let title = forge::render_title(pr_config.title.as_deref(), &config.name, &rows)
+        .map_err(|e| e.to_string())?;
+    let body = forge::render_body(pr_config.body.as_deref(), &config.name, &rows)
+        .map_err(|e| e.to_string())?;
     let pr = match existing {
         None => {
             let created = handle
                 .block_on(forge.create(&bot, base, &title, &body))
-                .map_err(|e| format!("bot branch `{bot}` pushed, but opening the pull request failed: {e}"))?;
+                .map_err(|e| {
+                    format!("bot branch `{bot}` pushed, but opening the pull request failed: {e}")
+                })?;
             for problem in &created.problems {
                 tracing::warn!(app = %config.name, pr = %created.pull_request.url, problem = %problem, "pull request opened with a problem");
             }
@@ -158,7 +184,12 @@ fn write_inner(
         }
         Some(pr) => handle
             .block_on(forge.update(&pr, &title, &body))
-            .map_err(|e| format!("bot branch `{bot}` pushed, but updating {} failed: {e}", pr.url))?,
+            .map_err(|e| {
+                format!(
+                    "bot branch `{bot}` pushed, but updating {} failed: {e}",
+                    pr.url
+                )
+            })?,
     };
     tracing::info!(app = %config.name, pr = %pr.url, commit = %commit, changes = rows.len(), "pull request up to date");
     report.pull_request = Some(pr.url);
@@ -169,7 +200,10 @@ fn write_inner(
 fn bot_branch(template: Option<&str>, app: &str) -> Result<String, String> {
     let env = minijinja::Environment::new();
     let name = env
-        .render_str(template.unwrap_or(DEFAULT_BRANCH), minijinja::context! { app => app })
+        .render_str(
+            template.unwrap_or(DEFAULT_BRANCH),
+            minijinja::context! { app => app },
+        )
         .map_err(|e| format!("pull_request.branch template: {e}"))?;
     let name = name.trim().to_string();
     let valid = !name.is_empty()
@@ -183,6 +217,8 @@ fn bot_branch(template: Option<&str>, app: &str) -> Result<String, String> {
     if valid {
         Ok(name)
     } else {
-        Err(format!("pull_request.branch renders `{name}`, which is not a valid branch name"))
+        Err(format!(
+            "pull_request.branch renders `{name}`, which is not a valid branch name"
+        ))
     }
 }

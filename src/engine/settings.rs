@@ -206,7 +206,8 @@ pub fn forge(app: &App) -> Result<ForgeSettings, SettingsError> {
         .pull_request
         .as_ref()
         .ok_or_else(|| invalid("missing".into()))?;
-    let kind = ForgeKind::parse(&pr.forge).ok_or_else(|| invalid(format!("unknown forge `{}`", pr.forge)))?;
+    let kind = ForgeKind::parse(&pr.forge)
+        .ok_or_else(|| invalid(format!("unknown forge `{}`", pr.forge)))?;
     let api_url = match (&pr.api_url, kind.default_api_url()) {
         (Some(url), _) => url.clone(),
         (None, Some(url)) => url.to_string(),
@@ -214,10 +215,21 @@ pub fn forge(app: &App) -> Result<ForgeSettings, SettingsError> {
     };
     let project = match &pr.project {
         Some(p) => p.clone(),
-        None => forge::project_from_repo_url(kind, &app.repo).map_err(|e| invalid(e.to_string()))?,
+        None => {
+            forge::project_from_repo_url(kind, &app.repo).map_err(|e| invalid(e.to_string()))?
+        }
     };
-    let token = env(&pr.token_env, format!("app `{}` pull_request.token_env", app.name))?;
-    let mut settings = ForgeSettings::new(kind, api_url, forge::Secret::new(token), pr.token_env.clone(), project);
+    let token = env(
+        &pr.token_env,
+        format!("app `{}` pull_request.token_env", app.name),
+    )?;
+    let mut settings = ForgeSettings::new(
+        kind,
+        api_url,
+        forge::Secret::new(token),
+        pr.token_env.clone(),
+        project,
+    );
     settings.labels = pr.labels.clone();
     settings.reviewers = pr.reviewers.clone();
     settings.assignees = pr.assignees.clone();

@@ -9,7 +9,8 @@
 mod examples;
 mod forge;
 mod git;
+mod once;
+mod registry;
 mod select;
 mod set;
-mod registry;
 mod support;

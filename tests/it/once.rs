@@ -1,0 +1,346 @@
+//! `imagebump once` end to end: the real registry as the image source, real git remotes as the
+//! config repo, the binary as users run it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use tempfile::TempDir;
+
+use crate::support::git::{BareRepo, GitHttpServer};
+use crate::support::registry::{ImageSpec, TestRegistry};
+
+const KUSTOMIZATION: &str = "\
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+
+# dev follows every 1.x release
+resources:
+  - deployment.yaml
+
+images:
+  - name: REGISTRY/team/api   # the API
+    newTag: 1.0.0
+  - name: nginx
+    newTag: \"1.25\"
+";
+
+const VALUES: &str = "\
+# Default values for shop.
+replicaCount: 2
+
+api:
+  image:
+    repository: REGISTRY/team/api
+    tag: '1.0.0'   # quoted on purpose
+
+    pullPolicy: IfNotPresent
+";
+
+/// A config dir with a global file and the given app files.
+struct Setup {
+    dir: TempDir,
+}
+
+impl Setup {
+    fn new(registry: &str, apps: &[(&str, String)]) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("apps")).unwrap();
+        std::fs::write(
+            dir.path().join("imagebump.yaml"),
+            format!(
+                "apps: apps\nworkdir: cache\ngit:\n  author: {{name: imagebump, email: bot@imagebump.test}}\nregistries:\n  - prefix: {registry}\n    insecure: true\n"
+            ),
+        )
+        .unwrap();
+        for (name, text) in apps {
+            std::fs::write(dir.path().join("apps").join(format!("{name}.yaml")), text).unwrap();
+        }
+        Setup { dir }
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("imagebump.yaml")
+    }
+
+    fn once(&self, extra: &[&str]) -> Output {
+        run_once(&self.config(), extra)
+    }
+}
+
+fn run_once(config: &Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_imagebump"))
+        .arg("once")
+        .arg("--config")
+        .arg(config)
+        .args(extra)
+        .output()
+        .expect("run imagebump once")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn app(name: &str, repo: &str, registry: &str, policy: &str) -> String {
+    format!(
+        "name: {name}\nrepo: {repo}\nbranch: main\nimages:\n  - name: api\n    image: {registry}/team/api\n    policy: {policy}\n    targets:\n      - file: overlays/dev/kustomization.yaml\n      - file: values.yaml\n        path: api.image.tag\n"
+    )
+}
+
+async fn push_tags(registry: &TestRegistry, repository: &str, tags: &[&str]) {
+    let pusher = registry.pusher();
+    for (i, tag) in tags.iter().enumerate() {
+        let spec = ImageSpec::new(&format!("2026-01-0{}T00:00:00Z", i % 9 + 1));
+        pusher.push_image(repository, tag, &spec).await;
+    }
+}
+
+fn seeded_repo(registry: &str) -> BareRepo {
+    BareRepo::with_files(
+        "main",
+        &[
+            (
+                "overlays/dev/kustomization.yaml",
+                &KUSTOMIZATION.replace("REGISTRY", registry),
+            ),
+            ("values.yaml", &VALUES.replace("REGISTRY", registry)),
+        ],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn once_commits_the_newest_allowed_tag_and_only_its_bytes() {
+    let registry = TestRegistry::start_plain().await;
+    let host = registry.host();
+    push_tags(
+        &registry,
+        "team/api",
+        &["1.0.0", "1.1.0", "2.0.0", "1.1.0-rc.1", "latest"],
+    )
+    .await;
+    let repo = seeded_repo(&host);
+    let setup = Setup::new(
+        &host,
+        &[(
+            "shop",
+            app("shop", &repo.file_url(), &host, "{semver: \"^1.0\"}"),
+        )],
+    );
+
+    // Dry run: the plan, nothing written.
+    let before = repo.head("main");
+    let out = setup.once(&["--dry-run", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let plan = plan.as_array().unwrap();
+    assert_eq!(plan.len(), 2, "{plan:?}");
+    assert_eq!(plan[0]["app"], "shop");
+    assert_eq!(plan[0]["file"], "overlays/dev/kustomization.yaml");
+    assert_eq!(plan[0]["line"], 10);
+    assert_eq!(plan[0]["from"], "1.0.0");
+    assert_eq!(plan[0]["to"], "1.1.0");
+    assert_eq!(plan[1]["file"], "values.yaml");
+    assert_eq!(plan[1]["line"], 7);
+    assert!(
+        plan[1]["reason"].as_str().unwrap().contains("^1.0"),
+        "{plan:?}"
+    );
+    assert_eq!(repo.head("main"), before, "a dry run must not push");
+    let out = setup.once(&["--dry-run"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("-    newTag: 1.0.0\n+    newTag: 1.1.0\n"),
+        "{stdout}"
+    );
+
+    // The real pass: one commit, only the tag bytes changed.
+    let out = setup.once(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let log = repo.log("main");
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert_eq!(log[0].1, "chore(shop): update api to 1.1.0");
+    assert_eq!(log[0].2, "bot@imagebump.test");
+    assert_eq!(
+        repo.show("main", "overlays/dev/kustomization.yaml"),
+        KUSTOMIZATION
+            .replace("REGISTRY", &host)
+            .replace("newTag: 1.0.0", "newTag: 1.1.0")
+            .trim_end()
+    );
+    assert_eq!(
+        repo.show("main", "values.yaml"),
+        VALUES
+            .replace("REGISTRY", &host)
+            .replace("'1.0.0'", "'1.1.0'")
+            .trim_end()
+    );
+
+    // Nothing new: no commit, no push.
+    let updates = repo.ref_updates("main");
+    let out = setup.once(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("shop: up to date"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(repo.log("main").len(), 2);
+    assert_eq!(repo.ref_updates("main"), updates);
+
+    // A newer allowed tag: the next pass picks it up.
+    push_tags(&registry, "team/api", &["1.2.0"]).await;
+    let out = setup.once(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(repo.log("main").len(), 3);
+    assert!(repo.show("main", "values.yaml").contains("tag: '1.2.0'"));
+    assert!(
+        repo.show("main", "overlays/dev/kustomization.yaml")
+            .contains("newTag: 1.2.0")
+    );
+    assert!(!repo.any_forced_update("main"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn never_downgrades_a_newer_deployed_tag() {
+    let registry = TestRegistry::start_plain().await;
+    let host = registry.host();
+    push_tags(&registry, "team/api", &["1.0.0", "1.1.0"]).await;
+    // A human deployed 1.5.0, which the registry no longer lists.
+    let repo = BareRepo::with_files(
+        "main",
+        &[
+            (
+                "overlays/dev/kustomization.yaml",
+                &KUSTOMIZATION
+                    .replace("REGISTRY", &host)
+                    .replace("1.0.0", "1.5.0"),
+            ),
+            (
+                "values.yaml",
+                &VALUES.replace("REGISTRY", &host).replace("1.0.0", "1.5.0"),
+            ),
+        ],
+    );
+    let setup = Setup::new(
+        &host,
+        &[(
+            "shop",
+            app("shop", &repo.file_url(), &host, "{semver: \"^1.0\"}"),
+        )],
+    );
+    let out = setup.once(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(repo.log("main").len(), 1, "no downgrade commit");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_registry_or_repo_does_not_stop_the_other_apps() {
+    let registry = TestRegistry::start_plain().await;
+    let host = registry.host();
+    push_tags(&registry, "team/api", &["1.0.0", "1.1.0"]).await;
+    let repo = seeded_repo(&host);
+    let dead = format!("127.0.0.1:{}", crate::support::free_port());
+    let broken_registry = app(
+        "broken-registry",
+        &repo.file_url(),
+        &dead,
+        "{semver: \"*\"}",
+    )
+    .replace(
+        "overlays/dev/kustomization.yaml",
+        "values.yaml\n        path: other.tag",
+    );
+    let apps = [
+        (
+            "good",
+            app("good", &repo.file_url(), &host, "{semver: \"^1\"}"),
+        ),
+        ("broken-registry", broken_registry),
+        (
+            "broken-repo",
+            app(
+                "broken-repo",
+                "file:///nonexistent/repo.git",
+                &host,
+                "{semver: \"^1\"}",
+            ),
+        ),
+    ];
+    let setup = Setup::new(&host, &apps);
+    let out = setup.once(&[]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("good: updated"), "{all}");
+    assert!(all.contains("broken-registry: FAILED"), "{all}");
+    assert!(all.contains("broken-repo: FAILED"), "{all}");
+    assert!(all.contains("/nonexistent/repo.git"), "{all}");
+    assert_eq!(repo.log("main").len(), 2, "the good app committed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fifty_apps_of_one_repo_are_pushed_once_and_each_image_listed_once() {
+    let registry = TestRegistry::start_plain().await;
+    let host = registry.host();
+    push_tags(&registry, "team/api", &["1.0.0", "1.1.0"]).await;
+    let mut files = Vec::new();
+    let mut apps = Vec::new();
+    let http_password = "s3cret-http-pass";
+    let repo = BareRepo::empty("main");
+    let server = GitHttpServer::start(repo.root(), "bot", http_password);
+    let url = server.url("repo.git");
+    for i in 0..50 {
+        files.push((
+            format!("apps/app{i:02}/values.yaml"),
+            VALUES.replace("REGISTRY", &host),
+        ));
+        apps.push((
+            format!("app{i:02}"),
+            format!(
+                "name: app{i:02}\nrepo: {url}\nimages:\n  - name: api\n    image: {host}/team/api\n    policy: {{semver: \"^1\"}}\n    targets:\n      - {{file: apps/app{i:02}/values.yaml, path: api.image.tag}}\n"
+            ),
+        ));
+    }
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    repo.push_files("main", &refs, "fifty apps");
+    let app_refs: Vec<(&str, String)> = apps.iter().map(|(a, b)| (a.as_str(), b.clone())).collect();
+    let setup = Setup::new(&host, &app_refs);
+    let global = std::fs::read_to_string(setup.config()).unwrap().replace(
+        "git:\n",
+        &format!("git:\n  credentials:\n    - url: {url}\n      username: bot\n      password_env: TEST_GIT_PASSWORD\n"),
+    );
+    std::fs::write(setup.config(), global).unwrap();
+
+    let receive_packs = server.receive_packs();
+    let out = Command::new(env!("CARGO_BIN_EXE_imagebump"))
+        .args(["once", "--output", "json", "--config"])
+        .arg(setup.config())
+        .env("TEST_GIT_PASSWORD", http_password)
+        .env("RUST_LOG", "debug")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["apps"].as_array().unwrap().len(), 50);
+    assert_eq!(report["pushes"], 1);
+    // One tag list for the one repository all fifty apps use (the registry needs no token).
+    assert_eq!(report["registry_requests"], 1, "{report}");
+    assert_eq!(
+        server.receive_packs() - receive_packs,
+        1,
+        "exactly one push"
+    );
+    assert_eq!(repo.log("main").len(), 51, "one commit per app");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains(http_password),
+        "the password leaked into the logs"
+    );
+}
