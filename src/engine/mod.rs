@@ -168,6 +168,9 @@ struct Inner {
     registry: registry::Client,
     git: CloneCache,
     retry: RetryOptions,
+    /// One lock per config repository URL: passes that run at once (a webhook check during a
+    /// poll) take turns on a clone instead of failing on it.
+    repo_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// The engine: built once per configuration, shared by every pass.
@@ -207,6 +210,7 @@ impl Engine {
                 registry,
                 git,
                 retry,
+                repo_locks: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -281,13 +285,19 @@ impl Engine {
             let engine = self.clone();
             let fetched = Arc::clone(&fetched);
             let dry_run = options.dry_run;
-            let handle = tokio::runtime::Handle::current();
-            jobs.spawn_blocking(move || {
-                engine.write_repository(&handle, &url, apps, &fetched, now, dry_run)
+            let lock = self.repo_lock(&url);
+            jobs.spawn(async move {
+                let guard = lock.lock_owned().await;
+                let handle = tokio::runtime::Handle::current();
+                tokio::task::spawn_blocking(move || {
+                    let _guard = guard;
+                    engine.write_repository(&handle, &url, apps, &fetched, now, dry_run)
+                })
+                .await
             });
         }
         while let Some(result) = jobs.join_next().await {
-            match result {
+            match result.and_then(|inner| inner) {
                 Ok((apps, pushes)) => {
                     report.pushes += pushes;
                     report.apps.extend(apps);
@@ -503,6 +513,15 @@ impl Engine {
             }
         };
         (reports, pushed)
+    }
+
+    fn repo_lock(&self, url: &str) -> Arc<tokio::sync::Mutex<()>> {
+        match self.inner.repo_locks.lock() {
+            Ok(mut locks) => Arc::clone(locks.entry(url.to_string()).or_default()),
+            // A poisoned map only means another pass panicked while inserting; a fresh lock
+            // is still correct for this pass.
+            Err(_) => Arc::new(tokio::sync::Mutex::new(())),
+        }
     }
 
     pub(crate) fn git(&self) -> &CloneCache {
