@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod once;
 pub mod policy_flags;
+mod run;
 mod select;
 mod set;
 mod status;
@@ -36,6 +37,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the daemon: poll on a schedule, react to registry webhooks, serve metrics and status.
+    Run(run::Args),
     /// Run one pass over the apps (or one app) and exit; --dry-run prints the plan.
     Once(once::Args),
     /// Check the configuration and list every problem at once (file:line:col).
@@ -56,6 +59,7 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run(args) => run::run(args),
         Command::Once(args) => once::run(args),
         Command::Validate(args) => validate::run(args),
         Command::Select(args) => select::run(args),

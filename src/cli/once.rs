@@ -91,8 +91,8 @@ pub fn run(args: Args) -> ExitCode {
     };
     let options = PassOptions {
         app: args.app.clone(),
-        repositories: None,
         dry_run: args.dry_run,
+        ..PassOptions::default()
     };
     let report = runtime.block_on(engine.run_pass(&options));
     match args.output {

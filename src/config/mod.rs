@@ -117,6 +117,9 @@ pub struct ReceiverConfig {
     pub kind: String,
     /// Environment variable holding the shared secret, token or HMAC key.
     pub secret_env: String,
+    /// Treat every event of this receiver as coming from this registry host (when the registry
+    /// names itself differently from the `image:` references, e.g. an internal host name).
+    pub registry: Option<String>,
 }
 
 /// One app: a config repo branch and the images whose tags it carries.
@@ -580,7 +583,7 @@ fn parse_webhook(node: &Node, diags: &mut Diagnostics) -> Option<WebhookConfig> 
             let Some(r) = Fields::new(
                 item,
                 "a webhook receiver",
-                &["type", "secret_env", "token_env"],
+                &["type", "secret_env", "token_env", "registry"],
                 diags,
             ) else {
                 continue;
@@ -607,7 +610,13 @@ fn parse_webhook(node: &Node, diags: &mut Diagnostics) -> Option<WebhookConfig> 
                 diags.node(item, "a webhook receiver needs `secret_env` (or `token_env`): every receiver is authenticated");
             }
             if let (Some(kind), Some(secret_env)) = (kind, secret) {
-                receivers.push(ReceiverConfig { kind, secret_env });
+                receivers.push(ReceiverConfig {
+                    kind,
+                    secret_env,
+                    registry: r
+                        .opt_str("registry", diags)
+                        .map(|h| crate::reference::normalize_registry(&h)),
+                });
             }
         }
     }

@@ -18,6 +18,7 @@ pub mod message;
 mod plan;
 mod pull_request;
 pub mod settings;
+pub mod worker;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -42,6 +43,8 @@ pub struct PassOptions {
     /// Only the apps using one of these repositories (`registry/repository`), e.g. from a
     /// webhook.
     pub repositories: Option<BTreeSet<String>>,
+    /// Leave these apps out (they have a schedule of their own).
+    pub exclude: BTreeSet<String>,
     /// Plan only: no commit, no push, no pull request.
     pub dry_run: bool,
 }
@@ -242,6 +245,7 @@ impl Engine {
             .apps
             .iter()
             .filter(|a| options.app.as_ref().is_none_or(|name| &a.app.name == name))
+            .filter(|a| !options.exclude.contains(&a.app.name))
             .filter(|a| {
                 options.repositories.as_ref().is_none_or(|repos| {
                     a.app.images.iter().any(|i| repos.contains(&i.image.name()))

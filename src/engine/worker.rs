@@ -1,0 +1,192 @@
+//! The engine as the daemon's [`Worker`]: a check of a scope is a pass over the apps it covers,
+//! and its report feeds the daemon's status store and metrics.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use super::{Engine, PassOptions, PassReport};
+use crate::daemon::{self, CycleReport, Metrics, Scope, Worker};
+use crate::registry::Stats;
+
+/// An [`Engine`] serving the daemon.
+pub struct EngineWorker {
+    engine: Engine,
+    metrics: Arc<Metrics>,
+    /// Apps with a schedule of their own: left out of the global cycle.
+    own_schedule: BTreeSet<String>,
+    /// Registry counters already exported, to add only the difference after each check.
+    exported: Mutex<Stats>,
+}
+
+impl EngineWorker {
+    pub fn new(engine: Engine, metrics: Arc<Metrics>) -> EngineWorker {
+        let own_schedule = engine
+            .config()
+            .apps
+            .iter()
+            .filter(|a| a.schedule.is_some())
+            .map(|a| a.name.clone())
+            .collect();
+        let exported = Mutex::new(engine.registry().stats());
+        EngineWorker {
+            engine,
+            metrics,
+            own_schedule,
+            exported,
+        }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    fn options(&self, scope: &Scope) -> PassOptions {
+        match scope {
+            Scope::All => PassOptions {
+                exclude: self.own_schedule.clone(),
+                ..PassOptions::default()
+            },
+            Scope::App(name) => PassOptions {
+                app: Some(name.clone()),
+                ..PassOptions::default()
+            },
+            Scope::Repository {
+                registry,
+                repository,
+            } => PassOptions {
+                repositories: Some(BTreeSet::from([format!("{registry}/{repository}")])),
+                ..PassOptions::default()
+            },
+        }
+    }
+
+    fn export_registry_stats(&self) {
+        let now = self.engine.registry().stats();
+        let Ok(mut exported) = self.exported.lock() else {
+            return;
+        };
+        for (registry, stats) in &now.registries {
+            let before = exported.registry(registry);
+            for (outcome, count) in &stats.by_outcome {
+                let old = before.by_outcome.get(outcome).copied().unwrap_or(0);
+                for _ in old..*count {
+                    self.metrics.registry_request(registry, outcome.as_str());
+                }
+            }
+        }
+        *exported = now;
+    }
+
+    fn export_pass(&self, report: &PassReport) {
+        let mut pushed_branches = 0;
+        for app in &report.apps {
+            self.metrics.app_checked(&app.name, app.errors.is_empty());
+            let updated = app
+                .images
+                .iter()
+                .filter(|i| app.changes.iter().any(|c| c.name == i.name))
+                .count();
+            if !app.changes.is_empty() && app.commit.is_some() {
+                self.metrics.commit();
+            }
+            self.metrics.images(
+                app.images.len() as u64,
+                if app.pushed { updated as u64 } else { 0 },
+            );
+            if app.pushed {
+                pushed_branches += 1;
+            }
+        }
+        for _ in 0..report.pushes {
+            self.metrics.push("ok");
+        }
+        let retries: u32 = report
+            .apps
+            .iter()
+            .map(|a| a.push_attempts.saturating_sub(1))
+            .max()
+            .unwrap_or(0);
+        for _ in 0..retries {
+            self.metrics.push_retry();
+        }
+        if pushed_branches == 0
+            && report
+                .apps
+                .iter()
+                .any(|a| a.errors.iter().any(|e| e.contains("push")))
+        {
+            self.metrics.push("failed");
+        }
+    }
+}
+
+impl Worker for EngineWorker {
+    async fn check(&self, scope: Scope) -> CycleReport {
+        let started = Instant::now();
+        let options = self.options(&scope);
+        let report = self.engine.run_pass(&options).await;
+        self.export_registry_stats();
+        self.export_pass(&report);
+        let elapsed = started.elapsed();
+        CycleReport {
+            apps: report
+                .apps
+                .iter()
+                .map(|app| daemon::AppReport {
+                    name: app.name.clone(),
+                    error: (!app.errors.is_empty()).then(|| app.errors.join("; ")),
+                    images: app
+                        .images
+                        .iter()
+                        .map(|image| {
+                            let change = app
+                                .changes
+                                .iter()
+                                .find(|c| c.name == image.name)
+                                .filter(|_| app.pushed)
+                                .map(|c| daemon::Change {
+                                    from: c.from.clone(),
+                                    to: c.to.clone(),
+                                });
+                            daemon::ImageReport {
+                                name: image.name.clone(),
+                                repository: image.image.clone(),
+                                deployed: change
+                                    .as_ref()
+                                    .map(|c| c.to.clone())
+                                    .or_else(|| image.deployed.clone()),
+                                candidate: image.candidate.clone(),
+                                change,
+                            }
+                        })
+                        .collect(),
+                    commit: app.commit.clone(),
+                    duration: elapsed,
+                })
+                .collect(),
+        }
+    }
+
+    fn repositories(&self) -> Vec<(String, String)> {
+        let mut seen = BTreeMap::new();
+        for app in &self.engine.config().apps {
+            for image in &app.images {
+                seen.insert(
+                    (image.image.registry.clone(), image.image.repository.clone()),
+                    (),
+                );
+            }
+        }
+        seen.into_keys().collect()
+    }
+
+    fn apps(&self) -> Vec<String> {
+        self.engine
+            .config()
+            .apps
+            .iter()
+            .map(|a| a.name.clone())
+            .collect()
+    }
+}
