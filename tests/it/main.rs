@@ -11,6 +11,7 @@ mod forge;
 mod git;
 mod once;
 mod registry;
+mod run;
 mod select;
 mod set;
 mod support;

@@ -1,0 +1,316 @@
+//! `imagebump run` end to end: the real `docker-registry` notifies the daemon of pushes, the
+//! daemon commits to a real git remote; signals reload and stop it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::support::free_port;
+use crate::support::git::BareRepo;
+use crate::support::registry::{ImageSpec, NotificationEndpoint, RegistryConfig, TestRegistry};
+
+const TOKEN: &str = "Bearer webhook-token-for-tests";
+
+const VALUES: &str = "\
+# values
+api:
+  image:
+    repository: REGISTRY/team/api
+    tag: 1.0.0
+";
+
+struct Daemon {
+    child: Child,
+    port: u16,
+    dir: TempDir,
+    log: PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Daemon {
+    fn start(dir: TempDir, port: u16) -> Daemon {
+        let log = dir.path().join("daemon.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_imagebump"))
+            .args(["run", "--log-level", "info", "--config"])
+            .arg(dir.path().join("imagebump.yaml"))
+            .env("WEBHOOK_TOKEN", TOKEN)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start imagebump run");
+        let daemon = Daemon {
+            child,
+            port,
+            dir,
+            log,
+        };
+        daemon.wait_for("/readyz", 200, Duration::from_secs(30));
+        daemon
+    }
+
+    /// A plain HTTP/1.0 GET (the test threads are blocking).
+    fn get(&self, path: &str) -> Option<(u16, String)> {
+        use std::io::{Read as _, Write as _};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        let status = response.split(' ').nth(1)?.parse().ok()?;
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())?;
+        Some((status, body))
+    }
+
+    fn wait_for(&self, path: &str, status: u16, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some((got, _)) = self.get(path)
+                && got == status
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{path} never answered {status}; daemon log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The value of a metric line that starts with `prefix` (0 when absent).
+    fn metric(&self, prefix: &str) -> f64 {
+        let (_, text) = self.get("/metrics").unwrap_or_default();
+        text.lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn config_dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+fn setup(registry: &TestRegistry, repo: &BareRepo, port: u16, interval: &str) -> TempDir {
+    let host = registry.host();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("apps")).unwrap();
+    std::fs::write(
+        dir.path().join("imagebump.yaml"),
+        format!(
+            "apps: apps\nworkdir: cache\ninterval: {interval}\ngit:\n  author: {{name: imagebump, email: bot@imagebump.test}}\nregistries:\n  - prefix: {host}\n    insecure: true\nwebhook:\n  listen: 127.0.0.1:{port}\n  receivers:\n    - type: distribution\n      secret_env: WEBHOOK_TOKEN\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("apps/shop.yaml"),
+        format!(
+            "name: shop\nrepo: {}\nimages:\n  - name: api\n    image: {host}/team/api\n    policy: {{semver: \"^1\"}}\n    targets:\n      - {{file: values.yaml, path: api.image.tag}}\n",
+            repo.file_url()
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+async fn notifying_registry(port: u16) -> TestRegistry {
+    let mut endpoint = NotificationEndpoint::new(
+        "imagebump",
+        &format!("http://127.0.0.1:{port}/webhook/distribution"),
+    );
+    endpoint
+        .headers
+        .push(("Authorization".into(), TOKEN.into()));
+    endpoint.timeout = Duration::from_millis(500);
+    endpoint.backoff = Duration::from_millis(200);
+    TestRegistry::start(RegistryConfig {
+        notifications: vec![endpoint],
+        ..RegistryConfig::default()
+    })
+    .await
+}
+
+fn wait_for_commits(repo: &BareRepo, count: usize, daemon: &Daemon, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while repo.log("main").len() < count {
+        assert!(
+            Instant::now() < deadline,
+            "expected {count} commits; daemon log:\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_registry_push_makes_a_commit_without_polling_and_a_burst_makes_one() {
+    let port = free_port();
+    let registry = notifying_registry(port).await;
+    let host = registry.host();
+    let pusher = registry.pusher();
+    let first = pusher
+        .push_image("team/api", "1.0.0", &ImageSpec::new("2026-01-01T00:00:00Z"))
+        .await;
+    let repo = BareRepo::with_files(
+        "main",
+        &[("values.yaml", &VALUES.replace("REGISTRY", &host))],
+    );
+    // Polling once an hour: only the webhook can explain a commit.
+    let daemon = tokio::task::spawn_blocking({
+        let dir = setup(&registry, &repo, port, "1h");
+        move || Daemon::start(dir, port)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        repo.log("main").len(),
+        1,
+        "nothing to do on the first cycle"
+    );
+
+    pusher
+        .push_manifest("team/api", "1.1.0", &first.media_type, &first.body)
+        .await;
+    let d = tokio::task::spawn_blocking(move || {
+        wait_for_commits(&repo, 2, &daemon, Duration::from_secs(15));
+        assert!(repo.show("main", "values.yaml").contains("tag: 1.1.0"));
+        (repo, daemon)
+    })
+    .await
+    .unwrap();
+    let (repo, daemon) = d;
+    let repository_checks =
+        daemon.metric("imagebump_checks_total{scope=\"repository\",outcome=\"ok\"}");
+    assert!(repository_checks >= 1.0, "{}", daemon.log());
+
+    // A burst of 100 tags pushed at once (as a CI job tagging many builds), the newest first:
+    // one commit, and one check plus at most a follow-up for the events that arrive while it
+    // runs (the registry delivers 100 notifications one after another).
+    pusher
+        .push_manifest("team/api", "1.2.99", &first.media_type, &first.body)
+        .await;
+    let mut pushes = tokio::task::JoinSet::new();
+    for i in 0..99 {
+        let (pusher, first) = (pusher.clone(), first.clone());
+        pushes.spawn(async move {
+            pusher
+                .push_manifest(
+                    "team/api",
+                    &format!("1.2.{i}"),
+                    &first.media_type,
+                    &first.body,
+                )
+                .await;
+        });
+    }
+    while let Some(done) = pushes.join_next().await {
+        done.unwrap();
+    }
+    let (repo, daemon) = tokio::task::spawn_blocking(move || {
+        wait_for_commits(&repo, 3, &daemon, Duration::from_secs(15));
+        // Let any straggling notification be handled before counting.
+        std::thread::sleep(Duration::from_secs(2));
+        (repo, daemon)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        repo.log("main").len(),
+        3,
+        "one commit for the burst; log:\n{}",
+        daemon.log()
+    );
+    assert!(repo.show("main", "values.yaml").contains("tag: 1.2.99"));
+    let after = daemon.metric("imagebump_checks_total{scope=\"repository\",outcome=\"ok\"}");
+    // One check for the burst, plus at most one follow-up for the notifications that arrived
+    // while it ran (the registry delivers them one after another).
+    let burst_checks = after - repository_checks;
+    assert!(
+        (1.0..=2.0).contains(&burst_checks),
+        "{burst_checks} checks for one burst; log:\n{}",
+        daemon.log()
+    );
+    assert!(
+        !daemon.log().contains(TOKEN),
+        "the webhook token leaked into the logs"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_with_a_broken_config_keeps_the_old_one_and_sigterm_stops_cleanly() {
+    let port = free_port();
+    let registry = TestRegistry::start_plain().await;
+    let host = registry.host();
+    let pusher = registry.pusher();
+    pusher
+        .push_image("team/api", "1.0.0", &ImageSpec::new("2026-01-01T00:00:00Z"))
+        .await;
+    pusher
+        .push_image("team/api", "1.1.0", &ImageSpec::new("2026-01-02T00:00:00Z"))
+        .await;
+    let repo = BareRepo::with_files(
+        "main",
+        &[("values.yaml", &VALUES.replace("REGISTRY", &host))],
+    );
+    let dir = setup(&registry, &repo, port, "1h");
+    let config = dir.path().join("imagebump.yaml");
+    tokio::task::spawn_blocking(move || {
+        let mut daemon = Daemon::start(dir, port);
+        // The first cycle already converged (readiness waits for it).
+        assert_eq!(repo.log("main").len(), 2, "{}", daemon.log());
+
+        // Break the global file, then SIGHUP: rejected, the daemon keeps serving.
+        std::fs::write(&config, "interval: [not a duration\n").unwrap();
+        daemon.signal("HUP");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while daemon.metric("imagebump_config_reloads_total{outcome=\"rejected\"}") < 1.0 {
+            assert!(
+                Instant::now() < deadline,
+                "reload not rejected:\n{}",
+                daemon.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let (status, body) = daemon.get("/api/v1/status").unwrap();
+        assert_eq!(status, 200);
+        assert!(body.contains("\"shop\""), "{body}");
+        assert!(daemon.config_dir().join("cache").exists());
+
+        // SIGTERM: a clean exit well within 10 s.
+        let started = Instant::now();
+        daemon.signal("TERM");
+        let status = loop {
+            if let Some(status) = daemon.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "did not stop");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(status.success(), "{status:?}\n{}", daemon.log());
+    })
+    .await
+    .unwrap();
+}
