@@ -7,5 +7,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod chart;
+mod dockerfile;
 mod examples;
 mod support;
