@@ -1,5 +1,8 @@
-//! The Helm chart `charts/imagebump`, tested without helm or a cluster.
+//! The Helm chart `charts/imagebump`, tested without a helm binary or a cluster.
 //!
+//! - the real Helm v4 engine (PyPI `helm-python-sdk`, a Python binding around Helm's Go code)
+//!   lints the chart strictly and renders it, with the defaults and with every option on; the
+//!   rendered ConfigMap, laid out by the rendered volume `items`, passes `imagebump validate`;
 //! - `values.yaml` validates against `values.schema.json` (Debian's python3-jsonschema), and a
 //!   misspelt key fails it;
 //! - the imagebump config the chart renders by default (assembled here exactly as the ConfigMap
@@ -425,4 +428,253 @@ fn security_invariants_hold() {
     assert_eq!(c["capabilities"]["drop"], serde_json::json!(["ALL"]));
     assert_eq!(v["resources"]["requests"]["memory"], "64Mi");
     assert_eq!(v["resources"]["limits"]["memory"], "256Mi");
+}
+
+// ---- Rendering with the real Helm engine ----------------------------------------------------
+//
+// There is no helm binary here, but PyPI's `helm-python-sdk` ships Helm v4 as a shared library
+// (libhelm_c.so). .ci/run installs it in a venv at /opt/imagebump-helm; IMAGEBUMP_HELM_PYTHON
+// overrides the interpreter.
+
+const HELM_PYTHON_DEFAULT: &str = "/opt/imagebump-helm/bin/python";
+
+const HELM_RENDER: &str = r#"
+import json, sys
+from helm_python import chart as hc
+path, values = sys.argv[1], json.loads(sys.argv[2])
+c = hc.Chart.load(path)
+out = {"schema_error": None, "lint": None, "manifests": None}
+try:
+    c.validate_schema(values)
+except Exception as e:
+    out["schema_error"] = str(e) or type(e).__name__
+    print(json.dumps(out)); sys.exit(0)
+out["lint"] = hc.lint(path, values, strict=True, kube_version="v1.30.0")
+out["manifests"] = c.render(values, name="ib", namespace="tools", is_install=True)
+print(json.dumps(out))
+"#;
+
+/// Lint and render the chart with `values` (overrides merged onto values.yaml by Helm).
+fn helm(values: &Value) -> Value {
+    let python = std::env::var("IMAGEBUMP_HELM_PYTHON").unwrap_or(HELM_PYTHON_DEFAULT.into());
+    let out = Command::new(&python)
+        .args(["-c", HELM_RENDER])
+        .arg(chart())
+        .arg(values.to_string())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "{python}: {e}. Install the Helm engine: python3 -m venv /opt/imagebump-helm && \
+                 /opt/imagebump-helm/bin/pip install helm-python-sdk==0.2.2"
+            )
+        });
+    assert!(out.status.success(), "helm render script: {}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Rendered manifests by kind (empty templates left out), each parsed as YAML.
+fn rendered(values: &Value) -> Vec<Value> {
+    let result = helm(values);
+    assert_eq!(result["schema_error"], Value::Null, "{result:#}");
+    let lint = &result["lint"];
+    assert_eq!(lint["errors"], serde_json::json!([]), "{lint:#}");
+    for message in lint["messages"].as_array().unwrap() {
+        // 1 = info (such as "icon is recommended"); warnings and errors fail.
+        assert!(
+            message["severity"].as_u64().unwrap() <= 1,
+            "helm lint: {message}"
+        );
+    }
+    let mut docs = Vec::new();
+    for (path, manifest) in result["manifests"].as_object().unwrap() {
+        if path.ends_with("NOTES.txt") {
+            continue;
+        }
+        let manifest = manifest.as_str().unwrap();
+        if manifest.trim().is_empty() {
+            continue;
+        }
+        let doc: Value = yaml_serde::from_str(manifest)
+            .unwrap_or_else(|e| panic!("{path} is not YAML: {e}\n{manifest}"));
+        docs.push(doc);
+    }
+    docs
+}
+
+fn kinds(docs: &[Value]) -> BTreeSet<String> {
+    docs.iter()
+        .map(|d| d["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn find<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
+    docs.iter().find(|d| d["kind"] == kind).unwrap()
+}
+
+/// Lay out the rendered ConfigMap as the Deployment's volume `items` do, then validate it.
+fn validate_rendered_config(docs: &[Value]) -> Output {
+    let deployment = find(docs, "Deployment");
+    let configmap = find(docs, "ConfigMap");
+    let volumes = deployment["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .unwrap();
+    let config = volumes.iter().find(|v| v["name"] == "config").unwrap();
+    assert_eq!(config["configMap"]["name"], configmap["metadata"]["name"]);
+    let dir = tempfile::tempdir().unwrap();
+    for item in config["configMap"]["items"].as_array().unwrap() {
+        let key = item["key"].as_str().unwrap();
+        let mut content = configmap["data"][key]
+            .as_str()
+            .unwrap_or_else(|| panic!("item {key} is not in the ConfigMap"))
+            .to_string();
+        if key == "imagebump.yaml" {
+            // The cache volume lives at workdir in the pod; here it goes to the temp dir.
+            let mut global: Value = yaml_serde::from_str(&content).unwrap();
+            global["workdir"] = Value::String(dir.path().join("cache").display().to_string());
+            content = yaml_serde::to_string(&global).unwrap();
+        }
+        let file = dir.path().join(item["path"].as_str().unwrap());
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, content).unwrap();
+    }
+    let data_keys = configmap["data"].as_object().unwrap().len();
+    let items = config["configMap"]["items"].as_array().unwrap().len();
+    assert_eq!(data_keys, items, "every ConfigMap key is mounted");
+    Command::new(env!("CARGO_BIN_EXE_imagebump"))
+        .args(["validate", "--config"])
+        .arg(dir.path().join("imagebump.yaml"))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn helm_renders_the_defaults_and_the_rendered_config_validates() {
+    let docs = rendered(&serde_json::json!({}));
+    let expected: BTreeSet<String> = ["ConfigMap", "Deployment", "Service", "ServiceAccount"]
+        .map(String::from)
+        .into();
+    assert_eq!(kinds(&docs), expected);
+    let out = validate_rendered_config(&docs);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("ok (1 apps, 1 images)"),
+        "{}",
+        text(&out)
+    );
+
+    let deployment = find(&docs, "Deployment");
+    let spec = &deployment["spec"]["template"]["spec"];
+    let container = &spec["containers"][0];
+    assert_eq!(deployment["spec"]["replicas"], 1);
+    assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate");
+    assert_eq!(spec["automountServiceAccountToken"], false);
+    assert_eq!(container["ports"][0]["containerPort"], 8080);
+    assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+    let mounts: Vec<&str> = container["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["mountPath"].as_str().unwrap())
+        .collect();
+    assert_eq!(mounts, ["/etc/imagebump", "/var/lib/imagebump", "/tmp"]);
+    let env: Vec<&str> = container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(env, ["GHCR_WEBHOOK_SECRET", "GITHUB_TOKEN"]);
+}
+
+#[test]
+fn helm_renders_every_optional_object_and_user_apps() {
+    let docs = rendered(&serde_json::json!({
+        "apps": {
+            "shop-dev": null,
+            "billing": {"repo": "https://example.com/billing.git", "images": [{
+                "image": "registry.example.com/billing/api",
+                "policy": {"semver": "^2.0"},
+                "targets": [{"file": "values.yaml", "path": "api.image.tag"}]}]},
+            "search": {"repo": "https://example.com/search.git", "write": "pull-request",
+                "pull_request": {"forge": "gitlab", "token_env": "GITLAB_TOKEN"},
+                "images": [{"image": "registry.example.com/search", "policy": {"numerical": "asc"},
+                    "targets": [{"file": "k8s/deploy.yaml"}]}]}
+        },
+        "envFromSecrets": {"GITLAB_TOKEN": {"secretName": "gitlab", "key": "token"}},
+        "secretMounts": [{"name": "ssh", "secretName": "imagebump-ssh", "mountPath": "/secrets/ssh"}],
+        "ingress": {"enabled": true, "className": "nginx",
+            "tls": [{"secretName": "imagebump-tls", "hosts": ["imagebump.example.com"]}]},
+        "serviceMonitor": {"enabled": true, "labels": {"release": "prometheus"}},
+        "networkPolicy": {"enabled": true,
+            "egress": [{"ports": [{"port": 53, "protocol": "UDP"}, {"port": 443}]}]},
+        "persistence": {"enabled": true}
+    }));
+    let expected: BTreeSet<String> = [
+        "ConfigMap",
+        "Deployment",
+        "Ingress",
+        "NetworkPolicy",
+        "PersistentVolumeClaim",
+        "Service",
+        "ServiceAccount",
+        "ServiceMonitor",
+    ]
+    .map(String::from)
+    .into();
+    assert_eq!(kinds(&docs), expected);
+    let out = validate_rendered_config(&docs);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("ok (2 apps, 2 images)"),
+        "{}",
+        text(&out)
+    );
+
+    let ingress = find(&docs, "Ingress");
+    let paths = &ingress["spec"]["rules"][0]["http"]["paths"];
+    assert_eq!(paths.as_array().unwrap().len(), 1);
+    assert_eq!(paths[0]["path"], "/webhook");
+    let spec = &find(&docs, "Deployment")["spec"]["template"]["spec"];
+    let cache = spec["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "cache")
+        .unwrap();
+    assert_eq!(
+        cache["persistentVolumeClaim"]["claimName"],
+        find(&docs, "PersistentVolumeClaim")["metadata"]["name"]
+    );
+    let monitor = find(&docs, "ServiceMonitor");
+    assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
+    assert_eq!(monitor["metadata"]["labels"]["release"], "prometheus");
+    let policy = find(&docs, "NetworkPolicy");
+    assert_eq!(
+        policy["spec"]["policyTypes"],
+        serde_json::json!(["Ingress", "Egress"])
+    );
+}
+
+#[test]
+fn helm_rejects_a_misspelt_value_too() {
+    let result = helm(&serde_json::json!({"serviceMonitor": {"enabeld": true}}));
+    let error = result["schema_error"].as_str().expect("a schema error");
+    assert!(error.contains("enabeld"), "{error}");
+}
+
+#[test]
+fn a_config_change_rolls_the_pod() {
+    let checksum = |values: Value| {
+        let docs = rendered(&values);
+        find(&docs, "Deployment")["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let before = checksum(serde_json::json!({}));
+    assert_eq!(before.len(), 64);
+    assert_ne!(
+        before,
+        checksum(serde_json::json!({"config": {"interval": "5m"}}))
+    );
 }
