@@ -678,3 +678,32 @@ fn a_config_change_rolls_the_pod() {
         checksum(serde_json::json!({"config": {"interval": "5m"}}))
     );
 }
+
+#[test]
+fn the_deploy_guides_example_values_render_and_validate() {
+    let guide =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/deploy.md"))
+            .unwrap();
+    // The first ```yaml block that sets `config:` is the guide's my-values.yaml.
+    let block = guide
+        .split("```yaml\n")
+        .skip(1)
+        .filter_map(|rest| rest.split("```").next())
+        .find(|b| b.trim_start().starts_with("config:"))
+        .expect("docs/deploy.md has a my-values.yaml example");
+    let indent = block.len() - block.trim_start().len();
+    let unindented: String = block
+        .lines()
+        .map(|l| l.get(indent..).unwrap_or("").trim_end())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let values: Value = yaml_serde::from_str(&unindented).unwrap();
+    let docs = rendered(&values);
+    let out = validate_rendered_config(&docs);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("ok (1 apps, 1 images)"),
+        "{}",
+        text(&out)
+    );
+}
