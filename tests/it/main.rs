@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod chart;
+mod dockerfile;
 mod examples;
 mod forge;
 mod git;
