@@ -3,5 +3,7 @@
 //! Each module tests one I/O stage against real servers that `support` starts on 127.0.0.1:
 //! the CNCF registry (Debian's `docker-registry`), git remotes (file://, smart HTTP, SSH) and
 //! local HTTP stand-ins for the forge APIs.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod daemon;
 mod support;
