@@ -1021,3 +1021,80 @@ async fn an_invalid_initial_config_is_an_error() {
         "{error}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The real CNCF registry sending its notifications to the daemon.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_registry_notifies_and_one_tag_push_makes_one_check() {
+    let addr = listen();
+    let registry = support::notifying_registry::NotifyingRegistry::start(
+        &format!("http://{addr}/webhook/distribution"),
+        "Bearer dist-token",
+    );
+    let worker = Recorder::new(&[
+        (registry.host.as_str(), "demo/app"),
+        ("ghcr.io", "acme/api"),
+    ]);
+    let loaded = worker.clone();
+    let control = Control::new();
+    let metrics = Arc::new(Metrics::new());
+    let daemon = tokio::spawn(imagebump::daemon::run(
+        move || -> Result<Loaded<Recorder>, String> {
+            let mut settings = settings(addr, Schedule::Interval(Duration::from_secs(3600)));
+            settings.checks.debounce = Duration::from_millis(100);
+            Ok(Loaded {
+                worker: loaded.clone(),
+                settings,
+            })
+        },
+        metrics.clone(),
+        control.clone(),
+    ));
+    wait_until_listening(&reqwest::Client::new(), &format!("http://{addr}")).await;
+    eventually(Duration::from_secs(5), || worker.count(&Scope::All) == 1).await;
+
+    let scope = Scope::Repository {
+        registry: registry.host.clone(),
+        repository: "demo/app".into(),
+    };
+    registry.push_image("demo/app", "1.0.0").await;
+    eventually(Duration::from_secs(10), || worker.count(&scope) == 1).await;
+    // Blob pushes and the manifest pull that follows must not add a check.
+    registry.pull_manifest("demo/app", "1.0.0").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        worker.count(&scope),
+        1,
+        "{:?}\nregistry log:\n{}",
+        worker.calls(),
+        registry.log()
+    );
+    let text = metrics.encode();
+    assert!(
+        text.contains(
+            "imagebump_webhook_events_total{receiver=\"distribution\",outcome=\"accepted\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "imagebump_webhook_events_total{receiver=\"distribution\",outcome=\"ignored\"}"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("outcome=\"unauthorized\""), "{text}");
+
+    // A later push is a new check.
+    registry.push_image("demo/app", "1.0.1").await;
+    eventually(Duration::from_secs(10), || worker.count(&scope) == 2).await;
+    assert_eq!(worker.count(&scope), 2, "registry log:\n{}", registry.log());
+    assert_eq!(worker.count(&Scope::All), 1);
+
+    control.shutdown();
+    tokio::time::timeout(Duration::from_secs(10), daemon)
+        .await
+        .expect("stops within 10 s")
+        .expect("task")
+        .expect("daemon ran");
+}
