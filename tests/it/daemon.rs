@@ -182,10 +182,12 @@ struct Harness {
     checks: Arc<Checks<Recorder>>,
     metrics: Arc<Metrics>,
     router: Router,
+    shutdown: Shutdown,
 }
 
 fn harness(worker: Recorder, debounce: Duration) -> Harness {
     let metrics = Arc::new(Metrics::new());
+    let shutdown = Shutdown::new();
     let checks = Checks::new(
         Arc::new(worker.clone()),
         CheckOptions {
@@ -194,7 +196,7 @@ fn harness(worker: Recorder, debounce: Duration) -> Harness {
         },
         metrics.clone(),
         Arc::new(StatusStore::new()),
-        Shutdown::new(),
+        shutdown.clone(),
     );
     let state = HttpState::new(&checks, receivers(), true);
     Harness {
@@ -202,6 +204,7 @@ fn harness(worker: Recorder, debounce: Duration) -> Harness {
         checks,
         metrics,
         router: router(state),
+        shutdown,
     }
 }
 
@@ -708,6 +711,48 @@ async fn a_webhook_check_runs_while_a_long_poll_cycle_is_still_going() {
 }
 
 #[tokio::test]
+async fn after_shutdown_began_no_check_starts_and_webhooks_get_503() {
+    let h = harness(Recorder::new(REPOS), Duration::from_millis(300));
+    let scope = Scope::Repository {
+        registry: "ghcr.io".into(),
+        repository: "acme/api".into(),
+    };
+    assert_eq!(
+        h.checks.request_debounced(scope.clone()),
+        Requested::Scheduled
+    );
+    h.shutdown.trigger();
+    assert_eq!(
+        h.checks.request_debounced(scope.clone()),
+        Requested::Refused
+    );
+    assert_eq!(h.checks.request_now(Scope::All), Requested::Refused);
+    let case = &cases()[4];
+    let (status, _) = send(
+        &h.router,
+        build(
+            case,
+            serde_json::to_vec(&case.body).expect("json"),
+            Creds::Good,
+            case.content_type,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        get(&h.router, "/readyz").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(get(&h.router, "/healthz").await.0, StatusCode::OK);
+    assert!(
+        h.checks.drain(Duration::from_secs(5)).await,
+        "nothing should be running"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(h.worker.calls().is_empty(), "{:?}", h.worker.calls());
+}
+
+#[tokio::test]
 async fn status_json_has_the_documented_shape() {
     let h = harness(Recorder::new(REPOS), Duration::from_millis(10));
     let (_, before) = get(&h.router, "/api/v1/status").await;
@@ -866,6 +911,39 @@ async fn cycles_never_overlap_and_an_overrun_tick_is_coalesced() {
         Some("end all apps"),
         "the in-flight cycle finished: {events:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_with_its_own_schedule_is_checked_on_it() {
+    let worker = Recorder::new(REPOS);
+    let loaded = worker.clone();
+    let addr = listen();
+    let control = Control::new();
+    let daemon = tokio::spawn(imagebump::daemon::run(
+        move || -> Result<Loaded<Recorder>, String> {
+            let mut settings = settings(addr, Schedule::Interval(Duration::from_secs(3600)));
+            settings.app_schedules = vec![(
+                "blog".into(),
+                Schedule::Interval(Duration::from_millis(200)),
+            )];
+            Ok(Loaded {
+                worker: loaded.clone(),
+                settings,
+            })
+        },
+        Arc::new(Metrics::new()),
+        control.clone(),
+    ));
+    let blog = Scope::App("blog".into());
+    eventually(Duration::from_secs(10), || worker.count(&blog) >= 3).await;
+    control.shutdown();
+    tokio::time::timeout(Duration::from_secs(10), daemon)
+        .await
+        .expect("stops within 10 s")
+        .expect("task")
+        .expect("daemon ran");
+    assert!(worker.count(&blog) >= 3, "{:?}", worker.calls());
+    assert_eq!(worker.count(&Scope::All), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
