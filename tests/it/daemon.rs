@@ -192,6 +192,7 @@ fn harness(worker: Recorder, debounce: Duration) -> Harness {
         Arc::new(worker.clone()),
         CheckOptions {
             debounce,
+            debounce_max: debounce * 10,
             max_concurrent: 4,
         },
         metrics.clone(),
@@ -649,6 +650,53 @@ async fn a_burst_of_100_pushes_makes_one_check() {
     eventually(Duration::from_secs(10), || !h.worker.calls().is_empty()).await;
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(h.worker.calls().len(), 1, "{:?}", h.worker.calls());
+}
+
+#[tokio::test]
+async fn pushes_spread_over_longer_than_the_window_make_one_check_while_gaps_stay_short() {
+    let h = harness(Recorder::new(REPOS), Duration::from_millis(800));
+    let scope = Scope::Repository {
+        registry: "ghcr.io".into(),
+        repository: "acme/api".into(),
+    };
+    for _ in 0..12 {
+        h.checks.request_debounced(scope.clone());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // 1.2 s of pushes, each within 800 ms of the previous one: still nothing checked.
+    assert!(
+        h.worker.calls().is_empty(),
+        "checked before the pushes went quiet"
+    );
+    eventually(Duration::from_secs(10), || !h.worker.calls().is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(h.worker.calls(), vec![scope]);
+}
+
+#[tokio::test]
+async fn a_registry_that_never_goes_quiet_is_still_checked_at_the_cap() {
+    // Quiet period 300 ms, capped at 10 × 300 ms = 3 s; requests every 50 ms for 4 s.
+    let h = harness(Recorder::new(REPOS), Duration::from_millis(300));
+    let scope = Scope::Repository {
+        registry: "ghcr.io".into(),
+        repository: "acme/api".into(),
+    };
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(4) {
+        h.checks.request_debounced(scope.clone());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        !h.worker.calls().is_empty(),
+        "the cap did not start a check"
+    );
+    eventually(Duration::from_secs(10), || h.worker.calls().len() >= 2).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        h.worker.calls().len(),
+        2,
+        "one check at the cap, one after the quiet period"
+    );
 }
 
 #[tokio::test]
