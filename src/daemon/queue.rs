@@ -273,13 +273,24 @@ impl<W: Worker> Checks<W> {
         }
     }
 
-    /// Calls the worker and records the report.
+    /// Calls the worker and records the report. The check runs in its own task, so a panic in
+    /// the worker is reported as a failed check instead of leaving the scope stuck "running".
     async fn run(&self, scope: &Scope) {
         let worker = self.worker();
         let started = Instant::now();
         tracing::debug!(%scope, "check started");
-        let report = worker.check(scope.clone()).await;
-        self.record(scope, &report, started.elapsed());
+        let task = {
+            let scope = scope.clone();
+            tokio::spawn(async move { worker.check(scope).await })
+        };
+        match task.await {
+            Ok(report) => self.record(scope, &report, started.elapsed()),
+            Err(error) => {
+                tracing::error!(%scope, %error, "check panicked or was cancelled");
+                self.metrics
+                    .check(scope.kind(), "error", Some(started.elapsed()));
+            }
+        }
     }
 
     fn record(&self, scope: &Scope, report: &CycleReport, elapsed: Duration) {

@@ -800,6 +800,62 @@ async fn after_shutdown_began_no_check_starts_and_webhooks_get_503() {
     assert!(h.worker.calls().is_empty(), "{:?}", h.worker.calls());
 }
 
+/// A worker whose first check panics.
+struct PanicsOnce(AtomicUsize);
+
+impl Worker for PanicsOnce {
+    fn check(&self, _scope: Scope) -> impl Future<Output = CycleReport> + Send {
+        let call = self.0.fetch_add(1, Ordering::SeqCst);
+        async move {
+            assert!(call > 0, "the first check panics (on purpose)");
+            CycleReport::default()
+        }
+    }
+
+    fn repositories(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_check_does_not_block_its_scope() {
+    let worker = Arc::new(PanicsOnce(AtomicUsize::new(0)));
+    let metrics = Arc::new(Metrics::new());
+    let checks = Checks::new(
+        worker.clone(),
+        CheckOptions::default(),
+        metrics.clone(),
+        Arc::new(StatusStore::new()),
+        Shutdown::new(),
+    );
+    assert_eq!(checks.request_now(Scope::All), Requested::Scheduled);
+    eventually(Duration::from_secs(5), || {
+        metrics
+            .encode()
+            .contains("imagebump_checks_total{scope=\"all\",outcome=\"error\"} 1")
+    })
+    .await;
+    assert!(
+        metrics
+            .encode()
+            .contains("imagebump_checks_total{scope=\"all\",outcome=\"error\"} 1")
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The scope is free again: a new request starts a new check, which succeeds.
+    assert_eq!(checks.request_now(Scope::All), Requested::Scheduled);
+    eventually(Duration::from_secs(5), || {
+        metrics
+            .encode()
+            .contains("imagebump_checks_total{scope=\"all\",outcome=\"ok\"} 1")
+    })
+    .await;
+    assert!(
+        metrics
+            .encode()
+            .contains("imagebump_checks_total{scope=\"all\",outcome=\"ok\"} 1")
+    );
+}
+
 #[tokio::test]
 async fn status_json_has_the_documented_shape() {
     let h = harness(Recorder::new(REPOS), Duration::from_millis(10));
