@@ -116,8 +116,9 @@ notifications:
         digest
     }
 
-    /// Pushes a one-layer image as `repository:tag` (two blob pushes, one manifest push).
-    pub async fn push_image(&self, repository: &str, tag: &str) {
+    /// Pushes a one-layer image as `repository:tag` (two blob pushes, one manifest push);
+    /// returns when the registry accepted the manifest (the moment the tag exists).
+    pub async fn push_image(&self, repository: &str, tag: &str) -> Instant {
         let client = reqwest::Client::new();
         let config = format!(
             r#"{{"architecture":"amd64","os":"linux","config":{{"Labels":{{"tag":"{tag}"}}}},"rootfs":{{"type":"layers","diff_ids":[]}}}}"#
@@ -141,7 +142,9 @@ notifications:
             .send()
             .await
             .expect("manifest push");
+        let tagged = Instant::now();
         assert_eq!(response.status(), 201, "manifest push");
+        tagged
     }
 
     /// Pulls the manifest of `repository:tag` (the registry sends `pull` events).
