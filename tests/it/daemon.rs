@@ -545,6 +545,31 @@ async fn no_secret_ever_reaches_the_logs() {
 }
 
 #[tokio::test]
+async fn a_request_without_content_type_is_accepted_if_its_body_is_json() {
+    let h = harness(Recorder::new(REPOS), Duration::from_millis(10));
+    let case = &cases()[1];
+    let mut request = build(
+        case,
+        serde_json::to_vec(&case.body).expect("json"),
+        Creds::Good,
+        case.content_type,
+    );
+    request.headers_mut().remove("content-type");
+    assert_eq!(send(&h.router, request).await.0, StatusCode::ACCEPTED);
+    let mut request = build(
+        case,
+        b"repository=acme/app".to_vec(),
+        Creds::Good,
+        case.content_type,
+    );
+    request.headers_mut().remove("content-type");
+    assert_eq!(send(&h.router, request).await.0, StatusCode::BAD_REQUEST);
+    eventually(Duration::from_secs(5), || !h.worker.calls().is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(h.worker.calls().len(), 1);
+}
+
+#[tokio::test]
 async fn unknown_receivers_and_unconfigured_routes_are_404() {
     let h = harness(Recorder::new(REPOS), Duration::from_millis(20));
     for uri in [
