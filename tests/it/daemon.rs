@@ -717,11 +717,10 @@ async fn a_registry_that_never_goes_quiet_is_still_checked_at_the_cap() {
     );
     eventually(Duration::from_secs(10), || h.worker.calls().len() >= 2).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(
-        h.worker.calls().len(),
-        2,
-        "one check at the cap, one after the quiet period"
-    );
+    // One check at the cap, one after the quiet period (a third only if the loaded machine
+    // stalled this loop for longer than the quiet period).
+    let checks = h.worker.calls().len();
+    assert!((2..=3).contains(&checks), "{checks} checks");
 }
 
 #[tokio::test]
