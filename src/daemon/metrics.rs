@@ -173,6 +173,10 @@ impl Metrics {
             "Configuration reloads, by outcome (ok, rejected)",
             reloads.clone(),
         );
+        // Both outcomes exist from the start, so an alert on `rejected` sees 0 → 1.
+        for outcome in ["ok", "rejected"] {
+            drop(reloads.get_or_create(&OutcomeLabel { outcome }));
+        }
         Metrics {
             registry,
             registry_requests,

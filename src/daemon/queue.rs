@@ -5,6 +5,11 @@
 //! (absent → pending → running → absent), where a request for a pending scope is absorbed and a
 //! request for a running scope marks it to run once more after it ends. Scopes are independent,
 //! so a webhook check of one repository starts while a long poll cycle (`Scope::All`) runs.
+//!
+//! Debounce is a sliding quiet period: a debounced check starts once no request for its scope
+//! came for `debounce`, or `debounce_max` after the first request, whichever is sooner. A CI job
+//! pushing 100 tags one after the other (each a few ms apart) therefore makes one check, and a
+//! registry that never stops sending still gets checked every `debounce_max`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,8 +28,10 @@ use super::{CycleReport, Scope, Worker};
 /// How checks are queued.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckOptions {
-    /// Requests for the same scope within this window, counted from the first, make one check.
+    /// A debounced check waits until no request for its scope came for this long.
     pub debounce: Duration,
+    /// ... but never longer than this after the first request.
+    pub debounce_max: Duration,
     /// Checks running at once, all scopes together (at least 1).
     pub max_concurrent: usize,
 }
@@ -33,6 +40,7 @@ impl Default for CheckOptions {
     fn default() -> Self {
         CheckOptions {
             debounce: Duration::from_millis(250),
+            debounce_max: Duration::from_secs(5),
             max_concurrent: 4,
         }
     }
@@ -51,7 +59,9 @@ pub enum Requested {
 
 #[derive(Debug)]
 enum State {
-    Pending,
+    /// Waiting for a free slot or for the quiet period; `last` is the latest request.
+    Pending { last: Instant },
+    /// Running; `again` when a request came meanwhile.
     Running { again: bool },
 }
 
@@ -59,7 +69,7 @@ enum State {
 pub struct Checks<W: Worker> {
     me: Weak<Checks<W>>,
     worker: RwLock<Arc<W>>,
-    debounce: RwLock<Duration>,
+    debounce: RwLock<(Duration, Duration)>,
     semaphore: Arc<Semaphore>,
     max_concurrent: u32,
     states: Mutex<HashMap<Scope, State>>,
@@ -95,7 +105,7 @@ impl<W: Worker> Checks<W> {
         Arc::new_cyclic(|me| Checks {
             me: me.clone(),
             worker: RwLock::new(worker),
-            debounce: RwLock::new(options.debounce),
+            debounce: RwLock::new((options.debounce, options.debounce_max)),
             semaphore: Arc::new(Semaphore::new(max_concurrent as usize)),
             max_concurrent,
             states: Mutex::new(HashMap::new()),
@@ -115,7 +125,7 @@ impl<W: Worker> Checks<W> {
     }
 
     /// Replaces the worker (after a reload). Running checks finish with the old one.
-    pub fn replace_worker(&self, worker: Arc<W>, debounce: Duration) {
+    pub fn replace_worker(&self, worker: Arc<W>, options: &CheckOptions) {
         self.status.set_apps(&worker.apps());
         *self
             .worker
@@ -124,7 +134,8 @@ impl<W: Worker> Checks<W> {
         *self
             .debounce
             .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = debounce;
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) =
+            (options.debounce, options.debounce_max);
     }
 
     /// The metrics this queue records into.
@@ -137,7 +148,7 @@ impl<W: Worker> Checks<W> {
         &self.status
     }
 
-    fn debounce(&self) -> Duration {
+    fn debounce(&self) -> (Duration, Duration) {
         *self
             .debounce
             .read()
@@ -150,19 +161,18 @@ impl<W: Worker> Checks<W> {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Queues a check of `scope` after the debounce window (webhooks).
+    /// Queues a check of `scope` after the debounce quiet period (webhooks).
     pub fn request_debounced(&self, scope: Scope) -> Requested {
-        let delay = self.debounce();
-        self.enqueue(scope, delay)
+        self.enqueue(scope, true)
     }
 
     /// Queues a check of `scope` to start as soon as a slot is free (schedule ticks); if one is
     /// already pending or running, it is coalesced into one follow-up run.
     pub fn request_now(&self, scope: Scope) -> Requested {
-        self.enqueue(scope, Duration::ZERO)
+        self.enqueue(scope, false)
     }
 
-    fn enqueue(&self, scope: Scope, delay: Duration) -> Requested {
+    fn enqueue(&self, scope: Scope, debounced: bool) -> Requested {
         if self.shutdown.is_triggered() {
             return Requested::Refused;
         }
@@ -171,7 +181,8 @@ impl<W: Worker> Checks<W> {
         };
         let mut states = self.states();
         match states.get_mut(&scope) {
-            Some(State::Pending) => {
+            Some(State::Pending { last }) => {
+                *last = Instant::now();
                 self.metrics.check(scope.kind(), "coalesced", None);
                 Requested::Coalesced
             }
@@ -181,9 +192,14 @@ impl<W: Worker> Checks<W> {
                 Requested::Coalesced
             }
             None => {
-                states.insert(scope.clone(), State::Pending);
+                states.insert(
+                    scope.clone(),
+                    State::Pending {
+                        last: Instant::now(),
+                    },
+                );
                 drop(states);
-                tokio::spawn(me.drive(scope, delay));
+                tokio::spawn(me.drive(scope, debounced));
                 Requested::Scheduled
             }
         }
@@ -194,14 +210,11 @@ impl<W: Worker> Checks<W> {
     }
 
     /// Runs the pending check of `scope`, and again while requests arrived during the run.
-    async fn drive(self: Arc<Self>, scope: Scope, delay: Duration) {
-        let mut delay = delay;
+    async fn drive(self: Arc<Self>, scope: Scope, debounced: bool) {
+        let mut debounced = debounced;
         loop {
-            if !delay.is_zero() {
-                tokio::select! {
-                    () = tokio::time::sleep(delay) => {}
-                    () = self.shutdown.wait() => return self.forget(&scope),
-                }
+            if debounced && !self.wait_until_quiet(&scope).await {
+                return self.forget(&scope);
             }
             let permit = tokio::select! {
                 permit = self.semaphore.clone().acquire_owned() => permit,
@@ -221,7 +234,12 @@ impl<W: Worker> Checks<W> {
                 let mut states = self.states();
                 match states.remove(&scope) {
                     Some(State::Running { again: true }) if !self.shutdown.is_triggered() => {
-                        states.insert(scope.clone(), State::Pending);
+                        states.insert(
+                            scope.clone(),
+                            State::Pending {
+                                last: Instant::now(),
+                            },
+                        );
                         true
                     }
                     _ => false,
@@ -230,20 +248,49 @@ impl<W: Worker> Checks<W> {
             if !again {
                 return;
             }
-            delay = match scope {
-                Scope::Repository { .. } => self.debounce(),
-                Scope::All | Scope::App(_) => Duration::ZERO,
-            };
+            debounced = matches!(scope, Scope::Repository { .. });
         }
     }
 
-    /// Calls the worker and records the report.
+    /// Sleeps until no request for `scope` came for the debounce period (or the cap is hit).
+    /// Returns false if shutdown began meanwhile.
+    async fn wait_until_quiet(&self, scope: &Scope) -> bool {
+        let first = Instant::now();
+        let (quiet, cap) = self.debounce();
+        loop {
+            let last = match self.states().get(scope) {
+                Some(State::Pending { last }) => *last,
+                _ => first,
+            };
+            let due = (last + quiet).min(first + cap.max(quiet));
+            if Instant::now() >= due {
+                return true;
+            }
+            tokio::select! {
+                () = tokio::time::sleep_until(tokio::time::Instant::from_std(due)) => {}
+                () = self.shutdown.wait() => return false,
+            }
+        }
+    }
+
+    /// Calls the worker and records the report. The check runs in its own task, so a panic in
+    /// the worker is reported as a failed check instead of leaving the scope stuck "running".
     async fn run(&self, scope: &Scope) {
         let worker = self.worker();
         let started = Instant::now();
         tracing::debug!(%scope, "check started");
-        let report = worker.check(scope.clone()).await;
-        self.record(scope, &report, started.elapsed());
+        let task = {
+            let scope = scope.clone();
+            tokio::spawn(async move { worker.check(scope).await })
+        };
+        match task.await {
+            Ok(report) => self.record(scope, &report, started.elapsed()),
+            Err(error) => {
+                tracing::error!(%scope, %error, "check panicked or was cancelled");
+                self.metrics
+                    .check(scope.kind(), "error", Some(started.elapsed()));
+            }
+        }
     }
 
     fn record(&self, scope: &Scope, report: &CycleReport, elapsed: Duration) {

@@ -149,7 +149,8 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Settings with defaults: 5 s max jitter, 250 ms debounce, 4 concurrent checks, ready after
+    /// Settings with defaults: 5 s max jitter, 250 ms debounce (capped at 5 s), 4 concurrent
+    /// checks, ready after
     /// the first cycle, no watched paths (polled every 3 s once set), 8 s shutdown grace.
     pub fn new(listen: SocketAddr, schedule: Schedule) -> Settings {
         Settings {
@@ -285,7 +286,7 @@ where
                         "a new listen address needs a restart; still listening on the old one"
                     );
                 }
-                checks.replace_worker(Arc::new(worker), settings.checks.debounce);
+                checks.replace_worker(Arc::new(worker), &settings.checks);
                 http.reconfigure(settings.receivers.clone(), settings.ready_after_first_cycle);
                 seen = fingerprint(settings.watch_paths.clone()).await;
                 settings_sender.send_replace(settings.clone());

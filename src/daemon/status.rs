@@ -58,8 +58,10 @@ pub struct StatusStore {
     apps: Mutex<BTreeMap<String, AppStatus>>,
 }
 
+/// RFC 3339 in UTC, to the second (sub-second precision is noise in a status).
 fn rfc3339(time: OffsetDateTime) -> Option<String> {
-    time.format(&Rfc3339).ok()
+    let time = time.replace_nanosecond(0).unwrap_or(time);
+    time.to_offset(time::UtcOffset::UTC).format(&Rfc3339).ok()
 }
 
 impl StatusStore {

@@ -432,10 +432,16 @@ fn authenticate<'r>(
     })
 }
 
+/// A declared `Content-Type` must be JSON (for `distribution` and `gitlab`, also the
+/// distribution events type). A missing one is tolerated — not every sender sets it — and the
+/// body must then parse as JSON all the same.
 fn check_media_type(kind: ReceiverKind, headers: &HeaderMap) -> Result<(), Rejection> {
-    let essence = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let essence = value
+        .to_str()
+        .ok()
         .and_then(|value| value.split(';').next())
         .map(|value| value.trim().to_ascii_lowercase())
         .ok_or(Rejection::UnsupportedMediaType)?;

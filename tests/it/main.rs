@@ -3,8 +3,8 @@
 //! Each module tests one I/O stage against real servers that `support` starts on 127.0.0.1:
 //! the CNCF registry (Debian's `docker-registry`), git remotes (file://, smart HTTP, SSH) and
 //! local HTTP stand-ins for the forge APIs.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod chart;
 mod dockerfile;
@@ -16,4 +16,5 @@ mod registry;
 mod run;
 mod select;
 mod set;
+mod daemon;
 mod support;

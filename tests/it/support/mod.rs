@@ -12,3 +12,5 @@ pub mod forge;
 pub mod git;
 
 pub mod registry;
+
+pub mod notifying_registry;
