@@ -344,14 +344,18 @@ impl Policy {
                 .map(Key::Time);
         }
 
-        cands.sort_unstable_by(|a, b| self.cmp_candidates(b, a));
-
         let matching = cands.len();
         let mut young: Vec<&str> = Vec::new();
         let mut unknown_age: Vec<&str> = Vec::new();
         let mut blocked_by: Option<&str> = None;
-        let mut chosen: Option<&Candidate<'_>> = None;
-        for c in &cands {
+        let mut chosen: Option<Candidate<'_>> = None;
+        let ranked = Ranked {
+            policy: self,
+            rest: cands,
+            taken: 0,
+            sorted: false,
+        };
+        for c in ranked {
             if Some(c.tag) == current.tag {
                 chosen = Some(c);
                 break;
@@ -578,6 +582,37 @@ impl Policy {
             reason: format!("{kind}: {tag} points to {digest}"),
             keep_current: false,
         }))
+    }
+}
+
+/// Candidates best first. The walk usually stops at the first, so the first few come from a
+/// linear scan each (O(n), no sort of 100,000 tags); only a deeper walk sorts the rest once.
+struct Ranked<'p, 'a> {
+    policy: &'p Policy,
+    rest: Vec<Candidate<'a>>,
+    taken: usize,
+    sorted: bool,
+}
+
+impl<'a> Iterator for Ranked<'_, 'a> {
+    type Item = Candidate<'a>;
+
+    fn next(&mut self) -> Option<Candidate<'a>> {
+        const SCANS: usize = 8;
+        if self.taken < SCANS {
+            let rest = &self.rest;
+            let best =
+                (0..rest.len()).max_by(|&i, &j| self.policy.cmp_candidates(&rest[i], &rest[j]))?;
+            self.taken += 1;
+            return Some(self.rest.swap_remove(best));
+        }
+        if !self.sorted {
+            // Ascending, so that `pop` yields the best.
+            self.rest
+                .sort_unstable_by(|a, b| self.policy.cmp_candidates(a, b));
+            self.sorted = true;
+        }
+        self.rest.pop()
     }
 }
 

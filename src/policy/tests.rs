@@ -491,6 +491,24 @@ fn min_age_asks_only_for_the_top_ranked_until_one_is_old_enough() {
 }
 
 #[test]
+fn deep_min_age_walk_keeps_rank_order_past_the_linear_scans() {
+    // 12 versions, all too young but the lowest: the walk passes the 8 linear scans and
+    // continues on the sorted remainder, still asking one tag at a time in rank order.
+    let mut p = semver("*");
+    p.min_age = Some(Duration::minutes(30));
+    let list: Vec<String> = (0..12).map(|i| format!("1.{i}.0")).collect();
+    let refs: Vec<&str> = list.iter().map(String::as_str).collect();
+    let registry: HashMap<&str, TagMeta> = refs
+        .iter()
+        .map(|t| (*t, built(if *t == "1.0.0" { 60 } else { 1 }, "sha256:x")))
+        .collect();
+    let (d, asked) = drive(&p, &refs, Current::default(), &registry);
+    assert_eq!(d.unwrap().tag, "1.0.0");
+    let want: Vec<Vec<String>> = (0..12).rev().map(|i| vec![format!("1.{i}.0")]).collect();
+    assert_eq!(asked, want);
+}
+
+#[test]
 fn min_age_keeps_current_when_every_newer_tag_is_young() {
     let mut p = semver("^1");
     p.min_age = Some(Duration::minutes(30));
