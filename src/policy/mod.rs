@@ -312,11 +312,26 @@ impl Policy {
         };
 
         if matches!(self.kind, Kind::NewestBuild) {
-            let mut missing: Vec<String> = cands
-                .iter()
-                .filter(|c| !meta.contains_key(c.tag))
-                .map(|c| c.tag.to_owned())
-                .collect();
+            // One map lookup per candidate: the creation time, or a note that it is missing.
+            let mut missing: Vec<String> = Vec::new();
+            let mut no_time = 0;
+            cands.retain_mut(|c| match meta.get(c.tag) {
+                None => {
+                    missing.push(c.tag.to_owned());
+                    false
+                }
+                Some(TagMeta {
+                    created: Some(t), ..
+                }) => {
+                    c.key = Key::Time(*t);
+                    true
+                }
+                Some(_) => {
+                    no_time += 1;
+                    false
+                }
+            });
+            tally.no_time = no_time;
             if let Some(t) = current.tag
                 && !self.allow_downgrade
                 && !meta.contains_key(t)
@@ -327,16 +342,6 @@ impl Policy {
             if !missing.is_empty() {
                 return Ok(Step::NeedMetadata(missing));
             }
-            cands.retain_mut(|c| match meta.get(c.tag).and_then(|m| m.created) {
-                Some(t) => {
-                    c.key = Key::Time(t);
-                    true
-                }
-                None => {
-                    tally.no_time += 1;
-                    false
-                }
-            });
             current_key = current
                 .tag
                 .and_then(|t| meta.get(t))
