@@ -124,7 +124,10 @@ fn main() {
     }
     // Context for newest_build: the caller's metadata map costs this much to consult once per tag.
     let start = Instant::now();
-    let found = tags.iter().filter(|t| meta.get(t.as_str()).is_some()).count();
+    let found = tags
+        .iter()
+        .filter(|t| meta.contains_key(t.as_str()))
+        .count();
     let lookup = start.elapsed().as_secs_f64() * 1000.0;
     println!("(baseline: {found} HashMap<String, TagMeta> lookups take {lookup:.2} ms)");
     let verdict = if worst < 50.0 { "within" } else { "OVER" };

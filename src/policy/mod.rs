@@ -162,7 +162,8 @@ enum Key<'a> {
     Text(Cow<'a, str>),
     /// Validated by [`Decimal::parse`].
     Number(Cow<'a, str>),
-    Time(OffsetDateTime),
+    /// Creation time as Unix nanoseconds (cheaper to compare than `OffsetDateTime`).
+    Time(i128),
 }
 
 #[derive(Debug)]
@@ -262,7 +263,7 @@ impl Policy {
                 None => Err(()),
             },
             // Filled from metadata later.
-            Kind::NewestBuild | Kind::Digest { .. } => Ok(Key::Time(OffsetDateTime::UNIX_EPOCH)),
+            Kind::NewestBuild | Kind::Digest { .. } => Ok(Key::Time(0)),
         }
     }
 
@@ -323,7 +324,7 @@ impl Policy {
                 Some(TagMeta {
                     created: Some(t), ..
                 }) => {
-                    c.key = Key::Time(*t);
+                    c.key = Key::Time(t.unix_timestamp_nanos());
                     true
                 }
                 Some(_) => {
@@ -346,7 +347,7 @@ impl Policy {
                 .tag
                 .and_then(|t| meta.get(t))
                 .and_then(|m| m.created)
-                .map(Key::Time);
+                .map(|t| Key::Time(t.unix_timestamp_nanos()));
         }
 
         let matching = cands.len();
