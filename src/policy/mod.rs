@@ -80,6 +80,7 @@ pub struct Policy {
     /// Permit choosing a version that ranks below the deployed one.
     pub allow_downgrade: bool,
     /// Skip tags whose image is younger than this (needs creation times from the registry).
+    /// `None` or a zero duration turns the rule off.
     pub min_age: Option<Duration>,
     /// Decide `tag@digest` instead of the tag alone.
     pub pin_digest: bool,
@@ -373,7 +374,7 @@ impl Policy {
                 blocked_by = Some(c.tag);
                 break;
             }
-            if let Some(min_age) = self.min_age {
+            if let Some(min_age) = self.min_age.filter(|d| d.is_positive()) {
                 match meta.get(c.tag) {
                     None => return Ok(Step::NeedMetadata(vec![c.tag.to_owned()])),
                     Some(TagMeta { created: None, .. }) => {
@@ -566,7 +567,7 @@ impl Policy {
                 "{kind}: {tag} still points to the deployed {digest}"
             ));
         }
-        if let Some(min_age) = self.min_age {
+        if let Some(min_age) = self.min_age.filter(|d| d.is_positive()) {
             let why = match m.created {
                 None => Some("its creation time is unknown and min_age needs it".to_owned()),
                 Some(t) if now - t < min_age => {

@@ -530,6 +530,15 @@ fn min_age_keeps_current_when_every_newer_tag_is_young() {
 }
 
 #[test]
+fn zero_min_age_is_off() {
+    let mut p = semver("^1");
+    p.min_age = Some(Duration::ZERO);
+    // No metadata is asked for, even for a tag "built" in the future (clock skew).
+    let d = decide(&p, &["1.0.0", "1.3.0"], Current::default()).unwrap();
+    assert_eq!(d.tag, "1.3.0");
+}
+
+#[test]
 fn pin_digest_with_a_tag_policy() {
     let mut p = semver("~1.4");
     p.pin_digest = true;
