@@ -191,6 +191,37 @@ fn built(minutes_ago: i64, digest: &str) -> TagMeta {
 }
 
 #[test]
+fn select_fixture() {
+    for (line, f) in fixture(include_str!("testdata/select.txt")) {
+        let [policy, list, current, want] = f[..] else {
+            panic!("select.txt:{line}: expected 4 fields");
+        };
+        let (name, arg) = policy.split_once(' ').expect("POLICY ARG");
+        let p = match name {
+            "semver" => semver(arg),
+            "strict" => offline(Kind::Semver {
+                range: Range::parse(arg).expect("range"),
+                parsing: Parsing::Strict,
+            }),
+            "alphabetical" => offline(Kind::Alphabetical(arg.parse().expect("order"))),
+            "numerical" => offline(Kind::Numerical(arg.parse().expect("order"))),
+            other => panic!("select.txt:{line}: unknown policy {other}"),
+        };
+        let list: Vec<&str> = list.split_whitespace().collect();
+        let current = match current {
+            "-" => Current::default(),
+            t => Current::tag(t),
+        };
+        let got = match decide(&p, &list, current) {
+            Ok(d) if d.keep_current => format!("keep {}", d.tag),
+            Ok(d) => d.tag,
+            Err(_) => "none".to_owned(),
+        };
+        assert_eq!(got, want, "select.txt:{line}");
+    }
+}
+
+#[test]
 fn the_readme_example() {
     let d = decide(
         &semver("~1.4"),
