@@ -198,20 +198,20 @@ impl RangeError {
 }
 
 /// A parsed range: OR of AND groups.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Range {
     source: String,
     groups: Vec<Group>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Group {
     comparators: Vec<Comparator>,
     /// A comparator of this group names a pre-release, so pre-release versions may match.
     allows_pre: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Comparator {
     /// Same precedence.
     Eq(Version),
@@ -230,7 +230,7 @@ enum Comparator {
     },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Lower {
     None,
     /// `>=` by precedence.
@@ -241,7 +241,7 @@ enum Lower {
     Tuple(u64, u64, u64),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Upper {
     None,
     Incl(Version),

@@ -191,6 +191,37 @@ fn built(minutes_ago: i64, digest: &str) -> TagMeta {
 }
 
 #[test]
+fn select_fixture() {
+    for (line, f) in fixture(include_str!("testdata/select.txt")) {
+        let [policy, list, current, want] = f[..] else {
+            panic!("select.txt:{line}: expected 4 fields");
+        };
+        let (name, arg) = policy.split_once(' ').expect("POLICY ARG");
+        let p = match name {
+            "semver" => semver(arg),
+            "strict" => offline(Kind::Semver {
+                range: Range::parse(arg).expect("range"),
+                parsing: Parsing::Strict,
+            }),
+            "alphabetical" => offline(Kind::Alphabetical(arg.parse().expect("order"))),
+            "numerical" => offline(Kind::Numerical(arg.parse().expect("order"))),
+            other => panic!("select.txt:{line}: unknown policy {other}"),
+        };
+        let list: Vec<&str> = list.split_whitespace().collect();
+        let current = match current {
+            "-" => Current::default(),
+            t => Current::tag(t),
+        };
+        let got = match decide(&p, &list, current) {
+            Ok(d) if d.keep_current => format!("keep {}", d.tag),
+            Ok(d) => d.tag,
+            Err(_) => "none".to_owned(),
+        };
+        assert_eq!(got, want, "select.txt:{line}");
+    }
+}
+
+#[test]
 fn the_readme_example() {
     let d = decide(
         &semver("~1.4"),
@@ -491,6 +522,24 @@ fn min_age_asks_only_for_the_top_ranked_until_one_is_old_enough() {
 }
 
 #[test]
+fn deep_min_age_walk_keeps_rank_order_past_the_linear_scans() {
+    // 12 versions, all too young but the lowest: the walk passes the 8 linear scans and
+    // continues on the sorted remainder, still asking one tag at a time in rank order.
+    let mut p = semver("*");
+    p.min_age = Some(Duration::minutes(30));
+    let list: Vec<String> = (0..12).map(|i| format!("1.{i}.0")).collect();
+    let refs: Vec<&str> = list.iter().map(String::as_str).collect();
+    let registry: HashMap<&str, TagMeta> = refs
+        .iter()
+        .map(|t| (*t, built(if *t == "1.0.0" { 60 } else { 1 }, "sha256:x")))
+        .collect();
+    let (d, asked) = drive(&p, &refs, Current::default(), &registry);
+    assert_eq!(d.unwrap().tag, "1.0.0");
+    let want: Vec<Vec<String>> = (0..12).rev().map(|i| vec![format!("1.{i}.0")]).collect();
+    assert_eq!(asked, want);
+}
+
+#[test]
 fn min_age_keeps_current_when_every_newer_tag_is_young() {
     let mut p = semver("^1");
     p.min_age = Some(Duration::minutes(30));
@@ -509,6 +558,15 @@ fn min_age_keeps_current_when_every_newer_tag_is_young() {
         d.unwrap_err().reason,
         "semver ^1: none of 1 candidate is eligible; skipped 1.3.0 (younger than min_age 30m)"
     );
+}
+
+#[test]
+fn zero_min_age_is_off() {
+    let mut p = semver("^1");
+    p.min_age = Some(Duration::ZERO);
+    // No metadata is asked for, even for a tag "built" in the future (clock skew).
+    let d = decide(&p, &["1.0.0", "1.3.0"], Current::default()).unwrap();
+    assert_eq!(d.tag, "1.3.0");
 }
 
 #[test]
