@@ -267,3 +267,59 @@ proptest! {
         prop_assert_eq!(parse_data(&out), want);
     }
 }
+
+const SEED: &str = include_str!("../../tests/edit-corpus/manifests-multi-doc/manifests.yaml");
+
+fn targets() -> Vec<super::Target> {
+    vec![
+        super::Target::Auto,
+        super::Target::Kustomize,
+        super::Target::Manifest,
+        super::Target::Marker {
+            policy: "ns:app".into(),
+        },
+        super::Target::Helm {
+            path: super::parse_value_path("spec.template.spec.containers[0].image").unwrap(),
+            field: HelmField::Ref,
+        },
+    ]
+}
+
+/// Any input gives Ok or Err, never a panic; an Ok edit is idempotent and reports no change
+/// only when it returns the input.
+fn no_surprises(input: &[u8]) -> Result<(), TestCaseError> {
+    let update = super::Update::new("ghcr.io/acme/shop-api", Some("1.10"), None).unwrap();
+    for target in targets() {
+        let _ = super::find(input, &target, &update.image);
+        if let Ok(edited) = super::apply(input, &target, &update) {
+            if edited.changes.is_empty() {
+                prop_assert_eq!(&edited.bytes, &input.to_vec());
+            }
+            let again = super::apply(&edited.bytes, &target, &update);
+            prop_assert!(again.is_ok_and(|a| a.changes.is_empty()));
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn arbitrary_yamlish_text_never_panics(src in "[a-z0-9:\\-\\[\\]{}#&*!|>'\" \n\t.@/é\\r$,?%]{0,160}") {
+        no_surprises(src.as_bytes())?;
+    }
+
+    #[test]
+    fn mutated_manifests_never_panic(
+        at in any::<prop::sample::Index>(),
+        len in 0usize..8,
+        insert in "[ \n:\\-#'\"\\[{&*|>]{0,3}",
+    ) {
+        let mut bytes = SEED.as_bytes().to_vec();
+        let start = at.index(bytes.len());
+        let end = (start + len).min(bytes.len());
+        bytes.splice(start..end, insert.bytes());
+        no_surprises(&bytes)?;
+    }
+}
