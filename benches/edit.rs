@@ -1,6 +1,7 @@
 //! Editor benchmark: scan (`find`) and edit (`apply`) 10,000 in-memory files of the shapes a
 //! config repo holds (Kustomize overlays, Helm values, multi-document manifests), then print a
 //! table. Run with `cargo bench --bench edit` (target: under 1 s for both in release).
+#![allow(clippy::expect_used)]
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
