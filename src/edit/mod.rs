@@ -567,7 +567,11 @@ fn splice(src: &str, tree: &Tree, edits: Vec<Edit>) -> Result<Edited, EditError>
                         reason: "two edits target it (through an anchor and its alias?)".into(),
                     });
                 }
-                let text = scalar::render(*style, &value);
+                let mut text = scalar::render(*style, &value);
+                if original.is_empty() {
+                    // An empty value right after its key's colon.
+                    text.insert(0, ' ');
+                }
                 pieces.push((
                     n.start,
                     n.end,
