@@ -323,3 +323,63 @@ proptest! {
         no_surprises(&bytes)?;
     }
 }
+
+/// A kustomization with `n` entries at a random indentation, some with `newTag`, some with
+/// comments, in LF or CRLF, with or without a final newline.
+fn kustomization() -> impl Strategy<Value = (String, usize)> {
+    (
+        prop::collection::vec((any::<bool>(), any::<bool>(), any::<bool>()), 1..5),
+        0usize..4,
+        prop::sample::select(vec!["\n", "\r\n"]),
+        any::<bool>(),
+        any::<prop::sample::Index>(),
+    )
+        .prop_map(|(entries, indent, eol, final_eol, pick)| {
+            let pad = " ".repeat(indent);
+            let mut s = format!("# overlay{eol}images:{eol}");
+            for (i, (has_tag, comment, new_name)) in entries.iter().enumerate() {
+                s.push_str(&format!("{pad}- name: ghcr.io/o/app{i}"));
+                if *comment {
+                    s.push_str("  # app");
+                }
+                s.push_str(eol);
+                if *new_name {
+                    s.push_str(&format!("{pad}  newName: ghcr.io/o/mirror{i}{eol}"));
+                }
+                if *has_tag {
+                    s.push_str(&format!("{pad}  newTag: '1.0'{eol}"));
+                }
+                if *comment {
+                    s.push_str(&format!("{eol}{pad}  # trailing comment{eol}"));
+                }
+            }
+            s.push_str(&format!("resources: [a.yaml]{eol}"));
+            if !final_eol {
+                s.truncate(s.len() - eol.len());
+            }
+            (s, pick.index(entries.len()))
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn kustomize_new_tag_is_set_or_inserted_and_nothing_else_moves(
+        (src, i) in kustomization(),
+        tag in new_tag(),
+    ) {
+        let update = super::Update::new(&format!("ghcr.io/o/app{i}"), Some(&tag), None).unwrap();
+        let edited = super::apply(src.as_bytes(), &super::Target::Auto, &update)
+            .unwrap_or_else(|e| panic!("{e}\n{src}"));
+        let out = String::from_utf8(edited.bytes).unwrap();
+        let mut want = parse_data(&src);
+        let entry = want.get_mut("images").unwrap().get_mut(i).unwrap();
+        entry.as_mapping_mut().unwrap().insert("newTag".into(), tag.clone().into());
+        prop_assert_eq!(parse_data(&out), want);
+        // Line endings are kept: no lone LF appears in a CRLF file.
+        if src.contains("\r\n") {
+            prop_assert_eq!(out.matches('\n').count(), out.matches("\r\n").count());
+        }
+    }
+}
