@@ -468,7 +468,9 @@ fn edits_for(src: &str, tree: &Tree, slot: &Slot, update: &Update) -> Result<Vec
     Ok(edits)
 }
 
-/// Apply `update` to every slot `target` designates. `Ok` with no changes when already up to date.
+/// Apply `update` to every slot `target` designates. `Ok` with no changes when already up to
+/// date, and also when nothing in the file names the image: call [`find`] to tell them apart.
+/// On `Err` nothing is returned, so the caller's file stays as it was.
 pub fn apply(src: &[u8], target: &Target, update: &Update) -> Result<Edited, EditError> {
     apply_all(src, std::slice::from_ref(target), update)
 }
