@@ -525,3 +525,39 @@ fn safety_net_refuses_an_edit_that_changes_other_data() {
     assert!(verify::check(src, &tree, "a: 1.10\nb: y\n", &expect).is_err());
     assert!(verify::check(src, &tree, "a: [v2]\nb: y\n", &expect).is_err());
 }
+
+#[test]
+fn find_for_helm_and_markers() {
+    let src = "image:\n  repository: ghcr.io/o/app\n  tag: \"1.0\" # {\"$imagepolicy\": \"ns:app:tag\"}\n";
+    let image = ImageRef::parse("ghcr.io/o/app").unwrap();
+    let found = find(src.as_bytes(), &helm("image.tag", HelmField::Tag), &image).unwrap();
+    assert_eq!(
+        found,
+        vec![Found {
+            line: 3,
+            column: 8,
+            name: None,
+            tag: Some("1.0".into()),
+            digest: None
+        }]
+    );
+    let found = find(
+        src.as_bytes(),
+        &Target::Marker {
+            policy: "ns:app".into(),
+        },
+        &image,
+    )
+    .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].tag.as_deref(), Some("1.0"));
+    let found = find(
+        src.as_bytes(),
+        &Target::Marker {
+            policy: "ns:other".into(),
+        },
+        &image,
+    )
+    .unwrap();
+    assert!(found.is_empty());
+}
