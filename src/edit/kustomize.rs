@@ -8,7 +8,7 @@
 //! Design choice: a kustomization is recognised by its data (a top-level `images:` sequence), not
 //! by its file name, so the same rule serves `kustomization.yaml`, `Kustomization` and tests.
 
-use super::scan::{NodeId, Tree, line_col};
+use super::scan::{Kind, NodeId, Tree, line_col};
 use super::{EditError, Slot, same_image};
 use crate::reference::ImageRef;
 
@@ -41,7 +41,24 @@ fn single(src: &str, tree: &Tree, map: NodeId, key: &str) -> Result<Option<NodeI
             reason: "it appears twice in this images: entry".into(),
         });
     }
-    Ok(all.first().map(|(_, v)| tree.resolve(*v)))
+    let Some(&(_, value)) = all.first() else {
+        return Ok(None);
+    };
+    let value = tree.resolve(value);
+    if tree.scalar(value).is_none() {
+        let (line, col) = line_col(src, tree.nodes[value].start);
+        return Err(EditError::NotScalar {
+            line,
+            col,
+            what: format!("{key} of this images: entry"),
+            found: match tree.nodes[value].kind {
+                Kind::Seq(_) => "sequence",
+                Kind::Map(_) => "mapping",
+                _ => "alias",
+            },
+        });
+    }
+    Ok(Some(value))
 }
 
 /// Entries naming `image` in the kustomization document `root`.

@@ -468,7 +468,9 @@ fn edits_for(src: &str, tree: &Tree, slot: &Slot, update: &Update) -> Result<Vec
     Ok(edits)
 }
 
-/// Apply `update` to every slot `target` designates. `Ok` with no changes when already up to date.
+/// Apply `update` to every slot `target` designates. `Ok` with no changes when already up to
+/// date, and also when nothing in the file names the image: call [`find`] to tell them apart.
+/// On `Err` nothing is returned, so the caller's file stays as it was.
 pub fn apply(src: &[u8], target: &Target, update: &Update) -> Result<Edited, EditError> {
     apply_all(src, std::slice::from_ref(target), update)
 }
@@ -567,7 +569,11 @@ fn splice(src: &str, tree: &Tree, edits: Vec<Edit>) -> Result<Edited, EditError>
                         reason: "two edits target it (through an anchor and its alias?)".into(),
                     });
                 }
-                let text = scalar::render(*style, &value);
+                let mut text = scalar::render(*style, &value);
+                if original.is_empty() {
+                    // An empty value right after its key's colon.
+                    text.insert(0, ' ');
+                }
                 pieces.push((
                     n.start,
                     n.end,

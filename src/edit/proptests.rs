@@ -267,3 +267,119 @@ proptest! {
         prop_assert_eq!(parse_data(&out), want);
     }
 }
+
+const SEED: &str = include_str!("../../tests/edit-corpus/manifests-multi-doc/manifests.yaml");
+
+fn targets() -> Vec<super::Target> {
+    vec![
+        super::Target::Auto,
+        super::Target::Kustomize,
+        super::Target::Manifest,
+        super::Target::Marker {
+            policy: "ns:app".into(),
+        },
+        super::Target::Helm {
+            path: super::parse_value_path("spec.template.spec.containers[0].image").unwrap(),
+            field: HelmField::Ref,
+        },
+    ]
+}
+
+/// Any input gives Ok or Err, never a panic; an Ok edit is idempotent and reports no change
+/// only when it returns the input.
+fn no_surprises(input: &[u8]) -> Result<(), TestCaseError> {
+    let update = super::Update::new("ghcr.io/acme/shop-api", Some("1.10"), None).unwrap();
+    for target in targets() {
+        let _ = super::find(input, &target, &update.image);
+        if let Ok(edited) = super::apply(input, &target, &update) {
+            if edited.changes.is_empty() {
+                prop_assert_eq!(&edited.bytes, &input.to_vec());
+            }
+            let again = super::apply(&edited.bytes, &target, &update);
+            prop_assert!(again.is_ok_and(|a| a.changes.is_empty()));
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn arbitrary_yamlish_text_never_panics(src in "[a-z0-9:\\-\\[\\]{}#&*!|>'\" \n\t.@/é\\r$,?%]{0,160}") {
+        no_surprises(src.as_bytes())?;
+    }
+
+    #[test]
+    fn mutated_manifests_never_panic(
+        at in any::<prop::sample::Index>(),
+        len in 0usize..8,
+        insert in "[ \n:\\-#'\"\\[{&*|>]{0,3}",
+    ) {
+        let mut bytes = SEED.as_bytes().to_vec();
+        let start = at.index(bytes.len());
+        let end = (start + len).min(bytes.len());
+        bytes.splice(start..end, insert.bytes());
+        no_surprises(&bytes)?;
+    }
+}
+
+/// A kustomization with `n` entries at a random indentation, some with `newTag`, some with
+/// comments, in LF or CRLF, with or without a final newline.
+fn kustomization() -> impl Strategy<Value = (String, usize)> {
+    (
+        prop::collection::vec((any::<bool>(), any::<bool>(), any::<bool>()), 1..5),
+        0usize..4,
+        prop::sample::select(vec!["\n", "\r\n"]),
+        any::<bool>(),
+        any::<prop::sample::Index>(),
+    )
+        .prop_map(|(entries, indent, eol, final_eol, pick)| {
+            let pad = " ".repeat(indent);
+            let mut s = format!("# overlay{eol}images:{eol}");
+            for (i, (has_tag, comment, new_name)) in entries.iter().enumerate() {
+                s.push_str(&format!("{pad}- name: ghcr.io/o/app{i}"));
+                if *comment {
+                    s.push_str("  # app");
+                }
+                s.push_str(eol);
+                if *new_name {
+                    s.push_str(&format!("{pad}  newName: ghcr.io/o/mirror{i}{eol}"));
+                }
+                if *has_tag {
+                    s.push_str(&format!("{pad}  newTag: '1.0'{eol}"));
+                }
+                if *comment {
+                    s.push_str(&format!("{eol}{pad}  # trailing comment{eol}"));
+                }
+            }
+            s.push_str(&format!("resources: [a.yaml]{eol}"));
+            if !final_eol {
+                s.truncate(s.len() - eol.len());
+            }
+            (s, pick.index(entries.len()))
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn kustomize_new_tag_is_set_or_inserted_and_nothing_else_moves(
+        (src, i) in kustomization(),
+        tag in new_tag(),
+    ) {
+        let update = super::Update::new(&format!("ghcr.io/o/app{i}"), Some(&tag), None).unwrap();
+        let edited = super::apply(src.as_bytes(), &super::Target::Auto, &update)
+            .unwrap_or_else(|e| panic!("{e}\n{src}"));
+        let out = String::from_utf8(edited.bytes).unwrap();
+        let mut want = parse_data(&src);
+        let entry = want.get_mut("images").unwrap().get_mut(i).unwrap();
+        entry.as_mapping_mut().unwrap().insert("newTag".into(), tag.clone().into());
+        prop_assert_eq!(parse_data(&out), want);
+        // Line endings are kept: no lone LF appears in a CRLF file.
+        if src.contains("\r\n") {
+            prop_assert_eq!(out.matches('\n').count(), out.matches("\r\n").count());
+        }
+    }
+}

@@ -346,7 +346,28 @@ pub fn parse(src: &str) -> Result<Tree, EditError> {
                 None
             }
         };
-        let Some(node) = new_node else { continue };
+        let Some(mut node) = new_node else { continue };
+        // An empty value (`tag:`) has no text; the parser puts it at the next token. Put it
+        // right after its key's colon instead, so that writing a value there is an insertion.
+        if let (
+            Kind::Scalar {
+                value,
+                style: Style::Plain,
+                tag: None,
+            },
+            Some((_, Some(key))),
+        ) = (&node.kind, stack.last())
+            && value.is_empty()
+        {
+            let mut i = tree.nodes[*key].end;
+            while i < bytes.len() && matches!(bytes[i], b' ' | b'\t') {
+                i += 1;
+            }
+            if bytes.get(i) == Some(&b':') {
+                node.start = i + 1;
+                node.end = i + 1;
+            }
+        }
         let id = tree.nodes.len();
         let opens = matches!(node.kind, Kind::Seq(_) | Kind::Map(_));
         if node.anchor != 0 {

@@ -481,3 +481,83 @@ fn non_utf8_and_huge_inputs_are_refused() {
         EditError::TooLarge { .. }
     ));
 }
+
+#[test]
+fn empty_values_get_a_value_after_the_colon() {
+    let t = || helm("image.tag", HelmField::Tag);
+    check(
+        "image:\n  tag:\n  x: 1\n",
+        t(),
+        update("x:1.10"),
+        "image:\n  tag: \"1.10\"\n  x: 1\n",
+    );
+    check(
+        "image:\n  tag:   # c\n",
+        t(),
+        update("x:v2"),
+        "image:\n  tag: v2   # c\n",
+    );
+    check(
+        "image: {tag: , x: 1}\n",
+        t(),
+        update("x:v2"),
+        "image: {tag: v2 , x: 1}\n",
+    );
+    check("image:\n  tag:", t(), update("x:v2"), "image:\n  tag: v2");
+    check(
+        "image:\n  tag: !!str 1.9\n",
+        t(),
+        update("x:v2"),
+        "image:\n  tag: !!str v2\n",
+    );
+}
+
+#[test]
+fn safety_net_refuses_an_edit_that_changes_other_data() {
+    // Splice a value that would swallow the rest of the line into the scalar.
+    let src = "a: x\nb: y\n";
+    let tree = scan::parse(src).unwrap();
+    let a = tree.get(tree.roots[0], "a").unwrap();
+    let mut expect = verify::Expectations::default();
+    expect.values.insert(a, "v2".into());
+    assert!(verify::check(src, &tree, "a: v2\nb: z\n", &expect).is_err());
+    assert!(verify::check(src, &tree, "a: v2 #\nb: y\n", &expect).is_ok());
+    assert!(verify::check(src, &tree, "a: 1.10\nb: y\n", &expect).is_err());
+    assert!(verify::check(src, &tree, "a: [v2]\nb: y\n", &expect).is_err());
+}
+
+#[test]
+fn find_for_helm_and_markers() {
+    let src = "image:\n  repository: ghcr.io/o/app\n  tag: \"1.0\" # {\"$imagepolicy\": \"ns:app:tag\"}\n";
+    let image = ImageRef::parse("ghcr.io/o/app").unwrap();
+    let found = find(src.as_bytes(), &helm("image.tag", HelmField::Tag), &image).unwrap();
+    assert_eq!(
+        found,
+        vec![Found {
+            line: 3,
+            column: 8,
+            name: None,
+            tag: Some("1.0".into()),
+            digest: None
+        }]
+    );
+    let found = find(
+        src.as_bytes(),
+        &Target::Marker {
+            policy: "ns:app".into(),
+        },
+        &image,
+    )
+    .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].tag.as_deref(), Some("1.0"));
+    let found = find(
+        src.as_bytes(),
+        &Target::Marker {
+            policy: "ns:other".into(),
+        },
+        &image,
+    )
+    .unwrap();
+    assert!(found.is_empty());
+}
