@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 use crate::config::{self, Config};
@@ -60,7 +61,8 @@ pub fn run(args: Args) -> ExitCode {
     let path = args.config.clone();
     let ready_at_start = args.ready_at_start;
     let loader_metrics = Arc::clone(&metrics);
-    let loader = move || load(&path, ready_at_start, &loader_metrics);
+    let shutdown = control.shutdown_signal().clone();
+    let loader = move || load(&path, ready_at_start, &loader_metrics, &shutdown);
     let result = runtime.block_on(async {
         control
             .listen_for_signals()
@@ -86,13 +88,16 @@ fn load(
     path: &PathBuf,
     ready_at_start: bool,
     metrics: &Arc<Metrics>,
+    shutdown: &daemon::Shutdown,
 ) -> Result<Loaded<EngineWorker>, String> {
     let loaded = config::load(path).map_err(|e| e.to_string())?;
     for problem in &loaded.problems {
         tracing::error!(%problem, "app file skipped");
     }
     let settings = daemon_settings(&loaded.config, ready_at_start)?;
-    let engine = Engine::new(loaded.config).map_err(|e| e.to_string())?;
+    let engine = Engine::new(loaded.config)
+        .map_err(|e| e.to_string())?
+        .with_shutdown(shutdown.clone());
     Ok(Loaded {
         worker: EngineWorker::new(engine, Arc::clone(metrics)),
         settings,
@@ -138,6 +143,9 @@ fn daemon_settings(config: &Config, ready_at_start: bool) -> Result<Settings, St
         });
     }
     settings.ready_after_first_cycle = !ready_at_start;
+    // A short quiet period: a single push is acted on within ~100 ms, a burst still makes one
+    // check (the window slides while events keep coming, capped at debounce_max).
+    settings.checks.debounce = Duration::from_millis(100);
     settings.watch_paths = vec![config.file.clone(), config.global.apps_dir.clone()];
     Ok(settings)
 }

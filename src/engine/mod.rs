@@ -174,6 +174,8 @@ struct Inner {
     /// One lock per config repository URL: passes that run at once (a webhook check during a
     /// poll) take turns on a clone instead of failing on it.
     repo_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Once triggered, no new commit or push is started.
+    shutdown: Option<crate::daemon::Shutdown>,
 }
 
 /// The engine: built once per configuration, shared by every pass.
@@ -214,8 +216,25 @@ impl Engine {
                 git,
                 retry,
                 repo_locks: Mutex::new(HashMap::new()),
+                shutdown: None,
             }),
         })
+    }
+
+    /// Stop starting commits and pushes once `shutdown` is triggered (the daemon's signal).
+    /// Call before the engine is shared.
+    pub fn with_shutdown(mut self, shutdown: crate::daemon::Shutdown) -> Engine {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.shutdown = Some(shutdown);
+        }
+        self
+    }
+
+    pub(crate) fn shutting_down(&self) -> bool {
+        self.inner
+            .shutdown
+            .as_ref()
+            .is_some_and(crate::daemon::Shutdown::is_triggered)
     }
 
     /// The configuration this engine runs.
@@ -474,6 +493,12 @@ impl Engine {
                 }
                 if dry_run {
                     report.diffs = planned.files.iter().map(|f| f.diff()).collect();
+                    continue;
+                }
+                if self.shutting_down() {
+                    report.errors.push(
+                        "shutting down: changes not committed; the next start applies them".into(),
+                    );
                     continue;
                 }
                 match plan::write_and_commit(checkout, &app.app, &planned.files, &report.changes) {

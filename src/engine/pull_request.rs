@@ -107,6 +107,9 @@ fn write_inner(
         Action::Update(pr) => Some(pr),
     };
 
+    if engine.shutting_down() {
+        return Err("shutting down: pull request not updated; the next start does it".into());
+    }
     // The bot branch is ours to replace only if nobody else committed to it.
     let base_head = checkout.head().map_err(|e| e.to_string())?;
     let tip = checkout

@@ -78,28 +78,16 @@ impl EngineWorker {
         *exported = now;
     }
 
+    /// Pushes and push retries; commits, images and per-app outcomes the daemon counts itself
+    /// from the [`CycleReport`].
     fn export_pass(&self, report: &PassReport) {
-        let mut pushed_branches = 0;
-        for app in &report.apps {
-            self.metrics.app_checked(&app.name, app.errors.is_empty());
-            let updated = app
-                .images
-                .iter()
-                .filter(|i| app.changes.iter().any(|c| c.name == i.name))
-                .count();
-            if !app.changes.is_empty() && app.commit.is_some() {
-                self.metrics.commit();
-            }
-            self.metrics.images(
-                app.images.len() as u64,
-                if app.pushed { updated as u64 } else { 0 },
-            );
-            if app.pushed {
-                pushed_branches += 1;
-            }
-        }
         for _ in 0..report.pushes {
             self.metrics.push("ok");
+        }
+        for app in &report.apps {
+            if !app.pushed && app.errors.iter().any(|e| e.contains("push")) {
+                self.metrics.push("error");
+            }
         }
         let retries: u32 = report
             .apps
@@ -109,14 +97,6 @@ impl EngineWorker {
             .unwrap_or(0);
         for _ in 0..retries {
             self.metrics.push_retry();
-        }
-        if pushed_branches == 0
-            && report
-                .apps
-                .iter()
-                .any(|a| a.errors.iter().any(|e| e.contains("push")))
-        {
-            self.metrics.push("failed");
         }
     }
 }

@@ -5,8 +5,8 @@
 //! local HTTP stand-ins for the forge APIs.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-
 mod chart;
+mod daemon;
 mod dockerfile;
 mod examples;
 mod forge;
@@ -16,5 +16,4 @@ mod registry;
 mod run;
 mod select;
 mod set;
-mod daemon;
 mod support;
