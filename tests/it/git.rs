@@ -666,6 +666,26 @@ fn commit_on_reports_no_change_and_file_at_reads_trees() {
     );
 }
 
+/// A `tracing` writer that keeps everything in memory, to check what reaches the logs.
+#[derive(Clone, Default)]
+struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLogs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
 #[test]
 fn http_race_inside_the_server_is_retried() {
     // The branch moves after our push saw the advertisement: receive-pack's own
@@ -673,14 +693,31 @@ fn http_race_inside_the_server_is_retried() {
     let bare = seeded();
     let server = GitHttpServer::start(bare.root(), "tester", PASSWORD);
     let url = server.url("repo.git");
+    // The password travels in the URL too: it must reach neither logs nor errors.
+    let url_with_userinfo = url.replace("http://", &format!("http://tester:{PASSWORD}@"));
     let work = tempfile::tempdir().unwrap();
     let cache = CloneCache::new(
         work.path().to_path_buf(),
         settings(vec![userpass(&url, PASSWORD)]),
     );
     bare.sneak_in_commit_during_next_push("main");
-    let report = commit_and_push(&cache, &url, "main", &fast_retry(5), |checkout| {
-        append_line(checkout, "ours")
+    let logs = CapturedLogs::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer({
+            let logs = logs.clone();
+            move || logs.clone()
+        })
+        .finish();
+    let report = tracing::subscriber::with_default(subscriber, || {
+        commit_and_push(
+            &cache,
+            &url_with_userinfo,
+            "main",
+            &fast_retry(5),
+            |checkout| append_line(checkout, "ours"),
+        )
     })
     .unwrap();
     assert!(report.pushed);
@@ -691,6 +728,10 @@ fn http_race_inside_the_server_is_retried() {
         vec!["imagebump: ours", "sneaky human", "initial commit"]
     );
     assert!(!bare.any_forced_update("main"));
+    let logs = logs.text();
+    assert!(logs.contains("push rejected"), "{logs}");
+    assert!(logs.contains(&url), "{logs}");
+    assert!(!logs.contains(PASSWORD), "{logs}");
 }
 
 #[test]
