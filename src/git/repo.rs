@@ -108,26 +108,53 @@ impl CloneCache {
         if !git2::Reference::is_valid_name(&format!("refs/heads/{branch}")) {
             return Err(local(format!("`{branch}` is not a valid branch name")));
         }
-        let in_use = InUse::claim(&self.in_use, &dir).ok_or_else(|| GitError::Busy {
+        let mut in_use = InUse::claim(&self.in_use, &dir).ok_or_else(|| GitError::Busy {
             url: redact_url(url),
         })?;
-        let repo = open_or_init(&dir, url).map_err(|e| local(e.message().to_string()))?;
-        let checkout = Checkout {
-            _in_use: in_use,
-            repo,
-            dir,
-            url: url.to_string(),
-            branch: branch.to_string(),
-            settings: Arc::clone(&self.settings),
-        };
-        checkout.refresh()?;
-        Ok(checkout)
+        let mut rebuilt = false;
+        loop {
+            let repo = open_or_init(&dir, url).map_err(|e| local(e.message().to_string()))?;
+            let checkout = Checkout {
+                _in_use: in_use,
+                repo,
+                dir: dir.clone(),
+                url: url.to_string(),
+                branch: branch.to_string(),
+                settings: Arc::clone(&self.settings),
+            };
+            match checkout.refresh() {
+                Ok(()) => return Ok(checkout),
+                // The clone itself is broken (the failing call marked it): start from scratch once.
+                Err(err) if !rebuilt && needs_rebuild(&dir) => {
+                    tracing::warn!(url = %redact_url(url), %err, "clone is damaged; cloning again");
+                    rebuilt = true;
+                    in_use = checkout._in_use;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
+}
+
+/// Marker file in `.git`: the clone hit a local error and is rebuilt on its next checkout.
+const REBUILD_MARKER: &str = "imagebump-rebuild";
+
+fn needs_rebuild(dir: &Path) -> bool {
+    dir.join(".git").join(REBUILD_MARKER).exists()
+}
+
+/// Errors that mean the clone's own files are damaged, as opposed to a network or remote problem.
+fn is_local_damage(err: &git2::Error) -> bool {
+    use git2::ErrorClass as C;
+    matches!(
+        err.class(),
+        C::Odb | C::Object | C::Zlib | C::Repository | C::Index | C::Tree | C::Reference
+    )
 }
 
 fn open_or_init(dir: &Path, url: &str) -> Result<Repository, git2::Error> {
     let repo = match Repository::open(dir) {
-        Ok(repo) if !repo.is_bare() => repo,
+        Ok(repo) if !repo.is_bare() && !needs_rebuild(dir) => repo,
         _ => {
             if dir.exists() {
                 // Not a usable clone (interrupted init, corruption): start over.
@@ -286,7 +313,12 @@ impl Checkout {
                 None,
             )
         })();
-        result.map_err(|e| state.error(&self.settings, &self.url, "fetch", &e))?;
+        result.map_err(|e| {
+            if is_local_damage(&e) {
+                self.mark_for_rebuild();
+            }
+            state.error(&self.settings, &self.url, "fetch", &e)
+        })?;
         Ok(self.repo.refname_to_id(&tracking).ok())
     }
 
@@ -534,12 +566,22 @@ impl Checkout {
         result.map_err(|e| self.local(e))
     }
 
+    /// A failure of the local clone. Also marks the clone so that the next
+    /// [`CloneCache::checkout`] rebuilds it from the remote instead of failing forever.
     fn local(&self, err: git2::Error) -> GitError {
+        self.mark_for_rebuild();
         GitError::Local {
             url: self.display_url(),
             path: self.dir.clone(),
             reason: auth::scrub(&self.settings, &self.url, err.message()),
         }
+    }
+}
+
+impl Checkout {
+    fn mark_for_rebuild(&self) {
+        // Best effort: if even this write fails, the next checkout reports the error again.
+        let _ = std::fs::write(self.repo.path().join(REBUILD_MARKER), b"");
     }
 }
 

@@ -837,3 +837,43 @@ fn ssh_missing_key_file_is_named() {
         "{err}"
     );
 }
+
+#[test]
+fn a_clone_with_lost_objects_is_rebuilt() {
+    let bare = seeded();
+    let work = tempfile::tempdir().unwrap();
+    let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![]));
+    let dir = cache
+        .checkout(&bare.file_url(), "main")
+        .unwrap()
+        .workdir()
+        .to_path_buf();
+    // A disk problem or an interrupted write: every object of the clone is gone.
+    let objects = dir.join(".git/objects");
+    std::fs::remove_dir_all(&objects).unwrap();
+    std::fs::create_dir_all(objects.join("pack")).unwrap();
+    std::fs::create_dir_all(objects.join("info")).unwrap();
+    let theirs = bare.push_files("main", &[("new.txt", "n\n")], "human");
+    // The damage may surface in the first pass (which then fails with a local error and marks
+    // the clone); the pass after it works on a fresh clone.
+    let first_pass = cache
+        .checkout(&bare.file_url(), "main")
+        .and_then(|checkout| {
+            let file = write(&checkout, "app.yaml", "tag: 3.0.0\n");
+            checkout.commit(&[file], "first pass")
+        });
+    if let Err(err) = &first_pass {
+        assert!(matches!(err, GitError::Local { .. }), "{err:?}");
+    }
+    let checkout = cache.checkout(&bare.file_url(), "main").unwrap();
+    assert_eq!(checkout.head().unwrap().to_string(), theirs);
+    assert_eq!(read(&checkout, "new.txt"), "n\n");
+    assert_eq!(read(&checkout, "README"), "config\n");
+    let file = write(&checkout, "app.yaml", "tag: 3.0.0\n");
+    checkout.commit(&[file], "after repair").unwrap().unwrap();
+    assert!(matches!(
+        checkout.push().unwrap(),
+        PushOutcome::Pushed { .. }
+    ));
+    assert_eq!(bare.show("main", "README"), "config");
+}
