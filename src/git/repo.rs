@@ -116,6 +116,7 @@ impl CloneCache {
             let repo = open_or_init(&dir, url).map_err(|e| local(e.message().to_string()))?;
             let checkout = Checkout {
                 _in_use: in_use,
+                pending_head: Cell::new(None),
                 repo,
                 dir: dir.clone(),
                 url: url.to_string(),
@@ -152,9 +153,25 @@ fn is_local_damage(err: &git2::Error) -> bool {
     )
 }
 
+/// libgit2 writes one pack per fetch and never repacks; past this many packs object lookups
+/// slow down, and the clone is rebuilt (a fresh clone of a config repository is cheap).
+const MAX_PACKS: usize = 200;
+
+fn too_many_packs(dir: &Path) -> bool {
+    std::fs::read_dir(dir.join(".git/objects/pack"))
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "pack"))
+                .count()
+                > MAX_PACKS
+        })
+        .unwrap_or(false)
+}
+
 fn open_or_init(dir: &Path, url: &str) -> Result<Repository, git2::Error> {
     let repo = match Repository::open(dir) {
-        Ok(repo) if !repo.is_bare() && !needs_rebuild(dir) => repo,
+        Ok(repo) if !repo.is_bare() && !needs_rebuild(dir) && !too_many_packs(dir) => repo,
         _ => {
             if dir.exists() {
                 // Not a usable clone (interrupted init, corruption): start over.
@@ -213,6 +230,9 @@ pub struct CommitInfo {
 /// A clone whose work tree is at the remote head of one branch.
 pub struct Checkout {
     _in_use: InUse,
+    /// The branch head after local commits, written to the ref only before a push or when a
+    /// batch of in-memory objects is persisted: one ref update per pass instead of per commit.
+    pending_head: Cell<Option<Oid>>,
     repo: Repository,
     dir: PathBuf,
     url: String,
@@ -247,6 +267,9 @@ impl Checkout {
 
     /// The commit the checked-out branch points at.
     pub fn head(&self) -> Result<Oid, GitError> {
+        if let Some(oid) = self.pending_head.get() {
+            return Ok(oid);
+        }
         self.repo
             .refname_to_id(&format!("refs/heads/{}", self.branch))
             .map_err(|e| self.local(e))
@@ -272,6 +295,7 @@ impl Checkout {
     }
 
     fn reset_to(&self, oid: Oid) -> Result<(), GitError> {
+        self.pending_head.set(None);
         let result = (|| {
             let commit = self.repo.find_commit(oid)?;
             let head_ref = format!("refs/heads/{}", self.branch);
@@ -399,15 +423,12 @@ impl Checkout {
             let tree = self.repo.find_tree(tree_id)?;
             let author = &self.settings.author;
             let signature = Signature::now(&author.name, &author.email)?;
-            let update_ref = format!("refs/heads/{}", self.branch);
-            let oid = self.repo.commit(
-                move_branch.then_some(update_ref.as_str()),
-                &signature,
-                &signature,
-                message,
-                &tree,
-                &[&parent],
-            )?;
+            let oid = self
+                .repo
+                .commit(None, &signature, &signature, message, &tree, &[&parent])?;
+            if move_branch {
+                self.pending_head.set(Some(oid));
+            }
             Ok(Some(oid))
         })();
         result.map_err(|e| self.local(e))
@@ -432,6 +453,7 @@ impl Checkout {
     /// Pushes the branch to the same branch on the remote, fast-forward only (never forced).
     /// A refusal is reported per ref as [`PushOutcome::Rejected`], not as success.
     pub fn push(&self) -> Result<PushOutcome, GitError> {
+        self.write_pending_head()?;
         let head = self.head()?;
         let dst = format!("refs/heads/{}", self.branch);
         match self.push_refspec(&format!("{dst}:{dst}"), &dst, None)? {
@@ -579,6 +601,52 @@ impl Checkout {
 }
 
 impl Checkout {
+    /// Runs `f` with new objects (blobs, trees, commits) kept in memory, then writes them to
+    /// disk as one pack: hundreds of commits in a pass cost one file instead of four each.
+    /// Refs only ever point at objects on disk once this returns.
+    pub(crate) fn with_objects_in_memory<T, E>(
+        &self,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<Result<T, E>, GitError> {
+        let odb = self.repo.odb().map_err(|e| self.local(e))?;
+        let mempack = odb
+            .add_new_mempack_backend(1000)
+            .map_err(|e| self.local(e))?;
+        let result = f();
+        let persisted = (|| {
+            let mut buf = git2::Buf::new();
+            mempack.dump(&self.repo, &mut buf)?;
+            if buf.len() > 32 {
+                // More than a pack header and trailer: at least one object.
+                let mut writer = odb.packwriter()?;
+                std::io::Write::write_all(&mut writer, &buf)
+                    .map_err(|e| git2::Error::from_str(&format!("writing pack: {e}")))?;
+                writer.commit()?;
+            }
+            mempack.reset()
+        })();
+        persisted.map_err(|e| self.local(e))?;
+        self.write_pending_head()?;
+        Ok(result)
+    }
+
+    /// Points the branch ref at the head of the local commits, if any are pending.
+    fn write_pending_head(&self) -> Result<(), GitError> {
+        let Some(oid) = self.pending_head.get() else {
+            return Ok(());
+        };
+        self.repo
+            .reference(
+                &format!("refs/heads/{}", self.branch),
+                oid,
+                true,
+                "imagebump: commit",
+            )
+            .map_err(|e| self.local(e))?;
+        self.pending_head.set(None);
+        Ok(())
+    }
+
     fn mark_for_rebuild(&self) {
         // Best effort: if even this write fails, the next checkout reports the error again.
         let _ = std::fs::write(self.repo.path().join(REBUILD_MARKER), b"");

@@ -877,3 +877,33 @@ fn a_clone_with_lost_objects_is_rebuilt() {
     ));
     assert_eq!(bare.show("main", "README"), "config");
 }
+
+#[test]
+fn a_pass_leaves_a_consistent_clone_on_disk() {
+    // Commits of a pass are built in memory and written as one pack; the branch ref is written
+    // once. Afterwards the clone on disk must be complete and point at the pushed head.
+    let bare = seeded();
+    let work = tempfile::tempdir().unwrap();
+    let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![]));
+    let url = bare.file_url();
+    let report = commit_and_push(&cache, &url, "main", &fast_retry(3), |checkout| {
+        let mut made = 0;
+        for i in 0..3 {
+            made += append_line(checkout, &format!("line-{i}"))?;
+        }
+        Ok::<_, PlanError>(made)
+    })
+    .unwrap();
+    assert!(report.pushed);
+    assert_eq!(bare.log("main").len(), 4);
+    let dir = cache.dir_for(&url);
+    assert_eq!(
+        crate::support::git::git(&dir, &["rev-parse", "refs/heads/main"]),
+        report.head.to_string()
+    );
+    crate::support::git::git(&dir, &["fsck", "--no-dangling", "--strict"]);
+    assert_eq!(
+        crate::support::git::git(&dir, &["show", "HEAD:ours.txt"]),
+        "line-0\nline-1\nline-2"
+    );
+}
