@@ -108,26 +108,70 @@ impl CloneCache {
         if !git2::Reference::is_valid_name(&format!("refs/heads/{branch}")) {
             return Err(local(format!("`{branch}` is not a valid branch name")));
         }
-        let in_use = InUse::claim(&self.in_use, &dir).ok_or_else(|| GitError::Busy {
+        let mut in_use = InUse::claim(&self.in_use, &dir).ok_or_else(|| GitError::Busy {
             url: redact_url(url),
         })?;
-        let repo = open_or_init(&dir, url).map_err(|e| local(e.message().to_string()))?;
-        let checkout = Checkout {
-            _in_use: in_use,
-            repo,
-            dir,
-            url: url.to_string(),
-            branch: branch.to_string(),
-            settings: Arc::clone(&self.settings),
-        };
-        checkout.refresh()?;
-        Ok(checkout)
+        let mut rebuilt = false;
+        loop {
+            let repo = open_or_init(&dir, url).map_err(|e| local(e.message().to_string()))?;
+            let checkout = Checkout {
+                _in_use: in_use,
+                pending_head: Cell::new(None),
+                repo,
+                dir: dir.clone(),
+                url: url.to_string(),
+                branch: branch.to_string(),
+                settings: Arc::clone(&self.settings),
+            };
+            match checkout.refresh() {
+                Ok(()) => return Ok(checkout),
+                // The clone itself is broken (the failing call marked it): start from scratch once.
+                Err(err) if !rebuilt && needs_rebuild(&dir) => {
+                    tracing::warn!(url = %redact_url(url), %err, "clone is damaged; cloning again");
+                    rebuilt = true;
+                    in_use = checkout._in_use;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
+}
+
+/// Marker file in `.git`: the clone hit a local error and is rebuilt on its next checkout.
+const REBUILD_MARKER: &str = "imagebump-rebuild";
+
+fn needs_rebuild(dir: &Path) -> bool {
+    dir.join(".git").join(REBUILD_MARKER).exists()
+}
+
+/// Errors that mean the clone's own files are damaged, as opposed to a network or remote problem.
+fn is_local_damage(err: &git2::Error) -> bool {
+    use git2::ErrorClass as C;
+    matches!(
+        err.class(),
+        C::Odb | C::Object | C::Zlib | C::Repository | C::Index | C::Tree | C::Reference
+    )
+}
+
+/// libgit2 writes one pack per fetch and never repacks; past this many packs object lookups
+/// slow down, and the clone is rebuilt (a fresh clone of a config repository is cheap).
+const MAX_PACKS: usize = 200;
+
+fn too_many_packs(dir: &Path) -> bool {
+    std::fs::read_dir(dir.join(".git/objects/pack"))
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "pack"))
+                .count()
+                > MAX_PACKS
+        })
+        .unwrap_or(false)
 }
 
 fn open_or_init(dir: &Path, url: &str) -> Result<Repository, git2::Error> {
     let repo = match Repository::open(dir) {
-        Ok(repo) if !repo.is_bare() => repo,
+        Ok(repo) if !repo.is_bare() && !needs_rebuild(dir) && !too_many_packs(dir) => repo,
         _ => {
             if dir.exists() {
                 // Not a usable clone (interrupted init, corruption): start over.
@@ -186,6 +230,9 @@ pub struct CommitInfo {
 /// A clone whose work tree is at the remote head of one branch.
 pub struct Checkout {
     _in_use: InUse,
+    /// The branch head after local commits, written to the ref only before a push or when a
+    /// batch of in-memory objects is persisted: one ref update per pass instead of per commit.
+    pending_head: Cell<Option<Oid>>,
     repo: Repository,
     dir: PathBuf,
     url: String,
@@ -220,6 +267,9 @@ impl Checkout {
 
     /// The commit the checked-out branch points at.
     pub fn head(&self) -> Result<Oid, GitError> {
+        if let Some(oid) = self.pending_head.get() {
+            return Ok(oid);
+        }
         self.repo
             .refname_to_id(&format!("refs/heads/{}", self.branch))
             .map_err(|e| self.local(e))
@@ -245,6 +295,7 @@ impl Checkout {
     }
 
     fn reset_to(&self, oid: Oid) -> Result<(), GitError> {
+        self.pending_head.set(None);
         let result = (|| {
             let commit = self.repo.find_commit(oid)?;
             let head_ref = format!("refs/heads/{}", self.branch);
@@ -286,25 +337,22 @@ impl Checkout {
                 None,
             )
         })();
-        result.map_err(|e| state.error(&self.settings, &self.url, "fetch", &e))?;
+        result.map_err(|e| {
+            if is_local_damage(&e) {
+                self.mark_for_rebuild();
+            }
+            state.error(&self.settings, &self.url, "fetch", &e)
+        })?;
         Ok(self.repo.refname_to_id(&tracking).ok())
     }
 
     /// Commits the current content of `paths` (relative to the work tree, or absolute inside
     /// it; a missing file is removed) on top of the branch head. `None` when nothing changed.
     pub fn commit(&self, paths: &[PathBuf], message: &str) -> Result<Option<Oid>, GitError> {
-        let head = self.head()?;
-        let Some((oid, tree)) = self.commit_tree(head, paths, message, true)? else {
-            return Ok(None);
-        };
-        // Keep the index in step with the new commit, so the work tree reads as clean.
-        let result = (|| {
-            let mut index = self.repo.index()?;
-            index.read_tree(&self.repo.find_tree(tree)?)?;
-            index.write()
-        })();
-        result.map_err(|e| self.local(e))?;
-        Ok(Some(oid))
+        // The commit is built from the head tree plus the listed files, not from the index:
+        // the index is left alone (the next reset rewrites everything anyway), which keeps a
+        // pass of hundreds of one-app commits cheap.
+        self.commit_tree(self.head()?, paths, message, true)
     }
 
     /// Creates a commit of the work tree content of `paths` on top of `parent` (for example
@@ -316,9 +364,7 @@ impl Checkout {
         paths: &[PathBuf],
         message: &str,
     ) -> Result<Option<Oid>, GitError> {
-        Ok(self
-            .commit_tree(parent, paths, message, false)?
-            .map(|(oid, _)| oid))
+        self.commit_tree(parent, paths, message, false)
     }
 
     fn commit_tree(
@@ -327,7 +373,7 @@ impl Checkout {
         paths: &[PathBuf],
         message: &str,
         move_branch: bool,
-    ) -> Result<Option<(Oid, Oid)>, GitError> {
+    ) -> Result<Option<Oid>, GitError> {
         let mut relative = Vec::with_capacity(paths.len());
         for path in paths {
             relative.push(self.relative_path(path)?);
@@ -377,16 +423,13 @@ impl Checkout {
             let tree = self.repo.find_tree(tree_id)?;
             let author = &self.settings.author;
             let signature = Signature::now(&author.name, &author.email)?;
-            let update_ref = format!("refs/heads/{}", self.branch);
-            let oid = self.repo.commit(
-                move_branch.then_some(update_ref.as_str()),
-                &signature,
-                &signature,
-                message,
-                &tree,
-                &[&parent],
-            )?;
-            Ok(Some((oid, tree_id)))
+            let oid = self
+                .repo
+                .commit(None, &signature, &signature, message, &tree, &[&parent])?;
+            if move_branch {
+                self.pending_head.set(Some(oid));
+            }
+            Ok(Some(oid))
         })();
         result.map_err(|e| self.local(e))
     }
@@ -410,6 +453,7 @@ impl Checkout {
     /// Pushes the branch to the same branch on the remote, fast-forward only (never forced).
     /// A refusal is reported per ref as [`PushOutcome::Rejected`], not as success.
     pub fn push(&self) -> Result<PushOutcome, GitError> {
+        self.write_pending_head()?;
         let head = self.head()?;
         let dst = format!("refs/heads/{}", self.branch);
         match self.push_refspec(&format!("{dst}:{dst}"), &dst, None)? {
@@ -544,12 +588,68 @@ impl Checkout {
         result.map_err(|e| self.local(e))
     }
 
+    /// A failure of the local clone. Also marks the clone so that the next
+    /// [`CloneCache::checkout`] rebuilds it from the remote instead of failing forever.
     fn local(&self, err: git2::Error) -> GitError {
+        self.mark_for_rebuild();
         GitError::Local {
             url: self.display_url(),
             path: self.dir.clone(),
             reason: auth::scrub(&self.settings, &self.url, err.message()),
         }
+    }
+}
+
+impl Checkout {
+    /// Runs `f` with new objects (blobs, trees, commits) kept in memory, then writes them to
+    /// disk as one pack: hundreds of commits in a pass cost one file instead of four each.
+    /// Refs only ever point at objects on disk once this returns.
+    pub(crate) fn with_objects_in_memory<T, E>(
+        &self,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<Result<T, E>, GitError> {
+        let odb = self.repo.odb().map_err(|e| self.local(e))?;
+        let mempack = odb
+            .add_new_mempack_backend(1000)
+            .map_err(|e| self.local(e))?;
+        let result = f();
+        let persisted = (|| {
+            let mut buf = git2::Buf::new();
+            mempack.dump(&self.repo, &mut buf)?;
+            if buf.len() > 32 {
+                // More than a pack header and trailer: at least one object.
+                let mut writer = odb.packwriter()?;
+                std::io::Write::write_all(&mut writer, &buf)
+                    .map_err(|e| git2::Error::from_str(&format!("writing pack: {e}")))?;
+                writer.commit()?;
+            }
+            mempack.reset()
+        })();
+        persisted.map_err(|e| self.local(e))?;
+        self.write_pending_head()?;
+        Ok(result)
+    }
+
+    /// Points the branch ref at the head of the local commits, if any are pending.
+    fn write_pending_head(&self) -> Result<(), GitError> {
+        let Some(oid) = self.pending_head.get() else {
+            return Ok(());
+        };
+        self.repo
+            .reference(
+                &format!("refs/heads/{}", self.branch),
+                oid,
+                true,
+                "imagebump: commit",
+            )
+            .map_err(|e| self.local(e))?;
+        self.pending_head.set(None);
+        Ok(())
+    }
+
+    fn mark_for_rebuild(&self) {
+        // Best effort: if even this write fails, the next checkout reports the error again.
+        let _ = std::fs::write(self.repo.path().join(REBUILD_MARKER), b"");
     }
 }
 

@@ -85,11 +85,13 @@ where
             std::thread::sleep(backoff(options, attempt - 1));
             checkout.refresh()?;
         }
-        make_commits(&checkout).map_err(|source| WriteBackError::Plan {
-            url: redact_url(url),
-            branch: branch.to_string(),
-            source,
-        })?;
+        checkout
+            .with_objects_in_memory(|| make_commits(&checkout))?
+            .map_err(|source| WriteBackError::Plan {
+                url: redact_url(url),
+                branch: branch.to_string(),
+                source,
+            })?;
         let head = checkout.head()?;
         if head == checkout.remote_head()? {
             return Ok(PushReport {

@@ -666,6 +666,26 @@ fn commit_on_reports_no_change_and_file_at_reads_trees() {
     );
 }
 
+/// A `tracing` writer that keeps everything in memory, to check what reaches the logs.
+#[derive(Clone, Default)]
+struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLogs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
 #[test]
 fn http_race_inside_the_server_is_retried() {
     // The branch moves after our push saw the advertisement: receive-pack's own
@@ -673,14 +693,31 @@ fn http_race_inside_the_server_is_retried() {
     let bare = seeded();
     let server = GitHttpServer::start(bare.root(), "tester", PASSWORD);
     let url = server.url("repo.git");
+    // The password travels in the URL too: it must reach neither logs nor errors.
+    let url_with_userinfo = url.replace("http://", &format!("http://tester:{PASSWORD}@"));
     let work = tempfile::tempdir().unwrap();
     let cache = CloneCache::new(
         work.path().to_path_buf(),
         settings(vec![userpass(&url, PASSWORD)]),
     );
     bare.sneak_in_commit_during_next_push("main");
-    let report = commit_and_push(&cache, &url, "main", &fast_retry(5), |checkout| {
-        append_line(checkout, "ours")
+    let logs = CapturedLogs::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer({
+            let logs = logs.clone();
+            move || logs.clone()
+        })
+        .finish();
+    let report = tracing::subscriber::with_default(subscriber, || {
+        commit_and_push(
+            &cache,
+            &url_with_userinfo,
+            "main",
+            &fast_retry(5),
+            |checkout| append_line(checkout, "ours"),
+        )
     })
     .unwrap();
     assert!(report.pushed);
@@ -691,6 +728,10 @@ fn http_race_inside_the_server_is_retried() {
         vec!["imagebump: ours", "sneaky human", "initial commit"]
     );
     assert!(!bare.any_forced_update("main"));
+    let logs = logs.text();
+    assert!(logs.contains("push rejected"), "{logs}");
+    assert!(logs.contains(&url), "{logs}");
+    assert!(!logs.contains(PASSWORD), "{logs}");
 }
 
 #[test]
@@ -794,5 +835,75 @@ fn ssh_missing_key_file_is_named() {
         err.to_string()
             .contains("cannot read SSH key file /nonexistent/id_ed25519"),
         "{err}"
+    );
+}
+
+#[test]
+fn a_clone_with_lost_objects_is_rebuilt() {
+    let bare = seeded();
+    let work = tempfile::tempdir().unwrap();
+    let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![]));
+    let dir = cache
+        .checkout(&bare.file_url(), "main")
+        .unwrap()
+        .workdir()
+        .to_path_buf();
+    // A disk problem or an interrupted write: every object of the clone is gone.
+    let objects = dir.join(".git/objects");
+    std::fs::remove_dir_all(&objects).unwrap();
+    std::fs::create_dir_all(objects.join("pack")).unwrap();
+    std::fs::create_dir_all(objects.join("info")).unwrap();
+    let theirs = bare.push_files("main", &[("new.txt", "n\n")], "human");
+    // The damage may surface in the first pass (which then fails with a local error and marks
+    // the clone); the pass after it works on a fresh clone.
+    let first_pass = cache
+        .checkout(&bare.file_url(), "main")
+        .and_then(|checkout| {
+            let file = write(&checkout, "app.yaml", "tag: 3.0.0\n");
+            checkout.commit(&[file], "first pass")
+        });
+    if let Err(err) = &first_pass {
+        assert!(matches!(err, GitError::Local { .. }), "{err:?}");
+    }
+    let checkout = cache.checkout(&bare.file_url(), "main").unwrap();
+    assert_eq!(checkout.head().unwrap().to_string(), theirs);
+    assert_eq!(read(&checkout, "new.txt"), "n\n");
+    assert_eq!(read(&checkout, "README"), "config\n");
+    let file = write(&checkout, "app.yaml", "tag: 3.0.0\n");
+    checkout.commit(&[file], "after repair").unwrap().unwrap();
+    assert!(matches!(
+        checkout.push().unwrap(),
+        PushOutcome::Pushed { .. }
+    ));
+    assert_eq!(bare.show("main", "README"), "config");
+}
+
+#[test]
+fn a_pass_leaves_a_consistent_clone_on_disk() {
+    // Commits of a pass are built in memory and written as one pack; the branch ref is written
+    // once. Afterwards the clone on disk must be complete and point at the pushed head.
+    let bare = seeded();
+    let work = tempfile::tempdir().unwrap();
+    let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![]));
+    let url = bare.file_url();
+    let report = commit_and_push(&cache, &url, "main", &fast_retry(3), |checkout| {
+        let mut made = 0;
+        for i in 0..3 {
+            made += append_line(checkout, &format!("line-{i}"))?;
+        }
+        Ok::<_, PlanError>(made)
+    })
+    .unwrap();
+    assert!(report.pushed);
+    assert_eq!(bare.log("main").len(), 4);
+    let dir = cache.dir_for(&url);
+    assert_eq!(
+        crate::support::git::git(&dir, &["rev-parse", "refs/heads/main"]),
+        report.head.to_string()
+    );
+    crate::support::git::git(&dir, &["fsck", "--no-dangling", "--strict"]);
+    assert_eq!(
+        crate::support::git::git(&dir, &["show", "HEAD:ours.txt"]),
+        "line-0\nline-1\nline-2"
     );
 }
