@@ -29,7 +29,7 @@ use tokio::task::JoinSet;
 
 use crate::config::{App, Config, WriteMode};
 use crate::git::{self, CloneCache, RetryOptions};
-use crate::policy::{Current, Policy, Step, TagMeta};
+use crate::policy::{Current, Kind, Policy, Step, TagMeta};
 use crate::reference::ImageRef;
 use crate::registry::{self, ClientOptions};
 
@@ -311,6 +311,9 @@ impl Engine {
             let lock = self.repo_lock(&url);
             jobs.spawn(async move {
                 let guard = lock.lock_owned().await;
+                engine
+                    .fetch_metadata_for_deployed(&url, &apps, &fetched, now)
+                    .await;
                 let handle = tokio::runtime::Handle::current();
                 tokio::task::spawn_blocking(move || {
                     let _guard = guard;
@@ -403,6 +406,75 @@ impl Engine {
                     if let Ok(mut all) = fetched.meta.lock() {
                         all.entry(name.clone()).or_default().extend(found);
                     }
+                }
+            }
+        }
+    }
+
+    /// Some policies need registry metadata of the deployed tag too (newest_build compares
+    /// build times, `digest` compares digests). Plan once on the branch heads, without writing,
+    /// and fetch what the plans ask for. Only for apps whose policies use metadata.
+    async fn fetch_metadata_for_deployed(
+        &self,
+        url: &str,
+        apps: &[ResolvedApp],
+        fetched: &Arc<Fetched>,
+        now: OffsetDateTime,
+    ) {
+        let uses_metadata = |p: &Policy| {
+            matches!(p.kind, Kind::NewestBuild | Kind::Digest { .. })
+                || p.pin_digest
+                || p.min_age.is_some()
+        };
+        let apps: Vec<ResolvedApp> = apps
+            .iter()
+            .filter(|a| a.policies.iter().any(uses_metadata))
+            .cloned()
+            .collect();
+        if apps.is_empty() {
+            return;
+        }
+        // Each round can only ask for tags it has not got; two rounds settle every policy.
+        for _ in 0..2 {
+            let engine = self.clone();
+            let (url, apps_round, fetched_round) =
+                (url.to_string(), apps.clone(), Arc::clone(fetched));
+            let missing = tokio::task::spawn_blocking(move || {
+                let mut missing = Vec::new();
+                let mut by_branch: BTreeMap<&str, Vec<&ResolvedApp>> = BTreeMap::new();
+                for app in &apps_round {
+                    by_branch
+                        .entry(app.app.branch.as_str())
+                        .or_default()
+                        .push(app);
+                }
+                for (branch, apps) in by_branch {
+                    let Ok(checkout) = engine.inner.git.checkout(&url, branch) else {
+                        continue;
+                    };
+                    for app in apps {
+                        missing.extend(
+                            plan::plan_app(checkout.workdir(), app, &fetched_round, now).missing,
+                        );
+                    }
+                }
+                missing
+            })
+            .await
+            .unwrap_or_default();
+            if missing.is_empty() {
+                return;
+            }
+            for (repository, tags) in missing {
+                let Ok(image) = ImageRef::parse(&repository) else {
+                    continue;
+                };
+                let mut found = Vec::new();
+                for tag in tags {
+                    found.push((tag.clone(), self.tag_meta(&image, &tag).await));
+                }
+                if let Ok(mut all) = fetched.meta.lock() {
+                    all.entry(repository).or_default().extend(found);
                 }
             }
         }

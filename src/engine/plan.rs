@@ -47,6 +47,9 @@ pub struct AppPlan {
     /// Files that change, in path order.
     pub files: Vec<FileEdit>,
     pub errors: Vec<String>,
+    /// Registry metadata the policies asked for and the pass has not fetched:
+    /// `(repository, tags)`.
+    pub missing: Vec<(String, Vec<String>)>,
 }
 
 /// Plan `app` against the files under `root`.
@@ -125,6 +128,7 @@ pub fn plan_app(root: &Path, app: &ResolvedApp, fetched: &Fetched, now: OffsetDa
             let decision: Decision = match policy.select(tags, current, &meta, now) {
                 Ok(Step::Decided(d)) => d,
                 Ok(Step::NeedMetadata(wanted)) => {
+                    plan.missing.push((repository.clone(), wanted.clone()));
                     status.error.get_or_insert(format!(
                         "registry metadata of {} is missing (the registry did not answer); the next pass retries",
                         wanted.join(", ")

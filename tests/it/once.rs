@@ -344,3 +344,74 @@ async fn fifty_apps_of_one_repo_are_pushed_once_and_each_image_listed_once() {
         "the password leaked into the logs"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn newest_build_and_digest_pins_use_registry_metadata() {
+    let registry = TestRegistry::start_plain().await;
+    let host = registry.host();
+    let pusher = registry.pusher();
+    pusher
+        .push_image(
+            "team/api",
+            "sha-aaaaaaa",
+            &ImageSpec::new("2026-01-01T00:00:00Z"),
+        )
+        .await;
+    let newest = pusher
+        .push_image(
+            "team/api",
+            "sha-bbbbbbb",
+            &ImageSpec::new("2026-01-03T00:00:00Z"),
+        )
+        .await;
+    pusher
+        .push_image(
+            "team/api",
+            "sha-ccccccc",
+            &ImageSpec::new("2026-01-02T00:00:00Z"),
+        )
+        .await;
+    pusher
+        .push_image(
+            "team/api",
+            "latest",
+            &ImageSpec::new("2026-01-04T00:00:00Z"),
+        )
+        .await;
+    let kustomization = format!(
+        "images:\n  - name: {host}/team/api\n    newTag: sha-aaaaaaa\n  - name: {host}/team/web\n    newTag: latest\n"
+    );
+    pusher
+        .push_image(
+            "team/web",
+            "latest",
+            &ImageSpec::new("2026-01-05T00:00:00Z"),
+        )
+        .await;
+    let web = pusher
+        .push_image(
+            "team/web",
+            "latest",
+            &ImageSpec::new("2026-01-06T00:00:00Z"),
+        )
+        .await;
+    let repo = BareRepo::with_files("main", &[("kustomization.yaml", &kustomization)]);
+    let app = format!(
+        "name: builds\nrepo: {}\nimages:\n  - name: api\n    image: {host}/team/api\n    policy: {{newest_build: {{}}}}\n    tags: {{include: '^sha-'}}\n    pin_digest: true\n    targets: [{{file: kustomization.yaml}}]\n  - name: web\n    image: {host}/team/web\n    policy: {{digest: latest}}\n    targets: [{{file: kustomization.yaml}}]\n",
+        repo.file_url()
+    );
+    let setup = Setup::new(&host, &[("builds", app)]);
+    let out = setup.once(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let file = repo.show("main", "kustomization.yaml");
+    assert!(file.contains("newTag: sha-bbbbbbb"), "{file}");
+    assert!(
+        file.contains(&format!("digest: {}", newest.digest)),
+        "{file}"
+    );
+    assert!(file.contains(&format!("digest: {}", web.digest)), "{file}");
+    // The same digests on the next pass: nothing to do.
+    let out = setup.once(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(repo.log("main").len(), 2, "{}", text(&out));
+}
