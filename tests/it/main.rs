@@ -12,6 +12,7 @@ mod examples;
 mod forge;
 mod git;
 mod once;
+mod pull_request;
 mod registry;
 mod run;
 mod select;
