@@ -73,6 +73,8 @@ pub struct Checks<W: Worker> {
     semaphore: Arc<Semaphore>,
     max_concurrent: u32,
     states: Mutex<HashMap<Scope, State>>,
+    /// When each scope's last check ended: a request soon after is the tail of a burst.
+    finished: Mutex<HashMap<Scope, Instant>>,
     metrics: Arc<Metrics>,
     status: Arc<StatusStore>,
     shutdown: Shutdown,
@@ -109,6 +111,7 @@ impl<W: Worker> Checks<W> {
             semaphore: Arc::new(Semaphore::new(max_concurrent as usize)),
             max_concurrent,
             states: Mutex::new(HashMap::new()),
+            finished: Mutex::new(HashMap::new()),
             metrics,
             status,
             shutdown,
@@ -212,8 +215,9 @@ impl<W: Worker> Checks<W> {
     /// Runs the pending check of `scope`, and again while requests arrived during the run.
     async fn drive(self: Arc<Self>, scope: Scope, debounced: bool) {
         let mut debounced = debounced;
+        let mut follow_up = debounced && self.finished_within_follow_up_quiet(&scope);
         loop {
-            if debounced && !self.wait_until_quiet(&scope).await {
+            if debounced && !self.wait_until_quiet(&scope, follow_up).await {
                 return self.forget(&scope);
             }
             let permit = tokio::select! {
@@ -230,6 +234,10 @@ impl<W: Worker> Checks<W> {
                 .insert(scope.clone(), State::Running { again: false });
             self.run(&scope).await;
             drop(permit);
+            self.finished
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .insert(scope.clone(), Instant::now());
             let again = {
                 let mut states = self.states();
                 match states.remove(&scope) {
@@ -249,14 +257,34 @@ impl<W: Worker> Checks<W> {
                 return;
             }
             debounced = matches!(scope, Scope::Repository { .. });
+            follow_up = true;
         }
     }
 
+    /// Did a check of `scope` end less than the follow-up quiet period ago?
+    fn finished_within_follow_up_quiet(&self, scope: &Scope) -> bool {
+        let (quiet, cap) = self.debounce();
+        let follow_up_quiet = (quiet * 10).min(cap.max(quiet));
+        self.finished
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(scope)
+            .is_some_and(|ended| ended.elapsed() < follow_up_quiet)
+    }
+
     /// Sleeps until no request for `scope` came for the debounce period (or the cap is hit).
+    /// A follow-up (requests came while the scope was being checked, or right after: a burst
+    /// still going on) waits for a ten times longer quiet period, capped at `debounce_max`, so one burst costs
+    /// one check and at most one follow-up while a lone push is still acted on at once.
     /// Returns false if shutdown began meanwhile.
-    async fn wait_until_quiet(&self, scope: &Scope) -> bool {
+    async fn wait_until_quiet(&self, scope: &Scope, follow_up: bool) -> bool {
         let first = Instant::now();
         let (quiet, cap) = self.debounce();
+        let quiet = if follow_up {
+            (quiet * 10).min(cap.max(quiet))
+        } else {
+            quiet
+        };
         loop {
             let last = match self.states().get(scope) {
                 Some(State::Pending { last }) => *last,
