@@ -1,7 +1,7 @@
 //! `imagebump run`: the daemon (schedule, webhooks, metrics, health, status).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -85,7 +85,7 @@ pub fn run(args: Args) -> ExitCode {
 /// Read the configuration and build the worker and the daemon settings. Broken app files are
 /// logged and left out; a broken global file or a missing secret rejects the configuration.
 fn load(
-    path: &PathBuf,
+    path: &Path,
     ready_at_start: bool,
     metrics: &Arc<Metrics>,
     shutdown: &daemon::Shutdown,
