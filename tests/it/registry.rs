@@ -135,3 +135,148 @@ async fn token_auth_fetches_one_token_per_scope() {
     assert_eq!(stats.requests, 1 + 2 + 4, "{stats:?}");
     assert_eq!(stats.token_requests, 2);
 }
+
+#[tokio::test]
+async fn basic_auth_and_wrong_password() {
+    let registry = TestRegistry::start_with_auth(AuthMode::basic(USER, PASSWORD)).await;
+    registry
+        .pusher()
+        .push_image(
+            "private/app",
+            "2.0.0",
+            &ImageSpec::new("2024-01-01T00:00:00Z"),
+        )
+        .await;
+    let app = image(&registry.image("private/app"));
+
+    let good = client(&registry.host(), basic());
+    assert_eq!(good.list_tags(&app).await.unwrap(), ["2.0.0"]);
+    assert_eq!(good.list_tags(&app).await.unwrap(), ["2.0.0"]);
+    // One challenge, then basic credentials up front.
+    assert_eq!(good.stats().registry(&registry.host()).requests, 3);
+
+    let wrong = client(
+        &registry.host(),
+        RegistryAuth::Basic {
+            username: USER.to_string(),
+            password: Secret::new("wrong-password"),
+        },
+    );
+    let err = wrong.list_tags(&app).await.unwrap_err();
+    assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!("authentication failed for {}", registry.host())),
+        "{message}"
+    );
+    assert!(!message.contains("wrong-password"), "{message}");
+
+    let anonymous = client(&registry.host(), RegistryAuth::Anonymous);
+    let err = anonymous.list_tags(&app).await.unwrap_err();
+    assert!(err.to_string().contains("none is configured"), "{err}");
+}
+
+#[tokio::test]
+async fn token_auth_wrong_password_and_refresh_after_401() {
+    let registry = TestRegistry::start_with_auth(AuthMode::token(USER, PASSWORD)).await;
+    registry
+        .pusher()
+        .push_image("org/svc", "1.0.0", &ImageSpec::new("2024-01-01T00:00:00Z"))
+        .await;
+    let proxy = FaultProxy::start(&registry.url()).await;
+    let svc = image(&proxy.image("org/svc"));
+
+    let wrong = client(
+        &proxy.host(),
+        RegistryAuth::Basic {
+            username: USER.to_string(),
+            password: Secret::new("nope"),
+        },
+    );
+    let err = wrong.list_tags(&svc).await.unwrap_err();
+    assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err:?}");
+    assert!(err.to_string().contains("token service rejected"), "{err}");
+
+    let client = client(&proxy.host(), basic());
+    assert_eq!(client.list_tags(&svc).await.unwrap(), ["1.0.0"]);
+    let tokens = registry.token_requests();
+    // The registry rejects the cached token once: one refresh, then success.
+    proxy.drop_auth(1);
+    assert_eq!(client.list_tags(&svc).await.unwrap(), ["1.0.0"]);
+    assert_eq!(registry.token_requests(), tokens + 1);
+    // Rejected twice in a row: refresh once, then a clear error.
+    proxy.drop_auth(2);
+    let err = client.list_tags(&svc).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(&format!("authentication failed for {}", proxy.host())),
+        "{err}"
+    );
+    assert_eq!(registry.token_requests(), tokens + 2);
+}
+
+#[tokio::test]
+async fn pagination_lists_2500_tags_exactly_once_per_call() {
+    let registry = TestRegistry::start_plain().await;
+    let pusher = registry.pusher();
+    let pushed = pusher
+        .push_image("big/repo", "seed", &ImageSpec::new("2024-01-01T00:00:00Z"))
+        .await;
+    let mut expected: Vec<String> = (0..2499).map(|i| format!("1.0.{i}")).collect();
+    registry.seed_tags("big/repo", &pushed, &expected);
+    expected.push("seed".to_string());
+    expected.sort();
+
+    let proxy = FaultProxy::start(&registry.url()).await;
+    proxy.paginate(100);
+    let client = client(&proxy.host(), RegistryAuth::Anonymous);
+    let repo = image(&proxy.image("big/repo"));
+    for call in 1..=2 {
+        let tags = client.list_tags(&repo).await.unwrap();
+        assert_eq!(tags.len(), 2500);
+        assert_eq!(sorted(tags), expected);
+        assert_eq!(proxy.count("/tags/list"), 25 * call);
+    }
+    assert_eq!(client.stats().registry(&proxy.host()).tag_pages, 50);
+    // Seeded tags resolve like pushed ones.
+    assert_eq!(
+        client.digest(&repo, "1.0.2498").await.unwrap(),
+        pushed.digest
+    );
+
+    // Absolute next links work the same.
+    proxy.clear();
+    proxy.absolute_links(true);
+    assert_eq!(sorted(client.list_tags(&repo).await.unwrap()), expected);
+    assert_eq!(proxy.count("/tags/list"), 25);
+}
+
+#[tokio::test]
+async fn page_size_adapts_when_the_registry_refuses_it() {
+    let registry = TestRegistry::start_plain().await;
+    let pusher = registry.pusher();
+    let pushed = pusher
+        .push_image("quay/like", "0", &ImageSpec::new("2024-01-01T00:00:00Z"))
+        .await;
+    let tags: Vec<String> = (1..60).map(|i| format!("t{i:02}")).collect();
+    pusher.tag_many("quay/like", &pushed, &tags, 8).await;
+
+    let proxy = FaultProxy::start(&registry.url()).await;
+    proxy.paginate(1000);
+    proxy.max_page(30);
+    let client = client(&proxy.host(), RegistryAuth::Anonymous);
+    let repo = image(&proxy.image("quay/like"));
+    assert_eq!(client.list_tags(&repo).await.unwrap().len(), 60);
+    // n=100 and n=50 refused, then three pages of 25.
+    let asked: Vec<String> = proxy.requests().into_iter().map(|r| r.target).collect();
+    assert_eq!(asked.len(), 5, "{asked:#?}");
+    assert!(
+        asked[0].ends_with("?n=100") && asked[1].ends_with("?n=50"),
+        "{asked:#?}"
+    );
+    assert!(asked[2].ends_with("?n=25"), "{asked:#?}");
+    // The size that works is remembered.
+    proxy.clear();
+    assert_eq!(client.list_tags(&repo).await.unwrap().len(), 60);
+    assert_eq!(proxy.count("/tags/list"), 3);
+}

@@ -145,7 +145,17 @@ impl TestRegistry {
 
     /// Start a registry and wait until `/v2/` answers.
     pub async fn start(config: RegistryConfig) -> TestRegistry {
-        let dir = tempfile::tempdir().expect("temp dir");
+        // Registry storage is many small files: keep it in memory when the machine offers a
+        // tmpfs, the disk's metadata speed would dominate the bulk-tag tests otherwise.
+        let shm = Path::new("/dev/shm");
+        let dir = if shm.is_dir() {
+            tempfile::Builder::new()
+                .prefix("imagebump-registry-")
+                .tempdir_in(shm)
+        } else {
+            tempfile::tempdir()
+        }
+        .expect("temp dir");
         let storage = dir.path().join("storage");
         std::fs::create_dir(&storage).expect("storage dir");
         let port = super::free_port();
@@ -261,6 +271,35 @@ impl TestRegistry {
     /// The registry's own log (for assertion messages).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+
+    /// Point many tags at an already pushed manifest by writing the registry's tag links in its
+    /// storage directly (the filesystem driver's layout), which is what a manifest PUT by tag
+    /// does, minus thousands of HTTP round trips. For bulk tags (pagination tests, benchmarks).
+    pub fn seed_tags(&self, repository: &str, pushed: &Pushed, tags: &[String]) {
+        let hex = pushed
+            .digest
+            .strip_prefix("sha256:")
+            .expect("sha256 digest");
+        let tags_dir = self
+            .dir
+            .path()
+            .join("storage/docker/registry/v2/repositories")
+            .join(repository)
+            .join("_manifests/tags");
+        assert!(
+            tags_dir.parent().expect("parent").is_dir(),
+            "push an image to {repository} before seeding tags"
+        );
+        for tag in tags {
+            let tag_dir = tags_dir.join(tag);
+            let current = tag_dir.join("current");
+            let index = tag_dir.join("index/sha256").join(hex);
+            std::fs::create_dir_all(&current).expect("tag dir");
+            std::fs::create_dir_all(&index).expect("tag index dir");
+            std::fs::write(current.join("link"), &pushed.digest).expect("current link");
+            std::fs::write(index.join("link"), &pushed.digest).expect("index link");
+        }
     }
 
     /// A client that pushes with full rights in every auth mode.
@@ -902,6 +941,13 @@ struct ProxyState {
     settings: Mutex<ProxySettings>,
     seen: Mutex<Vec<SeenRequest>>,
     strip_digest: AtomicBool,
+    /// Remove the client's `Authorization` before forwarding, this many more times.
+    drop_auth: AtomicUsize,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+    /// Upstream tag list bodies by path, taken on a first page (no `last`) and served for the
+    /// following pages, as a snapshot.
+    tag_snapshots: Mutex<std::collections::HashMap<String, Vec<u8>>>,
     port: u16,
 }
 
@@ -934,6 +980,10 @@ impl FaultProxy {
             settings: Mutex::new(ProxySettings::default()),
             seen: Mutex::new(Vec::new()),
             strip_digest: AtomicBool::new(false),
+            drop_auth: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
+            tag_snapshots: Mutex::new(std::collections::HashMap::new()),
             port,
         });
         let app = axum::Router::new()
@@ -986,6 +1036,17 @@ impl FaultProxy {
             });
     }
 
+    /// Forward the next `times` requests without their `Authorization` header, so the
+    /// registry answers 401 with its challenge (as for an expired or revoked token).
+    pub fn drop_auth(&self, times: usize) {
+        self.state.drop_auth.store(times, Ordering::SeqCst);
+    }
+
+    /// The most requests the proxy had in flight at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.state.max_in_flight.load(Ordering::SeqCst)
+    }
+
     pub fn requests(&self) -> Vec<SeenRequest> {
         self.state.seen.lock().expect("seen").clone()
     }
@@ -1019,6 +1080,14 @@ fn take_fault(state: &ProxyState, path: &str) -> Option<Fault> {
 }
 
 async fn proxy_handler(State(state): State<Arc<ProxyState>>, request: Request) -> Response {
+    let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    state.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    let response = proxy(&state, request).await;
+    state.in_flight.fetch_sub(1, Ordering::SeqCst);
+    response
+}
+
+async fn proxy(state: &ProxyState, request: Request) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     let target = request
@@ -1035,7 +1104,7 @@ async fn proxy_handler(State(state): State<Arc<ProxyState>>, request: Request) -
         target: target.clone(),
         authorization: authorization.clone(),
     });
-    let fault = take_fault(&state, &path);
+    let fault = take_fault(state, &path);
     match &fault {
         Some(Fault::Status {
             status,
@@ -1085,16 +1154,41 @@ async fn proxy_handler(State(state): State<Arc<ProxyState>>, request: Request) -
             .into_response();
     }
 
-    let upstream_target = if is_tags && paginate.0.is_some() {
-        path.clone()
-    } else {
-        target.clone()
-    };
+    let paging = is_tags && paginate.0.is_some();
+    let has_last = query.iter().any(|(k, _)| k == "last");
+    if paging
+        && has_last
+        && let Some(body) = state
+            .tag_snapshots
+            .lock()
+            .expect("snapshots")
+            .get(&path)
+            .cloned()
+    {
+        return tags_page(
+            state,
+            &path,
+            &query,
+            asked_n,
+            paginate,
+            body,
+            HeaderMap::new(),
+            &fault,
+        );
+    }
+    let upstream_target = if paging { path.clone() } else { target.clone() };
     let mut upstream = state.http.request(
         method.clone(),
         format!("{}{upstream_target}", state.upstream),
     );
+    let drop_auth = state
+        .drop_auth
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
     for (name, value) in request.headers() {
+        if drop_auth && name == "authorization" {
+            continue;
+        }
         if name != "host" && name != "content-length" {
             upstream = upstream.header(name, value);
         }
@@ -1107,46 +1201,78 @@ async fn proxy_handler(State(state): State<Arc<ProxyState>>, request: Request) -
         Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
     };
     let status = upstream.status();
-    let mut headers = upstream.headers().clone();
-    let mut bytes = upstream.bytes().await.unwrap_or_default().to_vec();
+    let headers = upstream.headers().clone();
+    let bytes = upstream.bytes().await.unwrap_or_default().to_vec();
 
-    if is_tags
-        && status == StatusCode::OK
-        && let Some(default_page) = paginate.0
-    {
-        let mut list: serde_json::Value = serde_json::from_slice(&bytes).expect("tag list json");
-        let mut tags: Vec<String> = list["tags"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|t| t.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        tags.sort();
-        let last = query
-            .iter()
-            .find(|(k, _)| k == "last")
-            .map(|(_, v)| v.clone());
-        if let Some(last) = &last {
-            tags.retain(|t| t > last);
-        }
-        let n = asked_n.unwrap_or(default_page).max(1);
-        let more = tags.len() > n;
-        tags.truncate(n);
-        list["tags"] = serde_json::json!(tags);
-        bytes = serde_json::to_vec(&list).expect("json");
-        headers.remove("link");
-        if more && let Some(last_tag) = tags.last() {
-            let prefix = if paginate.2 {
-                format!("http://127.0.0.1:{}", state.port)
-            } else {
-                String::new()
-            };
-            let link = format!("<{prefix}{path}?n={n}&last={last_tag}>; rel=\"next\"");
-            headers.insert("link", HeaderValue::from_str(&link).expect("link"));
-        }
+    if paging && status == StatusCode::OK {
+        state
+            .tag_snapshots
+            .lock()
+            .expect("snapshots")
+            .insert(path.clone(), bytes.clone());
+        return tags_page(
+            state, &path, &query, asked_n, paginate, bytes, headers, &fault,
+        );
     }
+    finish(state, method == "HEAD", status, headers, bytes, fault)
+}
+
+/// One page of a snapshot tag list, with a `Link` to the next.
+#[allow(clippy::too_many_arguments)]
+fn tags_page(
+    state: &ProxyState,
+    path: &str,
+    query: &[(String, String)],
+    asked_n: Option<usize>,
+    paginate: (Option<usize>, Option<usize>, bool),
+    body: Vec<u8>,
+    mut headers: HeaderMap,
+    fault: &Option<Fault>,
+) -> Response {
+    let mut list: serde_json::Value = serde_json::from_slice(&body).expect("tag list json");
+    let mut tags: Vec<String> = list["tags"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    tags.sort();
+    if let Some((_, last)) = query.iter().find(|(k, _)| k == "last") {
+        tags.retain(|t| t > last);
+    }
+    let n = asked_n.or(paginate.0).unwrap_or(100).max(1);
+    let more = tags.len() > n;
+    tags.truncate(n);
+    list["tags"] = serde_json::json!(tags);
+    let bytes = serde_json::to_vec(&list).expect("json");
+    headers.remove("link");
+    if more && let Some(last_tag) = tags.last() {
+        let prefix = if paginate.2 {
+            format!("http://127.0.0.1:{}", state.port)
+        } else {
+            String::new()
+        };
+        let link = format!("<{prefix}{path}?n={n}&last={last_tag}>; rel=\"next\"");
+        headers.insert("link", HeaderValue::from_str(&link).expect("link"));
+    }
+    headers.insert(
+        "content-type",
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    finish(state, false, StatusCode::OK, headers, bytes, fault.clone())
+}
+
+/// Apply the response-side faults and build the response.
+fn finish(
+    state: &ProxyState,
+    head: bool,
+    status: StatusCode,
+    mut headers: HeaderMap,
+    mut bytes: Vec<u8>,
+    fault: Option<Fault>,
+) -> Response {
     if state.strip_digest.load(Ordering::SeqCst) {
         headers.remove("docker-content-digest");
     }
@@ -1162,7 +1288,7 @@ async fn proxy_handler(State(state): State<Arc<ProxyState>>, request: Request) -
             Body::from_stream(stream)
         }
         _ => {
-            if method != "HEAD" {
+            if !head {
                 headers.insert(
                     "content-length",
                     HeaderValue::from_str(&bytes.len().to_string()).expect("len"),
