@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use imagebump::reference::ImageRef;
 use imagebump::registry::{
-    Client, ClientOptions, RegistryAuth, RegistryError, RegistrySettings, Secret,
+    Client, ClientOptions, Outcome, RegistryAuth, RegistryError, RegistrySettings, Secret,
 };
 use time::macros::datetime;
 
-use crate::support::registry::{AuthMode, FaultProxy, ImageSpec, TestRegistry};
+use crate::support::registry::{AuthMode, Fault, FaultProxy, ImageSpec, TestRegistry};
 
 const USER: &str = "ci-bot";
 const PASSWORD: &str = "pa55-Word-never-logged";
@@ -279,4 +279,309 @@ async fn page_size_adapts_when_the_registry_refuses_it() {
     proxy.clear();
     assert_eq!(client.list_tags(&repo).await.unwrap().len(), 60);
     assert_eq!(proxy.count("/tags/list"), 3);
+}
+
+#[tokio::test]
+async fn retries_on_500_and_429_then_clear_errors() {
+    let registry = TestRegistry::start_plain().await;
+    registry
+        .pusher()
+        .push_image(
+            "flaky/app",
+            "1.0.0",
+            &ImageSpec::new("2024-01-01T00:00:00Z"),
+        )
+        .await;
+    let proxy = FaultProxy::start(&registry.url()).await;
+    let client = client(&proxy.host(), RegistryAuth::Anonymous);
+    let app = image(&proxy.image("flaky/app"));
+
+    // Two 500s, then success: three requests, two retries.
+    proxy.fault(
+        "/tags/list",
+        Fault::Status {
+            status: 500,
+            retry_after: None,
+        },
+        2,
+    );
+    assert_eq!(client.list_tags(&app).await.unwrap(), ["1.0.0"]);
+    assert_eq!(proxy.count("/tags/list"), 3);
+    let stats = client.stats().registry(&proxy.host());
+    assert_eq!(stats.retries, 2, "{stats:?}");
+    assert_eq!(stats.by_outcome[&Outcome::ServerError], 2);
+
+    // A 429 with Retry-After (seconds, then an HTTP date) is waited out (capped) and retried.
+    proxy.clear();
+    proxy.fault(
+        "/tags/list",
+        Fault::Status {
+            status: 429,
+            retry_after: Some("3600".to_string()),
+        },
+        1,
+    );
+    proxy.fault(
+        "/tags/list",
+        Fault::Status {
+            status: 429,
+            retry_after: Some("Wed, 21 Oct 2015 07:28:00 GMT".to_string()),
+        },
+        1,
+    );
+    assert_eq!(client.list_tags(&app).await.unwrap(), ["1.0.0"]);
+    assert_eq!(proxy.count("/tags/list"), 3);
+
+    // Always 429: retries + 1 requests, then a RateLimited error naming the registry.
+    proxy.clear();
+    proxy.fault(
+        "/tags/list",
+        Fault::Status {
+            status: 429,
+            retry_after: Some("120".to_string()),
+        },
+        100,
+    );
+    let err = client.list_tags(&app).await.unwrap_err();
+    assert_eq!(
+        err,
+        RegistryError::RateLimited {
+            registry: proxy.host(),
+            repository: "flaky/app".to_string(),
+            retry_after: Some(Duration::from_secs(120)),
+        }
+    );
+    assert!(err.to_string().contains("retry after 120s"), "{err}");
+    assert_eq!(proxy.count("/tags/list"), 4);
+
+    // Always 503: a BadResponse error after the bounded retries.
+    proxy.clear();
+    proxy.clear_faults();
+    let fresh = client_for_proxy(&proxy);
+    proxy.fault(
+        "/manifests/",
+        Fault::Status {
+            status: 503,
+            retry_after: None,
+        },
+        100,
+    );
+    let err = fresh.digest(&app, "1.0.0").await.unwrap_err();
+    assert!(matches!(err, RegistryError::BadResponse { .. }), "{err:?}");
+    assert!(err.to_string().contains("503"), "{err}");
+    assert_eq!(proxy.count("/manifests/"), 4);
+}
+
+fn client_for_proxy(proxy: &FaultProxy) -> Client {
+    client(&proxy.host(), RegistryAuth::Anonymous)
+}
+
+#[tokio::test]
+async fn slow_and_truncated_responses() {
+    let registry = TestRegistry::start_plain().await;
+    registry
+        .pusher()
+        .push_image("slow/app", "1.0.0", &ImageSpec::new("2024-01-01T00:00:00Z"))
+        .await;
+    let proxy = FaultProxy::start(&registry.url()).await;
+    let impatient = Client::new(
+        vec![settings(&proxy.host(), RegistryAuth::Anonymous)],
+        ClientOptions {
+            request_timeout: Duration::from_millis(500),
+            ..options()
+        },
+    )
+    .unwrap();
+    let app = image(&proxy.image("slow/app"));
+
+    // A body stalled past the timeout, once: retried, then fine.
+    proxy.fault("/tags/list", Fault::SlowBody(Duration::from_secs(3)), 1);
+    assert_eq!(impatient.list_tags(&app).await.unwrap(), ["1.0.0"]);
+    assert_eq!(proxy.count("/tags/list"), 2);
+
+    // Always too slow: Unreachable, "timed out", after the bounded attempts.
+    proxy.clear();
+    proxy.fault("/tags/list", Fault::Delay(Duration::from_secs(3)), 100);
+    let err = impatient.list_tags(&app).await.unwrap_err();
+    assert!(matches!(err, RegistryError::Unreachable { .. }), "{err:?}");
+    assert!(err.to_string().contains("timed out"), "{err}");
+    assert!(err.to_string().contains("4 attempts"), "{err}");
+    assert_eq!(proxy.count("/tags/list"), 4);
+
+    // Truncated JSON: a clear BadResponse naming registry and repository.
+    proxy.clear();
+    proxy.clear_faults();
+    let fresh = client_for_proxy(&proxy);
+    proxy.fault("/tags/list", Fault::Truncate, 100);
+    let err = fresh.list_tags(&app).await.unwrap_err();
+    assert!(matches!(err, RegistryError::BadResponse { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains(&proxy.host()) && message.contains("slow/app"),
+        "{message}"
+    );
+    assert!(message.contains("not valid JSON"), "{message}");
+    proxy.fault("/manifests/", Fault::Truncate, 100);
+    let err = fresh.created(&app, "1.0.0").await.unwrap_err();
+    assert!(err.to_string().contains("manifest"), "{err}");
+
+    // Nothing listens: Unreachable.
+    let closed = format!("127.0.0.1:{}", crate::support::free_port());
+    let nowhere = client(&closed, RegistryAuth::Anonymous);
+    let err = nowhere
+        .list_tags(&image(&format!("{closed}/x")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::Unreachable { .. }), "{err:?}");
+    assert!(err.to_string().contains(&closed), "{err}");
+}
+
+#[tokio::test]
+async fn concurrency_and_rate_limits_hold_per_registry() {
+    let registry = TestRegistry::start_plain().await;
+    let pusher = registry.pusher();
+    for i in 0..6 {
+        pusher
+            .push_image(
+                &format!("many/r{i}"),
+                "1",
+                &ImageSpec::new("2024-01-01T00:00:00Z"),
+            )
+            .await;
+    }
+    let slow = FaultProxy::start(&registry.url()).await;
+    let fast = FaultProxy::start(&registry.url()).await;
+    slow.fault("/tags/list", Fault::Delay(Duration::from_millis(300)), 100);
+    let mut slow_settings = settings(&slow.host(), RegistryAuth::Anonymous);
+    slow_settings.max_concurrency = 2;
+    let mut fast_settings = settings(&fast.host(), RegistryAuth::Anonymous);
+    fast_settings.requests_per_second = Some(200.0);
+    let shared = Client::new(vec![slow_settings, fast_settings], options()).unwrap();
+
+    let mut slow_tasks = Vec::new();
+    for i in 0..6 {
+        let client = shared.clone();
+        let repo = image(&slow.image(&format!("many/r{i}")));
+        slow_tasks.push(tokio::spawn(async move { client.list_tags(&repo).await }));
+    }
+    // The fast registry answers while the slow one is still busy with its queue.
+    for i in 0..6 {
+        let repo = image(&fast.image(&format!("many/r{i}")));
+        assert_eq!(shared.list_tags(&repo).await.unwrap(), ["1"]);
+    }
+    assert!(
+        slow_tasks.iter().any(|t| !t.is_finished()),
+        "the slow registry's queue should still be running"
+    );
+    for task in slow_tasks {
+        assert_eq!(task.await.unwrap().unwrap(), ["1"]);
+    }
+    assert_eq!(slow.max_in_flight(), 2);
+    assert_eq!(slow.count("/tags/list"), 6);
+}
+
+#[tokio::test]
+async fn multi_arch_index_platform_selection_and_creation_time() {
+    let registry = TestRegistry::start_plain().await;
+    let pusher = registry.pusher();
+    let specs = [
+        ImageSpec::new("2024-03-01T00:00:00Z"),
+        ImageSpec::new("2024-03-02T00:00:00Z").platform("linux/arm64/v8"),
+        ImageSpec::new("2024-03-03T00:00:00Z").platform("linux/arm/v7"),
+    ];
+    let (index, _) = pusher.push_index("multi/app", "2.0.0", &specs, &[]).await;
+    let docker_specs: Vec<ImageSpec> = specs.iter().map(|s| s.clone().docker()).collect();
+    pusher
+        .push_index("multi/app", "2.0.0-docker", &docker_specs, &[])
+        .await;
+    // An image without `created` in its config but with the OCI annotation.
+    pusher
+        .push_image(
+            "multi/app",
+            "annotated",
+            &ImageSpec::new("unused")
+                .without_created()
+                .annotation("org.opencontainers.image.created", "2023-12-24T18:00:00Z"),
+        )
+        .await;
+    let proxy = FaultProxy::start(&registry.url()).await;
+    let app = image(&proxy.image("multi/app"));
+
+    let for_platform = |platform: &str| {
+        let mut s = settings(&proxy.host(), RegistryAuth::Anonymous);
+        s.platform = platform.parse().unwrap();
+        Client::new(vec![s], options()).unwrap()
+    };
+    let amd64 = for_platform("linux/amd64");
+    assert_eq!(amd64.digest(&app, "2.0.0").await.unwrap(), index.digest);
+    proxy.clear();
+    assert_eq!(
+        amd64.created(&app, "2.0.0").await.unwrap(),
+        Some(datetime!(2024-03-01 00:00 UTC))
+    );
+    // HEAD, GET index, GET image manifest, GET config.
+    assert_eq!(proxy.requests().len(), 4);
+    proxy.clear();
+    assert_eq!(
+        amd64.created(&app, "2.0.0").await.unwrap(),
+        Some(datetime!(2024-03-01 00:00 UTC))
+    );
+    // Cached by digest: only the HEAD that resolves the tag.
+    let seen = proxy.requests();
+    assert_eq!(seen.len(), 1, "{seen:#?}");
+    assert_eq!(seen[0].method, "HEAD");
+    assert_eq!(
+        amd64.created(&app, &index.digest).await.unwrap(),
+        Some(datetime!(2024-03-01 00:00 UTC))
+    );
+    assert_eq!(proxy.requests().len(), 1);
+
+    let arm64 = for_platform("linux/arm64");
+    let arm = for_platform("linux/arm/v7");
+    for tag in ["2.0.0", "2.0.0-docker"] {
+        assert_eq!(
+            arm64.created(&app, tag).await.unwrap(),
+            Some(datetime!(2024-03-02 00:00 UTC))
+        );
+        assert_eq!(
+            arm.created(&app, tag).await.unwrap(),
+            Some(datetime!(2024-03-03 00:00 UTC))
+        );
+    }
+    let err = for_platform("linux/s390x")
+        .created(&app, "2.0.0")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::NotFound { .. }), "{err:?}");
+    assert!(err.to_string().contains("platform linux/s390x"), "{err}");
+    assert_eq!(
+        amd64.created(&app, "annotated").await.unwrap(),
+        Some(datetime!(2023-12-24 18:00 UTC))
+    );
+}
+
+#[tokio::test]
+async fn digest_by_head_with_get_fallback() {
+    let registry = TestRegistry::start_plain().await;
+    let pushed = registry
+        .pusher()
+        .push_image(
+            "dig/app",
+            "latest",
+            &ImageSpec::new("2024-01-01T00:00:00Z").docker(),
+        )
+        .await;
+    let proxy = FaultProxy::start(&registry.url()).await;
+    let client = client_for_proxy(&proxy);
+    let app = image(&proxy.image("dig/app"));
+
+    assert_eq!(client.digest(&app, "latest").await.unwrap(), pushed.digest);
+    let methods: Vec<String> = proxy.requests().into_iter().map(|r| r.method).collect();
+    assert_eq!(methods, ["HEAD"]);
+
+    proxy.clear();
+    proxy.strip_digest(true);
+    assert_eq!(client.digest(&app, "latest").await.unwrap(), pushed.digest);
+    let methods: Vec<String> = proxy.requests().into_iter().map(|r| r.method).collect();
+    assert_eq!(methods, ["HEAD", "GET"]);
 }

@@ -1059,6 +1059,12 @@ impl FaultProxy {
             .count()
     }
 
+    /// Drop every queued fault.
+    pub fn clear_faults(&self) {
+        self.state.settings.lock().expect("settings").faults.clear();
+    }
+
+    /// Forget the recorded requests.
     pub fn clear(&self) {
         self.state.seen.lock().expect("seen").clear();
     }
