@@ -69,7 +69,20 @@ fn resolve(args: &Args) -> Result<(ImageRef, RegistrySettings), String> {
     Ok((image, settings))
 }
 
+/// Log to stderr when `IMAGEBUMP_LOG` is set (an `EnvFilter`, e.g. `debug`); a subscriber
+/// installed earlier by the binary wins.
+fn init_logging() {
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("IMAGEBUMP_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .try_init();
+    }
+}
+
 pub fn run(args: Args) -> ExitCode {
+    init_logging();
     let (image, settings) = match resolve(&args) {
         Ok(resolved) => resolved,
         Err(message) => {
@@ -164,25 +177,27 @@ fn parse_version(tag: &str) -> Option<Version<'_>> {
 
 fn compare_versions(a: &Version<'_>, b: &Version<'_>) -> std::cmp::Ordering {
     use std::cmp::Ordering;
-    a.core.cmp(&b.core).then_with(|| match (a.pre.is_empty(), b.pre.is_empty()) {
-        (true, true) => Ordering::Equal,
-        (true, false) => Ordering::Greater,
-        (false, true) => Ordering::Less,
-        (false, false) => {
-            for (x, y) in a.pre.iter().zip(&b.pre) {
-                let order = match (numeric(x), numeric(y)) {
-                    (Some(x), Some(y)) => x.cmp(&y),
-                    (Some(_), None) => Ordering::Less,
-                    (None, Some(_)) => Ordering::Greater,
-                    (None, None) => x.cmp(y),
-                };
-                if order != Ordering::Equal {
-                    return order;
+    a.core
+        .cmp(&b.core)
+        .then_with(|| match (a.pre.is_empty(), b.pre.is_empty()) {
+            (true, true) => Ordering::Equal,
+            (true, false) => Ordering::Greater,
+            (false, true) => Ordering::Less,
+            (false, false) => {
+                for (x, y) in a.pre.iter().zip(&b.pre) {
+                    let order = match (numeric(x), numeric(y)) {
+                        (Some(x), Some(y)) => x.cmp(&y),
+                        (Some(_), None) => Ordering::Less,
+                        (None, Some(_)) => Ordering::Greater,
+                        (None, None) => x.cmp(y),
+                    };
+                    if order != Ordering::Equal {
+                        return order;
+                    }
                 }
+                a.pre.len().cmp(&b.pre.len())
             }
-            a.pre.len().cmp(&b.pre.len())
-        }
-    })
+        })
 }
 
 /// Semver tags first, in ascending semver order; the others after, alphabetically.
@@ -205,15 +220,35 @@ mod tests {
     #[test]
     fn semver_first_then_alphabetical() {
         let tags = [
-            "latest", "1.10.0", "v1.2.0", "1.2.0-rc.1", "1.2.0-rc.10", "1.2.0-rc.2", "1.2.0-alpha",
-            "1.2", "sha-abc", "01.2.3", "1.2.0+build", "0.9.9",
+            "latest",
+            "1.10.0",
+            "v1.2.0",
+            "1.2.0-rc.1",
+            "1.2.0-rc.10",
+            "1.2.0-rc.2",
+            "1.2.0-alpha",
+            "1.2",
+            "sha-abc",
+            "01.2.3",
+            "1.2.0+build",
+            "0.9.9",
         ];
         let sorted = sort_tags(tags.iter().map(|t| t.to_string()).collect());
         assert_eq!(
             sorted,
             [
-                "0.9.9", "1.2.0-alpha", "1.2.0-rc.1", "1.2.0-rc.2", "1.2.0-rc.10", "1.2.0+build",
-                "v1.2.0", "1.10.0", "01.2.3", "1.2", "latest", "sha-abc",
+                "0.9.9",
+                "1.2.0-alpha",
+                "1.2.0-rc.1",
+                "1.2.0-rc.2",
+                "1.2.0-rc.10",
+                "1.2.0+build",
+                "v1.2.0",
+                "1.10.0",
+                "01.2.3",
+                "1.2",
+                "latest",
+                "sha-abc",
             ]
         );
     }

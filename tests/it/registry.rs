@@ -585,3 +585,203 @@ async fn digest_by_head_with_get_fallback() {
     let methods: Vec<String> = proxy.requests().into_iter().map(|r| r.method).collect();
     assert_eq!(methods, ["HEAD", "GET"]);
 }
+
+async fn imagebump(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_imagebump"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .await
+        .expect("run imagebump");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn cli_tags_in_every_auth_mode() {
+    let modes = [
+        AuthMode::None,
+        AuthMode::basic(USER, PASSWORD),
+        AuthMode::token(USER, PASSWORD),
+    ];
+    for mode in modes {
+        let registry = TestRegistry::start_with_auth(mode.clone()).await;
+        let pusher = registry.pusher();
+        let pushed = pusher
+            .push_image("cli/app", "1.10.0", &ImageSpec::new("2024-01-01T00:00:00Z"))
+            .await;
+        pusher
+            .tag_many(
+                "cli/app",
+                &pushed,
+                &[
+                    "latest".into(),
+                    "1.2.0".into(),
+                    "1.2.0-rc.1".into(),
+                    "edge".into(),
+                ],
+                4,
+            )
+            .await;
+        let name = registry.image("cli/app");
+        let mut args = vec!["tags", name.as_str(), "--insecure"];
+        if mode != AuthMode::None {
+            args.extend(["--username", USER, "--password-env", "REGISTRY_PASSWORD"]);
+        }
+        let (code, stdout, stderr) = imagebump(&args, &[("REGISTRY_PASSWORD", PASSWORD)]).await;
+        assert_eq!(code, 0, "{mode:?}: {stderr}");
+        assert_eq!(
+            stdout, "1.2.0-rc.1\n1.2.0\n1.10.0\nedge\nlatest\n",
+            "{mode:?}"
+        );
+
+        if mode != AuthMode::None {
+            let (code, stdout, stderr) =
+                imagebump(&args, &[("REGISTRY_PASSWORD", "wrong-pw-123")]).await;
+            assert_eq!(code, 1, "{mode:?}: {stderr}");
+            assert!(stdout.is_empty());
+            assert!(
+                stderr.contains(&format!("authentication failed for {}", registry.host())),
+                "{mode:?}: {stderr}"
+            );
+            assert!(!stderr.contains("wrong-pw-123"), "{stderr}");
+
+            // The same credentials from a docker config.json.
+            let config = registry.dir.path().join("docker-config.json");
+            let auth = base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                format!("{USER}:{PASSWORD}"),
+            );
+            std::fs::write(
+                &config,
+                format!(
+                    r#"{{"auths":{{"http://{}":{{"auth":"{auth}"}}}}}}"#,
+                    registry.host()
+                ),
+            )
+            .unwrap();
+            let config = config.display().to_string();
+            let (code, stdout, stderr) = imagebump(
+                &[
+                    "tags",
+                    name.as_str(),
+                    "--insecure",
+                    "--docker-config",
+                    config.as_str(),
+                ],
+                &[],
+            )
+            .await;
+            assert_eq!(code, 0, "{mode:?}: {stderr}");
+            assert_eq!(stdout.lines().count(), 5);
+        }
+    }
+}
+
+#[tokio::test]
+async fn cli_tags_errors() {
+    let closed = format!("127.0.0.1:{}/app", crate::support::free_port());
+    let (code, _, stderr) = imagebump(&["tags", closed.as_str(), "--insecure"], &[]).await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("cannot reach 127.0.0.1:"), "{stderr}");
+
+    let (code, _, stderr) = imagebump(&["tags", "Bad//Name"], &[]).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("Bad//Name"), "{stderr}");
+
+    let (code, _, stderr) = imagebump(
+        &[
+            "tags",
+            "localhost:5000/app",
+            "--username",
+            "u",
+            "--password-env",
+            "IMAGEBUMP_UNSET_VAR",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("IMAGEBUMP_UNSET_VAR"), "{stderr}");
+
+    let (code, _, stderr) =
+        imagebump(&["tags", "localhost:5000/app", "--platform", "linux"], &[]).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("os/architecture"), "{stderr}");
+}
+
+#[tokio::test]
+async fn logs_never_contain_passwords_or_tokens() {
+    // The binary logs every request at debug level (IMAGEBUMP_LOG), in its own process, so
+    // the capture sees exactly one client's events.
+    let token_registry = TestRegistry::start_with_auth(AuthMode::token(USER, PASSWORD)).await;
+    let basic_registry = TestRegistry::start_with_auth(AuthMode::basic(USER, PASSWORD)).await;
+    let mut logs = String::new();
+    for registry in [&token_registry, &basic_registry] {
+        registry
+            .pusher()
+            .push_image("sec/app", "1.0.0", &ImageSpec::new("2024-01-01T00:00:00Z"))
+            .await;
+        let proxy = FaultProxy::start(&registry.url()).await;
+        // A retry (warning), a rejected credential (refresh for tokens), then success.
+        proxy.fault(
+            "/tags/list",
+            Fault::Status {
+                status: 500,
+                retry_after: None,
+            },
+            1,
+        );
+        proxy.drop_auth(1);
+        let name = proxy.image("sec/app");
+        let args = [
+            "tags",
+            name.as_str(),
+            "--insecure",
+            "--username",
+            USER,
+            "--password-env",
+            "REGISTRY_PASSWORD",
+        ];
+        let env = [("REGISTRY_PASSWORD", PASSWORD), ("IMAGEBUMP_LOG", "trace")];
+        let (code, stdout, stderr) = imagebump(&args, &env).await;
+        assert_eq!(code, 0, "{stderr}");
+        assert_eq!(stdout, "1.0.0\n");
+        logs.push_str(&stderr);
+        let wrong = [
+            ("REGISTRY_PASSWORD", "another-Secret-pw"),
+            ("IMAGEBUMP_LOG", "trace"),
+        ];
+        let (code, _, stderr) = imagebump(&args, &wrong).await;
+        assert_eq!(code, 1, "{stderr}");
+        logs.push_str(&stderr);
+        // Credentials did go over the wire, so the check below is about real values.
+        assert!(proxy.requests().iter().any(|r| r.authorization.is_some()));
+    }
+    assert!(
+        logs.contains("registry_request"),
+        "no request spans:\n{logs}"
+    );
+    assert!(logs.contains("retrying"), "{logs}");
+    assert!(logs.contains("status=401"), "{logs}");
+    let basic_value = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("{USER}:{PASSWORD}"),
+    );
+    for secret in [
+        PASSWORD,
+        "another-Secret-pw",
+        basic_value.as_str(),
+        "eyJ",
+        "Bearer ",
+        "Basic ",
+    ] {
+        assert!(
+            !logs.contains(secret),
+            "the logs contain {secret:?}:\n{logs}"
+        );
+    }
+}
