@@ -33,7 +33,7 @@ pub enum Command {
     /// Print the version and exit.
     Version,
     /// List an image's tags (semver tags first, in order; the others alphabetically).
-    Tags(tags::Args),
+    Tags(Box<tags::Args>),
 }
 
 /// Entry point used by `main.rs`.
@@ -44,6 +44,6 @@ pub fn main() -> ExitCode {
             println!("imagebump {}", env!("CARGO_PKG_VERSION"));
             ExitCode::from(EXIT_OK)
         }
-        Command::Tags(args) => tags::run(args),
+        Command::Tags(args) => tags::run(*args),
     }
 }

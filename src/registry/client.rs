@@ -50,10 +50,13 @@ struct Inner {
     entries: Vec<Entry>,
     fallback: Entry,
     options: ClientOptions,
-    registries: Mutex<HashMap<(String, Option<usize>), Arc<RegistryState>>>,
+    registries: Mutex<HashMap<RegistryKey, Arc<RegistryState>>>,
     created: BoundedCache<String, Option<OffsetDateTime>>,
     stats: Mutex<BTreeMap<String, RegistryStats>>,
 }
+
+/// A registry name and the index of the settings entry that serves it.
+type RegistryKey = (String, Option<usize>);
 
 /// One configured settings entry with its HTTP client.
 struct Entry {
@@ -98,6 +101,16 @@ impl Kind {
             Kind::Token => "token",
         }
     }
+}
+
+/// One request to send (auth headers already set).
+struct Call<'a> {
+    method: Method,
+    url: &'a Url,
+    headers: HeaderMap,
+    /// A form body (`application/x-www-form-urlencoded`).
+    form: Option<Vec<(&'a str, &'a str)>>,
+    kind: Kind,
 }
 
 /// A complete response.
@@ -371,12 +384,15 @@ impl Client {
         &self,
         reg: &RegistryState,
         repository: &str,
-        method: Method,
-        url: &Url,
-        headers: HeaderMap,
-        form: Option<Vec<(&str, &str)>>,
-        kind: Kind,
+        call: Call<'_>,
     ) -> Result<Fetched, RegistryError> {
+        let Call {
+            method,
+            url,
+            headers,
+            form,
+            kind,
+        } = call;
         let options = &self.inner.options;
         let mut attempt: u32 = 0;
         loop {
@@ -611,7 +627,17 @@ impl Client {
         };
         let fetched_at = Instant::now();
         let fetched = self
-            .execute(reg, repository, method, &url, headers, form, Kind::Token)
+            .execute(
+                reg,
+                repository,
+                Call {
+                    method,
+                    url: &url,
+                    headers,
+                    form,
+                    kind: Kind::Token,
+                },
+            )
             .await?;
         match fetched.status {
             status if status.is_success() => {
@@ -703,7 +729,17 @@ impl Client {
                 _ => Sent::Nothing,
             };
             let fetched = self
-                .execute(reg, repository, method.clone(), url, headers, None, kind)
+                .execute(
+                    reg,
+                    repository,
+                    Call {
+                        method: method.clone(),
+                        url,
+                        headers,
+                        form: None,
+                        kind,
+                    },
+                )
                 .await?;
             let unauthorized = |detail: &str| RegistryError::Unauthorized {
                 registry: reg.name.clone(),

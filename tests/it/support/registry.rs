@@ -1131,11 +1131,7 @@ async fn proxy(state: &ProxyState, request: Request) -> Response {
         _ => {}
     }
 
-    let query: Vec<(String, String)> = request
-        .uri()
-        .query()
-        .map(|q| url_pairs(q))
-        .unwrap_or_default();
+    let query: Vec<(String, String)> = request.uri().query().map(url_pairs).unwrap_or_default();
     let paginate = {
         let settings = state.settings.lock().expect("settings");
         (
