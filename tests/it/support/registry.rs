@@ -302,6 +302,16 @@ impl TestRegistry {
         }
     }
 
+    /// Copy repository `from` (links only; blobs are shared) to `to`, as if its images had
+    /// been pushed there too. For many repositories at once (benchmarks).
+    pub fn clone_repository(&self, from: &str, to: &str) {
+        let root = self
+            .dir
+            .path()
+            .join("storage/docker/registry/v2/repositories");
+        copy_dir(&root.join(from), &root.join(to));
+    }
+
     /// A client that pushes with full rights in every auth mode.
     pub fn pusher(&self) -> Pusher {
         Pusher::new(self.url(), self.push_auth())
@@ -328,6 +338,19 @@ impl TestRegistry {
         self.token_server
             .as_ref()
             .map_or(0, |server| server.requests.load(Ordering::SeqCst))
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("dir entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy file");
+        }
     }
 }
 
