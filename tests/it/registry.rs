@@ -785,3 +785,67 @@ async fn logs_never_contain_passwords_or_tokens() {
         );
     }
 }
+
+#[tokio::test]
+async fn credentials_are_not_sent_to_the_host_a_blob_redirects_to() {
+    // The private registry redirects blob downloads to "storage": another host serving the
+    // same content (a plain registry holding the same image).
+    let private = TestRegistry::start_with_auth(AuthMode::basic(USER, PASSWORD)).await;
+    let storage = TestRegistry::start_plain().await;
+    let spec = ImageSpec::new("2024-02-03T04:05:06Z");
+    private.pusher().push_image("org/app", "1.0.0", &spec).await;
+    storage.pusher().push_image("org/app", "1.0.0", &spec).await;
+    let front = FaultProxy::start(&private.url()).await;
+    let cdn = FaultProxy::start(&storage.url()).await;
+    front.fault(
+        "/blobs/",
+        Fault::Redirect(format!("http://{}", cdn.host())),
+        1,
+    );
+
+    let client = client(&front.host(), basic());
+    let app = image(&front.image("org/app"));
+    assert_eq!(
+        client.created(&app, "1.0.0").await.unwrap(),
+        Some(datetime!(2024-02-03 04:05:06 UTC))
+    );
+    let redirected = cdn.requests();
+    assert_eq!(redirected.len(), 1, "{redirected:#?}");
+    assert!(redirected[0].target.contains("/blobs/sha256:"));
+    assert_eq!(redirected[0].authorization, None);
+    assert!(
+        front
+            .requests()
+            .iter()
+            .any(|r| r.target.contains("/blobs/") && r.authorization.is_some())
+    );
+}
+
+#[tokio::test]
+async fn expired_tokens_are_fetched_again() {
+    let registry = TestRegistry::start_with_auth(AuthMode::token(USER, PASSWORD)).await;
+    registry
+        .pusher()
+        .push_image("exp/app", "1", &ImageSpec::new("2024-01-01T00:00:00Z"))
+        .await;
+    let server = registry.token_server.as_ref().unwrap();
+    server
+        .lifetime_secs
+        .store(2, std::sync::atomic::Ordering::SeqCst);
+    let client = client(&registry.host(), basic());
+    let app = image(&registry.image("exp/app"));
+    let before = registry.token_requests();
+    client.list_tags(&app).await.unwrap();
+    client.list_tags(&app).await.unwrap();
+    assert_eq!(registry.token_requests(), before + 1);
+    // Past expires_in (minus slack), the next call fetches a new token up front, without a 401.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    client.list_tags(&app).await.unwrap();
+    assert_eq!(registry.token_requests(), before + 2);
+    let stats = client.stats().registry(&registry.host());
+    assert_eq!(
+        stats.by_outcome.get(&Outcome::Unauthorized),
+        Some(&1),
+        "{stats:?}"
+    );
+}

@@ -928,6 +928,8 @@ pub enum Fault {
     SlowBody(Duration),
     /// Send only the first half of the upstream body (with a matching Content-Length).
     Truncate,
+    /// Answer `307` to `<base><path and query>` (as registries redirect blobs to storage).
+    Redirect(String),
 }
 
 /// A queued fault: applied to the next `times` requests whose path contains `path`.
@@ -1151,6 +1153,15 @@ async fn proxy(state: &ProxyState, request: Request) -> Response {
             return response;
         }
         Some(Fault::Delay(delay)) => tokio::time::sleep(*delay).await,
+        Some(Fault::Redirect(base)) => {
+            let mut response = Response::new(Body::empty());
+            *response.status_mut() = StatusCode::TEMPORARY_REDIRECT;
+            response.headers_mut().insert(
+                "location",
+                HeaderValue::from_str(&format!("{base}{target}")).expect("location"),
+            );
+            return response;
+        }
         _ => {}
     }
 
