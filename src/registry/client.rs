@@ -514,19 +514,29 @@ impl Client {
                     });
                 }
                 Err(AttemptError::Http(error)) => {
-                    let transient = error.is_timeout()
+                    let detail = describe(&error, options.request_timeout);
+                    // A refused certificate will be refused again: not worth a retry.
+                    let transient = (error.is_timeout()
                         || error.is_connect()
                         || error.is_request()
                         || error.is_body()
-                        || error.is_decode();
+                        || error.is_decode())
+                        && !detail.to_lowercase().contains("certificate");
                     if exhausted || !transient {
                         return Err(RegistryError::Unreachable {
                             registry: reg.name.clone(),
                             repository: repository.to_string(),
                             detail: format!(
-                                "{} after {} attempts",
-                                describe(&error, options.request_timeout),
-                                attempt + 1
+                                "{detail} after {} attempt{}{}",
+                                attempt + 1,
+                                if attempt == 0 { "" } else { "s" },
+                                if transient {
+                                    ""
+                                } else if detail.to_lowercase().contains("certificate") {
+                                    "; if the registry uses a private CA, set its ca_file"
+                                } else {
+                                    ""
+                                }
                             ),
                         });
                     }

@@ -9,7 +9,9 @@ use imagebump::registry::{
 };
 use time::macros::datetime;
 
-use crate::support::registry::{AuthMode, Fault, FaultProxy, ImageSpec, TestRegistry};
+use crate::support::registry::{
+    AuthMode, Fault, FaultProxy, ImageSpec, RegistryConfig, TestRegistry,
+};
 
 const USER: &str = "ci-bot";
 const PASSWORD: &str = "pa55-Word-never-logged";
@@ -848,4 +850,43 @@ async fn expired_tokens_are_fetched_again() {
         Some(&1),
         "{stats:?}"
     );
+}
+
+#[tokio::test]
+async fn https_with_a_custom_ca_file() {
+    let registry = TestRegistry::start(RegistryConfig {
+        tls: true,
+        ..RegistryConfig::default()
+    })
+    .await;
+    registry
+        .pusher()
+        .push_image("tls/app", "1.0.0", &ImageSpec::new("2024-01-01T00:00:00Z"))
+        .await;
+    let app = image(&registry.image("tls/app"));
+
+    let mut trusted = RegistrySettings::new(registry.host());
+    trusted.ca_file = registry.ca_file.clone();
+    let client = Client::new(vec![trusted], options()).unwrap();
+    assert_eq!(client.list_tags(&app).await.unwrap(), ["1.0.0"]);
+
+    // System roots only: the registry's certificate is refused, clearly and without retries
+    // hiding it.
+    let untrusted = Client::new(vec![RegistrySettings::new(registry.host())], options()).unwrap();
+    let err = untrusted.list_tags(&app).await.unwrap_err();
+    assert!(matches!(err, RegistryError::Unreachable { .. }), "{err:?}");
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("after 1 attempt"), "{err}");
+    assert!(err.to_string().contains("ca_file"), "{err}");
+
+    // The CLI takes the CA file too.
+    let ca = registry.ca_file.as_ref().unwrap().display().to_string();
+    let name = registry.image("tls/app");
+    let (code, stdout, stderr) =
+        imagebump(&["tags", name.as_str(), "--ca-file", ca.as_str()], &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, "1.0.0\n");
 }

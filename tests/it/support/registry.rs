@@ -95,6 +95,9 @@ impl NotificationEndpoint {
 pub struct RegistryConfig {
     pub auth: AuthMode,
     pub notifications: Vec<NotificationEndpoint>,
+    /// Serve HTTPS with a certificate for 127.0.0.1 signed by a test CA
+    /// ([`TestRegistry::ca_file`]).
+    pub tls: bool,
 }
 
 /// A running `docker-registry`; killed (with its token server) on drop.
@@ -102,6 +105,8 @@ pub struct TestRegistry {
     child: Child,
     pub dir: tempfile::TempDir,
     pub port: u16,
+    /// The CA that signed the registry's certificate, when it serves HTTPS.
+    pub ca_file: Option<PathBuf>,
     pub auth: AuthMode,
     pub token_server: Option<TokenServer>,
 }
@@ -138,7 +143,7 @@ impl TestRegistry {
     pub async fn start_with_auth(auth: AuthMode) -> TestRegistry {
         Self::start(RegistryConfig {
             auth,
-            notifications: Vec::new(),
+            ..RegistryConfig::default()
         })
         .await
     }
@@ -163,6 +168,16 @@ impl TestRegistry {
             "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: imagebump-test-secret\n",
             storage.display()
         );
+        let mut ca_file = None;
+        if config.tls {
+            let (ca, cert, key) = tls_files(dir.path());
+            yaml.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            ));
+            ca_file = Some(ca);
+        }
         let mut token_server = None;
         match &config.auth {
             AuthMode::None => {}
@@ -229,6 +244,7 @@ impl TestRegistry {
             child,
             dir,
             port,
+            ca_file,
             auth: config.auth.clone(),
             token_server,
         };
@@ -237,7 +253,7 @@ impl TestRegistry {
     }
 
     async fn wait_ready(&self) {
-        let http = reqwest::Client::new();
+        let http = self.http_client();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(response) = http.get(format!("{}/v2/", self.url())).send().await
@@ -260,7 +276,23 @@ impl TestRegistry {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.host())
+        let scheme = if self.ca_file.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.host())
+    }
+
+    /// A reqwest client trusting this registry's CA (if any).
+    pub fn http_client(&self) -> reqwest::Client {
+        let mut builder = reqwest::Client::builder();
+        if let Some(ca) = &self.ca_file {
+            let pem = std::fs::read(ca).expect("read CA");
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).expect("CA pem");
+            builder = builder.tls_certs_merge(certs);
+        }
+        builder.build().expect("http client")
     }
 
     /// `127.0.0.1:PORT/<repository>`.
@@ -314,7 +346,9 @@ impl TestRegistry {
 
     /// A client that pushes with full rights in every auth mode.
     pub fn pusher(&self) -> Pusher {
-        Pusher::new(self.url(), self.push_auth())
+        let mut pusher = Pusher::new(self.url(), self.push_auth());
+        pusher.http = self.http_client();
+        pusher
     }
 
     fn push_auth(&self) -> PushAuth {
@@ -339,6 +373,50 @@ impl TestRegistry {
             .as_ref()
             .map_or(0, |server| server.requests.load(Ordering::SeqCst))
     }
+}
+
+/// A test CA and a certificate for 127.0.0.1 it signed: `(ca.pem, tls.pem, tls.key)`.
+fn tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let ca = dir.join("ca.pem");
+    let ca_key = dir.join("ca.key");
+    let cert = dir.join("tls.pem");
+    let key = dir.join("tls.key");
+    let csr = dir.join("tls.csr");
+    let ext = dir.join("tls.ext");
+    std::fs::write(
+        &ext,
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("write ext");
+    run(Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .arg("ec_paramgen_curve:prime256v1")
+        .args(["-nodes", "-days", "2", "-subj", "/CN=imagebump-test-ca"])
+        .arg("-keyout")
+        .arg(&ca_key)
+        .arg("-out")
+        .arg(&ca));
+    run(Command::new("openssl")
+        .args(["req", "-new", "-newkey", "ec", "-pkeyopt"])
+        .arg("ec_paramgen_curve:prime256v1")
+        .args(["-nodes", "-subj", "/CN=127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&csr));
+    run(Command::new("openssl")
+        .args(["x509", "-req", "-days", "2", "-in"])
+        .arg(&csr)
+        .arg("-CA")
+        .arg(&ca)
+        .arg("-CAkey")
+        .arg(&ca_key)
+        .arg("-CAcreateserial")
+        .arg("-extfile")
+        .arg(&ext)
+        .arg("-out")
+        .arg(&cert));
+    (ca, cert, key)
 }
 
 fn copy_dir(from: &Path, to: &Path) {
