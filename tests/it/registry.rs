@@ -10,7 +10,7 @@ use imagebump::registry::{
 use time::macros::datetime;
 
 use crate::support::registry::{
-    AuthMode, Fault, FaultProxy, ImageSpec, RegistryConfig, TestRegistry,
+    AuthMode, Fault, FaultProxy, ImageSpec, NotificationEndpoint, RegistryConfig, TestRegistry,
 };
 
 const USER: &str = "ci-bot";
@@ -889,4 +889,68 @@ async fn https_with_a_custom_ca_file() {
         imagebump(&["tags", name.as_str(), "--ca-file", ca.as_str()], &[]).await;
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(stdout, "1.0.0\n");
+}
+
+#[tokio::test]
+async fn harness_registry_sends_notifications_with_configured_headers() {
+    // The daemon's webhook tests rely on this part of the harness.
+    let (sender, mut received) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
+    let app = axum::Router::new().route(
+        "/events",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let sender = sender.clone();
+            async move {
+                let auth = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                let _ = sender.send((auth, body));
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let mut endpoint =
+        NotificationEndpoint::new("imagebump", &format!("http://127.0.0.1:{port}/events"));
+    endpoint.headers.push((
+        "Authorization".to_string(),
+        "Token s3cret value".to_string(),
+    ));
+    endpoint.backoff = Duration::from_millis(100);
+    let registry = TestRegistry::start(RegistryConfig {
+        notifications: vec![endpoint],
+        ..RegistryConfig::default()
+    })
+    .await;
+    registry
+        .pusher()
+        .push_image("hook/app", "3.1.4", &ImageSpec::new("2024-01-01T00:00:00Z"))
+        .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let Ok(Some((auth, body))) = tokio::time::timeout_at(deadline, received.recv()).await
+        else {
+            panic!(
+                "no notification with the tag; registry log:\n{}\nconfig:\n{}",
+                registry.log(),
+                std::fs::read_to_string(registry.dir.path().join("config.yml")).unwrap()
+            );
+        };
+        assert_eq!(auth, "Token s3cret value");
+        let envelope: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let tagged = envelope["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|event| event["action"] == "push" && event["target"]["tag"] == "3.1.4");
+        if let Some(event) = tagged {
+            assert_eq!(event["target"]["repository"], "hook/app");
+            break;
+        }
+    }
+    server.abort();
 }
