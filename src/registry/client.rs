@@ -630,7 +630,7 @@ impl Client {
                     query.append_pair("scope", scope);
                 }
                 if let Some(Credentials::Basic { username, password }) = other {
-                    headers.insert(AUTHORIZATION, basic_header(username, password)?);
+                    headers.insert(AUTHORIZATION, basic_header(reg, username, password)?);
                 }
                 (Method::GET, None)
             }
@@ -714,7 +714,7 @@ impl Client {
             }
             let sent = match (&known, &credentials) {
                 (_, Some(Credentials::Bearer(token))) => {
-                    headers.insert(AUTHORIZATION, bearer_header(token)?);
+                    headers.insert(AUTHORIZATION, bearer_header(reg, token)?);
                     Sent::StaticToken
                 }
                 (Some(Scheme::Bearer { realm, service }), _) => {
@@ -729,11 +729,11 @@ impl Client {
                             stale.as_ref(),
                         )
                         .await?;
-                    headers.insert(AUTHORIZATION, bearer_header(&token)?);
+                    headers.insert(AUTHORIZATION, bearer_header(reg, &token)?);
                     Sent::Token(token)
                 }
                 (Some(Scheme::Basic), Some(Credentials::Basic { username, password })) => {
-                    headers.insert(AUTHORIZATION, basic_header(username, password)?);
+                    headers.insert(AUTHORIZATION, basic_header(reg, username, password)?);
                     Sent::Basic
                 }
                 _ => Sent::Nothing,
@@ -1150,12 +1150,16 @@ fn header_digest(headers: &HeaderMap) -> Option<String> {
         .map(str::to_string)
 }
 
-fn basic_header(username: &str, password: &Secret) -> Result<HeaderValue, RegistryError> {
+fn basic_header(
+    reg: &RegistryState,
+    username: &str,
+    password: &Secret,
+) -> Result<HeaderValue, RegistryError> {
     let encoded = base64::engine::general_purpose::STANDARD
         .encode(format!("{username}:{}", password.expose()));
     let mut value = HeaderValue::from_str(&format!("Basic {encoded}")).map_err(|_| {
         RegistryError::Credentials {
-            registry: String::new(),
+            registry: reg.name.clone(),
             detail: "the username cannot be sent in an HTTP header".to_string(),
         }
     })?;
@@ -1163,10 +1167,10 @@ fn basic_header(username: &str, password: &Secret) -> Result<HeaderValue, Regist
     Ok(value)
 }
 
-fn bearer_header(token: &Secret) -> Result<HeaderValue, RegistryError> {
+fn bearer_header(reg: &RegistryState, token: &Secret) -> Result<HeaderValue, RegistryError> {
     let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
         RegistryError::Credentials {
-            registry: String::new(),
+            registry: reg.name.clone(),
             detail: "the token contains characters not allowed in an HTTP header".to_string(),
         }
     })?;

@@ -954,3 +954,40 @@ async fn harness_registry_sends_notifications_with_configured_headers() {
     }
     server.abort();
 }
+
+#[tokio::test]
+async fn docker_config_identity_token_is_exchanged_at_the_realm() {
+    let registry = TestRegistry::start_with_auth(AuthMode::token(USER, PASSWORD)).await;
+    registry
+        .pusher()
+        .push_image("idt/app", "1.0.0", &ImageSpec::new("2024-01-01T00:00:00Z"))
+        .await;
+    let write_config = |token: &str| {
+        let path = registry.dir.path().join(format!("config-{token}.json"));
+        std::fs::write(
+            &path,
+            format!(
+                r#"{{"auths":{{"{}":{{"identitytoken":"{token}"}}}}}}"#,
+                registry.host()
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let good = write_config(&crate::support::registry::identity_token(PASSWORD));
+    let client = client(&registry.host(), RegistryAuth::DockerConfig(good));
+    let app = image(&registry.image("idt/app"));
+    assert_eq!(client.list_tags(&app).await.unwrap(), ["1.0.0"]);
+
+    let bad = write_config("refresh-wrong");
+    let client = self::client(&registry.host(), RegistryAuth::DockerConfig(bad));
+    let err = client.list_tags(&app).await.unwrap_err();
+    assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err:?}");
+    assert!(!err.to_string().contains("refresh-wrong"), "{err}");
+
+    let missing = registry.dir.path().join("no-such-config.json");
+    let client = self::client(&registry.host(), RegistryAuth::DockerConfig(missing));
+    let err = client.list_tags(&app).await.unwrap_err();
+    assert!(matches!(err, RegistryError::Credentials { .. }), "{err:?}");
+    assert!(err.to_string().contains("no-such-config.json"), "{err}");
+}

@@ -579,7 +579,10 @@ impl TokenServer {
             lifetime_secs: lifetime_secs.clone(),
         };
         let app = axum::Router::new()
-            .route("/token", axum::routing::get(issue_token))
+            .route(
+                "/token",
+                axum::routing::get(issue_token).post(issue_token_for_refresh_token),
+            )
             .with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -602,6 +605,34 @@ impl TokenServer {
     }
 }
 
+/// The refresh token (docker `identitytoken`) the token server accepts for its user.
+pub fn identity_token(password: &str) -> String {
+    format!("refresh-{password}")
+}
+
+/// The OAuth2 form: `grant_type=refresh_token`, `refresh_token`, `service`, `scope`.
+async fn issue_token_for_refresh_token(
+    State(state): State<TokenState>,
+    axum::Form(form): axum::Form<Vec<(String, String)>>,
+) -> Response {
+    state.requests.fetch_add(1, Ordering::SeqCst);
+    let field = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    if field("grant_type") != "refresh_token"
+        || field("refresh_token") != identity_token(&state.password)
+    {
+        return (StatusCode::UNAUTHORIZED, "bad refresh token").into_response();
+    }
+    let scopes: Vec<(String, String)> =
+        form.iter().filter(|(k, _)| k == "scope").cloned().collect();
+    let user = state.username.clone();
+    token_response(&state, Some(user), &scopes)
+}
+
 async fn issue_token(
     State(state): State<TokenState>,
     Query(query): Query<Vec<(String, String)>>,
@@ -622,8 +653,16 @@ async fn issue_token(
         None if state.anonymous_pull => None,
         None => return (StatusCode::UNAUTHORIZED, "credentials required").into_response(),
     };
+    token_response(&state, user, &query)
+}
+
+fn token_response(
+    state: &TokenState,
+    user: Option<String>,
+    query: &[(String, String)],
+) -> Response {
     let mut access = Vec::new();
-    for (key, value) in &query {
+    for (key, value) in query {
         if key != "scope" {
             continue;
         }
