@@ -6,7 +6,7 @@
 //! its tracing span. Auth lives one level up in [`Client::request`]; the questions above that.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -78,6 +78,8 @@ struct RegistryState {
     /// The auth scheme, once learnt. Locked during the very first request so that concurrent
     /// callers don't each pay for a challenge.
     scheme: tokio::sync::Mutex<Option<Scheme>>,
+    /// The first request failed before learning the scheme (registry down?).
+    discovery_failed: AtomicBool,
     credentials: OnceCell<Option<Credentials>>,
     tokens: TokenCache,
     page_size: AtomicUsize,
@@ -369,6 +371,7 @@ impl Client {
             permits: Semaphore::new(settings.max_concurrency),
             limiter: RateLimiter::new(settings.requests_per_second),
             scheme: tokio::sync::Mutex::new(None),
+            discovery_failed: AtomicBool::new(false),
             credentials: OnceCell::new(),
             tokens: TokenCache::default(),
             page_size: AtomicUsize::new(self.inner.options.page_size.max(1)),
@@ -703,7 +706,9 @@ impl Client {
             let known = {
                 let guard = reg.scheme.lock().await;
                 let known = guard.clone();
-                if known.is_none() {
+                // Learn the scheme with one request while the others wait, unless that
+                // already failed: then nobody waits for a registry that may be down.
+                if known.is_none() && !reg.discovery_failed.load(Ordering::Relaxed) {
                     discovery = Some(guard);
                 }
                 known
@@ -750,17 +755,32 @@ impl Client {
                         kind,
                     },
                 )
-                .await?;
+                .await;
+            let fetched = match fetched {
+                Ok(fetched) => fetched,
+                Err(error) => {
+                    if discovery.is_some() {
+                        reg.discovery_failed.store(true, Ordering::Relaxed);
+                    }
+                    return Err(error);
+                }
+            };
             let unauthorized = |detail: &str| RegistryError::Unauthorized {
                 registry: reg.name.clone(),
                 repository: repository.to_string(),
                 detail: detail.to_string(),
             };
             if fetched.status != StatusCode::UNAUTHORIZED {
-                if let Some(mut guard) = discovery
-                    && sent == Sent::Nothing
-                {
-                    *guard = Some(Scheme::Anonymous);
+                // No challenge: the registry takes what we sent (nothing, or a static token).
+                match discovery {
+                    Some(mut guard) => *guard = Some(Scheme::Anonymous),
+                    None if known.is_none() => {
+                        let mut guard = reg.scheme.lock().await;
+                        if guard.is_none() {
+                            *guard = Some(Scheme::Anonymous);
+                        }
+                    }
+                    None => {}
                 }
                 if fetched.status == StatusCode::FORBIDDEN {
                     return Err(unauthorized(

@@ -79,6 +79,29 @@ async fn tags_digest_and_created_without_auth() {
         )
         .await;
 
+    // Tags the OCI grammar forbids (a registry's storage can hold them) never come out.
+    let too_long = "x".repeat(129);
+    registry.seed_tags(
+        "team/app",
+        &v1,
+        &[
+            "-dash-first".to_string(),
+            ".dot-first".to_string(),
+            too_long,
+        ],
+    );
+
+    let raw = reqwest::get(format!("{}/v2/team/app/tags/list", registry.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        raw.contains("-dash-first") && raw.contains(".dot-first"),
+        "{raw}"
+    );
+
     let client = client(&registry.host(), RegistryAuth::Anonymous);
     let app = image(&registry.image("team/app"));
     assert_eq!(
