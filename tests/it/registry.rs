@@ -1014,3 +1014,30 @@ async fn docker_config_identity_token_is_exchanged_at_the_realm() {
     assert!(matches!(err, RegistryError::Credentials { .. }), "{err:?}");
     assert!(err.to_string().contains("no-such-config.json"), "{err}");
 }
+
+#[tokio::test]
+async fn concurrent_first_calls_pay_for_one_challenge_and_one_token_per_scope() {
+    let registry = TestRegistry::start_with_auth(AuthMode::token(USER, PASSWORD)).await;
+    registry
+        .pusher()
+        .push_image("fleet/r0", "1.0.0", &ImageSpec::new("2024-01-01T00:00:00Z"))
+        .await;
+    for i in 1..20 {
+        registry.clone_repository("fleet/r0", &format!("fleet/r{i}"));
+    }
+    let client = client(&registry.host(), basic());
+    let before = registry.token_requests();
+    // Each repository asked for twice, all at once.
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let client = client.clone();
+        let repo = image(&registry.image(&format!("fleet/r{}", i % 20)));
+        tasks.push(tokio::spawn(async move { client.list_tags(&repo).await }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap(), ["1.0.0"]);
+    }
+    assert_eq!(registry.token_requests() - before, 20);
+    let stats = client.stats().registry(&registry.host());
+    assert_eq!(stats.requests, 1 + 20 + 40, "{stats:?}");
+}
