@@ -1210,6 +1210,12 @@ mod tests {
     }
 
     #[test]
+    fn client_is_shareable_across_tasks() {
+        fn shareable<T: Clone + Send + Sync + 'static>() {}
+        shareable::<Client>();
+    }
+
+    #[test]
     fn link_headers() {
         assert_eq!(
             next_link(&headers(r#"</v2/a/tags/list?n=2&last=b>; rel="next""#)).as_deref(),
