@@ -52,7 +52,7 @@ pub enum Command {
     /// Print the version and exit.
     Version,
     /// List an image's tags (semver tags first, in order; the others alphabetically).
-    Tags(tags::Args),
+    Tags(Box<tags::Args>),
 }
 
 /// Entry point used by `main.rs`.
@@ -69,6 +69,6 @@ pub fn main() -> ExitCode {
             println!("imagebump {}", env!("CARGO_PKG_VERSION"));
             ExitCode::from(EXIT_OK)
         }
-        Command::Tags(args) => tags::run(args),
+        Command::Tags(args) => tags::run(*args),
     }
 }

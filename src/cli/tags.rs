@@ -69,7 +69,20 @@ fn resolve(args: &Args) -> Result<(ImageRef, RegistrySettings), String> {
     Ok((image, settings))
 }
 
+/// Log to stderr when `IMAGEBUMP_LOG` is set (an `EnvFilter`, e.g. `debug`); a subscriber
+/// installed earlier by the binary wins.
+fn init_logging() {
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("IMAGEBUMP_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .try_init();
+    }
+}
+
 pub fn run(args: Args) -> ExitCode {
+    init_logging();
     let (image, settings) = match resolve(&args) {
         Ok(resolved) => resolved,
         Err(message) => {

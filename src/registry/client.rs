@@ -6,7 +6,7 @@
 //! its tracing span. Auth lives one level up in [`Client::request`]; the questions above that.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -50,10 +50,13 @@ struct Inner {
     entries: Vec<Entry>,
     fallback: Entry,
     options: ClientOptions,
-    registries: Mutex<HashMap<(String, Option<usize>), Arc<RegistryState>>>,
+    registries: Mutex<HashMap<RegistryKey, Arc<RegistryState>>>,
     created: BoundedCache<String, Option<OffsetDateTime>>,
     stats: Mutex<BTreeMap<String, RegistryStats>>,
 }
+
+/// A registry name and the index of the settings entry that serves it.
+type RegistryKey = (String, Option<usize>);
 
 /// One configured settings entry with its HTTP client.
 struct Entry {
@@ -75,6 +78,8 @@ struct RegistryState {
     /// The auth scheme, once learnt. Locked during the very first request so that concurrent
     /// callers don't each pay for a challenge.
     scheme: tokio::sync::Mutex<Option<Scheme>>,
+    /// The first request failed before learning the scheme (registry down?).
+    discovery_failed: AtomicBool,
     credentials: OnceCell<Option<Credentials>>,
     tokens: TokenCache,
     page_size: AtomicUsize,
@@ -98,6 +103,16 @@ impl Kind {
             Kind::Token => "token",
         }
     }
+}
+
+/// One request to send (auth headers already set).
+struct Call<'a> {
+    method: Method,
+    url: &'a Url,
+    headers: HeaderMap,
+    /// A form body (`application/x-www-form-urlencoded`).
+    form: Option<Vec<(&'a str, &'a str)>>,
+    kind: Kind,
 }
 
 /// A complete response.
@@ -356,6 +371,7 @@ impl Client {
             permits: Semaphore::new(settings.max_concurrency),
             limiter: RateLimiter::new(settings.requests_per_second),
             scheme: tokio::sync::Mutex::new(None),
+            discovery_failed: AtomicBool::new(false),
             credentials: OnceCell::new(),
             tokens: TokenCache::default(),
             page_size: AtomicUsize::new(self.inner.options.page_size.max(1)),
@@ -371,12 +387,15 @@ impl Client {
         &self,
         reg: &RegistryState,
         repository: &str,
-        method: Method,
-        url: &Url,
-        headers: HeaderMap,
-        form: Option<Vec<(&str, &str)>>,
-        kind: Kind,
+        call: Call<'_>,
     ) -> Result<Fetched, RegistryError> {
+        let Call {
+            method,
+            url,
+            headers,
+            form,
+            kind,
+        } = call;
         let options = &self.inner.options;
         let mut attempt: u32 = 0;
         loop {
@@ -498,19 +517,29 @@ impl Client {
                     });
                 }
                 Err(AttemptError::Http(error)) => {
-                    let transient = error.is_timeout()
+                    let detail = describe(&error, options.request_timeout);
+                    // A refused certificate will be refused again: not worth a retry.
+                    let transient = (error.is_timeout()
                         || error.is_connect()
                         || error.is_request()
                         || error.is_body()
-                        || error.is_decode();
+                        || error.is_decode())
+                        && !detail.to_lowercase().contains("certificate");
                     if exhausted || !transient {
                         return Err(RegistryError::Unreachable {
                             registry: reg.name.clone(),
                             repository: repository.to_string(),
                             detail: format!(
-                                "{} after {} attempts",
-                                describe(&error, options.request_timeout),
-                                attempt + 1
+                                "{detail} after {} attempt{}{}",
+                                attempt + 1,
+                                if attempt == 0 { "" } else { "s" },
+                                if transient {
+                                    ""
+                                } else if detail.to_lowercase().contains("certificate") {
+                                    "; if the registry uses a private CA, set its ca_file"
+                                } else {
+                                    ""
+                                }
                             ),
                         });
                     }
@@ -604,14 +633,24 @@ impl Client {
                     query.append_pair("scope", scope);
                 }
                 if let Some(Credentials::Basic { username, password }) = other {
-                    headers.insert(AUTHORIZATION, basic_header(username, password)?);
+                    headers.insert(AUTHORIZATION, basic_header(reg, username, password)?);
                 }
                 (Method::GET, None)
             }
         };
         let fetched_at = Instant::now();
         let fetched = self
-            .execute(reg, repository, method, &url, headers, form, Kind::Token)
+            .execute(
+                reg,
+                repository,
+                Call {
+                    method,
+                    url: &url,
+                    headers,
+                    form,
+                    kind: Kind::Token,
+                },
+            )
             .await?;
         match fetched.status {
             status if status.is_success() => {
@@ -667,7 +706,9 @@ impl Client {
             let known = {
                 let guard = reg.scheme.lock().await;
                 let known = guard.clone();
-                if known.is_none() {
+                // Learn the scheme with one request while the others wait, unless that
+                // already failed: then nobody waits for a registry that may be down.
+                if known.is_none() && !reg.discovery_failed.load(Ordering::Relaxed) {
                     discovery = Some(guard);
                 }
                 known
@@ -678,7 +719,7 @@ impl Client {
             }
             let sent = match (&known, &credentials) {
                 (_, Some(Credentials::Bearer(token))) => {
-                    headers.insert(AUTHORIZATION, bearer_header(token)?);
+                    headers.insert(AUTHORIZATION, bearer_header(reg, token)?);
                     Sent::StaticToken
                 }
                 (Some(Scheme::Bearer { realm, service }), _) => {
@@ -693,28 +734,53 @@ impl Client {
                             stale.as_ref(),
                         )
                         .await?;
-                    headers.insert(AUTHORIZATION, bearer_header(&token)?);
+                    headers.insert(AUTHORIZATION, bearer_header(reg, &token)?);
                     Sent::Token(token)
                 }
                 (Some(Scheme::Basic), Some(Credentials::Basic { username, password })) => {
-                    headers.insert(AUTHORIZATION, basic_header(username, password)?);
+                    headers.insert(AUTHORIZATION, basic_header(reg, username, password)?);
                     Sent::Basic
                 }
                 _ => Sent::Nothing,
             };
             let fetched = self
-                .execute(reg, repository, method.clone(), url, headers, None, kind)
-                .await?;
+                .execute(
+                    reg,
+                    repository,
+                    Call {
+                        method: method.clone(),
+                        url,
+                        headers,
+                        form: None,
+                        kind,
+                    },
+                )
+                .await;
+            let fetched = match fetched {
+                Ok(fetched) => fetched,
+                Err(error) => {
+                    if discovery.is_some() {
+                        reg.discovery_failed.store(true, Ordering::Relaxed);
+                    }
+                    return Err(error);
+                }
+            };
             let unauthorized = |detail: &str| RegistryError::Unauthorized {
                 registry: reg.name.clone(),
                 repository: repository.to_string(),
                 detail: detail.to_string(),
             };
             if fetched.status != StatusCode::UNAUTHORIZED {
-                if let Some(mut guard) = discovery
-                    && sent == Sent::Nothing
-                {
-                    *guard = Some(Scheme::Anonymous);
+                // No challenge: the registry takes what we sent (nothing, or a static token).
+                match discovery {
+                    Some(mut guard) => *guard = Some(Scheme::Anonymous),
+                    None if known.is_none() => {
+                        let mut guard = reg.scheme.lock().await;
+                        if guard.is_none() {
+                            *guard = Some(Scheme::Anonymous);
+                        }
+                    }
+                    None => {}
                 }
                 if fetched.status == StatusCode::FORBIDDEN {
                     return Err(unauthorized(
@@ -1104,12 +1170,16 @@ fn header_digest(headers: &HeaderMap) -> Option<String> {
         .map(str::to_string)
 }
 
-fn basic_header(username: &str, password: &Secret) -> Result<HeaderValue, RegistryError> {
+fn basic_header(
+    reg: &RegistryState,
+    username: &str,
+    password: &Secret,
+) -> Result<HeaderValue, RegistryError> {
     let encoded = base64::engine::general_purpose::STANDARD
         .encode(format!("{username}:{}", password.expose()));
     let mut value = HeaderValue::from_str(&format!("Basic {encoded}")).map_err(|_| {
         RegistryError::Credentials {
-            registry: String::new(),
+            registry: reg.name.clone(),
             detail: "the username cannot be sent in an HTTP header".to_string(),
         }
     })?;
@@ -1117,10 +1187,10 @@ fn basic_header(username: &str, password: &Secret) -> Result<HeaderValue, Regist
     Ok(value)
 }
 
-fn bearer_header(token: &Secret) -> Result<HeaderValue, RegistryError> {
+fn bearer_header(reg: &RegistryState, token: &Secret) -> Result<HeaderValue, RegistryError> {
     let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
         RegistryError::Credentials {
-            registry: String::new(),
+            registry: reg.name.clone(),
             detail: "the token contains characters not allowed in an HTTP header".to_string(),
         }
     })?;
@@ -1137,6 +1207,12 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(reqwest::header::LINK, HeaderValue::from_str(link).unwrap());
         headers
+    }
+
+    #[test]
+    fn client_is_shareable_across_tasks() {
+        fn shareable<T: Clone + Send + Sync + 'static>() {}
+        shareable::<Client>();
     }
 
     #[test]

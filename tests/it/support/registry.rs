@@ -95,6 +95,9 @@ impl NotificationEndpoint {
 pub struct RegistryConfig {
     pub auth: AuthMode,
     pub notifications: Vec<NotificationEndpoint>,
+    /// Serve HTTPS with a certificate for 127.0.0.1 signed by a test CA
+    /// ([`TestRegistry::ca_file`]).
+    pub tls: bool,
 }
 
 /// A running `docker-registry`; killed (with its token server) on drop.
@@ -102,6 +105,8 @@ pub struct TestRegistry {
     child: Child,
     pub dir: tempfile::TempDir,
     pub port: u16,
+    /// The CA that signed the registry's certificate, when it serves HTTPS.
+    pub ca_file: Option<PathBuf>,
     pub auth: AuthMode,
     pub token_server: Option<TokenServer>,
 }
@@ -138,14 +143,24 @@ impl TestRegistry {
     pub async fn start_with_auth(auth: AuthMode) -> TestRegistry {
         Self::start(RegistryConfig {
             auth,
-            notifications: Vec::new(),
+            ..RegistryConfig::default()
         })
         .await
     }
 
     /// Start a registry and wait until `/v2/` answers.
     pub async fn start(config: RegistryConfig) -> TestRegistry {
-        let dir = tempfile::tempdir().expect("temp dir");
+        // Registry storage is many small files: keep it in memory when the machine offers a
+        // tmpfs, the disk's metadata speed would dominate the bulk-tag tests otherwise.
+        let shm = Path::new("/dev/shm");
+        let dir = if shm.is_dir() {
+            tempfile::Builder::new()
+                .prefix("imagebump-registry-")
+                .tempdir_in(shm)
+        } else {
+            tempfile::tempdir()
+        }
+        .expect("temp dir");
         let storage = dir.path().join("storage");
         std::fs::create_dir(&storage).expect("storage dir");
         let port = super::free_port();
@@ -153,6 +168,16 @@ impl TestRegistry {
             "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: imagebump-test-secret\n",
             storage.display()
         );
+        let mut ca_file = None;
+        if config.tls {
+            let (ca, cert, key) = tls_files(dir.path());
+            yaml.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            ));
+            ca_file = Some(ca);
+        }
         let mut token_server = None;
         match &config.auth {
             AuthMode::None => {}
@@ -219,6 +244,7 @@ impl TestRegistry {
             child,
             dir,
             port,
+            ca_file,
             auth: config.auth.clone(),
             token_server,
         };
@@ -227,7 +253,7 @@ impl TestRegistry {
     }
 
     async fn wait_ready(&self) {
-        let http = reqwest::Client::new();
+        let http = self.http_client();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(response) = http.get(format!("{}/v2/", self.url())).send().await
@@ -250,7 +276,23 @@ impl TestRegistry {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.host())
+        let scheme = if self.ca_file.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.host())
+    }
+
+    /// A reqwest client trusting this registry's CA (if any).
+    pub fn http_client(&self) -> reqwest::Client {
+        let mut builder = reqwest::Client::builder();
+        if let Some(ca) = &self.ca_file {
+            let pem = std::fs::read(ca).expect("read CA");
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).expect("CA pem");
+            builder = builder.tls_certs_merge(certs);
+        }
+        builder.build().expect("http client")
     }
 
     /// `127.0.0.1:PORT/<repository>`.
@@ -263,9 +305,50 @@ impl TestRegistry {
         std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
     }
 
+    /// Point many tags at an already pushed manifest by writing the registry's tag links in its
+    /// storage directly (the filesystem driver's layout), which is what a manifest PUT by tag
+    /// does, minus thousands of HTTP round trips. For bulk tags (pagination tests, benchmarks).
+    pub fn seed_tags(&self, repository: &str, pushed: &Pushed, tags: &[String]) {
+        let hex = pushed
+            .digest
+            .strip_prefix("sha256:")
+            .expect("sha256 digest");
+        let tags_dir = self
+            .dir
+            .path()
+            .join("storage/docker/registry/v2/repositories")
+            .join(repository)
+            .join("_manifests/tags");
+        assert!(
+            tags_dir.parent().expect("parent").is_dir(),
+            "push an image to {repository} before seeding tags"
+        );
+        for tag in tags {
+            let tag_dir = tags_dir.join(tag);
+            let current = tag_dir.join("current");
+            let index = tag_dir.join("index/sha256").join(hex);
+            std::fs::create_dir_all(&current).expect("tag dir");
+            std::fs::create_dir_all(&index).expect("tag index dir");
+            std::fs::write(current.join("link"), &pushed.digest).expect("current link");
+            std::fs::write(index.join("link"), &pushed.digest).expect("index link");
+        }
+    }
+
+    /// Copy repository `from` (links only; blobs are shared) to `to`, as if its images had
+    /// been pushed there too. For many repositories at once (benchmarks).
+    pub fn clone_repository(&self, from: &str, to: &str) {
+        let root = self
+            .dir
+            .path()
+            .join("storage/docker/registry/v2/repositories");
+        copy_dir(&root.join(from), &root.join(to));
+    }
+
     /// A client that pushes with full rights in every auth mode.
     pub fn pusher(&self) -> Pusher {
-        Pusher::new(self.url(), self.push_auth())
+        let mut pusher = Pusher::new(self.url(), self.push_auth());
+        pusher.http = self.http_client();
+        pusher
     }
 
     fn push_auth(&self) -> PushAuth {
@@ -289,6 +372,63 @@ impl TestRegistry {
         self.token_server
             .as_ref()
             .map_or(0, |server| server.requests.load(Ordering::SeqCst))
+    }
+}
+
+/// A test CA and a certificate for 127.0.0.1 it signed: `(ca.pem, tls.pem, tls.key)`.
+fn tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let ca = dir.join("ca.pem");
+    let ca_key = dir.join("ca.key");
+    let cert = dir.join("tls.pem");
+    let key = dir.join("tls.key");
+    let csr = dir.join("tls.csr");
+    let ext = dir.join("tls.ext");
+    std::fs::write(
+        &ext,
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("write ext");
+    run(Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .arg("ec_paramgen_curve:prime256v1")
+        .args(["-nodes", "-days", "2", "-subj", "/CN=imagebump-test-ca"])
+        .arg("-keyout")
+        .arg(&ca_key)
+        .arg("-out")
+        .arg(&ca));
+    run(Command::new("openssl")
+        .args(["req", "-new", "-newkey", "ec", "-pkeyopt"])
+        .arg("ec_paramgen_curve:prime256v1")
+        .args(["-nodes", "-subj", "/CN=127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&csr));
+    run(Command::new("openssl")
+        .args(["x509", "-req", "-days", "2", "-in"])
+        .arg(&csr)
+        .arg("-CA")
+        .arg(&ca)
+        .arg("-CAkey")
+        .arg(&ca_key)
+        .arg("-CAcreateserial")
+        .arg("-extfile")
+        .arg(&ext)
+        .arg("-out")
+        .arg(&cert));
+    (ca, cert, key)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("dir entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy file");
+        }
     }
 }
 
@@ -439,7 +579,10 @@ impl TokenServer {
             lifetime_secs: lifetime_secs.clone(),
         };
         let app = axum::Router::new()
-            .route("/token", axum::routing::get(issue_token))
+            .route(
+                "/token",
+                axum::routing::get(issue_token).post(issue_token_for_refresh_token),
+            )
             .with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -462,6 +605,34 @@ impl TokenServer {
     }
 }
 
+/// The refresh token (docker `identitytoken`) the token server accepts for its user.
+pub fn identity_token(password: &str) -> String {
+    format!("refresh-{password}")
+}
+
+/// The OAuth2 form: `grant_type=refresh_token`, `refresh_token`, `service`, `scope`.
+async fn issue_token_for_refresh_token(
+    State(state): State<TokenState>,
+    axum::Form(form): axum::Form<Vec<(String, String)>>,
+) -> Response {
+    state.requests.fetch_add(1, Ordering::SeqCst);
+    let field = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    if field("grant_type") != "refresh_token"
+        || field("refresh_token") != identity_token(&state.password)
+    {
+        return (StatusCode::UNAUTHORIZED, "bad refresh token").into_response();
+    }
+    let scopes: Vec<(String, String)> =
+        form.iter().filter(|(k, _)| k == "scope").cloned().collect();
+    let user = state.username.clone();
+    token_response(&state, Some(user), &scopes)
+}
+
 async fn issue_token(
     State(state): State<TokenState>,
     Query(query): Query<Vec<(String, String)>>,
@@ -482,8 +653,16 @@ async fn issue_token(
         None if state.anonymous_pull => None,
         None => return (StatusCode::UNAUTHORIZED, "credentials required").into_response(),
     };
+    token_response(&state, user, &query)
+}
+
+fn token_response(
+    state: &TokenState,
+    user: Option<String>,
+    query: &[(String, String)],
+) -> Response {
     let mut access = Vec::new();
-    for (key, value) in &query {
+    for (key, value) in query {
         if key != "scope" {
             continue;
         }
@@ -866,6 +1045,8 @@ pub enum Fault {
     SlowBody(Duration),
     /// Send only the first half of the upstream body (with a matching Content-Length).
     Truncate,
+    /// Answer `307` to `<base><path and query>` (as registries redirect blobs to storage).
+    Redirect(String),
 }
 
 /// A queued fault: applied to the next `times` requests whose path contains `path`.
@@ -902,6 +1083,13 @@ struct ProxyState {
     settings: Mutex<ProxySettings>,
     seen: Mutex<Vec<SeenRequest>>,
     strip_digest: AtomicBool,
+    /// Remove the client's `Authorization` before forwarding, this many more times.
+    drop_auth: AtomicUsize,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+    /// Upstream tag list bodies by path, taken on a first page (no `last`) and served for the
+    /// following pages, as a snapshot.
+    tag_snapshots: Mutex<std::collections::HashMap<String, Vec<u8>>>,
     port: u16,
 }
 
@@ -934,6 +1122,10 @@ impl FaultProxy {
             settings: Mutex::new(ProxySettings::default()),
             seen: Mutex::new(Vec::new()),
             strip_digest: AtomicBool::new(false),
+            drop_auth: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
+            tag_snapshots: Mutex::new(std::collections::HashMap::new()),
             port,
         });
         let app = axum::Router::new()
@@ -986,6 +1178,17 @@ impl FaultProxy {
             });
     }
 
+    /// Forward the next `times` requests without their `Authorization` header, so the
+    /// registry answers 401 with its challenge (as for an expired or revoked token).
+    pub fn drop_auth(&self, times: usize) {
+        self.state.drop_auth.store(times, Ordering::SeqCst);
+    }
+
+    /// The most requests the proxy had in flight at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.state.max_in_flight.load(Ordering::SeqCst)
+    }
+
     pub fn requests(&self) -> Vec<SeenRequest> {
         self.state.seen.lock().expect("seen").clone()
     }
@@ -998,6 +1201,12 @@ impl FaultProxy {
             .count()
     }
 
+    /// Drop every queued fault.
+    pub fn clear_faults(&self) {
+        self.state.settings.lock().expect("settings").faults.clear();
+    }
+
+    /// Forget the recorded requests.
     pub fn clear(&self) {
         self.state.seen.lock().expect("seen").clear();
     }
@@ -1019,6 +1228,14 @@ fn take_fault(state: &ProxyState, path: &str) -> Option<Fault> {
 }
 
 async fn proxy_handler(State(state): State<Arc<ProxyState>>, request: Request) -> Response {
+    let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    state.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    let response = proxy(&state, request).await;
+    state.in_flight.fetch_sub(1, Ordering::SeqCst);
+    response
+}
+
+async fn proxy(state: &ProxyState, request: Request) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     let target = request
@@ -1035,7 +1252,7 @@ async fn proxy_handler(State(state): State<Arc<ProxyState>>, request: Request) -
         target: target.clone(),
         authorization: authorization.clone(),
     });
-    let fault = take_fault(&state, &path);
+    let fault = take_fault(state, &path);
     match &fault {
         Some(Fault::Status {
             status,
@@ -1053,14 +1270,19 @@ async fn proxy_handler(State(state): State<Arc<ProxyState>>, request: Request) -
             return response;
         }
         Some(Fault::Delay(delay)) => tokio::time::sleep(*delay).await,
+        Some(Fault::Redirect(base)) => {
+            let mut response = Response::new(Body::empty());
+            *response.status_mut() = StatusCode::TEMPORARY_REDIRECT;
+            response.headers_mut().insert(
+                "location",
+                HeaderValue::from_str(&format!("{base}{target}")).expect("location"),
+            );
+            return response;
+        }
         _ => {}
     }
 
-    let query: Vec<(String, String)> = request
-        .uri()
-        .query()
-        .map(|q| url_pairs(q))
-        .unwrap_or_default();
+    let query: Vec<(String, String)> = request.uri().query().map(url_pairs).unwrap_or_default();
     let paginate = {
         let settings = state.settings.lock().expect("settings");
         (
@@ -1085,16 +1307,41 @@ async fn proxy_handler(State(state): State<Arc<ProxyState>>, request: Request) -
             .into_response();
     }
 
-    let upstream_target = if is_tags && paginate.0.is_some() {
-        path.clone()
-    } else {
-        target.clone()
-    };
+    let paging = is_tags && paginate.0.is_some();
+    let has_last = query.iter().any(|(k, _)| k == "last");
+    if paging
+        && has_last
+        && let Some(body) = state
+            .tag_snapshots
+            .lock()
+            .expect("snapshots")
+            .get(&path)
+            .cloned()
+    {
+        return tags_page(
+            state,
+            &path,
+            &query,
+            asked_n,
+            paginate,
+            body,
+            HeaderMap::new(),
+            &fault,
+        );
+    }
+    let upstream_target = if paging { path.clone() } else { target.clone() };
     let mut upstream = state.http.request(
         method.clone(),
         format!("{}{upstream_target}", state.upstream),
     );
+    let drop_auth = state
+        .drop_auth
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
     for (name, value) in request.headers() {
+        if drop_auth && name == "authorization" {
+            continue;
+        }
         if name != "host" && name != "content-length" {
             upstream = upstream.header(name, value);
         }
@@ -1107,46 +1354,78 @@ async fn proxy_handler(State(state): State<Arc<ProxyState>>, request: Request) -
         Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
     };
     let status = upstream.status();
-    let mut headers = upstream.headers().clone();
-    let mut bytes = upstream.bytes().await.unwrap_or_default().to_vec();
+    let headers = upstream.headers().clone();
+    let bytes = upstream.bytes().await.unwrap_or_default().to_vec();
 
-    if is_tags
-        && status == StatusCode::OK
-        && let Some(default_page) = paginate.0
-    {
-        let mut list: serde_json::Value = serde_json::from_slice(&bytes).expect("tag list json");
-        let mut tags: Vec<String> = list["tags"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|t| t.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        tags.sort();
-        let last = query
-            .iter()
-            .find(|(k, _)| k == "last")
-            .map(|(_, v)| v.clone());
-        if let Some(last) = &last {
-            tags.retain(|t| t > last);
-        }
-        let n = asked_n.unwrap_or(default_page).max(1);
-        let more = tags.len() > n;
-        tags.truncate(n);
-        list["tags"] = serde_json::json!(tags);
-        bytes = serde_json::to_vec(&list).expect("json");
-        headers.remove("link");
-        if more && let Some(last_tag) = tags.last() {
-            let prefix = if paginate.2 {
-                format!("http://127.0.0.1:{}", state.port)
-            } else {
-                String::new()
-            };
-            let link = format!("<{prefix}{path}?n={n}&last={last_tag}>; rel=\"next\"");
-            headers.insert("link", HeaderValue::from_str(&link).expect("link"));
-        }
+    if paging && status == StatusCode::OK {
+        state
+            .tag_snapshots
+            .lock()
+            .expect("snapshots")
+            .insert(path.clone(), bytes.clone());
+        return tags_page(
+            state, &path, &query, asked_n, paginate, bytes, headers, &fault,
+        );
     }
+    finish(state, method == "HEAD", status, headers, bytes, fault)
+}
+
+/// One page of a snapshot tag list, with a `Link` to the next.
+#[allow(clippy::too_many_arguments)]
+fn tags_page(
+    state: &ProxyState,
+    path: &str,
+    query: &[(String, String)],
+    asked_n: Option<usize>,
+    paginate: (Option<usize>, Option<usize>, bool),
+    body: Vec<u8>,
+    mut headers: HeaderMap,
+    fault: &Option<Fault>,
+) -> Response {
+    let mut list: serde_json::Value = serde_json::from_slice(&body).expect("tag list json");
+    let mut tags: Vec<String> = list["tags"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    tags.sort();
+    if let Some((_, last)) = query.iter().find(|(k, _)| k == "last") {
+        tags.retain(|t| t > last);
+    }
+    let n = asked_n.or(paginate.0).unwrap_or(100).max(1);
+    let more = tags.len() > n;
+    tags.truncate(n);
+    list["tags"] = serde_json::json!(tags);
+    let bytes = serde_json::to_vec(&list).expect("json");
+    headers.remove("link");
+    if more && let Some(last_tag) = tags.last() {
+        let prefix = if paginate.2 {
+            format!("http://127.0.0.1:{}", state.port)
+        } else {
+            String::new()
+        };
+        let link = format!("<{prefix}{path}?n={n}&last={last_tag}>; rel=\"next\"");
+        headers.insert("link", HeaderValue::from_str(&link).expect("link"));
+    }
+    headers.insert(
+        "content-type",
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    finish(state, false, StatusCode::OK, headers, bytes, fault.clone())
+}
+
+/// Apply the response-side faults and build the response.
+fn finish(
+    state: &ProxyState,
+    head: bool,
+    status: StatusCode,
+    mut headers: HeaderMap,
+    mut bytes: Vec<u8>,
+    fault: Option<Fault>,
+) -> Response {
     if state.strip_digest.load(Ordering::SeqCst) {
         headers.remove("docker-content-digest");
     }
@@ -1162,7 +1441,7 @@ async fn proxy_handler(State(state): State<Arc<ProxyState>>, request: Request) -
             Body::from_stream(stream)
         }
         _ => {
-            if method != "HEAD" {
+            if !head {
                 headers.insert(
                     "content-length",
                     HeaderValue::from_str(&bytes.len().to_string()).expect("len"),
