@@ -6,6 +6,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::collections::HashMap;
+
+use super::policy_flags::PolicyFlags;
+use crate::policy::{Current, Parsing, Step, Version};
 use crate::reference::ImageRef;
 use crate::registry::{
     Client, ClientOptions, Platform, RegistryAuth, RegistryError, RegistrySettings, Secret,
@@ -38,6 +42,9 @@ pub struct Args {
     /// Platform picked in multi-arch images (os/arch[/variant]).
     #[arg(long, default_value = "linux/amd64")]
     pub platform: Platform,
+    /// With a policy flag, the tag the policy picks is marked with `<-` and the reason.
+    #[command(flatten)]
+    pub policy: PolicyFlags,
 }
 
 fn env_secret(var: &str) -> Result<Secret, String> {
@@ -83,6 +90,14 @@ fn init_logging() {
 
 pub fn run(args: Args) -> ExitCode {
     init_logging();
+    let policy = if args.policy.is_set() {
+        match args.policy.to_policy() {
+            Ok(policy) => Some(policy),
+            Err(e) => return e.exit(),
+        }
+    } else {
+        None
+    };
     let (image, settings) = match resolve(&args) {
         Ok(resolved) => resolved,
         Err(message) => {
@@ -109,9 +124,23 @@ pub fn run(args: Args) -> ExitCode {
     };
     match runtime.block_on(client.list_tags(&image)) {
         Ok(tags) => {
+            let pick = policy.and_then(|policy| {
+                let now = time::OffsetDateTime::now_utc();
+                match policy.select(&tags, Current::default(), &HashMap::new(), now) {
+                    Ok(Step::Decided(decision)) => Some(decision),
+                    Ok(Step::NeedMetadata(_)) => None,
+                    Err(no_match) => {
+                        eprintln!("no tag matches: {no_match}");
+                        None
+                    }
+                }
+            });
             let mut out = String::new();
             for tag in sort_tags(tags) {
                 out.push_str(&tag);
+                if let Some(decision) = pick.as_ref().filter(|d| d.tag == tag) {
+                    out.push_str(&format!("    <- {}", decision.reason));
+                }
                 out.push('\n');
             }
             print!("{out}");
@@ -128,89 +157,24 @@ pub fn run(args: Args) -> ExitCode {
     }
 }
 
-/// A strict semantic version (`[v]MAJOR.MINOR.PATCH[-PRE][+BUILD]`), for display order only.
-#[derive(Debug, PartialEq, Eq)]
-struct Version<'a> {
-    core: [u64; 3],
-    pre: Vec<&'a str>,
-}
-
-fn numeric(part: &str) -> Option<u64> {
-    if part.is_empty()
-        || !part.bytes().all(|b| b.is_ascii_digit())
-        || (part.len() > 1 && part.starts_with('0'))
-    {
-        return None;
-    }
-    part.parse().ok()
-}
-
-fn parse_version(tag: &str) -> Option<Version<'_>> {
-    let text = tag.strip_prefix('v').unwrap_or(tag);
-    let text = text.split_once('+').map_or(text, |(v, _)| v);
-    let (core, pre) = match text.split_once('-') {
-        Some((core, pre)) => (core, Some(pre)),
-        None => (text, None),
-    };
-    let mut parts = core.split('.');
-    let major = numeric(parts.next()?)?;
-    let minor = numeric(parts.next()?)?;
-    let patch = numeric(parts.next()?)?;
-    if parts.next().is_some() {
-        return None;
-    }
-    let pre: Vec<&str> = match pre {
-        Some(pre) => {
-            let ids: Vec<&str> = pre.split('.').collect();
-            if ids.iter().any(|id| id.is_empty()) {
-                return None;
-            }
-            ids
-        }
-        None => Vec::new(),
-    };
-    Some(Version {
-        core: [major, minor, patch],
-        pre,
-    })
-}
-
-fn compare_versions(a: &Version<'_>, b: &Version<'_>) -> std::cmp::Ordering {
-    use std::cmp::Ordering;
-    a.core
-        .cmp(&b.core)
-        .then_with(|| match (a.pre.is_empty(), b.pre.is_empty()) {
-            (true, true) => Ordering::Equal,
-            (true, false) => Ordering::Greater,
-            (false, true) => Ordering::Less,
-            (false, false) => {
-                for (x, y) in a.pre.iter().zip(&b.pre) {
-                    let order = match (numeric(x), numeric(y)) {
-                        (Some(x), Some(y)) => x.cmp(&y),
-                        (Some(_), None) => Ordering::Less,
-                        (None, Some(_)) => Ordering::Greater,
-                        (None, None) => x.cmp(y),
-                    };
-                    if order != Ordering::Equal {
-                        return order;
-                    }
-                }
-                a.pre.len().cmp(&b.pre.len())
-            }
-        })
-}
-
 /// Semver tags first, in ascending semver order; the others after, alphabetically.
+/// (Strict parsing: `X.Y.Z` with an optional `v`, as the policy module reads Flux tags.)
 pub(crate) fn sort_tags(tags: Vec<String>) -> Vec<String> {
-    let (mut versions, mut others): (Vec<String>, Vec<String>) =
-        tags.into_iter().partition(|t| parse_version(t).is_some());
-    versions.sort_by(|a, b| match (parse_version(a), parse_version(b)) {
-        (Some(x), Some(y)) => compare_versions(&x, &y).then_with(|| a.cmp(b)),
-        _ => a.cmp(b),
-    });
+    let mut versions: Vec<(Version, String)> = Vec::new();
+    let mut others: Vec<String> = Vec::new();
+    for tag in tags {
+        match Version::parse(&tag, Parsing::Strict) {
+            Some(v) => versions.push((v, tag)),
+            None => others.push(tag),
+        }
+    }
+    versions.sort_by(|(x, a), (y, b)| x.precedence(y).then_with(|| a.cmp(b)));
     others.sort();
-    versions.extend(others);
     versions
+        .into_iter()
+        .map(|(_, tag)| tag)
+        .chain(others)
+        .collect()
 }
 
 #[cfg(test)]

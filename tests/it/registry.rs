@@ -1041,3 +1041,33 @@ async fn concurrent_first_calls_pay_for_one_challenge_and_one_token_per_scope() 
     let stats = client.stats().registry(&registry.host());
     assert_eq!(stats.requests, 1 + 20 + 40, "{stats:?}");
 }
+
+#[tokio::test]
+async fn tags_marks_the_tag_a_policy_picks() {
+    let registry = TestRegistry::start_plain().await;
+    let pusher = registry.pusher();
+    let first = pusher
+        .push_image("team/app", "1.0.0", &ImageSpec::new("2026-01-01T00:00:00Z"))
+        .await;
+    for tag in ["1.4.2", "2.0.0", "1.4.10-rc.1", "latest"] {
+        pusher
+            .push_manifest("team/app", tag, &first.media_type, &first.body)
+            .await;
+    }
+    let image = registry.image("team/app");
+    let (code, stdout, stderr) =
+        imagebump(&["tags", &image, "--insecure", "--semver", "~1.4"], &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 5, "{stdout}");
+    let marked: Vec<&&str> = lines.iter().filter(|l| l.contains("<-")).collect();
+    assert_eq!(marked.len(), 1, "{stdout}");
+    assert!(marked[0].starts_with("1.4.2    <- semver ~1.4"), "{stdout}");
+    assert_eq!(lines[4], "latest", "{stdout}");
+
+    // An invalid range is a usage error with the caret.
+    let (code, _, stderr) =
+        imagebump(&["tags", &image, "--insecure", "--semver", ">=1 <"], &[]).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains('^'), "{stderr}");
+}
