@@ -11,6 +11,7 @@
 //! - [`forge`]: merge requests on GitHub, GitLab and Gitea.
 //! - [`engine`]: the write-back spine that runs one pass over the apps (`imagebump once`).
 //! - [`daemon`]: scheduler, webhooks, metrics, health and status.
+//! - [`secret`]: the one secret type, never printed.
 //! - [`reference`]: the image reference and OCI tag grammar, shared by every stage.
 //! - [`cli`]: argument parsing and output for the binary.
 
@@ -24,3 +25,4 @@ pub mod git;
 pub mod policy;
 pub mod reference;
 pub mod registry;
+pub mod secret;

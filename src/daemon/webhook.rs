@@ -11,6 +11,7 @@
 //! Events are matched against the repositories the worker's apps use; unknown repositories are
 //! answered 202 and counted, but not checked.
 
+pub use crate::secret::Secret;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -104,26 +105,6 @@ impl FromStr for ReceiverKind {
             .into_iter()
             .find(|kind| kind.as_str() == name)
             .ok_or_else(|| UnknownReceiverKind(name.to_string()))
-    }
-}
-
-/// A secret (token or HMAC key). Its `Debug` output never shows the value.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    fn bytes(&self) -> &[u8] {
-        self.0.as_bytes()
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(***)")
     }
 }
 
@@ -413,7 +394,7 @@ fn authenticate<'r>(
     body: &[u8],
 ) -> Option<&'r Receiver> {
     receivers.iter().find(|receiver| {
-        let secret = receiver.secret.bytes();
+        let secret = receiver.secret.expose().as_bytes();
         match receiver.kind {
             ReceiverKind::DockerHub | ReceiverKind::Quay => {
                 path_secret.is_some_and(|given| ct_eq(given.as_bytes(), secret))

@@ -30,6 +30,7 @@ mod github;
 mod gitlab;
 mod http;
 
+pub use crate::secret::Secret;
 use std::fmt;
 use std::time::Duration;
 
@@ -82,33 +83,6 @@ impl fmt::Display for ForgeKind {
             Self::Gitlab => "GitLab",
             Self::Gitea => "Gitea",
         })
-    }
-}
-
-/// A credential. `Debug` and `Display` print `***`; only [`Secret::expose`] gives the value.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The value itself, for the one place that puts it in a request header.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
     }
 }
 

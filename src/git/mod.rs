@@ -33,40 +33,12 @@ mod known_hosts;
 mod repo;
 mod writeback;
 
-use std::fmt;
+pub use crate::secret::Secret;
 use std::path::PathBuf;
 
 pub use git2::Oid;
 pub use repo::{Checkout, CloneCache, CommitInfo, LeaseOutcome, PushOutcome};
 pub use writeback::{PushReport, RetryOptions, WriteBackError, commit_and_push};
-
-/// A secret string (password, token, key passphrase). `Debug` and `Display` print `***`, so
-/// it cannot reach a log line or an error message by accident.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The secret itself, for the one place that hands it to libgit2.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
 
 /// Author and committer of every commit imagebump makes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,7 +135,7 @@ mod tests {
     #[test]
     fn secret_never_prints() {
         let s = Secret::new("hunter2");
-        assert_eq!(format!("{s} {s:?}"), "*** ***");
+        assert_eq!(format!("{s} {s:?}"), "*** Secret(***)");
         let cred = Credential::UserPass {
             username: "u".into(),
             password: s,
