@@ -17,6 +17,19 @@ mod status;
 mod tags;
 mod validate;
 
+/// The `--config` flag of the commands that read a configuration.
+#[derive(Debug, clap::Args)]
+pub struct ConfigArg {
+    /// The global config file.
+    #[arg(
+        long,
+        short = 'c',
+        default_value = "imagebump.yaml",
+        env = "IMAGEBUMP_CONFIG"
+    )]
+    pub config: std::path::PathBuf,
+}
+
 /// Exit code for success.
 pub const EXIT_OK: u8 = 0;
 /// Exit code when some work failed, or for `select`/`--check`, the negative answer.

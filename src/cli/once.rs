@@ -1,6 +1,5 @@
 //! `imagebump once`: one pass over the apps, then exit.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
@@ -16,14 +15,8 @@ pub enum Output {
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The global config file.
-    #[arg(
-        long,
-        short = 'c',
-        default_value = "imagebump.yaml",
-        env = "IMAGEBUMP_CONFIG"
-    )]
-    pub config: PathBuf,
+    #[command(flatten)]
+    pub config: super::ConfigArg,
     /// Only this app.
     #[arg(long)]
     pub app: Option<String>,
@@ -53,7 +46,7 @@ pub fn run(args: Args) -> ExitCode {
         eprintln!("imagebump: {e}");
         return ExitCode::from(EXIT_USAGE);
     }
-    let loaded = match config::load(&args.config) {
+    let loaded = match config::load(&args.config.config) {
         Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("{e}");
@@ -68,7 +61,7 @@ pub fn run(args: Args) -> ExitCode {
     {
         eprintln!(
             "imagebump: no valid app named `{app}` in {}",
-            args.config.display()
+            args.config.config.display()
         );
         return ExitCode::from(EXIT_USAGE);
     }

@@ -1,7 +1,7 @@
 //! `imagebump run`: the daemon (schedule, webhooks, metrics, health, status).
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -21,14 +21,8 @@ const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The global config file.
-    #[arg(
-        long,
-        short = 'c',
-        default_value = "imagebump.yaml",
-        env = "IMAGEBUMP_CONFIG"
-    )]
-    pub config: PathBuf,
+    #[command(flatten)]
+    pub config: super::ConfigArg,
     /// Log level (error, warn, info, debug, trace) or a RUST_LOG-style filter; default:
     /// RUST_LOG, else info.
     #[arg(long)]
@@ -58,7 +52,7 @@ pub fn run(args: Args) -> ExitCode {
     };
     let metrics = Arc::new(Metrics::new());
     let control = Control::new();
-    let path = args.config.clone();
+    let path = args.config.config.clone();
     let ready_at_start = args.ready_at_start;
     let loader_metrics = Arc::clone(&metrics);
     let shutdown = control.shutdown_signal().clone();

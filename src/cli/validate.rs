@@ -1,6 +1,5 @@
 //! `imagebump validate`: load the configuration and list every problem at once.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::{EXIT_OK, EXIT_USAGE};
@@ -8,23 +7,17 @@ use crate::config;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The global config file.
-    #[arg(
-        long,
-        short = 'c',
-        default_value = "imagebump.yaml",
-        env = "IMAGEBUMP_CONFIG"
-    )]
-    pub config: PathBuf,
+    #[command(flatten)]
+    pub config: super::ConfigArg,
 }
 
 pub fn run(args: Args) -> ExitCode {
-    match config::load(&args.config) {
+    match config::load(&args.config.config) {
         Ok(loaded) if loaded.problems.is_empty() => {
             let images: usize = loaded.config.apps.iter().map(|a| a.images.len()).sum();
             println!(
                 "{}: ok ({} apps, {} images)",
-                args.config.display(),
+                args.config.config.display(),
                 loaded.config.apps.len(),
                 images
             );

@@ -6,7 +6,6 @@
 //! `images`, the same changes with one entry per image and new tag (files folded).
 
 use minijinja::Environment;
-use serde::Serialize;
 
 /// The message used when an app sets no `commit_message`.
 pub const DEFAULT_COMMIT_MESSAGE: &str = "\
@@ -18,17 +17,8 @@ chore({{ app }}): update {% if images|length == 1 %}{{ images[0].name }} to {{ i
 Updated by imagebump.
 ";
 
-/// One change as a template sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ChangeContext {
-    pub image: String,
-    pub name: String,
-    pub file: String,
-    pub from: String,
-    pub to: String,
-    pub digest: Option<String>,
-    pub reason: String,
-}
+/// One change as a template sees it (the same rows a pull request body lists).
+pub use crate::forge::ChangeRow as ChangeContext;
 
 /// A template that failed to render.
 #[derive(Debug, thiserror::Error)]

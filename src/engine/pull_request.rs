@@ -74,19 +74,7 @@ fn write_inner(
     }
     let forge = Forge::new(settings::forge(config).map_err(|e| e.to_string())?)
         .map_err(|e| e.to_string())?;
-    let rows: Vec<ChangeRow> = report
-        .changes
-        .iter()
-        .map(|c| ChangeRow {
-            image: c.image.clone(),
-            name: c.name.clone(),
-            file: c.file.clone(),
-            from: c.from.clone(),
-            to: c.to.clone(),
-            digest: c.digest.clone(),
-            reason: c.reason.clone(),
-        })
-        .collect();
+    let rows: Vec<ChangeRow> = contexts(&report.changes);
     let fingerprint = forge::fingerprint(&rows);
     let bot = bot_branch(pr_config.branch.as_deref(), &config.name)?;
 
@@ -139,12 +127,8 @@ fn write_inner(
             ));
         }
     }
-    let message = message::render(
-        config.commit_message.as_deref(),
-        &config.name,
-        &contexts(&report.changes),
-    )
-    .map_err(|e| e.to_string())?;
+    let message = message::render(config.commit_message.as_deref(), &config.name, &rows)
+        .map_err(|e| e.to_string())?;
     let paths = plan::write_files(checkout.workdir(), &planned.files)?;
     let Some(commit) = checkout
         .commit_on(base_head, &paths, &message)
