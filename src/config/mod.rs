@@ -843,6 +843,14 @@ fn parse_image(node: &Node, diags: &mut Diagnostics) -> Option<ImageConfig> {
             }
         }
         extract = t.opt_str("extract", diags);
+        // The template must name groups the pattern has (checked once the regexes compile).
+        if let (Some(template), Some(pattern), Some(at)) = (&extract, &include, t.get("extract"))
+            && regex::Regex::new(pattern).is_ok()
+            && let Err(e) =
+                crate::policy::Filter::new(Some(pattern), &[] as &[&str], Some(template))
+        {
+            diags.node(at, e.to_string());
+        }
         if extract.is_some() && include.is_none() {
             diags.node(
                 tags,
@@ -944,9 +952,9 @@ fn parse_policy(node: &Node, diags: &mut Diagnostics) -> Option<PolicyConfig> {
         "semver" => {
             let at = fields.get("semver")?;
             let range = string(at, "semver", diags)?;
-            // TODO(lead): validate with policy::Range::parse once policy lands.
-            if range.trim().is_empty() {
-                diags.node(at, "`semver` range is empty");
+            if let Err(e) = crate::policy::Range::parse(&range) {
+                diags.node(at, format!("`semver`: {e}"));
+                return None;
             }
             Some(PolicyConfig::Semver { range, strict })
         }

@@ -220,3 +220,23 @@ fn a_broken_global_file_is_fatal() {
         "{err}"
     );
 }
+
+#[test]
+fn ranges_and_extract_templates_are_checked_with_the_policy_grammar() {
+    let (_, errors) = app(
+        "name: a\nrepo: r\nimages:\n  - image: nginx\n    policy: {semver: '>=1.0 <2.x.1.5'}\n    targets: [{file: x.yaml}]\n  - image: redis\n    policy: {numerical: asc}\n    tags: {include: '^main-(?P<ts>\\d+)$', extract: '$stamp'}\n    targets: [{file: x.yaml}]\n",
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("apps/shop.yaml:5:22: `semver`: ")),
+        "{errors:#?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("apps/shop.yaml:9:52: ") && e.contains("stamp")),
+        "{errors:#?}"
+    );
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+}

@@ -8,19 +8,7 @@
 
 use regex::Regex;
 
-/// Whether `tag` is a valid OCI tag: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
-// TODO(lead): use reference::is_valid_tag
-pub(crate) fn is_valid_tag(tag: &str) -> bool {
-    let b = tag.as_bytes();
-    match b.first() {
-        Some(c) if c.is_ascii_alphanumeric() || *c == b'_' => {}
-        _ => return false,
-    }
-    b.len() <= 128
-        && b[1..]
-            .iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
-}
+pub(crate) use crate::reference::is_valid_tag;
 
 /// Suffixes of the tags cosign pushes next to an image (`sha256-<hex>.sig` and friends).
 const COSIGN_SUFFIXES: [&str; 3] = [".sig", ".att", ".sbom"];
