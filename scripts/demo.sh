@@ -23,10 +23,13 @@ trap 'exit 130' INT TERM
 
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
-if ! command -v docker-registry >/dev/null; then
-  say "installing Debian's docker-registry"
+missing=()
+command -v docker-registry >/dev/null || missing+=(docker-registry)
+command -v curl >/dev/null || missing+=(curl)
+if [ "${#missing[@]}" -gt 0 ]; then
+  say "installing ${missing[*]} (Debian packages)"
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq docker-registry >/dev/null
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 # The package's own service (if any) is not used: the demo starts its own registry.
 
@@ -34,7 +37,14 @@ say "building imagebump"
 (cd "$ROOT" && cargo build --quiet --bin imagebump)
 IMAGEBUMP="$ROOT/target/debug/imagebump"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# A free loopback port: a random one nobody answers on.
+free_port() {
+  local port
+  while :; do
+    port=$(( 20000 + RANDOM % 40000 ))
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
+  done
+}
 REG_PORT=$(free_port)
 HOOK_PORT=$(free_port)
 REGISTRY="127.0.0.1:$REG_PORT"
@@ -182,6 +192,9 @@ START=$(head_of)
 wait_for_commit "$START" 30
 git --git-dir="$WORK/shop-config.git" log --format='%h %an: %s' -1
 
+# The registry queued notifications for 1.0.0 and 1.1.0 while the daemon was not listening
+# yet; let them be delivered (and acted on: nothing new) before the push that is timed.
+sleep 2
 say "pushing 1.2.0: the registry notifies the daemon"
 BEFORE=$(head_of)
 T0=$(date +%s%N)
