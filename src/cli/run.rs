@@ -139,7 +139,15 @@ fn daemon_settings(config: &Config, ready_at_start: bool) -> Result<Settings, St
     settings.ready_after_first_cycle = !ready_at_start;
     // A short quiet period: a single push is acted on within ~100 ms, a burst still makes one
     // check (the window slides while events keep coming, capped at debounce_max).
-    settings.checks.debounce = Duration::from_millis(100);
+    settings.checks.debounce = webhook
+        .and_then(|w| w.debounce)
+        .unwrap_or(Duration::from_millis(100));
+    if let Some(max) = webhook.and_then(|w| w.debounce_max) {
+        settings.checks.debounce_max = max;
+    }
+    if let Some(n) = config.global.max_concurrent_checks {
+        settings.checks.max_concurrent = n as usize;
+    }
     settings.watch_paths = vec![config.file.clone(), config.global.apps_dir.clone()];
     Ok(settings)
 }

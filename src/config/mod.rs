@@ -48,6 +48,8 @@ pub struct Global {
     pub git: GitConfig,
     pub registries: Vec<RegistryConfig>,
     pub webhook: Option<WebhookConfig>,
+    /// Checks the daemon runs at once (default 4).
+    pub max_concurrent_checks: Option<u32>,
 }
 
 /// When to poll.
@@ -99,6 +101,10 @@ pub struct RegistryConfig {
 pub struct WebhookConfig {
     pub listen: SocketAddr,
     pub receivers: Vec<ReceiverConfig>,
+    /// Quiet period before a webhook-triggered check (default 100 ms).
+    pub debounce: Option<Duration>,
+    /// Longest wait after the first event of a burst (default 5 s).
+    pub debounce_max: Option<Duration>,
 }
 
 /// Webhook receiver types.
@@ -335,6 +341,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "git",
     "registries",
     "webhook",
+    "max_concurrent_checks",
 ];
 
 /// Parse the global file's text. `path` locates the apps directory and names the file in
@@ -372,7 +379,9 @@ pub fn parse_global(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<
         })
         .unwrap_or_default();
     let webhook = fields.get("webhook").and_then(|n| parse_webhook(n, diags));
+    let max_concurrent_checks = fields.opt_u32("max_concurrent_checks", diags);
     Some(Global {
+        max_concurrent_checks,
         apps_dir,
         schedule,
         workdir,
@@ -562,7 +571,14 @@ fn check_platform(platform: &str, node: &Node, diags: &mut Diagnostics) {
 }
 
 fn parse_webhook(node: &Node, diags: &mut Diagnostics) -> Option<WebhookConfig> {
-    let fields = Fields::new(node, "`webhook`", &["listen", "receivers"], diags)?;
+    let fields = Fields::new(
+        node,
+        "`webhook`",
+        &["listen", "receivers", "debounce", "debounce_max"],
+        diags,
+    )?;
+    let debounce = fields.opt_duration("debounce", diags);
+    let debounce_max = fields.opt_duration("debounce_max", diags);
     let listen_text = fields
         .opt_str("listen", diags)
         .unwrap_or_else(|| "0.0.0.0:8080".into());
@@ -623,6 +639,8 @@ fn parse_webhook(node: &Node, diags: &mut Diagnostics) -> Option<WebhookConfig> 
     Some(WebhookConfig {
         listen: listen?,
         receivers,
+        debounce,
+        debounce_max,
     })
 }
 
