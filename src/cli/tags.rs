@@ -42,6 +42,10 @@ pub struct Args {
     /// Platform picked in multi-arch images (os/arch[/variant]).
     #[arg(long, default_value = "linux/amd64")]
     pub platform: Platform,
+    /// Take the registry settings (credentials, CA, insecure, platform) from this global
+    /// config file's `registries:` instead of the flags above.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["username", "token_env", "docker_config", "insecure", "ca_file"])]
+    pub config: Option<PathBuf>,
     /// With a policy flag, the tag the policy picks is marked with `<-` and the reason.
     #[command(flatten)]
     pub policy: PolicyFlags,
@@ -54,8 +58,14 @@ fn env_secret(var: &str) -> Result<Secret, String> {
     }
 }
 
-fn resolve(args: &Args) -> Result<(ImageRef, RegistrySettings), String> {
+fn resolve(args: &Args) -> Result<(ImageRef, Vec<RegistrySettings>), String> {
     let image = ImageRef::parse(&args.image).map_err(|e| e.to_string())?;
+    if let Some(path) = &args.config {
+        let loaded = crate::config::load(path).map_err(|e| e.to_string())?;
+        let settings =
+            crate::engine::settings::registries(&loaded.config).map_err(|e| e.to_string())?;
+        return Ok((image, settings));
+    }
     let auth = if let (Some(username), Some(var)) = (&args.username, &args.password_env) {
         RegistryAuth::Basic {
             username: username.clone(),
@@ -73,7 +83,7 @@ fn resolve(args: &Args) -> Result<(ImageRef, RegistrySettings), String> {
     settings.insecure = args.insecure;
     settings.ca_file = args.ca_file.clone();
     settings.platform = args.platform.clone();
-    Ok((image, settings))
+    Ok((image, vec![settings]))
 }
 
 /// Log to stderr when `IMAGEBUMP_LOG` is set (an `EnvFilter`, e.g. `debug`); a subscriber
@@ -105,7 +115,7 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let client = match Client::new(vec![settings], ClientOptions::default()) {
+    let client = match Client::new(settings, ClientOptions::default()) {
         Ok(client) => client,
         Err(e) => {
             eprintln!("error: {e}");

@@ -1065,6 +1065,33 @@ async fn tags_marks_the_tag_a_policy_picks() {
     assert!(marked[0].starts_with("1.4.2    <- semver ~1.4"), "{stdout}");
     assert_eq!(lines[4], "latest", "{stdout}");
 
+    // The registry settings can come from the global config instead of flags.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("apps")).unwrap();
+    let config = dir.path().join("imagebump.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "registries:\n  - {{prefix: '{}', insecure: true}}\n",
+            registry.host()
+        ),
+    )
+    .unwrap();
+    let (code, from_config, stderr) = imagebump(
+        &[
+            "tags",
+            &image,
+            "--config",
+            config.to_str().unwrap(),
+            "--semver",
+            "~1.4",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(from_config, stdout);
+
     // An invalid range is a usage error with the caret.
     let (code, _, stderr) =
         imagebump(&["tags", &image, "--insecure", "--semver", ">=1 <"], &[]).await;
