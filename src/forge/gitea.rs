@@ -65,13 +65,6 @@ impl From<GtPull> for PullRequest {
     }
 }
 
-fn owner_repo(settings: &ForgeSettings) -> (&str, &str) {
-    settings
-        .project
-        .split_once('/')
-        .unwrap_or((&settings.project, ""))
-}
-
 pub(super) async fn find(
     api: &Api,
     settings: &ForgeSettings,
@@ -93,7 +86,7 @@ async fn list(
     head: &str,
     base: &str,
 ) -> Result<Vec<PullRequest>, ForgeError> {
-    let (owner, repo) = owner_repo(settings);
+    let (owner, repo) = super::owner_repo(settings);
     let mut found = Vec::new();
     for page in 1..=max_pages {
         let mut url = api.url(&["repos", owner, repo, "pulls"]);
@@ -128,7 +121,7 @@ async fn label_ids(
     if settings.labels.is_empty() {
         return Ok(Vec::new());
     }
-    let (owner, repo) = owner_repo(settings);
+    let (owner, repo) = super::owner_repo(settings);
     let mut known: Vec<GtLabel> = Vec::new();
     for page in 1..=MAX_PAGES {
         let mut url = api.url(&["repos", owner, repo, "labels"]);
@@ -165,7 +158,7 @@ pub(super) async fn create(
     title: &str,
     body: &str,
 ) -> Result<Created, ForgeError> {
-    let (owner, repo) = owner_repo(settings);
+    let (owner, repo) = super::owner_repo(settings);
     let mut problems = Vec::new();
     let labels = label_ids(api, settings, &mut problems).await?;
     let title = if settings.draft {
@@ -218,7 +211,7 @@ pub(super) async fn update(
     title: &str,
     body: &str,
 ) -> Result<PullRequest, ForgeError> {
-    let (owner, repo) = owner_repo(settings);
+    let (owner, repo) = super::owner_repo(settings);
     let title = keep_draft_prefix(&pr.title, title, DRAFT_PREFIXES);
     let number = pr.number.to_string();
     let updated: GtPull = api

@@ -46,21 +46,13 @@ impl From<GhPull> for PullRequest {
     }
 }
 
-/// `owner` and `repo` of the project (checked to have two parts in `Api::new`).
-fn owner_repo(settings: &ForgeSettings) -> (&str, &str) {
-    settings
-        .project
-        .split_once('/')
-        .unwrap_or((&settings.project, ""))
-}
-
 pub(super) async fn find(
     api: &Api,
     settings: &ForgeSettings,
     head: &str,
     base: &str,
 ) -> Result<Vec<PullRequest>, ForgeError> {
-    let (owner, repo) = owner_repo(settings);
+    let (owner, repo) = super::owner_repo(settings);
     let mut url = api.url(&["repos", owner, repo, "pulls"]);
     url.query_pairs_mut()
         .append_pair("head", &format!("{owner}:{head}"))
@@ -92,7 +84,7 @@ pub(super) async fn create(
     title: &str,
     body: &str,
 ) -> Result<Created, ForgeError> {
-    let (owner, repo) = owner_repo(settings);
+    let (owner, repo) = super::owner_repo(settings);
     let request = json!({
         "title": title,
         "head": head,
@@ -160,7 +152,7 @@ pub(super) async fn update(
     title: &str,
     body: &str,
 ) -> Result<PullRequest, ForgeError> {
-    let (owner, repo) = owner_repo(settings);
+    let (owner, repo) = super::owner_repo(settings);
     let number = pr.number.to_string();
     let updated: GhPull = api
         .call(

@@ -461,6 +461,14 @@ impl Forge {
     }
 }
 
+/// `owner` and `repo` of a GitHub or Gitea project (checked to have two parts in `Api::new`).
+fn owner_repo(settings: &ForgeSettings) -> (&str, &str) {
+    settings
+        .project
+        .split_once('/')
+        .unwrap_or((&settings.project, ""))
+}
+
 /// Titles are one line on every forge: newlines and runs of blanks become one space.
 fn one_line(title: &str) -> String {
     title.split_whitespace().collect::<Vec<_>>().join(" ")
