@@ -1,0 +1,338 @@
+//! The daemon's two costs, in-process (`imagebump::daemon::run` with the engine as its worker,
+//! as `imagebump run` wires them, minus process startup and signal handling):
+//!
+//! 1. **One poll cycle over 1,000 image repositories**: 1,000 repositories on the real
+//!    `docker-registry` (one image pushed, a few more tags written into its storage, then the
+//!    repository copied 999 times in storage), 1,000 apps with one image each in one config
+//!    repo, each with its own values file. Two passes on one long-lived engine: the first
+//!    (clone, 1,000 commits, one push) and the steady state (nothing new). Prints registry
+//!    requests, wall time and the process's peak memory (VmHWM).
+//! 2. **Webhook-to-commit latency**: the real `docker-registry` notifies the daemon
+//!    (`notifications.endpoints`), 50 new tags pushed one at a time, at least 1.5 s apart
+//!    (one row 1.5 s from push to push, one row 1.5 s from the previous commit to the push);
+//!    from the manifest PUT being accepted to the new commit being visible on the bare remote
+//!    (its ref read with libgit2 every 5 ms). Prints p50/p90/p99/max.
+//!
+//! No timed assertion. Run: `cargo bench --bench daemon`.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+#[path = "../tests/it/support/mod.rs"]
+mod support;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use imagebump::daemon::{
+    Control, Loaded, Metrics, Receiver, ReceiverKind, Schedule, Secret, Settings,
+};
+use imagebump::engine::worker::EngineWorker;
+use imagebump::engine::{Engine, PassOptions};
+use support::git::BareRepo;
+use support::registry::{ImageSpec, NotificationEndpoint, RegistryConfig, TestRegistry};
+
+const REPOSITORIES: usize = 1_000;
+const PUSHES: usize = 50;
+const TOKEN: &str = "Bearer bench-webhook-token";
+
+fn values(image: &str, tag: &str) -> String {
+    format!(
+        "# values\nreplicaCount: 1\napi:\n  image:\n    repository: {image}\n    tag: {tag}\n    pullPolicy: IfNotPresent\n"
+    )
+}
+
+/// A config dir: the global file and one app per `(app, image, file)`, all in `repo_url`.
+fn write_config(dir: &Path, host: &str, repo_url: &str, apps: &[(String, String, String)]) {
+    std::fs::create_dir_all(dir.join("apps")).unwrap();
+    std::fs::write(
+        dir.join("imagebump.yaml"),
+        format!(
+            "apps: apps\nworkdir: cache\ninterval: 1h\ngit:\n  author: {{name: imagebump, email: bot@imagebump.test}}\nregistries:\n  - prefix: {host}\n    insecure: true\n"
+        ),
+    )
+    .unwrap();
+    for (name, image, file) in apps {
+        std::fs::write(
+            dir.join(format!("apps/{name}.yaml")),
+            format!(
+                "name: {name}\nrepo: {repo_url}\nbranch: main\nimages:\n  - name: api\n    image: {image}\n    policy: {{semver: \"^1\"}}\n    targets:\n      - {{file: {file}, path: api.image.tag}}\n"
+            ),
+        )
+        .unwrap();
+    }
+}
+
+/// A `/proc/self/status` field in KiB (0 when unavailable).
+fn proc_status_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.trim().strip_suffix("kB"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+async fn poll_cycle() {
+    let registry = TestRegistry::start_plain().await;
+    let host = registry.host();
+    let setup = Instant::now();
+    let base = "bench/r0000";
+    let pushed = registry
+        .pusher()
+        .push_image(base, "1.0.0", &ImageSpec::new("2026-01-01T00:00:00Z"))
+        .await;
+    let tags: Vec<String> = ["1.1.0", "1.2.0", "2.0.0", "latest"]
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+    registry.seed_tags(base, &pushed, &tags);
+    for i in 1..REPOSITORIES {
+        registry.clone_repository(base, &format!("bench/r{i:04}"));
+    }
+    let apps: Vec<(String, String, String)> = (0..REPOSITORIES)
+        .map(|i| {
+            (
+                format!("app{i:04}"),
+                format!("{host}/bench/r{i:04}"),
+                format!("apps/app{i:04}/values.yaml"),
+            )
+        })
+        .collect();
+    let files: Vec<(String, String)> = apps
+        .iter()
+        .map(|(_, image, file)| (file.clone(), values(image, "1.0.0")))
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    let repo = BareRepo::with_files("main", &refs);
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &host, &repo.file_url(), &apps);
+    println!(
+        "poll cycle: {REPOSITORIES} image repositories (5 tags each), {REPOSITORIES} apps with one image each, one config repo over file:// (setup {:.1} s)",
+        setup.elapsed().as_secs_f64()
+    );
+
+    let rss_before = proc_status_kib("VmRSS:");
+    let hwm_before = proc_status_kib("VmHWM:");
+    let started = Instant::now();
+    let loaded = imagebump::config::load(&dir.path().join("imagebump.yaml")).expect("config");
+    assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+    let engine = Engine::new(loaded.config).expect("engine");
+    let load = started.elapsed();
+    println!(
+        "  config load + Engine::new: {:.1} ms; before the passes: RSS {:.1} MiB, peak {:.1} MiB",
+        load.as_secs_f64() * 1e3,
+        mib(rss_before),
+        mib(hwm_before)
+    );
+    println!(
+        "  {:<26}  {:>9}  {:>8}  {:>7}  {:>9}  {:>13}",
+        "pass", "wall ms", "commits", "pushes", "requests", "peak MiB"
+    );
+    for kind in ["first (clone, 1000 commits)", "steady (nothing new)"] {
+        let started = Instant::now();
+        let report = engine.run_pass(&PassOptions::default()).await;
+        let wall = started.elapsed();
+        assert!(!report.failed(), "{:?}", report.apps[0].errors);
+        println!(
+            "  {:<26}  {:>9.1}  {:>8}  {:>7}  {:>9}  {:>13.1}",
+            kind,
+            wall.as_secs_f64() * 1e3,
+            report.apps.iter().filter(|a| a.commit.is_some()).count(),
+            report.pushes,
+            report.registry_requests,
+            mib(proc_status_kib("VmHWM:")),
+        );
+    }
+    assert_eq!(repo.log("main").len(), 1 + REPOSITORIES);
+}
+
+/// The commit `refs/heads/main` points at in the bare repo (read with libgit2, no process).
+fn remote_head(path: &Path) -> Option<git2::Oid> {
+    git2::Repository::open_bare(path)
+        .ok()?
+        .refname_to_id("refs/heads/main")
+        .ok()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+async fn webhook_to_commit() {
+    let addr = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let mut endpoint =
+        NotificationEndpoint::new("imagebump", &format!("http://{addr}/webhook/distribution"));
+    endpoint
+        .headers
+        .push(("Authorization".into(), TOKEN.into()));
+    endpoint.timeout = Duration::from_millis(500);
+    endpoint.backoff = Duration::from_millis(200);
+    let registry = TestRegistry::start(RegistryConfig {
+        notifications: vec![endpoint],
+        ..RegistryConfig::default()
+    })
+    .await;
+    let host = registry.host();
+    let pusher = registry.pusher();
+    let first = pusher
+        .push_image("team/api", "1.0.0", &ImageSpec::new("2026-01-01T00:00:00Z"))
+        .await;
+    let image = format!("{host}/team/api");
+    let repo = BareRepo::with_files("main", &[("values.yaml", &values(&image, "1.0.0"))]);
+    let dir = tempfile::tempdir().unwrap();
+    write_config(
+        dir.path(),
+        &host,
+        &repo.file_url(),
+        &[("shop".into(), image, "values.yaml".into())],
+    );
+    let config: PathBuf = dir.path().join("imagebump.yaml");
+
+    let metrics = Arc::new(Metrics::new());
+    let control = Control::new();
+    let daemon = {
+        let metrics = Arc::clone(&metrics);
+        let loader_metrics = Arc::clone(&metrics);
+        let shutdown = control.shutdown_signal().clone();
+        tokio::spawn(imagebump::daemon::run(
+            move || -> Result<Loaded<EngineWorker>, String> {
+                let loaded = imagebump::config::load(&config).map_err(|e| e.to_string())?;
+                let engine = Engine::new(loaded.config)
+                    .map_err(|e| e.to_string())?
+                    .with_shutdown(shutdown.clone());
+                // As `imagebump run` sets it up: polling once an hour (only the webhook can
+                // explain a commit), the distribution receiver, a 100 ms quiet period.
+                let mut settings =
+                    Settings::new(addr, Schedule::Interval(Duration::from_secs(3600)));
+                settings.checks.debounce = Duration::from_millis(100);
+                settings.receivers = vec![Receiver {
+                    kind: ReceiverKind::Distribution,
+                    secret: Secret::new(TOKEN),
+                    registry: None,
+                }];
+                Ok(Loaded {
+                    worker: EngineWorker::new(engine, Arc::clone(&loader_metrics)),
+                    settings,
+                })
+            },
+            metrics,
+            control.clone(),
+        ))
+    };
+    // Ready once the first cycle ran (nothing to do: 1.0.0 is the newest).
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = client
+            .get(format!("http://{addr}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if ready {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the daemon never got ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(repo.log("main").len(), 1);
+
+    // Two spacings: 1.5 s from one push to the next, and 1.5 s from one commit to the next push.
+    // A push that comes soon (< 10 × debounce) after the previous check ended is taken as the tail
+    // of a burst and waits for a longer quiet period (src/daemon/queue.rs), so with the first
+    // spacing one slow check can make the next push slow too.
+    let mut rows = Vec::new();
+    let mut tag = 0;
+    for (label, after_commit) in [
+        ("1.5 s push to push", false),
+        ("1.5 s commit to push", true),
+    ] {
+        let mut latencies = Vec::with_capacity(PUSHES);
+        for _ in 0..PUSHES {
+            tag += 1;
+            let burst = Instant::now();
+            let before = remote_head(repo.path());
+            pusher
+                .push_manifest(
+                    "team/api",
+                    &format!("1.0.{tag}"),
+                    &first.media_type,
+                    &first.body,
+                )
+                .await;
+            let accepted = Instant::now();
+            let deadline = accepted + Duration::from_secs(15);
+            loop {
+                if remote_head(repo.path()) != before {
+                    latencies.push(accepted.elapsed());
+                    break;
+                }
+                assert!(Instant::now() < deadline, "no commit 15 s after push {tag}");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let next =
+                if after_commit { Instant::now() } else { burst } + Duration::from_millis(1500);
+            tokio::time::sleep_until(next.into()).await;
+        }
+        rows.push((label, latencies));
+    }
+    control.shutdown();
+    daemon.await.expect("join").expect("daemon");
+    assert_eq!(repo.log("main").len(), 1 + tag);
+    assert!(
+        repo.show("main", "values.yaml")
+            .contains(&format!("tag: 1.0.{tag}"))
+    );
+
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "webhook → commit: real docker-registry notifications → in-process daemon (100 ms debounce) → pass → push to a file:// bare repo"
+    );
+    println!(
+        "  from the manifest PUT accepted to the new commit on the remote, {PUSHES} pushes per row, one at a time"
+    );
+    println!(
+        "  {:<22}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}",
+        "spacing", "p50 ms", "p90 ms", "p99 ms", "max ms", "min ms", ">900 ms"
+    );
+    for (label, latencies) in &rows {
+        let mut sorted = latencies.clone();
+        sorted.sort();
+        println!(
+            "  {:<22}  {:>8.1}  {:>8.1}  {:>8.1}  {:>8.1}  {:>8.1}  {:>8}",
+            label,
+            ms(percentile(&sorted, 0.50)),
+            ms(percentile(&sorted, 0.90)),
+            ms(percentile(&sorted, 0.99)),
+            ms(sorted[sorted.len() - 1]),
+            ms(sorted[0]),
+            sorted
+                .iter()
+                .filter(|d| **d > Duration::from_millis(900))
+                .count(),
+        );
+    }
+    for (label, latencies) in &rows {
+        let list: Vec<String> = latencies.iter().map(|d| format!("{:.0}", ms(*d))).collect();
+        println!("  {label}, in push order (ms): {}", list.join(" "));
+    }
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    // The poll cycle first, so the peak memory is not the latency run's.
+    runtime.block_on(poll_cycle());
+    println!();
+    runtime.block_on(webhook_to_commit());
+}
