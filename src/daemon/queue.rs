@@ -73,8 +73,10 @@ pub struct Checks<W: Worker> {
     semaphore: Arc<Semaphore>,
     max_concurrent: u32,
     states: Mutex<HashMap<Scope, State>>,
-    /// When each scope's last check ended: a request soon after is the tail of a burst.
-    finished: Mutex<HashMap<Scope, Instant>>,
+    /// When each scope was last requested: a request soon after the previous one (while the
+    /// check it started runs, or just after) is the tail of a burst the registry is still
+    /// delivering; a request long after it is a new push.
+    last_request: Mutex<HashMap<Scope, Instant>>,
     metrics: Arc<Metrics>,
     status: Arc<StatusStore>,
     shutdown: Shutdown,
@@ -111,7 +113,7 @@ impl<W: Worker> Checks<W> {
             semaphore: Arc::new(Semaphore::new(max_concurrent as usize)),
             max_concurrent,
             states: Mutex::new(HashMap::new()),
-            finished: Mutex::new(HashMap::new()),
+            last_request: Mutex::new(HashMap::new()),
             metrics,
             status,
             shutdown,
@@ -182,6 +184,7 @@ impl<W: Worker> Checks<W> {
         let Some(me) = self.me.upgrade() else {
             return Requested::Refused;
         };
+        let burst_tail = debounced && self.note_request(&scope);
         let mut states = self.states();
         match states.get_mut(&scope) {
             Some(State::Pending { last }) => {
@@ -202,7 +205,7 @@ impl<W: Worker> Checks<W> {
                     },
                 );
                 drop(states);
-                tokio::spawn(me.drive(scope, debounced));
+                tokio::spawn(me.drive(scope, debounced, burst_tail));
                 Requested::Scheduled
             }
         }
@@ -213,9 +216,9 @@ impl<W: Worker> Checks<W> {
     }
 
     /// Runs the pending check of `scope`, and again while requests arrived during the run.
-    async fn drive(self: Arc<Self>, scope: Scope, debounced: bool) {
+    async fn drive(self: Arc<Self>, scope: Scope, debounced: bool, burst_tail: bool) {
         let mut debounced = debounced;
-        let mut follow_up = debounced && self.finished_within_follow_up_quiet(&scope);
+        let mut follow_up = burst_tail;
         loop {
             if debounced && !self.wait_until_quiet(&scope, follow_up).await {
                 return self.forget(&scope);
@@ -234,10 +237,6 @@ impl<W: Worker> Checks<W> {
                 .insert(scope.clone(), State::Running { again: false });
             self.run(&scope).await;
             drop(permit);
-            self.finished
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .insert(scope.clone(), Instant::now());
             let again = {
                 let mut states = self.states();
                 match states.remove(&scope) {
@@ -261,20 +260,23 @@ impl<W: Worker> Checks<W> {
         }
     }
 
-    /// Did a check of `scope` end less than the follow-up quiet period ago?
-    fn finished_within_follow_up_quiet(&self, scope: &Scope) -> bool {
+    /// Records a request for `scope`; true when the previous one came less than the
+    /// follow-up quiet period ago (the request belongs to a burst still going on).
+    fn note_request(&self, scope: &Scope) -> bool {
         let (quiet, cap) = self.debounce();
         let follow_up_quiet = (quiet * 10).min(cap.max(quiet));
-        self.finished
+        let now = Instant::now();
+        self.last_request
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .get(scope)
-            .is_some_and(|ended| ended.elapsed() < follow_up_quiet)
+            .insert(scope.clone(), now)
+            .is_some_and(|previous| now.duration_since(previous) < follow_up_quiet)
     }
 
     /// Sleeps until no request for `scope` came for the debounce period (or the cap is hit).
-    /// A follow-up (requests came while the scope was being checked, or right after: a burst
-    /// still going on) waits for a ten times longer quiet period, capped at `debounce_max`, so one burst costs
+    /// A follow-up (requests came while the scope was being checked, or within ten debounce
+    /// periods of the previous request: a burst still going on) waits for a ten times longer
+    /// quiet period, capped at `debounce_max`, so one burst costs
     /// one check and at most one follow-up while a lone push is still acted on at once.
     /// Returns false if shutdown began meanwhile.
     async fn wait_until_quiet(&self, scope: &Scope, follow_up: bool) -> bool {
