@@ -414,12 +414,67 @@ fn found(src: &str, tree: &Tree, slot: &Slot) -> Found {
     }
 }
 
+/// A file parsed once, for callers that [`Document::find`] and then [`Document::apply`] on the
+/// same bytes (the free functions parse on every call). Edits are still verified by a fresh parse
+/// of the edited text.
+#[derive(Debug, Clone)]
+pub struct Document<'a> {
+    text: &'a str,
+    tree: Tree,
+}
+
+impl<'a> Document<'a> {
+    /// Parse `src`: refused when it is not UTF-8, not valid YAML, too large or too deep.
+    pub fn parse(src: &'a [u8]) -> Result<Document<'a>, EditError> {
+        let text = text(src)?;
+        let tree = scan::parse(text)?;
+        Ok(Document { text, tree })
+    }
+
+    /// What is deployed now for `image`: one [`Found`] per slot (see [`find`]).
+    pub fn find(&self, target: &Target, image: &ImageRef) -> Result<Vec<Found>, EditError> {
+        let slots = slots(
+            self.text,
+            &self.tree,
+            target,
+            Some(std::slice::from_ref(image)),
+        )?;
+        Ok(slots
+            .iter()
+            .map(|s| found(self.text, &self.tree, s))
+            .collect())
+    }
+
+    /// Apply `update` to every slot of every target (see [`apply_all`]).
+    pub fn apply_all(&self, targets: &[Target], update: &Update) -> Result<Edited, EditError> {
+        update.validate()?;
+        let (text, tree) = (self.text, &self.tree);
+        let names = update.names();
+        let mut all = Vec::new();
+        let mut seen = HashSet::new();
+        for target in targets {
+            for slot in slots(text, tree, target, Some(&names))? {
+                let key = match &slot {
+                    Slot::Scalar { node, .. } => tree.resolve(*node),
+                    Slot::Kustomize { entry, .. } => *entry,
+                };
+                if seen.insert(key) {
+                    all.extend(edits_for(text, tree, &slot, update)?);
+                }
+            }
+        }
+        splice(text, tree, all)
+    }
+
+    /// Apply `update` to every slot `target` designates (see [`apply`]).
+    pub fn apply(&self, target: &Target, update: &Update) -> Result<Edited, EditError> {
+        self.apply_all(std::slice::from_ref(target), update)
+    }
+}
+
 /// What is deployed now for `image` in this file: one [`Found`] per slot.
 pub fn find(src: &[u8], target: &Target, image: &ImageRef) -> Result<Vec<Found>, EditError> {
-    let src = text(src)?;
-    let tree = scan::parse(src)?;
-    let slots = slots(src, &tree, target, Some(std::slice::from_ref(image)))?;
-    Ok(slots.iter().map(|s| found(src, &tree, s)).collect())
+    Document::parse(src)?.find(target, image)
 }
 
 /// A name to write, parsed (validated by [`Update::validate`] for a new name).
@@ -558,24 +613,9 @@ pub fn apply(src: &[u8], target: &Target, update: &Update) -> Result<Edited, Edi
 
 /// Like [`apply`], for several targets at once (slots found by more than one are edited once).
 pub fn apply_all(src: &[u8], targets: &[Target], update: &Update) -> Result<Edited, EditError> {
+    // The update is checked before the file, as it always was.
     update.validate()?;
-    let text = text(src)?;
-    let tree = scan::parse(text)?;
-    let names = update.names();
-    let mut all = Vec::new();
-    let mut seen = HashSet::new();
-    for target in targets {
-        for slot in slots(text, &tree, target, Some(&names))? {
-            let key = match &slot {
-                Slot::Scalar { node, .. } => tree.resolve(*node),
-                Slot::Kustomize { entry, .. } => *entry,
-            };
-            if seen.insert(key) {
-                all.extend(edits_for(text, &tree, &slot, update)?);
-            }
-        }
-    }
-    splice(text, &tree, all)
+    Document::parse(src)?.apply_all(targets, update)
 }
 
 /// Set one Helm-values scalar to `value` (validated for `field`).

@@ -649,3 +649,24 @@ fn invalid_new_names_are_refused_with_a_reason() {
         .unwrap_err();
     assert!(err.to_string().contains("repository alone"), "{err}");
 }
+
+#[test]
+fn a_document_parsed_once_finds_and_applies_like_the_free_functions() {
+    let src = "images:\n  - name: nginx # web\n    newTag: 1.25.0\n";
+    let up = update("nginx:1.27.1");
+    let doc = Document::parse(src.as_bytes()).unwrap();
+    assert_eq!(
+        doc.find(&Target::Auto, &up.image).unwrap(),
+        find(src.as_bytes(), &Target::Auto, &up.image).unwrap()
+    );
+    let edited = doc.apply(&Target::Auto, &up).unwrap();
+    assert_eq!(edited, apply(src.as_bytes(), &Target::Auto, &up).unwrap());
+    assert_eq!(
+        String::from_utf8(edited.bytes).unwrap(),
+        src.replace("1.25.0", "1.27.1")
+    );
+    assert!(matches!(
+        Document::parse(b"a: [\n"),
+        Err(EditError::Parse { .. })
+    ));
+}
