@@ -15,6 +15,7 @@ use clap::ValueEnum;
 
 use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 use crate::edit::{self, EditError, Edited, HelmField, Target, Update};
+use crate::reference::ImageRef;
 
 /// Output format of the list of changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -52,6 +53,7 @@ impl From<FieldArg> for HelmField {
   imagebump set overlays/dev/kustomization.yaml --image ghcr.io/acme/api:1.4.2
   imagebump set k8s/*.yaml --image ghcr.io/acme/api:1.4.2@sha256:…
   imagebump set values.yaml --image ghcr.io/acme/api:1.4.2 --marker flux-system:api
+  imagebump set kustomization.yaml --image nginx:1.27.1 --new-name mirror.acme.io/nginx
   imagebump set values-dev.yaml --path api.image.tag --value 1.4.2
   imagebump set values.yaml --path image.tag --value 1.4.2 --check")]
 pub struct Args {
@@ -65,6 +67,10 @@ pub struct Args {
     /// Also update the scalars marked `# {"$imagepolicy": "NS:NAME[:tag|:name|:digest]"}`.
     #[arg(long, value_name = "NS:NAME", requires = "image")]
     pub marker: Option<String>,
+    /// Rename the image: set the Kustomize entry's `newName` (inserted when missing), and write
+    /// `NEWNAME:TAG` in container `image:` fields and whole-reference markers.
+    #[arg(long, value_name = "NEWNAME", requires = "image")]
+    pub new_name: Option<String>,
     /// Helm values path of one scalar to set, like `api.image.tag` or `sidecars[1].image.tag`.
     #[arg(long, value_name = "PATH", requires = "value")]
     pub path: Option<String>,
@@ -116,10 +122,15 @@ fn plan(args: &Args) -> Result<Plan, String> {
     let Some(image) = &args.image else {
         return Err("give --image NAME[:TAG][@DIGEST], or --path and --value".into());
     };
-    let update = Update::parse(image).map_err(|e| e.to_string())?;
-    if update.tag.is_none() && update.digest.is_none() {
+    let mut update = Update::parse(image).map_err(|e| e.to_string())?;
+    if let Some(new_name) = &args.new_name {
+        update = update
+            .with_new_name(new_name)
+            .map_err(|e| format!("--new-name: {e}"))?;
+    }
+    if update.tag.is_none() && update.digest.is_none() && update.new_name.is_none() {
         return Err(format!(
-            "--image {image} has no tag or digest to write: use NAME:TAG, NAME@DIGEST or NAME:TAG@DIGEST"
+            "--image {image} has no tag or digest to write: use NAME:TAG, NAME@DIGEST or NAME:TAG@DIGEST (or give --new-name)"
         ));
     }
     let mut targets = vec![Target::Auto];
@@ -203,8 +214,14 @@ pub fn run(args: Args) -> ExitCode {
                     if !edited.changes.is_empty() {
                         referenced = true;
                     } else if !referenced {
-                        for target in targets {
-                            referenced |= !edit::find(&src, target, &update.image)?.is_empty();
+                        // The new name counts too: after a rename, a rerun finds it up to date.
+                        let renamed = update.new_name.as_deref().map(ImageRef::parse);
+                        let images = std::iter::once(&update.image)
+                            .chain(renamed.iter().flat_map(|r| r.as_ref().ok()));
+                        for image in images {
+                            for target in targets {
+                                referenced |= !edit::find(&src, target, image)?.is_empty();
+                            }
                         }
                     }
                     Ok(edited)

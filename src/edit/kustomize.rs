@@ -9,7 +9,7 @@
 //! by its file name, so the same rule serves `kustomization.yaml`, `Kustomization` and tests.
 
 use super::scan::{Kind, NodeId, Tree, line_col};
-use super::{EditError, Slot, same_image};
+use super::{EditError, Slot, names};
 use crate::reference::ImageRef;
 
 /// True when document `root` has a top-level `images:` sequence.
@@ -19,7 +19,7 @@ pub fn is_kustomization(tree: &Tree, root: NodeId) -> bool {
 }
 
 /// Entries naming `image` in every kustomization document.
-pub fn slots(src: &str, tree: &Tree, image: Option<&ImageRef>) -> Result<Vec<Slot>, EditError> {
+pub fn slots(src: &str, tree: &Tree, image: Option<&[ImageRef]>) -> Result<Vec<Slot>, EditError> {
     let mut out = Vec::new();
     for &root in &tree.roots {
         if is_kustomization(tree, root) {
@@ -66,7 +66,7 @@ pub fn slots_in(
     src: &str,
     tree: &Tree,
     root: NodeId,
-    image: Option<&ImageRef>,
+    image: Option<&[ImageRef]>,
 ) -> Result<Vec<Slot>, EditError> {
     let Some(images) = tree.get(root, "images") else {
         return Ok(Vec::new());
@@ -81,7 +81,7 @@ pub fn slots_in(
         let new_name = single(src, tree, entry, "newName")?;
         let matches = |node: Option<NodeId>| {
             node.and_then(|n| tree.scalar(n))
-                .is_some_and(|v| image.is_none_or(|i| same_image(v, i)))
+                .is_some_and(|v| names(v, image))
         };
         if !(matches(name) || matches(new_name)) {
             continue;

@@ -11,13 +11,13 @@
 //! template, wherever the template sits (`spec.template.spec`, `spec.jobTemplate.spec.template.spec`).
 
 use super::scan::{Kind, NodeId, Tree};
-use super::{Field, Slot, same_image};
+use super::{Field, Slot, names};
 use crate::reference::ImageRef;
 
 const CONTAINER_LISTS: [&str; 3] = ["containers", "initContainers", "ephemeralContainers"];
 
 /// Container images naming `image` in every document.
-pub fn slots(tree: &Tree, image: Option<&ImageRef>) -> Vec<Slot> {
+pub fn slots(tree: &Tree, image: Option<&[ImageRef]>) -> Vec<Slot> {
     tree.roots
         .iter()
         .flat_map(|&root| slots_in(tree, root, image))
@@ -25,7 +25,7 @@ pub fn slots(tree: &Tree, image: Option<&ImageRef>) -> Vec<Slot> {
 }
 
 /// Container images naming `image` in the document `root`.
-pub fn slots_in(tree: &Tree, root: NodeId, image: Option<&ImageRef>) -> Vec<Slot> {
+pub fn slots_in(tree: &Tree, root: NodeId, image: Option<&[ImageRef]>) -> Vec<Slot> {
     let mut out = Vec::new();
     // Only real nodes are walked (aliases are not followed), so each node is seen once.
     let mut stack = vec![(root, false)];
@@ -40,9 +40,7 @@ pub fn slots_in(tree: &Tree, root: NodeId, image: Option<&ImageRef>) -> Vec<Slot
                                 continue;
                             };
                             let node = tree.resolve(node);
-                            let matches = tree
-                                .scalar(node)
-                                .is_some_and(|v| image.is_none_or(|i| same_image(v, i)));
+                            let matches = tree.scalar(node).is_some_and(|v| names(v, image));
                             if matches {
                                 out.push(Slot::Scalar {
                                     node,

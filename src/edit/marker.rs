@@ -15,7 +15,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::scan::{Kind, NodeId, Tree};
-use super::{Field, Slot, same_image};
+use super::{Field, Slot, names};
 use crate::reference::ImageRef;
 
 static MARKER: LazyLock<Regex> = LazyLock::new(|| {
@@ -47,7 +47,12 @@ fn marked_scalar(src: &str, tree: &Tree, at: usize) -> Option<NodeId> {
 
 /// Scalars marked for `policy` (any part), or with `policy` = None, whole-reference markers of
 /// any policy whose value names `image`.
-pub fn slots(src: &str, tree: &Tree, policy: Option<&str>, image: Option<&ImageRef>) -> Vec<Slot> {
+pub fn slots(
+    src: &str,
+    tree: &Tree,
+    policy: Option<&str>,
+    image: Option<&[ImageRef]>,
+) -> Vec<Slot> {
     let mut out = Vec::new();
     if !src.contains("$imagepolicy") {
         return out;
@@ -70,10 +75,10 @@ pub fn slots(src: &str, tree: &Tree, policy: Option<&str>, image: Option<&ImageR
         let value = tree.scalar(node).unwrap_or_default();
         let wanted = match policy {
             Some(p) => p == name,
-            None => field == Field::Ref && image.is_none_or(|i| same_image(value, i)),
+            None => field == Field::Ref && names(value, image),
         };
         // A whole-reference marker must still name the image being written.
-        let names_image = field != Field::Ref || image.is_none_or(|i| same_image(value, i));
+        let names_image = field != Field::Ref || names(value, image);
         if wanted && names_image {
             out.push(Slot::Scalar { node, field });
         }

@@ -69,6 +69,10 @@ pub struct Update {
     pub name: String,
     pub tag: Option<String>,
     pub digest: Option<String>,
+    /// A new repository name (no tag, no digest): written as a Kustomize entry's `newName`
+    /// (inserted when missing), as the name part of whole references (`NEWNAME:TAG`) and as
+    /// `:name` marker values. Slots naming it already match too, so a rerun is a no-op.
+    pub new_name: Option<String>,
 }
 
 impl Update {
@@ -84,7 +88,29 @@ impl Update {
             tag: image.tag.clone(),
             digest: image.digest.clone(),
             image,
+            new_name: None,
         })
+    }
+
+    /// The same update, also renaming the image to `new_name` (a repository without tag or
+    /// digest).
+    pub fn with_new_name(mut self, new_name: &str) -> Result<Update, EditError> {
+        self.new_name = Some(new_name.to_string());
+        self.validate()?;
+        Ok(self)
+    }
+
+    /// The repositories a slot may name to be updated: the image, and its new name.
+    fn names(&self) -> Vec<ImageRef> {
+        let mut out = vec![self.image.clone()];
+        if let Some(n) = self
+            .new_name
+            .as_deref()
+            .and_then(|n| ImageRef::parse(n).ok())
+        {
+            out.push(n);
+        }
+        out
     }
 
     /// An update of `name` (any spelling) to `tag` and/or `digest`.
@@ -116,10 +142,23 @@ impl Update {
                 reason: "not a valid digest (expected sha256:<64 lowercase hex>)".into(),
             });
         }
-        if self.tag.is_none() && self.digest.is_none() {
+        if let Some(new_name) = &self.new_name {
+            let bad = |reason: String| EditError::InvalidValue {
+                value: new_name.clone(),
+                reason,
+            };
+            let parsed = ImageRef::parse(new_name).map_err(|e| bad(e.to_string()))?;
+            if parsed.tag.is_some() || parsed.digest.is_some() {
+                return Err(bad(
+                    "a new name is a repository alone: give the tag and digest with the image"
+                        .into(),
+                ));
+            }
+        }
+        if self.tag.is_none() && self.digest.is_none() && self.new_name.is_none() {
             return Err(EditError::InvalidValue {
                 value: self.name.clone(),
-                reason: "nothing to write: give a tag, a digest or both".into(),
+                reason: "nothing to write: give a tag, a digest, a new name or several".into(),
             });
         }
         Ok(())
@@ -291,13 +330,20 @@ fn same_image(value: &str, image: &ImageRef) -> bool {
     ImageRef::parse(value).is_ok_and(|r| r.same_repository(image))
 }
 
+/// True when `value` names one of `images` (any value when `images` is `None`).
+fn names(value: &str, images: Option<&[ImageRef]>) -> bool {
+    images.is_none_or(|images| {
+        ImageRef::parse(value).is_ok_and(|r| images.iter().any(|i| r.same_repository(i)))
+    })
+}
+
 /// Every slot the target designates, deduplicated by node. `image` filters by repository
 /// (Helm and marker targets name their slots themselves and ignore it where it cannot apply).
 fn slots(
     src: &str,
     tree: &Tree,
     target: &Target,
-    image: Option<&ImageRef>,
+    image: Option<&[ImageRef]>,
 ) -> Result<Vec<Slot>, EditError> {
     let mut out = match target {
         Target::Kustomize => kustomize::slots(src, tree, image)?,
@@ -368,12 +414,75 @@ fn found(src: &str, tree: &Tree, slot: &Slot) -> Found {
     }
 }
 
+/// A file parsed once, for callers that [`Document::find`] and then [`Document::apply`] on the
+/// same bytes (the free functions parse on every call). Edits are still verified by a fresh parse
+/// of the edited text.
+#[derive(Debug, Clone)]
+pub struct Document<'a> {
+    text: &'a str,
+    tree: Tree,
+}
+
+impl<'a> Document<'a> {
+    /// Parse `src`: refused when it is not UTF-8, not valid YAML, too large or too deep.
+    pub fn parse(src: &'a [u8]) -> Result<Document<'a>, EditError> {
+        let text = text(src)?;
+        let tree = scan::parse(text)?;
+        Ok(Document { text, tree })
+    }
+
+    /// What is deployed now for `image`: one [`Found`] per slot (see [`find`]).
+    pub fn find(&self, target: &Target, image: &ImageRef) -> Result<Vec<Found>, EditError> {
+        let slots = slots(
+            self.text,
+            &self.tree,
+            target,
+            Some(std::slice::from_ref(image)),
+        )?;
+        Ok(slots
+            .iter()
+            .map(|s| found(self.text, &self.tree, s))
+            .collect())
+    }
+
+    /// Apply `update` to every slot of every target (see [`apply_all`]).
+    pub fn apply_all(&self, targets: &[Target], update: &Update) -> Result<Edited, EditError> {
+        update.validate()?;
+        let (text, tree) = (self.text, &self.tree);
+        let names = update.names();
+        let mut all = Vec::new();
+        let mut seen = HashSet::new();
+        for target in targets {
+            for slot in slots(text, tree, target, Some(&names))? {
+                let key = match &slot {
+                    Slot::Scalar { node, .. } => tree.resolve(*node),
+                    Slot::Kustomize { entry, .. } => *entry,
+                };
+                if seen.insert(key) {
+                    all.extend(edits_for(text, tree, &slot, update)?);
+                }
+            }
+        }
+        splice(text, tree, all)
+    }
+
+    /// Apply `update` to every slot `target` designates (see [`apply`]).
+    pub fn apply(&self, target: &Target, update: &Update) -> Result<Edited, EditError> {
+        self.apply_all(std::slice::from_ref(target), update)
+    }
+}
+
 /// What is deployed now for `image` in this file: one [`Found`] per slot.
 pub fn find(src: &[u8], target: &Target, image: &ImageRef) -> Result<Vec<Found>, EditError> {
-    let src = text(src)?;
-    let tree = scan::parse(src)?;
-    let slots = slots(src, &tree, target, Some(image))?;
-    Ok(slots.iter().map(|s| found(src, &tree, s)).collect())
+    Document::parse(src)?.find(target, image)
+}
+
+/// A name to write, parsed (validated by [`Update::validate`] for a new name).
+fn new_ref(name: &str) -> Result<ImageRef, EditError> {
+    ImageRef::parse(name).map_err(|e| EditError::InvalidValue {
+        value: name.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 /// Edits that bring `slot` to `update` (none when it already is).
@@ -390,10 +499,12 @@ fn edits_for(src: &str, tree: &Tree, slot: &Slot, update: &Update) -> Result<Vec
             match field {
                 Field::Ref => {
                     let (name, tag, digest) = split_reference(current);
-                    let name = if same_image(current, &update.image) {
+                    // The file's spelling is kept when it already names the image to write.
+                    let want = update.new_name.as_ref().unwrap_or(&update.name);
+                    let name = if same_image(current, &new_ref(want)?) {
                         name
                     } else {
-                        update.name.as_str()
+                        want.as_str()
                     };
                     let new_tag = update.tag.as_deref().or(tag);
                     let new_digest = match (&update.digest, &update.tag) {
@@ -424,17 +535,19 @@ fn edits_for(src: &str, tree: &Tree, slot: &Slot, update: &Update) -> Result<Vec
                     }
                 }
                 Field::Name => {
-                    if !same_image(current, &update.image) {
-                        replace(&mut edits, *node, update.name.clone());
+                    let want = update.new_name.as_ref().unwrap_or(&update.name);
+                    if !same_image(current, &new_ref(want)?) {
+                        replace(&mut edits, *node, want.clone());
                     }
                 }
             }
         }
         Slot::Kustomize {
             entry,
+            name,
+            new_name,
             new_tag,
             digest,
-            ..
         } => {
             if let Some(t) = &update.tag {
                 match new_tag {
@@ -463,6 +576,29 @@ fn edits_for(src: &str, tree: &Tree, slot: &Slot, update: &Update) -> Result<Vec
                 }
                 _ => {}
             }
+            // After the digest check: a new name alone keeps a pinned digest (a mirror holds
+            // the same content under the same digest).
+            // The newName edit goes first, so an inserted newName lands before an inserted newTag.
+            if let Some(want) = &update.new_name {
+                let wanted = new_ref(want)?;
+                let named = |node: Option<NodeId>| {
+                    node.and_then(|n| tree.scalar(n))
+                        .is_some_and(|v| same_image(v, &wanted))
+                };
+                let rename = match new_name {
+                    Some(n) if !named(Some(*n)) => Some(Edit::Replace {
+                        node: *n,
+                        value: want.clone(),
+                    }),
+                    None if !named(*name) => Some(Edit::Insert {
+                        map: *entry,
+                        key: "newName".into(),
+                        value: want.clone(),
+                    }),
+                    _ => None,
+                };
+                edits.splice(0..0, rename);
+            }
         }
     }
     Ok(edits)
@@ -477,23 +613,9 @@ pub fn apply(src: &[u8], target: &Target, update: &Update) -> Result<Edited, Edi
 
 /// Like [`apply`], for several targets at once (slots found by more than one are edited once).
 pub fn apply_all(src: &[u8], targets: &[Target], update: &Update) -> Result<Edited, EditError> {
+    // The update is checked before the file, as it always was.
     update.validate()?;
-    let text = text(src)?;
-    let tree = scan::parse(text)?;
-    let mut all = Vec::new();
-    let mut seen = HashSet::new();
-    for target in targets {
-        for slot in slots(text, &tree, target, Some(&update.image))? {
-            let key = match &slot {
-                Slot::Scalar { node, .. } => tree.resolve(*node),
-                Slot::Kustomize { entry, .. } => *entry,
-            };
-            if seen.insert(key) {
-                all.extend(edits_for(text, &tree, &slot, update)?);
-            }
-        }
-    }
-    splice(text, &tree, all)
+    Document::parse(src)?.apply_all(targets, update)
 }
 
 /// Set one Helm-values scalar to `value` (validated for `field`).

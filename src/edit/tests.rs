@@ -561,3 +561,112 @@ fn find_for_helm_and_markers() {
     .unwrap();
     assert!(found.is_empty());
 }
+
+fn renamed(r: &str, new_name: &str) -> Update {
+    update(r).with_new_name(new_name).unwrap()
+}
+
+#[test]
+fn kustomize_new_name_is_replaced_or_inserted_before_new_tag() {
+    // Replaced, keeping the quotes and the comment.
+    check(
+        "images:\n  - name: nginx\n    newName: 'old.io/nginx' # mirror\n    newTag: 1.25.0\n",
+        Target::Kustomize,
+        renamed("nginx:1.27.1", "mirror.acme.io/nginx"),
+        "images:\n  - name: nginx\n    newName: 'mirror.acme.io/nginx' # mirror\n    newTag: 1.27.1\n",
+    );
+    // Inserted with the siblings' indentation and the file's line ending, newName then newTag.
+    check(
+        "images:\r\n    - name: nginx\r\n      digest: sha256:1111111111111111111111111111111111111111111111111111111111111111\r\nx: 1\r\n",
+        Target::Kustomize,
+        renamed(&format!("nginx:1.27.1@{D2}"), "mirror.acme.io/nginx"),
+        &format!(
+            "images:\r\n    - name: nginx\r\n      digest: {D2}\r\n      newName: mirror.acme.io/nginx\r\n      newTag: 1.27.1\r\nx: 1\r\n"
+        ),
+    );
+    // A new name alone keeps a pinned digest; flow entries get the key too.
+    check(
+        &format!("images: [{{name: nginx, digest: {D1}}}]\n"),
+        Target::Kustomize,
+        renamed("nginx", "mirror.acme.io/nginx"),
+        &format!("images: [{{name: nginx, digest: {D1}, newName: mirror.acme.io/nginx}}]\n"),
+    );
+}
+
+#[test]
+fn kustomize_new_name_is_idempotent_and_matches_the_renamed_entry() {
+    let done = "images:\n- name: nginx\n  newName: mirror.acme.io/nginx\n  newTag: 1.27.1\n";
+    check(
+        done,
+        Target::Kustomize,
+        renamed("nginx:1.27.1", "mirror.acme.io/nginx"),
+        done,
+    );
+    // Already named so: nothing inserted.
+    check(
+        "images:\n- name: docker.io/library/nginx\n  newTag: 1.27.1\n",
+        Target::Kustomize,
+        renamed("nginx:1.27.1", "nginx"),
+        "images:\n- name: docker.io/library/nginx\n  newTag: 1.27.1\n",
+    );
+}
+
+#[test]
+fn new_name_rewrites_the_name_part_of_manifests_and_markers() {
+    check(
+        "spec:\n  containers:\n  - image: nginx:1.25 # web\n  - image: \"nginx\"\n",
+        Target::Manifest,
+        renamed("nginx:1.27.1", "mirror.acme.io/nginx"),
+        "spec:\n  containers:\n  - image: mirror.acme.io/nginx:1.27.1 # web\n  - image: \"mirror.acme.io/nginx:1.27.1\"\n",
+    );
+    check(
+        "image:\n  repository: nginx # {\"$imagepolicy\": \"ns:web:name\"}\n  tag: \"1.25\" # {\"$imagepolicy\": \"ns:web:tag\"}\n",
+        Target::Marker {
+            policy: "ns:web".into(),
+        },
+        renamed("nginx:1.27.1", "mirror.acme.io/nginx"),
+        "image:\n  repository: mirror.acme.io/nginx # {\"$imagepolicy\": \"ns:web:name\"}\n  tag: \"1.27.1\" # {\"$imagepolicy\": \"ns:web:tag\"}\n",
+    );
+}
+
+#[test]
+fn invalid_new_names_are_refused_with_a_reason() {
+    for bad in [
+        "mirror.acme.io/nginx:1.0",
+        "Mirror/Nginx",
+        "nginx@sha256:x",
+        "",
+        "a b",
+    ] {
+        let err = update("nginx:1.0").with_new_name(bad).unwrap_err();
+        assert!(
+            matches!(&err, EditError::InvalidValue { value, .. } if value == bad),
+            "{bad}: {err:?}"
+        );
+    }
+    let err = update("nginx:1.0")
+        .with_new_name("mirror.acme.io/nginx:1.0")
+        .unwrap_err();
+    assert!(err.to_string().contains("repository alone"), "{err}");
+}
+
+#[test]
+fn a_document_parsed_once_finds_and_applies_like_the_free_functions() {
+    let src = "images:\n  - name: nginx # web\n    newTag: 1.25.0\n";
+    let up = update("nginx:1.27.1");
+    let doc = Document::parse(src.as_bytes()).unwrap();
+    assert_eq!(
+        doc.find(&Target::Auto, &up.image).unwrap(),
+        find(src.as_bytes(), &Target::Auto, &up.image).unwrap()
+    );
+    let edited = doc.apply(&Target::Auto, &up).unwrap();
+    assert_eq!(edited, apply(src.as_bytes(), &Target::Auto, &up).unwrap());
+    assert_eq!(
+        String::from_utf8(edited.bytes).unwrap(),
+        src.replace("1.25.0", "1.27.1")
+    );
+    assert!(matches!(
+        Document::parse(b"a: [\n"),
+        Err(EditError::Parse { .. })
+    ));
+}

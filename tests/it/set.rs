@@ -280,3 +280,43 @@ fn kustomize_still_builds_the_edited_overlay_with_the_new_image() {
         "{rendered}"
     );
 }
+
+#[test]
+fn new_name_renames_kustomize_entries_and_manifests_and_bad_names_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let kustomization = "images:\n  - name: nginx # web\n    newTag: 1.25.0\n";
+    let deployment =
+        "spec:\n  template:\n    spec:\n      containers:\n        - image: nginx:1.25.0\n";
+    fs::write(tmp.path().join("kustomization.yaml"), kustomization).unwrap();
+    fs::write(tmp.path().join("deployment.yaml"), deployment).unwrap();
+    let args = [
+        "kustomization.yaml",
+        "deployment.yaml",
+        "--image",
+        "nginx:1.27.1",
+        "--new-name",
+        "mirror.acme.io/nginx",
+    ];
+    for bad in ["mirror.acme.io/nginx:1.0", "Not A Name"] {
+        let out = set(tmp.path(), &[&args[..4], &["--new-name", bad]].concat());
+        assert_eq!(code(&out), 2, "{bad}: {}", stderr(&out));
+        assert!(stderr(&out).contains("--new-name"), "{}", stderr(&out));
+    }
+    assert_eq!(
+        fs::read_to_string(tmp.path().join("kustomization.yaml")).unwrap(),
+        kustomization
+    );
+    let out = set(tmp.path(), &args);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        fs::read_to_string(tmp.path().join("kustomization.yaml")).unwrap(),
+        "images:\n  - name: nginx # web\n    newTag: 1.27.1\n    newName: mirror.acme.io/nginx\n"
+    );
+    assert_eq!(
+        fs::read_to_string(tmp.path().join("deployment.yaml")).unwrap(),
+        deployment.replace("nginx:1.25.0", "mirror.acme.io/nginx:1.27.1")
+    );
+    // A rerun finds both files up to date (the renamed image still matches).
+    let out = set(tmp.path(), &[&args[..], &["--check"]].concat());
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
