@@ -101,7 +101,17 @@ pub fn plan_app(root: &Path, app: &ResolvedApp, fetched: &Fetched, now: OffsetDa
                     }
                 },
             };
-            let found = match edit::find(&entry.1, &target, &image.image) {
+            // Parsed once for both reading what is deployed and editing it.
+            let document = match edit::Document::parse(&entry.1) {
+                Ok(document) => document,
+                Err(e) => {
+                    status
+                        .error
+                        .get_or_insert(format!("{}: {e}", target_config.file));
+                    continue;
+                }
+            };
+            let found = match document.find(&target, &image.image) {
                 Ok(found) => found,
                 Err(e) => {
                     status
@@ -154,7 +164,9 @@ pub fn plan_app(root: &Path, app: &ResolvedApp, fetched: &Fetched, now: OffsetDa
                         continue;
                     }
                 };
-            match edit::apply(&entry.1, &target, &update) {
+            let applied = document.apply(&target, &update);
+            drop(document);
+            match applied {
                 Ok(edited) => {
                     for change in &edited.changes {
                         plan.changes.push(PlannedChange {
