@@ -1,5 +1,6 @@
 //! Times `git::commit_and_push` against a real `file://` remote: one commit per edited file
-//! (one per app, as the write-back makes them) and a single push, for 1, 50 and 300 edits.
+//! (one per app, as the write-back makes them) and a single push, for 1, 50, 300 and 1,000
+//! edits (the repo holds 300 files, or as many as the edits when there are more).
 //! "cold" includes the first clone into an empty cache; "warm" is a later pass on the cache
 //! (fetch, reset, edit, commit, push), the daemon's steady state. Prints a table with wall
 //! time and, because the machine may be shared, the process CPU time (user + system) of the
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use imagebump::git::{Author, CloneCache, GitSettings, RetryOptions, commit_and_push};
 
+/// Files in the repo (at least; a row with more edits has one file per edit).
 const FILES: usize = 300;
 
 fn git(dir: &Path, args: &[&str]) {
@@ -27,15 +29,15 @@ fn git(dir: &Path, args: &[&str]) {
     assert!(status.success(), "git {args:?}");
 }
 
-/// A bare repo with `FILES` app files on `main`; returns its file:// URL.
-fn seed(root: &Path) -> String {
+/// A bare repo with `files` app files on `main`; returns its file:// URL.
+fn seed(root: &Path, files: usize) -> String {
     let bare = root.join("remote.git");
     std::fs::create_dir_all(&bare).unwrap();
     git(&bare, &["init", "-q", "--bare", "-b", "main"]);
     let work = root.join("seed");
     std::fs::create_dir_all(work.join("apps")).unwrap();
     git(&work, &["init", "-q", "-b", "main"]);
-    for i in 0..FILES {
+    for i in 0..files {
         std::fs::write(
             work.join(format!("apps/app-{i}.yaml")),
             format!("name: app-{i}\nimage:\n  repository: ghcr.io/acme/app-{i}\n  tag: 1.0.0\n"),
@@ -102,14 +104,15 @@ fn pass(cache: &CloneCache, url: &str, edits: usize, tag: &str) -> (Duration, Du
 }
 
 fn main() {
-    println!("git commit_and_push over file:// ({FILES} files in the repo)");
+    println!("git commit_and_push over file://");
     println!(
-        "{:>6}  {:>10}  {:>10}  {:>14}  {:>12}",
-        "edits", "cold ms", "warm ms", "warm ms/edit", "warm cpu ms"
+        "{:>6}  {:>6}  {:>10}  {:>10}  {:>14}  {:>12}",
+        "edits", "files", "cold ms", "warm ms", "warm ms/edit", "warm cpu ms"
     );
-    for edits in [1usize, 50, 300] {
+    for edits in [1usize, 50, 300, 1000] {
+        let files = edits.max(FILES);
         let root = tempfile::tempdir().unwrap();
-        let url = seed(root.path());
+        let url = seed(root.path(), files);
         let cache = CloneCache::new(root.path().join("cache"), settings());
         let (cold, _) = pass(&cache, &url, edits, "1.0.1");
         let mut warm: Vec<(Duration, Duration)> = (0..5)
@@ -118,7 +121,7 @@ fn main() {
         warm.sort();
         let (median, median_cpu) = warm[warm.len() / 2];
         println!(
-            "{edits:>6}  {:>10.1}  {:>10.1}  {:>14.2}  {:>12.0}",
+            "{edits:>6}  {files:>6}  {:>10.1}  {:>10.1}  {:>14.2}  {:>12.0}",
             cold.as_secs_f64() * 1e3,
             median.as_secs_f64() * 1e3,
             median.as_secs_f64() * 1e3 / edits as f64,

@@ -1,14 +1,15 @@
 //! The clone cache and the operations on one checked-out branch.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
+use std::ffi::OsStr;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use git2::build::CheckoutBuilder;
 use git2::{
-    AutotagOption, ErrorCode, FetchOptions, Index, IndexEntry, IndexTime, PushOptions, Repository,
-    ResetType, Signature, Sort,
+    AutotagOption, ErrorCode, FetchOptions, ObjectType, PushOptions, Repository, ResetType,
+    Signature, Sort, Tree,
 };
 use sha2::Digest as _;
 
@@ -350,8 +351,9 @@ impl Checkout {
     /// it; a missing file is removed) on top of the branch head. `None` when nothing changed.
     pub fn commit(&self, paths: &[PathBuf], message: &str) -> Result<Option<Oid>, GitError> {
         // The commit is built from the head tree plus the listed files, not from the index:
-        // the index is left alone (the next reset rewrites everything anyway), which keeps a
-        // pass of hundreds of one-app commits cheap.
+        // the index is left alone (the next reset rewrites everything anyway), and only the
+        // trees along the listed paths are rewritten, which keeps a pass of one commit per app
+        // linear in the number of apps.
         self.commit_tree(self.head()?, paths, message, true)
     }
 
@@ -380,43 +382,30 @@ impl Checkout {
         }
         let result = (|| {
             let parent = self.repo.find_commit(parent)?;
-            let mut index = Index::new()?;
-            index.read_tree(&parent.tree()?)?;
+            let mut changes = Vec::with_capacity(relative.len());
             for rel in &relative {
                 let abs = self.dir.join(rel);
-                let rel_bytes = rel.to_string_lossy().replace('\\', "/").into_bytes();
-                let Ok(meta) = std::fs::symlink_metadata(&abs) else {
-                    if index.get_path(rel, 0).is_some() {
-                        index.remove_path(rel)?;
-                    }
-                    continue;
-                };
-                let mode =
-                    index
-                        .get_path(rel, 0)
-                        .map(|e| e.mode)
-                        .unwrap_or(if is_executable(&meta) {
+                let content = match std::fs::symlink_metadata(&abs) {
+                    Ok(meta) => Some(NewBlob {
+                        id: self.repo.blob_path(&abs)?,
+                        mode: if is_executable(&meta) {
                             0o100755
                         } else {
                             0o100644
-                        });
-                let id = self.repo.blob_path(&abs)?;
-                index.add(&IndexEntry {
-                    ctime: IndexTime::new(0, 0),
-                    mtime: IndexTime::new(0, 0),
-                    dev: 0,
-                    ino: 0,
-                    mode,
-                    uid: 0,
-                    gid: 0,
-                    file_size: u32::try_from(meta.len()).unwrap_or(u32::MAX),
-                    id,
-                    flags: u16::try_from(rel_bytes.len()).unwrap_or(0xfff).min(0xfff),
-                    flags_extended: 0,
-                    path: rel_bytes,
-                })?;
+                        },
+                    }),
+                    Err(_) => None,
+                };
+                changes.push((rel.iter().collect::<Vec<&OsStr>>(), content));
             }
-            let tree_id = index.write_tree_to(&self.repo)?;
+            let changes: Vec<Change<'_>> = changes
+                .iter()
+                .map(|(names, content)| (names.as_slice(), content.as_ref()))
+                .collect();
+            let tree_id = match update_tree(&self.repo, Some(&parent.tree()?), &changes)? {
+                Some(id) => id,
+                None => self.repo.treebuilder(None)?.write()?,
+            };
             if tree_id == parent.tree_id() {
                 return Ok(None);
             }
@@ -650,6 +639,81 @@ impl Checkout {
     fn mark_for_rebuild(&self) {
         // Best effort: if even this write fails, the next checkout reports the error again.
         let _ = std::fs::write(self.repo.path().join(REBUILD_MARKER), b"");
+    }
+}
+
+/// The work tree content of one listed path.
+struct NewBlob {
+    id: Oid,
+    /// The mode of a new file; a path that is already a file in the parent tree keeps its own.
+    mode: i32,
+}
+
+/// One listed path split into its names, with its new content (`None`: the file is gone).
+type Change<'a> = (&'a [&'a OsStr], Option<&'a NewBlob>);
+
+/// Writes `base` with `changes` applied and returns its id (`None` when it ends up empty).
+/// Only the trees along the changed paths are rebuilt; every other subtree keeps its id, so a
+/// commit costs O(depth x siblings) instead of O(files in the repository). The result is what
+/// an index read from `base`, updated with the same paths and written would give: a file keeps
+/// its mode, a directory disappears with its last file, and a file replaces a directory (or
+/// any other entry) of the same name and the other way round.
+fn update_tree(
+    repo: &Repository,
+    base: Option<&Tree<'_>>,
+    changes: &[Change<'_>],
+) -> Result<Option<Oid>, git2::Error> {
+    type Slot<'a> = (Option<Option<&'a NewBlob>>, Vec<Change<'a>>);
+    let mut by_name: BTreeMap<&OsStr, Slot<'_>> = BTreeMap::new();
+    for &(names, content) in changes {
+        let Some((first, rest)) = names.split_first() else {
+            continue;
+        };
+        let slot = by_name.entry(*first).or_default();
+        if rest.is_empty() {
+            slot.0 = Some(content);
+        } else {
+            slot.1.push((rest, content));
+        }
+    }
+    let mut builder = repo.treebuilder(base)?;
+    for (name, (leaf, deeper)) in by_name {
+        let name = Path::new(name);
+        // (mode, is a tree) of the entry `name` currently has in the builder.
+        let current = |builder: &git2::TreeBuilder<'_>| {
+            builder.get(name).map(|entry| {
+                entry.map(|e| (e.id(), e.filemode(), e.kind() == Some(ObjectType::Tree)))
+            })
+        };
+        match (leaf, current(&builder)?) {
+            (Some(Some(blob)), Some((_, mode, false))) => {
+                builder.insert(name, blob.id, mode)?;
+            }
+            (Some(Some(blob)), _) => {
+                builder.insert(name, blob.id, blob.mode)?;
+            }
+            (Some(None), Some((_, _, false))) => builder.remove(name)?,
+            _ => {}
+        }
+        if deeper.is_empty() {
+            continue;
+        }
+        let subtree = match current(&builder)? {
+            Some((id, _, true)) => Some(repo.find_tree(id)?),
+            _ => None,
+        };
+        match update_tree(repo, subtree.as_ref(), &deeper)? {
+            Some(id) => {
+                builder.insert(name, id, 0o040000)?;
+            }
+            None if subtree.is_some() => builder.remove(name)?,
+            None => {}
+        }
+    }
+    if builder.is_empty() {
+        Ok(None)
+    } else {
+        builder.write().map(Some)
     }
 }
 

@@ -907,3 +907,101 @@ fn a_pass_leaves_a_consistent_clone_on_disk() {
         "line-0\nline-1\nline-2"
     );
 }
+
+/// The tree git itself writes for `paths` of the work tree on top of `parent` (a scratch index:
+/// read `parent`, update the paths with `--add --remove --replace`, write the tree).
+fn tree_by_git_cli(dir: &Path, parent: Oid, paths: &[&str]) -> String {
+    let index = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_INDEX_FILE", index.path().join("index"))
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("HOME", index.path())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "git {args:?}: {output:?}");
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    };
+    run(&["read-tree", &parent.to_string()]);
+    let mut update = vec!["update-index", "--add", "--remove", "--replace", "--"];
+    update.extend_from_slice(paths);
+    run(&update);
+    run(&["write-tree"])
+}
+
+#[test]
+fn commits_write_the_same_trees_as_git() {
+    // Commits rewrite only the trees along the listed paths; the result must be the tree git
+    // writes from an index for the same paths: nested edits, new directories, executables,
+    // removals that empty a directory, a file replacing a directory, repeated paths.
+    let bare = BareRepo::with_files(
+        "main",
+        &[
+            ("README", "config\n"),
+            ("apps/a/values.yaml", "tag: 1.0.0\n"),
+            ("apps/b/values.yaml", "tag: 1.0.0\n"),
+            ("apps/c/values.yaml", "tag: 1.0.0\n"),
+            ("apps/c/extra.yaml", "x: 1\n"),
+        ],
+    );
+    let work = tempfile::tempdir().unwrap();
+    let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![]));
+    let checkout = cache.checkout(&bare.file_url(), "main").unwrap();
+    let dir = checkout.workdir().to_path_buf();
+    let step = |paths: &[&str]| {
+        let parent = checkout.head().unwrap();
+        let expected = tree_by_git_cli(&dir, parent, paths);
+        let listed: Vec<PathBuf> = paths.iter().map(PathBuf::from).collect();
+        let commit = checkout.commit(&listed, "step").unwrap().expect("a change");
+        let tree = crate::support::git::git(&dir, &["rev-parse", &format!("{commit}^{{tree}}")]);
+        assert_eq!(tree, expected, "tree after committing {paths:?}");
+    };
+
+    write(&checkout, "apps/a/values.yaml", "tag: 1.1.0\n");
+    step(&["apps/a/values.yaml"]);
+
+    write(&checkout, "apps/d/deep/values.yaml", "tag: 2.0.0\n");
+    write(&checkout, "bin/run.sh", "#!/bin/sh\n");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let script = dir.join("bin/run.sh");
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    step(&[
+        "apps/d/deep/values.yaml",
+        "bin/run.sh",
+        "apps/d/deep/values.yaml",
+    ]);
+
+    std::fs::remove_file(dir.join("apps/b/values.yaml")).unwrap();
+    step(&["apps/b/values.yaml"]);
+    let head = checkout.head().unwrap();
+    assert_eq!(checkout.file_at(head, Path::new("apps/b")).unwrap(), None);
+
+    std::fs::remove_dir_all(dir.join("apps/c")).unwrap();
+    write(&checkout, "apps/c", "now a file\n");
+    step(&["apps/c"]);
+
+    write(&checkout, "bin/run.sh", "#!/bin/sh\necho hi\n");
+    step(&["bin/run.sh"]);
+
+    for file in ["apps/a/values.yaml", "apps/c", "apps/d/deep/values.yaml"] {
+        std::fs::remove_file(dir.join(file)).unwrap();
+    }
+    step(&["apps/a/values.yaml", "apps/c", "apps/d/deep/values.yaml"]);
+    let head = checkout.head().unwrap();
+    let listing = crate::support::git::git(&dir, &["ls-tree", "--name-only", &head.to_string()]);
+    assert_eq!(listing, "README\nbin");
+
+    // A path that is neither in the work tree nor in the head changes nothing.
+    assert_eq!(
+        checkout
+            .commit(&[PathBuf::from("apps/none/values.yaml")], "nothing")
+            .unwrap(),
+        None
+    );
+    crate::support::git::git(&dir, &["fsck", "--no-dangling", "--strict"]);
+}
