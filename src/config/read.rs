@@ -269,40 +269,12 @@ pub fn list<'a>(node: &'a Node, key: &str, diags: &mut Diagnostics) -> &'a [Node
     }
 }
 
-/// Parse `90s`, `2m`, `1h30m`, `1d`, `500ms`. Units are required.
+/// Parse `90s`, `2m`, `1h30m`, `1d`, `500ms`. Units are required. The grammar is the daemon's
+/// interval grammar (one parser, with overflow checks); only the message is the config's.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let expected = || {
+    crate::daemon::schedule::parse_duration(text).map_err(|_| {
         format!("invalid duration `{text}`: expected a number with a unit, such as 30s, 2m, 1h30m")
-    };
-    let mut total = Duration::ZERO;
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return Err(expected());
-    }
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return Err(expected());
-        }
-        let number: u64 = rest[..digits].parse().map_err(|_| expected())?;
-        rest = &rest[digits..];
-        let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let seconds = match unit {
-            "ms" => {
-                total += Duration::from_millis(number);
-                continue;
-            }
-            "s" => 1,
-            "m" => 60,
-            "h" => 3600,
-            "d" => 86_400,
-            _ => return Err(expected()),
-        };
-        total += Duration::from_secs(number.saturating_mul(seconds));
-    }
-    Ok(total)
+    })
 }
 
 /// The allowed word closest to `word`, if it is close enough to be a likely typo.
@@ -346,7 +318,7 @@ mod tests {
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("1d").unwrap(), Duration::from_secs(86_400));
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        for bad in ["", "5", "m", "5x", "1.5h", "-1s"] {
+        for bad in ["", "5", "m", "5x", "1.5h", "-1s", "18446744073709551615s1s"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }
