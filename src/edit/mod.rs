@@ -18,6 +18,7 @@ mod helm;
 mod kustomize;
 mod manifest;
 mod marker;
+mod quick;
 pub mod scalar;
 pub mod scan;
 mod verify;

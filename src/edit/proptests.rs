@@ -383,3 +383,60 @@ proptest! {
         }
     }
 }
+
+/// The quick reader (see `quick.rs`) either gives up or builds exactly the full parser's tree.
+fn quick_agrees(src: &str) -> Result<(), TestCaseError> {
+    if let Some(quick) = super::quick::parse(src) {
+        prop_assert_eq!(Ok(quick), super::scan::parse_full(src), "{:?}", src);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn the_quick_reader_reads_generated_documents_like_the_full_parser((src, _) in document()) {
+        // Double-quoted escapes are the only thing the generator writes outside the subset.
+        if !src.contains('\\') {
+            prop_assert!(super::quick::parse(&src).is_some(), "gave up on {:?}", src);
+        }
+        quick_agrees(&src)?;
+    }
+
+    #[test]
+    fn the_quick_reader_agrees_on_mutated_documents(
+        (src, _) in document(),
+        cuts in prop::collection::vec((any::<prop::sample::Index>(), 0usize..4, "[ \n:\\-#'\"\\[\\]{},&*|>?%!a\r]{0,3}"), 1..4),
+    ) {
+        let mut bytes = src.into_bytes();
+        for (at, len, insert) in cuts {
+            let start = at.index(bytes.len() + 1);
+            let end = (start + len).min(bytes.len());
+            bytes.splice(start..end, insert.bytes());
+        }
+        if let Ok(text) = String::from_utf8(bytes) {
+            quick_agrees(&text)?;
+        }
+    }
+
+    #[test]
+    fn the_quick_reader_agrees_on_mutated_manifests(
+        at in any::<prop::sample::Index>(),
+        len in 0usize..8,
+        insert in "[ \n:\\-#'\"\\[\\]{},&*|>?]{0,4}",
+    ) {
+        let mut bytes = SEED.as_bytes().to_vec();
+        let start = at.index(bytes.len());
+        let end = (start + len).min(bytes.len());
+        bytes.splice(start..end, insert.bytes());
+        if let Ok(text) = String::from_utf8(bytes) {
+            quick_agrees(&text)?;
+        }
+    }
+
+    #[test]
+    fn the_quick_reader_agrees_on_arbitrary_yamlish_text(src in "[a-z0-9:\\-\\[\\]{}#'\" \n.,?é\r]{0,120}") {
+        quick_agrees(&src)?;
+    }
+}

@@ -47,21 +47,22 @@ pub enum Kind {
 }
 
 /// One node and where its text is.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
     pub kind: Kind,
     /// Anchor id (0 = none).
     pub anchor: usize,
     /// Byte offset where the node's own text starts (after any anchor and tag).
     pub start: usize,
-    /// Byte offset one past the node's text (for scalars: after the closing quote).
+    /// Byte offset one past the node's text (for scalars: after the closing quote; for flow
+    /// collections: after the closing bracket). Block collections keep `end == start`.
     pub end: usize,
     /// True for flow collections (`[...]`, `{...}`).
     pub flow: bool,
 }
 
 /// Every document of a stream, in one arena.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tree {
     pub nodes: Vec<Node>,
     pub roots: Vec<NodeId>,
@@ -226,15 +227,31 @@ fn tag_string(tag: &saphyr_parser::Tag) -> String {
     format!("{}{}", tag.handle, tag.suffix)
 }
 
-/// Parse a YAML stream (without a leading BOM check: the parser skips it, and our offsets count
-/// it) into a [`Tree`].
+/// Parse a YAML stream into a [`Tree`]: by the quick reader when the text is inside its subset
+/// (see [`super::quick`]), by the full parser otherwise (and for every error).
 pub fn parse(src: &str) -> Result<Tree, EditError> {
+    check_size(src)?;
+    match super::quick::parse(src) {
+        Some(tree) => Ok(tree),
+        None => parse_full(src),
+    }
+}
+
+fn check_size(src: &str) -> Result<(), EditError> {
     if src.len() > MAX_BYTES {
         return Err(EditError::TooLarge {
             size: src.len(),
             limit: MAX_BYTES,
         });
     }
+    Ok(())
+}
+
+/// Parse a YAML stream with the full parser (`saphyr-parser`; a leading BOM is skipped by the
+/// parser and counted by our offsets) into a [`Tree`]. The safety net reads edited text with
+/// this one only.
+pub fn parse_full(src: &str) -> Result<Tree, EditError> {
+    check_size(src)?;
     let offsets = Offsets::new(src);
     let bytes = src.as_bytes();
     let mut tree = Tree {
@@ -332,13 +349,23 @@ pub fn parse(src: &str) -> Result<Tree, EditError> {
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 if let Some((id, _)) = stack.pop() {
+                    // A sequence at its key's indentation (`key:\n- [a]`) starts at its first
+                    // item, so it looked like a flow collection: it is a block one.
+                    let indentless = match &tree.nodes[id].kind {
+                        Kind::Seq(items) => items
+                            .first()
+                            .is_some_and(|f| tree.nodes[*f].start == tree.nodes[id].start),
+                        _ => false,
+                    };
                     let node = &mut tree.nodes[id];
-                    node.end = if node.flow {
-                        (start + 1).min(end.max(start + 1))
-                    } else {
-                        start
+                    if indentless {
+                        node.flow = false;
                     }
-                    .max(node.start);
+                    // A block collection's end is not tracked (nothing needs it): it stays at
+                    // its start.
+                    if node.flow {
+                        node.end = (start + 1).min(end.max(start + 1)).max(node.start);
+                    }
                 }
                 None
             }
@@ -456,6 +483,19 @@ mod tests {
             .map(|n| &src[n.start..n.end])
             .collect();
         assert_eq!(flows, ["{k: v, w: [1, 2] }", "[1, 2]"]);
+    }
+
+    #[test]
+    fn a_sequence_at_its_keys_indentation_is_a_block_one_even_when_its_item_is_flow() {
+        let tree = parse_full("k:\n- [a, b]\n- {c: d}\n").unwrap();
+        let flags: Vec<bool> = tree
+            .nodes
+            .iter()
+            .filter(|n| matches!(n.kind, Kind::Seq(_) | Kind::Map(_)))
+            .map(|n| n.flow)
+            .collect();
+        // The root mapping, the sequence, then the two flow items.
+        assert_eq!(flags, [false, false, true, true]);
     }
 
     #[test]
