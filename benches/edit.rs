@@ -87,6 +87,26 @@ fn main() {
     }
     let once = start.elapsed();
 
+    // For comparison: reading every file with the full parser alone (what every read cost
+    // before the quick reader; files outside its subset still cost this).
+    let start = Instant::now();
+    let mut nodes = 0;
+    for (src, _) in &files {
+        nodes += black_box(edit::scan::parse_full(src).expect("parse"))
+            .nodes
+            .len();
+    }
+    let full = start.elapsed();
+    let start = Instant::now();
+    let mut quick_nodes = 0;
+    for (src, _) in &files {
+        quick_nodes += black_box(edit::scan::parse(src).expect("parse"))
+            .nodes
+            .len();
+    }
+    let quick = start.elapsed();
+    assert_eq!(nodes, quick_nodes, "both readers build the same trees");
+
     let per = |d: Duration| d.as_secs_f64() * 1e6 / FILES as f64;
     println!(
         "files: {FILES}, {:.1} MiB in memory",
@@ -98,11 +118,15 @@ fn main() {
         "step", "total ms", "µs per file", "MiB/s", "results"
     );
     // find parses each file once; apply twice (the input, then the edited text as a check);
-    // `both` is find + apply on one Document: two parses (the input once, the check).
+    // `both` is find + apply on one Document: two parses (the input once, the check). `read` is
+    // one parse (the quick reader, the full parser where it gives up), `read-full` one parse by
+    // the full parser alone; their results column counts tree nodes.
     for (step, d, n) in [
         ("find", scan, found),
         ("apply", apply, changes),
         ("both", once, both),
+        ("read", quick, quick_nodes),
+        ("read-full", full, nodes),
     ] {
         println!(
             "{:<8} {:>10.1} {:>12.1} {:>8.1} {:>10}",

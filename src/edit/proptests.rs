@@ -265,6 +265,9 @@ proptest! {
         let mut want = parse_data(&src);
         set_in(&mut want, &leaf.path, &tag);
         prop_assert_eq!(parse_data(&out), want);
+        // The safety net read `out` with the quick reader when it could: it reads as the full
+        // parser does.
+        quick_agrees(&out)?;
     }
 }
 
@@ -292,6 +295,9 @@ fn no_surprises(input: &[u8]) -> Result<(), TestCaseError> {
     for target in targets() {
         let _ = super::find(input, &target, &update.image);
         if let Ok(edited) = super::apply(input, &target, &update) {
+            if let Ok(text) = std::str::from_utf8(&edited.bytes) {
+                quick_agrees(text)?;
+            }
             if edited.changes.is_empty() {
                 prop_assert_eq!(&edited.bytes, &input.to_vec());
             }
@@ -377,6 +383,9 @@ proptest! {
         let entry = want.get_mut("images").unwrap().get_mut(i).unwrap();
         entry.as_mapping_mut().unwrap().insert("newTag".into(), tag.clone().into());
         prop_assert_eq!(parse_data(&out), want);
+        // The safety net read `out` with the quick reader when it could: it reads as the full
+        // parser does.
+        quick_agrees(&out)?;
         // Line endings are kept: no lone LF appears in a CRLF file.
         if src.contains("\r\n") {
             prop_assert_eq!(out.matches('\n').count(), out.matches("\r\n").count());
