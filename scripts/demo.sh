@@ -35,7 +35,7 @@ fi
 
 say "building imagebump"
 (cd "$ROOT" && cargo build --quiet --bin imagebump)
-IMAGEBUMP="$ROOT/target/debug/imagebump"
+IMAGEBUMP="${CARGO_TARGET_DIR:-$ROOT/target}/debug/imagebump"
 
 # A free loopback port: a random one nobody answers on.
 free_port() {

@@ -104,6 +104,10 @@ impl EngineWorker {
 impl Worker for EngineWorker {
     async fn check(&self, scope: Scope) -> CycleReport {
         let started = Instant::now();
+        if let Scope::Repository { registry, .. } = &scope {
+            // A webhook from this registry: it is up, whatever its recent failures.
+            self.engine.registry().note_alive(registry);
+        }
         let options = self.options(&scope);
         let report = self.engine.run_pass(&options).await;
         self.export_registry_stats();

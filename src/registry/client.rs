@@ -21,7 +21,7 @@ use tracing::Instrument;
 use super::auth::{CachedToken, Scheme, TokenCache, parse_challenge, parse_token_response};
 use super::cache::BoundedCache;
 use super::docker_config::{self, Credentials};
-use super::limits::{RateLimiter, backoff, parse_retry_after};
+use super::limits::{Breaker, RateLimiter, backoff, parse_retry_after};
 use super::manifest::{self, MANIFEST_ACCEPT, Manifest};
 use super::{
     ClientOptions, Outcome, RegistryAuth, RegistryError, RegistrySettings, RegistryStats, Secret,
@@ -83,6 +83,8 @@ struct RegistryState {
     credentials: OnceCell<Option<Credentials>>,
     tokens: TokenCache,
     page_size: AtomicUsize,
+    /// Leaves the registry alone while it keeps failing.
+    breaker: Breaker,
 }
 
 /// What a request is for (a bounded label for spans and counters).
@@ -375,6 +377,10 @@ impl Client {
             credentials: OnceCell::new(),
             tokens: TokenCache::default(),
             page_size: AtomicUsize::new(self.inner.options.page_size.max(1)),
+            breaker: Breaker::new(
+                self.inner.options.breaker_cooldown,
+                self.inner.options.max_breaker_cooldown,
+            ),
             settings,
         });
         registries.insert(key, state.clone());
@@ -399,6 +405,16 @@ impl Client {
         let options = &self.inner.options;
         let mut attempt: u32 = 0;
         loop {
+            // Checked before every attempt: a retry stops as soon as the registry is given up.
+            if let Err(open) = reg.breaker.check(Instant::now()) {
+                return Err(RegistryError::Unavailable {
+                    registry: reg.name.clone(),
+                    repository: repository.to_string(),
+                    failures: open.failures,
+                    last_error: open.last_error,
+                    retry_in: open.remaining,
+                });
+            }
             reg.limiter.acquire().await;
             let permit = reg.permits.acquire().await;
             let span = tracing::debug_span!(
@@ -472,6 +488,8 @@ impl Client {
             let exhausted = attempt >= options.retries;
             let delay = match result {
                 Ok(fetched) if fetched.status == StatusCode::TOO_MANY_REQUESTS => {
+                    // Rate limited, but up.
+                    reg.breaker.success();
                     let retry_after = fetched
                         .headers
                         .get(RETRY_AFTER)
@@ -491,6 +509,7 @@ impl Client {
                 }
                 Ok(fetched) if fetched.status.is_server_error() => {
                     if exhausted {
+                        self.give_up(reg, &format!("HTTP {}", fetched.status));
                         return Err(RegistryError::BadResponse {
                             registry: reg.name.clone(),
                             repository: repository.to_string(),
@@ -504,7 +523,10 @@ impl Client {
                     }
                     backoff(attempt, options.initial_backoff, options.max_backoff)
                 }
-                Ok(fetched) => return Ok(fetched),
+                Ok(fetched) => {
+                    reg.breaker.success();
+                    return Ok(fetched);
+                }
                 Err(AttemptError::TooLarge) => {
                     return Err(RegistryError::BadResponse {
                         registry: reg.name.clone(),
@@ -526,6 +548,9 @@ impl Client {
                         || error.is_decode())
                         && !detail.to_lowercase().contains("certificate");
                     if exhausted || !transient {
+                        if transient {
+                            self.give_up(reg, &detail);
+                        }
                         return Err(RegistryError::Unreachable {
                             registry: reg.name.clone(),
                             repository: repository.to_string(),
@@ -556,6 +581,29 @@ impl Client {
             );
             tokio::time::sleep(delay).await;
             attempt += 1;
+        }
+    }
+
+    /// A request to `reg` failed for good: tell its breaker, and say so when it opens.
+    fn give_up(&self, reg: &RegistryState, error: &str) {
+        if let Some(cooldown) = reg.breaker.failure(Instant::now(), error) {
+            tracing::warn!(
+                registry = %reg.name,
+                cooldown_s = cooldown.as_secs(),
+                last_error = error,
+                "registry keeps failing; not asking it again until the cooldown ends or it sends a webhook"
+            );
+        }
+    }
+
+    /// The registry `name` is up (it just sent a webhook): ask it again at once, whatever its
+    /// recent failures.
+    pub fn note_alive(&self, name: &str) {
+        let name = normalize_registry(name);
+        for ((registry, _), state) in lock(&self.inner.registries).iter() {
+            if *registry == name {
+                state.breaker.reset();
+            }
         }
     }
 

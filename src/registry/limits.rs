@@ -1,4 +1,5 @@
-//! Per-registry pacing: a requests-per-second limiter, backoff delays and `Retry-After`.
+//! Per-registry pacing: a requests-per-second limiter, backoff delays, `Retry-After`, and a
+//! circuit breaker that stops asking a registry that keeps failing.
 //!
 //! Invariant: nothing here is shared between registries; each registry owns its own limiter.
 //! Design choice: the limiter hands out evenly spaced send times (a "next free slot" clock)
@@ -69,6 +70,104 @@ pub(crate) fn backoff(attempt: u32, initial: Duration, max: Duration) -> Duratio
     half + Duration::from_millis(jitter)
 }
 
+/// Requests that failed for good in a row (after all their retries) before a registry is left
+/// alone for a cooldown.
+pub(crate) const BREAKER_THRESHOLD: u32 = 3;
+
+/// Stops asking a registry that keeps failing. After [`BREAKER_THRESHOLD`] requests in a row
+/// failed for good (no answer, timeouts, or 5xx after every retry), requests to it fail at once
+/// for a cooldown that starts at `first` and doubles, up to `max`, each time the first request
+/// after a cooldown fails too. Any HTTP answer other than a 5xx closes it, as does
+/// [`Breaker::reset`] (a registry webhook: the registry is up). A zero `first` disables it.
+#[derive(Debug)]
+pub(crate) struct Breaker {
+    first: Duration,
+    max: Duration,
+    state: Mutex<BreakerState>,
+}
+
+#[derive(Debug, Default)]
+struct BreakerState {
+    failures: u32,
+    open_until: Option<Instant>,
+    /// The cooldown of the next opening.
+    cooldown: Duration,
+    last_error: String,
+}
+
+/// Why a request was not sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Open {
+    /// Until the next request is let through.
+    pub remaining: Duration,
+    /// Requests in a row that failed for good.
+    pub failures: u32,
+    pub last_error: String,
+}
+
+impl Breaker {
+    pub(crate) fn new(first: Duration, max: Duration) -> Self {
+        Breaker {
+            first,
+            max: max.max(first),
+            state: Mutex::new(BreakerState {
+                cooldown: first,
+                ..BreakerState::default()
+            }),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, BreakerState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// `Err` while the registry is being left alone.
+    pub(crate) fn check(&self, now: Instant) -> Result<(), Open> {
+        let state = self.state();
+        match state.open_until {
+            Some(until) if until > now => Err(Open {
+                remaining: until - now,
+                failures: state.failures,
+                last_error: state.last_error.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The registry answered.
+    pub(crate) fn success(&self) {
+        let mut state = self.state();
+        state.failures = 0;
+        state.open_until = None;
+        state.cooldown = self.first;
+    }
+
+    /// The registry answered, or is known to be up.
+    pub(crate) fn reset(&self) {
+        self.success();
+    }
+
+    /// A request failed for good with `error`. The cooldown when this opened the breaker.
+    pub(crate) fn failure(&self, now: Instant, error: &str) -> Option<Duration> {
+        if self.first.is_zero() {
+            return None;
+        }
+        let mut state = self.state();
+        state.failures = state.failures.saturating_add(1);
+        state.last_error = error.to_string();
+        let open = state.open_until.is_some_and(|until| until > now);
+        if state.failures < BREAKER_THRESHOLD || open {
+            return None;
+        }
+        let cooldown = state.cooldown;
+        state.open_until = Some(now + cooldown);
+        state.cooldown = cooldown.saturating_mul(2).min(self.max);
+        Some(cooldown)
+    }
+}
+
 /// Parse a `Retry-After` value: delay seconds or an HTTP date.
 pub(crate) fn parse_retry_after(value: &str, now: OffsetDateTime) -> Option<Duration> {
     let value = value.trim();
@@ -117,6 +216,61 @@ mod tests {
             let base = (initial * 2u32.pow(attempt)).min(max);
             assert!(delay >= base / 2 && delay <= base, "{attempt}: {delay:?}");
         }
+    }
+
+    #[test]
+    fn breaker_opens_after_failures_in_a_row_and_backs_off_while_the_registry_stays_down() {
+        let first = Duration::from_secs(30);
+        let breaker = Breaker::new(first, Duration::from_secs(100));
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        // Two failures, a success, two failures: never three in a row, never open.
+        assert_eq!(breaker.failure(at(0), "refused"), None);
+        assert_eq!(breaker.failure(at(1), "refused"), None);
+        breaker.success();
+        assert_eq!(breaker.failure(at(2), "refused"), None);
+        assert_eq!(breaker.failure(at(3), "refused"), None);
+        assert!(breaker.check(at(3)).is_ok());
+        // The third in a row opens it for 30 s.
+        assert_eq!(breaker.failure(at(4), "timed out"), Some(first));
+        let open = breaker.check(at(10)).unwrap_err();
+        assert_eq!(open.remaining, Duration::from_secs(24));
+        assert_eq!((open.failures, open.last_error.as_str()), (3, "timed out"));
+        // Requests already in flight that fail meanwhile do not extend it.
+        assert_eq!(breaker.failure(at(11), "refused"), None);
+        assert!(breaker.check(at(34)).is_ok());
+        // The first request after the cooldown fails: open again, twice as long, then capped.
+        assert_eq!(
+            breaker.failure(at(35), "refused"),
+            Some(Duration::from_secs(60))
+        );
+        assert!(breaker.check(at(94)).is_err());
+        assert_eq!(
+            breaker.failure(at(95), "refused"),
+            Some(Duration::from_secs(100))
+        );
+        assert_eq!(
+            breaker.failure(at(195), "refused"),
+            Some(Duration::from_secs(100))
+        );
+        // An answer closes it and starts over.
+        breaker.success();
+        assert!(breaker.check(at(196)).is_ok());
+        assert_eq!(breaker.failure(at(197), "x"), None);
+        assert_eq!(breaker.failure(at(198), "x"), None);
+        assert_eq!(breaker.failure(at(199), "x"), Some(first));
+        breaker.reset();
+        assert!(breaker.check(at(200)).is_ok());
+    }
+
+    #[test]
+    fn a_zero_cooldown_disables_the_breaker() {
+        let breaker = Breaker::new(Duration::ZERO, Duration::ZERO);
+        let now = Instant::now();
+        for _ in 0..10 {
+            assert_eq!(breaker.failure(now, "refused"), None);
+        }
+        assert!(breaker.check(now).is_ok());
     }
 
     #[tokio::test]

@@ -106,6 +106,12 @@ pub struct ClientOptions {
     pub cache_entries: usize,
     /// Largest response body read (manifests, tag lists, config blobs).
     pub max_body_bytes: usize,
+    /// How long a registry is left alone once 3 requests in a row failed for good (no answer,
+    /// timeouts, 5xx after every retry): its requests fail at once meanwhile, so a dead
+    /// registry costs no timeouts. Doubles while it stays down, up to `max_breaker_cooldown`.
+    /// Zero disables this.
+    pub breaker_cooldown: Duration,
+    pub max_breaker_cooldown: Duration,
 }
 
 impl Default for ClientOptions {
@@ -121,6 +127,8 @@ impl Default for ClientOptions {
             page_size: 100,
             cache_entries: 10_000,
             max_body_bytes: 16 * 1024 * 1024,
+            breaker_cooldown: Duration::from_secs(30),
+            max_breaker_cooldown: Duration::from_secs(600),
         }
     }
 }
@@ -162,6 +170,17 @@ pub enum RegistryError {
         registry: String,
         repository: String,
         detail: String,
+    },
+    #[error(
+        "{registry} is not being asked for now (repository {repository}): its last {failures} requests failed for good (last: {last_error}); next try in {}s, or at once on a webhook from it",
+        retry_in.as_secs().max(1)
+    )]
+    Unavailable {
+        registry: String,
+        repository: String,
+        failures: u32,
+        last_error: String,
+        retry_in: Duration,
     },
     #[error("invalid registry settings for {prefix}: {detail}")]
     Settings { prefix: String, detail: String },

@@ -397,6 +397,92 @@ async fn retries_on_500_and_429_then_clear_errors() {
     assert_eq!(proxy.count("/manifests/"), 4);
 }
 
+#[tokio::test]
+async fn a_registry_that_keeps_failing_is_left_alone_until_it_is_back() {
+    let registry = TestRegistry::start_plain().await;
+    let pusher = registry.pusher();
+    pusher
+        .push_image("down/app", "1.0.0", &ImageSpec::new("2024-01-01T00:00:00Z"))
+        .await;
+    let proxy = FaultProxy::start(&registry.url()).await;
+    // One client for two registries: the proxied one fails, the direct one does not.
+    let client = Client::new(
+        vec![
+            settings(&proxy.host(), RegistryAuth::Anonymous),
+            settings(&registry.host(), RegistryAuth::Anonymous),
+        ],
+        options(),
+    )
+    .unwrap();
+    let down = image(&proxy.image("down/app"));
+    let up = image(&registry.image("down/app"));
+    proxy.fault(
+        "/tags/list",
+        Fault::Status {
+            status: 503,
+            retry_after: None,
+        },
+        1000,
+    );
+
+    // Three requests fail for good, each after its retries (4 attempts).
+    for _ in 0..3 {
+        let err = client.list_tags(&down).await.unwrap_err();
+        assert!(matches!(err, RegistryError::BadResponse { .. }), "{err:?}");
+    }
+    assert_eq!(proxy.count("/tags/list"), 12);
+
+    // From then on the registry is not asked: an immediate, explicit error.
+    let err = client.list_tags(&down).await.unwrap_err();
+    assert!(matches!(err, RegistryError::Unavailable { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains(&proxy.host())
+            && message.contains("down/app")
+            && message.contains("last 3 requests")
+            && message.contains("503")
+            && message.contains("next try in"),
+        "{message}"
+    );
+    let err = client.digest(&down, "1.0.0").await.unwrap_err();
+    assert!(matches!(err, RegistryError::Unavailable { .. }), "{err:?}");
+    assert_eq!(proxy.count("/tags/list"), 12);
+    assert_eq!(proxy.count("/manifests/"), 0);
+
+    // Another registry of the same client is unaffected.
+    assert_eq!(client.list_tags(&up).await.unwrap(), ["1.0.0"]);
+
+    // The registry recovers and says so (a webhook): asked again at once.
+    proxy.clear_faults();
+    client.note_alive(&proxy.host());
+    assert_eq!(client.list_tags(&down).await.unwrap(), ["1.0.0"]);
+    assert_eq!(proxy.count("/tags/list"), 13);
+
+    // Without the breaker, every request pays its retries.
+    let patient = Client::new(
+        vec![settings(&proxy.host(), RegistryAuth::Anonymous)],
+        ClientOptions {
+            breaker_cooldown: Duration::ZERO,
+            ..options()
+        },
+    )
+    .unwrap();
+    proxy.clear();
+    proxy.fault(
+        "/tags/list",
+        Fault::Status {
+            status: 503,
+            retry_after: None,
+        },
+        1000,
+    );
+    for _ in 0..4 {
+        let err = patient.list_tags(&down).await.unwrap_err();
+        assert!(matches!(err, RegistryError::BadResponse { .. }), "{err:?}");
+    }
+    assert_eq!(proxy.count("/tags/list"), 16);
+}
+
 fn client_for_proxy(proxy: &FaultProxy) -> Client {
     client(&proxy.host(), RegistryAuth::Anonymous)
 }
