@@ -67,6 +67,11 @@ pub struct GitConfig {
     pub credentials: Vec<GitCredential>,
     /// How many times a rejected push is retried on top of the new remote head.
     pub push_retries: u32,
+    /// One commit per branch per pass for every app that changed (as Flux's automation does),
+    /// instead of one commit per app.
+    pub group_commits: bool,
+    /// Message template of a grouped commit (apps' own `commit_message` do not apply to it).
+    pub group_commit_message: Option<String>,
 }
 
 /// Credentials for the repositories whose URL starts with `url` (longest prefix wins).
@@ -367,6 +372,8 @@ pub fn parse_global(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<
             author_email: "imagebump@localhost".into(),
             credentials: Vec::new(),
             push_retries: 5,
+            group_commits: false,
+            group_commit_message: None,
         }),
     };
     let registries = fields
@@ -429,7 +436,13 @@ fn parse_git(node: &Node, diags: &mut Diagnostics) -> Option<GitConfig> {
     let fields = Fields::new(
         node,
         "`git`",
-        &["author", "credentials", "push_retries"],
+        &[
+            "author",
+            "credentials",
+            "push_retries",
+            "group_commits",
+            "group_commit_message",
+        ],
         diags,
     )?;
     let (mut author_name, mut author_email) =
@@ -459,11 +472,18 @@ fn parse_git(node: &Node, diags: &mut Diagnostics) -> Option<GitConfig> {
                 .collect()
         })
         .unwrap_or_default();
+    let group_commit_message = fields.opt_str("group_commit_message", diags);
+    if let (Some(template), Some(at)) = (&group_commit_message, fields.get("group_commit_message"))
+    {
+        check_template(template, "git.group_commit_message", at, diags);
+    }
     Some(GitConfig {
         author_name,
         author_email,
         credentials,
         push_retries: fields.opt_u32("push_retries", diags).unwrap_or(5),
+        group_commits: fields.opt_bool("group_commits", diags).unwrap_or(false),
+        group_commit_message,
     })
 }
 

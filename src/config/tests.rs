@@ -160,6 +160,42 @@ fn global_defaults_and_errors() {
 }
 
 #[test]
+fn grouped_commits_are_off_by_default_and_their_template_is_checked() {
+    let (g, errors) = global("apps: apps/\n");
+    assert!(errors.is_empty(), "{errors:#?}");
+    let git = g.unwrap().git;
+    assert!(!git.group_commits);
+    assert_eq!(git.group_commit_message, None);
+
+    let (g, errors) = global(
+        "git:\n  group_commits: true\n  group_commit_message: \"bump {{ apps|join(',') }}\"\n",
+    );
+    assert!(errors.is_empty(), "{errors:#?}");
+    let git = g.unwrap().git;
+    assert!(git.group_commits);
+    assert_eq!(
+        git.group_commit_message.as_deref(),
+        Some("bump {{ apps|join(',') }}")
+    );
+
+    let (_, errors) = global(
+        "git:\n  group_commits: sometimes\n  group_commit_message: \"{% for %}\"\n  group_commit: true\n",
+    );
+    for want in [
+        "imagebump.yaml:2:",
+        "`group_commits` must be true or false",
+        "imagebump.yaml:3:",
+        "`git.group_commit_message` is not a valid template",
+        "did you mean `group_commits`?",
+    ] {
+        assert!(
+            errors.iter().any(|e| e.contains(want)),
+            "missing {want:?} in {errors:#?}"
+        );
+    }
+}
+
+#[test]
 fn cron_schedules_are_validated() {
     let (g, errors) = global("schedule: '*/5 * * * *'\n");
     assert!(errors.is_empty(), "{errors:#?}");

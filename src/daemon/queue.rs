@@ -328,13 +328,17 @@ impl<W: Worker> Checks<W> {
         let mut checked = 0u64;
         let mut updated = 0u64;
         let mut failed = false;
+        // Apps share a commit when commits are grouped: each commit is counted once.
+        let mut commits = std::collections::HashSet::new();
         for app in &report.apps {
             self.metrics.app_checked(&app.name, app.error.is_none());
             if let Some(error) = &app.error {
                 failed = true;
                 warn!(app = %app.name, %error, "check failed");
             }
-            if app.commit.is_some() {
+            if let Some(commit) = &app.commit
+                && commits.insert(commit.as_str())
+            {
                 self.metrics.commit();
             }
             for image in &app.images {

@@ -17,6 +17,65 @@ chore({{ app }}): update {% if images|length == 1 %}{{ images[0].name }} to {{ i
 Updated by imagebump.
 ";
 
+/// The message of a grouped commit (`git.group_commits`) when `git.group_commit_message` is not
+/// set. It sees `apps` (the names of the apps that changed), `changes` (as above, each with its
+/// `app`) and `images`.
+pub const DEFAULT_GROUP_COMMIT_MESSAGE: &str = "\
+chore: update {% if images|length == 1 %}{{ images[0].name }} to {{ images[0].to }}\
+{% else %}{{ images|length }} images{% endif %} in {{ apps|length }} app{% if apps|length != 1 %}s{% endif %}
+
+{% for c in changes %}- {{ c.app }}: {{ c.image }}: {{ c.from }} -> {{ c.to }}{% if c.digest %} ({{ c.digest }}){% endif %} in {{ c.file }}
+{% endfor %}
+Updated by imagebump.
+";
+
+/// One change of a grouped commit as its template sees it: a [`ChangeContext`] and its app.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GroupedChange {
+    pub app: String,
+    #[serde(flatten)]
+    pub change: ChangeContext,
+}
+
+/// A grouped commit's template that failed to render.
+#[derive(Debug, thiserror::Error)]
+#[error("git.group_commit_message failed: {0}")]
+pub struct GroupMessageError(minijinja::Error);
+
+/// Render `template` (or the default) for a grouped commit of several apps' changes.
+pub fn render_group(
+    template: Option<&str>,
+    changes: &[GroupedChange],
+) -> Result<String, GroupMessageError> {
+    let mut env = Environment::new();
+    env.set_keep_trailing_newline(true);
+    let tmpl = env
+        .template_from_str(template.unwrap_or(DEFAULT_GROUP_COMMIT_MESSAGE))
+        .map_err(GroupMessageError)?;
+    let mut apps: Vec<&str> = Vec::new();
+    let mut images: Vec<&ChangeContext> = Vec::new();
+    for c in changes {
+        if !apps.contains(&c.app.as_str()) {
+            apps.push(&c.app);
+        }
+        if !images
+            .iter()
+            .any(|i| i.image == c.change.image && i.to == c.change.to)
+        {
+            images.push(&c.change);
+        }
+    }
+    let text = tmpl
+        .render(minijinja::context! { apps => apps, changes => changes, images => images })
+        .map_err(GroupMessageError)?;
+    let text = text.trim_end().to_string();
+    Ok(if text.is_empty() {
+        "chore: update image tags\n".to_string()
+    } else {
+        text + "\n"
+    })
+}
+
 /// One change as a template sees it (the same rows a pull request body lists).
 pub use crate::forge::ChangeRow as ChangeContext;
 
@@ -131,6 +190,60 @@ mod tests {
         assert_eq!(
             msg,
             "chore(shop): ghcr.io/acme/api 1.0.0 -> 1.1.0, ghcr.io/acme/web 2.0.0 -> 2.0.1\n"
+        );
+    }
+
+    fn grouped(app: &str, name: &str, from: &str, to: &str) -> GroupedChange {
+        GroupedChange {
+            app: app.into(),
+            change: change(name, from, to),
+        }
+    }
+
+    #[test]
+    fn default_group_message_names_every_app() {
+        let msg = render_group(
+            None,
+            &[
+                grouped("shop-dev", "api", "1.0.0", "1.1.0"),
+                grouped("shop-prod", "api", "1.0.0", "1.1.0"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            msg,
+            "chore: update api to 1.1.0 in 2 apps\n\n- shop-dev: ghcr.io/acme/api: 1.0.0 -> 1.1.0 in overlays/dev/kustomization.yaml\n- shop-prod: ghcr.io/acme/api: 1.0.0 -> 1.1.0 in overlays/dev/kustomization.yaml\n\nUpdated by imagebump.\n"
+        );
+        let msg = render_group(
+            None,
+            &[
+                grouped("shop", "api", "1.0.0", "1.1.0"),
+                grouped("shop", "web", "2.0.0", "2.0.1"),
+            ],
+        )
+        .unwrap();
+        assert!(
+            msg.starts_with("chore: update 2 images in 1 app\n"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn custom_group_template_sees_apps_and_changes() {
+        let t = "bump {{ apps|join(',') }}: {% for c in changes %}{{ c.app }}/{{ c.name }}={{ c.to }} {% endfor %}";
+        let msg = render_group(
+            Some(t),
+            &[
+                grouped("a", "api", "1.0.0", "1.1.0"),
+                grouped("b", "web", "2.0.0", "2.0.1"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(msg, "bump a,b: a/api=1.1.0 b/web=2.0.1\n");
+        let err = render_group(Some("{{ x | nosuchfilter }}"), &[]).unwrap_err();
+        assert!(
+            err.to_string().contains("git.group_commit_message"),
+            "{err}"
         );
     }
 

@@ -49,6 +49,41 @@ pub struct PassOptions {
     pub dry_run: bool,
 }
 
+/// The apps of one grouped commit (`git.group_commits`): their indices, the files written for
+/// them, and their changes.
+#[derive(Default)]
+struct Group {
+    members: Vec<usize>,
+    paths: Vec<std::path::PathBuf>,
+    changes: Vec<message::GroupedChange>,
+}
+
+impl Group {
+    fn add(
+        &mut self,
+        index: usize,
+        app: &str,
+        paths: Vec<std::path::PathBuf>,
+        changes: &[PlannedChange],
+    ) {
+        self.members.push(index);
+        for path in paths {
+            if !self.paths.contains(&path) {
+                self.paths.push(path);
+            }
+        }
+        self.changes
+            .extend(
+                plan::contexts(changes)
+                    .into_iter()
+                    .map(|change| message::GroupedChange {
+                        app: app.to_string(),
+                        change,
+                    }),
+            );
+    }
+}
+
 /// One planned or applied change of one file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PlannedChange {
@@ -552,9 +587,12 @@ impl Engine {
         let inner = &self.inner;
         let mut reports: Vec<AppReport> =
             apps.iter().map(|a| AppReport::new(&a.app.name)).collect();
+        let git_config = &self.config().global.git;
         let result = git::commit_and_push(&inner.git, url, branch, &inner.retry, |checkout| {
             let mut commits = 0;
-            for (app, report) in apps.iter().zip(reports.iter_mut()) {
+            // With `git.group_commits`: the apps whose files are written, awaiting one commit.
+            let mut group = Group::default();
+            for (index, (app, report)) in apps.iter().zip(reports.iter_mut()).enumerate() {
                 *report = AppReport::new(&app.app.name);
                 let planned = plan::plan_app(checkout.workdir(), app, fetched, now);
                 report.images = planned.images;
@@ -573,6 +611,14 @@ impl Engine {
                     );
                     continue;
                 }
+                if git_config.group_commits {
+                    // Written now, so that the next app plans on top of these files.
+                    match plan::write_files(checkout.workdir(), &planned.files) {
+                        Ok(paths) => group.add(index, &app.app.name, paths, &report.changes),
+                        Err(e) => report.errors.push(e),
+                    }
+                    continue;
+                }
                 match plan::write_and_commit(checkout, &app.app, &planned.files, &report.changes) {
                     Ok(Some(oid)) => {
                         report.commit = Some(oid.to_string());
@@ -581,6 +627,25 @@ impl Engine {
                     Ok(None) => {}
                     Err(e) => report.errors.push(e),
                 }
+            }
+            if !group.members.is_empty() {
+                let committed = message::render_group(
+                    git_config.group_commit_message.as_deref(),
+                    &group.changes,
+                )
+                .map_err(|e| e.to_string())
+                .and_then(|msg| {
+                    checkout
+                        .commit(&group.paths, &msg)
+                        .map_err(|e| e.to_string())
+                });
+                for &i in &group.members {
+                    match &committed {
+                        Ok(oid) => reports[i].commit = oid.map(|o| o.to_string()),
+                        Err(e) => reports[i].errors.push(e.clone()),
+                    }
+                }
+                commits += usize::from(matches!(committed, Ok(Some(_))));
             }
             Ok::<usize, std::convert::Infallible>(commits)
         });

@@ -824,6 +824,60 @@ async fn after_shutdown_began_no_check_starts_and_webhooks_get_503() {
     assert!(h.worker.calls().is_empty(), "{:?}", h.worker.calls());
 }
 
+/// A worker whose every check updates two apps in one grouped commit.
+struct GroupedCommit;
+
+impl Worker for GroupedCommit {
+    fn check(&self, _scope: Scope) -> impl Future<Output = CycleReport> + Send {
+        let app = |name: &str| AppReport {
+            name: name.into(),
+            error: None,
+            images: vec![ImageReport {
+                name: "api".into(),
+                repository: "ghcr.io/acme/api".into(),
+                deployed: Some("1.4.3".into()),
+                candidate: Some("1.4.3".into()),
+                change: Some(Change {
+                    from: "1.4.2".into(),
+                    to: "1.4.3".into(),
+                }),
+            }],
+            commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
+            duration: Duration::from_millis(12),
+        };
+        let report = CycleReport {
+            apps: vec![app("shop-dev"), app("shop-prod")],
+        };
+        async move { report }
+    }
+
+    fn repositories(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+}
+
+#[tokio::test]
+async fn a_commit_shared_by_two_apps_is_counted_once() {
+    let metrics = Arc::new(Metrics::new());
+    let checks = Checks::new(
+        Arc::new(GroupedCommit),
+        CheckOptions::default(),
+        metrics.clone(),
+        Arc::new(StatusStore::new()),
+        Shutdown::new(),
+    );
+    assert_eq!(checks.request_now(Scope::All), Requested::Scheduled);
+    eventually(Duration::from_secs(5), || {
+        metrics
+            .encode()
+            .contains("imagebump_images_updated_total 2")
+    })
+    .await;
+    let text = metrics.encode();
+    assert!(text.contains("imagebump_images_updated_total 2"), "{text}");
+    assert!(text.contains("imagebump_commits_total 1\n"), "{text}");
+}
+
 /// A worker whose first check panics.
 struct PanicsOnce(AtomicUsize);
 

@@ -346,6 +346,89 @@ async fn fifty_apps_of_one_repo_are_pushed_once_and_each_image_listed_once() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn group_commits_put_every_changed_app_of_a_branch_in_one_commit() {
+    let registry = TestRegistry::start_plain().await;
+    let host = registry.host();
+    push_tags(&registry, "team/api", &["1.0.0", "1.1.0"]).await;
+    let values = VALUES.replace("REGISTRY", &host);
+    let current = values.replace("tag: '1.0.0'", "tag: '1.1.0'");
+    assert_ne!(values, current, "the seed pins 1.0.0");
+    let repo = BareRepo::with_files(
+        "main",
+        &[
+            ("apps/a/values.yaml", &values),
+            ("apps/b/values.yaml", &values),
+            ("apps/c/values.yaml", &current),
+        ],
+    );
+    let app = |name: &str| {
+        format!(
+            "name: {name}\nrepo: {}\nimages:\n  - name: api\n    image: {host}/team/api\n    policy: {{semver: \"^1\"}}\n    targets:\n      - {{file: apps/{name}/values.yaml, path: api.image.tag}}\n",
+            repo.file_url()
+        )
+    };
+    let setup = Setup::new(&host, &[("a", app("a")), ("b", app("b")), ("c", app("c"))]);
+    let global = std::fs::read_to_string(setup.config())
+        .unwrap()
+        .replace("git:\n", "git:\n  group_commits: true\n");
+    std::fs::write(setup.config(), global).unwrap();
+
+    let out = setup.once(&["--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["pushes"], 1, "{report}");
+    // The seed and one commit for a and b; c was up to date.
+    let log = repo.log("main");
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert_eq!(log[0].1, "chore: update api to 1.1.0 in 2 apps");
+    let body = crate::support::git::git(repo.path(), &["log", "-1", "--format=%B", "main"]);
+    assert!(
+        body.contains(&format!(
+            "- a: {host}/team/api: 1.0.0 -> 1.1.0 in apps/a/values.yaml"
+        )) && body.contains(&format!(
+            "- b: {host}/team/api: 1.0.0 -> 1.1.0 in apps/b/values.yaml"
+        )),
+        "{body}"
+    );
+    let commit_of = |name: &str| {
+        report["apps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == name)
+            .map(|a| a["commit"].clone())
+            .unwrap()
+    };
+    assert_eq!(commit_of("a"), serde_json::json!(log[0].0), "{report}");
+    assert_eq!(commit_of("b"), serde_json::json!(log[0].0), "{report}");
+    assert_eq!(commit_of("c"), serde_json::Value::Null, "{report}");
+    for name in ["a", "b", "c"] {
+        assert_eq!(
+            repo.show("main", &format!("apps/{name}/values.yaml")),
+            current.trim_end()
+        );
+    }
+
+    // Nothing to do: no commit, no push.
+    let out = setup.once(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(repo.log("main").len(), 2);
+
+    // A new tag for all three, under a custom message.
+    push_tags(&registry, "team/api", &["1.0.0", "1.1.0", "1.2.0"]).await;
+    let global = std::fs::read_to_string(setup.config()).unwrap().replace(
+        "group_commits: true\n",
+        "group_commits: true\n  group_commit_message: \"bump {{ apps|join(',') }} to {{ images[0].to }}\"\n",
+    );
+    std::fs::write(setup.config(), global).unwrap();
+    let out = setup.once(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let log = repo.log("main");
+    assert_eq!(log.len(), 3, "{log:?}");
+    assert_eq!(log[0].1, "bump a,b,c to 1.2.0");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn newest_build_and_digest_pins_use_registry_metadata() {
     let registry = TestRegistry::start_plain().await;
     let host = registry.host();
