@@ -5,7 +5,8 @@
 //! Three passes per row, each with a fresh [`Engine`] (as `imagebump once` makes one per run;
 //! the clone cache on disk is kept between them): `first` (clone, one commit per app, one
 //! push), `nothing new` (fetch and plan, no commit, no push) and `new tag` (a newer allowed tag
-//! was pushed: one commit per app, one push). The library is called in-process, so the time is
+//! was pushed: one commit per app, one push). Then 1,000 apps over `file://`, with one commit
+//! per app and with `git.group_commits` (one commit per pass). The library is called in-process, so the time is
 //! config load + engine + pass, without process startup. No timed assertion: it prints a table
 //! (target for 300 apps: under 5 s on loopback).
 //!
@@ -39,6 +40,7 @@ fn write_config(
     repo_url: &str,
     apps: usize,
     password_file: Option<&Path>,
+    grouped: bool,
 ) -> PathBuf {
     std::fs::create_dir_all(dir.join("apps")).unwrap();
     let credentials = match password_file {
@@ -52,7 +54,7 @@ fn write_config(
     std::fs::write(
         &global,
         format!(
-            "apps: apps\nworkdir: cache\ngit:\n  author: {{name: imagebump, email: bot@imagebump.test}}\n{credentials}registries:\n  - prefix: {host}\n    insecure: true\n"
+            "apps: apps\nworkdir: cache\ngit:\n  author: {{name: imagebump, email: bot@imagebump.test}}\n  group_commits: {grouped}\n{credentials}registries:\n  - prefix: {host}\n    insecure: true\n"
         ),
     )
     .unwrap();
@@ -82,19 +84,30 @@ async fn pass(config: &Path) -> (Duration, PassReport) {
 struct Row {
     apps: usize,
     transport: &'static str,
+    mode: &'static str,
     kind: &'static str,
     wall: Duration,
+    /// Apps whose changes were committed.
+    committed: usize,
+    /// Distinct commits.
     commits: usize,
     pushes: usize,
     registry_requests: u64,
 }
 
-async fn scenario(registry: &TestRegistry, apps: usize, http: bool, rows: &mut Vec<Row>) {
+async fn scenario(
+    registry: &TestRegistry,
+    apps: usize,
+    http: bool,
+    grouped: bool,
+    rows: &mut Vec<Row>,
+) {
     let host = registry.host();
     let transport = if http { "http" } else { "file" };
+    let mode = if grouped { "grouped" } else { "per-app" };
     // Each scenario has an image repository of its own, so a new tag in one does not leak
     // into the next: 1.0.0 (deployed), 1.1.0 and 1.2.0 exist, 2.0.0 is out of policy.
-    let repository = format!("bench/{transport}-{apps}");
+    let repository = format!("bench/{transport}-{apps}-{mode}");
     let pusher = registry.pusher();
     let first = pusher
         .push_image(
@@ -138,15 +151,23 @@ async fn scenario(registry: &TestRegistry, apps: usize, http: bool, rows: &mut V
         &url,
         apps,
         password_file.as_deref(),
+        grouped,
     );
 
     let mut record = |kind, (wall, report): (Duration, PassReport)| {
+        let commits: std::collections::BTreeSet<&str> = report
+            .apps
+            .iter()
+            .filter_map(|a| a.commit.as_deref())
+            .collect();
         rows.push(Row {
             apps,
             transport,
+            mode,
             kind,
             wall,
-            commits: report.apps.iter().filter(|a| a.commit.is_some()).count(),
+            committed: report.apps.iter().filter(|a| a.commit.is_some()).count(),
+            commits: commits.len(),
             pushes: report.pushes,
             registry_requests: report.registry_requests,
         });
@@ -157,8 +178,9 @@ async fn scenario(registry: &TestRegistry, apps: usize, http: bool, rows: &mut V
         .push_manifest(&repository, "1.3.0", &first.media_type, &first.body)
         .await;
     record("new tag", pass(&config).await);
-    // The remote holds the initial commit plus two commits per app.
-    assert_eq!(repo.log("main").len(), 1 + 2 * apps);
+    // The remote holds the initial commit plus two commits per app (or per pass, grouped).
+    let per_pass = if grouped { 1 } else { apps };
+    assert_eq!(repo.log("main").len(), 1 + 2 * per_pass);
 }
 
 fn main() {
@@ -171,8 +193,11 @@ fn main() {
         let mut rows = Vec::new();
         for http in [false, true] {
             for apps in SIZES {
-                scenario(&registry, apps, http, &mut rows).await;
+                scenario(&registry, apps, http, false, &mut rows).await;
             }
+        }
+        for grouped in [false, true] {
+            scenario(&registry, 1000, false, grouped, &mut rows).await;
         }
         rows
     });
@@ -180,16 +205,26 @@ fn main() {
         "imagebump once, in-process (config load + Engine::new + run_pass), real docker-registry, one config repo"
     );
     println!(
-        "{:>5}  {:<9}  {:<12}  {:>10}  {:>8}  {:>7}  {:>9}",
-        "apps", "remote", "pass", "wall ms", "commits", "pushes", "registry"
+        "{:>5}  {:<6}  {:<8}  {:<12}  {:>10}  {:>9}  {:>8}  {:>7}  {:>9}",
+        "apps",
+        "remote",
+        "commits",
+        "pass",
+        "wall ms",
+        "committed",
+        "commits",
+        "pushes",
+        "registry"
     );
     for row in &rows {
         println!(
-            "{:>5}  {:<9}  {:<12}  {:>10.1}  {:>8}  {:>7}  {:>9}",
+            "{:>5}  {:<6}  {:<8}  {:<12}  {:>10.1}  {:>9}  {:>8}  {:>7}  {:>9}",
             row.apps,
             row.transport,
+            row.mode,
             row.kind,
             row.wall.as_secs_f64() * 1e3,
+            row.committed,
             row.commits,
             row.pushes,
             row.registry_requests
