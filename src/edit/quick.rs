@@ -292,18 +292,13 @@ impl Reader<'_> {
                     node
                 }
                 Some(b'\'' | b'"') => {
-                    let (value, end) = self.quoted(at)?;
+                    let (_, end) = self.quoted(at)?;
                     let after = self.skip_spaces(end);
                     if self.b.get(after) == Some(&b':') {
                         // A mapping opened on the dash's line, at the key's column.
                         self.block_map(at, at - self.line_start(dash))?
                     } else {
-                        let style = if self.b[at] == b'"' {
-                            Style::Double
-                        } else {
-                            Style::Single
-                        };
-                        let node = self.scalar(value, style, at, end);
+                        let (node, end) = self.quoted_node(at)?;
                         self.end_of_line(end)?;
                         node
                     }
@@ -379,15 +374,7 @@ impl Reader<'_> {
     /// A block mapping key at `at`; the key's node and the offset of its colon.
     fn key(&mut self, at: usize) -> Step<(NodeId, usize)> {
         let (node, end) = match self.b[at] {
-            b'\'' | b'"' => {
-                let (value, end) = self.quoted(at)?;
-                let style = if self.b[at] == b'"' {
-                    Style::Double
-                } else {
-                    Style::Single
-                };
-                (self.scalar(value, style, at, end), end)
-            }
+            b'\'' | b'"' => self.quoted_node(at)?,
             _ => {
                 let (end, stop, _) = self.plain(at, false)?;
                 if stop != Stop::Colon {
@@ -437,13 +424,7 @@ impl Reader<'_> {
                 Ok(node)
             }
             Some(b'\'' | b'"') => {
-                let (value, end) = self.quoted(at)?;
-                let style = if self.b[at] == b'"' {
-                    Style::Double
-                } else {
-                    Style::Single
-                };
-                let node = self.scalar(value, style, at, end);
+                let (node, end) = self.quoted_node(at)?;
                 self.end_of_line(end)?;
                 Ok(node)
             }
@@ -520,6 +501,17 @@ impl Reader<'_> {
             end -= 1;
         }
         Ok((end, stop, i))
+    }
+
+    /// The node of the quoted scalar at `at`, and the offset after its closing quote.
+    fn quoted_node(&mut self, at: usize) -> Step<(NodeId, usize)> {
+        let (value, end) = self.quoted(at)?;
+        let style = if self.b[at] == b'"' {
+            Style::Double
+        } else {
+            Style::Single
+        };
+        Ok((self.scalar(value, style, at, end), end))
     }
 
     /// A quoted scalar on one line at `at`: its value and the offset after the closing quote.
@@ -622,14 +614,9 @@ impl Reader<'_> {
     fn flow_scalar(&mut self, at: usize) -> Step<NodeId> {
         match self.b.get(at) {
             Some(b'\'' | b'"') => {
-                let (value, end) = self.quoted(at)?;
-                let style = if self.b[at] == b'"' {
-                    Style::Double
-                } else {
-                    Style::Single
-                };
+                let (node, end) = self.quoted_node(at)?;
                 self.pos = end;
-                Ok(self.scalar(value, style, at, end))
+                Ok(node)
             }
             c if is_eol(c) => Err(GiveUp),
             _ => {

@@ -397,6 +397,18 @@ async fn retries_on_500_and_429_then_clear_errors() {
     assert_eq!(proxy.count("/manifests/"), 4);
 }
 
+/// Every tags list through `proxy` answers 503 from now on.
+fn fail_tag_lists(proxy: &FaultProxy) {
+    proxy.fault(
+        "/tags/list",
+        Fault::Status {
+            status: 503,
+            retry_after: None,
+        },
+        1000,
+    );
+}
+
 #[tokio::test]
 async fn a_registry_that_keeps_failing_is_left_alone_until_it_is_back() {
     let registry = TestRegistry::start_plain().await;
@@ -416,14 +428,7 @@ async fn a_registry_that_keeps_failing_is_left_alone_until_it_is_back() {
     .unwrap();
     let down = image(&proxy.image("down/app"));
     let up = image(&registry.image("down/app"));
-    proxy.fault(
-        "/tags/list",
-        Fault::Status {
-            status: 503,
-            retry_after: None,
-        },
-        1000,
-    );
+    fail_tag_lists(&proxy);
 
     // Three requests fail for good, each after its retries (4 attempts).
     for _ in 0..3 {
@@ -468,14 +473,7 @@ async fn a_registry_that_keeps_failing_is_left_alone_until_it_is_back() {
     )
     .unwrap();
     proxy.clear();
-    proxy.fault(
-        "/tags/list",
-        Fault::Status {
-            status: 503,
-            retry_after: None,
-        },
-        1000,
-    );
+    fail_tag_lists(&proxy);
     for _ in 0..4 {
         let err = patient.list_tags(&down).await.unwrap_err();
         assert!(matches!(err, RegistryError::BadResponse { .. }), "{err:?}");
