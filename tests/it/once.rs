@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use tempfile::TempDir;
 
 use crate::support::git::{BareRepo, GitHttpServer};
-use crate::support::registry::{ImageSpec, TestRegistry};
+use crate::support::registry::{Fault, FaultProxy, ImageSpec, TestRegistry};
 
 const KUSTOMIZATION: &str = "\
 apiVersion: kustomize.config.k8s.io/v1beta1
@@ -343,6 +343,67 @@ async fn fifty_apps_of_one_repo_are_pushed_once_and_each_image_listed_once() {
         !stderr.contains(http_password),
         "the password leaked into the logs"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_registry_given_up_is_asked_again_at_once_on_its_webhook() {
+    use imagebump::daemon::{Metrics, Scope, Worker};
+    use imagebump::engine::Engine;
+    use imagebump::engine::worker::EngineWorker;
+    use std::sync::Arc;
+
+    let registry = TestRegistry::start_plain().await;
+    push_tags(&registry, "team/api", &["1.0.0"]).await;
+    let proxy = FaultProxy::start(&registry.url()).await;
+    let host = proxy.host();
+    let repo = seeded_repo(&host);
+    let setup = Setup::new(
+        &host,
+        &[(
+            "shop",
+            app("shop", &repo.file_url(), &host, "{semver: \"^1\"}"),
+        )],
+    );
+    let loaded = imagebump::config::load(&setup.config()).unwrap();
+    assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+    // The daemon's worker, as `imagebump run` builds it (default registry options).
+    let worker = EngineWorker::new(
+        Engine::new(loaded.config).unwrap(),
+        Arc::new(Metrics::new()),
+    );
+    proxy.fault(
+        "/tags/list",
+        Fault::Status {
+            status: 503,
+            retry_after: None,
+        },
+        1000,
+    );
+    for _ in 0..3 {
+        let report = worker.check(Scope::All).await;
+        let error = report.apps[0].error.clone().unwrap_or_default();
+        assert!(error.contains("503"), "{error}");
+    }
+    // Given up: the next poll does not ask it.
+    let listed = proxy.count("/tags/list");
+    let report = worker.check(Scope::All).await;
+    let error = report.apps[0].error.clone().unwrap_or_default();
+    assert!(error.contains("not being asked"), "{error}");
+    assert_eq!(proxy.count("/tags/list"), listed);
+
+    // It is back and a push arrives: the webhook's targeted check asks it at once and commits.
+    proxy.clear_faults();
+    push_tags(&registry, "team/api", &["1.1.0"]).await;
+    let report = worker
+        .check(Scope::Repository {
+            registry: host.clone(),
+            repository: "team/api".into(),
+        })
+        .await;
+    assert_eq!(report.apps[0].error, None, "{report:?}");
+    assert!(report.apps[0].commit.is_some(), "{report:?}");
+    assert_eq!(proxy.count("/tags/list"), listed + 1);
+    assert_eq!(repo.log("main").len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]
