@@ -68,6 +68,20 @@ pub enum Command {
     Tags(Box<tags::Args>),
 }
 
+/// A tokio runtime for a command: multi-threaded for the engine and the daemon, on the calling
+/// thread for one request. On failure the error is printed and the exit code returned.
+fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, ExitCode> {
+    let mut builder = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    builder.enable_all().build().map_err(|e| {
+        eprintln!("imagebump: cannot start the async runtime: {e}");
+        ExitCode::from(EXIT_FAILED)
+    })
+}
+
 /// Entry point used by `main.rs`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();

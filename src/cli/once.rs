@@ -72,15 +72,9 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("imagebump: cannot start the async runtime: {e}");
-            return ExitCode::from(EXIT_FAILED);
-        }
+    let runtime = match super::runtime(true) {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
     };
     let options = PassOptions {
         app: args.app.clone(),

@@ -76,6 +76,26 @@ impl Recorder {
     }
 }
 
+/// An app whose `api` image went from 1.4.2 to 1.4.3 in commit `0123…`.
+fn updated_app(name: &str) -> AppReport {
+    AppReport {
+        name: name.into(),
+        error: None,
+        images: vec![ImageReport {
+            name: "api".into(),
+            repository: "ghcr.io/acme/api".into(),
+            deployed: Some("1.4.3".into()),
+            candidate: Some("1.4.3".into()),
+            change: Some(Change {
+                from: "1.4.2".into(),
+                to: "1.4.3".into(),
+            }),
+        }],
+        commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
+        duration: Duration::from_millis(12),
+    }
+}
+
 impl Worker for Recorder {
     fn check(&self, scope: Scope) -> impl Future<Output = CycleReport> + Send {
         let record = self.0.clone();
@@ -110,22 +130,7 @@ impl Worker for Recorder {
                 .expect("events")
                 .push(format!("end {scope}"));
             CycleReport {
-                apps: vec![AppReport {
-                    name: "shop".into(),
-                    error: None,
-                    images: vec![ImageReport {
-                        name: "api".into(),
-                        repository: "ghcr.io/acme/api".into(),
-                        deployed: Some("1.4.3".into()),
-                        candidate: Some("1.4.3".into()),
-                        change: Some(Change {
-                            from: "1.4.2".into(),
-                            to: "1.4.3".into(),
-                        }),
-                    }],
-                    commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
-                    duration: Duration::from_millis(12),
-                }],
+                apps: vec![updated_app("shop")],
             }
         }
     }
@@ -829,24 +834,8 @@ struct GroupedCommit;
 
 impl Worker for GroupedCommit {
     fn check(&self, _scope: Scope) -> impl Future<Output = CycleReport> + Send {
-        let app = |name: &str| AppReport {
-            name: name.into(),
-            error: None,
-            images: vec![ImageReport {
-                name: "api".into(),
-                repository: "ghcr.io/acme/api".into(),
-                deployed: Some("1.4.3".into()),
-                candidate: Some("1.4.3".into()),
-                change: Some(Change {
-                    from: "1.4.2".into(),
-                    to: "1.4.3".into(),
-                }),
-            }],
-            commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
-            duration: Duration::from_millis(12),
-        };
         let report = CycleReport {
-            apps: vec![app("shop-dev"), app("shop-prod")],
+            apps: vec![updated_app("shop-dev"), updated_app("shop-prod")],
         };
         async move { report }
     }
