@@ -83,6 +83,7 @@ pub struct Metrics {
     app_last_success: Family<AppLabel, Gauge<f64, AtomicU64>>,
     app_errors: Family<AppLabel, Counter>,
     reloads: Family<OutcomeLabel, Counter>,
+    registry_given_up: Family<RegistryLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -173,6 +174,12 @@ impl Metrics {
             "Configuration reloads, by outcome (ok, rejected)",
             reloads.clone(),
         );
+        let registry_given_up = Family::<RegistryLabel, Gauge>::default();
+        registry.register(
+            "registry_given_up",
+            "1 while a registry that kept failing is left alone (its requests fail at once), else 0; as of the last check",
+            registry_given_up.clone(),
+        );
         // Both outcomes exist from the start, so an alert on `rejected` sees 0 → 1.
         for outcome in ["ok", "rejected"] {
             drop(reloads.get_or_create(&OutcomeLabel { outcome }));
@@ -192,7 +199,17 @@ impl Metrics {
             app_last_success,
             app_errors,
             reloads,
+            registry_given_up,
         }
+    }
+
+    /// Whether `registry` is being left alone by the client's circuit breaker.
+    pub fn registry_given_up(&self, registry: &str, given_up: bool) {
+        self.registry_given_up
+            .get_or_create(&RegistryLabel {
+                registry: registry.to_string(),
+            })
+            .set(i64::from(given_up));
     }
 
     /// One registry HTTP request. `registry` is the configured host; `outcome` one of a fixed
@@ -305,6 +322,7 @@ mod tests {
         metrics.push("ok");
         metrics.push_retry();
         metrics.commit();
+        metrics.registry_given_up("ghcr.io", true);
         metrics.images(3, 1);
         metrics.check("all", "ok", Some(Duration::from_secs(2)));
         let text = metrics.encode();
@@ -318,6 +336,7 @@ mod tests {
             "imagebump_pushes_total{outcome=\"ok\"} 1",
             "imagebump_push_retries_total 1",
             "imagebump_commits_total 1",
+            "imagebump_registry_given_up{registry=\"ghcr.io\"} 1",
             "imagebump_images_checked_total 3",
             "imagebump_images_updated_total 1",
             "imagebump_check_duration_seconds_count{scope=\"all\"} 1",

@@ -76,6 +76,9 @@ impl EngineWorker {
             }
         }
         *exported = now;
+        for (registry, given_up) in self.engine.registry().given_up() {
+            self.metrics.registry_given_up(&registry, given_up);
+        }
     }
 
     /// Pushes and push retries; commits, images and per-app outcomes the daemon counts itself

@@ -596,6 +596,17 @@ impl Client {
         }
     }
 
+    /// Every registry asked so far, and whether it is being left alone now (its last requests
+    /// failed for good; see [`ClientOptions::breaker_cooldown`]).
+    pub fn given_up(&self) -> BTreeMap<String, bool> {
+        let now = Instant::now();
+        let mut out: BTreeMap<String, bool> = BTreeMap::new();
+        for ((registry, _), state) in lock(&self.inner.registries).iter() {
+            *out.entry(registry.clone()).or_default() |= state.breaker.is_open(now);
+        }
+        out
+    }
+
     /// The registry `name` is up (it just sent a webhook): ask it again at once, whatever its
     /// recent failures.
     pub fn note_alive(&self, name: &str) {

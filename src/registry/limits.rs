@@ -136,6 +136,11 @@ impl Breaker {
         }
     }
 
+    /// True while the registry is being left alone.
+    pub(crate) fn is_open(&self, now: Instant) -> bool {
+        self.check(now).is_err()
+    }
+
     /// The registry answered.
     pub(crate) fn success(&self) {
         let mut state = self.state();
@@ -233,6 +238,7 @@ mod tests {
         assert!(breaker.check(at(3)).is_ok());
         // The third in a row opens it for 30 s.
         assert_eq!(breaker.failure(at(4), "timed out"), Some(first));
+        assert!(breaker.is_open(at(33)) && !breaker.is_open(at(34)));
         let open = breaker.check(at(10)).unwrap_err();
         assert_eq!(open.remaining, Duration::from_secs(24));
         assert_eq!((open.failures, open.last_error.as_str()), (3, "timed out"));

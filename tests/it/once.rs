@@ -367,10 +367,10 @@ async fn a_registry_given_up_is_asked_again_at_once_on_its_webhook() {
     let loaded = imagebump::config::load(&setup.config()).unwrap();
     assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
     // The daemon's worker, as `imagebump run` builds it (default registry options).
-    let worker = EngineWorker::new(
-        Engine::new(loaded.config).unwrap(),
-        Arc::new(Metrics::new()),
-    );
+    let metrics = Arc::new(Metrics::new());
+    let worker = EngineWorker::new(Engine::new(loaded.config).unwrap(), metrics.clone());
+    let given_up =
+        |flag: u8| format!("imagebump_registry_given_up{{registry=\"{host}\"}} {flag}\n");
     proxy.fault(
         "/tags/list",
         Fault::Status {
@@ -390,6 +390,11 @@ async fn a_registry_given_up_is_asked_again_at_once_on_its_webhook() {
     let error = report.apps[0].error.clone().unwrap_or_default();
     assert!(error.contains("not being asked"), "{error}");
     assert_eq!(proxy.count("/tags/list"), listed);
+    assert!(
+        metrics.encode().contains(&given_up(1)),
+        "{}",
+        metrics.encode()
+    );
 
     // It is back and a push arrives: the webhook's targeted check asks it at once and commits.
     proxy.clear_faults();
@@ -404,6 +409,11 @@ async fn a_registry_given_up_is_asked_again_at_once_on_its_webhook() {
     assert!(report.apps[0].commit.is_some(), "{report:?}");
     assert_eq!(proxy.count("/tags/list"), listed + 1);
     assert_eq!(repo.log("main").len(), 2);
+    assert!(
+        metrics.encode().contains(&given_up(0)),
+        "{}",
+        metrics.encode()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
