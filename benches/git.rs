@@ -58,6 +58,7 @@ fn settings() -> GitSettings {
         },
         credentials: vec![],
         accept_unknown_hosts: false,
+        signing_key: None,
     }
 }
 

@@ -72,6 +72,8 @@ pub struct GitConfig {
     pub group_commits: bool,
     /// Message template of a grouped commit (apps' own `commit_message` do not apply to it).
     pub group_commit_message: Option<String>,
+    /// An unencrypted OpenSSH Ed25519 private key that signs every commit.
+    pub signing_key_file: Option<PathBuf>,
 }
 
 /// Credentials for the repositories whose URL starts with `url` (longest prefix wins).
@@ -374,6 +376,7 @@ pub fn parse_global(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<
             push_retries: 5,
             group_commits: false,
             group_commit_message: None,
+            signing_key_file: None,
         }),
     };
     let registries = fields
@@ -442,6 +445,7 @@ fn parse_git(node: &Node, diags: &mut Diagnostics) -> Option<GitConfig> {
             "push_retries",
             "group_commits",
             "group_commit_message",
+            "signing_key_file",
         ],
         diags,
     )?;
@@ -484,6 +488,7 @@ fn parse_git(node: &Node, diags: &mut Diagnostics) -> Option<GitConfig> {
         push_retries: fields.opt_u32("push_retries", diags).unwrap_or(5),
         group_commits: fields.opt_bool("group_commits", diags).unwrap_or(false),
         group_commit_message,
+        signing_key_file: fields.opt_str("signing_key_file", diags).map(PathBuf::from),
     })
 }
 

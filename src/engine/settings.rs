@@ -87,7 +87,7 @@ fn registry_settings(r: &config::RegistryConfig) -> Result<RegistrySettings, Set
     Ok(settings)
 }
 
-/// Git settings: author and credentials.
+/// Git settings: author, credentials and the commit signing key.
 pub fn git(config: &Config) -> Result<GitSettings, SettingsError> {
     let g = &config.global.git;
     let mut credentials = Vec::new();
@@ -130,6 +130,15 @@ pub fn git(config: &Config) -> Result<GitSettings, SettingsError> {
         },
         credentials,
         accept_unknown_hosts: false,
+        signing_key: match &g.signing_key_file {
+            Some(path) => Some(std::sync::Arc::new(
+                git::SigningKey::from_file(path).map_err(|reason| SettingsError::Invalid {
+                    what: "git.signing_key_file".into(),
+                    reason,
+                })?,
+            )),
+            None => None,
+        },
     })
 }
 

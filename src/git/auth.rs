@@ -283,6 +283,7 @@ mod tests {
                 },
             }],
             accept_unknown_hosts: false,
+            signing_key: None,
         };
         let url = "https://u:s3cret@h/r.git";
         let out = scrub(

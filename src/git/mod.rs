@@ -31,13 +31,16 @@
 mod auth;
 mod known_hosts;
 mod repo;
+mod signing;
 mod writeback;
 
 pub use crate::secret::Secret;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 pub use git2::Oid;
 pub use repo::{Checkout, CloneCache, CommitInfo, LeaseOutcome, PushOutcome};
+pub use signing::SigningKey;
 pub use writeback::{PushReport, RetryOptions, WriteBackError, commit_and_push};
 
 /// Author and committer of every commit imagebump makes.
@@ -78,6 +81,8 @@ pub struct GitSettings {
     /// Accept SSH hosts that are not in the known_hosts file (a changed key is still refused).
     /// Default `false`.
     pub accept_unknown_hosts: bool,
+    /// Sign every commit with this SSH key (`gpg.format=ssh` style), when set.
+    pub signing_key: Option<Arc<SigningKey>>,
 }
 
 impl GitSettings {
@@ -180,6 +185,7 @@ mod tests {
                 rule("https://gitlab.com/", "other"),
             ],
             accept_unknown_hosts: false,
+            signing_key: None,
         };
         let got = |url| match settings.credential_for(url).map(|r| &r.credential) {
             Some(Credential::UserPass { username, .. }) => Some(username.as_str()),

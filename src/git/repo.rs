@@ -412,9 +412,26 @@ impl Checkout {
             let tree = self.repo.find_tree(tree_id)?;
             let author = &self.settings.author;
             let signature = Signature::now(&author.name, &author.email)?;
-            let oid = self
-                .repo
-                .commit(None, &signature, &signature, message, &tree, &[&parent])?;
+            let oid = match &self.settings.signing_key {
+                None => {
+                    self.repo
+                        .commit(None, &signature, &signature, message, &tree, &[&parent])?
+                }
+                Some(key) => {
+                    let buffer = self.repo.commit_create_buffer(
+                        &signature,
+                        &signature,
+                        message,
+                        &tree,
+                        &[&parent],
+                    )?;
+                    let content = buffer.as_str().map_err(|_| {
+                        git2::Error::from_str("the commit to sign is not UTF-8 text")
+                    })?;
+                    self.repo
+                        .commit_signed(content, &key.sign(content.as_bytes()), None)?
+                }
+            };
             if move_branch {
                 self.pending_head.set(Some(oid));
             }

@@ -24,6 +24,7 @@ fn settings(credentials: Vec<CredentialRule>) -> GitSettings {
         },
         credentials,
         accept_unknown_hosts: false,
+        signing_key: None,
     }
 }
 

@@ -416,6 +416,103 @@ async fn a_registry_given_up_is_asked_again_at_once_on_its_webhook() {
     );
 }
 
+/// `ssh-keygen -t TYPE` into `path` (no passphrase); the public key line.
+fn ssh_keygen(key_type: &str, path: &Path) -> String {
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", key_type, "-N", "", "-C", "imagebump-test", "-f"])
+        .arg(path)
+        .status()
+        .expect("run ssh-keygen");
+    assert!(status.success(), "ssh-keygen -t {key_type} failed");
+    std::fs::read_to_string(path.with_extension("pub")).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn commits_are_ssh_signed_and_git_verifies_them() {
+    let registry = TestRegistry::start_plain().await;
+    let host = registry.host();
+    push_tags(&registry, "team/api", &["1.0.0", "1.1.0"]).await;
+    let repo = seeded_repo(&host);
+    let setup = Setup::new(
+        &host,
+        &[(
+            "shop",
+            app("shop", &repo.file_url(), &host, "{semver: \"^1\"}"),
+        )],
+    );
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("signing");
+    let public = ssh_keygen("ed25519", &key);
+    let other = ssh_keygen("ed25519", &keys.path().join("other"));
+    let with_key = |key: &Path| {
+        std::fs::read_to_string(setup.config()).unwrap().replace(
+            "git:\n",
+            &format!("git:\n  signing_key_file: {}\n", key.display()),
+        )
+    };
+    let global = with_key(&key);
+    std::fs::write(setup.config(), &global).unwrap();
+
+    let out = setup.once(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let log = repo.log("main");
+    assert_eq!(log.len(), 2, "{log:?}");
+    let head = &log[0].0;
+    // Verified by git itself (ssh-keygen -Y verify underneath), against an allowed-signers file.
+    let verify = |signer_key: &str| {
+        let allowed = keys.path().join("allowed_signers");
+        let key_part: Vec<&str> = signer_key.split_whitespace().take(2).collect();
+        std::fs::write(
+            &allowed,
+            format!("bot@imagebump.test {}\n", key_part.join(" ")),
+        )
+        .unwrap();
+        Command::new("git")
+            .arg("-C")
+            .arg(repo.path())
+            .arg("-c")
+            .arg(format!("gpg.ssh.allowedSignersFile={}", allowed.display()))
+            .args(["verify-commit", head])
+            .output()
+            .unwrap()
+    };
+    let good = verify(&public);
+    let said = String::from_utf8_lossy(&good.stderr);
+    assert!(good.status.success(), "{said}");
+    assert!(
+        said.contains("Good \"git\" signature for bot@imagebump.test with ED25519 key"),
+        "{said}"
+    );
+    let bad = verify(&other);
+    assert!(!bad.status.success(), "another key verified the commit");
+    // The seed commit (not made by imagebump) carries no signature.
+    let seed = Command::new("git")
+        .arg("-C")
+        .arg(repo.path())
+        .args(["cat-file", "commit", &log[1].0])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&seed.stdout).contains("gpgsig"));
+
+    // A key imagebump cannot sign with: a clear error naming the file, exit 2, nothing pushed.
+    let ecdsa = keys.path().join("ecdsa");
+    ssh_keygen("ecdsa", &ecdsa);
+    std::fs::write(
+        setup.config(),
+        global.replace(&key.display().to_string(), &ecdsa.display().to_string()),
+    )
+    .unwrap();
+    let out = setup.once(&[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains(&ecdsa.display().to_string()) && said.contains("ecdsa-sha2-nistp256 key"),
+        "{said}"
+    );
+    assert!(!said.contains("PRIVATE KEY"), "{said}");
+    assert_eq!(repo.log("main").len(), 2);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn group_commits_put_every_changed_app_of_a_branch_in_one_commit() {
     let registry = TestRegistry::start_plain().await;
