@@ -224,7 +224,14 @@ impl Engine {
     pub fn new(config: Config) -> Result<Engine, EngineError> {
         let registry =
             registry::Client::new(settings::registries(&config)?, ClientOptions::default())?;
-        let git = CloneCache::new(config.global.workdir.clone(), settings::git(&config)?);
+        let git_settings = settings::git(&config)?;
+        if let Some(key) = &git_settings.signing_key {
+            tracing::info!(
+                fingerprint = %key.fingerprint(),
+                "commits are signed with this SSH key"
+            );
+        }
+        let git = CloneCache::new(config.global.workdir.clone(), git_settings);
         let mut apps = Vec::new();
         let mut broken = Vec::new();
         for app in &config.apps {
