@@ -635,7 +635,13 @@ impl Engine {
                     Err(e) => report.errors.push(e),
                 }
             }
-            if !group.members.is_empty() {
+            if !group.members.is_empty() && self.shutting_down() {
+                for &i in &group.members {
+                    reports[i].errors.push(
+                        "shutting down: changes not committed; the next start applies them".into(),
+                    );
+                }
+            } else if !group.members.is_empty() {
                 let committed = message::render_group(
                     git_config.group_commit_message.as_deref(),
                     &group.changes,
