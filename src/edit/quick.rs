@@ -762,4 +762,38 @@ mod tests {
         }
         assert!(read >= 20, "only {read} corpus files were read quickly");
     }
+
+    #[test]
+    fn the_repositorys_own_config_and_chart_files_are_read_identically() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = vec![
+            root.join("charts/imagebump/values.yaml"),
+            root.join("charts/imagebump/Chart.yaml"),
+        ];
+        let mut dirs = vec![root.join("config")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "yaml") {
+                    files.push(path);
+                }
+            }
+        }
+        let mut read = 0;
+        for file in &files {
+            let text = std::fs::read_to_string(file).unwrap();
+            if let Some(quick) = parse(&text) {
+                assert_eq!(Ok(quick), parse_full(&text), "{}", file.display());
+                read += 1;
+            }
+        }
+        // Comment-heavy, real files: most are inside the subset.
+        assert!(
+            read * 2 >= files.len(),
+            "{read} of {} read quickly",
+            files.len()
+        );
+    }
 }
