@@ -50,6 +50,26 @@ pub struct Global {
     pub webhook: Option<WebhookConfig>,
     /// Checks the daemon runs at once (default 4).
     pub max_concurrent_checks: Option<u32>,
+    /// How long a registry that keeps failing is left alone.
+    pub registry_breaker: BreakerConfig,
+}
+
+/// `registry_breaker`: after 3 requests in a row to a registry fail for good, it is left alone
+/// for `cooldown`, doubling while it stays down up to `max_cooldown`. A zero `cooldown` turns
+/// this off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BreakerConfig {
+    pub cooldown: Duration,
+    pub max_cooldown: Duration,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig {
+            cooldown: Duration::from_secs(30),
+            max_cooldown: Duration::from_secs(600),
+        }
+    }
 }
 
 /// When to poll.
@@ -349,6 +369,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "registries",
     "webhook",
     "max_concurrent_checks",
+    "registry_breaker",
 ];
 
 /// Parse the global file's text. `path` locates the apps directory and names the file in
@@ -390,8 +411,13 @@ pub fn parse_global(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<
         .unwrap_or_default();
     let webhook = fields.get("webhook").and_then(|n| parse_webhook(n, diags));
     let max_concurrent_checks = fields.opt_u32("max_concurrent_checks", diags);
+    let registry_breaker = fields
+        .get("registry_breaker")
+        .and_then(|node| parse_breaker(node, diags))
+        .unwrap_or_default();
     Some(Global {
         max_concurrent_checks,
+        registry_breaker,
         apps_dir,
         schedule,
         workdir,
@@ -433,6 +459,32 @@ fn parse_schedule(fields: &Fields<'_>, diags: &mut Diagnostics) -> Option<Schedu
         }
         (None, None) => None,
     }
+}
+
+fn parse_breaker(node: &Node, diags: &mut Diagnostics) -> Option<BreakerConfig> {
+    let fields = Fields::new(
+        node,
+        "`registry_breaker`",
+        &["cooldown", "max_cooldown"],
+        diags,
+    )?;
+    let default = BreakerConfig::default();
+    let cooldown = fields
+        .opt_duration("cooldown", diags)
+        .unwrap_or(default.cooldown);
+    let max_cooldown = fields
+        .opt_duration("max_cooldown", diags)
+        .unwrap_or(default.max_cooldown.max(cooldown));
+    if max_cooldown < cooldown {
+        diags.node(
+            fields.get("max_cooldown").unwrap_or(node),
+            "`max_cooldown` must be at least `cooldown`",
+        );
+    }
+    Some(BreakerConfig {
+        cooldown,
+        max_cooldown,
+    })
 }
 
 fn parse_git(node: &Node, diags: &mut Diagnostics) -> Option<GitConfig> {

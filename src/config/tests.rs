@@ -196,6 +196,36 @@ fn grouped_commits_are_off_by_default_and_their_template_is_checked() {
 }
 
 #[test]
+fn the_registry_breaker_has_defaults_and_is_checked() {
+    let (g, errors) = global("apps: apps/\n");
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_eq!(g.unwrap().registry_breaker, BreakerConfig::default());
+
+    let (g, errors) = global("registry_breaker: {cooldown: 0s}\n");
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_eq!(g.unwrap().registry_breaker.cooldown, Duration::ZERO);
+
+    let (g, errors) = global("registry_breaker: {cooldown: 2m}\n");
+    assert!(errors.is_empty(), "{errors:#?}");
+    let breaker = g.unwrap().registry_breaker;
+    assert_eq!(breaker.cooldown, Duration::from_secs(120));
+    assert_eq!(breaker.max_cooldown, Duration::from_secs(600));
+
+    let (_, errors) =
+        global("registry_breaker:\n  cooldown: 5m\n  max_cooldown: 1m\n  cooldwn: 1s\n");
+    for want in [
+        "imagebump.yaml:3:",
+        "`max_cooldown` must be at least `cooldown`",
+        "did you mean `cooldown`?",
+    ] {
+        assert!(
+            errors.iter().any(|e| e.contains(want)),
+            "missing {want:?} in {errors:#?}"
+        );
+    }
+}
+
+#[test]
 fn cron_schedules_are_validated() {
     let (g, errors) = global("schedule: '*/5 * * * *'\n");
     assert!(errors.is_empty(), "{errors:#?}");

@@ -222,8 +222,15 @@ pub struct Engine {
 impl Engine {
     /// Build the registry client, the clone cache and every app's policies.
     pub fn new(config: Config) -> Result<Engine, EngineError> {
-        let registry =
-            registry::Client::new(settings::registries(&config)?, ClientOptions::default())?;
+        let breaker = &config.global.registry_breaker;
+        let registry = registry::Client::new(
+            settings::registries(&config)?,
+            ClientOptions {
+                breaker_cooldown: breaker.cooldown,
+                max_breaker_cooldown: breaker.max_cooldown,
+                ..ClientOptions::default()
+            },
+        )?;
         let git_settings = settings::git(&config)?;
         if let Some(key) = &git_settings.signing_key {
             tracing::info!(

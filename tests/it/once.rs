@@ -364,9 +364,13 @@ async fn a_registry_given_up_is_asked_again_at_once_on_its_webhook() {
             app("shop", &repo.file_url(), &host, "{semver: \"^1\"}"),
         )],
     );
+    // A cooldown of an hour (the default is 30 s), to see the setting reach the client.
+    let global = std::fs::read_to_string(setup.config()).unwrap()
+        + "registry_breaker: {cooldown: 1h, max_cooldown: 2h}\n";
+    std::fs::write(setup.config(), global).unwrap();
     let loaded = imagebump::config::load(&setup.config()).unwrap();
     assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
-    // The daemon's worker, as `imagebump run` builds it (default registry options).
+    // The daemon's worker, as `imagebump run` builds it.
     let metrics = Arc::new(Metrics::new());
     let worker = EngineWorker::new(Engine::new(loaded.config).unwrap(), metrics.clone());
     let given_up =
@@ -389,6 +393,10 @@ async fn a_registry_given_up_is_asked_again_at_once_on_its_webhook() {
     let report = worker.check(Scope::All).await;
     let error = report.apps[0].error.clone().unwrap_or_default();
     assert!(error.contains("not being asked"), "{error}");
+    assert!(
+        error.contains("next try in 3599s") || error.contains("next try in 3600s"),
+        "{error}"
+    );
     assert_eq!(proxy.count("/tags/list"), listed);
     assert!(
         metrics.encode().contains(&given_up(1)),
