@@ -114,6 +114,42 @@ fn a_misspelt_value_fails_the_schema() {
     }
 }
 
+#[test]
+fn every_optional_global_key_passes_the_schema_and_validates() {
+    use serde_json::json;
+    let mut v = values();
+    let config = v
+        .pointer_mut("/config")
+        .and_then(Value::as_object_mut)
+        .expect("config");
+    config.insert("max_concurrent_checks".into(), json!(2));
+    config.insert(
+        "registry_breaker".into(),
+        json!({"cooldown": "1m", "max_cooldown": "20m"}),
+    );
+    let git = config
+        .get_mut("git")
+        .and_then(Value::as_object_mut)
+        .expect("git");
+    git.insert("push_retries".into(), json!(3));
+    git.insert("group_commits".into(), json!(true));
+    git.insert(
+        "group_commit_message".into(),
+        json!("bump {{ apps|join(',') }}"),
+    );
+    git.insert("signing_key_file".into(), json!("/secrets/ssh/signing"));
+    if let Err(e) = check_schema(&v) {
+        panic!("the schema refuses a valid global key:\n{e}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_imagebump"))
+        .args(["validate", "--config"])
+        .arg(render_config(&v, dir.path()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+}
+
 /// Lay the chart's config out as the ConfigMap + volume `items` do: `imagebump.yaml` and
 /// `apps/<name>.yaml` (with `name` defaulting to the map key), `workdir` moved into `dir`.
 fn render_config(values: &Value, dir: &Path) -> PathBuf {
