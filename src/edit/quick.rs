@@ -257,12 +257,7 @@ impl Reader<'_> {
         let at = self.pos + indent;
         match self.b[at] {
             b'-' if is_blank_or_eol(self.b.get(at + 1)) => self.block_seq(indent, false),
-            b'[' | b'{' => {
-                let id = self.flow(at)?;
-                let end = self.pos;
-                self.end_of_line(end)?;
-                Ok(id)
-            }
+            b'[' | b'{' => self.flow_line(at),
             _ => self.block_map(at, indent),
         }
     }
@@ -285,12 +280,7 @@ impl Reader<'_> {
                         _ => return Err(GiveUp),
                     }
                 }
-                Some(b'[' | b'{') => {
-                    let node = self.flow(at)?;
-                    let end = self.pos;
-                    self.end_of_line(end)?;
-                    node
-                }
+                Some(b'[' | b'{') => self.flow_line(at)?,
                 Some(b'\'' | b'"') => {
                     let (_, end) = self.quoted(at)?;
                     let after = self.skip_spaces(end);
@@ -298,9 +288,7 @@ impl Reader<'_> {
                         // A mapping opened on the dash's line, at the key's column.
                         self.block_map(at, at - self.line_start(dash))?
                     } else {
-                        let (node, end) = self.quoted_node(at)?;
-                        self.end_of_line(end)?;
-                        node
+                        self.quoted_line(at)?
                     }
                 }
                 Some(_) => {
@@ -417,17 +405,8 @@ impl Reader<'_> {
                     _ => Ok(self.scalar(String::new(), Style::Plain, colon + 1, colon + 1)),
                 }
             }
-            Some(b'[' | b'{') => {
-                let node = self.flow(at)?;
-                let end = self.pos;
-                self.end_of_line(end)?;
-                Ok(node)
-            }
-            Some(b'\'' | b'"') => {
-                let (node, end) = self.quoted_node(at)?;
-                self.end_of_line(end)?;
-                Ok(node)
-            }
+            Some(b'[' | b'{') => self.flow_line(at),
+            Some(b'\'' | b'"') => self.quoted_line(at),
             Some(_) => {
                 let (end, stop, _) = self.plain(at, false)?;
                 if stop == Stop::Colon {
@@ -503,6 +482,13 @@ impl Reader<'_> {
         Ok((end, stop, i))
     }
 
+    /// A quoted scalar at `at` that ends its line (a comment may follow).
+    fn quoted_line(&mut self, at: usize) -> Step<NodeId> {
+        let (node, end) = self.quoted_node(at)?;
+        self.end_of_line(end)?;
+        Ok(node)
+    }
+
     /// The node of the quoted scalar at `at`, and the offset after its closing quote.
     fn quoted_node(&mut self, at: usize) -> Step<(NodeId, usize)> {
         let (value, end) = self.quoted(at)?;
@@ -537,6 +523,14 @@ impl Reader<'_> {
                 Some(_) => i += 1,
             }
         }
+    }
+
+    /// A flow collection at `at` that ends its line (a comment may follow); `self.pos` ends at
+    /// the next line.
+    fn flow_line(&mut self, at: usize) -> Step<NodeId> {
+        let node = self.flow(at)?;
+        self.end_of_line(self.pos)?;
+        Ok(node)
     }
 
     /// A flow collection on one line at `at`; `self.pos` ends after its closing bracket.
