@@ -47,33 +47,43 @@ pub fn render_group(
     template: Option<&str>,
     changes: &[GroupedChange],
 ) -> Result<String, GroupMessageError> {
-    let mut env = Environment::new();
-    env.set_keep_trailing_newline(true);
-    let tmpl = env
-        .template_from_str(template.unwrap_or(DEFAULT_GROUP_COMMIT_MESSAGE))
-        .map_err(GroupMessageError)?;
     let mut apps: Vec<&str> = Vec::new();
-    let mut images: Vec<&ChangeContext> = Vec::new();
     for c in changes {
         if !apps.contains(&c.app.as_str()) {
             apps.push(&c.app);
         }
-        if !images
-            .iter()
-            .any(|i| i.image == c.change.image && i.to == c.change.to)
-        {
-            images.push(&c.change);
+    }
+    let images = distinct_images(changes.iter().map(|c| &c.change));
+    let text = render_template(
+        template.unwrap_or(DEFAULT_GROUP_COMMIT_MESSAGE),
+        minijinja::context! { apps => apps, changes => changes, images => images },
+    )
+    .map_err(GroupMessageError)?;
+    Ok(text.unwrap_or_else(|| "chore: update image tags\n".to_string()))
+}
+
+/// The changes with one entry per image and new tag (files folded), in order.
+fn distinct_images<'a>(changes: impl Iterator<Item = &'a ChangeContext>) -> Vec<&'a ChangeContext> {
+    let mut images: Vec<&ChangeContext> = Vec::new();
+    for c in changes {
+        if !images.iter().any(|i| i.image == c.image && i.to == c.to) {
+            images.push(c);
         }
     }
-    let text = tmpl
-        .render(minijinja::context! { apps => apps, changes => changes, images => images })
-        .map_err(GroupMessageError)?;
-    let text = text.trim_end().to_string();
-    Ok(if text.is_empty() {
-        "chore: update image tags\n".to_string()
-    } else {
-        text + "\n"
-    })
+    images
+}
+
+/// Render `template` with `context`; the text with one final newline, or `None` when it is
+/// blank.
+fn render_template(
+    template: &str,
+    context: minijinja::Value,
+) -> Result<Option<String>, minijinja::Error> {
+    let mut env = Environment::new();
+    env.set_keep_trailing_newline(true);
+    let text = env.template_from_str(template)?.render(context)?;
+    let text = text.trim_end();
+    Ok((!text.is_empty()).then(|| format!("{text}\n")))
 }
 
 /// One change as a template sees it (the same rows a pull request body lists).
@@ -93,30 +103,16 @@ pub fn render(
     app: &str,
     changes: &[ChangeContext],
 ) -> Result<String, MessageError> {
-    let mut env = Environment::new();
-    env.set_keep_trailing_newline(true);
-    let wrap = |source| MessageError {
+    let images = distinct_images(changes.iter());
+    let text = render_template(
+        template.unwrap_or(DEFAULT_COMMIT_MESSAGE),
+        minijinja::context! { app => app, changes => changes, images => images },
+    )
+    .map_err(|source| MessageError {
         app: app.to_string(),
         source,
-    };
-    let tmpl = env
-        .template_from_str(template.unwrap_or(DEFAULT_COMMIT_MESSAGE))
-        .map_err(wrap)?;
-    let mut images: Vec<&ChangeContext> = Vec::new();
-    for c in changes {
-        if !images.iter().any(|i| i.image == c.image && i.to == c.to) {
-            images.push(c);
-        }
-    }
-    let text = tmpl
-        .render(minijinja::context! { app => app, changes => changes, images => images })
-        .map_err(wrap)?;
-    let text = text.trim_end().to_string();
-    Ok(if text.is_empty() {
-        format!("chore({app}): update image tags")
-    } else {
-        text + "\n"
-    })
+    })?;
+    Ok(text.unwrap_or_else(|| format!("chore({app}): update image tags")))
 }
 
 #[cfg(test)]
