@@ -49,6 +49,10 @@ pub struct PassOptions {
     pub dry_run: bool,
 }
 
+/// Why an app's changes were left uncommitted: the daemon is shutting down.
+const NOT_COMMITTED_AT_SHUTDOWN: &str =
+    "shutting down: changes not committed; the next start applies them";
+
 /// The apps of one grouped commit (`git.group_commits`): their indices, the files written for
 /// them, and their changes.
 #[derive(Default)]
@@ -620,9 +624,7 @@ impl Engine {
                     continue;
                 }
                 if self.shutting_down() {
-                    report.errors.push(
-                        "shutting down: changes not committed; the next start applies them".into(),
-                    );
+                    report.errors.push(NOT_COMMITTED_AT_SHUTDOWN.into());
                     continue;
                 }
                 if git_config.group_commits {
@@ -644,9 +646,7 @@ impl Engine {
             }
             if !group.members.is_empty() && self.shutting_down() {
                 for &i in &group.members {
-                    reports[i].errors.push(
-                        "shutting down: changes not committed; the next start applies them".into(),
-                    );
+                    reports[i].errors.push(NOT_COMMITTED_AT_SHUTDOWN.into());
                 }
             } else if !group.members.is_empty() {
                 let committed = message::render_group(

@@ -613,7 +613,7 @@ impl Client {
         let name = normalize_registry(name);
         for ((registry, _), state) in lock(&self.inner.registries).iter() {
             if *registry == name {
-                state.breaker.reset();
+                state.breaker.success();
             }
         }
     }

@@ -78,7 +78,7 @@ pub(crate) const BREAKER_THRESHOLD: u32 = 3;
 /// failed for good (no answer, timeouts, or 5xx after every retry), requests to it fail at once
 /// for a cooldown that starts at `first` and doubles, up to `max`, each time the first request
 /// after a cooldown fails too. Any HTTP answer other than a 5xx closes it, as does
-/// [`Breaker::reset`] (a registry webhook: the registry is up). A zero `first` disables it.
+/// [`Breaker::success`] on a registry webhook (the registry is up). A zero `first` disables it.
 #[derive(Debug)]
 pub(crate) struct Breaker {
     first: Duration,
@@ -141,17 +141,12 @@ impl Breaker {
         self.check(now).is_err()
     }
 
-    /// The registry answered.
+    /// The registry answered, or is known to be up (it sent a webhook).
     pub(crate) fn success(&self) {
         let mut state = self.state();
         state.failures = 0;
         state.open_until = None;
         state.cooldown = self.first;
-    }
-
-    /// The registry answered, or is known to be up.
-    pub(crate) fn reset(&self) {
-        self.success();
     }
 
     /// A request failed for good with `error`. The cooldown when this opened the breaker.
@@ -265,7 +260,7 @@ mod tests {
         assert_eq!(breaker.failure(at(197), "x"), None);
         assert_eq!(breaker.failure(at(198), "x"), None);
         assert_eq!(breaker.failure(at(199), "x"), Some(first));
-        breaker.reset();
+        breaker.success();
         assert!(breaker.check(at(200)).is_ok());
     }
 
