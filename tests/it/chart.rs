@@ -142,12 +142,17 @@ fn every_optional_global_key_passes_the_schema_and_validates() {
         panic!("the schema refuses a valid global key:\n{e}");
     }
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_imagebump"))
-        .args(["validate", "--config"])
-        .arg(render_config(&v, dir.path()))
-        .output()
-        .unwrap();
+    let out = validate(&render_config(&v, dir.path()));
     assert!(out.status.success(), "{}", text(&out));
+}
+
+/// `imagebump validate --config GLOBAL`.
+fn validate(global: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_imagebump"))
+        .args(["validate", "--config"])
+        .arg(global)
+        .output()
+        .unwrap()
 }
 
 /// Lay the chart's config out as the ConfigMap + volume `items` do: `imagebump.yaml` and
@@ -181,11 +186,7 @@ fn the_config_the_chart_renders_by_default_validates() {
         .sum();
     let dir = tempfile::tempdir().unwrap();
     let global = render_config(&values, dir.path());
-    let out = Command::new(env!("CARGO_BIN_EXE_imagebump"))
-        .args(["validate", "--config"])
-        .arg(&global)
-        .output()
-        .unwrap();
+    let out = validate(&global);
     assert!(out.status.success(), "{}", text(&out));
     let expected = format!("ok ({} apps, {images} images)", apps.len());
     assert!(text(&out).contains(&expected), "{}", text(&out));
@@ -198,11 +199,7 @@ fn a_broken_app_in_values_fails_validation() {
         serde_json::json!({"semver": "~1.4", "numerical": "asc"});
     let dir = tempfile::tempdir().unwrap();
     let global = render_config(&values, dir.path());
-    let out = Command::new(env!("CARGO_BIN_EXE_imagebump"))
-        .args(["validate", "--config"])
-        .arg(&global)
-        .output()
-        .unwrap();
+    let out = validate(&global);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("shop-dev.yaml:"), "{}", text(&out));
 }
@@ -576,11 +573,7 @@ fn validate_rendered_config(docs: &[Value]) -> Output {
     let data_keys = configmap["data"].as_object().unwrap().len();
     let items = config["configMap"]["items"].as_array().unwrap().len();
     assert_eq!(data_keys, items, "every ConfigMap key is mounted");
-    Command::new(env!("CARGO_BIN_EXE_imagebump"))
-        .args(["validate", "--config"])
-        .arg(dir.path().join("imagebump.yaml"))
-        .output()
-        .unwrap()
+    validate(&dir.path().join("imagebump.yaml"))
 }
 
 #[test]

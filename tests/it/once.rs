@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use tempfile::TempDir;
 
 use crate::support::git::{BareRepo, GitHttpServer};
-use crate::support::registry::{Fault, FaultProxy, ImageSpec, TestRegistry};
+use crate::support::registry::{FaultProxy, ImageSpec, TestRegistry};
 
 const KUSTOMIZATION: &str = "\
 apiVersion: kustomize.config.k8s.io/v1beta1
@@ -60,6 +60,12 @@ impl Setup {
 
     fn config(&self) -> PathBuf {
         self.dir.path().join("imagebump.yaml")
+    }
+
+    /// Rewrite the global file's text with `edit`.
+    fn edit_global(&self, edit: impl FnOnce(String) -> String) {
+        let text = std::fs::read_to_string(self.config()).unwrap();
+        std::fs::write(self.config(), edit(text)).unwrap();
     }
 
     fn once(&self, extra: &[&str]) -> Output {
@@ -312,11 +318,10 @@ async fn fifty_apps_of_one_repo_are_pushed_once_and_each_image_listed_once() {
     repo.push_files("main", &refs, "fifty apps");
     let app_refs: Vec<(&str, String)> = apps.iter().map(|(a, b)| (a.as_str(), b.clone())).collect();
     let setup = Setup::new(&host, &app_refs);
-    let global = std::fs::read_to_string(setup.config()).unwrap().replace(
+    setup.edit_global(|text| text.replace(
         "git:\n",
         &format!("git:\n  credentials:\n    - url: {url}\n      username: bot\n      password_env: TEST_GIT_PASSWORD\n"),
-    );
-    std::fs::write(setup.config(), global).unwrap();
+    ));
 
     let receive_packs = server.receive_packs();
     let out = Command::new(env!("CARGO_BIN_EXE_imagebump"))
@@ -365,9 +370,7 @@ async fn a_registry_given_up_is_asked_again_at_once_on_its_webhook() {
         )],
     );
     // A cooldown of an hour (the default is 30 s), to see the setting reach the client.
-    let global = std::fs::read_to_string(setup.config()).unwrap()
-        + "registry_breaker: {cooldown: 1h, max_cooldown: 2h}\n";
-    std::fs::write(setup.config(), global).unwrap();
+    setup.edit_global(|text| text + "registry_breaker: {cooldown: 1h, max_cooldown: 2h}\n");
     let loaded = imagebump::config::load(&setup.config()).unwrap();
     assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
     // The daemon's worker, as `imagebump run` builds it.
@@ -375,14 +378,7 @@ async fn a_registry_given_up_is_asked_again_at_once_on_its_webhook() {
     let worker = EngineWorker::new(Engine::new(loaded.config).unwrap(), metrics.clone());
     let given_up =
         |flag: u8| format!("imagebump_registry_given_up{{registry=\"{host}\"}} {flag}\n");
-    proxy.fault(
-        "/tags/list",
-        Fault::Status {
-            status: 503,
-            retry_after: None,
-        },
-        1000,
-    );
+    proxy.fail_tag_lists();
     for _ in 0..3 {
         let report = worker.check(Scope::All).await;
         let error = report.apps[0].error.clone().unwrap_or_default();
@@ -424,14 +420,9 @@ async fn a_registry_given_up_is_asked_again_at_once_on_its_webhook() {
     );
 }
 
-/// `ssh-keygen -t TYPE` into `path` (no passphrase); the public key line.
+/// A new key at `path` without a passphrase; its public key line.
 fn ssh_keygen(key_type: &str, path: &Path) -> String {
-    let status = Command::new("ssh-keygen")
-        .args(["-q", "-t", key_type, "-N", "", "-C", "imagebump-test", "-f"])
-        .arg(path)
-        .status()
-        .expect("run ssh-keygen");
-    assert!(status.success(), "ssh-keygen -t {key_type} failed");
+    crate::support::git::keygen(path, key_type, "");
     std::fs::read_to_string(path.with_extension("pub")).unwrap()
 }
 
@@ -452,14 +443,12 @@ async fn commits_are_ssh_signed_and_git_verifies_them() {
     let key = keys.path().join("signing");
     let public = ssh_keygen("ed25519", &key);
     let other = ssh_keygen("ed25519", &keys.path().join("other"));
-    let with_key = |key: &Path| {
-        std::fs::read_to_string(setup.config()).unwrap().replace(
+    setup.edit_global(|text| {
+        text.replace(
             "git:\n",
             &format!("git:\n  signing_key_file: {}\n", key.display()),
         )
-    };
-    let global = with_key(&key);
-    std::fs::write(setup.config(), &global).unwrap();
+    });
 
     let out = setup.once(&[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -505,11 +494,8 @@ async fn commits_are_ssh_signed_and_git_verifies_them() {
     // A key imagebump cannot sign with: a clear error naming the file, exit 2, nothing pushed.
     let ecdsa = keys.path().join("ecdsa");
     ssh_keygen("ecdsa", &ecdsa);
-    std::fs::write(
-        setup.config(),
-        global.replace(&key.display().to_string(), &ecdsa.display().to_string()),
-    )
-    .unwrap();
+    setup
+        .edit_global(|text| text.replace(&key.display().to_string(), &ecdsa.display().to_string()));
     let out = setup.once(&[]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let said = text(&out);
@@ -544,10 +530,7 @@ async fn group_commits_put_every_changed_app_of_a_branch_in_one_commit() {
         )
     };
     let setup = Setup::new(&host, &[("a", app("a")), ("b", app("b")), ("c", app("c"))]);
-    let global = std::fs::read_to_string(setup.config())
-        .unwrap()
-        .replace("git:\n", "git:\n  group_commits: true\n");
-    std::fs::write(setup.config(), global).unwrap();
+    setup.edit_global(|text| text.replace("git:\n", "git:\n  group_commits: true\n"));
 
     let out = setup.once(&["--output", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -592,11 +575,10 @@ async fn group_commits_put_every_changed_app_of_a_branch_in_one_commit() {
 
     // A new tag for all three, under a custom message.
     push_tags(&registry, "team/api", &["1.0.0", "1.1.0", "1.2.0"]).await;
-    let global = std::fs::read_to_string(setup.config()).unwrap().replace(
+    setup.edit_global(|text| text.replace(
         "group_commits: true\n",
         "group_commits: true\n  group_commit_message: \"bump {{ apps|join(',') }} to {{ images[0].to }}\"\n",
-    );
-    std::fs::write(setup.config(), global).unwrap();
+    ));
     let out = setup.once(&[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let log = repo.log("main");

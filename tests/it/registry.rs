@@ -397,18 +397,6 @@ async fn retries_on_500_and_429_then_clear_errors() {
     assert_eq!(proxy.count("/manifests/"), 4);
 }
 
-/// Every tags list through `proxy` answers 503 from now on.
-fn fail_tag_lists(proxy: &FaultProxy) {
-    proxy.fault(
-        "/tags/list",
-        Fault::Status {
-            status: 503,
-            retry_after: None,
-        },
-        1000,
-    );
-}
-
 #[tokio::test]
 async fn a_registry_that_keeps_failing_is_left_alone_until_it_is_back() {
     let registry = TestRegistry::start_plain().await;
@@ -428,7 +416,7 @@ async fn a_registry_that_keeps_failing_is_left_alone_until_it_is_back() {
     .unwrap();
     let down = image(&proxy.image("down/app"));
     let up = image(&registry.image("down/app"));
-    fail_tag_lists(&proxy);
+    proxy.fail_tag_lists();
 
     // Three requests fail for good, each after its retries (4 attempts).
     for _ in 0..3 {
@@ -473,7 +461,7 @@ async fn a_registry_that_keeps_failing_is_left_alone_until_it_is_back() {
     )
     .unwrap();
     proxy.clear();
-    fail_tag_lists(&proxy);
+    proxy.fail_tag_lists();
     for _ in 0..4 {
         let err = patient.list_tags(&down).await.unwrap_err();
         assert!(matches!(err, RegistryError::BadResponse { .. }), "{err:?}");

@@ -527,11 +527,11 @@ impl SshServer {
     pub fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let d = dir.path();
-        keygen(&d.join("host_key"), "");
-        keygen(&d.join("user_key"), "");
-        keygen(&d.join("other_key"), "");
-        keygen(&d.join("other_host_key"), "");
-        keygen(&d.join("passphrase_key"), KEY_PASSPHRASE);
+        keygen(&d.join("host_key"), "ed25519", "");
+        keygen(&d.join("user_key"), "ed25519", "");
+        keygen(&d.join("other_key"), "ed25519", "");
+        keygen(&d.join("other_host_key"), "ed25519", "");
+        keygen(&d.join("passphrase_key"), "ed25519", KEY_PASSPHRASE);
         let authorized = [
             std::fs::read_to_string(d.join("user_key.pub")).expect("user key"),
             std::fs::read_to_string(d.join("passphrase_key.pub")).expect("passphrase key"),
@@ -667,12 +667,13 @@ impl Drop for SshServer {
     }
 }
 
-fn keygen(path: &Path, passphrase: &str) {
+/// `ssh-keygen -t KEY_TYPE` into `path` (and `path.pub`) under `passphrase` (empty: none).
+pub fn keygen(path: &Path, key_type: &str, passphrase: &str) {
     let status = Command::new("ssh-keygen")
         .args([
             "-q",
             "-t",
-            "ed25519",
+            key_type,
             "-N",
             passphrase,
             "-C",
@@ -683,7 +684,7 @@ fn keygen(path: &Path, passphrase: &str) {
         .stdout(Stdio::null())
         .status()
         .expect("ssh-keygen");
-    assert!(status.success(), "ssh-keygen failed");
+    assert!(status.success(), "ssh-keygen -t {key_type} failed");
 }
 
 fn whoami() -> String {

@@ -1178,6 +1178,18 @@ impl FaultProxy {
             });
     }
 
+    /// Answer 503 to every tags list from now on (a registry that is down for listing).
+    pub fn fail_tag_lists(&self) {
+        self.fault(
+            "/tags/list",
+            Fault::Status {
+                status: 503,
+                retry_after: None,
+            },
+            1000,
+        );
+    }
+
     /// Forward the next `times` requests without their `Authorization` header, so the
     /// registry answers 401 with its challenge (as for an expired or revoked token).
     pub fn drop_auth(&self, times: usize) {
