@@ -9,6 +9,7 @@ mod chart;
 mod daemon;
 mod dockerfile;
 mod examples;
+mod faults;
 mod forge;
 mod git;
 mod once;

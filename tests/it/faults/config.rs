@@ -1,0 +1,1 @@
+//! Fault suite: config faults (see docs/reliability.md).

@@ -1,0 +1,1 @@
+//! Fault suite: git faults (see docs/reliability.md).

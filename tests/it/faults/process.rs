@@ -1,0 +1,1 @@
+//! Fault suite: process faults (see docs/reliability.md).

@@ -1,0 +1,1 @@
+//! Fault suite: registry faults (see docs/reliability.md).

@@ -1,0 +1,1 @@
+//! Fault suite: webhook faults (see docs/reliability.md).
