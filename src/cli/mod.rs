@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod completions;
 mod once;
 pub mod policy_flags;
 mod run;
@@ -66,6 +67,10 @@ pub enum Command {
     Version,
     /// List an image's tags (semver tags first, in order; the others alphabetically).
     Tags(Box<tags::Args>),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish) on stdout.
+    Completions(completions::CompletionsArgs),
+    /// Print the man page on stdout, or write one page per command with --dir.
+    Man(completions::ManArgs),
 }
 
 /// A tokio runtime for a command: multi-threaded for the engine and the daemon, on the calling
@@ -97,5 +102,7 @@ pub fn main() -> ExitCode {
             ExitCode::from(EXIT_OK)
         }
         Command::Tags(args) => tags::run(*args),
+        Command::Completions(args) => completions::completions(args),
+        Command::Man(args) => completions::man(args),
     }
 }

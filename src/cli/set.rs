@@ -164,12 +164,34 @@ fn describe(file: &Path, src: &[u8], err: &EditError) -> String {
             .trim_start_matches('\u{feff}');
         let gutter = line.to_string().len();
         let pad = " ".repeat(gutter);
-        let caret = " ".repeat(col.saturating_sub(1));
-        out.push_str(&format!(
-            "\n{pad} |\n{line} | {source_line}\n{pad} | {caret}^"
-        ));
+        let (quoted, caret_at) = window(source_line, col.saturating_sub(1));
+        let caret = " ".repeat(caret_at);
+        out.push_str(&format!("\n{pad} |\n{line} | {quoted}\n{pad} | {caret}^"));
     }
     out
+}
+
+/// Characters of a source line quoted around the error's column.
+const QUOTE_WIDTH: usize = 120;
+
+/// At most [`QUOTE_WIDTH`] characters of `line` around character `at` (with `…` where it was
+/// cut), and where `at` falls in them: a 200 KB line is not echoed whole.
+fn window(line: &str, at: usize) -> (String, usize) {
+    let len = line.chars().count();
+    if len <= QUOTE_WIDTH {
+        return (line.to_string(), at);
+    }
+    let start = at.saturating_sub(QUOTE_WIDTH / 2).min(len - QUOTE_WIDTH);
+    let end = start + QUOTE_WIDTH;
+    let mut quoted = String::new();
+    if start > 0 {
+        quoted.push('…');
+    }
+    quoted.extend(line.chars().skip(start).take(QUOTE_WIDTH));
+    if end < len {
+        quoted.push('…');
+    }
+    (quoted, at - start + usize::from(start > 0))
 }
 
 /// Write `bytes` to `file` atomically, keeping its permissions.

@@ -925,6 +925,9 @@ impl Client {
         let mut seen = HashSet::new();
         let mut visited = HashSet::new();
         let mut dropped = 0usize;
+        let options = &self.inner.options;
+        // Attempts of the current page that answered 200 with a body that does not decode.
+        let mut undecodable = 0u32;
         loop {
             if visited.len() >= MAX_PAGES || !visited.insert(url.to_string()) {
                 return Err(bad(format!(
@@ -973,8 +976,39 @@ impl Client {
                 }
                 status => return Err(bad(format!("the tags list answered HTTP {status}"))),
             }
-            let page: TagList = serde_json::from_slice(&fetched.body)
-                .map_err(|e| bad(format!("the tags list is not valid JSON ({e})")))?;
+            // A 200 that does not decode (cut short by a flaky proxy, garbled) is retried like a
+            // 5xx, a bounded number of times; the pages read so far are never an answer.
+            let page: TagList = match serde_json::from_slice(&fetched.body) {
+                Ok(page) => page,
+                Err(e) => {
+                    undecodable += 1;
+                    if undecodable > options.retries {
+                        let detail = format!(
+                            "the tags list is not valid JSON after {undecodable} attempts ({e}); the registry or a proxy in front of it sends broken responses"
+                        );
+                        self.give_up(&reg, &detail);
+                        return Err(bad(detail));
+                    }
+                    let delay = backoff(
+                        undecodable - 1,
+                        options.initial_backoff,
+                        options.max_backoff,
+                    );
+                    tracing::warn!(
+                        registry = %reg.name,
+                        repository = %repository,
+                        attempt = undecodable,
+                        delay_ms = delay.as_millis() as u64,
+                        error = %e,
+                        "the tags list page is not valid JSON, retrying"
+                    );
+                    self.record(&reg.name, |stats| stats.retries += 1);
+                    tokio::time::sleep(delay).await;
+                    visited.remove(url.as_str());
+                    continue;
+                }
+            };
+            undecodable = 0;
             for tag in page.tags.unwrap_or_default() {
                 if !is_valid_tag(&tag) {
                     dropped += 1;

@@ -1,6 +1,7 @@
-//! The Dockerfile and `.dockerignore`, checked by reading (no Docker engine here): the final
-//! stage's contract with the Helm chart (uid, entrypoint, config path, port) and a build
-//! context that holds what cargo needs and nothing heavy.
+//! The Dockerfile, `.dockerignore` and the CI scripts, checked by reading (no Docker engine
+//! here): the final stage's contract with the Helm chart (uid, entrypoint, config path, port), a
+//! build context that holds what cargo needs and nothing heavy, and scripts that never end
+//! processes by name.
 
 use std::path::Path;
 
@@ -101,5 +102,33 @@ fn the_build_context_keeps_sources_and_drops_heavy_dirs() {
                 .any(|p| p.trim_end_matches('/') == needed || *p == "*" || *p == "**"),
             "{needed} would be left out of the build context"
         );
+    }
+}
+
+/// Issue 12: `.ci/run` ran `pkill -x docker-registry`, which killed every registry on the machine
+/// (other suites', other people's). No script the project ships may end processes by name.
+#[test]
+fn no_script_kills_processes_by_name() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut scripts = vec![root.join(".ci/run")];
+    for entry in std::fs::read_dir(root.join("scripts")).unwrap() {
+        scripts.push(entry.unwrap().path());
+    }
+    for script in scripts {
+        let text = std::fs::read_to_string(&script).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split('#').next().unwrap_or("");
+            let words: Vec<&str> = code
+                .split(|c: char| c.is_whitespace() || ";|&()`$".contains(c))
+                .collect();
+            for killer in ["pkill", "killall", "pgrep"] {
+                assert!(
+                    !words.contains(&killer),
+                    "{}:{}: {killer} ends processes by name: {line}",
+                    script.display(),
+                    n + 1
+                );
+            }
+        }
     }
 }

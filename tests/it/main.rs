@@ -6,6 +6,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod chart;
+mod completions;
 mod daemon;
 mod dockerfile;
 mod examples;

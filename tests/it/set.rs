@@ -320,3 +320,35 @@ fn new_name_renames_kustomize_entries_and_manifests_and_bad_names_exit_2() {
     let out = set(tmp.path(), &[&args[..], &["--check"]].concat());
     assert_eq!(code(&out), 0, "{}", stderr(&out));
 }
+
+/// Issue 12 item 14: an error on a 200 KB line quotes at most ~120 characters around the column
+/// (it echoed the whole line), and the caret still points at the column.
+#[test]
+fn an_error_on_a_long_line_quotes_a_window_around_the_column() {
+    let tmp = tempfile::tempdir().unwrap();
+    let filler: String = (0..20_000).map(|i| format!("k{i}: v, ")).collect();
+    let line = format!("x: {{{filler}tag: [1]}}\n");
+    assert!(line.len() > 200_000);
+    fs::write(tmp.path().join("values.yaml"), &line).unwrap();
+    let out = set(
+        tmp.path(),
+        &["values.yaml", "--path", "x.tag", "--value", "1.0.0"],
+    );
+    assert_eq!(code(&out), 2);
+    let err = stderr(&out);
+    assert!(err.contains("expected a scalar"), "{err}");
+    assert!(err.len() < 600, "{} bytes: {err}", err.len());
+    let lines: Vec<&str> = err.lines().collect();
+    let quoted = lines
+        .iter()
+        .find(|l| l.contains("tag: [1]"))
+        .expect("quoted line");
+    let caret = lines
+        .iter()
+        .find(|l| l.trim_end().ends_with('^'))
+        .expect("caret");
+    let body = quoted.split_once(" | ").unwrap().1;
+    assert!(body.chars().count() <= 124, "{body}");
+    let at = caret.split_once(" | ").unwrap().1.chars().count() - 1;
+    assert_eq!(body.chars().nth(at), Some('['), "{quoted}\n{caret}");
+}

@@ -1,1 +1,105 @@
 //! Fault suite: registry faults (see docs/reliability.md).
+//!
+//! Every test here talks to a real `docker-registry`, through the fault-injecting proxy
+//! (`support::registry::FaultProxy`) for what a real registry cannot be made to do. Each is
+//! bounded in time: the client's timeouts and retries are short, and every listing either
+//! completes with the whole tag list or fails with an error naming the repository, never with
+//! part of the list.
+
+use std::time::{Duration, Instant};
+
+use imagebump::reference::ImageRef;
+use imagebump::registry::{Client, ClientOptions, RegistryError, RegistrySettings};
+
+use crate::support::registry::{Fault, FaultProxy, ImageSpec, TestRegistry};
+
+/// Short timeouts and backoffs, so a fault costs milliseconds.
+fn options() -> ClientOptions {
+    ClientOptions {
+        initial_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(100),
+        max_retry_after: Duration::from_millis(300),
+        request_timeout: Duration::from_secs(5),
+        breaker_cooldown: Duration::ZERO,
+        // Ten tags a page: a listing of a few dozen tags is several pages.
+        page_size: 10,
+        ..ClientOptions::default()
+    }
+}
+
+fn settings(host: &str) -> RegistrySettings {
+    let mut settings = RegistrySettings::new(host);
+    settings.insecure = true;
+    settings
+}
+
+fn client(host: &str) -> Client {
+    Client::new(vec![settings(host)], options()).expect("client")
+}
+
+fn image(name: &str) -> ImageRef {
+    ImageRef::parse(name).expect("image reference")
+}
+
+/// A registry with `count` tags `1.0.N` on `repository`, behind a proxy paginating by `page`.
+async fn registry_with_tags(
+    repository: &str,
+    count: usize,
+    page: usize,
+) -> (TestRegistry, FaultProxy, Vec<String>) {
+    let registry = TestRegistry::start_plain().await;
+    let pusher = registry.pusher();
+    let first = pusher
+        .push_image(repository, "1.0.0", &ImageSpec::new("2024-01-01T00:00:00Z"))
+        .await;
+    let mut tags: Vec<String> = (0..count).map(|i| format!("1.0.{i}")).collect();
+    registry.seed_tags(repository, &first, &tags[1..]);
+    tags.sort();
+    let proxy = FaultProxy::start(&registry.url()).await;
+    proxy.paginate(page);
+    (registry, proxy, tags)
+}
+
+fn sorted(mut tags: Vec<String>) -> Vec<String> {
+    tags.sort();
+    tags
+}
+
+/// Issue 12 item 12: a 200 whose JSON is cut short (a flaky proxy) is retried like a 5xx, so a
+/// multi-page listing completes; when it never decodes, the listing fails, never returning the
+/// pages read so far.
+#[tokio::test]
+async fn a_truncated_tags_page_is_retried_and_never_decides_from_a_partial_list() {
+    let (_registry, proxy, tags) = registry_with_tags("cut/app", 25, 10).await;
+    let client = client(&proxy.host());
+    let app = image(&proxy.image("cut/app"));
+
+    let started = Instant::now();
+    assert_eq!(sorted(client.list_tags(&app).await.unwrap()), tags);
+    assert_eq!(proxy.count("/tags/list"), 3);
+    proxy.clear();
+    // The next two pages sent are cut in half (with a matching Content-Length): a 200 whose
+    // JSON does not decode.
+    proxy.fault("/tags/list", Fault::Truncate, 2);
+    assert_eq!(sorted(client.list_tags(&app).await.unwrap()), tags);
+    // Three pages, two of them sent again.
+    assert_eq!(proxy.count("/tags/list"), 5);
+    let stats = client.stats().registry(&proxy.host());
+    assert!(stats.retries >= 2, "{stats:?}");
+
+    // Always cut: a bounded number of attempts, then an error naming the repository.
+    proxy.clear();
+    proxy.fault("/tags/list", Fault::Truncate, 1000);
+    let err = client.list_tags(&app).await.unwrap_err();
+    assert!(matches!(err, RegistryError::BadResponse { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains(&proxy.host())
+            && message.contains("cut/app")
+            && message.contains("not valid JSON")
+            && message.contains("4 attempts"),
+        "{message}"
+    );
+    assert_eq!(proxy.count("/tags/list"), 4);
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
