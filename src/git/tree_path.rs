@@ -82,6 +82,7 @@ pub fn inside_clone(root: &Path, file: &Path) -> Result<PathBuf, GitError> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn reason(root: &Path, file: &str) -> String {

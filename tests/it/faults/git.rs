@@ -115,26 +115,6 @@ fn push_symlink(repo: &BareRepo, name: &str, target: &Path) {
     git(&w, &["push", "-q", "origin", "HEAD:main"]);
 }
 
-/// `git fsck --full` in `dir`: `Err(output)` when git finds a problem.
-pub(super) fn fsck(dir: &Path) -> Result<(), String> {
-    let out = Command::new("git")
-        .args(["fsck", "--full", "--no-progress"])
-        .current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .unwrap();
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if out.status.success() && !all.contains("error") && !all.contains("missing") {
-        Ok(())
-    } else {
-        Err(all)
-    }
-}
-
 /// Issue 12 item 1: a committed directory symlink (`linkdir -> /outside`) made `once` overwrite
 /// the file outside the clone and push its content; `etclink -> /etc` made it read `/etc`.
 /// Every component of every target is checked: nothing outside the clone is read or written,
