@@ -17,6 +17,8 @@ use super::auth::{self, CallbackState};
 use super::{GitError, GitSettings, Oid, redact_url};
 
 const REMOTE: &str = "origin";
+/// Priority of the first in-memory object backend (libgit2's own backends use 1 and 2).
+const MEMPACK_PRIORITY: i32 = 1000;
 /// Local ref that holds a commit while [`Checkout::push_with_lease`] pushes it.
 const OUTGOING_REF: &str = "refs/imagebump/outgoing";
 
@@ -118,6 +120,7 @@ impl CloneCache {
             let checkout = Checkout {
                 _in_use: in_use,
                 pending_head: Cell::new(None),
+                mempack_rounds: Cell::new(0),
                 repo,
                 dir: dir.clone(),
                 url: url.to_string(),
@@ -234,6 +237,8 @@ pub struct Checkout {
     /// The branch head after local commits, written to the ref only before a push or when a
     /// batch of in-memory objects is persisted: one ref update per pass instead of per commit.
     pending_head: Cell<Option<Oid>>,
+    /// Rounds of [`Checkout::with_objects_in_memory`] so far (see the priority there).
+    mempack_rounds: Cell<i32>,
     repo: Repository,
     dir: PathBuf,
     url: String,
@@ -619,8 +624,14 @@ impl Checkout {
         f: impl FnOnce() -> Result<T, E>,
     ) -> Result<Result<T, E>, GitError> {
         let odb = self.repo.odb().map_err(|e| self.local(e))?;
+        // libgit2 writes new objects to the first writable backend in priority order, and a
+        // backend stays in the odb for the repository's lifetime: an earlier round's mempack
+        // (already dumped) would otherwise keep receiving this round's objects, which would
+        // then never reach the disk. Each round's mempack outranks every earlier one.
+        let priority = self.mempack_rounds.get() + MEMPACK_PRIORITY;
+        self.mempack_rounds.set(self.mempack_rounds.get() + 1);
         let mempack = odb
-            .add_new_mempack_backend(1000)
+            .add_new_mempack_backend(priority)
             .map_err(|e| self.local(e))?;
         let result = f();
         let persisted = (|| {

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 use tempfile::TempDir;
 
-use crate::support::git::{BareRepo, git};
+use crate::support::git::{BareRepo, GitHttpServer, git};
 use crate::support::registry::{ImageSpec, TestRegistry};
 
 /// A values file whose `api.image.tag` is `tag`.
@@ -171,4 +171,86 @@ async fn a_committed_symlink_never_lets_a_target_read_or_write_outside_the_clone
             .is_symlink(),
         "the symlink in the clone was replaced"
     );
+}
+/// `git fsck --full` in `dir`: `Err(output)` when git finds a problem.
+pub(super) fn fsck(dir: &Path) -> Result<(), String> {
+    let out = Command::new("git")
+        .args(["fsck", "--full", "--no-progress"])
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() && !all.contains("error") && !all.contains("missing") {
+        Ok(())
+    } else {
+        Err(all)
+    }
+}
+
+/// The password of every [`http_remote`].
+pub(super) const HTTP_PASSWORD: &str = "s3cret-http-pass";
+
+/// Smart HTTP in front of `repo`, and the global-file lines that give imagebump its credential
+/// (the password in `TEST_GIT_PASSWORD`, set by [`Config::once_command`]'s callers).
+pub(super) fn http_remote(repo: &BareRepo) -> (GitHttpServer, String, String) {
+    let server = GitHttpServer::start(repo.root(), "bot", HTTP_PASSWORD);
+    let url = server.url("repo.git");
+    let credentials = format!(
+        "  credentials:\n    - url: {url}\n      username: bot\n      password_env: TEST_GIT_PASSWORD\n"
+    );
+    (server, url, credentials)
+}
+
+/// Issue 12 item 5: after a push that lost a race inside the server was replanned and pushed
+/// again, the cache's branch pointed at a commit whose objects never reached the cache's disk
+/// (`git fsck`: invalid sha1 pointer), and the next pass re-cloned. The cache stays whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_clone_cache_is_whole_after_a_retried_push() {
+    let registry = registry().await;
+    let host = registry.host();
+    let repo = BareRepo::with_files("main", &[("values.yaml", &values(&host, "1.0.0"))]);
+    let (_server, url, credentials) = http_remote(&repo);
+    let config = Config::new(
+        &host,
+        &credentials,
+        &[("shop", app("shop", &url, &host, &["values.yaml"]))],
+    );
+    repo.sneak_in_commit_during_next_push("main");
+
+    let out = config
+        .once_command()
+        .env("TEST_GIT_PASSWORD", HTTP_PASSWORD)
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(all.contains("push rejected; replanning"), "no retry: {all}");
+    let subjects: Vec<String> = repo.log("main").into_iter().map(|c| c.1).collect();
+    assert_eq!(subjects.len(), 3, "{subjects:?}");
+    assert_eq!(subjects[1], "sneaky human", "{subjects:?}");
+    assert!(repo.show("main", "values.yaml").contains("1.1.0"));
+
+    let clone = &config.clones()[0];
+    assert_eq!(
+        git(clone, &["rev-parse", "refs/heads/main"]),
+        repo.head("main").unwrap()
+    );
+    if let Err(problems) = fsck(clone) {
+        panic!("the clone cache is damaged after a retried push:\n{problems}");
+    }
+    // The next pass uses the cache as it is: no "damaged; cloning again".
+    let out = config
+        .once_command()
+        .env("TEST_GIT_PASSWORD", HTTP_PASSWORD)
+        .output()
+        .unwrap();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(!all.contains("cloning again"), "{all}");
 }
