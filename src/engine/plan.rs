@@ -11,7 +11,7 @@ use super::message::{self, ChangeContext};
 use super::{Fetched, ImageStatus, PlannedChange, ResolvedApp, settings};
 use crate::config::App;
 use crate::edit::{self, Update};
-use crate::git::{Checkout, Oid};
+use crate::git::{self, Checkout, Oid};
 use crate::policy::{Current, Decision, Step};
 
 /// Largest file the engine edits (a values file is a few kB; this guards against a binary).
@@ -208,7 +208,7 @@ pub fn plan_app(root: &Path, app: &ResolvedApp, fetched: &Fetched, now: OffsetDa
 }
 
 fn read(root: &Path, file: &str) -> Result<Vec<u8>, String> {
-    let path = root.join(file);
+    let path = git::inside_clone(root, Path::new(file)).map_err(|e| e.to_string())?;
     let meta = std::fs::symlink_metadata(&path).map_err(|e| format!("cannot read {file}: {e}"))?;
     if !meta.is_file() {
         return Err(format!("{file} is not a regular file"));
@@ -265,8 +265,8 @@ pub fn write_and_commit(
 pub fn write_files(root: &Path, files: &[FileEdit]) -> Result<Vec<PathBuf>, String> {
     let mut paths = Vec::new();
     for f in files {
-        write_atomic(&root.join(&f.file), &f.after)
-            .map_err(|e| format!("cannot write {}: {e}", f.file))?;
+        let path = git::inside_clone(root, Path::new(&f.file)).map_err(|e| e.to_string())?;
+        write_atomic(&path, &f.after).map_err(|e| format!("cannot write {}: {e}", f.file))?;
         paths.push(PathBuf::from(&f.file));
     }
     Ok(paths)

@@ -32,6 +32,7 @@ mod auth;
 mod known_hosts;
 mod repo;
 mod signing;
+mod tree_path;
 mod writeback;
 
 pub use crate::secret::Secret;
@@ -41,6 +42,7 @@ use std::sync::Arc;
 pub use git2::Oid;
 pub use repo::{Checkout, CloneCache, CommitInfo, LeaseOutcome, PushOutcome};
 pub use signing::SigningKey;
+pub use tree_path::inside_clone;
 pub use writeback::{PushReport, RetryOptions, WriteBackError, commit_and_push};
 
 /// Author and committer of every commit imagebump makes.
@@ -112,6 +114,14 @@ pub enum GitError {
     },
     #[error("git {url}: another operation on this repository is still running")]
     Busy { url: String },
+    /// A file in a clone that imagebump must not read or write: one of its path components is
+    /// a symlink, `..`, `.git`, or not a directory ([`inside_clone`]).
+    #[error("{}: `{}` {reason}", file.display(), component.display())]
+    UnsafePath {
+        file: PathBuf,
+        component: PathBuf,
+        reason: String,
+    },
     #[error("git {url}: local repository {path}: {reason}")]
     Local {
         url: String,

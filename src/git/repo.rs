@@ -447,7 +447,11 @@ impl Checkout {
             Some(path.to_path_buf())
         };
         match rel {
-            Some(rel) if rel.components().all(|c| matches!(c, Component::Normal(_))) => Ok(rel),
+            Some(rel) if rel.components().all(|c| matches!(c, Component::Normal(_))) => {
+                // The content is read from the work tree: no component may lead outside it.
+                super::inside_clone(&self.dir, &rel)?;
+                Ok(rel)
+            }
             _ => Err(GitError::Local {
                 url: self.display_url(),
                 path: self.dir.clone(),

@@ -1,1 +1,174 @@
 //! Fault suite: git faults (see docs/reliability.md).
+//!
+//! Real remotes only: bare repositories over `file://` and smart HTTP (`git http-backend`)
+//! with hooks; the `imagebump` binary as users run it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use tempfile::TempDir;
+
+use crate::support::git::{BareRepo, git};
+use crate::support::registry::{ImageSpec, TestRegistry};
+
+/// A values file whose `api.image.tag` is `tag`.
+pub(super) fn values(registry: &str, tag: &str) -> String {
+    format!("api:\n  image:\n    repository: {registry}/team/api\n    tag: \"{tag}\"\n")
+}
+
+/// An app following `^1` of `REGISTRY/team/api` in the Helm values files `files`.
+pub(super) fn app(name: &str, repo: &str, registry: &str, files: &[&str]) -> String {
+    let targets: String = files
+        .iter()
+        .map(|f| format!("      - {{file: {f}, path: api.image.tag}}\n"))
+        .collect();
+    format!(
+        "name: {name}\nrepo: {repo}\nbranch: main\nimages:\n  - name: api\n    image: {registry}/team/api\n    policy: {{semver: \"^1\"}}\n    targets:\n{targets}"
+    )
+}
+
+/// A config dir (global file + app files) with its workdir inside.
+pub(super) struct Config {
+    pub dir: TempDir,
+}
+
+impl Config {
+    pub fn new(registry: &str, extra_global: &str, apps: &[(&str, String)]) -> Config {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("apps")).unwrap();
+        std::fs::write(
+            dir.path().join("imagebump.yaml"),
+            format!(
+                "apps: apps\nworkdir: cache\ngit:\n  author: {{name: imagebump, email: bot@imagebump.test}}\n{extra_global}registries:\n  - prefix: {registry}\n    insecure: true\n"
+            ),
+        )
+        .unwrap();
+        for (name, text) in apps {
+            std::fs::write(dir.path().join("apps").join(format!("{name}.yaml")), text).unwrap();
+        }
+        Config { dir }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join("imagebump.yaml")
+    }
+
+    pub fn workdir(&self) -> PathBuf {
+        self.dir.path().join("cache")
+    }
+
+    /// `imagebump once` on this config.
+    pub fn once_command(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_imagebump"));
+        command.arg("once").arg("--config").arg(self.path());
+        command
+    }
+
+    pub fn once(&self) -> Output {
+        self.once_command().output().expect("run imagebump once")
+    }
+
+    /// The clone directories in the workdir.
+    pub fn clones(&self) -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(self.workdir()) else {
+            return Vec::new();
+        };
+        let mut clones: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.join(".git").is_dir())
+            .collect();
+        clones.sort();
+        clones
+    }
+}
+
+pub(super) fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A registry with `team/api` at 1.0.0 and 1.1.0.
+pub(super) async fn registry() -> TestRegistry {
+    let registry = TestRegistry::start_plain().await;
+    let pusher = registry.pusher();
+    for (tag, day) in [("1.0.0", "01"), ("1.1.0", "02")] {
+        let spec = ImageSpec::new(&format!("2026-01-{day}T00:00:00Z"));
+        pusher.push_image("team/api", tag, &spec).await;
+    }
+    registry
+}
+
+/// Commits a symlink `name -> target` on `main` of `repo` with the git CLI.
+fn push_symlink(repo: &BareRepo, name: &str, target: &Path) {
+    let work = tempfile::tempdir().unwrap();
+    let path = repo.path().display().to_string();
+    git(work.path(), &["clone", "-q", &path, "w"]);
+    let w = work.path().join("w");
+    std::os::unix::fs::symlink(target, w.join(name)).unwrap();
+    git(&w, &["add", name]);
+    git(&w, &["commit", "-q", "-m", &format!("link {name}")]);
+    git(&w, &["push", "-q", "origin", "HEAD:main"]);
+}
+
+/// Issue 12 item 1: a committed directory symlink (`linkdir -> /outside`) made `once` overwrite
+/// the file outside the clone and push its content; `etclink -> /etc` made it read `/etc`.
+/// Every component of every target is checked: nothing outside the clone is read or written,
+/// nothing is pushed, and the error names the file, the component and why.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_committed_symlink_never_lets_a_target_read_or_write_outside_the_clone() {
+    let registry = registry().await;
+    let host = registry.host();
+    let outside = tempfile::tempdir().unwrap();
+    let outside_values = outside.path().join("values.yaml");
+    std::fs::write(&outside_values, values(&host, "1.0.0")).unwrap();
+    let repo = BareRepo::with_files(
+        "main",
+        &[("apps/real/values.yaml", &values(&host, "1.0.0"))],
+    );
+    push_symlink(&repo, "linkdir", outside.path());
+    push_symlink(&repo, "inner", Path::new("apps/real"));
+    let head = repo.head("main");
+    let url = repo.file_url();
+    let config = Config::new(
+        &host,
+        "",
+        &[
+            (
+                "outside",
+                app("outside", &url, &host, &["linkdir/values.yaml"]),
+            ),
+            ("inner", app("inner", &url, &host, &["inner/values.yaml"])),
+        ],
+    );
+
+    let out = config.once();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("linkdir/values.yaml: `linkdir` is a symbolic link"),
+        "{all}"
+    );
+    assert!(
+        all.contains("inner/values.yaml: `inner` is a symbolic link"),
+        "{all}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&outside_values).unwrap(),
+        values(&host, "1.0.0"),
+        "the file outside the clone was written"
+    );
+    assert_eq!(repo.head("main"), head, "something was pushed");
+    let clone = &config.clones()[0];
+    assert!(
+        std::fs::symlink_metadata(clone.join("linkdir"))
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "the symlink in the clone was replaced"
+    );
+}
