@@ -12,6 +12,7 @@
 //! get a "did you mean" hint, and a broken app file is reported without hiding the others.
 
 pub mod read;
+pub mod repo_url;
 pub mod yaml;
 
 use std::collections::BTreeMap;
@@ -750,6 +751,11 @@ pub fn parse_app(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<App
         );
     }
     let repo = fields.required_str("repo", "an app", diags);
+    if let (Some(url), Some(at)) = (&repo, fields.get("repo"))
+        && let Err(e) = repo_url::check(url)
+    {
+        diags.node(at, format!("`repo` {e}"));
+    }
     let branch = fields
         .opt_str("branch", diags)
         .unwrap_or_else(|| "main".into());

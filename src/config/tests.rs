@@ -82,6 +82,7 @@ images:
     let (_, errors) = app(text);
     let expected = [
         "apps/shop.yaml:1:7: app name `Shop!`",
+        "apps/shop.yaml:2:7: `repo` has no scheme",
         "apps/shop.yaml:3:1: unknown key `brnach` in an app; did you mean `branch`?",
         "apps/shop.yaml:4:8: `write` must be `commit` or `pull-request`, found `sometimes`",
         "apps/shop.yaml:6:12: `image` names the repository only",
@@ -290,7 +291,7 @@ fn a_broken_global_file_is_fatal() {
 #[test]
 fn ranges_and_extract_templates_are_checked_with_the_policy_grammar() {
     let (_, errors) = app(
-        "name: a\nrepo: r\nimages:\n  - image: nginx\n    policy: {semver: '>=1.0 <2.x.1.5'}\n    targets: [{file: x.yaml}]\n  - image: redis\n    policy: {numerical: asc}\n    tags: {include: '^main-(?P<ts>\\d+)$', extract: '$stamp'}\n    targets: [{file: x.yaml}]\n",
+        "name: a\nrepo: https://example.com/r.git\nimages:\n  - image: nginx\n    policy: {semver: '>=1.0 <2.x.1.5'}\n    targets: [{file: x.yaml}]\n  - image: redis\n    policy: {numerical: asc}\n    tags: {include: '^main-(?P<ts>\\d+)$', extract: '$stamp'}\n    targets: [{file: x.yaml}]\n",
     );
     assert!(
         errors

@@ -20,3 +20,4 @@ mod run;
 mod select;
 mod set;
 mod support;
+mod validate;
