@@ -202,8 +202,12 @@ fn open_or_init(dir: &Path, url: &str) -> Result<Repository, git2::Error> {
 pub enum PushOutcome {
     /// The remote branch now points at `head`.
     Pushed { head: Oid },
-    /// The remote refused the update (non-fast-forward, hook, protected branch, ...).
+    /// The remote branch moved since it was fetched (a race with another writer): fetching
+    /// and planning again can succeed.
     Rejected { reason: String },
+    /// The remote declined the update for good (a hook, a protected branch, no permission):
+    /// retrying the same push cannot succeed. `reason` carries the remote's own message.
+    Refused { reason: String },
 }
 
 /// What the remote did with a compare-and-swap push ([`Checkout::push_with_lease`]).
@@ -219,6 +223,66 @@ pub enum LeaseOutcome {
     Rejected {
         reason: String,
     },
+}
+
+/// What one push did, before the caller decides what it means.
+enum Sent {
+    Pushed,
+    /// A lease check failed: nothing was sent.
+    Stale {
+        actual: Option<Oid>,
+    },
+    /// The remote refused because the branch moved under the push.
+    Race {
+        reason: String,
+    },
+    /// The remote refused for any other reason (hook, protection, permission).
+    Refused {
+        reason: String,
+    },
+}
+
+/// At most this much of what the remote prints during a push is kept.
+const MAX_REMOTE_TEXT: usize = 16 * 1024;
+
+/// Does a remote's per-ref status mean the branch moved under the push? These are the
+/// statuses `git receive-pack` sends when its compare-and-swap on the old value fails or the
+/// update is not a fast-forward; every other status (`pre-receive hook declined`,
+/// `protected branch hook declined`, `deny updating a hidden ref`, ...) is a refusal.
+fn is_race(status: &str) -> bool {
+    let status = status.to_ascii_lowercase();
+    [
+        "non-fast-forward",
+        "fetch first",
+        "stale info",
+        "failed to update ref",
+        "failed to lock",
+        "cannot lock ref",
+        "but expected",
+    ]
+    .iter()
+    .any(|needle| status.contains(needle))
+}
+
+/// The remote's own lines (a hook's stderr), without progress meters, on one line.
+fn remote_message(raw: &[u8]) -> String {
+    let text = String::from_utf8_lossy(raw);
+    let lines: Vec<&str> = text
+        .split(['\n', '\r'])
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .filter(|line| !(line.contains('%') && line.contains('(')))
+        .collect();
+    let mut joined = lines.join(" / ");
+    if joined.len() > 1000 {
+        let mut end = 1000;
+        while !joined.is_char_boundary(end) {
+            end -= 1;
+        }
+        joined.truncate(end);
+        joined.push('…');
+    }
+    joined
 }
 
 /// A commit as the pull-request mode needs to see it.
@@ -472,14 +536,15 @@ impl Checkout {
         let head = self.head()?;
         let dst = format!("refs/heads/{}", self.branch);
         match self.push_refspec(&format!("{dst}:{dst}"), &dst, None)? {
-            LeaseOutcome::Pushed => {
+            Sent::Pushed => {
                 self.repo
                     .reference(&tracking_ref(&self.branch), head, true, "imagebump: pushed")
                     .map_err(|e| self.local(e))?;
                 Ok(PushOutcome::Pushed { head })
             }
-            LeaseOutcome::Rejected { reason } => Ok(PushOutcome::Rejected { reason }),
-            LeaseOutcome::Stale { actual } => Ok(PushOutcome::Rejected {
+            Sent::Race { reason } => Ok(PushOutcome::Rejected { reason }),
+            Sent::Refused { reason } => Ok(PushOutcome::Refused { reason }),
+            Sent::Stale { actual } => Ok(PushOutcome::Rejected {
                 reason: format!("remote branch moved to {actual:?}"),
             }),
         }
@@ -500,7 +565,13 @@ impl Checkout {
             .map_err(|e| self.local(e))?;
         let dst = format!("refs/heads/{branch}");
         let outcome =
-            self.push_refspec(&format!("+{OUTGOING_REF}:{dst}"), &dst, Some(expected_old))?;
+            match self.push_refspec(&format!("+{OUTGOING_REF}:{dst}"), &dst, Some(expected_old))? {
+                Sent::Pushed => LeaseOutcome::Pushed,
+                Sent::Stale { actual } => LeaseOutcome::Stale { actual },
+                Sent::Race { reason } | Sent::Refused { reason } => {
+                    LeaseOutcome::Rejected { reason }
+                }
+            };
         if outcome == LeaseOutcome::Pushed {
             self.repo
                 .reference(&tracking_ref(branch), commit, true, "imagebump: pushed")
@@ -514,9 +585,11 @@ impl Checkout {
         refspec: &str,
         dst: &str,
         lease: Option<Option<Oid>>,
-    ) -> Result<LeaseOutcome, GitError> {
+    ) -> Result<Sent, GitError> {
         let state = CallbackState::default();
         let refused: RefCell<Option<String>> = RefCell::new(None);
+        // What the remote printed (`remote: ...` lines): a hook's reason for declining.
+        let remote_text: RefCell<Vec<u8>> = RefCell::new(Vec::new());
         let stale: Cell<Option<Option<Oid>>> = Cell::new(None);
         let result = {
             let mut callbacks = auth::callbacks(&self.settings, &self.url, &state);
@@ -525,6 +598,13 @@ impl Checkout {
                     *refused.borrow_mut() = Some(format!("{refname}: {status}"));
                 }
                 Ok(())
+            });
+            callbacks.sideband_progress(|data| {
+                let mut text = remote_text.borrow_mut();
+                if text.len() < MAX_REMOTE_TEXT {
+                    text.extend_from_slice(data);
+                }
+                true
             });
             let stale = &stale;
             if let Some(expected) = lease {
@@ -552,13 +632,24 @@ impl Checkout {
         };
         match result {
             Ok(()) => match refused.into_inner() {
-                Some(reason) => Ok(LeaseOutcome::Rejected { reason }),
-                None => Ok(LeaseOutcome::Pushed),
+                Some(status) if is_race(&status) => Ok(Sent::Race { reason: status }),
+                Some(status) => {
+                    let said = remote_message(&remote_text.borrow());
+                    let said = auth::scrub(&self.settings, &self.url, &said);
+                    Ok(Sent::Refused {
+                        reason: if said.is_empty() {
+                            status
+                        } else {
+                            format!("{status}; the remote said: {said}")
+                        },
+                    })
+                }
+                None => Ok(Sent::Pushed),
             },
-            Err(_) if stale.get().is_some() => Ok(LeaseOutcome::Stale {
+            Err(_) if stale.get().is_some() => Ok(Sent::Stale {
                 actual: stale.get().flatten(),
             }),
-            Err(e) if e.code() == ErrorCode::NotFastForward => Ok(LeaseOutcome::Rejected {
+            Err(e) if e.code() == ErrorCode::NotFastForward => Ok(Sent::Race {
                 reason: format!("{dst}: non-fast-forward ({})", e.message()),
             }),
             Err(e) => Err(state.error(&self.settings, &self.url, "push", &e)),

@@ -50,6 +50,16 @@ pub enum WriteBackError<E> {
         source: E,
     },
     #[error(
+        "git {url}: the remote refused the push to `{branch}` ({reason}); not retried: a \
+         hook or branch protection declines it (allow imagebump's pushes, or use \
+         `write: pull-request`)"
+    )]
+    Refused {
+        url: String,
+        branch: String,
+        reason: String,
+    },
+    #[error(
         "git {url}: push to `{branch}` was rejected {attempts} times (last: {reason}); \
          another writer keeps moving the branch, the next pass will try again"
     )]
@@ -106,6 +116,13 @@ where
                     attempts: attempt,
                     head,
                     pushed: true,
+                });
+            }
+            PushOutcome::Refused { reason } => {
+                return Err(WriteBackError::Refused {
+                    url: redact_url(url),
+                    branch: branch.to_string(),
+                    reason,
                 });
             }
             PushOutcome::Rejected { reason } => {

@@ -254,3 +254,53 @@ async fn the_clone_cache_is_whole_after_a_retried_push() {
     assert_eq!(out.status.code(), Some(0), "{all}");
     assert!(!all.contains("cloning again"), "{all}");
 }
+
+/// Issue 12 item 8: a push the remote declines for good (a `pre-receive` hook, as a protected
+/// branch is) was retried 5 times and reported as "another writer keeps moving the branch".
+/// It is sent once and reported with the remote's own message; a race is still retried
+/// ([`the_clone_cache_is_whole_after_a_retried_push`]).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_push_the_remote_declines_is_not_retried_and_shows_the_remote_message() {
+    let registry = registry().await;
+    let host = registry.host();
+    let repo = BareRepo::with_files("main", &[("values.yaml", &values(&host, "1.0.0"))]);
+    let head = repo.head("main");
+    let attempts = repo.path().join("declined.log");
+    let hook = repo.path().join("hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\ncat >/dev/null\necho x >> '{}'\necho 'GL-HOOK-ERR: main is a protected branch; ask a maintainer' >&2\nexit 1\n",
+            attempts.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (_server, url, credentials) = http_remote(&repo);
+    let config = Config::new(
+        &host,
+        &credentials,
+        &[("shop", app("shop", &url, &host, &["values.yaml"]))],
+    );
+
+    let out = config
+        .once_command()
+        .env("TEST_GIT_PASSWORD", HTTP_PASSWORD)
+        .output()
+        .unwrap();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("the remote refused the push to `main`"),
+        "{all}"
+    );
+    assert!(all.contains("pre-receive hook declined"), "{all}");
+    assert!(
+        all.contains("main is a protected branch; ask a maintainer"),
+        "the remote's message is missing: {all}"
+    );
+    assert!(!all.contains("another writer"), "{all}");
+    let sent = std::fs::read_to_string(&attempts).unwrap_or_default();
+    assert_eq!(sent.lines().count(), 1, "the declined push was retried");
+    assert_eq!(repo.head("main"), head);
+}
