@@ -81,6 +81,9 @@ pub enum Schedule {
     Cron(String),
 }
 
+/// Default of `git.workdir_wait`.
+pub const DEFAULT_WORKDIR_WAIT: Duration = Duration::from_secs(60);
+
 #[derive(Debug, Clone)]
 pub struct GitConfig {
     pub author_name: String,
@@ -95,6 +98,8 @@ pub struct GitConfig {
     pub group_commit_message: Option<String>,
     /// An unencrypted OpenSSH Ed25519 private key that signs every commit.
     pub signing_key_file: Option<PathBuf>,
+    /// How long a pass waits for another process working in the same clone (60s by default).
+    pub workdir_wait: Duration,
 }
 
 /// Credentials for the repositories whose URL starts with `url` (longest prefix wins).
@@ -399,6 +404,7 @@ pub fn parse_global(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<
             group_commits: false,
             group_commit_message: None,
             signing_key_file: None,
+            workdir_wait: DEFAULT_WORKDIR_WAIT,
         }),
     };
     let registries = fields
@@ -499,6 +505,7 @@ fn parse_git(node: &Node, diags: &mut Diagnostics) -> Option<GitConfig> {
             "group_commits",
             "group_commit_message",
             "signing_key_file",
+            "workdir_wait",
         ],
         diags,
     )?;
@@ -542,6 +549,9 @@ fn parse_git(node: &Node, diags: &mut Diagnostics) -> Option<GitConfig> {
         group_commits: fields.opt_bool("group_commits", diags).unwrap_or(false),
         group_commit_message,
         signing_key_file: fields.opt_str("signing_key_file", diags).map(PathBuf::from),
+        workdir_wait: fields
+            .opt_duration("workdir_wait", diags)
+            .unwrap_or(DEFAULT_WORKDIR_WAIT),
     })
 }
 

@@ -242,7 +242,8 @@ impl Engine {
                 "commits are signed with this SSH key"
             );
         }
-        let git = CloneCache::new(config.global.workdir.clone(), git_settings);
+        let git = CloneCache::new(config.global.workdir.clone(), git_settings)
+            .with_lock_wait(config.global.git.workdir_wait);
         let mut apps = Vec::new();
         let mut broken = Vec::new();
         for app in &config.apps {

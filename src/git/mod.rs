@@ -21,7 +21,11 @@
 //! All calls block (libgit2 is synchronous); async callers wrap them in `spawn_blocking`.
 //! One [`CloneCache`] directory serves one URL and one [`Checkout`] at a time (a second one is
 //! refused with [`GitError::Busy`]); the write-back batches every app of a repository into one
-//! pass anyway.
+//! pass anyway. Across processes an OS file lock per clone does the same: a second process
+//! waits for it (bounded), then fails with [`GitError::WorkdirInUse`] naming the holder's PID.
+//!
+//! Every file read, written or committed in a clone goes through [`inside_clone`] first: no
+//! path component may be a symlink, `..` or `.git`, whatever the config repository holds.
 //!
 //! Known limit: over `file://` libgit2 writes the remote ref itself and checks fast-forward
 //! against the ref it listed a moment before, so a writer that lands inside that window is
@@ -40,7 +44,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use git2::Oid;
-pub use repo::{Checkout, CloneCache, CommitInfo, LeaseOutcome, PushOutcome};
+pub use repo::{Checkout, CloneCache, CommitInfo, DEFAULT_LOCK_WAIT, LeaseOutcome, PushOutcome};
 pub use signing::SigningKey;
 pub use tree_path::inside_clone;
 pub use writeback::{PushReport, RetryOptions, WriteBackError, commit_and_push};
@@ -121,6 +125,20 @@ pub enum GitError {
         file: PathBuf,
         component: PathBuf,
         reason: String,
+    },
+    /// Another process (a second `once`, `run`, another replica) holds the clone's lock.
+    #[error(
+        "git {url}: workdir {} is in use by {} (waited {}s); give each imagebump process its \
+         own workdir, or let the other one finish",
+        path.display(),
+        pid.map_or("another process".to_string(), |pid| format!("PID {pid}")),
+        waited.as_secs_f64()
+    )]
+    WorkdirInUse {
+        url: String,
+        path: PathBuf,
+        pid: Option<u32>,
+        waited: std::time::Duration,
     },
     #[error("git {url}: local repository {path}: {reason}")]
     Local {

@@ -3,8 +3,11 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::OsStr;
+use std::fs::{File, TryLockError};
+use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use git2::build::CheckoutBuilder;
 use git2::{
@@ -26,11 +29,77 @@ const OUTGOING_REF: &str = "refs/imagebump/outgoing";
 ///
 /// Clones of the cache share a record of the directories in use: a second [`Checkout`] of a
 /// URL while the first is alive is refused ([`GitError::Busy`]) instead of racing on its files.
+///
+/// Across processes (`once` while `run` runs, two replicas on one volume), each clone is
+/// guarded by an OS file lock on `<clone dir>.lock`, which holds the holder's PID: a second
+/// process waits for it up to [`CloneCache::with_lock_wait`] (60 s by default), then fails
+/// with [`GitError::WorkdirInUse`] naming that PID. The OS releases the lock when its holder
+/// exits, even after `kill -9`, so a stale lock file never blocks anyone.
 #[derive(Debug, Clone)]
 pub struct CloneCache {
     workdir: PathBuf,
     settings: Arc<GitSettings>,
     in_use: Arc<Mutex<HashSet<PathBuf>>>,
+    lock_wait: Duration,
+}
+
+/// How long [`CloneCache::checkout`] waits by default for another process's lock on a clone.
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(60);
+
+/// Takes the OS lock of the clone `dir` (file `<dir>.lock`, created next to it), waiting up to
+/// `wait` for another process that holds it, and writes this process's PID into it.
+fn lock_clone(dir: &Path, wait: Duration) -> Result<File, (String, Option<u32>)> {
+    let mut path = dir.as_os_str().to_owned();
+    path.push(".lock");
+    let path = PathBuf::from(path);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| (format!("cannot create {}: {e}", parent.display()), None))?;
+    }
+    let mut file = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| {
+            (
+                format!("cannot open lock file {}: {e}", path.display()),
+                None,
+            )
+        })?;
+    let started = Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => break,
+            Err(TryLockError::WouldBlock) => {
+                let waited = started.elapsed();
+                if waited >= wait {
+                    let mut holder = String::new();
+                    let _ = file.seek(SeekFrom::Start(0));
+                    let _ = file.read_to_string(&mut holder);
+                    return Err((String::new(), holder.trim().parse().ok()));
+                }
+                std::thread::sleep((wait - waited).min(Duration::from_millis(100)));
+            }
+            Err(TryLockError::Error(e)) => {
+                return Err((format!("cannot lock {}: {e}", path.display()), None));
+            }
+        }
+    }
+    // Only the holder writes here; a reader that races this write sees no PID, not a wrong one.
+    let written = file
+        .set_len(0)
+        .and_then(|()| file.seek(SeekFrom::Start(0)))
+        .and_then(|_| writeln!(file, "{}", std::process::id()))
+        .and_then(|()| file.flush());
+    written.map_err(|e| {
+        (
+            format!("cannot write lock file {}: {e}", path.display()),
+            None,
+        )
+    })?;
+    Ok(file)
 }
 
 /// Marks a clone directory as in use until dropped.
@@ -67,7 +136,14 @@ impl CloneCache {
             workdir,
             settings: Arc::new(settings),
             in_use: Arc::default(),
+            lock_wait: DEFAULT_LOCK_WAIT,
         }
+    }
+
+    /// How long a checkout waits for another process that works in the same clone.
+    pub fn with_lock_wait(mut self, wait: Duration) -> Self {
+        self.lock_wait = wait;
+        self
     }
 
     pub fn settings(&self) -> &GitSettings {
@@ -114,11 +190,24 @@ impl CloneCache {
         let mut in_use = InUse::claim(&self.in_use, &dir).ok_or_else(|| GitError::Busy {
             url: redact_url(url),
         })?;
+        let mut os_lock = match lock_clone(&dir, self.lock_wait) {
+            Ok(file) => file,
+            Err((reason, pid)) if reason.is_empty() => {
+                return Err(GitError::WorkdirInUse {
+                    url: redact_url(url),
+                    path: dir.clone(),
+                    pid,
+                    waited: self.lock_wait,
+                });
+            }
+            Err((reason, _)) => return Err(local(reason)),
+        };
         let mut rebuilt = false;
         loop {
             let repo = open_or_init(&dir, url).map_err(|e| local(e.message().to_string()))?;
             let checkout = Checkout {
                 _in_use: in_use,
+                os_lock,
                 pending_head: Cell::new(None),
                 mempack_rounds: Cell::new(0),
                 repo,
@@ -134,6 +223,7 @@ impl CloneCache {
                     tracing::warn!(url = %redact_url(url), %err, "clone is damaged; cloning again");
                     rebuilt = true;
                     in_use = checkout._in_use;
+                    os_lock = checkout.os_lock;
                 }
                 Err(e) => return Err(e),
             }
@@ -298,6 +388,8 @@ pub struct CommitInfo {
 /// A clone whose work tree is at the remote head of one branch.
 pub struct Checkout {
     _in_use: InUse,
+    /// The OS lock on the clone, released when the checkout is dropped (or the process dies).
+    os_lock: File,
     /// The branch head after local commits, written to the ref only before a push or when a
     /// batch of in-memory objects is persisted: one ref update per pass instead of per commit.
     pending_head: Cell<Option<Oid>>,

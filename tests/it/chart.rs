@@ -138,6 +138,7 @@ fn every_optional_global_key_passes_the_schema_and_validates() {
         json!("bump {{ apps|join(',') }}"),
     );
     git.insert("signing_key_file".into(), json!("/secrets/ssh/signing"));
+    git.insert("workdir_wait".into(), json!("2m"));
     if let Err(e) = check_schema(&v) {
         panic!("the schema refuses a valid global key:\n{e}");
     }
