@@ -52,8 +52,13 @@ impl CallbackState {
             None if err.class() == git2::ErrorClass::Http && err.message().contains("401") => {
                 GitError::Auth {
                     url: shown,
-                    reason: "the remote refused the credentials".into(),
+                    reason: "the remote refused the credentials (or the repository does not \
+                             exist: many forges answer both the same way)"
+                        .into(),
                 }
+            }
+            None if err.class() == git2::ErrorClass::Http && err.message().contains("404") => {
+                GitError::NotFound { url: shown }
             }
             None => GitError::Remote {
                 url: shown,
@@ -133,7 +138,8 @@ fn credentials(
     if calls > 1 {
         return Err(state.fail(CallbackFailure::Auth(format!(
             "the remote refused the credentials of the rule for `{}`; check the username, \
-             password/token, or SSH key and its passphrase configured for it",
+             password/token, or SSH key and its passphrase configured for it (or the URL: \
+             many forges answer a repository that does not exist the same way)",
             rule.map(|r| r.url_prefix.as_str()).unwrap_or(&shown)
         ))));
     }
@@ -163,8 +169,11 @@ fn credentials(
                 passphrase.as_ref().map(|p| p.expose()),
             )
         }
+        // Forges answer a missing repository like a private one (401), so both are named.
         Credential::None => Err(state.fail(CallbackFailure::Auth(format!(
-            "the remote asks for credentials but no `git.credentials` entry matches {shown}"
+            "repository {shown} was not found or needs credentials: the server asks for \
+             credentials and no `git.credentials` entry matches {shown}; check the URL, and \
+             add a credential for it if the repository is private"
         )))),
         other => {
             let configured = match other {

@@ -108,6 +108,9 @@ pub enum GitError {
     Auth { url: String, reason: String },
     #[error("git {url}: SSH host key check failed: {reason}")]
     HostKey { url: String, reason: String },
+    /// The server answered 404: the URL names no repository it serves.
+    #[error("git {url}: repository {url} was not found (HTTP 404); check the repo URL")]
+    NotFound { url: String },
     #[error("git {url}: branch `{branch}` does not exist on the remote")]
     BranchNotFound { url: String, branch: String },
     #[error("git {url}: {operation} failed: {reason}")]

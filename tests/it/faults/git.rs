@@ -304,3 +304,53 @@ async fn a_push_the_remote_declines_is_not_retried_and_shows_the_remote_message(
     assert_eq!(sent.lines().count(), 1, "the declined push was retried");
     assert_eq!(repo.head("main"), head);
 }
+
+/// Issue 13: a config repository that does not exist, over HTTP, was reported as "the remote
+/// asks for credentials but no git.credentials entry matches". The message says whether the
+/// repository was not found, or was not found or needs credentials, and what to check.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_repository_over_http_is_named_as_not_found_or_needing_credentials() {
+    let registry = registry().await;
+    let host = registry.host();
+    let repo = BareRepo::with_files("main", &[("values.yaml", &values(&host, "1.0.0"))]);
+    let (server, _url, _credentials) = http_remote(&repo);
+    let missing = server.url("missing.git");
+
+    // With a credential the server accepts: it answers 404.
+    let with_credential = format!(
+        "  credentials:\n    - url: {missing}\n      username: bot\n      password_env: TEST_GIT_PASSWORD\n"
+    );
+    let config = Config::new(
+        &host,
+        &with_credential,
+        &[("shop", app("shop", &missing, &host, &["values.yaml"]))],
+    );
+    let out = config
+        .once_command()
+        .env("TEST_GIT_PASSWORD", HTTP_PASSWORD)
+        .output()
+        .unwrap();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains(&format!("repository {missing} was not found (HTTP 404)")),
+        "{all}"
+    );
+
+    // Without one: the server asks for credentials, as forges do for a missing repository.
+    let config = Config::new(
+        &host,
+        "",
+        &[("shop", app("shop", &missing, &host, &["values.yaml"]))],
+    );
+    let out = config.once();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains(&format!(
+            "repository {missing} was not found or needs credentials"
+        )),
+        "{all}"
+    );
+    assert!(all.contains("no `git.credentials` entry matches"), "{all}");
+}
