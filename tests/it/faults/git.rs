@@ -354,3 +354,58 @@ async fn a_missing_repository_over_http_is_named_as_not_found_or_needing_credent
     );
     assert!(all.contains("no `git.credentials` entry matches"), "{all}");
 }
+
+/// A human rewinds the branch (a force push back to an older commit), then the remote
+/// disappears for a while: imagebump follows the remote as the only truth. After the rewind
+/// it plans again on the rewound head (it never pushes its cached commit back); while the
+/// remote is gone the app fails with its URL and nothing else changes; once it is back the
+/// next pass works on the same clone.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rewound_or_vanished_remote_is_followed_never_overwritten() {
+    let registry = registry().await;
+    let host = registry.host();
+    let repo = BareRepo::with_files("main", &[("values.yaml", &values(&host, "1.0.0"))]);
+    let initial = repo.head("main").unwrap();
+    let url = repo.file_url();
+    let config = Config::new(
+        &host,
+        "",
+        &[("shop", app("shop", &url, &host, &["values.yaml"]))],
+    );
+    let out = config.once();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let ours = repo.head("main").unwrap();
+    assert_ne!(ours, initial);
+
+    // The rewind: main goes back to the initial commit, plus a human's commit on top.
+    git(repo.path(), &["update-ref", "refs/heads/main", &initial]);
+    let human = repo.push_files("main", &[("README.md", "hello\n")], "human after rewind");
+    let out = config.once();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let log = repo.log("main");
+    assert_eq!(log.len(), 3, "{log:?}");
+    assert_eq!(log[1].0, human, "the human's commit is the parent: {log:?}");
+    assert!(
+        !log.iter().any(|c| c.0 == ours),
+        "the cached commit was pushed back"
+    );
+    assert!(repo.show("main", "values.yaml").contains("1.1.0"));
+    assert_eq!(repo.show("main", "README.md"), "hello");
+
+    // The remote vanishes: the app fails naming it; the clone and the remote are unchanged.
+    let moved = repo.root().join("moved.git");
+    std::fs::rename(repo.path(), &moved).unwrap();
+    let out = config.once();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains(&url), "{all}");
+    let clone = &config.clones()[0];
+    fsck(clone).unwrap();
+    std::fs::rename(&moved, repo.path()).unwrap();
+    let head = repo.head("main");
+    let out = config.once();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(!all.contains("cloning again"), "{all}");
+    assert_eq!(repo.head("main"), head, "nothing new to push");
+}
