@@ -46,15 +46,24 @@ pub struct CloneCache {
 /// How long [`CloneCache::checkout`] waits by default for another process's lock on a clone.
 pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(60);
 
+/// Why [`lock_clone`] did not get the lock.
+enum LockFailure {
+    /// Another process held it for the whole wait; `pid` as written in the lock file.
+    Held {
+        pid: Option<u32>,
+    },
+    Io(String),
+}
+
 /// Takes the OS lock of the clone `dir` (file `<dir>.lock`, created next to it), waiting up to
 /// `wait` for another process that holds it, and writes this process's PID into it.
-fn lock_clone(dir: &Path, wait: Duration) -> Result<File, (String, Option<u32>)> {
+fn lock_clone(dir: &Path, wait: Duration) -> Result<File, LockFailure> {
     let mut path = dir.as_os_str().to_owned();
     path.push(".lock");
     let path = PathBuf::from(path);
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
-            .map_err(|e| (format!("cannot create {}: {e}", parent.display()), None))?;
+            .map_err(|e| LockFailure::Io(format!("cannot create {}: {e}", parent.display())))?;
     }
     let mut file = File::options()
         .read(true)
@@ -62,12 +71,7 @@ fn lock_clone(dir: &Path, wait: Duration) -> Result<File, (String, Option<u32>)>
         .create(true)
         .truncate(false)
         .open(&path)
-        .map_err(|e| {
-            (
-                format!("cannot open lock file {}: {e}", path.display()),
-                None,
-            )
-        })?;
+        .map_err(|e| LockFailure::Io(format!("cannot open lock file {}: {e}", path.display())))?;
     let started = Instant::now();
     loop {
         match file.try_lock() {
@@ -78,12 +82,17 @@ fn lock_clone(dir: &Path, wait: Duration) -> Result<File, (String, Option<u32>)>
                     let mut holder = String::new();
                     let _ = file.seek(SeekFrom::Start(0));
                     let _ = file.read_to_string(&mut holder);
-                    return Err((String::new(), holder.trim().parse().ok()));
+                    return Err(LockFailure::Held {
+                        pid: holder.trim().parse().ok(),
+                    });
                 }
                 std::thread::sleep((wait - waited).min(Duration::from_millis(100)));
             }
             Err(TryLockError::Error(e)) => {
-                return Err((format!("cannot lock {}: {e}", path.display()), None));
+                return Err(LockFailure::Io(format!(
+                    "cannot lock {}: {e}",
+                    path.display()
+                )));
             }
         }
     }
@@ -93,12 +102,8 @@ fn lock_clone(dir: &Path, wait: Duration) -> Result<File, (String, Option<u32>)>
         .and_then(|()| file.seek(SeekFrom::Start(0)))
         .and_then(|_| writeln!(file, "{}", std::process::id()))
         .and_then(|()| file.flush());
-    written.map_err(|e| {
-        (
-            format!("cannot write lock file {}: {e}", path.display()),
-            None,
-        )
-    })?;
+    written
+        .map_err(|e| LockFailure::Io(format!("cannot write lock file {}: {e}", path.display())))?;
     Ok(file)
 }
 
@@ -192,7 +197,7 @@ impl CloneCache {
         })?;
         let mut os_lock = match lock_clone(&dir, self.lock_wait) {
             Ok(file) => file,
-            Err((reason, pid)) if reason.is_empty() => {
+            Err(LockFailure::Held { pid }) => {
                 return Err(GitError::WorkdirInUse {
                     url: redact_url(url),
                     path: dir.clone(),
@@ -200,7 +205,7 @@ impl CloneCache {
                     waited: self.lock_wait,
                 });
             }
-            Err((reason, _)) => return Err(local(reason)),
+            Err(LockFailure::Io(reason)) => return Err(local(reason)),
         };
         let mut rebuilt = false;
         loop {
@@ -945,4 +950,39 @@ fn is_executable(meta: &std::fs::Metadata) -> bool {
 #[cfg(not(unix))]
 fn is_executable(_meta: &std::fs::Metadata) -> bool {
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn races_are_told_from_refusals() {
+        for race in [
+            "refs/heads/main: non-fast-forward",
+            "refs/heads/main: fetch first",
+            "refs/heads/main: failed to update ref",
+            "refs/heads/main: cannot lock ref 'refs/heads/main': is at 1234 but expected 5678",
+            "refs/heads/main: stale info",
+        ] {
+            assert!(is_race(race), "{race}");
+        }
+        for refusal in [
+            "refs/heads/main: pre-receive hook declined",
+            "refs/heads/main: protected branch hook declined",
+            "refs/heads/main: deny updating a hidden ref",
+            "refs/heads/main: hook declined",
+        ] {
+            assert!(!is_race(refusal), "{refusal}");
+        }
+    }
+
+    #[test]
+    fn the_remote_message_keeps_the_hook_lines_only() {
+        let raw = b"Resolving deltas:  50% (1/2)\rResolving deltas: 100% (2/2), done.\n\
+                    GL-HOOK-ERR: protected branch\n\n";
+        assert_eq!(remote_message(raw), "GL-HOOK-ERR: protected branch");
+        let long = "x".repeat(5000);
+        assert_eq!(remote_message(long.as_bytes()).chars().count(), 1001);
+    }
 }
