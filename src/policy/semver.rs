@@ -9,8 +9,10 @@
 //! bounds (a precedence bound such as `>= 1.2.3-0`, or a `major.minor.patch` tuple bound such as
 //! "below 1.3.0, pre-releases of 1.3.0 included") so that checking a version is a few integer
 //! comparisons; the lowering table is the one place where Masterminds' semantics are encoded.
-//! Two degenerate inputs deliberately differ from Masterminds v3.4: `^*` and `<=*` match every
-//! version here (Masterminds matches only `0.0.0` / `0.0.x` for them, against its own comment).
+//! The semantics followed are Masterminds/semver v3.5's, to the letter, degenerate inputs
+//! included: `^*` is `0.0.0` only and `<=*` is `0.0.x` (as its predicates compute them, whatever
+//! its comments say), and a pre-release in any comparator of a group, even a partial one
+//! (`<=1.1-a`), admits pre-releases of every version to that group.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -280,23 +282,6 @@ impl Comparator {
             }
         }
     }
-
-    fn has_prerelease(&self) -> bool {
-        let pre = |v: &Version| !v.pre.is_empty();
-        match self {
-            Comparator::Eq(v) | Comparator::Ne(v) => pre(v),
-            Comparator::NeWildcard { pre, .. } => !pre.is_empty(),
-            Comparator::Bounds { lower, upper } => {
-                (match lower {
-                    Lower::Incl(v) | Lower::Excl(v) => pre(v),
-                    _ => false,
-                }) || (match upper {
-                    Upper::Incl(v) | Upper::Excl(v) => pre(v),
-                    _ => false,
-                })
-            }
-        }
-    }
 }
 
 impl fmt::Display for Range {
@@ -327,8 +312,8 @@ impl Range {
         let mut start = 0;
         loop {
             let end = input[start..].find("||").map_or(input.len(), |i| start + i);
-            let comparators = parse_group(input, start, end).map_err(|(p, m)| err(p, m))?;
-            let allows_pre = comparators.iter().any(Comparator::has_prerelease);
+            let (comparators, allows_pre) =
+                parse_group(input, start, end).map_err(|(p, m)| err(p, m))?;
             groups.push(Group {
                 comparators,
                 allows_pre,
@@ -371,8 +356,11 @@ fn skip_space(b: &[u8], mut i: usize, end: usize) -> usize {
     i
 }
 
-/// Parses the AND group `input[start..end]` (bytes). Errors carry absolute byte offsets.
-fn parse_group(input: &str, start: usize, end: usize) -> Result<Vec<Comparator>, ParseErr> {
+/// Parses the AND group `input[start..end]` (bytes), and whether one of its comparators was
+/// written with a pre-release (which lets the group admit pre-releases; decided on the written
+/// versions, since lowering a partial version to a tuple bound drops its pre-release). Errors
+/// carry absolute byte offsets.
+fn parse_group(input: &str, start: usize, end: usize) -> Result<(Vec<Comparator>, bool), ParseErr> {
     let b = input.as_bytes();
     let mut i = skip_space(b, start, end);
     if i == end {
@@ -384,11 +372,12 @@ fn parse_group(input: &str, start: usize, end: usize) -> Result<Vec<Comparator>,
         return Err((start.min(input.len()), what.into()));
     }
     let mut out = Vec::new();
+    let mut has_pre = false;
     loop {
-        i = parse_comparator(input, i, end, &mut out)?;
+        i = parse_comparator(input, i, end, &mut out, &mut has_pre)?;
         let after = skip_space(b, i, end);
         if after == end {
-            return Ok(out);
+            return Ok((out, has_pre));
         }
         if b[after] == b',' {
             let next = skip_space(b, after + 1, end);
@@ -583,7 +572,8 @@ fn lower_comparator(op: Op, rv: RangeVersion) -> Comparator {
         Op::Eq | Op::Tilde => tilde(con),
         Op::Caret => {
             let upper = match spec {
-                Spec::Any => Upper::None,
+                // Masterminds' caretPred on `*` (0.0.0, no dirty minor or patch): `=0.0.0`.
+                Spec::Any => Upper::Tuple(0, 0, 1),
                 Spec::Major => below_next_major(),
                 _ if maj > 0 => below_next_major(),
                 Spec::Minor => below_next_minor(),
@@ -613,7 +603,8 @@ fn lower_comparator(op: Op, rv: RangeVersion) -> Comparator {
         Op::Ge => bounds(Lower::Incl(con), Upper::None),
         Op::Le => {
             let upper = match spec {
-                Spec::Any => Upper::None,
+                // Masterminds' lessThanEqualPred on `*`: major 0 and minor 0, any patch.
+                Spec::Any => Upper::Tuple(0, 1, 0),
                 Spec::Major => below_next_major(),
                 Spec::Minor => below_next_minor(),
                 Spec::Full => Upper::Incl(con),
@@ -650,12 +641,14 @@ fn parse_comparator(
     i: usize,
     end: usize,
     out: &mut Vec<Comparator>,
+    has_pre: &mut bool,
 ) -> Result<usize, ParseErr> {
     let b = input.as_bytes();
     let (op, after_op) = scan_op(b, i, end);
     let has_op = after_op != i;
     let vstart = skip_space(b, after_op, end);
     let (rv, after) = scan_range_version(input, vstart, end)?;
+    *has_pre |= !rv.con.pre.is_empty();
     // Hyphen range: `A - B` (whitespace on both sides of the hyphen, no operators).
     let ws1 = skip_space(b, after, end);
     if ws1 > after && ws1 < end && b[ws1] == b'-' {
@@ -665,6 +658,7 @@ fn parse_comparator(
                 return Err((i, "a hyphen range `A - B` takes no operator".into()));
             }
             let (upper, after_upper) = scan_range_version(input, ws2, end)?;
+            *has_pre |= !upper.con.pre.is_empty();
             out.push(lower_comparator(Op::Ge, rv));
             out.push(lower_comparator(Op::Le, upper));
             return Ok(after_upper);
