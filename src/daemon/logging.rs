@@ -2,8 +2,12 @@
 //!
 //! Invariant: configured once per process, before anything logs. Design choice: the level comes
 //! from `--log-level` when given, else `RUST_LOG`, else `info`, and both accept full
-//! env-filter directives (`info,imagebump::daemon=debug`).
+//! env-filter directives (`info,imagebump::daemon=debug`). Text lines carry colour codes only
+//! when stderr is a terminal and `NO_COLOR` is unset or empty (<https://no-color.org>), so log
+//! files and collectors get plain text.
 
+use std::ffi::OsString;
+use std::io::IsTerminal;
 use std::str::FromStr;
 
 use tracing_subscriber::EnvFilter;
@@ -56,8 +60,13 @@ pub fn init_logging(format: LogFormat, level: Option<&str>) -> Result<(), Loggin
         directive: directive.clone(),
         reason: error.to_string(),
     })?;
+    let ansi = use_colour(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR"),
+    );
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let installed = match format {
         LogFormat::Text => builder.try_init(),
@@ -66,9 +75,22 @@ pub fn init_logging(format: LogFormat, level: Option<&str>) -> Result<(), Loggin
     installed.map_err(|_| LoggingError::AlreadySet)
 }
 
+/// Colour codes only on a terminal, and never when `NO_COLOR` is set to a non-empty value.
+fn use_colour(stderr_is_terminal: bool, no_color: Option<OsString>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|value| value.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(use_colour(true, None));
+        assert!(use_colour(true, Some(OsString::new())));
+        assert!(!use_colour(true, Some(OsString::from("1"))));
+        assert!(!use_colour(false, None));
+    }
 
     #[test]
     fn formats_parse() {

@@ -656,3 +656,31 @@ async fn newest_build_and_digest_pins_use_registry_metadata() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(repo.log("main").len(), 2, "{}", text(&out));
 }
+
+/// Log lines written to a pipe or file carry no ANSI colour codes (regression: they did, which
+/// garbled log collectors and `kubectl logs`).
+#[test]
+fn text_logs_off_a_terminal_have_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    // A registry port nothing listens on and a repo without the branch: warnings are logged.
+    let setup = Setup::new("127.0.0.1:9", &[]);
+    let remote = dir.path().join("empty.git");
+    crate::support::git::git(
+        dir.path(),
+        &["init", "-q", "--bare", remote.to_str().unwrap()],
+    );
+    let url = format!("file://{}", remote.display());
+    std::fs::write(
+        setup.dir.path().join("apps/a.yaml"),
+        app("a", &url, "127.0.0.1:9", "{semver: \"^1\"}"),
+    )
+    .unwrap();
+    let out = setup.once(&["--log-level", "info"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("WARN"), "{}", text(&out));
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "colour codes in piped logs:\n{}",
+        text(&out)
+    );
+}
