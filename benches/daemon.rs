@@ -222,6 +222,7 @@ async fn webhook_to_commit() {
                 Ok(Loaded {
                     worker: EngineWorker::new(engine, Arc::clone(&loader_metrics)),
                     settings,
+                    problems: Vec::new(),
                 })
             },
             metrics,

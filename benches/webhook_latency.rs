@@ -75,6 +75,7 @@ async fn measure(debounce: Duration) -> Vec<(Duration, Duration)> {
                         starts: starts.clone(),
                     },
                     settings,
+                    problems: Vec::new(),
                 })
             },
             Arc::new(Metrics::new()),

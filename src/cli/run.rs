@@ -1,17 +1,21 @@
 //! `imagebump run`: the daemon (schedule, webhooks, metrics, health, status).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::Path;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
-use crate::config::{self, Config};
+use crate::config::read::Diagnostic;
+use crate::config::{self, App, Config};
 use crate::daemon::logging::{LogFormat, init_logging};
 use crate::daemon::{
-    self, Control, DaemonError, Loaded, Metrics, Receiver, ReceiverKind, Schedule, Settings,
+    self, ConfigProblem, Control, DaemonError, Loaded, Metrics, Receiver, ReceiverKind, Schedule,
+    Settings,
 };
 use crate::engine::Engine;
 use crate::engine::worker::EngineWorker;
@@ -50,7 +54,16 @@ pub fn run(args: Args) -> ExitCode {
     let ready_at_start = args.ready_at_start;
     let loader_metrics = Arc::clone(&metrics);
     let shutdown = control.shutdown_signal().clone();
-    let loader = move || load(&path, ready_at_start, &loader_metrics, &shutdown);
+    let last_good = Mutex::new(LastGood::default());
+    let loader = move || {
+        load(
+            &path,
+            ready_at_start,
+            &loader_metrics,
+            &shutdown,
+            &mut last_good.lock().unwrap_or_else(|p| p.into_inner()),
+        )
+    };
     let result = runtime.block_on(async {
         control
             .listen_for_signals()
@@ -70,18 +83,70 @@ pub fn run(args: Args) -> ExitCode {
     }
 }
 
-/// Read the configuration and build the worker and the daemon settings. Broken app files are
-/// logged and left out; a broken global file or a missing secret rejects the configuration.
+/// The last version of each app file that loaded, by file: what keeps running while a later
+/// edit of that file does not load.
+#[derive(Default)]
+struct LastGood {
+    apps: BTreeMap<PathBuf, App>,
+}
+
+impl LastGood {
+    /// Puts the last good version of every broken app file into `config` (unless its name is
+    /// taken by a file that loads now), remembers the files that load now, and returns the
+    /// problems by file, each naming the app kept running, if any.
+    fn apply(&mut self, config: &mut Config, problems: &[Diagnostic]) -> Vec<ConfigProblem> {
+        let mut by_file: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
+        for problem in problems {
+            by_file
+                .entry(problem.file.clone())
+                .or_default()
+                .push(problem.to_string());
+        }
+        let loads_now: BTreeSet<PathBuf> = config.apps.iter().map(|a| a.file.clone()).collect();
+        let mut kept = BTreeMap::new();
+        for file in by_file.keys() {
+            if loads_now.contains(file) {
+                continue;
+            }
+            if let Some(app) = self.apps.get(file)
+                && !config.apps.iter().any(|a| a.name == app.name)
+            {
+                kept.insert(file.clone(), app.clone());
+                config.apps.push(app.clone());
+            }
+        }
+        config.apps.sort_by(|a, b| a.name.cmp(&b.name));
+        // Files that load now replace their last good version; broken ones keep theirs; files
+        // that are gone are forgotten.
+        self.apps = config
+            .apps
+            .iter()
+            .map(|app| (app.file.clone(), app.clone()))
+            .collect();
+        by_file
+            .into_iter()
+            .map(|(file, errors)| ConfigProblem {
+                app: kept.get(&file).map(|app| app.name.clone()),
+                file: file.display().to_string(),
+                error: errors.join("\n"),
+                since: None,
+            })
+            .collect()
+    }
+}
+
+/// Read the configuration and build the worker and the daemon settings. A broken app file
+/// keeps its last good version running (`last_good`), or is left out when it never loaded; both
+/// are reported. A broken global file or a missing secret rejects the configuration.
 fn load(
     path: &Path,
     ready_at_start: bool,
     metrics: &Arc<Metrics>,
     shutdown: &daemon::Shutdown,
+    last_good: &mut LastGood,
 ) -> Result<Loaded<EngineWorker>, String> {
-    let loaded = config::load(path).map_err(|e| e.to_string())?;
-    for problem in &loaded.problems {
-        tracing::error!(%problem, "app file skipped");
-    }
+    let mut loaded = config::load(path).map_err(|e| e.to_string())?;
+    let problems = last_good.apply(&mut loaded.config, &loaded.problems);
     let settings = daemon_settings(&loaded.config, ready_at_start)?;
     let engine = Engine::new(loaded.config)
         .map_err(|e| e.to_string())?
@@ -89,6 +154,7 @@ fn load(
     Ok(Loaded {
         worker: EngineWorker::new(engine, Arc::clone(metrics)),
         settings,
+        problems,
     })
 }
 

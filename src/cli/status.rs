@@ -151,13 +151,30 @@ pub fn render_table(status: &StatusResponse) -> String {
     if !status.ready {
         out.push_str("(daemon not ready yet: the first check cycle has not ended)\n");
     }
+    if !status.config_errors.is_empty() {
+        out.push_str("\nAPP FILES THAT DO NOT LOAD\n");
+        for problem in &status.config_errors {
+            let running = match &problem.app {
+                Some(app) => format!("{app} runs from its last good version"),
+                None => "not running".to_string(),
+            };
+            let since = problem.since.as_deref().unwrap_or("-");
+            out.push_str(&format!(
+                "{}: FAILED since {since} ({running})\n",
+                problem.file
+            ));
+            for line in problem.error.lines() {
+                out.push_str(&format!("  {line}\n"));
+            }
+        }
+    }
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::status::{AppStatus, ImageStatus};
+    use crate::daemon::status::{AppStatus, ConfigProblem, ImageStatus};
 
     #[test]
     fn table_has_one_row_per_image() {
@@ -181,6 +198,7 @@ mod tests {
                     ..AppStatus::default()
                 },
             ],
+            config_errors: Vec::new(),
         };
         let table = render_table(&status);
         let expected = "\
@@ -189,5 +207,38 @@ shop  api    1.4.2     1.4.3      2026-01-01T10:00:00Z  registry ghcr.io answere
 blog  -      -         -          -                     -
 ";
         assert_eq!(table, expected);
+    }
+
+    #[test]
+    fn app_files_that_do_not_load_are_listed_with_their_errors() {
+        let status = StatusResponse {
+            ready: true,
+            apps: Vec::new(),
+            config_errors: vec![
+                ConfigProblem {
+                    file: "apps/shop.yaml".into(),
+                    error: "apps/shop.yaml:3:1: unknown key `imagez`".into(),
+                    app: Some("shop".into()),
+                    since: Some("2026-01-01T10:00:00Z".into()),
+                },
+                ConfigProblem {
+                    file: "apps/new.yaml".into(),
+                    error: "apps/new.yaml:1:1: invalid YAML: x\napps/new.yaml:2:1: y".into(),
+                    app: None,
+                    since: None,
+                },
+            ],
+        };
+        let expected = "\
+APP  IMAGE  DEPLOYED  CANDIDATE  LAST CHECK  LAST ERROR
+
+APP FILES THAT DO NOT LOAD
+apps/shop.yaml: FAILED since 2026-01-01T10:00:00Z (shop runs from its last good version)
+  apps/shop.yaml:3:1: unknown key `imagez`
+apps/new.yaml: FAILED since - (not running)
+  apps/new.yaml:1:1: invalid YAML: x
+  apps/new.yaml:2:1: y
+";
+        assert_eq!(render_table(&status), expected);
     }
 }

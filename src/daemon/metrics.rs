@@ -83,6 +83,7 @@ pub struct Metrics {
     app_last_success: Family<AppLabel, Gauge<f64, AtomicU64>>,
     app_errors: Family<AppLabel, Counter>,
     reloads: Family<OutcomeLabel, Counter>,
+    config_problems: Gauge,
     registry_given_up: Family<RegistryLabel, Gauge>,
 }
 
@@ -174,6 +175,12 @@ impl Metrics {
             "Configuration reloads, by outcome (ok, rejected)",
             reloads.clone(),
         );
+        let config_problems = Gauge::default();
+        registry.register(
+            "config_problems",
+            "App files that do not load at the last (re)load; their apps run from their last good version or not at all",
+            config_problems.clone(),
+        );
         let registry_given_up = Family::<RegistryLabel, Gauge>::default();
         registry.register(
             "registry_given_up",
@@ -199,6 +206,7 @@ impl Metrics {
             app_last_success,
             app_errors,
             reloads,
+            config_problems,
             registry_given_up,
         }
     }
@@ -287,6 +295,12 @@ impl Metrics {
                 .get_or_create(&ScopeLabel { scope })
                 .observe(elapsed.as_secs_f64());
         }
+    }
+
+    /// How many app files do not load right now.
+    pub fn config_problems(&self, count: usize) {
+        self.config_problems
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     /// A configuration reload was applied (`ok`) or rejected (`rejected`).

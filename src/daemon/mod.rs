@@ -43,7 +43,7 @@ pub use metrics::Metrics;
 pub use queue::{CheckOptions, Checks, Requested};
 pub use run::{Control, DaemonError, Loaded, Settings, Shutdown, run};
 pub use schedule::Schedule;
-pub use status::StatusStore;
+pub use status::{ConfigProblem, StatusStore};
 pub use webhook::{Receiver, ReceiverKind, Secret};
 
 /// What to check: everything, one app, or the apps that use one image repository.

@@ -23,7 +23,7 @@ use super::http::{HttpState, router};
 use super::metrics::Metrics;
 use super::queue::{CheckOptions, Checks};
 use super::schedule::Schedule;
-use super::status::StatusStore;
+use super::status::{ConfigProblem, StatusStore};
 use super::webhook::Receiver;
 use super::{Scope, Worker};
 
@@ -168,10 +168,13 @@ impl Settings {
     }
 }
 
-/// What the loader returns: a ready worker and the daemon settings of one configuration.
+/// What the loader returns: a ready worker and the daemon settings of one configuration, and
+/// the app files that did not load (the worker runs without them, or with their last good
+/// version; a reload with any of them counts as `rejected`).
 pub struct Loaded<W> {
     pub worker: W,
     pub settings: Settings,
+    pub problems: Vec<ConfigProblem>,
 }
 
 /// Why the daemon could not start.
@@ -216,7 +219,11 @@ where
     E: Display + Send + 'static,
 {
     let loader = Arc::new(loader);
-    let Loaded { worker, settings } = load(&loader).await.map_err(DaemonError::Config)?;
+    let Loaded {
+        worker,
+        settings,
+        problems,
+    } = load(&loader).await.map_err(DaemonError::Config)?;
     let listener =
         TcpListener::bind(settings.listen)
             .await
@@ -226,6 +233,7 @@ where
             })?;
     let shutdown = control.shutdown.clone();
     let status = Arc::new(StatusStore::new());
+    report_problems(&status, &metrics, problems);
     let checks = Checks::new(
         Arc::new(worker),
         settings.checks.clone(),
@@ -278,7 +286,11 @@ where
         };
         info!(reason, "reloading the configuration");
         match load(&loader).await {
-            Ok(Loaded { worker, settings }) => {
+            Ok(Loaded {
+                worker,
+                settings,
+                problems,
+            }) => {
                 if settings.listen != current.listen {
                     warn!(
                         listen = %current.listen,
@@ -291,8 +303,19 @@ where
                 seen = fingerprint(settings.watch_paths.clone()).await;
                 settings_sender.send_replace(settings.clone());
                 current = settings;
-                metrics.reload("ok");
-                info!("new configuration applied");
+                if problems.is_empty() {
+                    metrics.reload("ok");
+                    info!("new configuration applied");
+                } else {
+                    // Applied for the files that load; the broken ones keep their last good
+                    // version (or stay off) and are shown in the status until they are fixed.
+                    metrics.reload("rejected");
+                    error!(
+                        broken_files = problems.len(),
+                        "new configuration applied without the app files that do not load"
+                    );
+                }
+                report_problems(checks.status(), &metrics, problems);
                 checks.request_now(Scope::All);
             }
             Err(message) => {
@@ -318,6 +341,27 @@ where
     }
     info!("stopped");
     Ok(())
+}
+
+/// Logs each app file that does not load and shows it in the status and metrics.
+fn report_problems(status: &StatusStore, metrics: &Metrics, problems: Vec<ConfigProblem>) {
+    for problem in &problems {
+        match &problem.app {
+            Some(app) => error!(
+                file = %problem.file,
+                app = %app,
+                error = %problem.error,
+                "app file does not load; its last good version keeps running"
+            ),
+            None => error!(
+                file = %problem.file,
+                error = %problem.error,
+                "app file does not load; it is not running"
+            ),
+        }
+    }
+    metrics.config_problems(problems.len());
+    status.set_config_problems(problems, OffsetDateTime::now_utc());
 }
 
 /// One schedule the loop keeps: what to check and when it last fired.

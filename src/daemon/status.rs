@@ -22,6 +22,23 @@ pub struct StatusResponse {
     pub ready: bool,
     /// One entry per app, sorted by name.
     pub apps: Vec<AppStatus>,
+    /// App files that do not load right now, by file. Empty when every file loads.
+    #[serde(default)]
+    pub config_errors: Vec<ConfigProblem>,
+}
+
+/// An app file that did not load at the last (re)load. The daemon runs without it, or, when
+/// the file loaded before, with the app's last good version (`app`), until the file is fixed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigProblem {
+    /// The app file.
+    pub file: String,
+    /// Every problem in it, one `file:line:col: message` per line.
+    pub error: String,
+    /// The app still running from its last good version, `null` when nothing runs from it.
+    pub app: Option<String>,
+    /// RFC 3339 time this error was first seen (set by the store).
+    pub since: Option<String>,
 }
 
 /// One app's last known state.
@@ -39,6 +56,9 @@ pub struct AppStatus {
     pub last_commit: Option<String>,
     /// How long the last check of this app took, in milliseconds.
     pub last_duration_ms: Option<u64>,
+    /// Set while the app's file does not load: the app runs from its last good version.
+    #[serde(default)]
+    pub config_error: Option<String>,
 }
 
 /// One image of an app.
@@ -56,6 +76,7 @@ pub struct ImageStatus {
 #[derive(Debug, Default)]
 pub struct StatusStore {
     apps: Mutex<BTreeMap<String, AppStatus>>,
+    problems: Mutex<Vec<ConfigProblem>>,
 }
 
 /// RFC 3339 in UTC, to the second (sub-second precision is noise in a status).
@@ -91,6 +112,23 @@ impl StatusStore {
         }
     }
 
+    /// Replaces the list of app files that do not load (after a load at `at`). A problem seen
+    /// before with the same file and error keeps its `since`.
+    pub fn set_config_problems(&self, mut problems: Vec<ConfigProblem>, at: OffsetDateTime) {
+        let mut known = self
+            .problems
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for problem in &mut problems {
+            problem.since = known
+                .iter()
+                .find(|old| old.file == problem.file && old.error == problem.error)
+                .and_then(|old| old.since.clone())
+                .or_else(|| rfc3339(at));
+        }
+        *known = problems;
+    }
+
     /// Merges a report, checked at `at`.
     pub fn record(&self, report: &CycleReport, at: OffsetDateTime) {
         let mut apps = self.lock();
@@ -105,9 +143,22 @@ impl StatusStore {
 
     /// A snapshot, sorted by app name.
     pub fn snapshot(&self, ready: bool) -> StatusResponse {
+        let config_errors = self
+            .problems
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        let mut apps: Vec<AppStatus> = self.lock().values().cloned().collect();
+        for app in &mut apps {
+            app.config_error = config_errors
+                .iter()
+                .find(|p| p.app.as_deref() == Some(app.name.as_str()))
+                .map(|p| p.error.clone());
+        }
         StatusResponse {
             ready,
-            apps: self.lock().values().cloned().collect(),
+            apps,
+            config_errors,
         }
     }
 }

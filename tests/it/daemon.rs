@@ -930,7 +930,7 @@ async fn status_json_has_the_documented_shape() {
     let before: Value = serde_json::from_str(&before).expect("json");
     assert_eq!(
         before,
-        json!({"ready": false, "apps": [{"name": "shop", "images": [], "last_check": null, "last_success": null, "last_error": null, "last_commit": null, "last_duration_ms": null}]})
+        json!({"ready": false, "apps": [{"name": "shop", "images": [], "last_check": null, "last_success": null, "last_error": null, "last_commit": null, "last_duration_ms": null, "config_error": null}], "config_errors": []})
     );
     h.checks.request_now(Scope::All);
     eventually(Duration::from_secs(5), || h.worker.events().len() == 2).await;
@@ -954,8 +954,9 @@ async fn status_json_has_the_documented_shape() {
             "name": "shop",
             "images": [{"name": "api", "repository": "ghcr.io/acme/api", "deployed": "1.4.3", "candidate": "1.4.3"}],
             "last_check": "<time>", "last_success": "<time>", "last_error": null,
-            "last_commit": "0123456789abcdef0123456789abcdef01234567", "last_duration_ms": 12
-        }]})
+            "last_commit": "0123456789abcdef0123456789abcdef01234567", "last_duration_ms": 12,
+            "config_error": null
+        }], "config_errors": []})
     );
 }
 
@@ -1056,6 +1057,7 @@ async fn cycles_never_overlap_and_an_overrun_tick_is_coalesced() {
             Ok(Loaded {
                 worker: loaded.clone(),
                 settings: settings(addr, Schedule::Interval(Duration::from_millis(50))),
+                problems: Vec::new(),
             })
         },
         Arc::new(Metrics::new()),
@@ -1100,6 +1102,7 @@ async fn an_app_with_its_own_schedule_is_checked_on_it() {
             Ok(Loaded {
                 worker: loaded.clone(),
                 settings,
+                problems: Vec::new(),
             })
         },
         Arc::new(Metrics::new()),
@@ -1129,6 +1132,7 @@ async fn the_daemon_serves_http_on_a_real_port_and_shuts_down_after_the_in_fligh
             Ok(Loaded {
                 worker: loaded.clone(),
                 settings: settings(addr, Schedule::Interval(Duration::from_secs(3600))),
+                problems: Vec::new(),
             })
         },
         metrics.clone(),
@@ -1266,7 +1270,11 @@ async fn a_broken_reload_keeps_the_old_config_and_a_file_change_applies_a_good_o
             let mut settings = settings(addr, Schedule::Interval(Duration::from_secs(3600)));
             settings.watch_paths = vec![apps.clone()];
             settings.watch_interval = Duration::from_millis(100);
-            Ok(Loaded { worker, settings })
+            Ok(Loaded {
+                worker,
+                settings,
+                problems: Vec::new(),
+            })
         }
     };
     let daemon = tokio::spawn(imagebump::daemon::run(
@@ -1389,6 +1397,7 @@ async fn the_real_registry_notifies_and_one_tag_push_makes_one_check() {
             Ok(Loaded {
                 worker: loaded.clone(),
                 settings,
+                problems: Vec::new(),
             })
         },
         metrics.clone(),

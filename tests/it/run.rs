@@ -314,3 +314,126 @@ async fn sighup_with_a_broken_config_keeps_the_old_one_and_sigterm_stops_cleanly
     .await
     .unwrap();
 }
+
+/// Waits until the metric line starting with `prefix` reaches `at_least`.
+fn wait_for_metric(daemon: &Daemon, prefix: &str, at_least: f64) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while daemon.metric(prefix) < at_least {
+        assert!(
+            Instant::now() < deadline,
+            "{prefix} never reached {at_least}; log:\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Regression (issue 12 item 6): a typo saved in a live app file switched that app off while the
+/// reload counted as `ok`, the status kept the old entry without an error and the app's webhooks
+/// counted as unknown. Now the app keeps running from its last good version (a registry push
+/// still lands), the reload counts as `rejected`, and the status names the file, line and error
+/// until the file is fixed; a new broken file shows as not running.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_typo_in_a_live_app_file_keeps_its_last_good_version_running_and_is_shown() {
+    let port = free_port();
+    let registry = notifying_registry(port).await;
+    let host = registry.host();
+    let pusher = registry.pusher();
+    let first = pusher
+        .push_image("team/api", "1.0.0", &ImageSpec::new("2026-01-01T00:00:00Z"))
+        .await;
+    let repo = BareRepo::with_files(
+        "main",
+        &[("values.yaml", &VALUES.replace("REGISTRY", &host))],
+    );
+    let daemon = tokio::task::spawn_blocking({
+        let dir = setup(&registry, &repo, port, "1h");
+        move || Daemon::start(dir, port)
+    })
+    .await
+    .unwrap();
+    let shop = daemon.config_dir().join("apps/shop.yaml");
+    let good = std::fs::read_to_string(&shop).unwrap();
+    // The typo: `imagez:` for `images:` on line 3.
+    std::fs::write(&shop, good.replace("images:", "imagez:")).unwrap();
+    daemon.signal("HUP");
+    wait_for_metric(
+        &daemon,
+        "imagebump_config_reloads_total{outcome=\"rejected\"}",
+        1.0,
+    );
+    assert_eq!(daemon.metric("imagebump_config_problems"), 1.0);
+    let (_, body) = daemon.get("/api/v1/status").unwrap();
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let problems = status["config_errors"].as_array().expect("config_errors");
+    assert_eq!(problems.len(), 1, "{body}");
+    assert!(
+        problems[0]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("apps/shop.yaml"),
+        "{body}"
+    );
+    assert!(
+        problems[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("shop.yaml:3:"),
+        "the error names file and line: {body}"
+    );
+    assert_eq!(problems[0]["app"], "shop", "{body}");
+    let apps = status["apps"].as_array().unwrap();
+    assert_eq!(apps[0]["name"], "shop", "{body}");
+    assert!(apps[0]["config_error"].is_string(), "{body}");
+    assert!(
+        daemon.log().contains("apps/shop.yaml:3:"),
+        "{}",
+        daemon.log()
+    );
+
+    // The last good version still acts on a registry push.
+    pusher
+        .push_manifest("team/api", "1.1.0", &first.media_type, &first.body)
+        .await;
+    let (repo, daemon) = tokio::task::spawn_blocking(move || {
+        wait_for_commits(&repo, 2, &daemon, Duration::from_secs(15));
+        (repo, daemon)
+    })
+    .await
+    .unwrap();
+    assert!(repo.show("main", "values.yaml").contains("tag: 1.1.0"));
+
+    // A new broken file: nothing old to keep, shown as not running.
+    let new = daemon.config_dir().join("apps/new.yaml");
+    std::fs::write(&new, "name: [blog\n").unwrap();
+    daemon.signal("HUP");
+    wait_for_metric(
+        &daemon,
+        "imagebump_config_reloads_total{outcome=\"rejected\"}",
+        2.0,
+    );
+    let (_, body) = daemon.get("/api/v1/status").unwrap();
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let problems = status["config_errors"].as_array().unwrap();
+    assert_eq!(problems.len(), 2, "{body}");
+    let new_problem = problems
+        .iter()
+        .find(|p| p["file"].as_str().unwrap().ends_with("apps/new.yaml"))
+        .expect("the new file is listed");
+    assert!(new_problem["app"].is_null(), "{body}");
+
+    // Fixed: the problems are gone and the reload counts as ok.
+    std::fs::write(&shop, &good).unwrap();
+    std::fs::remove_file(&new).unwrap();
+    daemon.signal("HUP");
+    wait_for_metric(
+        &daemon,
+        "imagebump_config_reloads_total{outcome=\"ok\"}",
+        1.0,
+    );
+    let (_, body) = daemon.get("/api/v1/status").unwrap();
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status["config_errors"], serde_json::json!([]), "{body}");
+    assert!(status["apps"][0]["config_error"].is_null(), "{body}");
+    assert_eq!(daemon.metric("imagebump_config_problems"), 0.0);
+}
