@@ -207,6 +207,13 @@ impl CloneCache {
             }
             Err(LockFailure::Io(reason)) => return Err(local(reason)),
         };
+        // Holding the clone's OS lock, no other process or thread uses it: git's own lock
+        // files in it were left by a process that died mid-write (`kill -9` during a fetch or a
+        // commit) and would fail every later fetch of this repository.
+        let removed = remove_stale_git_locks(&dir.join(".git"));
+        if removed > 0 {
+            tracing::info!(url = %redact_url(url), removed, "removed lock files left by a killed process");
+        }
         let mut rebuilt = false;
         loop {
             let repo = open_or_init(&dir, url).map_err(|e| local(e.message().to_string()))?;
@@ -234,6 +241,36 @@ impl CloneCache {
             }
         }
     }
+}
+
+/// Removes every `*.lock` file under the `.git` directory `git_dir` (refs, index, packed-refs,
+/// HEAD, config; not the object store, which libgit2 does not lock), never following a symlink.
+/// Returns how many were removed. Call only while holding the clone's OS lock.
+fn remove_stale_git_locks(git_dir: &Path) -> usize {
+    let mut removed = 0;
+    let mut pending = vec![git_dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let path = entry.path();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                if path != git_dir.join("objects") {
+                    pending.push(path);
+                }
+            } else if kind.is_file()
+                && path.extension().is_some_and(|ext| ext == "lock")
+                && std::fs::remove_file(&path).is_ok()
+            {
+                removed += 1;
+            }
+        }
+    }
+    removed
 }
 
 /// Marker file in `.git`: the clone hit a local error and is rebuilt on its next checkout.

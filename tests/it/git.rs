@@ -161,6 +161,44 @@ fn stale_local_state_is_discarded() {
     assert!(!dir.join("junk").exists());
 }
 
+/// Regression: `kill -9` during a fetch or commit leaves git's own lock files (`*.lock` next to a
+/// ref, the index, packed-refs) in the clone; the next pass failed with "failed to lock file
+/// ... for writing" for every app of the repository, forever. They are stale by construction
+/// (the clone's OS lock is ours) and are removed.
+#[test]
+fn git_lock_files_left_by_a_killed_process_do_not_block_the_next_pass() {
+    let bare = seeded();
+    let work = tempfile::tempdir().unwrap();
+    let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![]));
+    let url = bare.file_url();
+    let dir = cache
+        .checkout(&url, "main")
+        .unwrap()
+        .workdir()
+        .to_path_buf();
+    // Killed during the first fetch: the tracking ref was never written, its lock file was.
+    crate::support::git::git(&dir, &["update-ref", "-d", "refs/remotes/origin/main"]);
+    for stale in [
+        ".git/refs/remotes/origin/main.lock",
+        ".git/refs/heads/main.lock",
+        ".git/index.lock",
+        ".git/packed-refs.lock",
+        ".git/HEAD.lock",
+    ] {
+        std::fs::create_dir_all(dir.join(stale).parent().unwrap()).unwrap();
+        std::fs::write(dir.join(stale), "").unwrap();
+    }
+    let theirs = bare.push_files("main", &[("other.yaml", "a: 1\n")], "human change");
+    let checkout = cache.checkout(&url, "main").unwrap();
+    assert_eq!(checkout.head().unwrap().to_string(), theirs);
+    let file = write(&checkout, "app.yaml", "tag: 1.1.0\n");
+    checkout
+        .commit(std::slice::from_ref(&file), "bump")
+        .unwrap()
+        .expect("a change was committed");
+    assert!(!dir.join(".git/index.lock").exists());
+}
+
 #[test]
 fn a_broken_cache_dir_is_recreated() {
     let bare = seeded();
