@@ -128,6 +128,18 @@ pub struct RegistryConfig {
     pub ca_file: Option<PathBuf>,
     /// `os/arch[/variant]` used to pick an image from a multi-platform index.
     pub platform: Option<String>,
+    /// `tag_list`: caps on one tags listing; `None` keeps the default of each.
+    pub tag_list: TagListCaps,
+}
+
+/// `registries[].tag_list`: caps on one tags listing (all pages). Unset fields keep the
+/// registry client's defaults.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TagListCaps {
+    pub max_pages: Option<u32>,
+    pub max_tags: Option<u32>,
+    pub max_mib: Option<u32>,
+    pub timeout: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -494,6 +506,29 @@ fn parse_breaker(node: &Node, diags: &mut Diagnostics) -> Option<BreakerConfig> 
     })
 }
 
+fn parse_tag_list(node: &Node, diags: &mut Diagnostics) -> Option<TagListCaps> {
+    let fields = Fields::new(
+        node,
+        "`tag_list`",
+        &["max_pages", "max_tags", "max_mib", "timeout"],
+        diags,
+    )?;
+    let caps = TagListCaps {
+        max_pages: fields.opt_u32("max_pages", diags),
+        max_tags: fields.opt_u32("max_tags", diags),
+        max_mib: fields.opt_u32("max_mib", diags),
+        timeout: fields.opt_duration("timeout", diags),
+    };
+    // (`opt_u32` already refuses 0 for the counts.)
+    if caps.timeout == Some(Duration::ZERO) {
+        diags.node(
+            fields.get("timeout").unwrap_or(node),
+            "`timeout` must be above 0 (it bounds one whole tags listing)",
+        );
+    }
+    Some(caps)
+}
+
 fn parse_git(node: &Node, diags: &mut Diagnostics) -> Option<GitConfig> {
     let fields = Fields::new(
         node,
@@ -613,9 +648,14 @@ fn parse_registry(node: &Node, base: &Path, diags: &mut Diagnostics) -> Option<R
             "insecure",
             "ca_file",
             "platform",
+            "tag_list",
         ],
         diags,
     )?;
+    let tag_list = fields
+        .get("tag_list")
+        .and_then(|node| parse_tag_list(node, diags))
+        .unwrap_or_default();
     let registry = RegistryConfig {
         prefix: fields.required_str("prefix", "a registry", diags)?,
         docker_config: fields.opt_str("docker_config", diags).map(|p| base.join(p)),
@@ -627,6 +667,7 @@ fn parse_registry(node: &Node, base: &Path, diags: &mut Diagnostics) -> Option<R
         insecure: fields.opt_bool("insecure", diags).unwrap_or(false),
         ca_file: fields.opt_str("ca_file", diags).map(|p| base.join(p)),
         platform: fields.opt_str("platform", diags),
+        tag_list,
     };
     if registry.username.is_some() != registry.password_env.is_some() {
         diags.node(node, "`username` and `password_env` go together");

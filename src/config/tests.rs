@@ -227,6 +227,39 @@ fn the_registry_breaker_has_defaults_and_is_checked() {
 }
 
 #[test]
+fn a_registry_tag_list_budget_is_read_and_checked() {
+    let (g, errors) = global(
+        "registries:\n  - prefix: ghcr.io\n    tag_list: {max_pages: 50, max_tags: 5000, max_mib: 8, timeout: 1m}\n",
+    );
+    assert!(errors.is_empty(), "{errors:#?}");
+    let caps = g.unwrap().registries[0].tag_list;
+    assert_eq!(
+        caps,
+        TagListCaps {
+            max_pages: Some(50),
+            max_tags: Some(5000),
+            max_mib: Some(8),
+            timeout: Some(Duration::from_secs(60)),
+        }
+    );
+
+    let (_, errors) = global(
+        "registries:\n  - prefix: ghcr.io\n    tag_list:\n      max_pages: 0\n      max_pags: 3\n      timeout: 0s\n",
+    );
+    for want in [
+        "imagebump.yaml:4:",
+        "`max_pages` must be a positive whole number",
+        "did you mean `max_pages`?",
+        "`timeout` must be above 0",
+    ] {
+        assert!(
+            errors.iter().any(|e| e.contains(want)),
+            "missing {want:?} in {errors:#?}"
+        );
+    }
+}
+
+#[test]
 fn cron_schedules_are_validated() {
     let (g, errors) = global("schedule: '*/5 * * * *'\n");
     assert!(errors.is_empty(), "{errors:#?}");

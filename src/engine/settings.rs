@@ -78,6 +78,19 @@ fn registry_settings(r: &config::RegistryConfig) -> Result<RegistrySettings, Set
     }
     settings.insecure = r.insecure;
     settings.ca_file = r.ca_file.clone();
+    let caps = r.tag_list;
+    if let Some(n) = caps.max_pages {
+        settings.tag_list.max_pages = n as usize;
+    }
+    if let Some(n) = caps.max_tags {
+        settings.tag_list.max_tags = n as usize;
+    }
+    if let Some(n) = caps.max_mib {
+        settings.tag_list.max_bytes = (n as usize).saturating_mul(1024 * 1024);
+    }
+    if let Some(timeout) = caps.timeout {
+        settings.tag_list.timeout = timeout;
+    }
     if let Some(p) = &r.platform {
         settings.platform = p.parse::<Platform>().map_err(|e| SettingsError::Invalid {
             what: what("platform"),

@@ -25,12 +25,9 @@ use super::limits::{Breaker, RateLimiter, backoff, parse_retry_after};
 use super::manifest::{self, MANIFEST_ACCEPT, Manifest};
 use super::{
     ClientOptions, Outcome, RegistryAuth, RegistryError, RegistrySettings, RegistryStats, Secret,
-    Stats,
+    Stats, TagListBudget,
 };
 use crate::reference::{ImageRef, is_valid_digest, is_valid_tag, normalize_registry};
-
-/// Most pages followed in one tags listing (a guard against a registry that links forever).
-const MAX_PAGES: usize = 100_000;
 
 /// A shareable registry client (`Clone` is cheap: one `Arc`).
 #[derive(Clone)]
@@ -908,9 +905,39 @@ impl Client {
     /// Every tag of `image`'s repository, in the registry's order, each once; tags that are not
     /// valid OCI tags are dropped. Follows `Link` pages; halves the page size when the registry
     /// answers 400 to it (and remembers the size that works).
+    /// The whole listing is bounded by the registry's [`TagListBudget`] (pages, tags, bytes,
+    /// time): past a cap it fails naming the cap, never answering from a partial list.
     pub async fn list_tags(&self, image: &ImageRef) -> Result<Vec<String>, RegistryError> {
         let reg = self.registry_for(image)?;
+        let budget = reg.settings.tag_list;
+        match tokio::time::timeout(budget.timeout, self.list_tags_within(&reg, image, budget)).await
+        {
+            Ok(result) => result,
+            Err(_) => Err(RegistryError::TagListTooLarge {
+                registry: reg.name.clone(),
+                repository: image.repository.clone(),
+                cap: format!("{}s", budget.timeout.as_secs_f64()),
+                key: "timeout",
+            }),
+        }
+    }
+
+    async fn list_tags_within(
+        &self,
+        reg: &Arc<RegistryState>,
+        image: &ImageRef,
+        budget: TagListBudget,
+    ) -> Result<Vec<String>, RegistryError> {
+        let reg = Arc::clone(reg);
         let repository = image.repository.as_str();
+        let too_large = |cap: String, key: &'static str| RegistryError::TagListTooLarge {
+            registry: reg.name.clone(),
+            repository: repository.to_string(),
+            cap,
+            key,
+        };
+        let mut bytes = 0usize;
+        let mut pages = 0usize;
         let bad = |detail: String| RegistryError::BadResponse {
             registry: reg.name.clone(),
             repository: repository.to_string(),
@@ -929,7 +956,13 @@ impl Client {
         // Attempts of the current page that answered 200 with a body that does not decode.
         let mut undecodable = 0u32;
         loop {
-            if visited.len() >= MAX_PAGES || !visited.insert(url.to_string()) {
+            if pages >= budget.max_pages {
+                return Err(too_large(
+                    format!("{} pages", budget.max_pages),
+                    "max_pages",
+                ));
+            }
+            if !visited.insert(url.to_string()) {
                 return Err(bad(format!(
                     "tag list pagination does not end (page {url} again)"
                 )));
@@ -976,6 +1009,14 @@ impl Client {
                 }
                 status => return Err(bad(format!("the tags list answered HTTP {status}"))),
             }
+            pages += 1;
+            bytes = bytes.saturating_add(fetched.body.len());
+            if bytes > budget.max_bytes {
+                return Err(too_large(
+                    format!("{} bytes", budget.max_bytes),
+                    "max_bytes",
+                ));
+            }
             // A 200 that does not decode (cut short by a flaky proxy, garbled) is retried like a
             // 5xx, a bounded number of times; the pages read so far are never an answer.
             let page: TagList = match serde_json::from_slice(&fetched.body) {
@@ -1009,7 +1050,11 @@ impl Client {
                 }
             };
             undecodable = 0;
-            for tag in page.tags.unwrap_or_default() {
+            let page_tags = page.tags.unwrap_or_default();
+            if tags.len() + dropped + page_tags.len() > budget.max_tags {
+                return Err(too_large(format!("{} tags", budget.max_tags), "max_tags"));
+            }
+            for tag in page_tags {
                 if !is_valid_tag(&tag) {
                     dropped += 1;
                 } else if seen.insert(tag.clone()) {

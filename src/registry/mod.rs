@@ -34,6 +34,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use client::Client;
+
 pub use manifest::{DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, Platform};
 
 /// How to authenticate to one registry.
@@ -67,6 +68,37 @@ pub struct RegistrySettings {
     pub ca_file: Option<PathBuf>,
     /// Platform picked in a multi-arch index.
     pub platform: Platform,
+    /// Caps on one tags listing (all its pages).
+    pub tag_list: TagListBudget,
+}
+
+/// Caps on one tags listing, so a registry that sends endless `Link` pages (or huge ones)
+/// costs a bounded amount of time, memory and traffic. Exceeding one is an error for that
+/// repository, never a decision from the pages read so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TagListBudget {
+    /// Pages followed.
+    pub max_pages: usize,
+    /// Tags collected (valid and invalid ones).
+    pub max_tags: usize,
+    /// Bytes of page bodies read, in all.
+    pub max_bytes: usize,
+    /// Wall time of the whole listing, retries and rate-limit waits included.
+    pub timeout: Duration,
+}
+
+impl Default for TagListBudget {
+    /// 1,000 pages, 200,000 tags, 64 MiB, 5 minutes: an order of magnitude above the largest
+    /// public repositories (a few tens of thousands of tags) and far below what a runaway
+    /// registry would cost.
+    fn default() -> Self {
+        TagListBudget {
+            max_pages: 1_000,
+            max_tags: 200_000,
+            max_bytes: 64 * 1024 * 1024,
+            timeout: Duration::from_secs(300),
+        }
+    }
 }
 
 impl RegistrySettings {
@@ -81,6 +113,7 @@ impl RegistrySettings {
             insecure: false,
             ca_file: None,
             platform: Platform::default(),
+            tag_list: TagListBudget::default(),
         }
     }
 }
@@ -181,6 +214,17 @@ pub enum RegistryError {
         failures: u32,
         last_error: String,
         retry_in: Duration,
+    },
+    #[error(
+        "the tags list of {registry}/{repository} goes past {cap} (registries[].tag_list.{key}); nothing is decided from a partial list: raise the cap if the repository really is that large"
+    )]
+    TagListTooLarge {
+        registry: String,
+        repository: String,
+        /// The cap, with its unit (`1000 pages`).
+        cap: String,
+        /// Its key under `tag_list`.
+        key: &'static str,
     },
     #[error("invalid registry settings for {prefix}: {detail}")]
     Settings { prefix: String, detail: String },

@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use imagebump::reference::ImageRef;
-use imagebump::registry::{Client, ClientOptions, RegistryError, RegistrySettings};
+use imagebump::registry::{Client, ClientOptions, RegistryError, RegistrySettings, TagListBudget};
 
 use crate::support::registry::{Fault, FaultProxy, ImageSpec, TestRegistry};
 
@@ -102,4 +102,91 @@ async fn a_truncated_tags_page_is_retried_and_never_decides_from_a_partial_list(
     );
     assert_eq!(proxy.count("/tags/list"), 4);
     assert!(started.elapsed() < Duration::from_secs(20));
+}
+
+/// Issue 12 item 7: a registry that sends `Link` pages forever used to be followed for up to
+/// 100,000 pages (206 MB, ~40 minutes a pass). A listing now stops at its budget (pages, tags,
+/// bytes, time: defaults 1,000 / 200,000 / 64 MiB / 5 min, configurable per registry) with an
+/// error naming the cap and the key that raises it, and never answers from the pages read.
+#[tokio::test]
+async fn endless_or_oversized_tag_listings_stop_at_their_budget_and_never_decide_from_part() {
+    let (_registry, proxy, tags) = registry_with_tags("loop/app", 200, 10).await;
+    let app = image(&proxy.image("loop/app"));
+
+    // Endless Link pages, default budget: exactly 1,000 pages are asked for, then an error.
+    let started = Instant::now();
+    proxy.fault("/tags/list", Fault::EndlessLinks, 100_000);
+    let err = client(&proxy.host()).list_tags(&app).await.unwrap_err();
+    assert!(
+        matches!(err, RegistryError::TagListTooLarge { .. }),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("loop/app")
+            && message.contains("1000 pages")
+            && message.contains("tag_list.max_pages")
+            && message.contains("partial"),
+        "{message}"
+    );
+    assert_eq!(proxy.count("/tags/list"), 1000);
+    assert!(started.elapsed() < Duration::from_secs(60));
+
+    // The other caps, each set low on an honest 200-tag, 20-page listing.
+    let capped = |budget: TagListBudget| {
+        let mut settings = settings(&proxy.host());
+        settings.tag_list = budget;
+        Client::new(vec![settings], options()).expect("client")
+    };
+    let defaults = TagListBudget::default();
+    proxy.clear_faults();
+    proxy.clear();
+    let whole = capped(defaults).list_tags(&app).await.unwrap();
+    assert_eq!(sorted(whole), tags, "the default budget lists everything");
+    for (budget, key) in [
+        (
+            TagListBudget {
+                max_pages: 5,
+                ..defaults
+            },
+            "max_pages",
+        ),
+        (
+            TagListBudget {
+                max_tags: 50,
+                ..defaults
+            },
+            "max_tags",
+        ),
+        (
+            TagListBudget {
+                max_bytes: 1024,
+                ..defaults
+            },
+            "max_bytes",
+        ),
+    ] {
+        let err = capped(budget).list_tags(&app).await.unwrap_err();
+        assert!(
+            matches!(err, RegistryError::TagListTooLarge { key: k, .. } if k == key),
+            "{key}: {err:?}"
+        );
+    }
+
+    // Slow pages: the whole listing is bounded in time, however each page behaves.
+    proxy.clear_faults();
+    proxy.fault("/tags/list", Fault::Delay(Duration::from_millis(300)), 1000);
+    let started = Instant::now();
+    let err = capped(TagListBudget {
+        timeout: Duration::from_secs(1),
+        ..defaults
+    })
+    .list_tags(&app)
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, RegistryError::TagListTooLarge { key: "timeout", .. }),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
 }

@@ -1047,6 +1047,8 @@ pub enum Fault {
     Truncate,
     /// Answer `307` to `<base><path and query>` (as registries redirect blobs to storage).
     Redirect(String),
+    /// Add a `Link` to a page never seen before (a registry that paginates forever).
+    EndlessLinks,
 }
 
 /// A queued fault: applied to the next `times` requests whose path contains `path`.
@@ -1090,6 +1092,8 @@ struct ProxyState {
     /// Upstream tag list bodies by path, taken on a first page (no `last`) and served for the
     /// following pages, as a snapshot.
     tag_snapshots: Mutex<std::collections::HashMap<String, Vec<u8>>>,
+    /// Pages linked so far by [`Fault::EndlessLinks`].
+    endless_pages: AtomicUsize,
     port: u16,
 }
 
@@ -1126,6 +1130,7 @@ impl FaultProxy {
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
             tag_snapshots: Mutex::new(std::collections::HashMap::new()),
+            endless_pages: AtomicUsize::new(0),
             port,
         });
         let app = axum::Router::new()
@@ -1443,6 +1448,11 @@ fn finish(
     }
     if matches!(fault, Some(Fault::Truncate)) {
         bytes.truncate(bytes.len() / 2);
+    }
+    if matches!(fault, Some(Fault::EndlessLinks)) {
+        let page = state.endless_pages.fetch_add(1, Ordering::SeqCst);
+        let link = format!("<?n=10&endless={page}>; rel=\"next\"");
+        headers.insert("link", HeaderValue::from_str(&link).expect("link"));
     }
     headers.remove("content-length");
     headers.remove("transfer-encoding");
