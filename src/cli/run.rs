@@ -190,6 +190,12 @@ fn daemon_settings(config: &Config, ready_at_start: bool) -> Result<Settings, St
                     r.secret_env, r.kind
                 )
             })?;
+        if let Some(why) = daemon::webhook::weak_secret(&secret) {
+            return Err(format!(
+                "environment variable `{}` (webhook receiver `{}`) is too short to be a webhook secret: {why}",
+                r.secret_env, r.kind
+            ));
+        }
         settings.receivers.push(Receiver {
             kind,
             secret: daemon::Secret::new(secret),

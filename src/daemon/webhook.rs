@@ -119,6 +119,25 @@ pub struct Receiver {
     pub registry: Option<String>,
 }
 
+/// Fewest bytes a webhook secret may have (the docs recommend 32 random bytes).
+pub const MIN_SECRET_BYTES: usize = 16;
+
+/// Why `secret` is too weak to authenticate webhooks, or `None`. For a whole `Authorization`
+/// header value (`Bearer …`, `Basic …`) the credential after the scheme is what counts. Says
+/// only the length, never the secret.
+pub fn weak_secret(secret: &str) -> Option<String> {
+    let credential = match secret.split_once(' ') {
+        Some((scheme, rest)) if scheme.chars().all(|c| c.is_ascii_alphabetic()) => rest.trim(),
+        _ => secret,
+    };
+    let bytes = credential.len();
+    (bytes < MIN_SECRET_BYTES).then(|| {
+        format!(
+            "it is {bytes} bytes long; use at least {MIN_SECRET_BYTES} (32 random bytes are recommended: `openssl rand -hex 32`)"
+        )
+    })
+}
+
 /// Constant-time equality: compares SHA-256 digests, so neither content nor length leaks.
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     let a = Sha256::digest(a);
@@ -726,6 +745,17 @@ pub(crate) type Receivers = Arc<Vec<Receiver>>;
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn short_webhook_secrets_are_weak_whatever_their_scheme() {
+        assert!(weak_secret("x").is_some());
+        assert!(weak_secret("Bearer 123456789012345").is_some());
+        assert!(weak_secret("0123456789abcdef").is_none());
+        assert!(weak_secret("Bearer 0123456789abcdef").is_none());
+        let why = weak_secret("Bearer short").unwrap_or_default();
+        assert!(why.contains("5 bytes") && !why.contains("short"), "{why}");
+    }
+
     use super::*;
 
     #[test]

@@ -437,3 +437,41 @@ async fn a_typo_in_a_live_app_file_keeps_its_last_good_version_running_and_is_sh
     assert!(status["apps"][0]["config_error"].is_null(), "{body}");
     assert_eq!(daemon.metric("imagebump_config_problems"), 0.0);
 }
+
+/// Regression (issue 12 item 10): a 1-character webhook secret was accepted. `run` refuses a
+/// secret shorter than 16 bytes (the credential after `Bearer ` for a whole header value), at
+/// start and on reload, naming the variable and the length, never the secret.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_webhook_secret_shorter_than_16_bytes_is_refused() {
+    let registry = TestRegistry::start_plain().await;
+    let repo = BareRepo::with_files("main", &[("values.yaml", VALUES)]);
+    let dir = setup(&registry, &repo, free_port(), "1h");
+    for weak in ["Zq", "Bearer Zq9abc"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_imagebump"))
+            .args(["run", "--config"])
+            .arg(dir.path().join("imagebump.yaml"))
+            .env("WEBHOOK_TOKEN", weak)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("`run` started with the weak secret {weak:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{weak:?}: {stderr}");
+        assert!(
+            stderr.contains("`WEBHOOK_TOKEN`")
+                && stderr.contains("at least 16")
+                && !stderr.contains(weak),
+            "{weak:?}: {stderr}"
+        );
+    }
+}
