@@ -12,27 +12,26 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    match config::load(&args.config.config) {
-        Ok(loaded) if loaded.problems.is_empty() => {
-            let images: usize = loaded.config.apps.iter().map(|a| a.images.len()).sum();
-            println!(
-                "{}: ok ({} apps, {} images)",
-                args.config.config.display(),
-                loaded.config.apps.len(),
-                images
-            );
-            ExitCode::from(EXIT_OK)
-        }
-        Ok(loaded) => {
-            for problem in &loaded.problems {
-                eprintln!("{problem}");
-            }
-            eprintln!("{} problem(s) found", loaded.problems.len());
-            ExitCode::from(EXIT_USAGE)
-        }
+    let checked = match config::check(&args.config.config) {
+        Ok(checked) => checked,
         Err(e) => {
             eprintln!("{e}");
-            ExitCode::from(EXIT_USAGE)
+            return ExitCode::from(EXIT_USAGE);
         }
+    };
+    if checked.problems.is_empty() {
+        let images: usize = checked.apps.iter().map(|a| a.images.len()).sum();
+        println!(
+            "{}: ok ({} apps, {} images)",
+            args.config.config.display(),
+            checked.apps.len(),
+            images
+        );
+        return ExitCode::from(EXIT_OK);
     }
+    for problem in &checked.problems {
+        eprintln!("{problem}");
+    }
+    eprintln!("{} problem(s) found", checked.problems.len());
+    ExitCode::from(EXIT_USAGE)
 }

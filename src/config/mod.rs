@@ -282,33 +282,71 @@ pub struct Loaded {
     pub problems: Vec<Diagnostic>,
 }
 
-/// Load the global file and every app file (`*.yaml`, `*.yml`) of its apps directory.
+/// Load the global file and every app file (`*.yaml`, `*.yml`) of its apps directory. A broken
+/// global file fails the load, listing its problems and every app file's.
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    let checked = check(path)?;
+    match checked.global {
+        Some(global) => Ok(Loaded {
+            config: Config {
+                file: path.to_path_buf(),
+                global,
+                apps: checked.apps,
+            },
+            problems: checked.problems,
+        }),
+        None => Err(ConfigError::Invalid(checked.problems)),
+    }
+}
+
+/// Every file of a configuration read, with every problem of every file.
+#[derive(Debug)]
+pub struct Checked {
+    /// The global settings, when the global file has no problem.
+    pub global: Option<Global>,
+    /// The apps whose file has no problem, sorted by name.
+    pub apps: Vec<App>,
+    /// Every problem: the global file's first, then each app file's in file order.
+    pub problems: Vec<Diagnostic>,
+}
+
+/// Read the global file and every app file, reporting the problems of all of them at once: a
+/// broken global file does not hide the app files' problems (they are read from the apps
+/// directory it names, or `apps` beside it), and a broken app file still claims its name, so a
+/// later file with the same name is reported too. Only an unreadable global file is an error.
+pub fn check(path: &Path) -> Result<Checked, ConfigError> {
     let text = read_file(path)?;
     let mut diags = Diagnostics::new(path);
-    let global = parse_global(path, &text, &mut diags);
-    let Some(global) = global.filter(|_| diags.list.is_empty()) else {
-        return Err(ConfigError::Invalid(diags.list));
+    let parsed = parse_global(path, &text, &mut diags);
+    let global_ok = diags.list.is_empty();
+    let mut problems = diags.list;
+    let apps_dir = match &parsed {
+        Some(global) => global.apps_dir.clone(),
+        None => apps_dir_of(path, &text),
     };
-    let mut problems = Vec::new();
     let mut apps: Vec<App> = Vec::new();
-    let mut files = match std::fs::read_dir(&global.apps_dir) {
-        Ok(entries) => entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| {
-                p.is_file()
-                    && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
-            })
-            .collect::<Vec<_>>(),
+    let files = match std::fs::read_dir(&apps_dir) {
+        Ok(entries) => {
+            let mut files = entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.is_file()
+                        && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+                })
+                .collect::<Vec<_>>();
+            files.sort();
+            files
+        }
+        // With a broken global file the apps directory may be a guess: say nothing more.
+        Err(_) if !global_ok => Vec::new(),
         Err(source) => {
             return Err(ConfigError::Read {
-                path: global.apps_dir.clone(),
+                path: apps_dir,
                 source,
             });
         }
     };
-    files.sort();
     let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
     for file in files {
         let text = match read_file(&file) {
@@ -325,36 +363,52 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         };
         let mut diags = Diagnostics::new(&file);
         let app = parse_app(&file, &text, &mut diags);
-        if let Some(app) = &app
-            && let Some(other) = seen.get(&app.name)
-        {
-            diags.at(
-                1,
-                1,
-                format!(
-                    "app name `{}` is already used by {}",
-                    app.name,
-                    other.display()
+        if let Some((name, line, col)) = app_name(&text) {
+            match seen.get(&name) {
+                Some(other) => diags.at(
+                    line,
+                    col,
+                    format!("app name `{name}` is already used by {}", other.display()),
                 ),
-            );
+                None => {
+                    seen.insert(name, file.clone());
+                }
+            }
         }
         match app {
-            Some(app) if diags.list.is_empty() => {
-                seen.insert(app.name.clone(), file.clone());
-                apps.push(app);
-            }
+            Some(app) if diags.list.is_empty() => apps.push(app),
             _ => problems.extend(diags.list),
         }
     }
     apps.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(Loaded {
-        config: Config {
-            file: path.to_path_buf(),
-            global,
-            apps,
-        },
+    Ok(Checked {
+        global: parsed.filter(|_| global_ok),
+        apps,
         problems,
     })
+}
+
+/// The apps directory a global file names, read without validating the rest (for a global file
+/// with problems): its `apps` string, else `apps` beside it.
+fn apps_dir_of(path: &Path, text: &str) -> PathBuf {
+    let base = path.parent().unwrap_or(Path::new("."));
+    let named = yaml::parse(text).ok().flatten().and_then(|root| {
+        let mut ignored = Diagnostics::new(path);
+        let fields = Fields::new(&root, "", GLOBAL_KEYS, &mut ignored)?;
+        fields.opt_str("apps", &mut ignored)
+    });
+    base.join(named.unwrap_or_else(|| "apps".into()))
+}
+
+/// The `name` of an app file and its position, if the file is a mapping with a string `name`,
+/// whatever else is wrong with it.
+fn app_name(text: &str) -> Option<(String, usize, usize)> {
+    let root = yaml::parse(text).ok().flatten()?;
+    let mut ignored = Diagnostics::new(Path::new(""));
+    let fields = Fields::new(&root, "", APP_KEYS, &mut ignored)?;
+    let node = fields.get("name")?;
+    let name = string(node, "name", &mut ignored)?;
+    Some((name, node.line, node.col))
 }
 
 fn read_file(path: &Path) -> Result<String, ConfigError> {
@@ -1175,9 +1229,15 @@ fn parse_target(node: &Node, diags: &mut Diagnostics) -> Option<TargetConfig> {
             format!("`field` must be one of {}, found `{f}`", FIELDS.join(", ")),
         );
     }
+    let path = fields.opt_str("path", diags);
+    if let (Some(p), Some(at)) = (&path, fields.get("path"))
+        && let Err(e) = crate::edit::parse_value_path(p)
+    {
+        diags.node(at, format!("`path`: {e}"));
+    }
     let target = TargetConfig {
         file,
-        path: fields.opt_str("path", diags),
+        path,
         field,
         marker: fields.opt_str("marker", diags),
         line: node.line,

@@ -91,3 +91,58 @@ fn repo_urls_outside_the_documented_forms_are_refused() {
         "{stderr}"
     );
 }
+
+const GOOD_APP: &str = "name: NAME\nrepo: https://example.com/acme/x.git\nimages:\n  - image: nginx\n    policy: {semver: '^1'}\n    targets: [{file: k8s/deploy.yaml}]\n";
+
+fn good_app(name: &str) -> String {
+    GOOD_APP.replace("NAME", name)
+}
+
+#[test]
+fn global_errors_app_errors_and_duplicates_are_all_reported_in_one_run() {
+    // A broken global file used to hide every app error; a broken app file used to hide the
+    // duplicate name of a later one.
+    let broken = "name: shop\nrepo: https://example.com/acme/x.git\nimages:\n  - image: nginx\n    policy: {semvr: '^1'}\n    targets: [{file: k8s/deploy.yaml}]\n";
+    let dir = config(
+        "apps: apps\ninterval: 5 minutes\ngit: {push_retries: lots}\n",
+        &[
+            ("a.yaml", broken),
+            ("b.yaml", &good_app("shop")),
+            ("c.yaml", &good_app("other")),
+        ],
+    );
+    let out = validate(&dir.path().join("imagebump.yaml"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for expected in [
+        "imagebump.yaml:2:11: `interval`: invalid duration `5 minutes`",
+        "imagebump.yaml:3:21: `push_retries` must be a positive whole number",
+        "a.yaml:5:14: unknown key `semvr` in `policy`; did you mean `semver`?",
+        "b.yaml:1:7: app name `shop` is already used by",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "missing `{expected}` in\n{stderr}"
+        );
+    }
+    assert!(!stderr.contains("c.yaml"), "{stderr}");
+    assert!(stderr.contains("5 problem(s) found"), "{stderr}");
+}
+
+#[test]
+fn bad_helm_paths_are_refused_at_validate_time() {
+    let app = "name: shop\nrepo: https://example.com/acme/x.git\nimages:\n  - image: nginx\n    policy: {semver: '^1'}\n    targets:\n      - {file: values.yaml, path: api..tag}\n      - {file: values.yaml, path: 'api.tag.'}\n      - {file: values.yaml, path: 'api[x].tag'}\n      - {file: values.yaml, path: api.image.tag}\n";
+    let dir = config("apps: apps\n", &[("shop.yaml", app)]);
+    let out = validate(&dir.path().join("imagebump.yaml"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for line in [7, 8, 9] {
+        let prefix = format!("shop.yaml:{line}:");
+        let found = stderr
+            .lines()
+            .find(|l| l.contains(&prefix))
+            .unwrap_or_else(|| panic!("no error on line {line} in\n{stderr}"));
+        assert!(found.contains("`path`"), "{found}");
+    }
+    assert!(stderr.contains("3 problem(s) found"), "{stderr}");
+}
