@@ -15,7 +15,7 @@ use clap::ValueEnum;
 
 use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 use crate::edit::{self, EditError, Edited, HelmField, Target, Update};
-use crate::reference::ImageRef;
+use crate::reference::{ImageRef, is_valid_digest, is_valid_tag};
 
 /// Output format of the list of changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -77,9 +77,10 @@ pub struct Args {
     /// The value written at `--path`.
     #[arg(long, value_name = "VALUE", requires = "path")]
     pub value: Option<String>,
-    /// What the value at `--path` holds.
-    #[arg(long, value_enum, default_value_t = FieldArg::Tag, requires = "path")]
-    pub field: FieldArg,
+    /// What the value at `--path` holds. Default: read from the value: a valid tag is a tag,
+    /// a digest a digest, else a valid image reference is a reference.
+    #[arg(long, value_enum, requires = "path")]
+    pub field: Option<FieldArg>,
     /// Write nothing; exit 1 if a change would be made.
     #[arg(long)]
     pub check: bool,
@@ -113,9 +114,13 @@ struct JsonChange<'a> {
 fn plan(args: &Args) -> Result<Plan, String> {
     if let (Some(path), Some(value)) = (&args.path, &args.value) {
         let path = edit::parse_value_path(path).map_err(|e| e.to_string())?;
+        let field = match args.field {
+            Some(field) => field,
+            None => infer_field(value)?,
+        };
         return Ok(Plan::Path {
             path,
-            field: args.field.into(),
+            field: field.into(),
             value: value.clone(),
         });
     }
@@ -148,6 +153,23 @@ fn plan(args: &Args) -> Result<Plan, String> {
         });
     }
     Ok(Plan::Image { targets, update })
+}
+
+/// What a `--value` given without `--field` holds: a valid tag is a tag, a digest a digest,
+/// otherwise a valid image reference is a reference; anything else is refused naming both
+/// grammars.
+fn infer_field(value: &str) -> Result<FieldArg, String> {
+    if is_valid_digest(value) {
+        Ok(FieldArg::Digest)
+    } else if is_valid_tag(value) {
+        Ok(FieldArg::Tag)
+    } else if ImageRef::parse(value).is_ok() {
+        Ok(FieldArg::Ref)
+    } else {
+        Err(format!(
+            "--value {value:?} is neither an OCI tag ([A-Za-z0-9_][A-Za-z0-9._-], at most 128 characters) nor an image reference (NAME[:TAG][@sha256:DIGEST]); fix it, or say what it is with --field"
+        ))
+    }
 }
 
 /// `file:line:col: message`, with the source line and a caret when the error has a position.

@@ -186,6 +186,24 @@ fn walk(src: &str, tree: &Tree, root: NodeId, path: &ValuePath) -> Result<NodeId
                     }
                 }
             }
+            // `containers.0.tag`: a numeric key on a sequence is an index, as Helm's `--set`
+            // and Argo CD's parameters write it.
+            (PathSegment::Key(key), Kind::Seq(items))
+                if !key.is_empty() && key.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                let Ok(n) = key.parse::<usize>() else {
+                    return Err(not_found(format!("{so_far} has no index {key}")));
+                };
+                match items.get(n) {
+                    Some(v) => tree.resolve(*v),
+                    None => {
+                        return Err(not_found(format!(
+                            "{so_far} has {} items, no index {n}",
+                            items.len()
+                        )));
+                    }
+                }
+            }
             (PathSegment::Index(n), Kind::Seq(items)) => match items.get(*n) {
                 Some(v) => tree.resolve(*v),
                 None => {

@@ -507,7 +507,14 @@ fn edits_for(src: &str, tree: &Tree, slot: &Slot, update: &Update) -> Result<Vec
                     } else {
                         want.as_str()
                     };
-                    let new_tag = update.tag.as_deref().or(tag);
+                    // What follows the name in the update replaces what follows it in the file
+                    // (as `kustomize edit set image`): `NAME@DIGEST` drops the old tag rather
+                    // than write a tag next to a digest it does not name.
+                    let new_tag = match (&update.tag, &update.digest) {
+                        (Some(t), _) => Some(t.as_str()),
+                        (None, Some(_)) => None,
+                        (None, None) => tag,
+                    };
                     let new_digest = match (&update.digest, &update.tag) {
                         (Some(d), _) => Some(d.as_str()),
                         // A new tag without a digest: the old digest pins the old image.

@@ -187,12 +187,12 @@ fn manifest_digest_rules() {
         update("app:1"),
         &pod(&format!("app:1@{D1}")),
     );
-    // Digest only: the tag is kept.
+    // Digest only: what follows the name is replaced, the tag goes (issue 13).
     check(
         &pod(&format!("app:1@{D1}")),
         Target::Manifest,
         update(&format!("app@{D2}")),
-        &pod(&format!("app:1@{D2}")),
+        &pod(&format!("app@{D2}")),
     );
     // Tag and digest.
     check(

@@ -150,6 +150,18 @@ impl TestRegistry {
 
     /// Start a registry and wait until `/v2/` answers.
     pub async fn start(config: RegistryConfig) -> TestRegistry {
+        // The port is picked free, then bound by docker-registry a moment later: another
+        // process may take it in between. Then the registry exits ("address already in use")
+        // and the test must not talk to whoever answers on that port: start again elsewhere.
+        for _ in 0..5 {
+            if let Some(registry) = Self::try_start(&config).await {
+                return registry;
+            }
+        }
+        panic!("docker-registry lost its port to another process 5 times in a row");
+    }
+
+    async fn try_start(config: &RegistryConfig) -> Option<TestRegistry> {
         // Registry storage is many small files: keep it in memory when the machine offers a
         // tmpfs, the disk's metadata speed would dominate the bulk-tag tests otherwise.
         let shm = Path::new("/dev/shm");
@@ -240,7 +252,7 @@ impl TestRegistry {
             .stderr(log)
             .spawn()
             .expect("start /usr/bin/docker-registry (apt install docker-registry)");
-        let registry = TestRegistry {
+        let mut registry = TestRegistry {
             child,
             dir,
             port,
@@ -248,18 +260,29 @@ impl TestRegistry {
             auth: config.auth.clone(),
             token_server,
         };
-        registry.wait_ready().await;
-        registry
+        registry.wait_ready().await.then_some(registry)
     }
 
-    async fn wait_ready(&self) {
+    /// Waits until this registry answers; `false` when it exited because its port was taken.
+    async fn wait_ready(&mut self) -> bool {
         let http = self.http_client();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(response) = http.get(format!("{}/v2/", self.url())).send().await
-                && (response.status().is_success() || response.status() == 401)
-            {
-                return;
+            let answered = match http.get(format!("{}/v2/", self.url())).send().await {
+                Ok(response) => response.status().is_success() || response.status() == 401,
+                Err(_) => false,
+            };
+            // Whoever answered, it is ours only if our process still runs.
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let log = self.log();
+                assert!(
+                    log.contains("address already in use"),
+                    "docker-registry exited ({status}); log:\n{log}"
+                );
+                return false;
+            }
+            if answered {
+                return true;
             }
             assert!(
                 Instant::now() < deadline,
