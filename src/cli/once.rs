@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 use crate::config;
 use crate::daemon::logging::{LogFormat, init_logging};
-use crate::engine::{Engine, PassOptions, PassReport};
+use crate::engine::{Engine, PassOptions, PassReport, check};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {
@@ -46,7 +46,11 @@ pub fn run(args: Args) -> ExitCode {
         eprintln!("imagebump: {e}");
         return ExitCode::from(EXIT_USAGE);
     }
-    let loaded = match config::load(&args.config.config) {
+    let loaded = match config::load(&args.config.config).and_then(|loaded| {
+        let mut found = check::templates(&loaded.refs.templates);
+        found.extend(check::missing_env(&loaded.refs.env));
+        loaded.with_problems(found)
+    }) {
         Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("{e}");

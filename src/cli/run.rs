@@ -17,8 +17,8 @@ use crate::daemon::{
     self, ConfigProblem, Control, DaemonError, Loaded, Metrics, Receiver, ReceiverKind, Schedule,
     Settings,
 };
-use crate::engine::Engine;
 use crate::engine::worker::EngineWorker;
+use crate::engine::{Engine, check};
 
 /// Where the HTTP server listens when the config has no `webhook:` section.
 const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
@@ -145,7 +145,13 @@ fn load(
     shutdown: &daemon::Shutdown,
     last_good: &mut LastGood,
 ) -> Result<Loaded<EngineWorker>, String> {
-    let mut loaded = config::load(path).map_err(|e| e.to_string())?;
+    let mut loaded = config::load(path)
+        .and_then(|loaded| {
+            let mut found = check::templates(&loaded.refs.templates);
+            found.extend(check::missing_env(&loaded.refs.env));
+            loaded.with_problems(found)
+        })
+        .map_err(|e| e.to_string())?;
     let problems = last_good.apply(&mut loaded.config, &loaded.problems);
     let settings = daemon_settings(&loaded.config, ready_at_start)?;
     let engine = Engine::new(loaded.config)

@@ -1,9 +1,12 @@
-//! `imagebump validate`: load the configuration and list every problem at once.
+//! `imagebump validate`: load the configuration and list every problem at once: each file's,
+//! every template tried against a sample of its context, and (as warnings) every secret
+//! variable that is not set.
 
 use std::process::ExitCode;
 
 use super::{EXIT_OK, EXIT_USAGE};
 use crate::config;
+use crate::engine::check;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -19,7 +22,22 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    if checked.problems.is_empty() {
+    let mut problems = checked.problems;
+    problems.extend(check::templates(&checked.refs.templates));
+    config::read::sort(&mut problems, &args.config.config);
+    // An unset secret variable is a warning here (validate may run where the secrets are not,
+    // as in CI); `run` and `once` refuse to start without it.
+    let warnings = check::missing_env(&checked.refs.env);
+    for warning in &warnings {
+        eprintln!(
+            "{}:{}:{}: warning: {}; `run` and `once` refuse to start without it",
+            warning.file.display(),
+            warning.line,
+            warning.col,
+            warning.message
+        );
+    }
+    if problems.is_empty() {
         let images: usize = checked.apps.iter().map(|a| a.images.len()).sum();
         println!(
             "{}: ok ({} apps, {} images)",
@@ -29,9 +47,9 @@ pub fn run(args: Args) -> ExitCode {
         );
         return ExitCode::from(EXIT_OK);
     }
-    for problem in &checked.problems {
+    for problem in &problems {
         eprintln!("{problem}");
     }
-    eprintln!("{} problem(s) found", checked.problems.len());
+    eprintln!("{} problem(s) found", problems.len());
     ExitCode::from(EXIT_USAGE)
 }

@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
-use read::{Diagnostic, Diagnostics, Fields, list, string};
+use read::{Diagnostic, Diagnostics, Fields, Refs, TemplateKind, TemplateRef, list, string};
 use yaml::Node;
 
 use crate::reference::{ImageRef, is_valid_tag};
@@ -280,6 +280,29 @@ fn format_diagnostics(list: &[Diagnostic]) -> String {
 pub struct Loaded {
     pub config: Config,
     pub problems: Vec<Diagnostic>,
+    /// The templates and secret references of every file, for the stages that use them to
+    /// check (see [`Loaded::with_problems`]).
+    pub refs: Refs,
+}
+
+impl Loaded {
+    /// Add the problems later stages found in the files (a template that does not render, a
+    /// secret variable that is not set). One in the global file rejects the configuration, as
+    /// any global problem does; one in an app file leaves that app out and is reported with the
+    /// other broken app files.
+    pub fn with_problems(mut self, extra: Vec<Diagnostic>) -> Result<Loaded, ConfigError> {
+        if extra.iter().any(|p| p.file == self.config.file) {
+            let mut all = extra;
+            all.extend(self.problems);
+            return Err(ConfigError::Invalid(all));
+        }
+        self.config
+            .apps
+            .retain(|app| !extra.iter().any(|p| p.file == app.file));
+        self.problems.extend(extra);
+        read::sort(&mut self.problems, &self.config.file);
+        Ok(self)
+    }
 }
 
 /// Load the global file and every app file (`*.yaml`, `*.yml`) of its apps directory. A broken
@@ -294,6 +317,7 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
                 apps: checked.apps,
             },
             problems: checked.problems,
+            refs: checked.refs,
         }),
         None => Err(ConfigError::Invalid(checked.problems)),
     }
@@ -308,6 +332,8 @@ pub struct Checked {
     pub apps: Vec<App>,
     /// Every problem: the global file's first, then each app file's in file order.
     pub problems: Vec<Diagnostic>,
+    /// The templates and secret references of every file, broken ones included.
+    pub refs: Refs,
 }
 
 /// Read the global file and every app file, reporting the problems of all of them at once: a
@@ -320,6 +346,7 @@ pub fn check(path: &Path) -> Result<Checked, ConfigError> {
     let parsed = parse_global(path, &text, &mut diags);
     let global_ok = diags.list.is_empty();
     let mut problems = diags.list;
+    let mut refs = diags.refs;
     let apps_dir = match &parsed {
         Some(global) => global.apps_dir.clone(),
         None => apps_dir_of(path, &text),
@@ -375,6 +402,7 @@ pub fn check(path: &Path) -> Result<Checked, ConfigError> {
                 }
             }
         }
+        refs.extend(diags.refs);
         match app {
             Some(app) if diags.list.is_empty() => apps.push(app),
             _ => problems.extend(diags.list),
@@ -385,6 +413,7 @@ pub fn check(path: &Path) -> Result<Checked, ConfigError> {
         global: parsed.filter(|_| global_ok),
         apps,
         problems,
+        refs,
     })
 }
 
@@ -628,7 +657,13 @@ fn parse_git(node: &Node, diags: &mut Diagnostics) -> Option<GitConfig> {
     let group_commit_message = fields.opt_str("group_commit_message", diags);
     if let (Some(template), Some(at)) = (&group_commit_message, fields.get("group_commit_message"))
     {
-        check_template(template, "git.group_commit_message", at, diags);
+        check_template(
+            template,
+            TemplateKind::GroupCommitMessage,
+            "git.group_commit_message",
+            at,
+            diags,
+        );
     }
     Some(GitConfig {
         author_name,
@@ -662,10 +697,10 @@ fn parse_git_credential(node: &Node, diags: &mut Diagnostics) -> Option<GitCrede
     let credential = GitCredential {
         url: fields.required_str("url", "a git credential", diags)?,
         username: fields.opt_str("username", diags),
-        password_env: fields.opt_str("password_env", diags),
+        password_env: fields.opt_env("password_env", diags),
         password_file: fields.opt_str("password_file", diags).map(PathBuf::from),
         ssh_key_file: fields.opt_str("ssh_key_file", diags).map(PathBuf::from),
-        ssh_passphrase_env: fields.opt_str("ssh_passphrase_env", diags),
+        ssh_passphrase_env: fields.opt_env("ssh_passphrase_env", diags),
         known_hosts_file: fields.opt_str("known_hosts_file", diags).map(PathBuf::from),
     };
     let https = credential.password_env.is_some() || credential.password_file.is_some();
@@ -714,8 +749,8 @@ fn parse_registry(node: &Node, base: &Path, diags: &mut Diagnostics) -> Option<R
         prefix: fields.required_str("prefix", "a registry", diags)?,
         docker_config: fields.opt_str("docker_config", diags).map(|p| base.join(p)),
         username: fields.opt_str("username", diags),
-        password_env: fields.opt_str("password_env", diags),
-        token_env: fields.opt_str("token_env", diags),
+        password_env: fields.opt_env("password_env", diags),
+        token_env: fields.opt_env("token_env", diags),
         requests_per_second: fields.opt_f64("requests_per_second", diags),
         max_concurrency: fields.opt_u32("max_concurrency", diags),
         insecure: fields.opt_bool("insecure", diags).unwrap_or(false),
@@ -803,8 +838,8 @@ fn parse_webhook(node: &Node, diags: &mut Diagnostics) -> Option<WebhookConfig> 
                 );
             }
             let secret = r
-                .opt_str("secret_env", diags)
-                .or_else(|| r.opt_str("token_env", diags));
+                .opt_env("secret_env", diags)
+                .or_else(|| r.opt_env("token_env", diags));
             if secret.is_none() {
                 diags.node(item, "a webhook receiver needs `secret_env` (or `token_env`): every receiver is authenticated");
             }
@@ -887,7 +922,13 @@ pub fn parse_app(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<App
     }
     let commit_message = fields.opt_str("commit_message", diags);
     if let (Some(template), Some(node)) = (&commit_message, fields.get("commit_message")) {
-        check_template(template, "commit_message", node, diags);
+        check_template(
+            template,
+            TemplateKind::CommitMessage,
+            "commit_message",
+            node,
+            diags,
+        );
     }
     let schedule = parse_schedule(&fields, diags);
     let mut images = Vec::new();
@@ -933,10 +974,27 @@ fn is_valid_name(name: &str) -> bool {
         })
 }
 
-fn check_template(template: &str, key: &str, node: &Node, diags: &mut Diagnostics) {
+/// Check a template's syntax; a template that parses is recorded in `diags.refs` for the stage
+/// that renders it to try against its context (`engine::check`).
+fn check_template(
+    template: &str,
+    kind: TemplateKind,
+    key: &str,
+    node: &Node,
+    diags: &mut Diagnostics,
+) {
     let env = minijinja::Environment::new();
-    if let Err(e) = env.template_from_str(template) {
-        diags.node(node, format!("`{key}` is not a valid template: {e}"));
+    match env.template_from_str(template) {
+        Ok(_) => {
+            let at = diags.position(node);
+            diags.refs.templates.push(TemplateRef {
+                kind,
+                key: key.to_string(),
+                text: template.to_string(),
+                at,
+            });
+        }
+        Err(e) => diags.node(node, format!("`{key}` is not a valid template: {e}")),
     }
 }
 
@@ -969,10 +1027,14 @@ fn parse_pull_request(node: &Node, diags: &mut Diagnostics) -> Option<PullReques
             format!("`forge` must be github, gitlab or gitea, found `{forge}`"),
         );
     }
-    let token_env = fields.required_str("token_env", "`pull_request`", diags);
-    for key in ["branch", "title", "body"] {
+    let token_env = fields.required_env("token_env", "`pull_request`", diags);
+    for (key, kind) in [
+        ("branch", TemplateKind::PullRequestBranch),
+        ("title", TemplateKind::PullRequestTitle),
+        ("body", TemplateKind::PullRequestBody),
+    ] {
         if let (Some(template), Some(at)) = (fields.opt_str(key, diags), fields.get(key)) {
-            check_template(&template, key, at, diags);
+            check_template(&template, kind, key, at, diags);
         }
     }
     Some(PullRequestConfig {

@@ -31,11 +31,88 @@ impl fmt::Display for Diagnostic {
     }
 }
 
-/// The problems found in one file.
+/// Sort problems for reading: the global file's first, then by file, line and column.
+pub fn sort(problems: &mut [Diagnostic], global: &Path) {
+    problems.sort_by(|a, b| {
+        (a.file != global, &a.file, a.line, a.col).cmp(&(b.file != global, &b.file, b.line, b.col))
+    });
+}
+
+/// A place in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    pub file: PathBuf,
+    pub line: usize,
+    pub col: usize,
+}
+
+impl Position {
+    /// A problem at this place.
+    pub fn problem(&self, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            file: self.file.clone(),
+            line: self.line,
+            col: self.col,
+            message: message.into(),
+        }
+    }
+}
+
+/// Which template a [`TemplateRef`] is: each sees its own context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TemplateKind {
+    /// An app's `commit_message`.
+    CommitMessage,
+    /// `git.group_commit_message`.
+    GroupCommitMessage,
+    /// `pull_request.branch`.
+    PullRequestBranch,
+    /// `pull_request.title`.
+    PullRequestTitle,
+    /// `pull_request.body`.
+    PullRequestBody,
+}
+
+/// A template of the config (its syntax already checked), for the stage that renders it to try
+/// against its context: the config knows where it is, not what it may use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateRef {
+    pub kind: TemplateKind,
+    /// The key as written (`commit_message`, `title`, ...).
+    pub key: String,
+    pub text: String,
+    pub at: Position,
+}
+
+/// A `*_env` key: the name of an environment variable holding a secret (never its value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvRef {
+    /// The key as written (`password_env`, `token_env`, ...).
+    pub key: String,
+    pub var: String,
+    pub at: Position,
+}
+
+/// What another stage must check in a file: its templates and secret references.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Refs {
+    pub templates: Vec<TemplateRef>,
+    pub env: Vec<EnvRef>,
+}
+
+impl Refs {
+    pub fn extend(&mut self, other: Refs) {
+        self.templates.extend(other.templates);
+        self.env.extend(other.env);
+    }
+}
+
+/// The problems found in one file, and the references in it that later stages check.
 #[derive(Debug)]
 pub struct Diagnostics {
     file: PathBuf,
     pub list: Vec<Diagnostic>,
+    pub refs: Refs,
 }
 
 impl Diagnostics {
@@ -43,6 +120,16 @@ impl Diagnostics {
         Diagnostics {
             file: file.to_path_buf(),
             list: Vec::new(),
+            refs: Refs::default(),
+        }
+    }
+
+    /// The position of `node` in this file.
+    pub fn position(&self, node: &Node) -> Position {
+        Position {
+            file: self.file.clone(),
+            line: node.line,
+            col: node.col,
         }
     }
 
@@ -140,6 +227,27 @@ impl<'a> Fields<'a> {
     /// An optional string.
     pub fn opt_str(&self, key: &str, diags: &mut Diagnostics) -> Option<String> {
         self.get(key).and_then(|node| string(node, key, diags))
+    }
+
+    /// An optional `*_env` key: the variable's name, recorded in `diags.refs` with its place.
+    pub fn opt_env(&self, key: &str, diags: &mut Diagnostics) -> Option<String> {
+        let node = self.get(key)?;
+        let var = string(node, key, diags)?;
+        let at = diags.position(node);
+        diags.refs.env.push(EnvRef {
+            key: key.to_string(),
+            var: var.clone(),
+            at,
+        });
+        Some(var)
+    }
+
+    /// A required `*_env` key (see [`Fields::opt_env`]).
+    pub fn required_env(&self, key: &str, what: &str, diags: &mut Diagnostics) -> Option<String> {
+        if self.get(key).is_none() {
+            diags.node(self.node, format!("missing required key `{key}` in {what}"));
+        }
+        self.opt_env(key, diags)
     }
 
     /// An optional boolean (`true`/`false`).

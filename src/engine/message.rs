@@ -81,6 +81,8 @@ fn render_template(
 ) -> Result<Option<String>, minijinja::Error> {
     let mut env = Environment::new();
     env.set_keep_trailing_newline(true);
+    // A typo is an error (and `validate` finds it first), never an empty string in a commit.
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     let text = env.template_from_str(template)?.render(context)?;
     let text = text.trim_end();
     Ok((!text.is_empty()).then(|| format!("{text}\n")))

@@ -14,6 +14,7 @@
 //! head when a push is rejected. Config repositories are processed in parallel; the apps of
 //! one repository share one clone and one push.
 
+pub mod check;
 pub mod message;
 mod plan;
 mod pull_request;

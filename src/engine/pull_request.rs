@@ -183,9 +183,10 @@ fn write_inner(
     Ok(true)
 }
 
-/// The bot branch name from its template.
-fn bot_branch(template: Option<&str>, app: &str) -> Result<String, String> {
-    let env = minijinja::Environment::new();
+/// The bot branch name from its template (an undefined variable is an error).
+pub(crate) fn bot_branch(template: Option<&str>, app: &str) -> Result<String, String> {
+    let mut env = minijinja::Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     let name = env
         .render_str(
             template.unwrap_or(DEFAULT_BRANCH),

@@ -28,13 +28,15 @@ pub enum SettingsError {
 }
 
 fn env(var: &str, what: impl Into<String>) -> Result<String, SettingsError> {
-    match std::env::var(var) {
-        Ok(value) if !value.is_empty() => Ok(value),
-        _ => Err(SettingsError::MissingEnv {
-            var: var.to_string(),
-            what: what.into(),
-        }),
-    }
+    env_is_set(var).ok_or_else(|| SettingsError::MissingEnv {
+        var: var.to_string(),
+        what: what.into(),
+    })
+}
+
+/// The variable's value, if set and not empty (what every `*_env` reference needs).
+pub(crate) fn env_is_set(var: &str) -> Option<String> {
+    std::env::var(var).ok().filter(|value| !value.is_empty())
 }
 
 fn file(path: &Path, what: impl Into<String>) -> Result<String, SettingsError> {

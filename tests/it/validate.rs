@@ -146,3 +146,129 @@ fn bad_helm_paths_are_refused_at_validate_time() {
     }
     assert!(stderr.contains("3 problem(s) found"), "{stderr}");
 }
+
+fn imagebump(args: &[&str], global: &Path, env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_imagebump"));
+    command
+        .args(args)
+        .arg("--config")
+        .arg(global)
+        .env_remove("IMAGEBUMP_CONFIG")
+        .env_remove("RUST_LOG");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().unwrap()
+}
+
+#[test]
+fn templates_are_rendered_at_validate_time_and_a_typo_fails_validate_and_dry_run() {
+    // `{{ chnages }}` rendered as an empty string in a commit message, and failed only when a
+    // pull request was opened; now every template is rendered against a sample context with
+    // undefined variables as errors, in validate, `once --dry-run` and `run` alike.
+    let global = "apps: apps\nworkdir: work\ngit:\n  group_commit_message: \"bump {{ app }}\"\n";
+    let commit = "name: commit\nrepo: https://example.com/acme/x.git\ncommit_message: \"chore: {{ chnages }}\"\nimages:\n  - image: nginx\n    policy: {semver: '^1'}\n    targets: [{file: k8s/deploy.yaml}]\n";
+    let pr = "name: pr\nrepo: https://github.com/acme/x.git\nwrite: pull-request\npull_request:\n  forge: github\n  token_env: PATH\n  title: \"{% for c in changes %}{{ c.too }}{% endfor %}\"\n  branch: \"bot/{{ ap }}\"\nimages:\n  - image: nginx\n    policy: {semver: '^1'}\n    targets: [{file: k8s/deploy.yaml}]\n";
+    let dir = config(global, &[("commit.yaml", commit), ("pr.yaml", pr)]);
+    let file = dir.path().join("imagebump.yaml");
+    let out = validate(&file);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for expected in [
+        "imagebump.yaml:4:25: `git.group_commit_message` uses a variable not defined in its context: `app`",
+        "commit.yaml:3:17: `commit_message` uses a variable not defined in its context: `chnages`",
+        "pr.yaml:7:10: `title` fails when rendered against a sample change: ",
+        "pr.yaml:8:11: `branch` uses a variable not defined in its context: `ap`",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "missing `{expected}` in\n{stderr}"
+        );
+    }
+    assert!(stderr.contains("4 problem(s) found"), "{stderr}");
+
+    // Without the global file's problem, `once --dry-run` stops on the apps' the same way.
+    std::fs::write(&file, "apps: apps\nworkdir: work\n").unwrap();
+    let out = imagebump(&["once", "--dry-run"], &file, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("commit.yaml:3:17: `commit_message` uses a variable not defined"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("pr.yaml:8:11: `branch`"), "{stderr}");
+}
+
+#[test]
+fn an_unset_secret_variable_is_a_warning_under_validate_and_an_error_under_once_and_run() {
+    let global = "apps: apps\nworkdir: work\nregistries:\n  - prefix: registry.example.com\n    token_env: IMAGEBUMP_TEST_UNSET_REGISTRY_TOKEN\n";
+    let app = "name: pr\nrepo: https://github.com/acme/x.git\nwrite: pull-request\npull_request: {forge: github, token_env: IMAGEBUMP_TEST_UNSET_FORGE_TOKEN}\nimages:\n  - image: nginx\n    policy: {semver: '^1'}\n    targets: [{file: k8s/deploy.yaml}]\n";
+    let dir = config(global, &[("pr.yaml", app)]);
+    let file = dir.path().join("imagebump.yaml");
+    let registry_warning = "imagebump.yaml:5:16: warning: environment variable `IMAGEBUMP_TEST_UNSET_REGISTRY_TOKEN` (`token_env`) is not set";
+    let forge_warning = "pr.yaml:4:42: warning: environment variable `IMAGEBUMP_TEST_UNSET_FORGE_TOKEN` (`token_env`) is not set";
+
+    let out = validate(&file);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains(registry_warning), "{stderr}");
+    assert!(stderr.contains(forge_warning), "{stderr}");
+    // Set, there is nothing to say.
+    let set = [
+        ("IMAGEBUMP_TEST_UNSET_REGISTRY_TOKEN", "x"),
+        ("IMAGEBUMP_TEST_UNSET_FORGE_TOKEN", "y"),
+    ];
+    let out = imagebump(&["validate"], &file, &set);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // `once` (even --dry-run) and `run` refuse to start, naming the key's place.
+    for args in [&["once", "--dry-run"][..], &["run"][..]] {
+        let out = imagebump(args, &file, &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&registry_warning.replace("warning: ", "")),
+            "{args:?}: {stderr}"
+        );
+    }
+    // With the registry's set, the app whose forge token is missing does not run.
+    let out = imagebump(
+        &["once", "--dry-run"],
+        &file,
+        &[("IMAGEBUMP_TEST_UNSET_REGISTRY_TOKEN", "x")],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&forge_warning.replace("warning: ", "")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn one_run_lists_a_schemeless_url_a_template_typo_a_bad_path_and_global_and_app_errors() {
+    // The done-when, in one config.
+    let app = "name: shop\nrepo: github.com/acme/shop.git\ncommit_message: \"{{ chnages }}\"\nimages:\n  - image: nginx\n    policy: {semver: '^1'}\n    min_age: soon\n    targets: [{file: values.yaml, path: api..tag}]\n";
+    let dir = config("apps: apps\nintervl: 5m\n", &[("shop.yaml", app)]);
+    let out = validate(&dir.path().join("imagebump.yaml"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for expected in [
+        "imagebump.yaml:2:1: unknown key `intervl`",
+        "shop.yaml:2:7: `repo` ",
+        "shop.yaml:3:17: `commit_message` uses a variable not defined in its context: `chnages`",
+        "shop.yaml:7:14: `min_age`: invalid duration `soon`",
+        "shop.yaml:8:41: `path`: ",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "missing `{expected}` in\n{stderr}"
+        );
+    }
+    assert!(stderr.contains("5 problem(s) found"), "{stderr}");
+}
