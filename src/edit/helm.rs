@@ -271,12 +271,40 @@ pub fn slot(src: &str, tree: &Tree, path: &ValuePath, field: HelmField) -> Resul
         });
     }
     let field = match field {
-        HelmField::Tag => Field::Tag,
+        HelmField::Tag => Field::HelmTag {
+            digest: digest_sibling(src, tree, path, node),
+        },
         HelmField::Repository => Field::Name,
         HelmField::Ref => Field::Ref,
         HelmField::Digest => Field::Digest,
     };
     Ok(Slot::Scalar { node, field })
+}
+
+/// The scalar `digest` key next to the tag `node` that `path` leads to (`image.digest` for
+/// `image.tag`), when the mapping has exactly one.
+fn digest_sibling(src: &str, tree: &Tree, path: &ValuePath, node: NodeId) -> Option<NodeId> {
+    let (PathSegment::Key(key), parent) = path.0.split_last()? else {
+        return None;
+    };
+    let parent = ValuePath(parent.to_vec());
+    tree.roots.iter().find_map(|&root| {
+        let map = walk(src, tree, root, &parent).ok()?;
+        if !matches!(tree.nodes[map].kind, Kind::Map(_)) {
+            return None;
+        }
+        let mine = tree.get_all(map, key);
+        if !matches!(mine.as_slice(), [(_, v)] if tree.resolve(*v) == node) {
+            return None;
+        }
+        match tree.get_all(map, "digest").as_slice() {
+            [(_, v)] => {
+                let v = tree.resolve(*v);
+                matches!(tree.nodes[v].kind, Kind::Scalar { .. }).then_some(v)
+            }
+            _ => None,
+        }
+    })
 }
 
 /// Check that `value` is valid for `field` before writing it.

@@ -261,6 +261,12 @@ enum Field {
     /// `name[:tag][@digest]`
     Ref,
     Tag,
+    /// The tag of a Helm values path (`api.image.tag`), with its mapping's `digest` sibling
+    /// when there is one (the Bitnami layout). A digest to write goes into that sibling, else
+    /// into the tag value as `TAG@sha256:…`: never dropped.
+    HelmTag {
+        digest: Option<NodeId>,
+    },
     Digest,
     /// The repository name alone.
     Name,
@@ -298,7 +304,7 @@ impl fmt::Display for Field {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Field::Ref => "image reference",
-            Field::Tag => "tag",
+            Field::Tag | Field::HelmTag { .. } => "tag",
             Field::Digest => "digest",
             Field::Name => "image name",
         })
@@ -385,6 +391,16 @@ fn found(src: &str, tree: &Tree, slot: &Slot) -> Found {
                     (Some(n), t, d)
                 }
                 Field::Tag => (None, Some(v), None),
+                Field::HelmTag { digest } => match v.split_once('@') {
+                    Some((tag, inline)) => (None, Some(tag), Some(inline)),
+                    None => (
+                        None,
+                        Some(v),
+                        digest
+                            .and_then(|n| tree.scalar(n))
+                            .filter(|d| !d.is_empty()),
+                    ),
+                },
                 Field::Digest => (None, None, Some(v)),
                 Field::Name => (Some(v), None, None),
             };
@@ -535,6 +551,33 @@ fn edits_for(src: &str, tree: &Tree, slot: &Slot, update: &Update) -> Result<Vec
                 Field::Tag => {
                     if let Some(t) = &update.tag {
                         replace(&mut edits, *node, t.clone());
+                    }
+                }
+                Field::HelmTag { digest } => {
+                    if let Some(t) = &update.tag {
+                        let pinned =
+                            digest.filter(|n| tree.scalar(*n).is_some_and(|d| !d.is_empty()));
+                        match (&update.digest, digest) {
+                            (Some(d), Some(sibling)) => {
+                                replace(&mut edits, *node, t.clone());
+                                replace(&mut edits, *sibling, d.clone());
+                            }
+                            (Some(d), None) => replace(&mut edits, *node, format!("{t}@{d}")),
+                            (None, _) => {
+                                let (old_tag, _) = current.split_once('@').unwrap_or((current, ""));
+                                if let Some(n) = pinned
+                                    && old_tag != t
+                                {
+                                    let (line, col) = line_col(src, tree.nodes[n].start);
+                                    return Err(EditError::Unsupported {
+                                        line,
+                                        col,
+                                        reason: "this tag's mapping pins a digest, which the chart uses over the tag; give the new digest too (NAME:TAG@DIGEST, or pin_digest: true) or empty the digest".into(),
+                                    });
+                                }
+                                replace(&mut edits, *node, t.clone());
+                            }
+                        }
                     }
                 }
                 Field::Digest => {

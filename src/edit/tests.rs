@@ -670,3 +670,47 @@ fn a_document_parsed_once_finds_and_applies_like_the_free_functions() {
         Err(EditError::Parse { .. })
     ));
 }
+
+#[test]
+fn a_helm_tag_path_writes_a_pinned_digest_into_its_sibling_or_inline_never_drops_it() {
+    let t = || helm("image.tag", HelmField::Tag);
+    // Bitnami layout: the sibling `digest` key gets it, quoting kept.
+    check(
+        "image:\n  repository: bitnami/nginx\n  tag: 1.0.0\n  digest: \"\"\n",
+        t(),
+        update(&format!("nginx:1.1.0@{D1}")),
+        &format!("image:\n  repository: bitnami/nginx\n  tag: 1.1.0\n  digest: \"{D1}\"\n"),
+    );
+    // No sibling: `TAG@DIGEST` in the tag value.
+    check(
+        "image:\n  repository: nginx\n  tag: '1.0.0'\n",
+        t(),
+        update(&format!("nginx:1.1.0@{D1}")),
+        &format!("image:\n  repository: nginx\n  tag: '1.1.0@{D1}'\n"),
+    );
+    // Read back: the inline form and the sibling are the deployed tag and digest.
+    let inline = format!("image:\n  tag: 1.1.0@{D1}\n");
+    let found = find(inline.as_bytes(), &t(), &ImageRef::parse("nginx").unwrap()).unwrap();
+    assert_eq!(found[0].tag.as_deref(), Some("1.1.0"));
+    assert_eq!(found[0].digest.as_deref(), Some(D1));
+    // A tag-only bump of a tag whose sibling pins a digest would leave the old image running.
+    let err = refuse(
+        &format!("image:\n  tag: 1.0.0\n  digest: {D1}\n"),
+        t(),
+        update("nginx:1.1.0"),
+    );
+    assert!(err.to_string().contains("pins a digest"), "{err}");
+    // The same tag again (nothing to do) is fine; an empty sibling is no pin.
+    check(
+        &format!("image:\n  tag: 1.0.0\n  digest: {D1}\n"),
+        t(),
+        update("nginx:1.0.0"),
+        &format!("image:\n  tag: 1.0.0\n  digest: {D1}\n"),
+    );
+    check(
+        "image:\n  tag: 1.0.0\n  digest: \"\"\n",
+        t(),
+        update("nginx:1.1.0"),
+        "image:\n  tag: 1.1.0\n  digest: \"\"\n",
+    );
+}

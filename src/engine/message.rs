@@ -12,7 +12,7 @@ pub const DEFAULT_COMMIT_MESSAGE: &str = "\
 chore({{ app }}): update {% if images|length == 1 %}{{ images[0].name }} to {{ images[0].to }}\
 {% else %}{{ images|length }} images{% endif %}
 
-{% for c in changes %}- {{ c.image }}: {{ c.from }} -> {{ c.to }}{% if c.digest %} ({{ c.digest }}){% endif %} in {{ c.file }}
+{% for c in changes %}- {{ c.image }}: {{ c.from }} -> {{ c.to }}{% if c.digest and c.digest not in c.to %} ({{ c.digest }}){% endif %} in {{ c.file }}
 {% endfor %}
 Updated by imagebump.
 ";
@@ -24,7 +24,7 @@ pub const DEFAULT_GROUP_COMMIT_MESSAGE: &str = "\
 chore: update {% if images|length == 1 %}{{ images[0].name }} to {{ images[0].to }}\
 {% else %}{{ images|length }} images{% endif %} in {{ apps|length }} app{% if apps|length != 1 %}s{% endif %}
 
-{% for c in changes %}- {{ c.app }}: {{ c.image }}: {{ c.from }} -> {{ c.to }}{% if c.digest %} ({{ c.digest }}){% endif %} in {{ c.file }}
+{% for c in changes %}- {{ c.app }}: {{ c.image }}: {{ c.from }} -> {{ c.to }}{% if c.digest and c.digest not in c.to %} ({{ c.digest }}){% endif %} in {{ c.file }}
 {% endfor %}
 Updated by imagebump.
 ";

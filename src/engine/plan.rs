@@ -177,7 +177,12 @@ pub fn plan_app(root: &Path, app: &ResolvedApp, fetched: &Fetched, now: OffsetDa
                             line: change.line,
                             from: change.old.clone(),
                             to: change.new.clone(),
-                            digest: decision.digest.clone(),
+                            // Only where this very scalar now holds it: a message never claims
+                            // a digest that was not written.
+                            digest: decision
+                                .digest
+                                .clone()
+                                .filter(|d| change.new.contains(d.as_str())),
                             reason: decision.reason.clone(),
                         });
                     }

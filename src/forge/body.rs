@@ -26,7 +26,7 @@ imagebump proposes new image tags for **{{ app }}**.
 | Image | File | From | To |
 | --- | --- | --- | --- |
 {% for c in changes %}
-| `{{ c.image }}` | `{{ c.file }}` | `{{ c.from }}` | `{{ c.to }}`{% if c.digest %} (`{{ c.digest }}`){% endif %} |
+| `{{ c.image }}` | `{{ c.file }}` | `{{ c.from }}` | `{{ c.to }}`{% if c.digest and c.digest not in c.to %} (`{{ c.digest }}`){% endif %} |
 {% endfor %}
 
 Why these tags:

@@ -684,3 +684,67 @@ fn text_logs_off_a_terminal_have_no_colour_codes() {
         text(&out)
     );
 }
+
+/// Regression (issue 13): `pin_digest: true` with a Helm `path:` target wrote the tag, dropped
+/// the digest, and still showed `(sha256:…)` in the commit message. The digest now goes into
+/// the mapping's `digest` key when it has one (Bitnami layout), else into the tag value as
+/// `TAG@sha256:…`; the message shows exactly what was written, and a second pass is a no-op.
+#[tokio::test(flavor = "multi_thread")]
+async fn pin_digest_with_a_helm_path_writes_the_digest_where_the_chart_reads_it() {
+    let registry = TestRegistry::start_plain().await;
+    let host = registry.host();
+    let pusher = registry.pusher();
+    pusher
+        .push_image("team/api", "1.0.0", &ImageSpec::new("2026-01-01T00:00:00Z"))
+        .await;
+    let new = pusher
+        .push_image("team/api", "1.1.0", &ImageSpec::new("2026-01-02T00:00:00Z"))
+        .await;
+    let values = "\
+bitnami:
+  image:
+    repository: REGISTRY/team/api
+    tag: 1.0.0
+    digest: \"\"   # set by imagebump
+plain:
+  image:
+    repository: REGISTRY/team/api
+    tag: \"1.0.0\"
+"
+    .replace("REGISTRY", &host);
+    let repo = BareRepo::with_files("main", &[("values.yaml", &values)]);
+    let app = format!(
+        "name: prod\nrepo: {}\nimages:\n  - name: api\n    image: {host}/team/api\n    policy: {{semver: \"^1\"}}\n    pin_digest: true\n    targets:\n      - {{file: values.yaml, path: bitnami.image.tag}}\n      - {{file: values.yaml, path: plain.image.tag}}\n",
+        repo.file_url()
+    );
+    let setup = Setup::new(&host, &[("prod", app)]);
+    let out = setup.once(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let file = repo.show("main", "values.yaml");
+    let want = values
+        .replace(
+            "tag: 1.0.0\n    digest: \"\"",
+            &format!("tag: 1.1.0\n    digest: \"{}\"", new.digest),
+        )
+        .replace("tag: \"1.0.0\"", &format!("tag: \"1.1.0@{}\"", new.digest));
+    assert_eq!(file.trim_end(), want.trim_end(), "{}", text(&out));
+    let message = crate::support::git::git(repo.path(), &["log", "-1", "--format=%B", "main"]);
+    assert!(
+        message.contains(&format!("\"\" -> {} in values.yaml", new.digest))
+            || message.contains(&format!(" -> {} in values.yaml", new.digest)),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("1.0.0 -> 1.1.0@{} in values.yaml", new.digest)),
+        "{message}"
+    );
+    assert_eq!(
+        message.matches(&new.digest).count(),
+        2,
+        "each written digest once, no claim beyond: {message}"
+    );
+    // The digests read back: nothing to do on the next pass.
+    let out = setup.once(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(repo.log("main").len(), 2, "{}", text(&out));
+}
