@@ -625,7 +625,7 @@ fn helm_renders_every_optional_object_and_user_apps() {
                 "image": "registry.example.com/billing/api",
                 "policy": {"semver": "^2.0"},
                 "targets": [{"file": "values.yaml", "path": "api.image.tag"}]}]},
-            "search": {"repo": "https://example.com/search.git", "write": "pull-request",
+            "search": {"repo": "https://gitlab.example.com/acme/search.git", "write": "pull-request",
                 "pull_request": {"forge": "gitlab", "token_env": "GITLAB_TOKEN"},
                 "images": [{"image": "registry.example.com/search", "policy": {"numerical": "asc"},
                     "targets": [{"file": "k8s/deploy.yaml"}]}]}
