@@ -914,6 +914,26 @@ pub fn parse_app(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<App
     let pull_request = fields
         .get("pull_request")
         .and_then(|n| parse_pull_request(n, diags));
+    // What the forge client needs and can be known now (not only at the first pull request).
+    if let (Some(pr), Some(url), Some(at)) = (&pull_request, &repo, fields.get("pull_request"))
+        && let Some(kind) = crate::forge::ForgeKind::parse(&pr.forge)
+    {
+        if pr.api_url.is_none() && kind.default_api_url().is_none() {
+            diags.node(
+                at,
+                format!(
+                    "`pull_request.api_url` is required for {} (it has no public default)",
+                    pr.forge
+                ),
+            );
+        }
+        if pr.project.is_none()
+            && repo_url::check(url).is_ok()
+            && let Err(e) = crate::forge::project_from_repo_url(kind, url)
+        {
+            diags.node(at, format!("`pull_request`: {e}"));
+        }
+    }
     if write == WriteMode::PullRequest && fields.get("pull_request").is_none() {
         diags.node(
             &root,

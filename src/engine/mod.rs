@@ -623,6 +623,27 @@ impl Engine {
                 }
                 if dry_run {
                     report.diffs = planned.files.iter().map(|f| f.diff()).collect();
+                    // The message a commit would carry: a template that fails here fails there.
+                    let rows = plan::contexts(&report.changes);
+                    let rendered = if git_config.group_commits {
+                        let grouped: Vec<message::GroupedChange> = rows
+                            .into_iter()
+                            .map(|change| message::GroupedChange {
+                                app: app.app.name.clone(),
+                                change,
+                            })
+                            .collect();
+                        message::render_group(git_config.group_commit_message.as_deref(), &grouped)
+                            .map(drop)
+                            .map_err(|e| e.to_string())
+                    } else {
+                        message::render(app.app.commit_message.as_deref(), &app.app.name, &rows)
+                            .map(drop)
+                            .map_err(|e| e.to_string())
+                    };
+                    if let Err(e) = rendered {
+                        report.errors.push(e);
+                    }
                     continue;
                 }
                 if self.shutting_down() {

@@ -70,6 +70,16 @@ fn write_inner(
     }
     if dry_run {
         report.diffs = planned.files.iter().map(|f| f.diff()).collect();
+        // Fail where the real pass would, short of the remote and the forge.
+        settings::forge(config).map_err(|e| e.to_string())?;
+        bot_branch(pr_config.branch.as_deref(), &config.name)?;
+        let rows = contexts(&report.changes);
+        message::render(config.commit_message.as_deref(), &config.name, &rows)
+            .map_err(|e| e.to_string())?;
+        forge::render_title(pr_config.title.as_deref(), &config.name, &rows)
+            .map_err(|e| e.to_string())?;
+        forge::render_body(pr_config.body.as_deref(), &config.name, &rows)
+            .map_err(|e| e.to_string())?;
         return Ok(false);
     }
     let forge = Forge::new(settings::forge(config).map_err(|e| e.to_string())?)

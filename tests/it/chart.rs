@@ -11,7 +11,11 @@
 //! - the templates are structurally sound: balanced actions and blocks, and every `.Values.x.y`
 //!   they use exists in `values.yaml`;
 //! - the README's values table lists every value; the security invariants hold (one writer,
-//!   no RBAC, no API token, restricted pod security).
+//!   no RBAC, no API token, restricted pod security);
+//! - the quickstarts work as written: the `kubectl create secret` commands of README.md,
+//!   docs/deploy.md and the chart README, read from the files, create every Secret and key the
+//!   pod rendered from docs/deploy.md's values reads, every file the config names is in a
+//!   mounted Secret, and the rendered config validates without a warning.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -625,7 +629,7 @@ fn helm_renders_every_optional_object_and_user_apps() {
                 "image": "registry.example.com/billing/api",
                 "policy": {"semver": "^2.0"},
                 "targets": [{"file": "values.yaml", "path": "api.image.tag"}]}]},
-            "search": {"repo": "https://example.com/search.git", "write": "pull-request",
+            "search": {"repo": "https://gitlab.example.com/acme/search.git", "write": "pull-request",
                 "pull_request": {"forge": "gitlab", "token_env": "GITLAB_TOKEN"},
                 "images": [{"image": "registry.example.com/search", "policy": {"numerical": "asc"},
                     "targets": [{"file": "k8s/deploy.yaml"}]}]}
@@ -736,4 +740,277 @@ fn the_deploy_guides_example_values_render_and_validate() {
         "{}",
         text(&out)
     );
+}
+
+/// The Secrets `kubectl create secret generic` commands create: name -> keys. Reads every
+/// ```sh block of `section` (from its heading to the next heading of the same level).
+fn secrets_created(
+    markdown: &str,
+    heading: &str,
+) -> std::collections::BTreeMap<String, BTreeSet<String>> {
+    let start = markdown
+        .find(heading)
+        .unwrap_or_else(|| panic!("no `{heading}` section"));
+    let level = heading.split(' ').next().unwrap().len();
+    let rest = &markdown[start + heading.len()..];
+    let end = rest
+        .match_indices('\n')
+        .map(|(i, _)| i + 1)
+        .find(|&i| {
+            let line = &rest[i..];
+            let hashes = line.len() - line.trim_start_matches('#').len();
+            hashes > 0 && hashes <= level && line[hashes..].starts_with(' ')
+        })
+        .unwrap_or(rest.len());
+    let section = &rest[..end];
+    let mut created = std::collections::BTreeMap::new();
+    for block in section.split("```sh\n").skip(1) {
+        let block = block.split("```").next().unwrap();
+        let joined = block.replace("\\\n", " ");
+        for line in joined.lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let Some(at) = words
+                .windows(3)
+                .position(|w| w == ["create", "secret", "generic"])
+            else {
+                continue;
+            };
+            let name = words[at + 3].to_string();
+            let keys: &mut BTreeSet<String> = created.entry(name).or_default();
+            for word in &words[at + 4..] {
+                if let Some(literal) = word.strip_prefix("--from-literal=") {
+                    keys.insert(literal.split('=').next().unwrap().to_string());
+                } else if let Some(file) = word.strip_prefix("--from-file=") {
+                    let key = match file.split_once('=') {
+                        Some((key, _)) => key,
+                        None => file.rsplit('/').next().unwrap(),
+                    };
+                    keys.insert(key.to_string());
+                }
+            }
+        }
+    }
+    created
+}
+
+/// The ```yaml blocks of a markdown file, unindented, in order.
+fn yaml_blocks(markdown: &str) -> Vec<Value> {
+    markdown
+        .split("```yaml\n")
+        .skip(1)
+        .filter_map(|rest| rest.split("```").next())
+        .filter_map(|block| {
+            let indent = block.len() - block.trim_start().len();
+            let text: String = block
+                .lines()
+                .map(|l| l.get(indent..).unwrap_or("").trim_end())
+                .collect::<Vec<_>>()
+                .join("\n");
+            yaml_serde::from_str(&text).ok()
+        })
+        .collect()
+}
+
+/// Merge `over` onto `base` as Helm merges values files: maps key by key, anything else
+/// replaced.
+fn helm_merge(base: &mut Value, over: &Value) {
+    match (base, over) {
+        (Value::Object(base), Value::Object(over)) => {
+            for (key, value) in over {
+                match base.get_mut(key) {
+                    Some(slot) => helm_merge(slot, value),
+                    None => {
+                        base.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+        }
+        (base, over) => *base = over.clone(),
+    }
+}
+
+/// Every absolute file path the imagebump config names (`*_file`, `docker_config`).
+fn config_files(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map {
+                if let (true, Some(path)) =
+                    (key.ends_with("_file") || key == "docker_config", v.as_str())
+                {
+                    out.push(path.to_string());
+                }
+                config_files(v, out);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| config_files(v, out)),
+        _ => {}
+    }
+}
+
+/// Check a rendered chart against the Secrets some instructions create: every Secret name and
+/// key the pod references exists, every file the config names is in a mounted Secret, and the
+/// rendered config validates (no warning) with the pod's environment variables set.
+fn check_instructions(
+    what: &str,
+    docs: &[Value],
+    created: &std::collections::BTreeMap<String, BTreeSet<String>>,
+) {
+    let spec = &find(docs, "Deployment")["spec"]["template"]["spec"];
+    let container = &spec["containers"][0];
+    let mut env_names = Vec::new();
+    for env in container["env"].as_array().into_iter().flatten() {
+        env_names.push(env["name"].as_str().unwrap().to_string());
+        let Some(secret) = env["valueFrom"].get("secretKeyRef") else {
+            continue;
+        };
+        let (name, key) = (
+            secret["name"].as_str().unwrap(),
+            secret["key"].as_str().unwrap(),
+        );
+        let keys = created.get(name).unwrap_or_else(|| {
+            panic!("{what}: the pod reads Secret `{name}` (env {}), which the instructions never create (they create {created:?})", env["name"])
+        });
+        assert!(
+            keys.contains(key),
+            "{what}: the pod reads key `{key}` of Secret `{name}`, which the instructions create with keys {keys:?}"
+        );
+    }
+    assert!(
+        container["envFrom"].as_array().is_none_or(|e| e.is_empty()),
+        "{what}: envFrom is not checked here"
+    );
+    // Mounted Secrets: mount path -> files in it.
+    let mut mounted: Vec<String> = Vec::new();
+    for volume in spec["volumes"].as_array().unwrap() {
+        let Some(secret) = volume.get("secret") else {
+            continue;
+        };
+        let name = secret["secretName"].as_str().unwrap();
+        let keys = created.get(name).unwrap_or_else(|| {
+            panic!("{what}: the pod mounts Secret `{name}`, which the instructions never create (they create {created:?})")
+        });
+        let mount = container["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == volume["name"])
+            .unwrap_or_else(|| panic!("{what}: volume {} is not mounted", volume["name"]));
+        let path = mount["mountPath"].as_str().unwrap().trim_end_matches('/');
+        match secret["items"].as_array() {
+            Some(items) => {
+                for item in items {
+                    let key = item["key"].as_str().unwrap();
+                    assert!(
+                        keys.contains(key),
+                        "{what}: Secret `{name}` has no key `{key}`"
+                    );
+                    mounted.push(format!("{path}/{}", item["path"].as_str().unwrap()));
+                }
+            }
+            None => mounted.extend(keys.iter().map(|k| format!("{path}/{k}"))),
+        }
+    }
+    let configmap = find(docs, "ConfigMap");
+    let mut files = Vec::new();
+    for (_, content) in configmap["data"].as_object().unwrap() {
+        let parsed: Value = yaml_serde::from_str(content.as_str().unwrap()).unwrap();
+        config_files(&parsed, &mut files);
+    }
+    for file in &files {
+        assert!(
+            mounted.contains(file),
+            "{what}: the config names {file}, which no mounted Secret holds (mounted: {mounted:?})"
+        );
+    }
+    // The rendered config validates with the pod's variables set, without a warning.
+    let dir = tempfile::tempdir().unwrap();
+    let global = {
+        let volumes = spec["volumes"].as_array().unwrap();
+        let config = volumes.iter().find(|v| v["name"] == "config").unwrap();
+        for item in config["configMap"]["items"].as_array().unwrap() {
+            let key = item["key"].as_str().unwrap();
+            let mut content = configmap["data"][key].as_str().unwrap().to_string();
+            if key == "imagebump.yaml" {
+                let mut global: Value = yaml_serde::from_str(&content).unwrap();
+                global["workdir"] = Value::String(dir.path().join("cache").display().to_string());
+                content = yaml_serde::to_string(&global).unwrap();
+            }
+            let file = dir.path().join(item["path"].as_str().unwrap());
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(file, content).unwrap();
+        }
+        dir.path().join("imagebump.yaml")
+    };
+    let mut command = Command::new(env!("CARGO_BIN_EXE_imagebump"));
+    command.args(["validate", "--config"]).arg(&global);
+    for name in &env_names {
+        command.env(name, "0123456789abcdef0123456789abcdef");
+    }
+    let out = command.output().unwrap();
+    assert!(out.status.success(), "{what}: {}", text(&out));
+    assert!(
+        out.stderr.is_empty(),
+        "{what}: validate warns: {}",
+        text(&out)
+    );
+}
+
+#[test]
+fn the_readme_and_deploy_quickstarts_create_every_secret_and_file_the_pod_needs() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let guide = std::fs::read_to_string(root.join("docs/deploy.md")).unwrap();
+    let blocks = yaml_blocks(&guide);
+    let guide_values = blocks
+        .iter()
+        .find(|b| b.get("config").is_some())
+        .expect("docs/deploy.md has a my-values.yaml example")
+        .clone();
+    let docs = rendered(&guide_values);
+
+    // The README's cluster quickstart with the guide's values.
+    let readme_secrets = secrets_created(&readme, "## Quickstart: cluster");
+    check_instructions("README quickstart", &docs, &readme_secrets);
+    // The guide's own quickstart.
+    let guide_secrets = secrets_created(&guide, "## Quickstart");
+    check_instructions("docs/deploy.md quickstart", &docs, &guide_secrets);
+    assert_eq!(
+        readme_secrets, guide_secrets,
+        "README and docs/deploy.md create the same Secrets"
+    );
+    // The chart's README, with the guide's values.
+    let chart_readme = std::fs::read_to_string(chart().join("README.md")).unwrap();
+    let chart_secrets = secrets_created(&chart_readme, "# imagebump Helm chart");
+    check_instructions("chart README", &docs, &chart_secrets);
+
+    // The guide's files section: its Secrets on top, its values file merged by Helm.
+    let mut with_files = guide_secrets.clone();
+    with_files.extend(secrets_created(&guide, "## Files from Secrets"));
+    let extra = blocks
+        .iter()
+        .find(|b| b.get("secretMounts").is_some() && b.get("apps").is_none())
+        .expect("docs/deploy.md's files section has a values file");
+    let mut merged = guide_values.clone();
+    helm_merge(&mut merged, extra);
+    let docs = rendered(&merged);
+    let mut files = Vec::new();
+    config_files(&merged["config"], &mut files);
+    assert!(
+        files.len() >= 4,
+        "the files section names its files: {files:?}"
+    );
+    check_instructions("docs/deploy.md files section", &docs, &with_files);
+
+    // The chart's defaults name the same Secrets and keys.
+    let defaults = values();
+    for (var, r) in defaults["envFromSecrets"].as_object().unwrap() {
+        let (name, key) = (
+            r["secretName"].as_str().unwrap(),
+            r["key"].as_str().unwrap(),
+        );
+        assert!(
+            readme_secrets.get(name).is_some_and(|k| k.contains(key)),
+            "the chart's default {var} reads {name}/{key}, which the README does not create"
+        );
+    }
 }

@@ -190,3 +190,140 @@ async fn endless_or_oversized_tag_listings_stop_at_their_budget_and_never_decide
     );
     assert!(started.elapsed() < Duration::from_secs(3));
 }
+
+/// Connections reset mid-response (after the headers and half the body): retried like any
+/// transient failure, so one reset costs one more request; a registry that always resets fails
+/// the request after the bounded attempts, naming registry and repository, never answering
+/// from the half that arrived.
+#[tokio::test]
+async fn a_connection_reset_mid_response_is_retried_then_a_clear_error() {
+    let (_registry, proxy, tags) = registry_with_tags("reset/app", 25, 10).await;
+    let client = client(&proxy.host());
+    let app = image(&proxy.image("reset/app"));
+
+    // The second page is reset once: the listing completes, the page asked twice.
+    proxy.fault("/tags/list", Fault::Reset, 1);
+    assert_eq!(sorted(client.list_tags(&app).await.unwrap()), tags);
+    assert_eq!(proxy.count("/tags/list"), 4);
+    proxy.clear();
+    proxy.fault("/manifests/", Fault::Reset, 1);
+    let digest = client.digest(&app, "1.0.0").await.unwrap();
+    assert!(digest.starts_with("sha256:"), "{digest}");
+
+    // Always reset: four attempts, then Unreachable naming registry and repository.
+    proxy.clear();
+    proxy.fault("/tags/list", Fault::Reset, 1000);
+    let err = client.list_tags(&app).await.unwrap_err();
+    assert!(matches!(err, RegistryError::Unreachable { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains(&proxy.host())
+            && message.contains("reset/app")
+            && message.contains("4 attempts"),
+        "{message}"
+    );
+    assert_eq!(proxy.count("/tags/list"), 4);
+    proxy.clear_faults();
+    proxy.clear();
+    proxy.fault("/manifests/", Fault::Reset, 1000);
+    let err = client.created(&app, "1.0.0").await.unwrap_err();
+    assert!(matches!(err, RegistryError::Unreachable { .. }), "{err:?}");
+    assert!(err.to_string().contains("reset/app"), "{err}");
+}
+
+/// A 100 MB tags page or manifest (a broken proxy, a hostile registry): the client stops
+/// reading at its per-response cap (16 MiB by default) and fails that request with an error
+/// naming the cap, without retrying it and without holding 100 MB.
+#[tokio::test]
+async fn a_100_mb_tags_page_or_manifest_is_refused_at_the_body_cap() {
+    let (_registry, proxy, _tags) = registry_with_tags("huge/app", 5, 10).await;
+    let client = client(&proxy.host());
+    let app = image(&proxy.image("huge/app"));
+    let cap = imagebump::registry::ClientOptions::default().max_body_bytes;
+    const HUNDRED_MB: usize = 100 * 1024 * 1024;
+
+    proxy.fault("/tags/list", Fault::Huge(HUNDRED_MB), 1000);
+    let err = client.list_tags(&app).await.unwrap_err();
+    assert!(matches!(err, RegistryError::BadResponse { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains(&proxy.host())
+            && message.contains("huge/app")
+            && message.contains(&format!("larger than {cap} bytes")),
+        "{message}"
+    );
+    assert_eq!(
+        proxy.count("/tags/list"),
+        1,
+        "a body too large is not asked again"
+    );
+
+    proxy.clear_faults();
+    proxy.clear();
+    proxy.fault("/manifests/", Fault::Huge(HUNDRED_MB), 1000);
+    let err = client.created(&app, "1.0.0").await.unwrap_err();
+    assert!(matches!(err, RegistryError::BadResponse { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains("huge/app")
+            && message.contains("manifest")
+            && message.contains(&format!("larger than {cap} bytes")),
+        "{message}"
+    );
+
+    // The registry is fine again: so is the client.
+    proxy.clear_faults();
+    assert_eq!(client.list_tags(&app).await.unwrap().len(), 5);
+}
+
+/// A body that trickles (one byte every 150 ms: each byte on time, the whole never): every
+/// request is bounded by the request timeout, which covers reading the body, so the request
+/// fails as timed out after the bounded attempts; a trickle once is retried and the listing
+/// completes.
+#[tokio::test]
+async fn a_trickling_body_is_bounded_by_the_request_timeout() {
+    let (_registry, proxy, tags) = registry_with_tags("drip/app", 5, 10).await;
+    let impatient = Client::new(
+        vec![settings(&proxy.host())],
+        ClientOptions {
+            request_timeout: Duration::from_secs(1),
+            ..options()
+        },
+    )
+    .expect("client");
+    let app = image(&proxy.image("drip/app"));
+
+    proxy.fault("/tags/list", Fault::Trickle(Duration::from_millis(150)), 1);
+    assert_eq!(sorted(impatient.list_tags(&app).await.unwrap()), tags);
+    assert_eq!(proxy.count("/tags/list"), 2);
+
+    proxy.clear();
+    let started = Instant::now();
+    proxy.fault(
+        "/tags/list",
+        Fault::Trickle(Duration::from_millis(150)),
+        1000,
+    );
+    let err = impatient.list_tags(&app).await.unwrap_err();
+    assert!(matches!(err, RegistryError::Unreachable { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains("drip/app")
+            && message.contains("timed out")
+            && message.contains("4 attempts"),
+        "{message}"
+    );
+    assert_eq!(proxy.count("/tags/list"), 4);
+    assert!(started.elapsed() < Duration::from_secs(15));
+
+    proxy.clear_faults();
+    proxy.clear();
+    proxy.fault(
+        "/manifests/",
+        Fault::Trickle(Duration::from_millis(150)),
+        1000,
+    );
+    let err = impatient.created(&app, "1.0.0").await.unwrap_err();
+    assert!(matches!(err, RegistryError::Unreachable { .. }), "{err:?}");
+    assert!(err.to_string().contains("timed out"), "{err}");
+}

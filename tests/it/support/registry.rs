@@ -1072,6 +1072,15 @@ pub enum Fault {
     Redirect(String),
     /// Add a `Link` to a page never seen before (a registry that paginates forever).
     EndlessLinks,
+    /// Send the headers (with the full Content-Length) and half the body, then drop the
+    /// connection (a reset mid-response).
+    Reset,
+    /// Answer 200 with a body of this many bytes (`{"tags":["` then spaces), made as it is
+    /// sent, with its Content-Length: a registry or proxy sending a huge page or manifest.
+    Huge(usize),
+    /// Send the body one byte at a time, this long apart (each byte is on time; the whole is
+    /// not).
+    Trickle(Duration),
 }
 
 /// A queued fault: applied to the next `times` requests whose path contains `path`.
@@ -1485,6 +1494,38 @@ fn finish(
             let stream = async_stream_body(bytes, delay);
             Body::from_stream(stream)
         }
+        Some(Fault::Reset) => {
+            headers.insert(
+                "content-length",
+                HeaderValue::from_str(&bytes.len().to_string()).expect("len"),
+            );
+            let half = bytes[..bytes.len() / 2].to_vec();
+            Body::from_stream(futures_util::stream::iter([
+                Ok(half),
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "injected reset",
+                )),
+            ]))
+        }
+        Some(Fault::Huge(size)) => {
+            headers.insert(
+                "content-length",
+                HeaderValue::from_str(&size.to_string()).expect("len"),
+            );
+            Body::from_stream(huge_body(size))
+        }
+        Some(Fault::Trickle(interval)) => {
+            let stream =
+                futures_util::stream::unfold((bytes, 0usize), move |(bytes, at)| async move {
+                    let byte = *bytes.get(at)?;
+                    if at > 0 {
+                        tokio::time::sleep(interval).await;
+                    }
+                    Some((Ok::<_, std::io::Error>(vec![byte]), (bytes, at + 1)))
+                });
+            Body::from_stream(stream)
+        }
         _ => {
             if !head {
                 headers.insert(
@@ -1509,6 +1550,24 @@ fn url_pairs(query: &str) -> Vec<(String, String)> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// `size` bytes of a JSON start followed by spaces, in 64 KiB chunks made as they are sent.
+fn huge_body(size: usize) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    const CHUNK: usize = 64 * 1024;
+    futures_util::stream::unfold(0usize, move |sent| async move {
+        if sent >= size {
+            return None;
+        }
+        let len = CHUNK.min(size - sent);
+        let mut chunk = vec![b' '; len];
+        if sent == 0 {
+            let start = b"{\"tags\":[";
+            let n = start.len().min(len);
+            chunk[..n].copy_from_slice(&start[..n]);
+        }
+        Some((Ok(chunk), sent + len))
+    })
 }
 
 /// A body that sends its first byte at once and the rest after `delay`.
