@@ -918,14 +918,11 @@ pub fn parse_app(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<App
     if let (Some(pr), Some(url), Some(at)) = (&pull_request, &repo, fields.get("pull_request"))
         && let Some(kind) = crate::forge::ForgeKind::parse(&pr.forge)
     {
-        if pr.api_url.is_none() && kind.default_api_url().is_none() {
-            diags.node(
-                at,
-                format!(
-                    "`pull_request.api_url` is required for {} (it has no public default)",
-                    pr.forge
-                ),
-            );
+        if pr.api_url.is_none()
+            && repo_url::check(url).is_ok()
+            && let Err(e) = crate::forge::api_url_for_repo(kind, url)
+        {
+            diags.node(at, format!("`pull_request`: {e}"));
         }
         if pr.project.is_none()
             && repo_url::check(url).is_ok()

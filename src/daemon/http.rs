@@ -18,7 +18,7 @@ use super::Worker;
 use super::metrics::{self, Metrics};
 use super::queue::{CheckQueue, Checks};
 use super::status::StatusStore;
-use super::webhook::{self, Receiver, Receivers};
+use super::webhook::{self, Receiver, Receivers, WebhookLimits};
 
 /// What the HTTP handlers share. Clone it freely (all fields are `Arc`s).
 #[derive(Clone)]
@@ -28,6 +28,7 @@ pub struct HttpState {
     status: Arc<StatusStore>,
     receivers: Arc<RwLock<Receivers>>,
     ready_after_first_cycle: Arc<AtomicBool>,
+    pub(crate) webhook_limits: WebhookLimits,
 }
 
 impl HttpState {
@@ -45,6 +46,7 @@ impl HttpState {
             status: checks.status().clone(),
             receivers: Arc::new(RwLock::new(Arc::new(receivers))),
             ready_after_first_cycle: Arc::new(AtomicBool::new(ready_after_first_cycle)),
+            webhook_limits: WebhookLimits::default(),
         }
     }
 

@@ -33,6 +33,7 @@ pub mod metrics;
 pub mod queue;
 pub mod run;
 pub mod schedule;
+pub mod serve;
 pub mod status;
 pub mod webhook;
 

@@ -23,6 +23,7 @@ use super::http::{HttpState, router};
 use super::metrics::Metrics;
 use super::queue::{CheckOptions, Checks};
 use super::schedule::Schedule;
+use super::serve::{ServeLimits, serve};
 use super::status::{ConfigProblem, StatusStore};
 use super::webhook::Receiver;
 use super::{Scope, Worker};
@@ -146,6 +147,8 @@ pub struct Settings {
     pub watch_interval: Duration,
     /// How long in-flight checks may run after a shutdown request.
     pub shutdown_grace: Duration,
+    /// Connection limits of the listener (header timeout, connection cap). Not reloadable.
+    pub serve: ServeLimits,
 }
 
 impl Settings {
@@ -164,6 +167,7 @@ impl Settings {
             watch_paths: Vec::new(),
             watch_interval: Duration::from_secs(3),
             shutdown_grace: Duration::from_secs(8),
+            serve: ServeLimits::default(),
         }
     }
 }
@@ -246,18 +250,13 @@ where
         settings.receivers.clone(),
         settings.ready_after_first_cycle,
     );
-    let server = {
-        let shutdown = shutdown.clone();
-        let app = router(http.clone());
-        tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { shutdown.wait().await })
-                .await;
-            if let Err(error) = served {
-                error!(%error, "HTTP server failed");
-            }
-        })
-    };
+    let server = tokio::spawn(serve(
+        listener,
+        router(http.clone()),
+        settings.serve,
+        shutdown.clone(),
+        Duration::from_secs(1),
+    ));
     let (settings_sender, settings_receiver) = watch::channel(settings.clone());
     let scheduler = tokio::spawn(schedule_loop(
         checks.clone(),
@@ -333,12 +332,7 @@ where
         warn!("checks still running after the grace period are abandoned");
     }
     let _ = scheduler.await;
-    if tokio::time::timeout(Duration::from_secs(1), server)
-        .await
-        .is_err()
-    {
-        warn!("HTTP connections still open at exit are closed");
-    }
+    let _ = server.await;
     info!("stopped");
     Ok(())
 }

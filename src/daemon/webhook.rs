@@ -14,6 +14,7 @@
 pub use crate::secret::Secret;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Path, State};
@@ -22,6 +23,7 @@ use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
 
 use super::Scope;
 use super::http::HttpState;
@@ -29,6 +31,34 @@ use super::queue::Requested;
 
 /// Webhook bodies larger than this are refused with 413.
 pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// Bytes of webhook bodies being read or processed at once, over all requests. A request whose
+/// body does not fit (its `Content-Length`, or [`BODY_LIMIT`] when it declares none) is answered
+/// 503 at once, before anything is read: a flood costs at most this much memory.
+pub const BODY_BUDGET: usize = 16 * 1024 * 1024;
+
+/// Webhook requests handled at once; more are answered 503 at once.
+pub const MAX_CONCURRENT_WEBHOOKS: usize = 64;
+
+/// Time allowed to read a webhook body; a slower sender gets 408.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The webhook listener's shared limits: the in-flight body budget (in KiB) and the request
+/// slots. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct WebhookLimits {
+    body_kib: Arc<Semaphore>,
+    requests: Arc<Semaphore>,
+}
+
+impl Default for WebhookLimits {
+    fn default() -> Self {
+        WebhookLimits {
+            body_kib: Arc::new(Semaphore::new(BODY_BUDGET / 1024)),
+            requests: Arc::new(Semaphore::new(MAX_CONCURRENT_WEBHOOKS)),
+        }
+    }
+}
 
 /// The `Content-Type` of CNCF distribution registry notifications.
 pub const DISTRIBUTION_EVENTS_MEDIA_TYPE: &str =
@@ -173,6 +203,10 @@ enum Rejection {
     UnsupportedMediaType,
     Malformed(String),
     ShuttingDown,
+    /// Too many webhook requests or body bytes in flight.
+    Busy,
+    /// The body did not arrive within [`BODY_TIMEOUT`].
+    SlowBody,
 }
 
 impl Rejection {
@@ -184,6 +218,8 @@ impl Rejection {
             Rejection::UnsupportedMediaType => "unsupported_media_type",
             Rejection::Malformed(_) => "malformed",
             Rejection::ShuttingDown => "shutting_down",
+            Rejection::Busy => "busy",
+            Rejection::SlowBody => "slow_body",
         }
     }
 
@@ -215,6 +251,17 @@ impl Rejection {
             Rejection::ShuttingDown => {
                 (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
             }
+            Rejection::Busy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "1")],
+                "too many webhook requests at once; retry\n",
+            )
+                .into_response(),
+            Rejection::SlowBody => (
+                StatusCode::REQUEST_TIMEOUT,
+                "the webhook body did not arrive in time\n",
+            )
+                .into_response(),
         }
     }
 }
@@ -331,6 +378,27 @@ async fn accept(
     if receivers.is_empty() || (path_secret.is_some() && !kind.secret_in_path()) {
         return Err(Rejection::NotConfigured);
     }
+    let _slot = state
+        .webhook_limits
+        .requests
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| Rejection::Busy)?;
+    // Credentials that do not depend on the body are checked before a byte of it is read; an
+    // HMAC receiver at least needs its signature header. Nothing unauthenticated is buffered
+    // beyond the shared budget.
+    let by_headers = authenticate_without_body(&receivers, path_secret.as_deref(), headers);
+    let hmac = matches!(kind, ReceiverKind::Ghcr | ReceiverKind::GenericHmac);
+    if !hmac && by_headers.is_none() {
+        return Err(Rejection::Unauthorized);
+    }
+    if hmac
+        && !receivers
+            .iter()
+            .any(|r| has_signature_header(r.kind, headers))
+    {
+        return Err(Rejection::Unauthorized);
+    }
     let declared_length = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
@@ -338,9 +406,22 @@ async fn accept(
     if declared_length.is_some_and(|length| length > BODY_LIMIT as u64) {
         return Err(Rejection::TooLarge);
     }
-    let body = read_limited(body, BODY_LIMIT).await?;
-    let receiver = authenticate(&receivers, path_secret.as_deref(), headers, &body)
-        .ok_or(Rejection::Unauthorized)?;
+    let reserve = declared_length.map_or(BODY_LIMIT, |length| length as usize);
+    let kib = u32::try_from(reserve.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+    let _budget = state
+        .webhook_limits
+        .body_kib
+        .clone()
+        .try_acquire_many_owned(kib)
+        .map_err(|_| Rejection::Busy)?;
+    let body = tokio::time::timeout(BODY_TIMEOUT, read_limited(body, reserve.min(BODY_LIMIT)))
+        .await
+        .map_err(|_| Rejection::SlowBody)??;
+    let receiver = match by_headers {
+        Some(receiver) => receiver,
+        None => authenticate(&receivers, path_secret.as_deref(), headers, &body)
+            .ok_or(Rejection::Unauthorized)?,
+    };
     check_media_type(kind, headers)?;
     let parsed = parse(kind, receiver.registry.as_deref(), headers, &body)?;
     if state.checks.shutting_down() {
@@ -403,6 +484,39 @@ async fn read_limited(mut body: Body, limit: usize) -> Result<Bytes, Rejection> 
 
 fn header_bytes<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h [u8]> {
     headers.get(name).map(|value| value.as_bytes())
+}
+
+/// The receiver whose header or path secret the request proves, before any body is read
+/// (`None` for HMAC receivers, whose proof needs the body).
+fn authenticate_without_body<'r>(
+    receivers: &'r [Receiver],
+    path_secret: Option<&str>,
+    headers: &HeaderMap,
+) -> Option<&'r Receiver> {
+    receivers.iter().find(|receiver| {
+        let secret = receiver.secret.expose().as_bytes();
+        match receiver.kind {
+            ReceiverKind::DockerHub | ReceiverKind::Quay => {
+                path_secret.is_some_and(|given| ct_eq(given.as_bytes(), secret))
+            }
+            ReceiverKind::Distribution | ReceiverKind::Harbor => {
+                header_bytes(headers, "authorization").is_some_and(|given| ct_eq(given, secret))
+            }
+            ReceiverKind::Gitlab => {
+                header_bytes(headers, "x-gitlab-token").is_some_and(|given| ct_eq(given, secret))
+            }
+            ReceiverKind::Ghcr | ReceiverKind::GenericHmac => false,
+        }
+    })
+}
+
+/// Whether an HMAC receiver's signature header is there at all.
+fn has_signature_header(kind: ReceiverKind, headers: &HeaderMap) -> bool {
+    match kind {
+        ReceiverKind::Ghcr => headers.contains_key("x-hub-signature-256"),
+        ReceiverKind::GenericHmac => headers.contains_key("x-signature"),
+        _ => false,
+    }
 }
 
 /// The receiver whose secret the request proves, if any.

@@ -258,6 +258,10 @@ mod tests {
                 "{{ fingerprint }} {% for i in range(2) %}{% endfor %}",
             ),
             (TemplateKind::PullRequestBranch, "bot/{{ app }}"),
+            (
+                TemplateKind::CommitMessage,
+                "{% set ns = namespace(n=0) %}{% for c in changes %}{{ c.image }}{% if not loop.last %}, {% endif %}{% set ns.n = ns.n + 1 %}{% endfor %} {{ ns.n }} {{ changes|map(attribute='to')|join(',') }}",
+            ),
         ] {
             assert_eq!(check(kind, text), Vec::<String>::new(), "{text}");
         }

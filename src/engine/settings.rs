@@ -232,31 +232,77 @@ pub fn forge(app: &App) -> Result<ForgeSettings, SettingsError> {
         .ok_or_else(|| invalid("missing".into()))?;
     let kind = ForgeKind::parse(&pr.forge)
         .ok_or_else(|| invalid(format!("unknown forge `{}`", pr.forge)))?;
-    let api_url = match (&pr.api_url, kind.default_api_url()) {
-        (Some(url), _) => url.clone(),
-        (None, Some(url)) => url.to_string(),
-        (None, None) => return Err(invalid(format!("`api_url` is required for {}", pr.forge))),
-    };
-    let project = match &pr.project {
-        Some(p) => p.clone(),
-        None => {
-            forge::project_from_repo_url(kind, &app.repo).map_err(|e| invalid(e.to_string()))?
-        }
-    };
     let token = env(
         &pr.token_env,
         format!("app `{}` pull_request.token_env", app.name),
     )?;
-    let mut settings = ForgeSettings::new(
+    // `api_url` and `project` default to what the repo URL implies (the public API for
+    // github.com and gitlab.com, else the forge's API path on the repo's own host), as
+    // docs/pull-requests.md says: a self-hosted forge's token never goes to a public instance.
+    let mut settings = ForgeSettings::for_repo(
         kind,
-        api_url,
+        &app.repo,
+        pr.api_url.as_deref(),
+        pr.project.as_deref(),
         forge::Secret::new(token),
-        pr.token_env.clone(),
-        project,
-    );
+        &pr.token_env,
+    )
+    .map_err(|e| invalid(e.to_string()))?;
     settings.labels = pr.labels.clone();
     settings.reviewers = pr.reviewers.clone();
     settings.assignees = pr.assignees.clone();
     settings.draft = pr.draft;
     Ok(settings)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn pr_app(forge: &str, repo: &str) -> App {
+        let text = format!(
+            "name: shop\nrepo: {repo}\nwrite: pull-request\npull_request: {{forge: {forge}, token_env: PATH}}\nimages:\n  - image: nginx\n    policy: {{semver: '^1'}}\n    targets: [{{file: k8s/deploy.yaml}}]\n"
+        );
+        let mut diags = config::read::Diagnostics::new(Path::new("apps/shop.yaml"));
+        let app = config::parse_app(Path::new("apps/shop.yaml"), &text, &mut diags);
+        assert!(diags.list.is_empty(), "{:?}", diags.list);
+        app.unwrap()
+    }
+
+    /// Regression: a self-hosted forge's token went to the public instance (api.github.com,
+    /// gitlab.com) because `api_url` was not derived from the repo's host as documented.
+    #[test]
+    fn the_api_url_is_derived_from_the_repo_host() {
+        for (kind, repo, api) in [
+            (
+                "gitlab",
+                "https://gitlab.acme.internal/group/sub/shop.git",
+                "https://gitlab.acme.internal/api/v4",
+            ),
+            (
+                "github",
+                "https://ghe.acme.internal/acme/shop.git",
+                "https://ghe.acme.internal/api/v3",
+            ),
+            (
+                "gitea",
+                "git@git.acme.internal:acme/shop.git",
+                "https://git.acme.internal/api/v1",
+            ),
+            (
+                "github",
+                "https://github.com/acme/shop.git",
+                "https://api.github.com",
+            ),
+            (
+                "gitlab",
+                "https://gitlab.com/acme/shop.git",
+                "https://gitlab.com/api/v4",
+            ),
+        ] {
+            let settings = super::forge(&pr_app(kind, repo)).unwrap();
+            assert_eq!(settings.api_url, api, "{repo}");
+        }
+    }
 }

@@ -475,3 +475,48 @@ async fn a_webhook_secret_shorter_than_16_bytes_is_refused() {
         );
     }
 }
+
+/// A template typo saved in a live app file (`{{ chnages }}` in `commit_message`) is found at
+/// reload like any other problem of the file: the reload is rejected, the app keeps its last
+/// good version, and the status names the file, line and variable.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_template_typo_in_a_live_app_file_is_a_rejected_reload_naming_the_variable() {
+    let port = free_port();
+    let registry = TestRegistry::start_plain().await;
+    let repo = BareRepo::with_files("main", &[("values.yaml", VALUES)]);
+    let daemon = tokio::task::spawn_blocking({
+        let dir = setup(&registry, &repo, port, "1h");
+        move || Daemon::start(dir, port)
+    })
+    .await
+    .unwrap();
+    let shop = daemon.config_dir().join("apps/shop.yaml");
+    let good = std::fs::read_to_string(&shop).unwrap();
+    std::fs::write(
+        &shop,
+        good.replace("images:", "commit_message: \"bump {{ chnages }}\"\nimages:"),
+    )
+    .unwrap();
+    daemon.signal("HUP");
+    wait_for_metric(
+        &daemon,
+        "imagebump_config_reloads_total{outcome=\"rejected\"}",
+        1.0,
+    );
+    let (_, body) = daemon.get("/api/v1/status").unwrap();
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let problems = status["config_errors"].as_array().expect("config_errors");
+    assert_eq!(problems.len(), 1, "{body}");
+    let error = problems[0]["error"].as_str().unwrap();
+    assert!(
+        error.contains(
+            "shop.yaml:3:17: `commit_message` uses a variable not defined in its context: `chnages`"
+        ),
+        "{body}"
+    );
+    assert_eq!(
+        problems[0]["app"], "shop",
+        "the last good version runs: {body}"
+    );
+    assert_eq!(status["apps"][0]["name"], "shop", "{body}");
+}

@@ -276,7 +276,7 @@ fn one_run_lists_a_schemeless_url_a_template_typo_a_bad_path_and_global_and_app_
 #[test]
 fn what_the_forge_client_needs_is_checked_at_validate_time() {
     // Both failed only when the first pull request was due.
-    let gitea = "name: gitea\nrepo: https://git.example.com/acme/x.git\nwrite: pull-request\npull_request: {forge: gitea, token_env: PATH}\nimages:\n  - image: nginx\n    policy: {semver: '^1'}\n    targets: [{file: k8s/deploy.yaml}]\n";
+    let gitea = "name: gitea\nrepo: file:///srv/git/acme/x.git\nwrite: pull-request\npull_request: {forge: gitea, token_env: PATH}\nimages:\n  - image: nginx\n    policy: {semver: '^1'}\n    targets: [{file: k8s/deploy.yaml}]\n";
     let shallow = "name: shallow\nrepo: https://github.com/x.git\nwrite: pull-request\npull_request: {forge: github, token_env: PATH}\nimages:\n  - image: nginx\n    policy: {semver: '^1'}\n    targets: [{file: k8s/deploy.yaml}]\n";
     let dir = config(
         "apps: apps\n",
@@ -286,7 +286,8 @@ fn what_the_forge_client_needs_is_checked_at_validate_time() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains("gitea.yaml:4:15: `pull_request.api_url` is required for gitea"),
+        stderr.contains("gitea.yaml:4:15: `pull_request`: ")
+            && stderr.contains("cannot derive the Gitea API URL"),
         "{stderr}"
     );
     assert!(
