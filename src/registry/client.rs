@@ -172,6 +172,62 @@ fn describe(error: &reqwest::Error, timeout: Duration) -> String {
     text
 }
 
+/// The TLS error (rustls') behind an HTTP error, if any: walked through the causes, looking
+/// inside `io::Error`s too (their `source()` skips the error they wrap, and the connector
+/// wraps one `io::Error` in another).
+fn tls_error(error: &reqwest::Error) -> Option<&rustls::Error> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(cause) = next {
+        if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        next = match cause.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => cause.source(),
+        };
+    }
+    None
+}
+
+/// What to tell the user about a TLS failure that is a configuration mistake (classified by
+/// the error's type): a plain-HTTP registry asked over HTTPS, or a server certificate that is
+/// marked as a CA (a self-signed certificate made the quick way), typically given as its own
+/// `ca_file`. `None`: not one of these.
+fn tls_mistake(error: &rustls::Error, ca_file: Option<&std::path::Path>) -> Option<String> {
+    match error {
+        rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType) => Some(
+            "the registry answered plain HTTP to a TLS (HTTPS) request; if it serves plain \
+             HTTP, set `insecure: true` for it (`--insecure` on the command line)"
+                .to_string(),
+        ),
+        rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other))
+            if matches!(
+                other.0.downcast_ref::<webpki::Error>(),
+                Some(webpki::Error::CaUsedAsEndEntity)
+            ) =>
+        {
+            let file = match ca_file {
+                Some(path) => format!(
+                    "ca_file {} is most likely the server's own certificate (a self-signed \
+                     leaf), not a CA that signed it",
+                    path.display()
+                ),
+                None => "the server's own certificate is a CA certificate".to_string(),
+            };
+            Some(format!(
+                "the registry's certificate is marked as a CA (basicConstraints CA:TRUE, as \
+                 `openssl req -x509` makes it), and TLS refuses a CA certificate as a server's \
+                 own certificate: {file}; sign the registry's certificate with a CA (CA:FALSE \
+                 on the server's certificate) and set ca_file to that CA, or re-create the \
+                 self-signed certificate with basicConstraints CA:FALSE"
+            ))
+        }
+        _ => None,
+    }
+}
+
 /// `application/x-www-form-urlencoded` encoding of `pairs`.
 fn form_body(pairs: &[(&str, &str)]) -> String {
     let mut scratch = Url::parse("http://form.invalid/").unwrap_or_else(|_| unreachable!());
@@ -520,6 +576,14 @@ impl Client {
                     }
                     backoff(attempt, options.initial_backoff, options.max_backoff)
                 }
+                Ok(fetched)
+                    if fetched.status == StatusCode::BAD_REQUEST
+                        && url.scheme() == "http"
+                        && serde_json::from_slice::<serde_json::Value>(&fetched.body).is_err()
+                        && self.speaks_tls(reg).await =>
+                {
+                    return Err(Self::tls_registry_over_http(reg, repository));
+                }
                 Ok(fetched) => {
                     reg.breaker.success();
                     return Ok(fetched);
@@ -536,6 +600,23 @@ impl Client {
                     });
                 }
                 Err(AttemptError::Http(error)) => {
+                    if let Some(mistake) = tls_error(&error)
+                        .and_then(|tls| tls_mistake(tls, reg.settings.ca_file.as_deref()))
+                    {
+                        // A configuration mistake: the same answer every time, no retry.
+                        return Err(RegistryError::Unreachable {
+                            registry: reg.name.clone(),
+                            repository: repository.to_string(),
+                            detail: format!("{mistake} (after 1 attempt)"),
+                        });
+                    }
+                    if url.scheme() == "http"
+                        && !error.is_timeout()
+                        && attempt == 0
+                        && self.speaks_tls(reg).await
+                    {
+                        return Err(Self::tls_registry_over_http(reg, repository));
+                    }
                     let detail = describe(&error, options.request_timeout);
                     // A refused certificate will be refused again: not worth a retry.
                     let transient = (error.is_timeout()
@@ -578,6 +659,43 @@ impl Client {
             );
             tokio::time::sleep(delay).await;
             attempt += 1;
+        }
+    }
+
+    /// Whether `reg` (asked over plain HTTP) speaks TLS on its port: an HTTPS request gets an
+    /// answer, or fails on the certificate (so the handshake got that far). Asked only after a
+    /// plain-HTTP request failed in a way a TLS server causes (a non-JSON 400, a dropped
+    /// connection).
+    async fn speaks_tls(&self, reg: &RegistryState) -> bool {
+        let mut url = reg.base.clone();
+        if url.set_scheme("https").is_err() {
+            return false;
+        }
+        let url = url.join("v2/").unwrap_or(url);
+        match reg
+            .http
+            .get(url)
+            .timeout(self.inner.options.connect_timeout)
+            .send()
+            .await
+        {
+            Ok(_) => true,
+            Err(error) => matches!(
+                tls_error(&error),
+                Some(rustls::Error::InvalidCertificate(_) | rustls::Error::AlertReceived(_))
+            ),
+        }
+    }
+
+    fn tls_registry_over_http(reg: &RegistryState, repository: &str) -> RegistryError {
+        RegistryError::Unreachable {
+            registry: reg.name.clone(),
+            repository: repository.to_string(),
+            detail: "the registry answered with TLS (HTTPS), but `insecure: true` \
+                     (`--insecure` on the command line) has imagebump ask it over plain HTTP: \
+                     remove insecure, and set ca_file (`--ca-file`) if its certificate is \
+                     signed by a private CA"
+                .to_string(),
         }
     }
 

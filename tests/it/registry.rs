@@ -986,6 +986,80 @@ async fn https_with_a_custom_ca_file() {
     assert_eq!(stdout, "1.0.0\n");
 }
 
+/// Issue 13: the three TLS mistakes people make get an error that says what is wrong and what
+/// to set, instead of rustls' words ("received corrupt message of type InvalidContentType",
+/// "CaUsedAsEndEntity ... set its ca_file" while it was set).
+#[tokio::test]
+async fn tls_mistakes_get_errors_that_say_what_to_change() {
+    // A plain-HTTP registry, asked over HTTPS (no `insecure: true`).
+    let plain = TestRegistry::start_plain().await;
+    let client = Client::new(vec![RegistrySettings::new(plain.host())], options()).unwrap();
+    let err = client
+        .list_tags(&image(&plain.image("any/app")))
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, RegistryError::Unreachable { .. }), "{err:?}");
+    assert!(
+        message.contains("answered plain HTTP")
+            && message.contains("insecure: true")
+            && message.contains("after 1 attempt")
+            && !message.contains("InvalidContentType"),
+        "{message}"
+    );
+
+    // A TLS registry, asked over plain HTTP (`insecure: true`, `--insecure`).
+    let tls = TestRegistry::start(RegistryConfig {
+        tls: true,
+        ..RegistryConfig::default()
+    })
+    .await;
+    let mut insecure = RegistrySettings::new(tls.host());
+    insecure.insecure = true;
+    let client = Client::new(vec![insecure], options()).unwrap();
+    let err = client
+        .list_tags(&image(&tls.image("any/app")))
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("answered with TLS")
+            && message.contains("insecure")
+            && message.contains("ca_file"),
+        "{message}"
+    );
+    let name = tls.image("any/app");
+    let (code, _, stderr) = imagebump(&["tags", name.as_str(), "--insecure"], &[]).await;
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("answered with TLS") && stderr.contains("--insecure"),
+        "{stderr}"
+    );
+
+    // A self-signed server certificate (made as a CA) given as its own ca_file.
+    let leaf = TestRegistry::start(RegistryConfig {
+        tls: true,
+        self_signed: true,
+        ..RegistryConfig::default()
+    })
+    .await;
+    let ca_file = leaf.ca_file.clone().unwrap();
+    let mut settings = RegistrySettings::new(leaf.host());
+    settings.ca_file = Some(ca_file.clone());
+    let client = Client::new(vec![settings], options()).unwrap();
+    let err = client
+        .list_tags(&image(&leaf.image("any/app")))
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("server's own certificate")
+            && message.contains("not a CA")
+            && !message.contains("set its ca_file"),
+        "{message}"
+    );
+}
+
 #[tokio::test]
 async fn harness_registry_sends_notifications_with_configured_headers() {
     // The daemon's webhook tests rely on this part of the harness.

@@ -98,6 +98,9 @@ pub struct RegistryConfig {
     /// Serve HTTPS with a certificate for 127.0.0.1 signed by a test CA
     /// ([`TestRegistry::ca_file`]).
     pub tls: bool,
+    /// With `tls`: serve a self-signed certificate made the quick way (`openssl req -x509`,
+    /// which marks it as a CA), and give that certificate itself as [`TestRegistry::ca_file`].
+    pub self_signed: bool,
 }
 
 /// A running `docker-registry`; killed (with its token server) on drop.
@@ -107,6 +110,8 @@ pub struct TestRegistry {
     pub port: u16,
     /// The CA that signed the registry's certificate, when it serves HTTPS.
     pub ca_file: Option<PathBuf>,
+    /// Serves a self-signed CA-marked certificate: the harness's own client accepts it unchecked.
+    self_signed: bool,
     pub auth: AuthMode,
     pub token_server: Option<TokenServer>,
 }
@@ -182,7 +187,11 @@ impl TestRegistry {
         );
         let mut ca_file = None;
         if config.tls {
-            let (ca, cert, key) = tls_files(dir.path());
+            let (ca, cert, key) = if config.self_signed {
+                self_signed_files(dir.path())
+            } else {
+                tls_files(dir.path())
+            };
             yaml.push_str(&format!(
                 "  tls:\n    certificate: {}\n    key: {}\n",
                 cert.display(),
@@ -257,6 +266,7 @@ impl TestRegistry {
             dir,
             port,
             ca_file,
+            self_signed: config.tls && config.self_signed,
             auth: config.auth.clone(),
             token_server,
         };
@@ -310,7 +320,11 @@ impl TestRegistry {
     /// A reqwest client trusting this registry's CA (if any).
     pub fn http_client(&self) -> reqwest::Client {
         let mut builder = reqwest::Client::builder();
-        if let Some(ca) = &self.ca_file {
+        if self.self_signed {
+            // rustls refuses a CA certificate as a server's own, whoever trusts it; the
+            // harness only needs to know the registry is up and to push to it.
+            builder = builder.tls_danger_accept_invalid_certs(true);
+        } else if let Some(ca) = &self.ca_file {
             let pem = std::fs::read(ca).expect("read CA");
             let certs = reqwest::Certificate::from_pem_bundle(&pem).expect("CA pem");
             builder = builder.tls_certs_merge(certs);
@@ -396,6 +410,23 @@ impl TestRegistry {
             .as_ref()
             .map_or(0, |server| server.requests.load(Ordering::SeqCst))
     }
+}
+
+/// A self-signed certificate for 127.0.0.1 as `openssl req -x509` makes it (with its default
+/// `basicConstraints=CA:TRUE`): `(tls.pem, tls.pem, tls.key)`.
+fn self_signed_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let cert = dir.join("tls.pem");
+    let key = dir.join("tls.key");
+    run(Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .arg("ec_paramgen_curve:prime256v1")
+        .args(["-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert));
+    (cert.clone(), cert, key)
 }
 
 /// A test CA and a certificate for 127.0.0.1 it signed: `(ca.pem, tls.pem, tls.key)`.
