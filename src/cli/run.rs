@@ -178,6 +178,12 @@ fn daemon_settings(config: &Config, ready_at_start: bool) -> Result<Settings, St
         None => SocketAddr::from_str(DEFAULT_LISTEN).map_err(|e| e.to_string())?,
     };
     let mut settings = Settings::new(listen, schedule(&config.global.schedule)?);
+    settings.status_listen = config.global.http_listen;
+    if settings.status_listen == Some(listen) {
+        return Err(format!(
+            "http.listen and webhook.listen are both {listen}: give the status listener its own port"
+        ));
+    }
     for app in &config.apps {
         if let Some(s) = &app.schedule {
             settings

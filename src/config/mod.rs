@@ -49,6 +49,9 @@ pub struct Global {
     pub git: GitConfig,
     pub registries: Vec<RegistryConfig>,
     pub webhook: Option<WebhookConfig>,
+    /// `http.listen`: where health, readiness, metrics and status are served. `None`: on the
+    /// webhook listener, with everything else.
+    pub http_listen: Option<SocketAddr>,
     /// Checks the daemon runs at once (default 4).
     pub max_concurrent_checks: Option<u32>,
     /// How long a registry that keeps failing is left alone.
@@ -477,6 +480,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "git",
     "registries",
     "webhook",
+    "http",
     "max_concurrent_checks",
     "registry_breaker",
 ];
@@ -520,6 +524,7 @@ pub fn parse_global(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<
         })
         .unwrap_or_default();
     let webhook = fields.get("webhook").and_then(|n| parse_webhook(n, diags));
+    let http_listen = fields.get("http").and_then(|n| parse_http(n, diags));
     let max_concurrent_checks = fields.opt_u32("max_concurrent_checks", diags);
     let registry_breaker = fields
         .get("registry_breaker")
@@ -534,6 +539,7 @@ pub fn parse_global(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<
         git: git?,
         registries,
         webhook,
+        http_listen,
     })
 }
 
@@ -795,6 +801,28 @@ fn check_platform(platform: &str, node: &Node, diags: &mut Diagnostics) {
             node,
             format!("`platform` must be os/arch or os/arch/variant, found `{platform}`"),
         );
+    }
+}
+
+/// `http: {listen: ADDR}`: the listener for health, readiness, metrics and status.
+fn parse_http(node: &Node, diags: &mut Diagnostics) -> Option<SocketAddr> {
+    let fields = Fields::new(node, "`http`", &["listen"], diags)?;
+    let Some(text) = fields.opt_str("listen", diags) else {
+        diags.node(
+            node,
+            "`http` needs `listen`, such as 127.0.0.1:9090 (or the pod IP's 0.0.0.0:9090)",
+        );
+        return None;
+    };
+    match text.parse::<SocketAddr>() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            diags.node(
+                fields.get("listen").unwrap_or(node),
+                format!("`listen` must be an address such as 127.0.0.1:9090, found `{text}`"),
+            );
+            None
+        }
     }
 }
 

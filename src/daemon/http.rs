@@ -75,18 +75,31 @@ impl HttpState {
     }
 }
 
-/// The daemon's router.
+/// Every route on one listener: webhooks and the operator routes (the daemon without
+/// `http.listen`, and the tests).
 pub fn router(state: HttpState) -> Router {
+    webhook_router(state.clone()).merge(status_router(state))
+}
+
+/// The webhook routes alone: what may be exposed through an Ingress.
+pub fn webhook_router(state: HttpState) -> Router {
     Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
-        .route("/api/v1/status", get(status))
         .route("/webhook/{kind}", post(webhook::receive))
         .route(
             "/webhook/{kind}/{secret}",
             post(webhook::receive_with_secret),
         )
+        .with_state(state)
+}
+
+/// The operator routes: `/healthz`, `/readyz`, `/metrics`, `/api/v1/status` (served on
+/// `http.listen` when it is set, so they never share the public webhook port).
+pub fn status_router(state: HttpState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .route("/api/v1/status", get(status))
         .with_state(state)
 }
 

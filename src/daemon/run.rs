@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tracing::{error, info, warn};
 
-use super::http::{HttpState, router};
+use super::http::{HttpState, router, status_router, webhook_router};
 use super::metrics::Metrics;
 use super::queue::{CheckOptions, Checks};
 use super::schedule::Schedule;
@@ -149,6 +149,9 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// Connection limits of the listener (header timeout, connection cap). Not reloadable.
     pub serve: ServeLimits,
+    /// Where health, readiness, metrics and status are served; `None`: on `listen`, with the
+    /// webhooks. Not reloadable.
+    pub status_listen: Option<SocketAddr>,
 }
 
 impl Settings {
@@ -168,6 +171,7 @@ impl Settings {
             watch_interval: Duration::from_secs(3),
             shutdown_grace: Duration::from_secs(8),
             serve: ServeLimits::default(),
+            status_listen: None,
         }
     }
 }
@@ -186,7 +190,9 @@ pub struct Loaded<W> {
 pub enum DaemonError {
     #[error("invalid configuration: {0}")]
     Config(String),
-    #[error("cannot listen on {addr}: {source} (is the port in use? change webhook.listen)")]
+    #[error(
+        "cannot listen on {addr}: {source} (is the port in use? change webhook.listen or http.listen)"
+    )]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
@@ -235,6 +241,14 @@ where
                 addr: settings.listen,
                 source,
             })?;
+    let status_listener = match settings.status_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| DaemonError::Bind { addr, source })?,
+        ),
+        None => None,
+    };
     let shutdown = control.shutdown.clone();
     let status = Arc::new(StatusStore::new());
     report_problems(&status, &metrics, problems);
@@ -250,20 +264,46 @@ where
         settings.receivers.clone(),
         settings.ready_after_first_cycle,
     );
+    let (public, operator) = match status_listener {
+        Some(status_listener) => (
+            webhook_router(http.clone()),
+            Some((status_listener, status_router(http.clone()))),
+        ),
+        None => (router(http.clone()), None),
+    };
     let server = tokio::spawn(serve(
         listener,
-        router(http.clone()),
+        public,
         settings.serve,
         shutdown.clone(),
         Duration::from_secs(1),
     ));
+    let status_server = operator.map(|(status_listener, app)| {
+        tokio::spawn(serve(
+            status_listener,
+            app,
+            settings.serve,
+            shutdown.clone(),
+            Duration::from_secs(1),
+        ))
+    });
     let (settings_sender, settings_receiver) = watch::channel(settings.clone());
     let scheduler = tokio::spawn(schedule_loop(
         checks.clone(),
         settings_receiver,
         shutdown.clone(),
     ));
-    info!(listen = %settings.listen, "imagebump daemon started");
+    match settings.status_listen {
+        Some(status_listen) => info!(
+            listen = %settings.listen,
+            %status_listen,
+            "imagebump daemon started: webhooks on listen, health, metrics and status on status_listen"
+        ),
+        None => info!(
+            listen = %settings.listen,
+            "imagebump daemon started (health, metrics and status share the webhook port; set http.listen to serve them apart)"
+        ),
+    }
 
     let mut current = settings;
     let mut seen = fingerprint(current.watch_paths.clone()).await;
@@ -290,6 +330,11 @@ where
                 settings,
                 problems,
             }) => {
+                if settings.status_listen != current.status_listen {
+                    warn!(
+                        "a new http.listen needs a restart; health, metrics and status stay where they are"
+                    );
+                }
                 if settings.listen != current.listen {
                     warn!(
                         listen = %current.listen,
@@ -333,6 +378,9 @@ where
     }
     let _ = scheduler.await;
     let _ = server.await;
+    if let Some(status_server) = status_server {
+        let _ = status_server.await;
+    }
     info!("stopped");
     Ok(())
 }

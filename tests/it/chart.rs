@@ -603,6 +603,21 @@ fn helm_renders_the_defaults_and_the_rendered_config_validates() {
     assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate");
     assert_eq!(spec["automountServiceAccountToken"], false);
     assert_eq!(container["ports"][0]["containerPort"], 8080);
+    // Issue 12 item 13: probes, metrics and status on their own port; the webhook port (the
+    // one the Ingress routes) serves webhooks only.
+    assert_eq!(container["ports"][1]["name"], "metrics");
+    assert_eq!(container["ports"][1]["containerPort"], 9090);
+    for probe in ["livenessProbe", "readinessProbe"] {
+        assert_eq!(container[probe]["httpGet"]["port"], "metrics", "{probe}");
+    }
+    let service = find(&docs, "Service");
+    let names: Vec<&str> = service["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["http", "metrics"]);
     assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
     let mounts: Vec<&str> = container["volumeMounts"]
         .as_array()
@@ -668,6 +683,7 @@ fn helm_renders_every_optional_object_and_user_apps() {
     let paths = &ingress["spec"]["rules"][0]["http"]["paths"];
     assert_eq!(paths.as_array().unwrap().len(), 1);
     assert_eq!(paths[0]["path"], "/webhook");
+    assert_eq!(paths[0]["backend"]["service"]["port"]["name"], "http");
     let spec = &find(&docs, "Deployment")["spec"]["template"]["spec"];
     let cache = spec["volumes"]
         .as_array()
@@ -681,6 +697,7 @@ fn helm_renders_every_optional_object_and_user_apps() {
     );
     let monitor = find(&docs, "ServiceMonitor");
     assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
+    assert_eq!(monitor["spec"]["endpoints"][0]["port"], "metrics");
     assert_eq!(monitor["metadata"]["labels"]["release"], "prometheus");
     let policy = find(&docs, "NetworkPolicy");
     assert_eq!(

@@ -46,6 +46,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- regexFind "[0-9]+$" .Values.config.webhook.listen | int }}
 {{- end }}
 
+{{/* The port of health, readiness, metrics and status: the port of config.http.listen. */}}
+{{- define "imagebump.metricsPort" -}}
+{{- regexFind "[0-9]+$" .Values.config.http.listen | int }}
+{{- end }}
+
 {{/* ConfigMap key of an app file: a key cannot hold '/', the volume's items put it in apps/. */}}
 {{- define "imagebump.appKey" -}}
 {{- printf "app.%s.yaml" . }}

@@ -22,6 +22,8 @@ const MIB: usize = 1024 * 1024;
 struct Daemon {
     child: Child,
     port: u16,
+    /// The `http.listen` port, when the daemon has one.
+    status_port: Option<u16>,
     _dir: tempfile::TempDir,
 }
 
@@ -36,13 +38,22 @@ impl Daemon {
     /// `imagebump run` with a `distribution` (header token) and a `ghcr` (HMAC) receiver and no
     /// apps: every accepted event is for an unknown repository, which is all this suite needs.
     async fn start() -> Daemon {
+        Daemon::start_with(false).await
+    }
+
+    /// With `separate_status`, health, metrics and status get their own `http.listen` port.
+    async fn start_with(separate_status: bool) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("apps")).unwrap();
         let port = free_port();
+        let status_port = separate_status.then(free_port);
+        let http = status_port
+            .map(|p| format!("http:\n  listen: 127.0.0.1:{p}\n"))
+            .unwrap_or_default();
         std::fs::write(
             dir.path().join("imagebump.yaml"),
             format!(
-                "apps: apps\nworkdir: cache\ngit:\n  author: {{name: imagebump, email: bot@imagebump.test}}\nwebhook:\n  listen: 127.0.0.1:{port}\n  receivers:\n    - {{type: distribution, secret_env: WEBHOOK_TOKEN}}\n    - {{type: ghcr, secret_env: GHCR_SECRET}}\n"
+                "apps: apps\nworkdir: cache\ngit:\n  author: {{name: imagebump, email: bot@imagebump.test}}\n{http}webhook:\n  listen: 127.0.0.1:{port}\n  receivers:\n    - {{type: distribution, secret_env: WEBHOOK_TOKEN}}\n    - {{type: ghcr, secret_env: GHCR_SECRET}}\n"
             ),
         )
         .unwrap();
@@ -58,11 +69,13 @@ impl Daemon {
         let daemon = Daemon {
             child,
             port,
+            status_port,
             _dir: dir,
         };
+        let health_port = status_port.unwrap_or(port);
         let deadline = Instant::now() + Duration::from_secs(20);
         while request(
-            port,
+            health_port,
             "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
             &[],
         )
@@ -219,4 +232,62 @@ async fn floods_of_unauthenticated_bodies_and_idle_connections_cost_bounded_memo
     );
     assert!(peak < 128 * 1024, "peak RSS {peak} KiB is over 128 MiB");
     assert!(slowest < Duration::from_secs(60));
+}
+
+/// `GET path` on `port`: the status answered.
+async fn get(port: u16, path: &str) -> Option<u16> {
+    let head = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    request(port, &head, &[]).await.map(|(status, _)| status)
+}
+
+/// Issue 12 item 13: status and metrics shared the public webhook listener (app names,
+/// internal registry hosts, versions, local paths in errors, for anyone). With `http.listen`,
+/// the webhook port serves webhooks only, and health, readiness, metrics and status are served
+/// on the other listener only (loopback or the pod IP), so an Ingress can expose the webhook
+/// port alone; `imagebump status --url` reads the status there.
+#[tokio::test(flavor = "multi_thread")]
+async fn with_http_listen_the_webhook_port_serves_webhooks_only() {
+    let daemon = Daemon::start_with(true).await;
+    let (public, operator) = (daemon.port, daemon.status_port.unwrap());
+    for path in ["/healthz", "/readyz", "/metrics", "/api/v1/status"] {
+        assert_eq!(
+            get(public, path).await,
+            Some(404),
+            "{path} on the webhook port"
+        );
+        assert_eq!(
+            get(operator, path).await,
+            Some(200),
+            "{path} on http.listen"
+        );
+    }
+    let event = br#"{"events":[]}"#;
+    let head = format!(
+        "POST /webhook/distribution HTTP/1.1\r\nHost: x\r\nAuthorization: {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        event.len()
+    );
+    let webhook = |port: u16| {
+        let head = head.clone();
+        async move { request(port, &head, event).await.map(|(s, _)| s) }
+    };
+    assert_eq!(
+        webhook(public).await,
+        Some(202),
+        "webhooks on the webhook port"
+    );
+    assert_eq!(
+        webhook(operator).await,
+        Some(404),
+        "no webhooks on http.listen"
+    );
+    let status = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_imagebump"))
+            .args(["status", "--url", &format!("http://127.0.0.1:{operator}")])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(status.status.success(), "{status:?}");
+    assert!(String::from_utf8_lossy(&status.stdout).starts_with("APP"));
 }
