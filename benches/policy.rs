@@ -57,6 +57,7 @@ fn main() {
             let meta = TagMeta {
                 digest: Some(format!("sha256:{i:064x}")),
                 created: Some(created),
+                platforms: None,
             };
             (t.clone(), meta)
         })

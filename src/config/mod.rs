@@ -129,8 +129,12 @@ pub struct RegistryConfig {
     pub max_concurrency: Option<u32>,
     pub insecure: bool,
     pub ca_file: Option<PathBuf>,
-    /// `os/arch[/variant]` used to pick an image from a multi-platform index.
+    /// `os/arch[/variant]` used to pick an image from a multi-platform index (the first of
+    /// `platforms`).
     pub platform: Option<String>,
+    /// `platform` as written (a string or a list): every tag the policy picks must have an
+    /// image for each of these; empty = no platform filter.
+    pub platforms: Vec<String>,
     /// `tag_list`: caps on one tags listing; `None` keeps the default of each.
     pub tag_list: TagListCaps,
 }
@@ -230,7 +234,11 @@ pub struct ImageConfig {
     pub pin_digest: bool,
     pub allow_downgrade: bool,
     pub min_age: Option<Duration>,
+    /// The first of `platforms`.
     pub platform: Option<String>,
+    /// `platform` (a string or a list): the tags the policy may pick must have an image for
+    /// each; overrides the registry's.
+    pub platforms: Vec<String>,
     pub targets: Vec<TargetConfig>,
     pub line: usize,
 }
@@ -751,6 +759,7 @@ fn parse_registry(node: &Node, base: &Path, diags: &mut Diagnostics) -> Option<R
         .get("tag_list")
         .and_then(|node| parse_tag_list(node, diags))
         .unwrap_or_default();
+    let platforms = fields.opt_str_list("platform", diags);
     let registry = RegistryConfig {
         prefix: fields.required_str("prefix", "a registry", diags)?,
         docker_config: fields.opt_str("docker_config", diags).map(|p| base.join(p)),
@@ -761,7 +770,8 @@ fn parse_registry(node: &Node, base: &Path, diags: &mut Diagnostics) -> Option<R
         max_concurrency: fields.opt_u32("max_concurrency", diags),
         insecure: fields.opt_bool("insecure", diags).unwrap_or(false),
         ca_file: fields.opt_str("ca_file", diags).map(|p| base.join(p)),
-        platform: fields.opt_str("platform", diags),
+        platform: platforms.first().cloned(),
+        platforms,
         tag_list,
     };
     if registry.username.is_some() != registry.password_env.is_some() {
@@ -778,8 +788,8 @@ fn parse_registry(node: &Node, base: &Path, diags: &mut Diagnostics) -> Option<R
             "choose one of `docker_config`, `username`+`password_env` or `token_env`",
         );
     }
-    if let Some(platform) = &registry.platform {
-        check_platform(platform, node, diags);
+    for platform in &registry.platforms {
+        check_platform(platform, fields.get("platform").unwrap_or(node), diags);
     }
     Some(registry)
 }
@@ -1171,10 +1181,13 @@ fn parse_image(node: &Node, diags: &mut Diagnostics) -> Option<ImageConfig> {
             );
         }
     }
-    let platform = fields.opt_str("platform", diags);
-    if let (Some(p), Some(at)) = (&platform, fields.get("platform")) {
-        check_platform(p, at, diags);
+    let platforms = fields.opt_str_list("platform", diags);
+    if let Some(at) = fields.get("platform") {
+        for p in &platforms {
+            check_platform(p, at, diags);
+        }
     }
+    let platform = platforms.first().cloned();
     let mut targets = Vec::new();
     match fields.get("targets") {
         Some(t) => {
@@ -1197,6 +1210,7 @@ fn parse_image(node: &Node, diags: &mut Diagnostics) -> Option<ImageConfig> {
         allow_downgrade: fields.opt_bool("allow_downgrade", diags).unwrap_or(false),
         min_age: fields.opt_duration("min_age", diags),
         platform,
+        platforms,
         targets,
         line: node.line,
     })

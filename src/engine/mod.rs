@@ -269,8 +269,11 @@ impl Engine {
         let mut apps = Vec::new();
         let mut broken = Vec::new();
         for app in &config.apps {
-            let policies: Result<Vec<Policy>, SettingsError> =
-                app.images.iter().map(settings::policy).collect();
+            let policies: Result<Vec<Policy>, SettingsError> = app
+                .images
+                .iter()
+                .map(|image| settings::policy(image, &config.global.registries))
+                .collect();
             match policies {
                 Ok(policies) => apps.push(ResolvedApp {
                     app: app.clone(),
@@ -467,7 +470,10 @@ impl Engine {
                 let Some(reference) = images.get(&name) else {
                     continue;
                 };
-                // Each round asks for more tags; a policy asks at most once per tag.
+                // Each round asks for more tags; a policy asks at most once per tag (a platform
+                // filter asks again for a tag whose platforms the registry did not give: once).
+                let want_platforms = !policy.platforms.is_empty();
+                let mut asked: Option<Vec<String>> = None;
                 for _ in 0..tags.len() + 2 {
                     let meta = fetched.meta_of(&name);
                     let Ok(Step::NeedMetadata(wanted)) =
@@ -475,9 +481,16 @@ impl Engine {
                     else {
                         break;
                     };
+                    if asked.as_ref() == Some(&wanted) {
+                        break;
+                    }
+                    asked = Some(wanted.clone());
                     let mut found = Vec::new();
                     for tag in wanted {
-                        found.push((tag.clone(), self.tag_meta(reference, &tag).await));
+                        found.push((
+                            tag.clone(),
+                            self.tag_meta(reference, &tag, want_platforms).await,
+                        ));
                     }
                     if let Ok(mut all) = fetched.meta.lock() {
                         all.entry(name.clone()).or_default().extend(found);
@@ -501,7 +514,14 @@ impl Engine {
             matches!(p.kind, Kind::NewestBuild | Kind::Digest { .. })
                 || p.pin_digest
                 || p.min_age.is_some()
+                || !p.platforms.is_empty()
         };
+        let platform_repositories: std::collections::HashSet<String> = apps
+            .iter()
+            .flat_map(|a| a.app.images.iter().zip(&a.policies))
+            .filter(|(_, p)| !p.platforms.is_empty())
+            .map(|(image, _)| image.image.name())
+            .collect();
         let apps: Vec<ResolvedApp> = apps
             .iter()
             .filter(|a| a.policies.iter().any(uses_metadata))
@@ -545,9 +565,13 @@ impl Engine {
                 let Ok(image) = ImageRef::parse(&repository) else {
                     continue;
                 };
+                let want_platforms = platform_repositories.contains(&repository);
                 let mut found = Vec::new();
                 for tag in tags {
-                    found.push((tag.clone(), self.tag_meta(&image, &tag).await));
+                    found.push((
+                        tag.clone(),
+                        self.tag_meta(&image, &tag, want_platforms).await,
+                    ));
                 }
                 if let Ok(mut all) = fetched.meta.lock() {
                     all.entry(repository).or_default().extend(found);
@@ -556,7 +580,10 @@ impl Engine {
         }
     }
 
-    async fn tag_meta(&self, image: &ImageRef, tag: &str) -> TagMeta {
+    /// A tag's digest and creation time, and with `want_platforms` the platforms it has
+    /// images for (`None` when the registry failed to say: the policy then asks again, and the
+    /// tag is never picked on a guess).
+    async fn tag_meta(&self, image: &ImageRef, tag: &str, want_platforms: bool) -> TagMeta {
         let client = &self.inner.registry;
         let digest = match client.digest(image, tag).await {
             Ok(d) => d,
@@ -569,9 +596,21 @@ impl Engine {
             tracing::warn!(image = %image.name(), tag, error = %e, "cannot read the creation time");
             None
         });
+        let platforms = if want_platforms {
+            match client.platforms(image, &digest).await {
+                Ok(platforms) => Some(platforms),
+                Err(e) => {
+                    tracing::warn!(image = %image.name(), tag, error = %e, "cannot read the platforms");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         TagMeta {
             digest: Some(digest),
             created,
+            platforms,
         }
     }
 

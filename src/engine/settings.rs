@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::config::{self, App, Config, ImageConfig, PolicyConfig, TargetConfig};
+use crate::config::{self, App, Config, ImageConfig, PolicyConfig, RegistryConfig, TargetConfig};
 use crate::edit::{self, HelmField, Target};
 use crate::forge::{self, ForgeKind, ForgeSettings};
 use crate::git::{self, Author, Credential, CredentialRule, GitSettings};
@@ -157,8 +157,9 @@ pub fn git(config: &Config) -> Result<GitSettings, SettingsError> {
     })
 }
 
-/// The policy of one image.
-pub fn policy(image: &ImageConfig) -> Result<Policy, SettingsError> {
+/// The policy of one image. Its platform filter is the image's `platform` (a string or a
+/// list), else that of the registry entry serving it (longest prefix), else none.
+pub fn policy(image: &ImageConfig, registries: &[RegistryConfig]) -> Result<Policy, SettingsError> {
     let invalid = |reason: String| SettingsError::Invalid {
         what: format!("image `{}` policy", image.name),
         reason,
@@ -190,7 +191,39 @@ pub fn policy(image: &ImageConfig) -> Result<Policy, SettingsError> {
         .min_age
         .map(|d| time::Duration::try_from(d).unwrap_or(time::Duration::MAX));
     policy.pin_digest = image.pin_digest;
+    let platforms = if image.platforms.is_empty() {
+        registry_of(&image.image.name(), registries)
+            .map(|r| r.platforms.clone())
+            .unwrap_or_default()
+    } else {
+        image.platforms.clone()
+    };
+    for p in &platforms {
+        let parsed = p.parse::<Platform>().map_err(|e| invalid(e.to_string()))?;
+        let canonical = parsed.canonical();
+        if !policy.platforms.contains(&canonical) {
+            policy.platforms.push(canonical);
+        }
+    }
     Ok(policy)
+}
+
+/// The registry entry whose `prefix` serves `name` (`host/repository`), the longest first.
+fn registry_of<'a>(name: &str, registries: &'a [RegistryConfig]) -> Option<&'a RegistryConfig> {
+    registries
+        .iter()
+        .filter(|r| {
+            let prefix = r
+                .prefix
+                .trim()
+                .trim_start_matches("https://")
+                .trim_start_matches("http://")
+                .trim_end_matches('/');
+            !prefix.is_empty()
+                && (name == prefix
+                    || (name.starts_with(prefix) && name[prefix.len()..].starts_with('/')))
+        })
+        .max_by_key(|r| r.prefix.len())
 }
 
 fn order(descending: bool) -> Order {

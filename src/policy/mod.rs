@@ -11,7 +11,8 @@
 //! either decides or answers [`Step::NeedMetadata`] with the few tags whose digest / creation
 //! time it needs next; the caller fetches those into the map and calls again. It asks only for
 //! what the decision needs: every filtered candidate for `newest_build`, the top-ranked tags one
-//! at a time for `min_age`, the chosen tag for `pin_digest` and `digest`.
+//! at a time for `min_age` and for a platform filter (best first, stopping at the first that has
+//! every platform), the chosen tag for `pin_digest` and `digest`.
 //!
 //! Tie-break: two tags that rank the same (`v1.2.3` and `1.2.3`, or two tags extracting the same
 //! value) are ordered by their bytes and the greater tag wins (`v1.2.3` over `1.2.3` over
@@ -84,6 +85,10 @@ pub struct Policy {
     pub min_age: Option<Duration>,
     /// Decide `tag@digest` instead of the tag alone.
     pub pin_digest: bool,
+    /// Platforms (canonical `os/arch[/variant]`, as the caller writes [`TagMeta::platforms`])
+    /// every chosen tag must have an image for; a candidate lacking one is skipped with a
+    /// reason. Empty: no platform filter.
+    pub platforms: Vec<String>,
 }
 
 impl Policy {
@@ -96,19 +101,24 @@ impl Policy {
             allow_downgrade: false,
             min_age: Some(DEFAULT_MIN_AGE),
             pin_digest: false,
+            platforms: Vec::new(),
         }
     }
 }
 
 /// Registry metadata of one tag. Insert an entry for every tag [`Step::NeedMetadata`] asks
 /// for, with `None` fields when the registry could not tell: a tag with an entry is never
-/// asked for again.
+/// asked for again, except by a policy with a platform filter when its `platforms` is `None`
+/// (not fetched, or the registry failed).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TagMeta {
     /// Manifest digest (`sha256:…`).
     pub digest: Option<String>,
     /// Image creation time from the config blob.
     pub created: Option<OffsetDateTime>,
+    /// The platforms the tag's image has (an index's entries, or a single image's own), in the
+    /// canonical form of [`Policy::platforms`]; `None`: not known.
+    pub platforms: Option<Vec<String>>,
 }
 
 /// What is deployed now, as read from the config repo.
@@ -356,6 +366,7 @@ impl Policy {
 
         let matching = cands.len();
         let mut young: Vec<&str> = Vec::new();
+        let mut lacking: Vec<String> = Vec::new();
         let mut unknown_age: Vec<&str> = Vec::new();
         let mut blocked_by: Option<&str> = None;
         let mut chosen: Option<Candidate<'_>> = None;
@@ -376,6 +387,16 @@ impl Policy {
             {
                 blocked_by = Some(c.tag);
                 break;
+            }
+            if !self.platforms.is_empty() {
+                let Some(offered) = meta.get(c.tag).and_then(|m| m.platforms.as_ref()) else {
+                    return Ok(Step::NeedMetadata(vec![c.tag.to_owned()]));
+                };
+                let missing = self.missing_platforms(offered);
+                if !missing.is_empty() {
+                    lacking.push(format!("{} (no {} image)", c.tag, missing.join(", ")));
+                    continue;
+                }
             }
             if let Some(min_age) = self.min_age.filter(|d| d.is_positive()) {
                 match meta.get(c.tag) {
@@ -409,6 +430,14 @@ impl Policy {
             notes.push_str(&format!(
                 "; skipped {} (creation time unknown, min_age needs it)",
                 list(&unknown_age)
+            ));
+        }
+        if !lacking.is_empty() {
+            let lacking: Vec<&str> = lacking.iter().map(String::as_str).collect();
+            notes.push_str(&format!(
+                "; skipped {} (platform filter {})",
+                list(&lacking),
+                self.platforms.join(", ")
             ));
         }
 
@@ -460,10 +489,13 @@ impl Policy {
                 with_best(self.finish(c.tag, false, reason, current, tags, meta))
             }
             (None, Some(cur))
-                if blocked_by.is_some() || !young.is_empty() || !unknown_age.is_empty() =>
+                if blocked_by.is_some()
+                    || !young.is_empty()
+                    || !unknown_age.is_empty()
+                    || !lacking.is_empty() =>
             {
                 let reason = match blocked_by {
-                    Some(best) if young.is_empty() && unknown_age.is_empty() => format!(
+                    Some(best) if notes.is_empty() => format!(
                         "{}: keeping current {cur}: it ranks at or above the best candidate {best} (allow_downgrade is off)",
                         self.kind
                     ),
@@ -490,6 +522,15 @@ impl Policy {
                 Err(NoMatch { reason })
             }
         }
+    }
+
+    /// The required platforms `offered` lacks.
+    fn missing_platforms(&self, offered: &[String]) -> Vec<&str> {
+        self.platforms
+            .iter()
+            .filter(|p| !offered.contains(p))
+            .map(String::as_str)
+            .collect()
     }
 
     /// Completes a decision for `tag`, fetching its digest first under `pin_digest`.
@@ -587,6 +628,23 @@ impl Policy {
             return keep(format!(
                 "{kind}: {tag} still points to the deployed {digest}"
             ));
+        }
+        if !self.platforms.is_empty() {
+            let Some(offered) = m.platforms.as_ref() else {
+                return Ok(Step::NeedMetadata(vec![tag.to_owned()]));
+            };
+            let missing = self.missing_platforms(offered);
+            if !missing.is_empty() {
+                let reason = format!(
+                    "{kind}: not moving to {digest}: it has no {} image (platform filter {})",
+                    missing.join(", "),
+                    self.platforms.join(", ")
+                );
+                return match current.digest {
+                    Some(_) => keep(reason),
+                    None => Err(NoMatch { reason }),
+                };
+            }
         }
         if let Some(min_age) = self.min_age.filter(|d| d.is_positive()) {
             let why = match m.created {

@@ -187,7 +187,102 @@ fn built(minutes_ago: i64, digest: &str) -> TagMeta {
     TagMeta {
         digest: Some(digest.to_owned()),
         created: Some(NOW - Duration::minutes(minutes_ago)),
+        platforms: None,
     }
+}
+
+/// Metadata of a tag whose image has these platforms.
+fn on(platforms: &[&str]) -> TagMeta {
+    TagMeta {
+        digest: Some("sha256:p".to_owned()),
+        created: Some(NOW - Duration::days(1)),
+        platforms: Some(platforms.iter().map(|p| p.to_string()).collect()),
+    }
+}
+
+#[test]
+fn a_platform_filter_skips_candidates_lacking_a_platform_asking_best_first() {
+    let mut p = semver("^1");
+    p.platforms = vec!["linux/amd64".into(), "linux/arm64/v8".into()];
+    let registry = HashMap::from([
+        ("1.3.0", on(&["linux/amd64"])),
+        ("1.2.0", on(&["linux/arm64/v8"])),
+        (
+            "1.1.0",
+            on(&["linux/amd64", "linux/arm64/v8", "linux/s390x"]),
+        ),
+        ("1.0.0", on(&["linux/amd64", "linux/arm64/v8"])),
+    ]);
+    let list = ["1.0.0", "1.1.0", "1.2.0", "1.3.0"];
+    let (d, asked) = drive(&p, &list, Current::default(), &registry);
+    let d = d.unwrap();
+    assert_eq!(d.tag, "1.1.0");
+    // One tag at a time, best first, and 1.0.0 is never asked for.
+    assert_eq!(asked, vec![vec!["1.3.0"], vec!["1.2.0"], vec!["1.1.0"]]);
+    assert_eq!(
+        d.reason,
+        "semver ^1: highest of 4 candidates; skipped 1.3.0 (no linux/arm64/v8 image), \
+         1.2.0 (no linux/amd64 image) (platform filter linux/amd64, linux/arm64/v8)"
+    );
+
+    // Deployed 1.1.0, newer tags lacking a platform: kept, saying why.
+    let (d, _) = drive(&p, &list, Current::tag("1.1.0"), &registry);
+    let d = d.unwrap();
+    assert!(d.keep_current, "{d:?}");
+    assert!(d.reason.contains("skipped 1.3.0"), "{}", d.reason);
+
+    // No candidate has them all: no match, naming the skipped ones.
+    p.platforms = vec!["linux/riscv64".into()];
+    let (d, asked) = drive(&p, &list, Current::default(), &registry);
+    let err = d.unwrap_err();
+    assert_eq!(asked.len(), 4);
+    assert!(
+        err.reason.contains("none of 4 candidates is eligible")
+            && err.reason.contains("no linux/riscv64 image"),
+        "{}",
+        err.reason
+    );
+
+    // Without a filter, no metadata is asked for.
+    p.platforms.clear();
+    let (d, asked) = drive(&p, &list, Current::default(), &registry);
+    assert_eq!(d.unwrap().tag, "1.3.0");
+    assert!(asked.is_empty());
+}
+
+#[test]
+fn a_platform_filter_asks_again_for_a_tag_whose_platforms_are_unknown() {
+    let mut p = semver("^1");
+    p.platforms = vec!["linux/arm64/v8".into()];
+    let tags = tags(&["1.0.0", "1.1.0"]);
+    let mut meta = HashMap::from([("1.1.0".to_string(), built(60, "sha256:1"))]);
+    // An entry without platforms (fetched for another policy, or the registry failed) is not a
+    // "has it": the policy asks again, never picks on a guess.
+    assert_eq!(
+        p.select(&tags, Current::default(), &meta, NOW),
+        Ok(Step::NeedMetadata(vec!["1.1.0".to_string()]))
+    );
+    meta.insert("1.1.0".to_string(), on(&["linux/arm64/v8"]));
+    let Ok(Step::Decided(d)) = p.select(&tags, Current::default(), &meta, NOW) else {
+        panic!("no decision");
+    };
+    assert_eq!(d.tag, "1.1.0");
+}
+
+#[test]
+fn the_digest_policy_does_not_move_to_an_image_lacking_a_platform() {
+    let mut p = offline(Kind::Digest {
+        tag: "latest".into(),
+    });
+    p.platforms = vec!["linux/arm64/v8".into()];
+    let registry = HashMap::from([("latest", on(&["linux/amd64"]))]);
+    let (d, _) = drive(&p, &["latest"], Current::default(), &registry);
+    let err = d.unwrap_err();
+    assert!(
+        err.reason.contains("no linux/arm64/v8 image"),
+        "{}",
+        err.reason
+    );
 }
 
 #[test]

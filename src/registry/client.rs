@@ -49,6 +49,8 @@ struct Inner {
     options: ClientOptions,
     registries: Mutex<HashMap<RegistryKey, Arc<RegistryState>>>,
     created: BoundedCache<String, Option<OffsetDateTime>>,
+    /// The canonical platforms a manifest digest has images for (content-addressed).
+    platforms: BoundedCache<String, Vec<String>>,
     stats: Mutex<BTreeMap<String, RegistryStats>>,
 }
 
@@ -317,6 +319,7 @@ impl Client {
                 entries,
                 fallback,
                 created: BoundedCache::new(options.cache_entries),
+                platforms: BoundedCache::new(options.cache_entries),
                 options,
                 registries: Mutex::new(HashMap::new()),
                 stats: Mutex::new(BTreeMap::new()),
@@ -1364,12 +1367,62 @@ impl Client {
         Ok(created)
     }
 
+    /// The platforms (canonical `os/arch[/variant]`, see
+    /// [`manifest::canonical_platform`]) the manifest `digest` has images for: an index's
+    /// entries, or the platform an image's config states. One manifest request (plus the config
+    /// blob for a single image), cached by digest for good.
+    pub async fn platforms(
+        &self,
+        image: &ImageRef,
+        digest: &str,
+    ) -> Result<Vec<String>, RegistryError> {
+        let reg = self.registry_for(image)?;
+        let repository = image.repository.as_str();
+        if let Some(platforms) = self.inner.platforms.get(&digest.to_string()) {
+            return Ok(platforms);
+        }
+        let (manifest, _) = self.get_manifest(&reg, repository, digest).await?;
+        let platforms = match manifest {
+            Manifest::Index { ref manifests, .. } => manifest::index_platforms(manifests),
+            Manifest::Image { ref config, .. } => {
+                let body = self.config_blob(&reg, repository, &config.digest).await?;
+                manifest::config_platform(&body)
+                    .map_err(|detail| RegistryError::BadResponse {
+                        registry: reg.name.clone(),
+                        repository: repository.to_string(),
+                        detail,
+                    })?
+                    .into_iter()
+                    .collect()
+            }
+        };
+        self.inner
+            .platforms
+            .insert(digest.to_string(), platforms.clone());
+        Ok(platforms)
+    }
+
     async fn config_created(
         &self,
         reg: &RegistryState,
         repository: &str,
         digest: &str,
     ) -> Result<Option<OffsetDateTime>, RegistryError> {
+        let body = self.config_blob(reg, repository, digest).await?;
+        manifest::config_created(&body).map_err(|detail| RegistryError::BadResponse {
+            registry: reg.name.clone(),
+            repository: repository.to_string(),
+            detail,
+        })
+    }
+
+    /// An image config blob, its digest checked.
+    async fn config_blob(
+        &self,
+        reg: &RegistryState,
+        repository: &str,
+        digest: &str,
+    ) -> Result<Vec<u8>, RegistryError> {
         let bad = |detail: String| RegistryError::BadResponse {
             registry: reg.name.clone(),
             repository: repository.to_string(),
@@ -1401,7 +1454,7 @@ impl Client {
                 "config blob {digest} has content with another digest"
             )));
         }
-        manifest::config_created(&fetched.body).map_err(bad)
+        Ok(fetched.body)
     }
 }
 

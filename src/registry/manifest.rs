@@ -206,10 +206,62 @@ pub(crate) fn select_platform<'a>(
     }
 }
 
+/// `os/arch[/variant]` with the architecture's default variant filled in (`linux/arm64` is
+/// `linux/arm64/v8`), so that two names of one platform compare equal as strings.
+pub fn canonical_platform(os: &str, architecture: &str, variant: Option<&str>) -> String {
+    let variant = variant
+        .filter(|v| !v.is_empty())
+        .or_else(|| default_variant(architecture));
+    match variant {
+        Some(v) => format!("{os}/{architecture}/{v}"),
+        None => format!("{os}/{architecture}"),
+    }
+}
+
+impl Platform {
+    /// [`canonical_platform`] of this platform.
+    pub fn canonical(&self) -> String {
+        canonical_platform(&self.os, &self.architecture, self.variant.as_deref())
+    }
+}
+
+/// The canonical platforms of an index's entries (attestation entries, `unknown/unknown`,
+/// left out), sorted, without duplicates.
+pub(crate) fn index_platforms(manifests: &[Descriptor]) -> Vec<String> {
+    let mut out: Vec<String> = manifests
+        .iter()
+        .filter_map(|d| d.platform.as_ref())
+        .filter(|p| !p.os.is_empty() && p.os != "unknown" && !p.architecture.is_empty())
+        .map(|p| canonical_platform(&p.os, &p.architecture, p.variant.as_deref()))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 #[derive(Debug, Deserialize)]
 struct ConfigDoc {
     #[serde(default)]
     created: Option<String>,
+    #[serde(default)]
+    os: Option<String>,
+    #[serde(default)]
+    architecture: Option<String>,
+    #[serde(default)]
+    variant: Option<String>,
+}
+
+/// The canonical platform an image config blob states (`None` when it names no os or
+/// architecture).
+pub(crate) fn config_platform(body: &[u8]) -> Result<Option<String>, String> {
+    let doc: ConfigDoc =
+        serde_json::from_slice(body).map_err(|e| format!("image config is not valid JSON: {e}"))?;
+    Ok(match (doc.os.as_deref(), doc.architecture.as_deref()) {
+        (Some(os), Some(arch)) if !os.is_empty() && !arch.is_empty() => {
+            Some(canonical_platform(os, arch, doc.variant.as_deref()))
+        }
+        _ => None,
+    })
 }
 
 /// The `created` time of an image config blob (`None` when absent).

@@ -755,3 +755,89 @@ plain:
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(repo.log("main").len(), 2, "{}", text(&out));
 }
+
+/// Issue 13: `platform` (registry or image, a string or a list) is a filter: a tag whose image
+/// lacks one of the platforms is skipped with a reason, asking for manifests best first and
+/// stopping at the first tag that has them all (regression: a semver policy picked a tag with
+/// no arm64 image, ImagePullBackOff on arm64 nodes).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_platform_filter_skips_tags_without_an_image_for_every_platform() {
+    let registry = TestRegistry::start_plain().await;
+    let pusher = registry.pusher();
+    let both = [
+        ImageSpec::new("2026-01-01T00:00:00Z"),
+        ImageSpec::new("2026-01-01T00:00:00Z").platform("linux/arm64"),
+    ];
+    pusher.push_index("team/api", "1.0.0", &both, &[]).await;
+    pusher.push_index("team/api", "1.1.0", &both, &[]).await;
+    pusher
+        .push_index(
+            "team/api",
+            "1.2.0",
+            &[ImageSpec::new("2026-01-02T00:00:00Z")],
+            &[],
+        )
+        .await;
+    // A single image (no index): its config says linux/amd64.
+    pusher
+        .push_image("team/api", "1.3.0", &ImageSpec::new("2026-01-03T00:00:00Z"))
+        .await;
+    let proxy = FaultProxy::start(&registry.url()).await;
+    let host = proxy.host();
+    let repo = BareRepo::with_files(
+        "main",
+        &[(
+            "kustomization.yaml",
+            &format!("images:\n  - name: {host}/team/api\n    newTag: 1.0.0\n"),
+        )],
+    );
+    let app = |platform: &str| {
+        format!(
+            "name: multi\nrepo: {}\nimages:\n  - name: api\n    image: {host}/team/api\n    policy: {{semver: '^1'}}\n{platform}    targets: [{{file: kustomization.yaml}}]\n",
+            repo.file_url()
+        )
+    };
+    let setup = Setup::new(&host, &[("multi", app(""))]);
+    setup.edit_global(|text| {
+        text.replace(
+            "    insecure: true\n",
+            "    insecure: true\n    platform: [linux/amd64, linux/arm64]\n",
+        )
+    });
+
+    let out = setup.once(&["--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("1.1.0")
+            && stdout.contains(
+                "skipped 1.3.0 (no linux/arm64/v8 image), 1.2.0 (no linux/arm64/v8 image)"
+            ),
+        "{}",
+        text(&out)
+    );
+    // Best first, stopping at 1.1.0: the deployed 1.0.0's manifest is never fetched.
+    assert_eq!(
+        proxy.count("/manifests/1.0.0"),
+        0,
+        "{:#?}",
+        proxy.requests()
+    );
+    assert!(proxy.count("/manifests/1.3.0") >= 1);
+
+    let out = setup.once(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let file = repo.show("main", "kustomization.yaml");
+    assert!(file.contains("newTag: 1.1.0"), "{file}");
+
+    // The image's own `platform` overrides the registry's: amd64 alone takes 1.3.0.
+    std::fs::write(
+        setup.dir.path().join("apps/multi.yaml"),
+        app("    platform: linux/amd64\n"),
+    )
+    .unwrap();
+    let out = setup.once(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let file = repo.show("main", "kustomization.yaml");
+    assert!(file.contains("newTag: 1.3.0"), "{file}");
+}
