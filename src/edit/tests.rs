@@ -714,3 +714,30 @@ fn a_helm_tag_path_writes_a_pinned_digest_into_its_sibling_or_inline_never_drops
         "image:\n  tag: 1.1.0\n  digest: \"\"\n",
     );
 }
+
+/// Issue 13's guard: whatever a registry answered, an empty (or otherwise invalid) tag or digest
+/// never becomes an update, so it can never be written.
+#[test]
+fn an_empty_tag_or_digest_is_never_an_update() {
+    for (tag, digest) in [
+        (Some(""), None),
+        (Some("1.0.0"), Some("")),
+        (None, Some("")),
+        (Some(" "), None),
+        (Some("1.0.0"), Some("sha256:")),
+    ] {
+        assert!(
+            Update::new("ghcr.io/acme/api", tag, digest).is_err(),
+            "{tag:?} {digest:?}"
+        );
+    }
+    assert!(
+        set_value(
+            b"image: {tag: a}\n",
+            &parse_value_path("image.tag").unwrap(),
+            HelmField::Tag,
+            ""
+        )
+        .is_err()
+    );
+}
