@@ -24,6 +24,7 @@ fn samples() -> Vec<Vec<ChangeRow>> {
         to: "1.4.3".into(),
         digest: Some(format!("sha256:{}", "0123456789abcdef".repeat(4))),
         reason: "semver ~1.4: newest of 3 matching tags".into(),
+        tag: "1.4.3".into(),
     };
     let web = ChangeRow {
         image: "registry.example.com/acme/web".into(),
@@ -33,6 +34,7 @@ fn samples() -> Vec<Vec<ChangeRow>> {
         to: "2.1.0".into(),
         digest: None,
         reason: "semver ^2: newest of 5 matching tags".into(),
+        tag: "2.1.0".into(),
     };
     let mut api_values = api.clone();
     api_values.file = "charts/api/values.yaml".into();

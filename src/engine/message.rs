@@ -1,11 +1,15 @@
 //! Commit messages from minijinja templates.
 //!
-//! The template sees `app` (the app name) and `changes`, a list of objects with `image` (the
-//! repository, e.g. `ghcr.io/acme/api`), `name` (the image's short name in the app config),
-//! `file`, `from`, `to`, `digest` (or none) and `reason` (why the policy chose `to`), and
-//! `images`, the same changes with one entry per image and new tag (files folded).
+//! The template sees `app` (the app name), `changes` (one row per written value: `image`, the
+//! repository, e.g. `ghcr.io/acme/api`; `name`, the image's short name in the app config;
+//! `file`; `from` and `to` as written; `tag`, the new tag alone; `digest`, when this row wrote
+//! one; `reason`, why the policy chose it) and `images` (one row per image and new tag, however
+//! many files and forms: `image`, `name`, `from`, `to` and `tag`, `digest`, `ref`, `reason`).
+//! docs/templates.md has the table.
 
 use minijinja::Environment;
+
+use crate::forge;
 
 /// The message used when an app sets no `commit_message`.
 pub const DEFAULT_COMMIT_MESSAGE: &str = "\
@@ -53,24 +57,13 @@ pub fn render_group(
             apps.push(&c.app);
         }
     }
-    let images = distinct_images(changes.iter().map(|c| &c.change));
+    let images = forge::images(changes.iter().map(|c| &c.change));
     let text = render_template(
         template.unwrap_or(DEFAULT_GROUP_COMMIT_MESSAGE),
         minijinja::context! { apps => apps, changes => changes, images => images },
     )
     .map_err(GroupMessageError)?;
     Ok(text.unwrap_or_else(|| "chore: update image tags\n".to_string()))
-}
-
-/// The changes with one entry per image and new tag (files folded), in order.
-fn distinct_images<'a>(changes: impl Iterator<Item = &'a ChangeContext>) -> Vec<&'a ChangeContext> {
-    let mut images: Vec<&ChangeContext> = Vec::new();
-    for c in changes {
-        if !images.iter().any(|i| i.image == c.image && i.to == c.to) {
-            images.push(c);
-        }
-    }
-    images
 }
 
 /// Render `template` with `context`; the text with one final newline, or `None` when it is
@@ -105,7 +98,7 @@ pub fn render(
     app: &str,
     changes: &[ChangeContext],
 ) -> Result<String, MessageError> {
-    let images = distinct_images(changes.iter());
+    let images = forge::images(changes);
     let text = render_template(
         template.unwrap_or(DEFAULT_COMMIT_MESSAGE),
         minijinja::context! { app => app, changes => changes, images => images },
@@ -131,6 +124,7 @@ mod tests {
             to: to.into(),
             digest: None,
             reason: "semver ^1.0".into(),
+            tag: to.rsplit(':').next().unwrap_or(to).to_string(),
         }
     }
 

@@ -104,6 +104,8 @@ pub struct PlannedChange {
     pub digest: Option<String>,
     /// Why the policy chose `to`.
     pub reason: String,
+    /// The new tag alone, whatever form `to` has.
+    pub tag: String,
 }
 
 /// What a pass knows of one image of one app.

@@ -188,6 +188,7 @@ pub fn plan_app(root: &Path, app: &ResolvedApp, fetched: &Fetched, now: OffsetDa
                                 .clone()
                                 .filter(|d| change.new.contains(d.as_str())),
                             reason: decision.reason.clone(),
+                            tag: decision.tag.clone(),
                         });
                     }
                     entry.1 = edited.bytes;
@@ -253,6 +254,7 @@ pub fn contexts(changes: &[PlannedChange]) -> Vec<ChangeContext> {
             to: c.to.clone(),
             digest: c.digest.clone(),
             reason: c.reason.clone(),
+            tag: c.tag.clone(),
         })
         .collect()
 }

@@ -1,9 +1,9 @@
 //! Titles and bodies of the pull requests, rendered from minijinja templates.
 //!
-//! Templates see `app`, `changes` (one row per edited target: `image`, `name`, `file`, `from`,
-//! `to`, `digest` (or none), `reason`: the same rows as the commit message templates),
-//! `images` (the same de-duplicated per image and new tag, without `file`) and
-//! `fingerprint`. Undefined variables are errors, so a typo in a template is reported instead
+//! Templates see `app`, `changes` (one row per written value: `image`, `name`, `file`, `from`,
+//! `to` as written, `tag`, `digest` (or none), `reason`: the same rows as the commit message
+//! templates), `images` (one row per image and new tag: `image`, `name`, `from`, `to`/`tag`,
+//! `digest`, `ref`, `reason`; see [`images`]) and `fingerprint`. Undefined variables are errors, so a typo in a template is reported instead
 //! of rendering an empty string. Blocks are trimmed (`trim_blocks`, `lstrip_blocks`), so a
 //! `{% for %}` on its own line leaves no blank line behind.
 
@@ -51,40 +51,69 @@ pub struct ChangeRow {
     pub from: String,
     /// The new tag (or reference).
     pub to: String,
-    /// The digest written with the new tag (`sha256:…`), when the image is pinned.
+    /// The digest this row wrote (`sha256:…`): only when `to` holds it or is it.
     pub digest: Option<String>,
     /// Why the policy chose `to`, `semver ~1.4: newest of 12 matching tags`.
     pub reason: String,
+    /// The new tag alone (`1.4.3`), whatever form `to` was written in.
+    pub tag: String,
 }
 
-/// One image and its new tag, for templates that don't care about files.
-#[derive(Debug, Serialize)]
-struct ImageRow<'a> {
-    image: &'a str,
-    name: &'a str,
-    from: &'a str,
-    to: &'a str,
-    digest: Option<&'a str>,
-    reason: &'a str,
+/// One image and its new tag, for templates that don't care about files or written forms:
+/// one row per image repository and new tag, however many targets and forms it was written to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageRow {
+    /// The image repository, `ghcr.io/acme/shop-api`.
+    pub image: String,
+    /// The image's name in the app config, `api`.
+    pub name: String,
+    /// What the first target held before (as written there).
+    pub from: String,
+    /// The new tag (`1.4.3`); the same as `tag`.
+    pub to: String,
+    /// The new tag (`1.4.3`).
+    pub tag: String,
+    /// The digest written for it somewhere, if any.
+    pub digest: Option<String>,
+    /// `image:tag`, with `@digest` when one was written.
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// Why the policy chose the tag.
+    pub reason: String,
 }
 
-fn images(changes: &[ChangeRow]) -> Vec<ImageRow<'_>> {
-    let mut rows: Vec<ImageRow<'_>> = Vec::new();
+/// The change rows folded to one row per image and new tag, in order.
+pub fn images<'a>(changes: impl IntoIterator<Item = &'a ChangeRow>) -> Vec<ImageRow> {
+    let mut rows: Vec<ImageRow> = Vec::new();
     for c in changes {
-        let digest = c.digest.as_deref();
-        if rows
-            .iter()
-            .any(|r| r.image == c.image && r.to == c.to && r.digest == digest)
+        if let Some(row) = rows
+            .iter_mut()
+            .find(|r| r.image == c.image && r.tag == c.tag)
         {
+            if row.digest.is_none() && c.digest.is_some() {
+                row.digest.clone_from(&c.digest);
+                row.reference = format!(
+                    "{}:{}@{}",
+                    row.image,
+                    row.tag,
+                    c.digest.as_deref().unwrap_or_default()
+                );
+            }
             continue;
         }
+        let reference = match &c.digest {
+            Some(d) => format!("{}:{}@{d}", c.image, c.tag),
+            None => format!("{}:{}", c.image, c.tag),
+        };
         rows.push(ImageRow {
-            image: &c.image,
-            name: &c.name,
-            from: &c.from,
-            to: &c.to,
-            digest,
-            reason: &c.reason,
+            image: c.image.clone(),
+            name: c.name.clone(),
+            from: c.from.clone(),
+            to: c.tag.clone(),
+            tag: c.tag.clone(),
+            digest: c.digest.clone(),
+            reference,
+            reason: c.reason.clone(),
         });
     }
     rows
@@ -183,6 +212,7 @@ mod tests {
             to: to.to_string(),
             digest: None,
             reason: "semver ~1.4: newest of 3 matching tags".to_string(),
+            tag: to.rsplit(':').next().unwrap_or(to).to_string(),
         }
     }
 

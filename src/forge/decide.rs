@@ -106,6 +106,7 @@ mod tests {
             to: to.to_string(),
             digest: None,
             reason: "semver ~1".to_string(),
+            tag: to.rsplit(':').next().unwrap_or(to).to_string(),
         }
     }
 

@@ -35,7 +35,8 @@ use std::fmt;
 use std::time::Duration;
 
 pub use body::{
-    ChangeRow, DEFAULT_BODY_TEMPLATE, DEFAULT_TITLE_TEMPLATE, render_body, render_title,
+    ChangeRow, DEFAULT_BODY_TEMPLATE, DEFAULT_TITLE_TEMPLATE, ImageRow, images, render_body,
+    render_title,
 };
 pub use decide::{Action, decide, fingerprint, fingerprint_in_body};
 

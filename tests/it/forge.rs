@@ -27,6 +27,7 @@ fn rows(to: &str) -> Vec<ChangeRow> {
             to: to.to_string(),
             digest: None,
             reason: "semver ~1.4: newest of 4 matching tags".to_string(),
+            tag: to.to_string(),
         },
         ChangeRow {
             image: "ghcr.io/acme/shop-api".to_string(),
@@ -36,6 +37,7 @@ fn rows(to: &str) -> Vec<ChangeRow> {
             to: to.to_string(),
             digest: None,
             reason: "semver ~1.4: newest of 4 matching tags".to_string(),
+            tag: to.to_string(),
         },
     ]
 }

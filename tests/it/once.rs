@@ -841,3 +841,41 @@ async fn a_platform_filter_skips_tags_without_an_image_for_every_platform() {
     let file = repo.show("main", "kustomization.yaml");
     assert!(file.contains("newTag: 1.3.0"), "{file}");
 }
+
+/// Regression (issue 13): the default commit subject counted written forms, not images: one
+/// image written as a Kustomize `newTag` and as a container `image:` reference read "update 2
+/// images". Templates now get one `images` row per image and new tag, with plain `tag`,
+/// `digest` and `ref`.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_image_in_two_written_forms_is_one_image_in_the_commit_subject() {
+    let registry = TestRegistry::start_plain().await;
+    let host = registry.host();
+    push_tags(&registry, "team/api", &["1.0.0", "1.1.0"]).await;
+    let deploy = format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: api}}\nspec:\n  template:\n    spec:\n      containers:\n        - name: api\n          image: {host}/team/api:1.0.0\n"
+    );
+    let repo = BareRepo::with_files(
+        "main",
+        &[
+            (
+                "overlays/dev/kustomization.yaml",
+                &KUSTOMIZATION.replace("REGISTRY", &host),
+            ),
+            ("k8s/deploy.yaml", &deploy),
+        ],
+    );
+    let app = format!(
+        "name: shop\nrepo: {}\nimages:\n  - name: api\n    image: {host}/team/api\n    policy: {{semver: \"^1\"}}\n    targets:\n      - file: overlays/dev/kustomization.yaml\n      - file: k8s/deploy.yaml\n",
+        repo.file_url()
+    );
+    let setup = Setup::new(&host, &[("shop", app)]);
+    let out = setup.once(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let log = repo.log("main");
+    assert_eq!(
+        log[0].1,
+        "chore(shop): update api to 1.1.0",
+        "{}",
+        text(&out)
+    );
+}
