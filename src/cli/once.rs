@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 use crate::config;
 use crate::daemon::logging::{LogFormat, init_logging};
-use crate::engine::{Engine, PassOptions, PassReport, check};
+use crate::engine::{Engine, PassOptions, PassReport, PullRequestAction, check};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {
@@ -107,10 +107,15 @@ fn print_text(report: &PassReport, dry_run: bool) {
             "up to date"
         } else if dry_run {
             "would change"
-        } else if app.pushed || app.pull_request.is_some() {
-            "updated"
         } else {
-            "changes pending"
+            match &app.pull_request_action {
+                Some(PullRequestAction::Opened) => "pull request opened",
+                Some(PullRequestAction::Updated) => "pull request updated",
+                Some(PullRequestAction::Unchanged) => "already proposed (pull request unchanged)",
+                Some(PullRequestAction::NotReopened(_)) => "not proposed again",
+                None if app.pushed => "updated",
+                None => "changes pending",
+            }
         };
         println!("{}: {state}", app.name);
         for c in &app.changes {
@@ -123,7 +128,12 @@ fn print_text(report: &PassReport, dry_run: bool) {
             println!("  commit {commit}");
         }
         if let Some(pr) = &app.pull_request {
-            println!("  pull request {pr}");
+            match &app.pull_request_action {
+                Some(PullRequestAction::NotReopened(reason)) => {
+                    println!("  pull request {pr}: {reason}");
+                }
+                _ => println!("  pull request {pr}"),
+            }
         }
         for error in &app.errors {
             println!("  error: {error}");

@@ -113,7 +113,9 @@ pub struct ImageStatus {
     pub image: String,
     /// The tag the config repo deploys (first target), if found.
     pub deployed: Option<String>,
-    /// The tag the policy prefers, if any.
+    /// The best tag the policy allows, if one is eligible: the new tag when the image is
+    /// updated, the deployed one when it already is the best, and a lower one when the
+    /// deployed tag is newer than every candidate and is kept (no downgrade).
     pub candidate: Option<String>,
     pub error: Option<String>,
 }
@@ -128,6 +130,9 @@ pub struct AppReport {
     pub commit: Option<String>,
     /// The pull request that carries them (pull-request mode).
     pub pull_request: Option<String>,
+    /// What this pass did with that pull request (pull-request mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pull_request_action: Option<PullRequestAction>,
     /// Unified diffs of the planned edits (dry run only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub diffs: Vec<String>,
@@ -144,6 +149,22 @@ impl AppReport {
             ..AppReport::default()
         }
     }
+}
+
+/// What a pass did with an app's pull request: never reported as an update when nothing was
+/// done.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "action", content = "reason")]
+pub enum PullRequestAction {
+    /// A new pull request was opened.
+    Opened,
+    /// The open pull request got a new commit, title and body.
+    Updated,
+    /// The open pull request already proposes exactly these versions: nothing was done.
+    Unchanged,
+    /// A person closed a pull request for exactly these versions without merging it: they are
+    /// not proposed again (the reason says which).
+    NotReopened(String),
 }
 
 /// The outcome of one pass.

@@ -152,7 +152,11 @@ pub fn plan_app(root: &Path, app: &ResolvedApp, fetched: &Fetched, now: OffsetDa
                     continue;
                 }
             };
-            status.candidate.get_or_insert_with(|| decision.tag.clone());
+            // The best tag the policy allows, not the tag kept: a `~1.4` image whose deployed
+            // 1.12.0 is kept shows 1.4.x here (or nothing when none is eligible yet).
+            if status.candidate.is_none() {
+                status.candidate.clone_from(&decision.best);
+            }
             if decision.keep_current {
                 continue;
             }

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use super::message;
 use super::plan::{self, contexts};
-use super::{AppReport, Engine, Fetched, ResolvedApp, settings};
+use super::{AppReport, Engine, Fetched, PullRequestAction, ResolvedApp, settings};
 use crate::forge::{self, Action, ChangeRow, Forge};
 use crate::git::LeaseOutcome;
 
@@ -94,11 +94,13 @@ fn write_inner(
     let existing = match forge::decide(&found, &fingerprint) {
         Action::UpToDate(pr) => {
             report.pull_request = Some(pr.url);
+            report.pull_request_action = Some(PullRequestAction::Unchanged);
             return Ok(false);
         }
         Action::Skip { pr, reason } => {
             tracing::info!(app = %config.name, pr = %pr.url, %reason, "not proposing these versions again");
             report.pull_request = Some(pr.url);
+            report.pull_request_action = Some(PullRequestAction::NotReopened(reason));
             return Ok(false);
         }
         Action::Create => None,
@@ -167,6 +169,11 @@ fn write_inner(
         .map_err(|e| e.to_string())?;
     let body = forge::render_body(pr_config.body.as_deref(), &config.name, &rows)
         .map_err(|e| e.to_string())?;
+    let action = if existing.is_some() {
+        PullRequestAction::Updated
+    } else {
+        PullRequestAction::Opened
+    };
     let pr = match existing {
         None => {
             let created = handle
@@ -190,6 +197,7 @@ fn write_inner(
     };
     tracing::info!(app = %config.name, pr = %pr.url, commit = %commit, changes = rows.len(), "pull request up to date");
     report.pull_request = Some(pr.url);
+    report.pull_request_action = Some(action);
     Ok(true)
 }
 

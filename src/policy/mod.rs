@@ -149,6 +149,9 @@ pub struct Decision {
     pub reason: String,
     /// Nothing to change: the deployed tag (and digest) stay.
     pub keep_current: bool,
+    /// The best tag the policy allows, whether or not it is deployed (below the deployed tag
+    /// when a downgrade is refused); `None` when no candidate is eligible yet (`min_age`).
+    pub best: Option<String>,
 }
 
 /// One step of a selection.
@@ -451,13 +454,27 @@ impl Policy {
         } else {
             "candidates"
         };
+        let best = chosen
+            .as_ref()
+            .map(|c| c.tag)
+            .or(blocked_by)
+            .map(str::to_owned);
+        let with_best = |step: Result<Step, NoMatch>| {
+            step.map(|step| match step {
+                Step::Decided(decision) => Step::Decided(Decision {
+                    best: best.clone(),
+                    ..decision
+                }),
+                other => other,
+            })
+        };
         match (chosen, current.tag) {
             (Some(c), Some(cur)) if c.tag == cur => {
                 let reason = format!(
                     "{}: current {cur} is the {what} of {matching} {noun}{notes}",
                     self.kind
                 );
-                self.finish(cur, true, reason, current, tags, meta)
+                with_best(self.finish(cur, true, reason, current, tags, meta))
             }
             (Some(c), _) => {
                 let mut reason = format!("{}: {what} of {matching} {noun}", self.kind);
@@ -469,7 +486,7 @@ impl Policy {
                     ));
                 }
                 reason.push_str(&notes);
-                self.finish(c.tag, false, reason, current, tags, meta)
+                with_best(self.finish(c.tag, false, reason, current, tags, meta))
             }
             (None, Some(cur))
                 if blocked_by.is_some()
@@ -487,7 +504,7 @@ impl Policy {
                         self.kind
                     ),
                 };
-                self.finish(cur, true, reason, current, tags, meta)
+                with_best(self.finish(cur, true, reason, current, tags, meta))
             }
             (None, _) => {
                 let reason = if matching == 0 {
@@ -532,6 +549,7 @@ impl Policy {
                 digest: None,
                 reason,
                 keep_current: is_current,
+                best: None,
             }));
         }
         let keep_as_is = |reason: String| {
@@ -540,6 +558,7 @@ impl Policy {
                 digest: current.digest.map(str::to_owned),
                 reason,
                 keep_current: true,
+                best: None,
             }))
         };
         match meta.get(tag).map(|m| m.digest.as_deref()) {
@@ -565,6 +584,7 @@ impl Policy {
                     digest: Some(digest.to_owned()),
                     reason,
                     keep_current: keep,
+                    best: None,
                 }))
             }
         }
@@ -601,6 +621,7 @@ impl Policy {
                 digest: current.digest.map(str::to_owned),
                 reason,
                 keep_current: true,
+                best: None,
             }))
         };
         if current.digest == Some(digest) {
@@ -646,6 +667,7 @@ impl Policy {
             digest: Some(digest.to_owned()),
             reason: format!("{kind}: {tag} points to {digest}"),
             keep_current: false,
+            best: Some(tag.to_owned()),
         }))
     }
 }

@@ -242,6 +242,13 @@ async fn never_downgrades_a_newer_deployed_tag() {
     let out = setup.once(&[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(repo.log("main").len(), 1, "no downgrade commit");
+    // The report names things for what they are (regression, issue 13: `candidate` was the
+    // kept 1.5.0, a tag outside every candidate).
+    let out = setup.once(&["--output", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let image = &report["apps"][0]["images"][0];
+    assert_eq!(image["deployed"], "1.5.0", "{report}");
+    assert_eq!(image["candidate"], "1.1.0", "{report}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

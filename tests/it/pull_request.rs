@@ -122,10 +122,18 @@ async fn lifecycle(kind: ForgeKind) {
     let case = Case::new(kind).await;
     let main_head = case.repo.head("main");
 
-    // Three passes with the same new tag: one pull request, one commit on the bot branch.
-    for _ in 0..3 {
+    // Three passes with the same new tag: one pull request, one commit on the bot branch. Each
+    // pass says what it did (regression, issue 13: passes that did nothing printed `updated`).
+    for pass in 0..3 {
         let out = case.once().await;
         assert_eq!(out.status.code(), Some(0), "{kind:?}: {}", text(&out));
+        let want = if pass == 0 {
+            ": pull request opened\n"
+        } else {
+            ": already proposed (pull request unchanged)\n"
+        };
+        assert!(text(&out).contains(want), "pass {pass}: {}", text(&out));
+        assert!(!text(&out).contains(": updated\n"), "{}", text(&out));
     }
     let prs = case.forge.prs();
     assert_eq!(prs.len(), 1, "{kind:?}: {prs:?}");
@@ -152,6 +160,11 @@ async fn lifecycle(kind: ForgeKind) {
     case.push_tag("1.2.0").await;
     let out = case.once().await;
     assert_eq!(out.status.code(), Some(0), "{kind:?}: {}", text(&out));
+    assert!(
+        text(&out).contains(": pull request updated\n"),
+        "{}",
+        text(&out)
+    );
     let prs = case.forge.prs();
     assert_eq!(prs.len(), 1, "{kind:?}: {prs:?}");
     assert_eq!(prs[0].number, number);
@@ -187,6 +200,11 @@ async fn lifecycle(kind: ForgeKind) {
     let updates = case.repo.ref_updates(BOT);
     let out = case.once().await;
     assert_eq!(out.status.code(), Some(0), "{kind:?}: {}", text(&out));
+    assert!(
+        text(&out).contains(": not proposed again\n"),
+        "{}",
+        text(&out)
+    );
     assert_eq!(case.forge.prs().len(), 2, "{kind:?}");
     assert!(case.forge.prs().iter().all(|p| !p.open));
     assert_eq!(
