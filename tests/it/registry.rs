@@ -533,6 +533,52 @@ async fn slow_and_truncated_responses() {
     assert!(err.to_string().contains(&closed), "{err}");
 }
 
+/// Issue 13 (platform filter): the platforms a tag has are read with one manifest request (an
+/// index's entries; for a single image, its config's platform), cached by digest for good.
+#[tokio::test]
+async fn the_platforms_of_a_manifest_are_read_once_per_digest() {
+    let registry = TestRegistry::start_plain().await;
+    let pusher = registry.pusher();
+    let specs = [
+        ImageSpec::new("2024-03-01T00:00:00Z"),
+        ImageSpec::new("2024-03-02T00:00:00Z").platform("linux/arm64"),
+        ImageSpec::new("2024-03-03T00:00:00Z").platform("linux/arm/v7"),
+    ];
+    let (index, _) = pusher.push_index("plat/app", "2.0.0", &specs, &[]).await;
+    let single = pusher
+        .push_image(
+            "plat/app",
+            "1.0.0",
+            &ImageSpec::new("2024-01-01T00:00:00Z").platform("linux/arm64"),
+        )
+        .await;
+    let proxy = FaultProxy::start(&registry.url()).await;
+    let client = client(&proxy.host(), RegistryAuth::Anonymous);
+    let app = image(&proxy.image("plat/app"));
+
+    // Canonical names: arm64 and arm carry their default variants.
+    assert_eq!(
+        client.platforms(&app, &index.digest).await.unwrap(),
+        ["linux/amd64", "linux/arm/v7", "linux/arm64/v8"]
+    );
+    assert_eq!(proxy.count("/manifests/"), 1, "{:#?}", proxy.requests());
+    assert_eq!(proxy.requests().len(), 1);
+    // Cached by digest: no request at all the second time.
+    assert_eq!(
+        client.platforms(&app, &index.digest).await.unwrap().len(),
+        3
+    );
+    assert_eq!(proxy.requests().len(), 1);
+
+    // A single image: its manifest, then its config.
+    proxy.clear();
+    assert_eq!(
+        client.platforms(&app, &single.digest).await.unwrap(),
+        ["linux/arm64/v8"]
+    );
+    assert_eq!(proxy.requests().len(), 2, "{:#?}", proxy.requests());
+}
+
 #[tokio::test]
 async fn concurrency_and_rate_limits_hold_per_registry() {
     let registry = TestRegistry::start_plain().await;
