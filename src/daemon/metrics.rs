@@ -211,6 +211,49 @@ impl Metrics {
         }
     }
 
+    /// Creates the series whose labels are known from the configuration, at zero, so every
+    /// documented metric is there from the start and an alert on a rate or an increase sees the
+    /// first event: per app (`app_errors_total`), per registry (requests, the tag list
+    /// histogram, `registry_given_up`), per receiver type (webhook events), and the full-cycle
+    /// and push outcomes. `app_last_success_timestamp_seconds` appears with an app's first
+    /// successful check: a zero would claim a success in 1970.
+    pub fn known(&self, apps: &[String], registries: &[String], receivers: &[&'static str]) {
+        for app in apps {
+            drop(
+                self.app_errors
+                    .get_or_create(&AppLabel { app: app.clone() }),
+            );
+        }
+        for registry in registries {
+            let label = RegistryLabel {
+                registry: registry.clone(),
+            };
+            drop(self.tag_list_duration.get_or_create(&label));
+            drop(self.registry_given_up.get_or_create(&label));
+            drop(self.registry_requests.get_or_create(&RegistryOutcome {
+                registry: registry.clone(),
+                outcome: "ok",
+            }));
+        }
+        for receiver in receivers {
+            drop(self.webhook_events.get_or_create(&ReceiverOutcome {
+                receiver,
+                outcome: "accepted",
+            }));
+        }
+        for outcome in ["ok", "error"] {
+            drop(self.checks.get_or_create(&ScopeOutcome {
+                scope: "all",
+                outcome,
+            }));
+            drop(self.pushes.get_or_create(&OutcomeLabel { outcome }));
+        }
+        drop(
+            self.check_duration
+                .get_or_create(&ScopeLabel { scope: "all" }),
+        );
+    }
+
     /// Whether `registry` is being left alone by the client's circuit breaker.
     pub fn registry_given_up(&self, registry: &str, given_up: bool) {
         self.registry_given_up

@@ -252,6 +252,7 @@ where
     let shutdown = control.shutdown.clone();
     let status = Arc::new(StatusStore::new());
     report_problems(&status, &metrics, problems);
+    register_known(&metrics, &worker, &settings);
     let checks = Checks::new(
         Arc::new(worker),
         settings.checks.clone(),
@@ -342,6 +343,7 @@ where
                         "a new listen address needs a restart; still listening on the old one"
                     );
                 }
+                register_known(&metrics, &worker, &settings);
                 checks.replace_worker(Arc::new(worker), &settings.checks);
                 http.reconfigure(settings.receivers.clone(), settings.ready_after_first_cycle);
                 seen = fingerprint(settings.watch_paths.clone()).await;
@@ -383,6 +385,15 @@ where
     }
     info!("stopped");
     Ok(())
+}
+
+/// Creates the metric series of the apps, registries and receivers of this configuration.
+fn register_known<W: Worker>(metrics: &Metrics, worker: &W, settings: &Settings) {
+    let mut registries: Vec<String> = worker.repositories().into_iter().map(|(r, _)| r).collect();
+    registries.sort();
+    registries.dedup();
+    let receivers: Vec<&'static str> = settings.receivers.iter().map(|r| r.kind.as_str()).collect();
+    metrics.known(&worker.apps(), &registries, &receivers);
 }
 
 /// Logs each app file that does not load and shows it in the status and metrics.

@@ -177,6 +177,9 @@ pub struct PassReport {
     pub pushes: usize,
     /// Registry requests sent during the pass.
     pub registry_requests: u64,
+    /// How long each tags listing of the pass took, by registry host (listings that ended).
+    #[serde(skip)]
+    pub tag_lists: Vec<(String, std::time::Duration)>,
 }
 
 impl PassReport {
@@ -207,6 +210,8 @@ pub(crate) struct Fetched {
     pub tags: HashMap<String, Result<Arc<Vec<String>>, String>>,
     /// Metadata by repository name and tag.
     pub meta: Mutex<HashMap<String, HashMap<String, TagMeta>>>,
+    /// How long each listing took, by registry host.
+    pub tag_lists: Vec<(String, std::time::Duration)>,
 }
 
 impl Fetched {
@@ -371,6 +376,7 @@ impl Engine {
             }
         }
         let fetched = Arc::new(self.fetch_tags(&images).await);
+        report.tag_lists.clone_from(&fetched.tag_lists);
 
         // Provisional decisions fetch the metadata each policy asks for.
         let now = OffsetDateTime::now_utc();
@@ -428,13 +434,17 @@ impl Engine {
             let client = self.inner.registry.clone();
             let (name, image) = (name.clone(), image.clone());
             jobs.spawn(async move {
+                let started = std::time::Instant::now();
                 let result = client.list_tags(&image).await;
-                (name, result)
+                (name, image.registry, started.elapsed(), result)
             });
         }
         let mut fetched = Fetched::default();
         while let Some(joined) = jobs.join_next().await {
-            let Ok((name, result)) = joined else { continue };
+            let Ok((name, registry, elapsed, result)) = joined else {
+                continue;
+            };
+            fetched.tag_lists.push((registry, elapsed));
             let entry = match result {
                 Ok(tags) => {
                     tracing::debug!(repository = %name, tags = tags.len(), "listed tags");

@@ -84,6 +84,9 @@ impl EngineWorker {
     /// Pushes and push retries; commits, images and per-app outcomes the daemon counts itself
     /// from the [`CycleReport`].
     fn export_pass(&self, report: &PassReport) {
+        for (registry, elapsed) in &report.tag_lists {
+            self.metrics.tag_list_latency(registry, *elapsed);
+        }
         for _ in 0..report.pushes {
             self.metrics.push("ok");
         }

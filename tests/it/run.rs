@@ -520,3 +520,56 @@ async fn a_template_typo_in_a_live_app_file_is_a_rejected_reload_naming_the_vari
     );
     assert_eq!(status["apps"][0]["name"], "shop", "{body}");
 }
+
+/// Regression (issue 13): `imagebump_tag_list_duration_seconds` was documented but never
+/// emitted, and per-app and per-registry series appeared only after a first event. Every metric
+/// docs/daemon.md lists (read from the file) has a sample on a running daemon after its first
+/// cycle.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_documented_metric_is_exported_by_a_running_daemon() {
+    let port = free_port();
+    let registry = TestRegistry::start_plain().await;
+    let host = registry.host();
+    registry
+        .pusher()
+        .push_image("team/api", "1.0.0", &ImageSpec::new("2026-01-01T00:00:00Z"))
+        .await;
+    let repo = BareRepo::with_files(
+        "main",
+        &[("values.yaml", &VALUES.replace("REGISTRY", &host))],
+    );
+    let dir = setup(&registry, &repo, port, "1h");
+    let docs =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/daemon.md")).unwrap();
+    let documented: Vec<String> = docs
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `imagebump_"))
+        .filter_map(|rest| rest.split('`').next())
+        .map(|name| format!("imagebump_{name}"))
+        .collect();
+    assert!(documented.len() >= 14, "{documented:?}");
+    tokio::task::spawn_blocking(move || {
+        let daemon = Daemon::start(dir, port);
+        let (_, text) = daemon.get("/metrics").unwrap();
+        let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        let missing: Vec<&String> = documented
+            .iter()
+            .filter(|name| {
+                !samples.iter().any(|line| {
+                    line.strip_prefix(name.as_str()).is_some_and(|rest| {
+                        rest.starts_with(['{', ' '])
+                            || rest.starts_with("_bucket")
+                            || rest.starts_with("_count")
+                    })
+                })
+            })
+            .collect();
+        assert!(missing.is_empty(), "not exported: {missing:?}\n{text}");
+        assert!(
+            text.contains("imagebump_app_errors_total{app=\"shop\"} 0"),
+            "{text}"
+        );
+    })
+    .await
+    .unwrap();
+}
