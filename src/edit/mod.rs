@@ -734,13 +734,22 @@ fn splice(src: &str, tree: &Tree, edits: Vec<Edit>) -> Result<Edited, EditError>
                                 .into(),
                     });
                 }
-                if expect.values.contains_key(&node) {
-                    return Err(EditError::Ambiguous {
-                        line,
-                        col: column,
-                        what: "the value".into(),
-                        reason: "two edits target it (through an anchor and its alias?)".into(),
-                    });
+                // Two targets reaching one scalar (a Kustomize entry's newTag that also carries
+                // a `:tag` marker, an anchor and its alias): the same new value is one edit,
+                // different ones are refused.
+                match expect.values.get(&node) {
+                    Some(earlier) if *earlier == value => continue,
+                    Some(earlier) => {
+                        return Err(EditError::Ambiguous {
+                            line,
+                            col: column,
+                            what: "the value".into(),
+                            reason: format!(
+                                "two targets reach it and want different values, {earlier:?} and {value:?} (a marker and an entry of different images, or an anchor and its alias?)"
+                            ),
+                        });
+                    }
+                    None => {}
                 }
                 let mut text = scalar::render(*style, &value);
                 if original.is_empty() {

@@ -741,3 +741,34 @@ fn an_empty_tag_or_digest_is_never_an_update() {
         .is_err()
     );
 }
+
+/// Issue 20 item 1: two targets reaching one scalar with the same new value are one edit; with
+/// different values they are refused, naming both values.
+#[test]
+fn two_targets_on_one_scalar_are_one_edit_or_a_conflict() {
+    let src = "image:\n  tag: 1.0.0 # {\"$imagepolicy\": \"ns:app:tag\"}\n";
+    let marker = Target::Marker {
+        policy: "ns:app".into(),
+    };
+    let same = apply_all(
+        src.as_bytes(),
+        &[helm("image.tag", HelmField::Tag), marker.clone()],
+        &update("ghcr.io/acme/app:1.1.0"),
+    )
+    .unwrap();
+    assert_eq!(
+        String::from_utf8(same.bytes).unwrap(),
+        "image:\n  tag: 1.1.0 # {\"$imagepolicy\": \"ns:app:tag\"}\n"
+    );
+    assert_eq!(same.changes.len(), 1);
+    // A Kustomize entry's newTag marked as the policy's digest: the entry wants the tag there,
+    // the marker the digest.
+    let src = "images:\n- name: ghcr.io/acme/app\n  newTag: 1.0.0 # {\"$imagepolicy\": \"ns:app:digest\"}\n";
+    let err = apply_all(
+        src.as_bytes(),
+        &[Target::Auto, marker],
+        &update(&format!("ghcr.io/acme/app:1.1.0@{D1}")),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("want different values"), "{err}");
+}
