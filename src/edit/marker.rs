@@ -77,8 +77,10 @@ pub fn slots(
             Some(p) => p == name,
             None => field == Field::Ref && names(value, image),
         };
-        // A whole-reference marker must still name the image being written.
-        let names_image = field != Field::Ref || names(value, image);
+        // Found by image (no policy named): a whole-reference marker must name the image. A
+        // named policy governs every scalar it marks, whatever name a whole reference held
+        // before (Flux writes NAME:TAG[@DIGEST] there): none of its markers is skipped.
+        let names_image = field != Field::Ref || policy.is_some() || names(value, image);
         if wanted && names_image {
             out.push(Slot::Scalar { node, field });
         }

@@ -533,8 +533,17 @@ fn edits_for(src: &str, tree: &Tree, slot: &Slot, update: &Update) -> Result<Vec
                     };
                     let new_digest = match (&update.digest, &update.tag) {
                         (Some(d), _) => Some(d.as_str()),
-                        // A new tag without a digest: the old digest pins the old image.
-                        (None, Some(t)) if Some(t.as_str()) != tag => None,
+                        // A new tag without a digest where a digest pins the image: the old
+                        // digest would keep the old image running, and dropping it would unpin
+                        // silently. Refused, as for Kustomize entries and `:digest` markers.
+                        (None, Some(t)) if Some(t.as_str()) != tag && digest.is_some() => {
+                            let (line, col) = line_col(src, tree.nodes[tree.resolve(*node)].start);
+                            return Err(EditError::Unsupported {
+                                line,
+                                col,
+                                reason: "this reference pins a digest; give the new digest too (NAME:TAG@DIGEST), or remove the digest".into(),
+                            });
+                        }
                         (None, _) => digest,
                     };
                     let mut value = name.to_string();
@@ -580,11 +589,20 @@ fn edits_for(src: &str, tree: &Tree, slot: &Slot, update: &Update) -> Result<Vec
                         }
                     }
                 }
-                Field::Digest => {
-                    if let Some(d) = &update.digest {
-                        replace(&mut edits, *node, d.clone());
+                Field::Digest => match &update.digest {
+                    Some(d) => replace(&mut edits, *node, d.clone()),
+                    // A `:digest` marker (or digest path) next to a tag being bumped alone would
+                    // keep pulling the old image: never half an update.
+                    None if update.tag.is_some() && !current.is_empty() => {
+                        let (line, col) = line_col(src, tree.nodes[tree.resolve(*node)].start);
+                        return Err(EditError::Unsupported {
+                            line,
+                            col,
+                            reason: "this policy pins a digest here; give NAME:TAG@DIGEST so the digest moves with the tag".into(),
+                        });
                     }
-                }
+                    None => {}
+                },
                 Field::Name => {
                     let want = update.new_name.as_ref().unwrap_or(&update.name);
                     if !same_image(current, &new_ref(want)?) {

@@ -173,13 +173,13 @@ spec:
 #[test]
 fn manifest_digest_rules() {
     let pod = |image: &str| format!("kind: Pod\nspec:\n  containers:\n  - image: {image}\n");
-    // New tag, no digest: the stale digest is dropped.
-    check(
+    // New tag, no digest: refused, the digest would pin the old image (issue 20 item 4).
+    let err = refuse(
         &pod(&format!("app:1@{D1}")),
         Target::Manifest,
         update("app:2"),
-        &pod("app:2"),
     );
+    assert!(err.to_string().contains("pins a digest"), "{err}");
     // Same tag, no digest: nothing changes.
     check(
         &pod(&format!("app:1@{D1}")),
