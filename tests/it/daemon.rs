@@ -531,7 +531,15 @@ async fn no_secret_ever_reaches_the_logs() {
         logs.contains("webhook scheduled a check"),
         "nothing captured:\n{logs}"
     );
-    assert!(logs.contains("webhook refused"), "{logs}");
+    // The debug-level "webhook refused" lines are not asserted: tracing caches each callsite's
+    // interest process-wide, and with other tests' thread-local subscribers coming and going
+    // in parallel a debug callsite is sometimes cached as off (seen failing in one CI-like run).
+    // That the refusals happened is asserted on the counters instead.
+    let metrics = h.metrics.encode();
+    assert!(
+        metrics.contains("outcome=\"unauthorized\""),
+        "no refusal was counted:\n{metrics}"
+    );
     for secret in [
         "dist-token",
         "hub-path-secret",
