@@ -510,13 +510,18 @@ fn authenticate_without_body<'r>(
     })
 }
 
+/// The header carrying an HMAC receiver's signature (`None` for the other receivers).
+fn signature_header(kind: ReceiverKind) -> Option<&'static str> {
+    match kind {
+        ReceiverKind::Ghcr => Some("x-hub-signature-256"),
+        ReceiverKind::GenericHmac => Some("x-signature"),
+        _ => None,
+    }
+}
+
 /// Whether an HMAC receiver's signature header is there at all.
 fn has_signature_header(kind: ReceiverKind, headers: &HeaderMap) -> bool {
-    match kind {
-        ReceiverKind::Ghcr => headers.contains_key("x-hub-signature-256"),
-        ReceiverKind::GenericHmac => headers.contains_key("x-signature"),
-        _ => false,
-    }
+    signature_header(kind).is_some_and(|name| headers.contains_key(name))
 }
 
 /// The receiver whose secret the request proves, if any.
@@ -526,23 +531,15 @@ fn authenticate<'r>(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Option<&'r Receiver> {
-    receivers.iter().find(|receiver| {
-        let secret = receiver.secret.expose().as_bytes();
-        match receiver.kind {
-            ReceiverKind::DockerHub | ReceiverKind::Quay => {
-                path_secret.is_some_and(|given| ct_eq(given.as_bytes(), secret))
-            }
-            ReceiverKind::Distribution | ReceiverKind::Harbor => {
-                header_bytes(headers, "authorization").is_some_and(|given| ct_eq(given, secret))
-            }
-            ReceiverKind::Gitlab => {
-                header_bytes(headers, "x-gitlab-token").is_some_and(|given| ct_eq(given, secret))
-            }
-            ReceiverKind::Ghcr => header_bytes(headers, "x-hub-signature-256")
-                .is_some_and(|given| verify_hmac_sha256(secret, body, given)),
-            ReceiverKind::GenericHmac => header_bytes(headers, "x-signature")
-                .is_some_and(|given| verify_hmac_sha256(secret, body, given)),
-        }
+    authenticate_without_body(receivers, path_secret, headers).or_else(|| {
+        receivers.iter().find(|receiver| {
+            let secret = receiver.secret.expose().as_bytes();
+            let Some(header) = signature_header(receiver.kind) else {
+                return false;
+            };
+            header_bytes(headers, header)
+                .is_some_and(|given| verify_hmac_sha256(secret, body, given))
+        })
     })
 }
 
