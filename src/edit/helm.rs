@@ -155,6 +155,49 @@ fn kind_name(kind: &Kind) -> &'static str {
     }
 }
 
+/// The node `v` a path step reaches. Through an alias it is refused: editing it would edit the
+/// anchor, and with it every other place that uses the anchor, without a word (a CI file whose
+/// six jobs share `&golangImage`). Addressing the anchor itself is the way to change them all.
+fn follow(src: &str, tree: &Tree, path: &ValuePath, v: NodeId) -> Result<NodeId, EditError> {
+    let Kind::Alias(anchor) = tree.nodes[v].kind else {
+        return Ok(v);
+    };
+    let target = tree.resolve(v);
+    let (line, col) = line_col(src, tree.nodes[v].start);
+    // The line of the `&name` mark (a block mapping's node starts at its first key).
+    let start = tree.nodes[target].start;
+    let mark = src[..start].rfind('&').unwrap_or(start);
+    let (anchor_line, _) = line_col(src, mark);
+    let mut users: Vec<usize> = tree
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.kind, Kind::Alias(a) if a == anchor))
+        .map(|n| line_col(src, n.start).0)
+        .filter(|l| *l != line)
+        .collect();
+    users.dedup();
+    let others = if users.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " and by the aliases on line{} {}",
+            if users.len() == 1 { "" } else { "s" },
+            users
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    Err(EditError::Unsupported {
+        line,
+        col,
+        reason: format!(
+            "path {path} goes through an alias; its anchor (line {anchor_line}) is also used where it is defined{others}, and editing it here would change all of them: address the anchor's own path to change them all"
+        ),
+    })
+}
+
 /// Walk `path` in one document.
 fn walk(src: &str, tree: &Tree, root: NodeId, path: &ValuePath) -> Result<NodeId, EditError> {
     let mut here = tree.resolve(root);
@@ -174,7 +217,7 @@ fn walk(src: &str, tree: &Tree, root: NodeId, path: &ValuePath) -> Result<NodeId
                 let all = tree.get_all(here, key);
                 match all.as_slice() {
                     [] => return Err(not_found(format!("{so_far} has no key {key:?}"))),
-                    [(_, v)] => tree.resolve(*v),
+                    [(_, v)] => follow(src, tree, path, *v)?,
                     [_, (second, _), ..] => {
                         let (line, col) = line_col(src, tree.nodes[*second].start);
                         return Err(EditError::Ambiguous {
@@ -195,7 +238,7 @@ fn walk(src: &str, tree: &Tree, root: NodeId, path: &ValuePath) -> Result<NodeId
                     return Err(not_found(format!("{so_far} has no index {key}")));
                 };
                 match items.get(n) {
-                    Some(v) => tree.resolve(*v),
+                    Some(v) => follow(src, tree, path, *v)?,
                     None => {
                         return Err(not_found(format!(
                             "{so_far} has {} items, no index {n}",
@@ -205,7 +248,7 @@ fn walk(src: &str, tree: &Tree, root: NodeId, path: &ValuePath) -> Result<NodeId
                 }
             }
             (PathSegment::Index(n), Kind::Seq(items)) => match items.get(*n) {
-                Some(v) => tree.resolve(*v),
+                Some(v) => follow(src, tree, path, *v)?,
                 None => {
                     return Err(not_found(format!(
                         "{so_far} has {} items, no index {n}",

@@ -319,10 +319,24 @@ fn set_value_writes_exactly_the_value() {
 }
 
 #[test]
-fn aliased_value_is_edited_at_its_anchor() {
+fn a_path_through_an_alias_is_refused_and_the_anchor_itself_is_edited() {
+    // Issue 20 item 2: editing through the alias would change every user of the anchor.
+    let err = refuse(
+        "defaults: &tag 1.0.0\nimage:\n  tag: *tag\nother:\n  tag: *tag\n",
+        helm("image.tag", HelmField::Tag),
+        update("x:1.1.0"),
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("through an alias")
+            && message.contains("(line 1)")
+            && message.contains("line 5"),
+        "{message}"
+    );
+    // Addressing the anchor is how to change them all.
     check(
         "defaults: &tag 1.0.0\nimage:\n  tag: *tag\n",
-        helm("image.tag", HelmField::Tag),
+        helm("defaults", HelmField::Tag),
         update("x:1.1.0"),
         "defaults: &tag 1.1.0\nimage:\n  tag: *tag\n",
     );
