@@ -296,12 +296,36 @@ pub fn run(args: Args) -> ExitCode {
         return ExitCode::from(EXIT_USAGE);
     }
 
+    // A value that looks like a template (`{{ .Chart.AppVersion }}`) was probably meant to be
+    // rendered by something else: say that it was overwritten.
+    for (file, edited) in &results {
+        for c in &edited.changes {
+            if c.old.contains("{{") && c.old.contains("}}") {
+                eprintln!(
+                    "warning: {}:{}: the old value {:?} looks like a template rendered elsewhere; {} {:?}",
+                    file.display(),
+                    c.line,
+                    c.old,
+                    if args.check {
+                        "it would be replaced by"
+                    } else {
+                        "it is replaced by"
+                    },
+                    c.new
+                );
+            }
+        }
+    }
     let changed = results.iter().any(|(_, e)| !e.changes.is_empty());
     match args.output {
         Output::Text => {
             for (file, edited) in &results {
                 for c in &edited.changes {
-                    let old = if c.old.is_empty() { "(added)" } else { &c.old };
+                    let old = match (c.inserted, c.old.is_empty()) {
+                        (true, _) => "(added)",
+                        (false, true) => "\"\"",
+                        (false, false) => c.old.as_str(),
+                    };
                     println!("{}:{}: {} -> {}", file.display(), c.line, old, c.new);
                 }
             }

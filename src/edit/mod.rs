@@ -173,10 +173,12 @@ pub struct Change {
     pub line: usize,
     /// 1-based column (characters).
     pub column: usize,
-    /// Old value (empty for an inserted key).
+    /// Old value (empty for an inserted key, and for an empty value filled in).
     pub old: String,
     /// New value.
     pub new: String,
+    /// The key was inserted (it was not in the file), rather than its value replaced.
+    pub inserted: bool,
 }
 
 /// The edited bytes and what changed. `changes` is empty (and `bytes` equal to the input) when
@@ -783,6 +785,7 @@ fn splice(src: &str, tree: &Tree, edits: Vec<Edit>) -> Result<Edited, EditError>
                         column,
                         old: old.clone(),
                         new: value.clone(),
+                        inserted: false,
                     },
                 ));
                 expect.values.insert(node, value);
@@ -804,6 +807,7 @@ fn splice(src: &str, tree: &Tree, edits: Vec<Edit>) -> Result<Edited, EditError>
                         column,
                         old: String::new(),
                         new: value.clone(),
+                        inserted: true,
                     },
                 ));
                 expect.inserts.entry(map).or_default().push((key, value));

@@ -313,7 +313,8 @@ fn set_value_writes_exactly_the_value() {
             line: 1,
             column: 14,
             old: "a".into(),
-            new: "012".into()
+            new: "012".into(),
+            inserted: false,
         }]
     );
 }

@@ -352,3 +352,36 @@ fn an_error_on_a_long_line_quotes_a_window_around_the_column() {
     let at = caret.split_once(" | ").unwrap().1.chars().count() - 1;
     assert_eq!(body.chars().nth(at), Some('['), "{quoted}\n{caret}");
 }
+
+/// Issue 20 "Also": filling an existing empty value said `(added)`, as if a key had been
+/// inserted; overwriting a value that looks like a template (`{{ .Chart.AppVersion }}`) said
+/// nothing.
+#[test]
+fn a_filled_empty_value_is_not_added_and_a_templated_value_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("values.yaml");
+    fs::write(
+        &file,
+        "image:\n  tag: \"\"\n  digest: \"{{ .Values.pin }}\"\n",
+    )
+    .unwrap();
+    let out = set(
+        dir.path(),
+        &["values.yaml", "--path", "image.tag", "--value", "1.2.3"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("values.yaml:2: \"\" -> 1.2.3"), "{stdout}");
+    assert!(!stdout.contains("(added)"), "{stdout}");
+    let digest = format!("sha256:{}", "a".repeat(64));
+    let out = set(
+        dir.path(),
+        &["values.yaml", "--path", "image.digest", "--value", &digest],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("looks like a template") && stderr(&out).contains("values.yaml:3"),
+        "{}",
+        stderr(&out)
+    );
+}
