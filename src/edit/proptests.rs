@@ -449,3 +449,59 @@ proptest! {
         quick_agrees(&src)?;
     }
 }
+
+/// A document where one scalar is anchored (`&a`) and used through aliases at other paths.
+fn aliased(v0: &str, v2: &str, v3: &str) -> String {
+    let q = |v: &str| render(Style::Double, v);
+    format!(
+        "base: &a {}\nk1: *a\nk2: {}\nnested:\n  x: *a\n  y: {}\nlist:\n  - *a\n  - {}\n",
+        q(v0),
+        q(v2),
+        q(v3),
+        q(v2)
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Issue 20: no edit changes data at a path it did not address, aliases included. A path
+    /// through an alias is refused (editing there would change the anchor and every alias);
+    /// any other path changes exactly its own data, and the anchor's own path changes the
+    /// anchor, which every alias shows.
+    #[test]
+    fn no_edit_changes_data_at_a_path_it_did_not_address(
+        v0 in new_tag(), v2 in new_tag(), v3 in new_tag(), tag in new_tag(),
+        pick in 0usize..8,
+    ) {
+        let src = aliased(&v0, &v2, &v3);
+        let key = |k: &str| PathSegment::Key(k.into());
+        let paths: [(Vec<PathSegment>, bool); 8] = [
+            (vec![key("base")], false),
+            (vec![key("k1")], true),
+            (vec![key("k2")], false),
+            (vec![key("nested"), key("x")], true),
+            (vec![key("nested"), key("y")], false),
+            (vec![key("list"), PathSegment::Index(0)], true),
+            (vec![key("list"), PathSegment::Index(1)], false),
+            (vec![key("list"), key("0")], true),
+        ];
+        let (path, through_alias) = &paths[pick];
+        let result = set_value(src.as_bytes(), &ValuePath(path.clone()), HelmField::Tag, &tag);
+        if *through_alias {
+            prop_assert!(result.is_err(), "{path:?} went through an alias:\n{src}");
+            return Ok(());
+        }
+        let out = String::from_utf8(result.unwrap().bytes).unwrap();
+        let mut want = parse_data(&src);
+        if path == &paths[0].0 {
+            // The anchor itself: every alias shows the new value.
+            for p in [&paths[0].0, &paths[1].0, &paths[3].0, &paths[5].0] {
+                set_in(&mut want, p, &tag);
+            }
+        } else {
+            set_in(&mut want, path, &tag);
+        }
+        prop_assert_eq!(parse_data(&out), want, "{:?}\n{}\n{}", path, src, out);
+    }
+}
