@@ -12,6 +12,8 @@
 //! - [`engine`]: the write-back spine that runs one pass over the apps (`imagebump once`).
 //! - [`daemon`]: scheduler, webhooks, metrics, health and status.
 //! - [`secret`]: the one secret type, never printed.
+//! - [`schedule`]: the one schedule (`interval`, cron) and duration grammar, for config and daemon.
+//! - [`shutdown`]: the shutdown signal the daemon triggers and the engine obeys.
 //! - [`reference`]: the image reference and OCI tag grammar, shared by every stage.
 //! - [`cli`]: argument parsing and output for the binary.
 
@@ -25,4 +27,6 @@ pub mod git;
 pub mod policy;
 pub mod reference;
 pub mod registry;
+pub mod schedule;
 pub mod secret;
+pub mod shutdown;

@@ -14,8 +14,7 @@ use crate::config::read::Diagnostic;
 use crate::config::{self, App, Config};
 use crate::daemon::logging::{LogFormat, init_logging};
 use crate::daemon::{
-    self, ConfigProblem, Control, DaemonError, Loaded, Metrics, Receiver, ReceiverKind, Schedule,
-    Settings,
+    self, ConfigProblem, Control, DaemonError, Loaded, Metrics, Receiver, ReceiverKind, Settings,
 };
 use crate::engine::worker::EngineWorker;
 use crate::engine::{Engine, check};
@@ -164,20 +163,13 @@ fn load(
     })
 }
 
-fn schedule(schedule: &config::Schedule) -> Result<Schedule, String> {
-    match schedule {
-        config::Schedule::Interval(d) => Ok(Schedule::Interval(*d)),
-        config::Schedule::Cron(pattern) => Schedule::cron(pattern).map_err(|e| e.to_string()),
-    }
-}
-
 fn daemon_settings(config: &Config, ready_at_start: bool) -> Result<Settings, String> {
     let webhook = config.global.webhook.as_ref();
     let listen = match webhook {
         Some(w) => w.listen,
         None => SocketAddr::from_str(DEFAULT_LISTEN).map_err(|e| e.to_string())?,
     };
-    let mut settings = Settings::new(listen, schedule(&config.global.schedule)?);
+    let mut settings = Settings::new(listen, config.global.schedule.clone());
     settings.status_listen = config.global.http_listen;
     if settings.status_listen == Some(listen) {
         return Err(format!(
@@ -186,9 +178,7 @@ fn daemon_settings(config: &Config, ready_at_start: bool) -> Result<Settings, St
     }
     for app in &config.apps {
         if let Some(s) = &app.schedule {
-            settings
-                .app_schedules
-                .push((app.name.clone(), schedule(s)?));
+            settings.app_schedules.push((app.name.clone(), s.clone()));
         }
     }
     for r in webhook.map(|w| w.receivers.as_slice()).unwrap_or_default() {

@@ -76,13 +76,7 @@ impl Default for BreakerConfig {
     }
 }
 
-/// When to poll.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Schedule {
-    Interval(Duration),
-    /// A 5-field cron expression (validated with croner).
-    Cron(String),
-}
+pub use crate::schedule::Schedule;
 
 /// Default of `git.workdir_wait`.
 pub const DEFAULT_WORKDIR_WAIT: Duration = Duration::from_secs(60);
@@ -565,8 +559,8 @@ fn parse_schedule(fields: &Fields<'_>, diags: &mut Diagnostics) -> Option<Schedu
                 );
                 return None;
             }
-            match text.parse::<croner::Cron>() {
-                Ok(_) => Some(Schedule::Cron(text)),
+            match Schedule::cron(&text) {
+                Ok(schedule) => Some(schedule),
                 Err(e) => {
                     diags.node(node, format!("invalid cron expression `{text}`: {e}"));
                     None

@@ -380,7 +380,7 @@ pub fn list<'a>(node: &'a Node, key: &str, diags: &mut Diagnostics) -> &'a [Node
 /// Parse `90s`, `2m`, `1h30m`, `1d`, `500ms`. Units are required. The grammar is the daemon's
 /// interval grammar (one parser, with overflow checks); only the message is the config's.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    crate::daemon::schedule::parse_duration(text).map_err(|_| {
+    crate::schedule::parse_duration(text).map_err(|_| {
         format!("invalid duration `{text}`: expected a number with a unit, such as 30s, 2m, 1h30m")
     })
 }

@@ -22,48 +22,12 @@ use tracing::{error, info, warn};
 use super::http::{HttpState, router, status_router, webhook_router};
 use super::metrics::Metrics;
 use super::queue::{CheckOptions, Checks};
-use super::schedule::Schedule;
 use super::serve::{ServeLimits, serve};
 use super::status::{ConfigProblem, StatusStore};
 use super::webhook::Receiver;
 use super::{Scope, Worker};
-
-/// One shutdown signal shared by everything that must stop. Cloning shares it.
-#[derive(Clone, Debug)]
-pub struct Shutdown {
-    sender: Arc<watch::Sender<bool>>,
-}
-
-impl Default for Shutdown {
-    fn default() -> Self {
-        Shutdown::new()
-    }
-}
-
-impl Shutdown {
-    pub fn new() -> Shutdown {
-        let (sender, _) = watch::channel(false);
-        Shutdown {
-            sender: Arc::new(sender),
-        }
-    }
-
-    /// Starts the shutdown (idempotent).
-    pub fn trigger(&self) {
-        self.sender.send_replace(true);
-    }
-
-    pub fn is_triggered(&self) -> bool {
-        *self.sender.borrow()
-    }
-
-    /// Resolves once the shutdown has started (at once if it already has).
-    pub async fn wait(&self) {
-        let mut receiver = self.sender.subscribe();
-        // The sender lives as long as `self`, so this only returns when the value is true.
-        let _ = receiver.wait_for(|triggered| *triggered).await;
-    }
-}
+use crate::schedule::Schedule;
+use crate::shutdown::Shutdown;
 
 /// How the outside world steers a running daemon: reload and shutdown requests. The binary
 /// wires Unix signals to it with [`Control::listen_for_signals`]; tests call the methods.

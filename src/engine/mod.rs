@@ -243,7 +243,7 @@ struct Inner {
     /// poll) take turns on a clone instead of failing on it.
     repo_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Once triggered, no new commit or push is started.
-    shutdown: Option<crate::daemon::Shutdown>,
+    shutdown: Option<crate::shutdown::Shutdown>,
 }
 
 /// The engine: built once per configuration, shared by every pass.
@@ -309,7 +309,7 @@ impl Engine {
 
     /// Stop starting commits and pushes once `shutdown` is triggered (the daemon's signal).
     /// Call before the engine is shared.
-    pub fn with_shutdown(mut self, shutdown: crate::daemon::Shutdown) -> Engine {
+    pub fn with_shutdown(mut self, shutdown: crate::shutdown::Shutdown) -> Engine {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.shutdown = Some(shutdown);
         }
@@ -320,7 +320,7 @@ impl Engine {
         self.inner
             .shutdown
             .as_ref()
-            .is_some_and(crate::daemon::Shutdown::is_triggered)
+            .is_some_and(crate::shutdown::Shutdown::is_triggered)
     }
 
     /// The configuration this engine runs.
