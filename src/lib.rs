@@ -11,12 +11,14 @@
 //! - [`forge`]: merge requests on GitHub, GitLab and Gitea.
 //! - [`engine`]: the write-back spine that runs one pass over the apps (`imagebump once`).
 //! - [`daemon`]: scheduler, webhooks, metrics, health and status.
+//! - [`atomic`]: the one atomic file write (temp file, fsync, rename).
 //! - [`secret`]: the one secret type, never printed.
 //! - [`schedule`]: the one schedule (`interval`, cron) and duration grammar, for config and daemon.
 //! - [`shutdown`]: the shutdown signal the daemon triggers and the engine obeys.
 //! - [`reference`]: the image reference and OCI tag grammar, shared by every stage.
 //! - [`cli`]: argument parsing and output for the binary.
 
+pub mod atomic;
 pub mod cli;
 pub mod config;
 pub mod daemon;

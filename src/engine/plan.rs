@@ -2,7 +2,6 @@
 //! against it, and compute the edited bytes of every file (nothing is written here).
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
@@ -229,19 +228,6 @@ fn read(root: &Path, file: &str) -> Result<Vec<u8>, String> {
     std::fs::read(&path).map_err(|e| format!("cannot read {file}: {e}"))
 }
 
-/// Write a file atomically: a temp file in the same directory, then rename (permissions kept).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    if let Ok(meta) = std::fs::metadata(path) {
-        tmp.as_file().set_permissions(meta.permissions())?;
-    }
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
-}
-
 /// The commit message contexts of an app's changes.
 pub fn contexts(changes: &[PlannedChange]) -> Vec<ChangeContext> {
     changes
@@ -277,7 +263,8 @@ pub fn write_files(root: &Path, files: &[FileEdit]) -> Result<Vec<PathBuf>, Stri
     let mut paths = Vec::new();
     for f in files {
         let path = git::inside_clone(root, Path::new(&f.file)).map_err(|e| e.to_string())?;
-        write_atomic(&path, &f.after).map_err(|e| format!("cannot write {}: {e}", f.file))?;
+        crate::atomic::write(&path, &f.after)
+            .map_err(|e| format!("cannot write {}: {e}", f.file))?;
         paths.push(PathBuf::from(&f.file));
     }
     Ok(paths)
