@@ -28,6 +28,7 @@ use tokio::sync::Semaphore;
 use super::Scope;
 use super::http::HttpState;
 use super::queue::Requested;
+use crate::reference::{canonical_name, split_loose};
 
 /// Webhook bodies larger than this are refused with 413.
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -617,27 +618,6 @@ fn missing(field: &str) -> Rejection {
     Rejection::Malformed(format!("missing string field {field}"))
 }
 
-/// Splits `host/path[:tag][@digest]` (or `path`, which means Docker Hub) into host, path, tag.
-pub fn split_reference(reference: &str) -> (String, String, Option<String>) {
-    let reference = reference
-        .trim()
-        .trim_start_matches("https://")
-        .trim_start_matches("http://");
-    let without_digest = reference.split('@').next().unwrap_or(reference);
-    let (name, tag) = match without_digest.rsplit_once(':') {
-        Some((name, tag)) if !tag.contains('/') => (name, Some(tag.to_string())),
-        _ => (without_digest, None),
-    };
-    match name.split_once('/') {
-        Some((first, rest))
-            if first.contains('.') || first.contains(':') || first == "localhost" =>
-        {
-            (first.to_string(), rest.to_string(), tag)
-        }
-        _ => ("docker.io".to_string(), name.to_string(), tag),
-    }
-}
-
 fn parse_distribution(value: &Value, registry: Option<&str>) -> Result<Parsed, Rejection> {
     let events = value
         .get("events")
@@ -684,7 +664,7 @@ fn parse_quay(value: &Value, registry: Option<&str>) -> Result<Parsed, Rejection
         str_at(value, &["repository"]),
     ) {
         (Some(url), _) => {
-            let (host, path, _) = split_reference(url);
+            let (host, path, _) = split_loose(url);
             (host, path)
         }
         (None, Some(repository)) => ("quay.io".to_string(), repository.to_string()),
@@ -726,7 +706,7 @@ fn parse_harbor(value: &Value, registry: Option<&str>) -> Result<Parsed, Rejecti
             parsed.ignored += 1;
             continue;
         };
-        let (host, path, tag) = split_reference(url);
+        let (host, path, tag) = split_loose(url);
         let tag = str_at(resource, &["tag"]).map(str::to_string).or(tag);
         parsed.pushes.push(PushHint {
             registry: registry.map_or(host, str::to_string),
@@ -798,7 +778,7 @@ fn parse_ghcr(event: &str, value: &Value, registry: Option<&str>) -> Result<Pars
 
 fn parse_generic(value: &Value, registry: Option<&str>) -> Result<Parsed, Rejection> {
     let reference = str_at(value, &["repository"]).ok_or_else(|| missing("repository"))?;
-    let (host, path, _) = split_reference(reference);
+    let (host, path, _) = split_loose(reference);
     Ok(Parsed {
         pushes: vec![PushHint {
             registry: registry.map_or(host, str::to_string),
@@ -809,41 +789,12 @@ fn parse_generic(value: &Value, registry: Option<&str>) -> Result<Parsed, Reject
     })
 }
 
-fn normalize_host(host: &str) -> String {
-    let host = host
-        .trim()
-        .trim_start_matches("https://")
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_ascii_lowercase();
-    match host.as_str() {
-        "index.docker.io"
-        | "registry-1.docker.io"
-        | "registry.hub.docker.com"
-        | "hub.docker.com" => "docker.io".to_string(),
-        _ => host,
-    }
-}
-
-fn normalize_repository(host: &str, repository: &str) -> String {
-    let repository = repository.trim_matches('/').to_ascii_lowercase();
-    if host == "docker.io" && !repository.contains('/') {
-        format!("library/{repository}")
-    } else {
-        repository
-    }
-}
-
 /// The scopes (as the worker spelled them) of the known repositories equal to `host/path`.
 pub fn matching_scopes(known: &[(String, String)], host: &str, path: &str) -> Vec<Scope> {
-    let host = normalize_host(host);
-    let path = normalize_repository(&host, path);
+    let name = canonical_name(host, path);
     known
         .iter()
-        .filter(|(known_host, known_path)| {
-            let known_host = normalize_host(known_host);
-            normalize_repository(&known_host, known_path) == path && known_host == host
-        })
+        .filter(|(known_host, known_path)| canonical_name(known_host, known_path) == name)
         .map(|(registry, repository)| Scope::Repository {
             registry: registry.clone(),
             repository: repository.clone(),
@@ -892,38 +843,6 @@ mod tests {
             body,
             b"sha1=f7bc83f430538424b13298e6aa6fb143ef4d59a1"
         ));
-    }
-
-    #[test]
-    fn references() {
-        let check = |input: &str, host: &str, path: &str, tag: Option<&str>| {
-            assert_eq!(
-                split_reference(input),
-                (host.to_string(), path.to_string(), tag.map(str::to_string)),
-                "{input}"
-            );
-        };
-        check("quay.io/ns/repo", "quay.io", "ns/repo", None);
-        check(
-            "hub.harbor.com/proj/debian:latest",
-            "hub.harbor.com",
-            "proj/debian",
-            Some("latest"),
-        );
-        check(
-            "localhost:5000/app:1.0",
-            "localhost:5000",
-            "app",
-            Some("1.0"),
-        );
-        check(
-            "127.0.0.1:5000/a/b@sha256:abc",
-            "127.0.0.1:5000",
-            "a/b",
-            None,
-        );
-        check("nginx", "docker.io", "nginx", None);
-        check("acme/app:v1", "docker.io", "acme/app", Some("v1"));
     }
 
     #[test]
