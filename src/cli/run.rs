@@ -14,7 +14,7 @@ use crate::config::read::Diagnostic;
 use crate::config::{self, App, Config};
 use crate::daemon::logging::{LogFormat, init_logging};
 use crate::daemon::{
-    self, ConfigProblem, Control, DaemonError, Loaded, Metrics, Receiver, ReceiverKind, Settings,
+    self, ConfigProblem, Control, DaemonError, Loaded, Metrics, Receiver, Settings,
 };
 use crate::engine::worker::EngineWorker;
 use crate::engine::{Engine, check};
@@ -182,7 +182,7 @@ fn daemon_settings(config: &Config, ready_at_start: bool) -> Result<Settings, St
         }
     }
     for r in webhook.map(|w| w.receivers.as_slice()).unwrap_or_default() {
-        let kind = ReceiverKind::from_str(&r.kind).map_err(|e| e.to_string())?;
+        let kind = r.kind;
         let secret = std::env::var(&r.secret_env)
             .ok()
             .filter(|s| !s.is_empty())

@@ -12,6 +12,7 @@
 //! get a "did you mean" hint, and a broken app file is reported without hiding the others.
 
 pub mod read;
+mod receiver;
 pub mod repo_url;
 pub mod yaml;
 
@@ -23,6 +24,8 @@ use std::time::Duration;
 use read::{Diagnostic, Diagnostics, Fields, Refs, TemplateKind, TemplateRef, list, string};
 use yaml::Node;
 
+use crate::edit::HelmField;
+use crate::forge::ForgeKind;
 use crate::reference::{ImageRef, is_valid_tag};
 
 /// Default poll interval.
@@ -77,6 +80,7 @@ impl Default for BreakerConfig {
 }
 
 pub use crate::schedule::Schedule;
+pub use receiver::{ReceiverKind, UnknownReceiverKind};
 
 /// Default of `git.workdir_wait`.
 pub const DEFAULT_WORKDIR_WAIT: Duration = Duration::from_secs(60);
@@ -153,20 +157,9 @@ pub struct WebhookConfig {
     pub debounce_max: Option<Duration>,
 }
 
-/// Webhook receiver types.
-pub const RECEIVER_TYPES: &[&str] = &[
-    "distribution",
-    "dockerhub",
-    "quay",
-    "harbor",
-    "ghcr",
-    "gitlab",
-    "generic-hmac",
-];
-
 #[derive(Debug, Clone)]
 pub struct ReceiverConfig {
-    pub kind: String,
+    pub kind: ReceiverKind,
     /// Environment variable holding the shared secret, token or HMAC key.
     pub secret_env: String,
     /// Treat every event of this receiver as coming from this registry host (when the registry
@@ -199,7 +192,7 @@ pub enum WriteMode {
 #[derive(Debug, Clone)]
 pub struct PullRequestConfig {
     /// `github`, `gitlab` or `gitea`.
-    pub forge: String,
+    pub forge: ForgeKind,
     pub api_url: Option<String>,
     /// `owner/repo` (or GitLab path); derived from the repo URL when absent.
     pub project: Option<String>,
@@ -254,7 +247,7 @@ pub struct TargetConfig {
     /// Helm values path (`api.image.tag`).
     pub path: Option<String>,
     /// What the Helm value holds: `tag` (default), `repository`, `ref` or `digest`.
-    pub field: Option<String>,
+    pub field: Option<HelmField>,
     /// A Flux `$imagepolicy` marker name (`ns:name`).
     pub marker: Option<String>,
     pub line: usize,
@@ -854,21 +847,25 @@ fn parse_webhook(node: &Node, diags: &mut Diagnostics) -> Option<WebhookConfig> 
             ) else {
                 continue;
             };
-            let kind = r.required_str("type", "a webhook receiver", diags);
-            if let Some(kind) = &kind
-                && !RECEIVER_TYPES.contains(&kind.as_str())
-            {
-                let hint = read::did_you_mean(kind, RECEIVER_TYPES)
-                    .map(|s| format!("; did you mean `{s}`?"))
-                    .unwrap_or_default();
-                diags.node(
-                    item,
-                    format!(
-                        "unknown receiver type `{kind}`{hint} (expected one of: {})",
-                        RECEIVER_TYPES.join(", ")
-                    ),
-                );
-            }
+            let names = ReceiverKind::ALL.map(ReceiverKind::as_str);
+            let kind = r
+                .required_str("type", "a webhook receiver", diags)
+                .and_then(|kind| match kind.parse::<ReceiverKind>() {
+                    Ok(kind) => Some(kind),
+                    Err(_) => {
+                        let hint = read::did_you_mean(&kind, &names)
+                            .map(|s| format!("; did you mean `{s}`?"))
+                            .unwrap_or_default();
+                        diags.node(
+                            item,
+                            format!(
+                                "unknown receiver type `{kind}`{hint} (expected one of: {})",
+                                names.join(", ")
+                            ),
+                        );
+                        None
+                    }
+                });
             let secret = r
                 .opt_env("secret_env", diags)
                 .or_else(|| r.opt_env("token_env", diags));
@@ -947,9 +944,8 @@ pub fn parse_app(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<App
         .get("pull_request")
         .and_then(|n| parse_pull_request(n, diags));
     // What the forge client needs and can be known now (not only at the first pull request).
-    if let (Some(pr), Some(url), Some(at)) = (&pull_request, &repo, fields.get("pull_request"))
-        && let Some(kind) = crate::forge::ForgeKind::parse(&pr.forge)
-    {
+    if let (Some(pr), Some(url), Some(at)) = (&pull_request, &repo, fields.get("pull_request")) {
+        let kind = pr.forge;
         if pr.api_url.is_none()
             && repo_url::check(url).is_ok()
             && let Err(e) = crate::forge::api_url_for_repo(kind, url)
@@ -1066,16 +1062,19 @@ fn parse_pull_request(node: &Node, diags: &mut Diagnostics) -> Option<PullReques
         ],
         diags,
     )?;
-    let forge = fields.required_str("forge", "`pull_request`", diags);
-    if let Some(forge) = &forge
-        && !matches!(forge.as_str(), "github" | "gitlab" | "gitea")
-    {
-        let at = fields.get("forge").unwrap_or(node);
-        diags.node(
-            at,
-            format!("`forge` must be github, gitlab or gitea, found `{forge}`"),
-        );
-    }
+    let forge = fields
+        .required_str("forge", "`pull_request`", diags)
+        .and_then(|forge| {
+            let kind = ForgeKind::parse(&forge);
+            if kind.is_none() {
+                let at = fields.get("forge").unwrap_or(node);
+                diags.node(
+                    at,
+                    format!("`forge` must be github, gitlab or gitea, found `{forge}`"),
+                );
+            }
+            kind
+        });
     let token_env = fields.required_env("token_env", "`pull_request`", diags);
     for (key, kind) in [
         ("branch", TemplateKind::PullRequestBranch),
@@ -1334,16 +1333,23 @@ fn parse_target(node: &Node, diags: &mut Diagnostics) -> Option<TargetConfig> {
             format!("`file` must be a path inside the repo, relative to its root (found `{file}`)"),
         );
     }
-    let field = fields.opt_str("field", diags);
-    if let Some(f) = &field
-        && !FIELDS.contains(&f.as_str())
-    {
-        let at = fields.get("field").unwrap_or(node);
-        diags.node(
-            at,
-            format!("`field` must be one of {}, found `{f}`", FIELDS.join(", ")),
-        );
-    }
+    let field = fields.opt_str("field", diags).and_then(|f| {
+        let field = match f.as_str() {
+            "tag" => Some(HelmField::Tag),
+            "repository" => Some(HelmField::Repository),
+            "ref" => Some(HelmField::Ref),
+            "digest" => Some(HelmField::Digest),
+            _ => None,
+        };
+        if field.is_none() {
+            let at = fields.get("field").unwrap_or(node);
+            diags.node(
+                at,
+                format!("`field` must be one of {}, found `{f}`", FIELDS.join(", ")),
+            );
+        }
+        field
+    });
     let path = fields.opt_str("path", diags);
     if let (Some(p), Some(at)) = (&path, fields.get("path"))
         && let Err(e) = crate::edit::parse_value_path(p)

@@ -6,8 +6,8 @@
 use std::path::Path;
 
 use crate::config::{self, App, Config, ImageConfig, PolicyConfig, RegistryConfig, TargetConfig};
-use crate::edit::{self, HelmField, Target};
-use crate::forge::{self, ForgeKind, ForgeSettings};
+use crate::edit::{self, Target};
+use crate::forge::{self, ForgeSettings};
 use crate::git::{self, Author, Credential, CredentialRule, GitSettings};
 use crate::policy::{Filter, Kind, Order, Parsing, Policy, Range};
 use crate::registry::{self, Platform, RegistryAuth, RegistrySettings};
@@ -237,13 +237,10 @@ pub fn target(t: &TargetConfig) -> Result<Target, SettingsError> {
             what: format!("target {} path", t.file),
             reason: e.to_string(),
         })?;
-        let field = match t.field.as_deref() {
-            None | Some("tag") => HelmField::Tag,
-            Some("repository") => HelmField::Repository,
-            Some("ref") => HelmField::Ref,
-            Some(_) => HelmField::Digest,
-        };
-        return Ok(Target::Helm { path, field });
+        return Ok(Target::Helm {
+            path,
+            field: t.field.unwrap_or_default(),
+        });
     }
     if let Some(policy) = &t.marker {
         return Ok(Target::Marker {
@@ -263,8 +260,7 @@ pub fn forge(app: &App) -> Result<ForgeSettings, SettingsError> {
         .pull_request
         .as_ref()
         .ok_or_else(|| invalid("missing".into()))?;
-    let kind = ForgeKind::parse(&pr.forge)
-        .ok_or_else(|| invalid(format!("unknown forge `{}`", pr.forge)))?;
+    let kind = pr.forge;
     let token = env(
         &pr.token_env,
         format!("app `{}` pull_request.token_env", app.name),
