@@ -16,6 +16,7 @@
 //! - [`schedule`]: the one schedule (`interval`, cron) and duration grammar, for config and daemon.
 //! - [`shutdown`]: the shutdown signal the daemon triggers and the engine obeys.
 //! - [`reference`]: the image reference and OCI tag grammar, shared by every stage.
+//! - [`service`]: the composition root of `imagebump run` (engine + daemon + settings).
 //! - [`cli`]: argument parsing and output for the binary.
 
 pub mod atomic;
@@ -31,4 +32,5 @@ pub mod reference;
 pub mod registry;
 pub mod schedule;
 pub mod secret;
+pub mod service;
 pub mod shutdown;

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes, HttpBody};
-use axum::extract::{Path, State};
+
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, Mac};
@@ -25,8 +25,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
 use super::Scope;
-use super::http::HttpState;
-use super::queue::Requested;
+use super::queue::{CheckQueue, Requested};
 use crate::reference::{canonical_name, split_loose};
 
 /// Webhook bodies larger than this are refused with 413.
@@ -86,25 +85,6 @@ pub struct Receiver {
     pub registry: Option<String>,
 }
 
-/// Fewest bytes a webhook secret may have (the docs recommend 32 random bytes).
-pub const MIN_SECRET_BYTES: usize = 16;
-
-/// Why `secret` is too weak to authenticate webhooks, or `None`. For a whole `Authorization`
-/// header value (`Bearer …`, `Basic …`) the credential after the scheme is what counts. Says
-/// only the length, never the secret.
-pub fn weak_secret(secret: &str) -> Option<String> {
-    let credential = match secret.split_once(' ') {
-        Some((scheme, rest)) if scheme.chars().all(|c| c.is_ascii_alphabetic()) => rest.trim(),
-        _ => secret,
-    };
-    let bytes = credential.len();
-    (bytes < MIN_SECRET_BYTES).then(|| {
-        format!(
-            "it is {bytes} bytes long; use at least {MIN_SECRET_BYTES} (32 random bytes are recommended: `openssl rand -hex 32`)"
-        )
-    })
-}
-
 /// Constant-time equality: compares SHA-256 digests, so neither content nor length leaks.
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     let a = Sha256::digest(a);
@@ -133,7 +113,7 @@ pub fn verify_hmac_sha256(key: &[u8], body: &[u8], signature_header: &[u8]) -> b
 
 /// Why a request was refused. Each maps to a 4xx/5xx status and a metrics outcome.
 #[derive(Debug, PartialEq, Eq)]
-enum Rejection {
+pub(crate) enum Rejection {
     NotConfigured,
     Unauthorized,
     TooLarge,
@@ -147,7 +127,7 @@ enum Rejection {
 }
 
 impl Rejection {
-    fn outcome(&self) -> &'static str {
+    pub(crate) fn outcome(&self) -> &'static str {
         match self {
             Rejection::NotConfigured => "not_configured",
             Rejection::Unauthorized => "unauthorized",
@@ -160,7 +140,7 @@ impl Rejection {
         }
     }
 
-    fn into_response(self) -> Response {
+    pub(crate) fn into_response(self) -> Response {
         match self {
             Rejection::NotConfigured => {
                 (StatusCode::NOT_FOUND, "no such webhook receiver\n").into_response()
@@ -219,76 +199,17 @@ pub struct Parsed {
     pub ignored: usize,
 }
 
-/// `POST /webhook/{kind}`.
-pub(crate) async fn receive(
-    State(state): State<HttpState>,
-    Path(kind): Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    handle(state, &kind, None, headers, body).await
-}
-
-/// `POST /webhook/{kind}/{secret}`.
-pub(crate) async fn receive_with_secret(
-    State(state): State<HttpState>,
-    Path((kind, secret)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    handle(state, &kind, Some(secret), headers, body).await
-}
-
-async fn handle(
-    state: HttpState,
-    kind: &str,
-    path_secret: Option<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let Ok(kind) = kind.parse::<ReceiverKind>() else {
-        return Rejection::NotConfigured.into_response();
-    };
-    match accept(&state, kind, path_secret, &headers, body).await {
-        Ok(accepted) => {
-            state
-                .metrics
-                .webhook_event(kind.as_str(), accepted.outcome());
-            (
-                StatusCode::ACCEPTED,
-                axum::Json(serde_json::json!({
-                    "scheduled": accepted.scheduled,
-                    "coalesced": accepted.coalesced,
-                    "unknown_repositories": accepted.unknown,
-                    "ignored_events": accepted.ignored,
-                })),
-            )
-                .into_response()
-        }
-        Err(rejection) => {
-            state
-                .metrics
-                .webhook_event(kind.as_str(), rejection.outcome());
-            tracing::debug!(
-                receiver = kind.as_str(),
-                outcome = rejection.outcome(),
-                "webhook refused"
-            );
-            rejection.into_response()
-        }
-    }
-}
-
+/// What an accepted webhook did.
 #[derive(Debug, Default)]
-struct Accepted {
-    scheduled: usize,
-    coalesced: usize,
-    unknown: usize,
-    ignored: usize,
+pub(crate) struct Accepted {
+    pub scheduled: usize,
+    pub coalesced: usize,
+    pub unknown: usize,
+    pub ignored: usize,
 }
 
 impl Accepted {
-    fn outcome(&self) -> &'static str {
+    pub(crate) fn outcome(&self) -> &'static str {
         if self.scheduled + self.coalesced > 0 {
             "accepted"
         } else if self.unknown > 0 {
@@ -299,15 +220,17 @@ impl Accepted {
     }
 }
 
-async fn accept(
-    state: &HttpState,
+/// Authenticate, read, parse and queue one webhook request of receiver type `kind`.
+pub(crate) async fn accept(
+    checks: &dyn CheckQueue,
+    receivers: &[Receiver],
+    limits: &WebhookLimits,
     kind: ReceiverKind,
     path_secret: Option<String>,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Accepted, Rejection> {
-    let receivers: Vec<Receiver> = state
-        .receivers()
+    let receivers: Vec<Receiver> = receivers
         .iter()
         .filter(|receiver| receiver.kind == kind)
         .cloned()
@@ -315,8 +238,7 @@ async fn accept(
     if receivers.is_empty() || (path_secret.is_some() && !kind.secret_in_path()) {
         return Err(Rejection::NotConfigured);
     }
-    let _slot = state
-        .webhook_limits
+    let _slot = limits
         .requests
         .clone()
         .try_acquire_owned()
@@ -345,8 +267,7 @@ async fn accept(
     }
     let reserve = declared_length.map_or(BODY_LIMIT, |length| length as usize);
     let kib = u32::try_from(reserve.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
-    let _budget = state
-        .webhook_limits
+    let _budget = limits
         .body_kib
         .clone()
         .try_acquire_many_owned(kib)
@@ -361,10 +282,10 @@ async fn accept(
     };
     check_media_type(kind, headers)?;
     let parsed = parse(kind, receiver.registry.as_deref(), headers, &body)?;
-    if state.checks.shutting_down() {
+    if checks.shutting_down() {
         return Err(Rejection::ShuttingDown);
     }
-    let known = state.checks.repositories();
+    let known = checks.repositories();
     let mut accepted = Accepted {
         ignored: parsed.ignored,
         ..Accepted::default()
@@ -388,7 +309,7 @@ async fn accept(
         }
     }
     for scope in scopes {
-        match state.checks.request(scope.clone()) {
+        match checks.request(scope.clone()) {
             Requested::Scheduled => {
                 tracing::info!(receiver = kind.as_str(), %scope, "webhook scheduled a check");
                 accepted.scheduled += 1;
@@ -743,16 +664,6 @@ pub(crate) type Receivers = Arc<Vec<Receiver>>;
 
 #[cfg(test)]
 mod tests {
-
-    #[test]
-    fn short_webhook_secrets_are_weak_whatever_their_scheme() {
-        assert!(weak_secret("x").is_some());
-        assert!(weak_secret("Bearer 123456789012345").is_some());
-        assert!(weak_secret("0123456789abcdef").is_none());
-        assert!(weak_secret("Bearer 0123456789abcdef").is_none());
-        let why = weak_secret("Bearer short").unwrap_or_default();
-        assert!(why.contains("5 bytes") && !why.contains("short"), "{why}");
-    }
 
     use super::*;
 

@@ -19,7 +19,6 @@ pub mod message;
 mod plan;
 mod pull_request;
 pub mod settings;
-pub mod worker;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};

@@ -102,6 +102,20 @@ fn registry_settings(r: &config::RegistryConfig) -> Result<RegistrySettings, Set
     Ok(settings)
 }
 
+/// The secret of one webhook receiver, from its `secret_env`; one too short to authenticate
+/// anything is refused (the message says its length, never the value).
+pub fn webhook_secret(r: &config::ReceiverConfig) -> Result<crate::secret::Secret, SettingsError> {
+    let what = format!("webhook receiver `{}`", r.kind);
+    let secret = env(&r.secret_env, what.clone())?;
+    if let Some(why) = crate::secret::weak_secret(&secret) {
+        return Err(SettingsError::Invalid {
+            what: format!("environment variable `{}` ({what})", r.secret_env),
+            reason: format!("too short to be a webhook secret: {why}"),
+        });
+    }
+    Ok(crate::secret::Secret::new(secret))
+}
+
 /// Git settings: author, credentials and the commit signing key.
 pub fn git(config: &Config) -> Result<GitSettings, SettingsError> {
     let g = &config.global.git;

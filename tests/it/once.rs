@@ -361,7 +361,7 @@ async fn fifty_apps_of_one_repo_are_pushed_once_and_each_image_listed_once() {
 async fn a_registry_given_up_is_asked_again_at_once_on_its_webhook() {
     use imagebump::daemon::{Metrics, Scope, Worker};
     use imagebump::engine::Engine;
-    use imagebump::engine::worker::EngineWorker;
+    use imagebump::service::worker::EngineWorker;
     use std::sync::Arc;
 
     let registry = TestRegistry::start_plain().await;

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use super::{Engine, PassOptions, PassReport};
 use crate::daemon::{self, CycleReport, Metrics, Scope, Worker};
+use crate::engine::{Engine, PassOptions, PassReport};
 use crate::registry::Stats;
 
 /// An [`Engine`] serving the daemon.
