@@ -15,6 +15,7 @@
 //! one repository share one clone and one push.
 
 pub mod check;
+pub mod error;
 pub mod message;
 mod plan;
 mod pull_request;
@@ -33,6 +34,7 @@ use crate::policy::{Current, Kind, Policy, Step, TagMeta};
 use crate::reference::ImageRef;
 use crate::registry::{self, ClientOptions};
 
+pub use error::{AppError, ImageError, PullRequestError, ReadError};
 pub use settings::SettingsError;
 
 /// What one pass covers and whether it may write.
@@ -50,8 +52,8 @@ pub struct PassOptions {
 }
 
 /// Why an app's changes were left uncommitted: the daemon is shutting down.
-const NOT_COMMITTED_AT_SHUTDOWN: &str =
-    "shutting down: changes not committed; the next start applies them";
+const NOT_COMMITTED_AT_SHUTDOWN: AppError =
+    AppError::ShuttingDown("shutting down: changes not committed; the next start applies them");
 
 /// The apps of one grouped commit (`git.group_commits`): their indices, the files written for
 /// them, and their changes.
@@ -108,7 +110,7 @@ pub struct PlannedChange {
 }
 
 /// What a pass knows of one image of one app.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct ImageStatus {
     pub name: String,
     pub image: String,
@@ -118,7 +120,7 @@ pub struct ImageStatus {
     /// updated, the deployed one when it already is the best, and a lower one when the
     /// deployed tag is newer than every candidate and is kept (no downgrade).
     pub candidate: Option<String>,
-    pub error: Option<String>,
+    pub error: Option<ImageError>,
 }
 
 /// The outcome of one pass for one app.
@@ -137,7 +139,7 @@ pub struct AppReport {
     /// Unified diffs of the planned edits (dry run only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub diffs: Vec<String>,
-    pub errors: Vec<String>,
+    pub errors: Vec<AppError>,
     /// Push attempts of the repository/branch this app was written with.
     pub push_attempts: u32,
     pub pushed: bool,
@@ -205,8 +207,8 @@ pub enum EngineError {
 /// The data a pass fetched from the registries, shared by every app.
 #[derive(Debug, Default)]
 pub(crate) struct Fetched {
-    /// Tags by repository name; `Err` holds the message of a failed listing.
-    pub tags: HashMap<String, Result<Arc<Vec<String>>, String>>,
+    /// Tags by repository name; `Err` holds why the listing failed.
+    pub tags: HashMap<String, Result<Arc<Vec<String>>, registry::RegistryError>>,
     /// Metadata by repository name and tag.
     pub meta: Mutex<HashMap<String, HashMap<String, TagMeta>>>,
     /// How long each listing took, by registry host.
@@ -234,7 +236,7 @@ struct Inner {
     config: Config,
     apps: Vec<ResolvedApp>,
     /// Apps whose settings failed (a missing secret, a bad range): reported on every pass.
-    broken: Vec<(String, String)>,
+    broken: Vec<(String, SettingsError)>,
     registry: registry::Client,
     git: CloneCache,
     retry: RetryOptions,
@@ -285,7 +287,7 @@ impl Engine {
                     app: app.clone(),
                     policies,
                 }),
-                Err(e) => broken.push((app.name.clone(), e.to_string())),
+                Err(e) => broken.push((app.name.clone(), e)),
             }
         }
         let retry = RetryOptions {
@@ -360,7 +362,7 @@ impl Engine {
         for (name, error) in &inner.broken {
             if options.app.as_ref().is_none_or(|n| n == name) && options.repositories.is_none() {
                 let mut app = AppReport::new(name);
-                app.errors.push(error.clone());
+                app.errors.push(AppError::Settings(error.clone()));
                 report.apps.push(app);
             }
         }
@@ -417,7 +419,7 @@ impl Engine {
                 Err(e) => {
                     tracing::error!(error = %e, "a repository job panicked");
                     let mut app = AppReport::new("(internal)");
-                    app.errors.push(format!("internal error: {e}"));
+                    app.errors.push(AppError::Internal(e.to_string()));
                     report.apps.push(app);
                 }
             }
@@ -451,17 +453,12 @@ impl Engine {
                 }
                 Err(e) => {
                     tracing::warn!(repository = %name, error = %e, "cannot list tags");
-                    Err(e.to_string())
+                    Err(e)
                 }
             };
             fetched.tags.insert(name, entry);
         }
-        for name in images.keys() {
-            fetched
-                .tags
-                .entry(name.clone())
-                .or_insert_with(|| Err("listing tags failed (internal error)".to_string()));
-        }
+        // A repository whose listing job panicked has no entry: its images report it.
         fetched
     }
 
@@ -706,11 +703,11 @@ impl Engine {
                             .collect();
                         message::render_group(git_config.group_commit_message.as_deref(), &grouped)
                             .map(drop)
-                            .map_err(|e| e.to_string())
+                            .map_err(AppError::template)
                     } else {
                         message::render(app.app.commit_message.as_deref(), &app.app.name, &rows)
                             .map(drop)
-                            .map_err(|e| e.to_string())
+                            .map_err(AppError::template)
                     };
                     if let Err(e) = rendered {
                         report.errors.push(e);
@@ -718,7 +715,7 @@ impl Engine {
                     continue;
                 }
                 if self.shutting_down() {
-                    report.errors.push(NOT_COMMITTED_AT_SHUTDOWN.into());
+                    report.errors.push(NOT_COMMITTED_AT_SHUTDOWN);
                     continue;
                 }
                 if git_config.group_commits {
@@ -740,19 +737,15 @@ impl Engine {
             }
             if !group.members.is_empty() && self.shutting_down() {
                 for &i in &group.members {
-                    reports[i].errors.push(NOT_COMMITTED_AT_SHUTDOWN.into());
+                    reports[i].errors.push(NOT_COMMITTED_AT_SHUTDOWN);
                 }
             } else if !group.members.is_empty() {
                 let committed = message::render_group(
                     git_config.group_commit_message.as_deref(),
                     &group.changes,
                 )
-                .map_err(|e| e.to_string())
-                .and_then(|msg| {
-                    checkout
-                        .commit(&group.paths, &msg)
-                        .map_err(|e| e.to_string())
-                });
+                .map_err(AppError::template)
+                .and_then(|msg| checkout.commit(&group.paths, &msg).map_err(AppError::from));
                 for &i in &group.members {
                     match &committed {
                         Ok(oid) => reports[i].commit = oid.map(|o| o.to_string()),
@@ -783,11 +776,11 @@ impl Engine {
                 push.pushed
             }
             Err(e) => {
-                let message = e.to_string();
-                tracing::warn!(url = %git::redact_url(url), branch, error = %message, "write-back failed");
+                tracing::warn!(url = %git::redact_url(url), branch, error = %e, "write-back failed");
+                let error = AppError::WriteBack(Arc::new(e));
                 for report in &mut reports {
                     report.commit = None;
-                    report.errors.push(message.clone());
+                    report.errors.push(error.clone());
                 }
                 false
             }

@@ -3,9 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use time::OffsetDateTime;
 
+use super::error::{AppError, ImageError, ReadError};
 use super::message::{self, ChangeContext};
 use super::{Fetched, ImageStatus, PlannedChange, ResolvedApp, settings};
 use crate::config::App;
@@ -45,7 +47,7 @@ pub struct AppPlan {
     pub changes: Vec<PlannedChange>,
     /// Files that change, in path order.
     pub files: Vec<FileEdit>,
-    pub errors: Vec<String>,
+    pub errors: Vec<AppError>,
     /// Registry metadata the policies asked for and the pass has not fetched:
     /// `(repository, tags)`.
     pub missing: Vec<(String, Vec<String>)>,
@@ -67,11 +69,13 @@ pub fn plan_app(root: &Path, app: &ResolvedApp, fetched: &Fetched, now: OffsetDa
         let tags = match fetched.tags.get(&repository) {
             Some(Ok(tags)) => Some(tags.clone()),
             Some(Err(e)) => {
-                status.error = Some(e.clone());
+                status.error = Some(ImageError::Registry(e.clone()));
                 None
             }
             None => {
-                status.error = Some(format!("{repository}: tags were not listed"));
+                status.error = Some(ImageError::NotListed {
+                    repository: repository.clone(),
+                });
                 None
             }
         };
@@ -83,8 +87,8 @@ pub fn plan_app(root: &Path, app: &ResolvedApp, fetched: &Fetched, now: OffsetDa
             );
             let target = match settings::target(target_config) {
                 Ok(t) => t,
-                Err(e) => {
-                    status.error.get_or_insert(format!("{at}: {e}"));
+                Err(error) => {
+                    status.error.get_or_insert(ImageError::Target { at, error });
                     continue;
                 }
             };
@@ -94,8 +98,8 @@ pub fn plan_app(root: &Path, app: &ResolvedApp, fetched: &Fetched, now: OffsetDa
                     Ok(bytes) => files
                         .entry(target_config.file.clone())
                         .or_insert((bytes.clone(), bytes)),
-                    Err(e) => {
-                        status.error.get_or_insert(format!("{at}: {e}"));
+                    Err(error) => {
+                        status.error.get_or_insert(ImageError::Read { at, error });
                         continue;
                     }
                 },
@@ -103,27 +107,30 @@ pub fn plan_app(root: &Path, app: &ResolvedApp, fetched: &Fetched, now: OffsetDa
             // Parsed once for both reading what is deployed and editing it.
             let document = match edit::Document::parse(&entry.1) {
                 Ok(document) => document,
-                Err(e) => {
-                    status
-                        .error
-                        .get_or_insert(format!("{}: {e}", target_config.file));
+                Err(error) => {
+                    status.error.get_or_insert(ImageError::Edit {
+                        file: target_config.file.clone(),
+                        error,
+                    });
                     continue;
                 }
             };
             let found = match document.find(&target, &image.image) {
                 Ok(found) => found,
-                Err(e) => {
-                    status
-                        .error
-                        .get_or_insert(format!("{}: {e}", target_config.file));
+                Err(error) => {
+                    status.error.get_or_insert(ImageError::Edit {
+                        file: target_config.file.clone(),
+                        error,
+                    });
                     continue;
                 }
             };
             let Some(first) = found.first() else {
-                status.error.get_or_insert(format!(
-                    "{}: no reference to {repository} found ({at})",
-                    target_config.file
-                ));
+                status.error.get_or_insert(ImageError::NotFound {
+                    file: target_config.file.clone(),
+                    repository: repository.clone(),
+                    at,
+                });
                 continue;
             };
             if status.deployed.is_none() {
@@ -138,16 +145,16 @@ pub fn plan_app(root: &Path, app: &ResolvedApp, fetched: &Fetched, now: OffsetDa
                 Ok(Step::Decided(d)) => d,
                 Ok(Step::NeedMetadata(wanted)) => {
                     plan.missing.push((repository.clone(), wanted.clone()));
-                    status.error.get_or_insert(format!(
-                        "registry metadata of {} is missing (the registry did not answer); the next pass retries",
-                        wanted.join(", ")
-                    ));
-                    continue;
-                }
-                Err(no_match) => {
                     status
                         .error
-                        .get_or_insert(format!("{repository}: {no_match}"));
+                        .get_or_insert(ImageError::MetadataMissing { tags: wanted });
+                    continue;
+                }
+                Err(error) => {
+                    status.error.get_or_insert(ImageError::NoMatch {
+                        repository: repository.clone(),
+                        error,
+                    });
                     continue;
                 }
             };
@@ -162,8 +169,11 @@ pub fn plan_app(root: &Path, app: &ResolvedApp, fetched: &Fetched, now: OffsetDa
             let update =
                 match Update::new(&repository, Some(&decision.tag), decision.digest.as_deref()) {
                     Ok(u) => u,
-                    Err(e) => {
-                        status.error.get_or_insert(format!("{repository}: {e}"));
+                    Err(error) => {
+                        status.error.get_or_insert(ImageError::Update {
+                            repository: repository.clone(),
+                            error,
+                        });
                         continue;
                     }
                 };
@@ -192,15 +202,19 @@ pub fn plan_app(root: &Path, app: &ResolvedApp, fetched: &Fetched, now: OffsetDa
                     }
                     entry.1 = edited.bytes;
                 }
-                Err(e) => {
-                    status
-                        .error
-                        .get_or_insert(format!("{}: {e}", target_config.file));
+                Err(error) => {
+                    status.error.get_or_insert(ImageError::Edit {
+                        file: target_config.file.clone(),
+                        error,
+                    });
                 }
             }
         }
         if let Some(error) = &status.error {
-            plan.errors.push(format!("{}: {error}", image.name));
+            plan.errors.push(AppError::Image {
+                image: image.name.clone(),
+                error: Box::new(error.clone()),
+            });
         }
         plan.images.push(status);
     }
@@ -216,16 +230,26 @@ pub fn plan_app(root: &Path, app: &ResolvedApp, fetched: &Fetched, now: OffsetDa
     plan
 }
 
-fn read(root: &Path, file: &str) -> Result<Vec<u8>, String> {
-    let path = git::inside_clone(root, Path::new(file)).map_err(|e| e.to_string())?;
-    let meta = std::fs::symlink_metadata(&path).map_err(|e| format!("cannot read {file}: {e}"))?;
+fn read(root: &Path, file: &str) -> Result<Vec<u8>, ReadError> {
+    let path =
+        git::inside_clone(root, Path::new(file)).map_err(|e| ReadError::Unsafe(Arc::new(e)))?;
+    let io = |error| ReadError::Io {
+        file: file.to_string(),
+        error: Arc::new(error),
+    };
+    let meta = std::fs::symlink_metadata(&path).map_err(io)?;
     if !meta.is_file() {
-        return Err(format!("{file} is not a regular file"));
+        return Err(ReadError::NotAFile {
+            file: file.to_string(),
+        });
     }
     if meta.len() > MAX_FILE_BYTES {
-        return Err(format!("{file} is larger than {MAX_FILE_BYTES} bytes"));
+        return Err(ReadError::TooLarge {
+            file: file.to_string(),
+            limit: MAX_FILE_BYTES,
+        });
     }
-    std::fs::read(&path).map_err(|e| format!("cannot read {file}: {e}"))
+    std::fs::read(&path).map_err(io)
 }
 
 /// The commit message contexts of an app's changes.
@@ -251,20 +275,22 @@ pub fn write_and_commit(
     app: &App,
     files: &[FileEdit],
     changes: &[PlannedChange],
-) -> Result<Option<Oid>, String> {
+) -> Result<Option<Oid>, AppError> {
     let message = message::render(app.commit_message.as_deref(), &app.name, &contexts(changes))
-        .map_err(|e| e.to_string())?;
+        .map_err(AppError::template)?;
     let paths = write_files(checkout.workdir(), files)?;
-    checkout.commit(&paths, &message).map_err(|e| e.to_string())
+    Ok(checkout.commit(&paths, &message)?)
 }
 
 /// Write the planned files into a work tree; the paths written, relative to it.
-pub fn write_files(root: &Path, files: &[FileEdit]) -> Result<Vec<PathBuf>, String> {
+pub fn write_files(root: &Path, files: &[FileEdit]) -> Result<Vec<PathBuf>, AppError> {
     let mut paths = Vec::new();
     for f in files {
-        let path = git::inside_clone(root, Path::new(&f.file)).map_err(|e| e.to_string())?;
-        crate::atomic::write(&path, &f.after)
-            .map_err(|e| format!("cannot write {}: {e}", f.file))?;
+        let path = git::inside_clone(root, Path::new(&f.file))?;
+        crate::atomic::write(&path, &f.after).map_err(|error| AppError::Write {
+            file: f.file.clone(),
+            error: Arc::new(error),
+        })?;
         paths.push(PathBuf::from(&f.file));
     }
     Ok(paths)

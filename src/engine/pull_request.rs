@@ -7,8 +7,11 @@
 //! pull request. A pull request a human closed unmerged is not proposed again for the same
 //! versions (the fingerprint in its body says which).
 
+use std::sync::Arc;
+
 use time::OffsetDateTime;
 
+use super::error::{AppError, PullRequestError};
 use super::message;
 use super::plan::{self, contexts};
 use super::{AppReport, Engine, Fetched, PullRequestAction, ResolvedApp, settings};
@@ -50,17 +53,14 @@ fn write_inner(
     now: OffsetDateTime,
     dry_run: bool,
     report: &mut AppReport,
-) -> Result<bool, String> {
+) -> Result<bool, AppError> {
     let config = &app.app;
     let pr_config = config
         .pull_request
         .as_ref()
-        .ok_or_else(|| "`write: pull-request` needs a `pull_request:` section".to_string())?;
+        .ok_or(PullRequestError::NotConfigured)?;
     let base = config.branch.as_str();
-    let checkout = engine
-        .git()
-        .checkout(url, base)
-        .map_err(|e| e.to_string())?;
+    let checkout = engine.git().checkout(url, base)?;
     let planned = plan::plan_app(checkout.workdir(), app, fetched, now);
     report.images = planned.images;
     report.errors = planned.errors;
@@ -71,26 +71,25 @@ fn write_inner(
     if dry_run {
         report.diffs = planned.files.iter().map(|f| f.diff()).collect();
         // Fail where the real pass would, short of the remote and the forge.
-        settings::forge(config).map_err(|e| e.to_string())?;
-        bot_branch(pr_config.branch.as_deref(), &config.name)?;
+        settings::forge(config)?;
+        bot_branch(pr_config.branch.as_deref(), &config.name)
+            .map_err(PullRequestError::BotBranchName)?;
         let rows = contexts(&report.changes);
         message::render(config.commit_message.as_deref(), &config.name, &rows)
-            .map_err(|e| e.to_string())?;
+            .map_err(AppError::template)?;
         forge::render_title(pr_config.title.as_deref(), &config.name, &rows)
-            .map_err(|e| e.to_string())?;
+            .map_err(AppError::template)?;
         forge::render_body(pr_config.body.as_deref(), &config.name, &rows)
-            .map_err(|e| e.to_string())?;
+            .map_err(AppError::template)?;
         return Ok(false);
     }
-    let forge = Forge::new(settings::forge(config).map_err(|e| e.to_string())?)
-        .map_err(|e| e.to_string())?;
+    let forge = Forge::new(settings::forge(config)?)?;
     let rows: Vec<ChangeRow> = contexts(&report.changes);
     let fingerprint = forge::fingerprint(&rows);
-    let bot = bot_branch(pr_config.branch.as_deref(), &config.name)?;
+    let bot = bot_branch(pr_config.branch.as_deref(), &config.name)
+        .map_err(PullRequestError::BotBranchName)?;
 
-    let found = handle
-        .block_on(forge.find_pull_requests(&bot, base))
-        .map_err(|e| e.to_string())?;
+    let found = handle.block_on(forge.find_pull_requests(&bot, base))?;
     let existing = match forge::decide(&found, &fingerprint) {
         Action::UpToDate(pr) => {
             report.pull_request = Some(pr.url);
@@ -108,17 +107,15 @@ fn write_inner(
     };
 
     if engine.shutting_down() {
-        return Err("shutting down: pull request not updated; the next start does it".into());
+        return Err(AppError::ShuttingDown(
+            "shutting down: pull request not updated; the next start does it",
+        ));
     }
     // The bot branch is ours to replace only if nobody else committed to it.
-    let base_head = checkout.head().map_err(|e| e.to_string())?;
-    let tip = checkout
-        .fetch_remote_branch(&bot)
-        .map_err(|e| e.to_string())?;
+    let base_head = checkout.head()?;
+    let tip = checkout.fetch_remote_branch(&bot)?;
     if let Some(tip) = tip {
-        let commits = checkout
-            .commits_between(base_head, tip)
-            .map_err(|e| e.to_string())?;
+        let commits = checkout.commits_between(base_head, tip)?;
         let ours = engine.author_email();
         let foreign: Vec<String> = commits
             .iter()
@@ -133,42 +130,39 @@ fn write_inner(
             })
             .collect();
         if !foreign.is_empty() {
-            return Err(format!(
-                "bot branch `{bot}` has commits not made by imagebump: {}; leaving it alone (merge or delete the branch to resume)",
-                foreign.join("; ")
-            ));
+            return Err(PullRequestError::ForeignCommits {
+                branch: bot,
+                commits: foreign,
+            }
+            .into());
         }
     }
     let message = message::render(config.commit_message.as_deref(), &config.name, &rows)
-        .map_err(|e| e.to_string())?;
+        .map_err(AppError::template)?;
     let paths = plan::write_files(checkout.workdir(), &planned.files)?;
-    let Some(commit) = checkout
-        .commit_on(base_head, &paths, &message)
-        .map_err(|e| e.to_string())?
-    else {
+    let Some(commit) = checkout.commit_on(base_head, &paths, &message)? else {
         return Ok(false);
     };
-    match checkout
-        .push_with_lease(commit, &bot, tip)
-        .map_err(|e| e.to_string())?
-    {
+    match checkout.push_with_lease(commit, &bot, tip)? {
         LeaseOutcome::Pushed => {}
         LeaseOutcome::Stale { .. } => {
-            return Err(format!(
-                "bot branch `{bot}` moved while imagebump was updating it; the next pass looks again"
-            ));
+            return Err(PullRequestError::Moved { branch: bot }.into());
         }
         LeaseOutcome::Rejected { reason } => {
-            return Err(format!("push of bot branch `{bot}` was rejected: {reason}"));
+            return Err(PullRequestError::Rejected {
+                branch: bot,
+                reason,
+            }
+            .into());
         }
     }
     report.commit = Some(commit.to_string());
     report.pushed = true;
 
     let title = forge::render_title(pr_config.title.as_deref(), &config.name, &rows)
-        .map_err(|e| e.to_string())?;
+        .map_err(AppError::template)?;
     let body = forge::render_body(pr_config.body.as_deref(), &config.name, &rows)
-        .map_err(|e| e.to_string())?;
+        .map_err(AppError::template)?;
     let action = if existing.is_some() {
         PullRequestAction::Updated
     } else {
@@ -178,8 +172,9 @@ fn write_inner(
         None => {
             let created = handle
                 .block_on(forge.create(&bot, base, &title, &body))
-                .map_err(|e| {
-                    format!("bot branch `{bot}` pushed, but opening the pull request failed: {e}")
+                .map_err(|e| PullRequestError::NotOpened {
+                    branch: bot.clone(),
+                    error: Arc::new(e),
                 })?;
             for problem in &created.problems {
                 tracing::warn!(app = %config.name, pr = %created.pull_request.url, problem = %problem, "pull request opened with a problem");
@@ -188,11 +183,10 @@ fn write_inner(
         }
         Some(pr) => handle
             .block_on(forge.update(&pr, &title, &body))
-            .map_err(|e| {
-                format!(
-                    "bot branch `{bot}` pushed, but updating {} failed: {e}",
-                    pr.url
-                )
+            .map_err(|e| PullRequestError::NotUpdated {
+                branch: bot.clone(),
+                url: pr.url.clone(),
+                error: Arc::new(e),
             })?,
     };
     tracing::info!(app = %config.name, pr = %pr.url, commit = %commit, changes = rows.len(), "pull request up to date");
