@@ -9,12 +9,12 @@
 
 use std::sync::Arc;
 
-use time::OffsetDateTime;
-
+use super::commit::write_files;
 use super::error::{AppError, PullRequestError};
 use super::message;
 use super::plan::{self, contexts};
-use super::{AppReport, Engine, Fetched, PullRequestAction, ResolvedApp, settings};
+use super::report::{AppReport, PullRequestAction};
+use super::{Engine, Mode, ResolvedApp, WriteContext, settings};
 use crate::forge::{self, Action, ChangeRow, Forge};
 use crate::git::LeaseOutcome;
 
@@ -23,17 +23,14 @@ pub const DEFAULT_BRANCH: &str = "imagebump/{{ app }}";
 
 /// Plan, push and open/update the pull request of one app. Returns its report and whether
 /// the bot branch was pushed.
-pub fn write(
+pub(crate) fn write(
     engine: &Engine,
-    handle: &tokio::runtime::Handle,
+    ctx: &WriteContext,
     url: &str,
     app: &ResolvedApp,
-    fetched: &Fetched,
-    now: OffsetDateTime,
-    dry_run: bool,
 ) -> (AppReport, bool) {
     let mut report = AppReport::new(&app.app.name);
-    match write_inner(engine, handle, url, app, fetched, now, dry_run, &mut report) {
+    match write_inner(engine, ctx, url, app, &mut report) {
         Ok(pushed) => (report, pushed),
         Err(e) => {
             tracing::warn!(app = %app.app.name, error = %e, "pull request failed");
@@ -43,17 +40,14 @@ pub fn write(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn write_inner(
     engine: &Engine,
-    handle: &tokio::runtime::Handle,
+    ctx: &WriteContext,
     url: &str,
     app: &ResolvedApp,
-    fetched: &Fetched,
-    now: OffsetDateTime,
-    dry_run: bool,
     report: &mut AppReport,
 ) -> Result<bool, AppError> {
+    let handle = &ctx.handle;
     let config = &app.app;
     let pr_config = config
         .pull_request
@@ -61,14 +55,14 @@ fn write_inner(
         .ok_or(PullRequestError::NotConfigured)?;
     let base = config.branch.as_str();
     let checkout = engine.git().checkout(url, base)?;
-    let planned = plan::plan_app(checkout.workdir(), app, fetched, now);
+    let planned = plan::plan_app(engine.registry(), ctx, checkout.workdir(), app);
     report.images = planned.images;
     report.errors = planned.errors;
     report.changes = planned.changes;
     if planned.files.is_empty() {
         return Ok(false);
     }
-    if dry_run {
+    if ctx.mode == Mode::DryRun {
         report.diffs = planned.files.iter().map(|f| f.diff()).collect();
         // Fail where the real pass would, short of the remote and the forge.
         settings::forge(config)?;
@@ -139,7 +133,7 @@ fn write_inner(
     }
     let message = message::render(config.commit_message.as_deref(), &config.name, &rows)
         .map_err(AppError::template)?;
-    let paths = plan::write_files(checkout.workdir(), &planned.files)?;
+    let paths = write_files(checkout.workdir(), &planned.files)?;
     let Some(commit) = checkout.commit_on(base_head, &paths, &message)? else {
         return Ok(false);
     };
