@@ -14,7 +14,8 @@ use super::fetch;
 use super::message::ChangeContext;
 use super::report::{ImageStatus, PlannedChange};
 use super::{ResolvedApp, WriteContext};
-use crate::edit::{self, Update};
+use crate::config::{ImageConfig, TargetConfig};
+use crate::edit::{self, Target, Update};
 use crate::git;
 use crate::policy::{Current, Decision};
 use crate::registry;
@@ -281,50 +282,10 @@ fn edit_files(
             if decision.keep_current {
                 continue;
             }
-            let update =
-                match Update::new(&repository, Some(&decision.tag), decision.digest.as_deref()) {
-                    Ok(update) => update,
-                    Err(error) => {
-                        status.error.get_or_insert(ImageError::Update {
-                            repository: repository.clone(),
-                            error,
-                        });
-                        continue;
-                    }
-                };
-            let Some(entry) = files.get_mut(&config.file) else {
-                continue;
-            };
-            let applied = edit::Document::parse(&entry.1)
-                .and_then(|document| document.apply(target, &update));
-            match applied {
-                Ok(edited) => {
-                    for change in &edited.changes {
-                        plan.changes.push(PlannedChange {
-                            app: app.app.name.clone(),
-                            image: repository.clone(),
-                            name: image.name.clone(),
-                            file: config.file.clone(),
-                            line: change.line,
-                            from: change.old.clone(),
-                            to: change.new.clone(),
-                            // Only where this very scalar now holds it: a message never claims
-                            // a digest that was not written.
-                            digest: decision
-                                .digest
-                                .clone()
-                                .filter(|d| change.new.contains(d.as_str())),
-                            reason: decision.reason.clone(),
-                            tag: decision.tag.clone(),
-                        });
-                    }
-                    entry.1 = edited.bytes;
-                }
+            match apply(&mut files, &app.app.name, image, config, target, decision) {
+                Ok(changes) => plan.changes.extend(changes),
                 Err(error) => {
-                    status.error.get_or_insert(ImageError::Edit {
-                        file: config.file.clone(),
-                        error,
-                    });
+                    status.error.get_or_insert(error);
                 }
             }
         }
@@ -346,6 +307,56 @@ fn edit_files(
         })
         .collect();
     plan
+}
+
+/// Apply one target's decision to the current bytes of its file; the changes it made.
+fn apply(
+    files: &mut BTreeMap<String, (Vec<u8>, Vec<u8>)>,
+    app: &str,
+    image: &ImageConfig,
+    config: &TargetConfig,
+    target: &Target,
+    decision: &Decision,
+) -> Result<Vec<PlannedChange>, ImageError> {
+    let repository = image.image.name();
+    let update = Update::new(&repository, Some(&decision.tag), decision.digest.as_deref())
+        .map_err(|error| ImageError::Update {
+            repository: repository.clone(),
+            error,
+        })?;
+    // Every target file that was read has an entry; one that was not has reported why.
+    let Some(entry) = files.get_mut(&config.file) else {
+        return Ok(Vec::new());
+    };
+    let edited = edit::Document::parse(&entry.1)
+        .and_then(|document| document.apply(target, &update))
+        .map_err(|error| ImageError::Edit {
+            file: config.file.clone(),
+            error,
+        })?;
+    let changes = edited
+        .changes
+        .iter()
+        .map(|change| PlannedChange {
+            app: app.to_string(),
+            image: repository.clone(),
+            name: image.name.clone(),
+            file: config.file.clone(),
+            line: change.line,
+            from: change.old.clone(),
+            to: change.new.clone(),
+            // Only where this very scalar now holds it: a message never claims a digest that
+            // was not written.
+            digest: decision
+                .digest
+                .clone()
+                .filter(|d| change.new.contains(d.as_str())),
+            reason: decision.reason.clone(),
+            tag: decision.tag.clone(),
+        })
+        .collect();
+    entry.1 = edited.bytes;
+    Ok(changes)
 }
 
 fn read(root: &Path, file: &str) -> Result<Vec<u8>, ReadError> {
