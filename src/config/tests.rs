@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use std::time::Duration;
 
 fn app(text: &str) -> (Option<App>, Vec<String>) {
     let mut diags = Diagnostics::new(Path::new("apps/shop.yaml"));
