@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 use imagebump::daemon::{
     Control, Loaded, Metrics, Receiver, ReceiverKind, Schedule, Secret, Settings,
 };
-use imagebump::engine::worker::EngineWorker;
 use imagebump::engine::{Engine, PassOptions};
+use imagebump::service::worker::EngineWorker;
 use support::git::BareRepo;
 use support::registry::{ImageSpec, NotificationEndpoint, RegistryConfig, TestRegistry};
 

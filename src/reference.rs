@@ -106,9 +106,10 @@ pub fn is_valid_digest(digest: &str) -> bool {
 pub fn normalize_registry(host: &str) -> String {
     let lower = host.to_ascii_lowercase();
     match lower.as_str() {
-        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
-            DOCKER_HUB.to_string()
-        }
+        "index.docker.io"
+        | "registry-1.docker.io"
+        | "registry.hub.docker.com"
+        | "hub.docker.com" => DOCKER_HUB.to_string(),
         _ => lower,
     }
 }
@@ -303,6 +304,47 @@ impl fmt::Display for ImageRef {
     }
 }
 
+/// Splits a reference as a webhook or another tool may spell it (`https://host/path:tag@digest`,
+/// or `path` for Docker Hub) into host, path and tag, without validating them: a lenient reading
+/// for matching hints against known repositories, never for writing.
+pub fn split_loose(reference: &str) -> (String, String, Option<String>) {
+    let reference = reference
+        .trim()
+        .trim_start_matches("https://")
+        .trim_start_matches("http://");
+    let without_digest = reference.split('@').next().unwrap_or(reference);
+    let (name, tag) = match without_digest.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => (name, Some(tag.to_string())),
+        _ => (without_digest, None),
+    };
+    match name.split_once('/') {
+        Some((first, rest))
+            if first.contains('.') || first.contains(':') || first == "localhost" =>
+        {
+            (first.to_string(), rest.to_string(), tag)
+        }
+        _ => (DOCKER_HUB.to_string(), name.to_string(), tag),
+    }
+}
+
+/// The canonical `registry/repository` of a host and a path as someone spelled them: scheme
+/// and slashes trimmed, lowercased, Docker Hub aliases and `library/` applied (as
+/// [`ImageRef::name`] spells a parsed reference).
+pub fn canonical_name(host: &str, path: &str) -> String {
+    let host = normalize_registry(
+        host.trim()
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .trim_end_matches('/'),
+    );
+    let path = path.trim_matches('/').to_ascii_lowercase();
+    if host == DOCKER_HUB && !path.contains('/') {
+        format!("{host}/library/{path}")
+    } else {
+        format!("{host}/{path}")
+    }
+}
+
 impl std::str::FromStr for ImageRef {
     type Err = ReferenceError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -323,6 +365,47 @@ mod tests {
         assert_eq!(r.repository, repository, "{input}");
         assert_eq!(r.tag.as_deref(), tag, "{input}");
         assert_eq!(r.digest.is_some(), digest, "{input}");
+    }
+
+    #[test]
+    fn loose_references() {
+        let check = |input: &str, host: &str, path: &str, tag: Option<&str>| {
+            assert_eq!(
+                split_loose(input),
+                (host.to_string(), path.to_string(), tag.map(str::to_string)),
+                "{input}"
+            );
+        };
+        check("quay.io/ns/repo", "quay.io", "ns/repo", None);
+        check(
+            "hub.harbor.com/proj/debian:latest",
+            "hub.harbor.com",
+            "proj/debian",
+            Some("latest"),
+        );
+        check(
+            "localhost:5000/app:1.0",
+            "localhost:5000",
+            "app",
+            Some("1.0"),
+        );
+        check(
+            "127.0.0.1:5000/a/b@sha256:abc",
+            "127.0.0.1:5000",
+            "a/b",
+            None,
+        );
+        check("nginx", "docker.io", "nginx", None);
+        check("acme/app:v1", "docker.io", "acme/app", Some("v1"));
+        assert_eq!(
+            canonical_name("https://Index.Docker.io/", "/Nginx"),
+            "docker.io/library/nginx"
+        );
+        assert_eq!(
+            canonical_name("hub.docker.com", "acme/app"),
+            "docker.io/acme/app"
+        );
+        assert_eq!(canonical_name("ghcr.io", "Acme/API"), "ghcr.io/acme/api");
     }
 
     #[test]

@@ -7,7 +7,6 @@
 //! error nothing is written and the exit code is 2.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -216,21 +215,6 @@ fn window(line: &str, at: usize) -> (String, usize) {
     (quoted, at - start + usize::from(start > 0))
 }
 
-/// Write `bytes` to `file` atomically, keeping its permissions.
-fn write_atomically(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let real = fs::canonicalize(file)?;
-    let dir = real.parent().unwrap_or(Path::new("."));
-    let permissions = fs::metadata(&real)?.permissions();
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".imagebump-")
-        .tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    fs::set_permissions(tmp.path(), permissions)?;
-    tmp.persist(&real).map_err(|e| e.error)?;
-    Ok(())
-}
-
 /// Run `imagebump set`.
 pub fn run(args: Args) -> ExitCode {
     let plan = match plan(&args) {
@@ -354,7 +338,7 @@ pub fn run(args: Args) -> ExitCode {
         if edited.changes.is_empty() {
             continue;
         }
-        if let Err(e) = write_atomically(file, &edited.bytes) {
+        if let Err(e) = crate::atomic::write(file, &edited.bytes) {
             eprintln!("error: writing {}: {e}", file.display());
             return ExitCode::from(EXIT_USAGE);
         }

@@ -7,7 +7,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::yaml::{Node, Value};
+use super::yaml::{self, Node, Value};
+use crate::schedule::Schedule;
 
 /// One problem in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -380,7 +381,7 @@ pub fn list<'a>(node: &'a Node, key: &str, diags: &mut Diagnostics) -> &'a [Node
 /// Parse `90s`, `2m`, `1h30m`, `1d`, `500ms`. Units are required. The grammar is the daemon's
 /// interval grammar (one parser, with overflow checks); only the message is the config's.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    crate::daemon::schedule::parse_duration(text).map_err(|_| {
+    crate::schedule::parse_duration(text).map_err(|_| {
         format!("invalid duration `{text}`: expected a number with a unit, such as 30s, 2m, 1h30m")
     })
 }
@@ -412,6 +413,88 @@ fn levenshtein(a: &str, b: &str) -> usize {
         }
     }
     row[b.len()]
+}
+
+pub fn parse_root(text: &str, diags: &mut Diagnostics) -> Option<Node> {
+    match yaml::parse(text) {
+        Ok(Some(root)) => Some(root),
+        Ok(None) => {
+            diags.at(1, 1, "the file is empty: expected a mapping");
+            None
+        }
+        Err(e) => {
+            diags.at(e.line, e.col, format!("invalid YAML: {}", e.message));
+            None
+        }
+    }
+}
+
+pub fn check_platform(platform: &str, node: &Node, diags: &mut Diagnostics) {
+    let parts: Vec<&str> = platform.split('/').collect();
+    if !(2..=3).contains(&parts.len()) || parts.iter().any(|p| p.is_empty()) {
+        diags.node(
+            node,
+            format!("`platform` must be os/arch or os/arch/variant, found `{platform}`"),
+        );
+    }
+}
+
+/// Check a template's syntax; a template that parses is recorded in `diags.refs` for the stage
+/// that renders it to try against its context (`engine::check`).
+pub fn check_template(
+    template: &str,
+    kind: TemplateKind,
+    key: &str,
+    node: &Node,
+    diags: &mut Diagnostics,
+) {
+    let env = minijinja::Environment::new();
+    match env.template_from_str(template) {
+        Ok(_) => {
+            let at = diags.position(node);
+            diags.refs.templates.push(TemplateRef {
+                kind,
+                key: key.to_string(),
+                text: template.to_string(),
+                at,
+            });
+        }
+        Err(e) => diags.node(node, format!("`{key}` is not a valid template: {e}")),
+    }
+}
+
+pub fn parse_schedule(fields: &Fields<'_>, diags: &mut Diagnostics) -> Option<Schedule> {
+    let interval = fields.opt_duration("interval", diags);
+    let cron = fields.get("schedule");
+    match (interval, cron) {
+        (Some(_), Some(node)) => {
+            diags.node(node, "set either `interval` or `schedule`, not both");
+            None
+        }
+        (Some(d), None) if d.is_zero() => {
+            diags.node(fields.node(), "`interval` must be longer than zero");
+            None
+        }
+        (Some(d), None) => Some(Schedule::Interval(d)),
+        (None, Some(node)) => {
+            let text = string(node, "schedule", diags)?;
+            if text.split_whitespace().count() != 5 {
+                diags.node(
+                    node,
+                    format!("`schedule` must be a 5-field cron expression (minute hour day month weekday), found `{text}`"),
+                );
+                return None;
+            }
+            match Schedule::cron(&text) {
+                Ok(schedule) => Some(schedule),
+                Err(e) => {
+                    diags.node(node, format!("invalid cron expression `{text}`: {e}"));
+                    None
+                }
+            }
+        }
+        (None, None) => None,
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use std::time::Duration;
 
 fn app(text: &str) -> (Option<App>, Vec<String>) {
     let mut diags = Diagnostics::new(Path::new("apps/shop.yaml"));
@@ -263,7 +264,7 @@ fn a_registry_tag_list_budget_is_read_and_checked() {
 fn cron_schedules_are_validated() {
     let (g, errors) = global("schedule: '*/5 * * * *'\n");
     assert!(errors.is_empty(), "{errors:#?}");
-    assert_eq!(g.unwrap().schedule, Schedule::Cron("*/5 * * * *".into()));
+    assert_eq!(g.unwrap().schedule, Schedule::cron("*/5 * * * *").unwrap());
     let (_, errors) = global("schedule: '0 */5 * * * *'\n");
     assert!(
         errors.iter().any(|e| e.contains("5-field cron")),

@@ -9,8 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
@@ -18,7 +19,7 @@ use super::Worker;
 use super::metrics::{self, Metrics};
 use super::queue::{CheckQueue, Checks};
 use super::status::StatusStore;
-use super::webhook::{self, Receiver, Receivers, WebhookLimits};
+use super::webhook::{self, Receiver, ReceiverKind, Receivers, WebhookLimits};
 
 /// What the HTTP handlers share. Clone it freely (all fields are `Arc`s).
 #[derive(Clone)]
@@ -84,11 +85,8 @@ pub fn router(state: HttpState) -> Router {
 /// The webhook routes alone: what may be exposed through an Ingress.
 pub fn webhook_router(state: HttpState) -> Router {
     Router::new()
-        .route("/webhook/{kind}", post(webhook::receive))
-        .route(
-            "/webhook/{kind}/{secret}",
-            post(webhook::receive_with_secret),
-        )
+        .route("/webhook/{kind}", post(receive))
+        .route("/webhook/{kind}/{secret}", post(receive_with_secret))
         .with_state(state)
 }
 
@@ -131,4 +129,75 @@ async fn metrics_text(State(state): State<HttpState>) -> Response {
 
 async fn status(State(state): State<HttpState>) -> Response {
     axum::Json(state.status.snapshot(state.ready())).into_response()
+}
+
+/// `POST /webhook/{kind}`.
+async fn receive(
+    State(state): State<HttpState>,
+    Path(kind): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(state, &kind, None, headers, body).await
+}
+
+/// `POST /webhook/{kind}/{secret}`.
+async fn receive_with_secret(
+    State(state): State<HttpState>,
+    Path((kind, secret)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(state, &kind, Some(secret), headers, body).await
+}
+
+async fn handle(
+    state: HttpState,
+    kind: &str,
+    path_secret: Option<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Ok(kind) = kind.parse::<ReceiverKind>() else {
+        return webhook::Rejection::NotConfigured.into_response();
+    };
+    let receivers = state.receivers();
+    let accepted = webhook::accept(
+        state.checks.as_ref(),
+        &receivers,
+        &state.webhook_limits,
+        kind,
+        path_secret,
+        &headers,
+        body,
+    )
+    .await;
+    match accepted {
+        Ok(accepted) => {
+            state
+                .metrics
+                .webhook_event(kind.as_str(), accepted.outcome());
+            (
+                StatusCode::ACCEPTED,
+                axum::Json(serde_json::json!({
+                    "scheduled": accepted.scheduled,
+                    "coalesced": accepted.coalesced,
+                    "unknown_repositories": accepted.unknown,
+                    "ignored_events": accepted.ignored,
+                })),
+            )
+                .into_response()
+        }
+        Err(rejection) => {
+            state
+                .metrics
+                .webhook_event(kind.as_str(), rejection.outcome());
+            tracing::debug!(
+                receiver = kind.as_str(),
+                outcome = rejection.outcome(),
+                "webhook refused"
+            );
+            rejection.into_response()
+        }
+    }
 }

@@ -42,6 +42,11 @@ struct ScopeOutcome {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabel {
     outcome: &'static str,
 }
@@ -78,6 +83,7 @@ pub struct Metrics {
     images_updated: Counter,
     commits: Counter,
     pushes: Family<OutcomeLabel, Counter>,
+    problems: Family<KindLabel, Counter>,
     push_retries: Counter,
     webhook_events: Family<ReceiverOutcome, Counter>,
     app_last_success: Family<AppLabel, Gauge<f64, AtomicU64>>,
@@ -169,6 +175,12 @@ impl Metrics {
             "Checks of the app that ended with an error",
             app_errors.clone(),
         );
+        let problems = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "problems",
+            "Problems checks reported, by kind (registry, metadata, no_match, settings, io, edit, not_found, template, git, push, forge, pull_request, shutdown, internal)",
+            problems.clone(),
+        );
         let reloads = Family::<OutcomeLabel, Counter>::default();
         registry.register(
             "config_reloads",
@@ -201,6 +213,7 @@ impl Metrics {
             images_updated,
             commits,
             pushes,
+            problems,
             push_retries,
             webhook_events,
             app_last_success,
@@ -292,6 +305,19 @@ impl Metrics {
     /// A push ended; `outcome` is e.g. `ok`, `rejected`, `error`.
     pub fn push(&self, outcome: &'static str) {
         self.pushes.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    /// Creates the problem series of these kinds at zero, so an alert on an increase sees the
+    /// first one.
+    pub fn problem_kinds(&self, kinds: &[&'static str]) {
+        for &kind in kinds {
+            drop(self.problems.get_or_create(&KindLabel { kind }));
+        }
+    }
+
+    /// A check reported a problem of this kind (a fixed label, see the engine's `AppError`).
+    pub fn problem(&self, kind: &'static str) {
+        self.problems.get_or_create(&KindLabel { kind }).inc();
     }
 
     /// A push is retried after a conflict (non-fast-forward).

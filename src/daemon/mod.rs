@@ -17,7 +17,6 @@
 //! while a long poll cycle for other repositories is still going.
 //!
 //! Submodules:
-//! - [`schedule`]: `interval` (`2m`) and 5-field cron `schedule` parsing, next-run computation.
 //! - [`queue`]: the check queue described above.
 //! - [`webhook`]: the authenticated receivers (`distribution`, `dockerhub`, `quay`, `harbor`,
 //!   `ghcr`, `gitlab`, `generic-hmac`).
@@ -32,7 +31,6 @@ pub mod logging;
 pub mod metrics;
 pub mod queue;
 pub mod run;
-pub mod schedule;
 pub mod serve;
 pub mod status;
 pub mod webhook;
@@ -40,10 +38,11 @@ pub mod webhook;
 use std::future::Future;
 use std::time::Duration;
 
+pub use crate::schedule::Schedule;
+pub use crate::shutdown::Shutdown;
 pub use metrics::Metrics;
 pub use queue::{CheckOptions, Checks, Requested};
-pub use run::{Control, DaemonError, Loaded, Settings, Shutdown, run};
-pub use schedule::Schedule;
+pub use run::{Control, DaemonError, Loaded, Settings, run};
 pub use status::{ConfigProblem, StatusStore};
 pub use webhook::{Receiver, ReceiverKind, Secret};
 

@@ -21,9 +21,9 @@ use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
 use super::metrics::Metrics;
-use super::run::Shutdown;
 use super::status::StatusStore;
 use super::{CycleReport, Scope, Worker};
+use crate::shutdown::Shutdown;
 
 /// How checks are queued.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -22,48 +22,12 @@ use tracing::{error, info, warn};
 use super::http::{HttpState, router, status_router, webhook_router};
 use super::metrics::Metrics;
 use super::queue::{CheckOptions, Checks};
-use super::schedule::Schedule;
 use super::serve::{ServeLimits, serve};
 use super::status::{ConfigProblem, StatusStore};
 use super::webhook::Receiver;
 use super::{Scope, Worker};
-
-/// One shutdown signal shared by everything that must stop. Cloning shares it.
-#[derive(Clone, Debug)]
-pub struct Shutdown {
-    sender: Arc<watch::Sender<bool>>,
-}
-
-impl Default for Shutdown {
-    fn default() -> Self {
-        Shutdown::new()
-    }
-}
-
-impl Shutdown {
-    pub fn new() -> Shutdown {
-        let (sender, _) = watch::channel(false);
-        Shutdown {
-            sender: Arc::new(sender),
-        }
-    }
-
-    /// Starts the shutdown (idempotent).
-    pub fn trigger(&self) {
-        self.sender.send_replace(true);
-    }
-
-    pub fn is_triggered(&self) -> bool {
-        *self.sender.borrow()
-    }
-
-    /// Resolves once the shutdown has started (at once if it already has).
-    pub async fn wait(&self) {
-        let mut receiver = self.sender.subscribe();
-        // The sender lives as long as `self`, so this only returns when the value is true.
-        let _ = receiver.wait_for(|triggered| *triggered).await;
-    }
-}
+use crate::schedule::Schedule;
+use crate::shutdown::Shutdown;
 
 /// How the outside world steers a running daemon: reload and shutdown requests. The binary
 /// wires Unix signals to it with [`Control::listen_for_signals`]; tests call the methods.
@@ -234,21 +198,7 @@ where
         settings,
         problems,
     } = load(&loader).await.map_err(DaemonError::Config)?;
-    let listener =
-        TcpListener::bind(settings.listen)
-            .await
-            .map_err(|source| DaemonError::Bind {
-                addr: settings.listen,
-                source,
-            })?;
-    let status_listener = match settings.status_listen {
-        Some(addr) => Some(
-            TcpListener::bind(addr)
-                .await
-                .map_err(|source| DaemonError::Bind { addr, source })?,
-        ),
-        None => None,
-    };
+    let (listener, status_listener) = bind(&settings).await?;
     let shutdown = control.shutdown.clone();
     let status = Arc::new(StatusStore::new());
     report_problems(&status, &metrics, problems);
@@ -265,46 +215,19 @@ where
         settings.receivers.clone(),
         settings.ready_after_first_cycle,
     );
-    let (public, operator) = match status_listener {
-        Some(status_listener) => (
-            webhook_router(http.clone()),
-            Some((status_listener, status_router(http.clone()))),
-        ),
-        None => (router(http.clone()), None),
-    };
-    let server = tokio::spawn(serve(
-        listener,
-        public,
-        settings.serve,
-        shutdown.clone(),
-        Duration::from_secs(1),
-    ));
-    let status_server = operator.map(|(status_listener, app)| {
-        tokio::spawn(serve(
-            status_listener,
-            app,
-            settings.serve,
-            shutdown.clone(),
-            Duration::from_secs(1),
-        ))
-    });
+    let servers = serve_all(listener, status_listener, &http, &settings, &shutdown);
     let (settings_sender, settings_receiver) = watch::channel(settings.clone());
     let scheduler = tokio::spawn(schedule_loop(
         checks.clone(),
         settings_receiver,
         shutdown.clone(),
     ));
-    match settings.status_listen {
-        Some(status_listen) => info!(
-            listen = %settings.listen,
-            %status_listen,
-            "imagebump daemon started: webhooks on listen, health, metrics and status on status_listen"
-        ),
-        None => info!(
-            listen = %settings.listen,
-            "imagebump daemon started (health, metrics and status share the webhook port; set http.listen to serve them apart)"
-        ),
-    }
+    let running = Running {
+        checks,
+        http,
+        metrics,
+        settings: settings_sender,
+    };
 
     let mut current = settings;
     let mut seen = fingerprint(current.watch_paths.clone()).await;
@@ -326,46 +249,12 @@ where
         };
         info!(reason, "reloading the configuration");
         match load(&loader).await {
-            Ok(Loaded {
-                worker,
-                settings,
-                problems,
-            }) => {
-                if settings.status_listen != current.status_listen {
-                    warn!(
-                        "a new http.listen needs a restart; health, metrics and status stay where they are"
-                    );
-                }
-                if settings.listen != current.listen {
-                    warn!(
-                        listen = %current.listen,
-                        wanted = %settings.listen,
-                        "a new listen address needs a restart; still listening on the old one"
-                    );
-                }
-                register_known(&metrics, &worker, &settings);
-                checks.replace_worker(Arc::new(worker), &settings.checks);
-                http.reconfigure(settings.receivers.clone(), settings.ready_after_first_cycle);
-                seen = fingerprint(settings.watch_paths.clone()).await;
-                settings_sender.send_replace(settings.clone());
-                current = settings;
-                if problems.is_empty() {
-                    metrics.reload("ok");
-                    info!("new configuration applied");
-                } else {
-                    // Applied for the files that load; the broken ones keep their last good
-                    // version (or stay off) and are shown in the status until they are fixed.
-                    metrics.reload("rejected");
-                    error!(
-                        broken_files = problems.len(),
-                        "new configuration applied without the app files that do not load"
-                    );
-                }
-                report_problems(checks.status(), &metrics, problems);
-                checks.request_now(Scope::All);
+            Ok(loaded) => {
+                current = running.apply(loaded, &current);
+                seen = fingerprint(current.watch_paths.clone()).await;
             }
             Err(message) => {
-                metrics.reload("rejected");
+                running.metrics.reload("rejected");
                 error!(error = %message, "new configuration rejected; the previous one keeps running");
             }
         }
@@ -375,16 +264,123 @@ where
         grace_secs = current.shutdown_grace.as_secs(),
         "shutting down: no new checks"
     );
-    if !checks.drain(current.shutdown_grace).await {
+    if !running.checks.drain(current.shutdown_grace).await {
         warn!("checks still running after the grace period are abandoned");
     }
     let _ = scheduler.await;
-    let _ = server.await;
-    if let Some(status_server) = status_server {
-        let _ = status_server.await;
+    for server in servers {
+        let _ = server.await;
     }
     info!("stopped");
     Ok(())
+}
+
+/// Bind the webhook listener and, with `http.listen`, the operator listener.
+async fn bind(settings: &Settings) -> Result<(TcpListener, Option<TcpListener>), DaemonError> {
+    let bind = |addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| DaemonError::Bind { addr, source })
+    };
+    let listener = bind(settings.listen).await?;
+    let status_listener = match settings.status_listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+    Ok((listener, status_listener))
+}
+
+/// Serve the webhooks on `listener` and the operator routes on `status_listener` (or on
+/// `listener` too when there is none) until shutdown.
+fn serve_all(
+    listener: TcpListener,
+    status_listener: Option<TcpListener>,
+    http: &HttpState,
+    settings: &Settings,
+    shutdown: &Shutdown,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let spawn = |listener, app| {
+        tokio::spawn(serve(
+            listener,
+            app,
+            settings.serve,
+            shutdown.clone(),
+            Duration::from_secs(1),
+        ))
+    };
+    match (status_listener, settings.status_listen) {
+        (Some(status_listener), Some(status_listen)) => {
+            info!(
+                listen = %settings.listen,
+                %status_listen,
+                "imagebump daemon started: webhooks on listen, health, metrics and status on status_listen"
+            );
+            vec![
+                spawn(listener, webhook_router(http.clone())),
+                spawn(status_listener, status_router(http.clone())),
+            ]
+        }
+        _ => {
+            info!(
+                listen = %settings.listen,
+                "imagebump daemon started (health, metrics and status share the webhook port; set http.listen to serve them apart)"
+            );
+            vec![spawn(listener, router(http.clone()))]
+        }
+    }
+}
+
+/// What a reload replaces in a running daemon.
+struct Running<W: Worker> {
+    checks: Arc<Checks<W>>,
+    http: HttpState,
+    metrics: Arc<Metrics>,
+    settings: watch::Sender<Settings>,
+}
+
+impl<W: Worker> Running<W> {
+    /// Apply a configuration that loaded (its broken app files are in `problems`); returns the
+    /// settings now in force.
+    fn apply(&self, loaded: Loaded<W>, current: &Settings) -> Settings {
+        let Loaded {
+            worker,
+            settings,
+            problems,
+        } = loaded;
+        if settings.status_listen != current.status_listen {
+            warn!(
+                "a new http.listen needs a restart; health, metrics and status stay where they are"
+            );
+        }
+        if settings.listen != current.listen {
+            warn!(
+                listen = %current.listen,
+                wanted = %settings.listen,
+                "a new listen address needs a restart; still listening on the old one"
+            );
+        }
+        register_known(&self.metrics, &worker, &settings);
+        self.checks
+            .replace_worker(Arc::new(worker), &settings.checks);
+        self.http
+            .reconfigure(settings.receivers.clone(), settings.ready_after_first_cycle);
+        self.settings.send_replace(settings.clone());
+        if problems.is_empty() {
+            self.metrics.reload("ok");
+            info!("new configuration applied");
+        } else {
+            // Applied for the files that load; the broken ones keep their last good version
+            // (or stay off) and are shown in the status until they are fixed.
+            self.metrics.reload("rejected");
+            error!(
+                broken_files = problems.len(),
+                "new configuration applied without the app files that do not load"
+            );
+        }
+        report_problems(self.checks.status(), &self.metrics, problems);
+        self.checks.request_now(Scope::All);
+        settings
+    }
 }
 
 /// Creates the metric series of the apps, registries and receivers of this configuration.

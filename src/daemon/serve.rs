@@ -22,7 +22,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use super::run::Shutdown;
+use crate::shutdown::Shutdown;
 
 /// Connection limits of a listener.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

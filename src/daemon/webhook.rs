@@ -12,12 +12,11 @@
 //! answered 202 and counted, but not checked.
 
 pub use crate::secret::Secret;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes, HttpBody};
-use axum::extract::{Path, State};
+
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, Mac};
@@ -26,8 +25,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
 use super::Scope;
-use super::http::HttpState;
-use super::queue::Requested;
+use super::queue::{CheckQueue, Requested};
+use crate::reference::{canonical_name, split_loose};
 
 /// Webhook bodies larger than this are refused with 413.
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -64,77 +63,14 @@ impl Default for WebhookLimits {
 pub const DISTRIBUTION_EVENTS_MEDIA_TYPE: &str =
     "application/vnd.docker.distribution.events.v1+json";
 
-/// The webhook receiver types.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ReceiverKind {
-    /// CNCF distribution (`registry:2`) notifications; `Authorization` header token.
-    Distribution,
-    /// Docker Hub; secret in the URL path.
-    DockerHub,
-    /// Quay; secret in the URL path.
-    Quay,
-    /// Harbor; `Authorization` header token.
-    Harbor,
-    /// GitHub `package` / `registry_package` events; `X-Hub-Signature-256` HMAC.
-    Ghcr,
-    /// GitLab; `X-Gitlab-Token` header.
-    Gitlab,
-    /// Anything that can sign a small JSON body; `X-Signature: sha256=<hex>` HMAC.
-    GenericHmac,
-}
+pub use crate::config::ReceiverKind;
 
+// The receiver kinds are the configuration's vocabulary (one list, in `config`); how each one
+// authenticates is this module's.
 impl ReceiverKind {
-    /// Every receiver type.
-    pub const ALL: [ReceiverKind; 7] = [
-        ReceiverKind::Distribution,
-        ReceiverKind::DockerHub,
-        ReceiverKind::Quay,
-        ReceiverKind::Harbor,
-        ReceiverKind::Ghcr,
-        ReceiverKind::Gitlab,
-        ReceiverKind::GenericHmac,
-    ];
-
-    /// The name used in the config, the URL and the metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReceiverKind::Distribution => "distribution",
-            ReceiverKind::DockerHub => "dockerhub",
-            ReceiverKind::Quay => "quay",
-            ReceiverKind::Harbor => "harbor",
-            ReceiverKind::Ghcr => "ghcr",
-            ReceiverKind::Gitlab => "gitlab",
-            ReceiverKind::GenericHmac => "generic-hmac",
-        }
-    }
-
     /// Whether the secret travels in the URL path (`/webhook/<type>/<secret>`).
     pub fn secret_in_path(self) -> bool {
         matches!(self, ReceiverKind::DockerHub | ReceiverKind::Quay)
-    }
-}
-
-impl std::fmt::Display for ReceiverKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A receiver type name that doesn't exist.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error(
-    "unknown webhook receiver type {0:?}: use one of distribution, dockerhub, quay, harbor, ghcr, gitlab, generic-hmac"
-)]
-pub struct UnknownReceiverKind(pub String);
-
-impl FromStr for ReceiverKind {
-    type Err = UnknownReceiverKind;
-
-    fn from_str(name: &str) -> Result<Self, Self::Err> {
-        ReceiverKind::ALL
-            .into_iter()
-            .find(|kind| kind.as_str() == name)
-            .ok_or_else(|| UnknownReceiverKind(name.to_string()))
     }
 }
 
@@ -147,25 +83,6 @@ pub struct Receiver {
     /// Treat every event of this receiver as coming from this registry host (e.g. when the
     /// registry knows itself by an internal name, as the distribution registry's `request.host`).
     pub registry: Option<String>,
-}
-
-/// Fewest bytes a webhook secret may have (the docs recommend 32 random bytes).
-pub const MIN_SECRET_BYTES: usize = 16;
-
-/// Why `secret` is too weak to authenticate webhooks, or `None`. For a whole `Authorization`
-/// header value (`Bearer …`, `Basic …`) the credential after the scheme is what counts. Says
-/// only the length, never the secret.
-pub fn weak_secret(secret: &str) -> Option<String> {
-    let credential = match secret.split_once(' ') {
-        Some((scheme, rest)) if scheme.chars().all(|c| c.is_ascii_alphabetic()) => rest.trim(),
-        _ => secret,
-    };
-    let bytes = credential.len();
-    (bytes < MIN_SECRET_BYTES).then(|| {
-        format!(
-            "it is {bytes} bytes long; use at least {MIN_SECRET_BYTES} (32 random bytes are recommended: `openssl rand -hex 32`)"
-        )
-    })
 }
 
 /// Constant-time equality: compares SHA-256 digests, so neither content nor length leaks.
@@ -196,7 +113,7 @@ pub fn verify_hmac_sha256(key: &[u8], body: &[u8], signature_header: &[u8]) -> b
 
 /// Why a request was refused. Each maps to a 4xx/5xx status and a metrics outcome.
 #[derive(Debug, PartialEq, Eq)]
-enum Rejection {
+pub(crate) enum Rejection {
     NotConfigured,
     Unauthorized,
     TooLarge,
@@ -210,7 +127,7 @@ enum Rejection {
 }
 
 impl Rejection {
-    fn outcome(&self) -> &'static str {
+    pub(crate) fn outcome(&self) -> &'static str {
         match self {
             Rejection::NotConfigured => "not_configured",
             Rejection::Unauthorized => "unauthorized",
@@ -223,7 +140,7 @@ impl Rejection {
         }
     }
 
-    fn into_response(self) -> Response {
+    pub(crate) fn into_response(self) -> Response {
         match self {
             Rejection::NotConfigured => {
                 (StatusCode::NOT_FOUND, "no such webhook receiver\n").into_response()
@@ -282,76 +199,17 @@ pub struct Parsed {
     pub ignored: usize,
 }
 
-/// `POST /webhook/{kind}`.
-pub(crate) async fn receive(
-    State(state): State<HttpState>,
-    Path(kind): Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    handle(state, &kind, None, headers, body).await
-}
-
-/// `POST /webhook/{kind}/{secret}`.
-pub(crate) async fn receive_with_secret(
-    State(state): State<HttpState>,
-    Path((kind, secret)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    handle(state, &kind, Some(secret), headers, body).await
-}
-
-async fn handle(
-    state: HttpState,
-    kind: &str,
-    path_secret: Option<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let Ok(kind) = kind.parse::<ReceiverKind>() else {
-        return Rejection::NotConfigured.into_response();
-    };
-    match accept(&state, kind, path_secret, &headers, body).await {
-        Ok(accepted) => {
-            state
-                .metrics
-                .webhook_event(kind.as_str(), accepted.outcome());
-            (
-                StatusCode::ACCEPTED,
-                axum::Json(serde_json::json!({
-                    "scheduled": accepted.scheduled,
-                    "coalesced": accepted.coalesced,
-                    "unknown_repositories": accepted.unknown,
-                    "ignored_events": accepted.ignored,
-                })),
-            )
-                .into_response()
-        }
-        Err(rejection) => {
-            state
-                .metrics
-                .webhook_event(kind.as_str(), rejection.outcome());
-            tracing::debug!(
-                receiver = kind.as_str(),
-                outcome = rejection.outcome(),
-                "webhook refused"
-            );
-            rejection.into_response()
-        }
-    }
-}
-
+/// What an accepted webhook did.
 #[derive(Debug, Default)]
-struct Accepted {
-    scheduled: usize,
-    coalesced: usize,
-    unknown: usize,
-    ignored: usize,
+pub(crate) struct Accepted {
+    pub scheduled: usize,
+    pub coalesced: usize,
+    pub unknown: usize,
+    pub ignored: usize,
 }
 
 impl Accepted {
-    fn outcome(&self) -> &'static str {
+    pub(crate) fn outcome(&self) -> &'static str {
         if self.scheduled + self.coalesced > 0 {
             "accepted"
         } else if self.unknown > 0 {
@@ -362,15 +220,17 @@ impl Accepted {
     }
 }
 
-async fn accept(
-    state: &HttpState,
+/// Authenticate, read, parse and queue one webhook request of receiver type `kind`.
+pub(crate) async fn accept(
+    checks: &dyn CheckQueue,
+    receivers: &[Receiver],
+    limits: &WebhookLimits,
     kind: ReceiverKind,
     path_secret: Option<String>,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Accepted, Rejection> {
-    let receivers: Vec<Receiver> = state
-        .receivers()
+    let receivers: Vec<Receiver> = receivers
         .iter()
         .filter(|receiver| receiver.kind == kind)
         .cloned()
@@ -378,8 +238,7 @@ async fn accept(
     if receivers.is_empty() || (path_secret.is_some() && !kind.secret_in_path()) {
         return Err(Rejection::NotConfigured);
     }
-    let _slot = state
-        .webhook_limits
+    let _slot = limits
         .requests
         .clone()
         .try_acquire_owned()
@@ -408,8 +267,7 @@ async fn accept(
     }
     let reserve = declared_length.map_or(BODY_LIMIT, |length| length as usize);
     let kib = u32::try_from(reserve.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
-    let _budget = state
-        .webhook_limits
+    let _budget = limits
         .body_kib
         .clone()
         .try_acquire_many_owned(kib)
@@ -424,10 +282,10 @@ async fn accept(
     };
     check_media_type(kind, headers)?;
     let parsed = parse(kind, receiver.registry.as_deref(), headers, &body)?;
-    if state.checks.shutting_down() {
+    if checks.shutting_down() {
         return Err(Rejection::ShuttingDown);
     }
-    let known = state.checks.repositories();
+    let known = checks.repositories();
     let mut accepted = Accepted {
         ignored: parsed.ignored,
         ..Accepted::default()
@@ -451,7 +309,7 @@ async fn accept(
         }
     }
     for scope in scopes {
-        match state.checks.request(scope.clone()) {
+        match checks.request(scope.clone()) {
             Requested::Scheduled => {
                 tracing::info!(receiver = kind.as_str(), %scope, "webhook scheduled a check");
                 accepted.scheduled += 1;
@@ -617,27 +475,6 @@ fn missing(field: &str) -> Rejection {
     Rejection::Malformed(format!("missing string field {field}"))
 }
 
-/// Splits `host/path[:tag][@digest]` (or `path`, which means Docker Hub) into host, path, tag.
-pub fn split_reference(reference: &str) -> (String, String, Option<String>) {
-    let reference = reference
-        .trim()
-        .trim_start_matches("https://")
-        .trim_start_matches("http://");
-    let without_digest = reference.split('@').next().unwrap_or(reference);
-    let (name, tag) = match without_digest.rsplit_once(':') {
-        Some((name, tag)) if !tag.contains('/') => (name, Some(tag.to_string())),
-        _ => (without_digest, None),
-    };
-    match name.split_once('/') {
-        Some((first, rest))
-            if first.contains('.') || first.contains(':') || first == "localhost" =>
-        {
-            (first.to_string(), rest.to_string(), tag)
-        }
-        _ => ("docker.io".to_string(), name.to_string(), tag),
-    }
-}
-
 fn parse_distribution(value: &Value, registry: Option<&str>) -> Result<Parsed, Rejection> {
     let events = value
         .get("events")
@@ -684,7 +521,7 @@ fn parse_quay(value: &Value, registry: Option<&str>) -> Result<Parsed, Rejection
         str_at(value, &["repository"]),
     ) {
         (Some(url), _) => {
-            let (host, path, _) = split_reference(url);
+            let (host, path, _) = split_loose(url);
             (host, path)
         }
         (None, Some(repository)) => ("quay.io".to_string(), repository.to_string()),
@@ -726,7 +563,7 @@ fn parse_harbor(value: &Value, registry: Option<&str>) -> Result<Parsed, Rejecti
             parsed.ignored += 1;
             continue;
         };
-        let (host, path, tag) = split_reference(url);
+        let (host, path, tag) = split_loose(url);
         let tag = str_at(resource, &["tag"]).map(str::to_string).or(tag);
         parsed.pushes.push(PushHint {
             registry: registry.map_or(host, str::to_string),
@@ -798,7 +635,7 @@ fn parse_ghcr(event: &str, value: &Value, registry: Option<&str>) -> Result<Pars
 
 fn parse_generic(value: &Value, registry: Option<&str>) -> Result<Parsed, Rejection> {
     let reference = str_at(value, &["repository"]).ok_or_else(|| missing("repository"))?;
-    let (host, path, _) = split_reference(reference);
+    let (host, path, _) = split_loose(reference);
     Ok(Parsed {
         pushes: vec![PushHint {
             registry: registry.map_or(host, str::to_string),
@@ -809,41 +646,12 @@ fn parse_generic(value: &Value, registry: Option<&str>) -> Result<Parsed, Reject
     })
 }
 
-fn normalize_host(host: &str) -> String {
-    let host = host
-        .trim()
-        .trim_start_matches("https://")
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_ascii_lowercase();
-    match host.as_str() {
-        "index.docker.io"
-        | "registry-1.docker.io"
-        | "registry.hub.docker.com"
-        | "hub.docker.com" => "docker.io".to_string(),
-        _ => host,
-    }
-}
-
-fn normalize_repository(host: &str, repository: &str) -> String {
-    let repository = repository.trim_matches('/').to_ascii_lowercase();
-    if host == "docker.io" && !repository.contains('/') {
-        format!("library/{repository}")
-    } else {
-        repository
-    }
-}
-
 /// The scopes (as the worker spelled them) of the known repositories equal to `host/path`.
 pub fn matching_scopes(known: &[(String, String)], host: &str, path: &str) -> Vec<Scope> {
-    let host = normalize_host(host);
-    let path = normalize_repository(&host, path);
+    let name = canonical_name(host, path);
     known
         .iter()
-        .filter(|(known_host, known_path)| {
-            let known_host = normalize_host(known_host);
-            normalize_repository(&known_host, known_path) == path && known_host == host
-        })
+        .filter(|(known_host, known_path)| canonical_name(known_host, known_path) == name)
         .map(|(registry, repository)| Scope::Repository {
             registry: registry.clone(),
             repository: repository.clone(),
@@ -856,16 +664,6 @@ pub(crate) type Receivers = Arc<Vec<Receiver>>;
 
 #[cfg(test)]
 mod tests {
-
-    #[test]
-    fn short_webhook_secrets_are_weak_whatever_their_scheme() {
-        assert!(weak_secret("x").is_some());
-        assert!(weak_secret("Bearer 123456789012345").is_some());
-        assert!(weak_secret("0123456789abcdef").is_none());
-        assert!(weak_secret("Bearer 0123456789abcdef").is_none());
-        let why = weak_secret("Bearer short").unwrap_or_default();
-        assert!(why.contains("5 bytes") && !why.contains("short"), "{why}");
-    }
 
     use super::*;
 
@@ -892,38 +690,6 @@ mod tests {
             body,
             b"sha1=f7bc83f430538424b13298e6aa6fb143ef4d59a1"
         ));
-    }
-
-    #[test]
-    fn references() {
-        let check = |input: &str, host: &str, path: &str, tag: Option<&str>| {
-            assert_eq!(
-                split_reference(input),
-                (host.to_string(), path.to_string(), tag.map(str::to_string)),
-                "{input}"
-            );
-        };
-        check("quay.io/ns/repo", "quay.io", "ns/repo", None);
-        check(
-            "hub.harbor.com/proj/debian:latest",
-            "hub.harbor.com",
-            "proj/debian",
-            Some("latest"),
-        );
-        check(
-            "localhost:5000/app:1.0",
-            "localhost:5000",
-            "app",
-            Some("1.0"),
-        );
-        check(
-            "127.0.0.1:5000/a/b@sha256:abc",
-            "127.0.0.1:5000",
-            "a/b",
-            None,
-        );
-        check("nginx", "docker.io", "nginx", None);
-        check("acme/app:v1", "docker.io", "acme/app", Some("v1"));
     }
 
     #[test]

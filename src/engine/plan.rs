@@ -1,18 +1,24 @@
 //! Planning one app in a checkout: read what each target deploys, settle the policy's decision
 //! against it, and compute the edited bytes of every file (nothing is written here).
+//!
+//! Invariant: one path for every pass, mode and write style: [`plan_app`] reads each file of
+//! the app once, decides once per image and deployed version, and edits the bytes it read; the
+//! caller writes them (or, in a dry run, only shows them).
 
-use std::collections::BTreeMap;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
 
-use time::OffsetDateTime;
-
-use super::message::{self, ChangeContext};
-use super::{Fetched, ImageStatus, PlannedChange, ResolvedApp, settings};
-use crate::config::App;
-use crate::edit::{self, Update};
-use crate::git::{self, Checkout, Oid};
-use crate::policy::{Current, Decision, Step};
+use super::error::{AppError, ImageError, ReadError};
+use super::fetch;
+use super::message::ChangeContext;
+use super::report::{ImageStatus, PlannedChange};
+use super::{ResolvedApp, WriteContext};
+use crate::config::{ImageConfig, TargetConfig};
+use crate::edit::{self, Target, Update};
+use crate::git;
+use crate::policy::{Current, Decision};
+use crate::registry;
 
 /// Largest file the engine edits (a values file is a few kB; this guards against a binary).
 const MAX_FILE_BYTES: u64 = 8 * 1024 * 1024;
@@ -46,111 +52,227 @@ pub struct AppPlan {
     pub changes: Vec<PlannedChange>,
     /// Files that change, in path order.
     pub files: Vec<FileEdit>,
-    pub errors: Vec<String>,
-    /// Registry metadata the policies asked for and the pass has not fetched:
-    /// `(repository, tags)`.
-    pub missing: Vec<(String, Vec<String>)>,
+    pub errors: Vec<AppError>,
 }
 
-/// Plan `app` against the files under `root`.
-pub fn plan_app(root: &Path, app: &ResolvedApp, fetched: &Fetched, now: OffsetDateTime) -> AppPlan {
-    let mut plan = AppPlan::default();
-    // Current content of each touched file; several images may edit one file.
-    let mut files: BTreeMap<String, (Vec<u8>, Vec<u8>)> = BTreeMap::new();
+/// What one target deploys on the branch head: the tag and digest of the first reference to
+/// the image it finds.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Deployed {
+    tag: Option<String>,
+    digest: Option<String>,
+}
+
+impl Deployed {
+    fn current(&self) -> Current<'_> {
+        Current {
+            tag: self.tag.as_deref(),
+            digest: self.digest.as_deref(),
+        }
+    }
+}
+
+/// An app's files on the branch head, each read once, and per image and target what it
+/// deploys (or why that is unknown).
+struct DeployedApp {
+    files: BTreeMap<String, Vec<u8>>,
+    targets: Vec<Vec<Result<Deployed, ImageError>>>,
+}
+
+/// Per image and target, the policy's decision (`None` when the target or the tag list is
+/// missing, which the image already reports).
+type Decisions = Vec<Vec<Option<Result<Decision, ImageError>>>>;
+
+/// Plan `app` against the files under `root`, in three steps: read what each target deploys,
+/// settle each image's decision (fetching the metadata its policy asks for), edit the files.
+/// Nothing is written here.
+pub(crate) fn plan_app(
+    registry: &registry::Client,
+    ctx: &WriteContext,
+    root: &Path,
+    app: &ResolvedApp,
+) -> AppPlan {
+    let deployed = read_deployed(root, app);
+    let decisions = ctx
+        .handle
+        .block_on(decide_all(registry, ctx, app, &deployed));
+    edit_files(ctx, app, deployed, &decisions)
+}
+
+/// Step 1: read every target file once, parse it once, and find what each target deploys.
+fn read_deployed(root: &Path, app: &ResolvedApp) -> DeployedApp {
+    let mut read_files: BTreeMap<String, Result<Vec<u8>, ReadError>> = BTreeMap::new();
+    for image in &app.app.images {
+        for target in &image.targets {
+            if !read_files.contains_key(&target.file) {
+                read_files.insert(target.file.clone(), read(root, &target.file));
+            }
+        }
+    }
+    let documents: BTreeMap<&str, Result<edit::Document<'_>, edit::EditError>> = read_files
+        .iter()
+        .filter_map(|(file, bytes)| {
+            let bytes = bytes.as_ref().ok()?;
+            Some((file.as_str(), edit::Document::parse(bytes)))
+        })
+        .collect();
     let app_file = app.app.file.display().to_string();
-    for (image, policy) in app.app.images.iter().zip(&app.policies) {
+    let targets =
+        app.app
+            .images
+            .iter()
+            .zip(&app.targets)
+            .map(|(image, targets)| {
+                image
+                    .targets
+                    .iter()
+                    .zip(targets)
+                    .map(|(config, target)| {
+                        let at = format!("{app_file}:{} (target {})", config.line, config.file);
+                        let file = &config.file;
+                        let document = match (read_files.get(file), documents.get(file.as_str())) {
+                            (Some(Err(error)), _) => {
+                                return Err(ImageError::Read {
+                                    at,
+                                    error: error.clone(),
+                                });
+                            }
+                            (_, Some(Ok(document))) => document,
+                            (_, Some(Err(error))) => {
+                                return Err(ImageError::Edit {
+                                    file: file.clone(),
+                                    error: error.clone(),
+                                });
+                            }
+                            // Every target file was read above, and parsed if it was read.
+                            (_, None) => {
+                                return Err(ImageError::NotFound {
+                                    file: file.clone(),
+                                    repository: image.image.name(),
+                                    at,
+                                });
+                            }
+                        };
+                        let found = document.find(target, &image.image).map_err(|error| {
+                            ImageError::Edit {
+                                file: file.clone(),
+                                error,
+                            }
+                        })?;
+                        let first = found.first().ok_or_else(|| ImageError::NotFound {
+                            file: file.clone(),
+                            repository: image.image.name(),
+                            at,
+                        })?;
+                        Ok(Deployed {
+                            tag: first.tag.clone(),
+                            digest: first.digest.clone(),
+                        })
+                    })
+                    .collect()
+            })
+            .collect();
+    drop(documents);
+    let files = read_files
+        .into_iter()
+        .filter_map(|(file, bytes)| Some((file, bytes.ok()?)))
+        .collect();
+    DeployedApp { files, targets }
+}
+
+/// Step 2: the decision for every target whose deployed tag and tag list are known, one per
+/// distinct deployed version of an image.
+async fn decide_all(
+    registry: &registry::Client,
+    ctx: &WriteContext,
+    app: &ResolvedApp,
+    deployed: &DeployedApp,
+) -> Decisions {
+    let mut all = Vec::new();
+    for ((image, policy), targets) in app
+        .app
+        .images
+        .iter()
+        .zip(&app.policies)
+        .zip(&deployed.targets)
+    {
+        let tags = ctx.tags.of(&image.image.name()).ok();
+        let mut settled: HashMap<&Deployed, Result<Decision, ImageError>> = HashMap::new();
+        let mut decisions = Vec::new();
+        for target in targets {
+            let (Ok(current), Some(tags)) = (target, &tags) else {
+                decisions.push(None);
+                continue;
+            };
+            if !settled.contains_key(current) {
+                let decision = fetch::decide(
+                    registry,
+                    &ctx.memo,
+                    &image.image,
+                    policy,
+                    tags,
+                    current.current(),
+                    ctx.now,
+                )
+                .await;
+                settled.insert(current, decision);
+            }
+            decisions.push(settled.get(current).cloned());
+        }
+        all.push(decisions);
+    }
+    all
+}
+
+/// Step 3: apply every decision to the bytes read in step 1 (images in order, so several
+/// images may edit one file), and report each image.
+fn edit_files(
+    ctx: &WriteContext,
+    app: &ResolvedApp,
+    deployed: DeployedApp,
+    decisions: &Decisions,
+) -> AppPlan {
+    let mut plan = AppPlan::default();
+    let mut files: BTreeMap<String, (Vec<u8>, Vec<u8>)> = deployed
+        .files
+        .into_iter()
+        .map(|(file, bytes)| (file, (bytes.clone(), bytes)))
+        .collect();
+    for (((image, targets), found), decisions) in app
+        .app
+        .images
+        .iter()
+        .zip(&app.targets)
+        .zip(&deployed.targets)
+        .zip(decisions)
+    {
         let repository = image.image.name();
         let mut status = ImageStatus {
             name: image.name.clone(),
             image: repository.clone(),
+            error: ctx.tags.of(&repository).err(),
             ..ImageStatus::default()
         };
-        let tags = match fetched.tags.get(&repository) {
-            Some(Ok(tags)) => Some(tags.clone()),
-            Some(Err(e)) => {
-                status.error = Some(e.clone());
-                None
-            }
-            None => {
-                status.error = Some(format!("{repository}: tags were not listed"));
-                None
-            }
-        };
-        let meta = fetched.meta_of(&repository);
-        for target_config in &image.targets {
-            let at = format!(
-                "{app_file}:{} (target {})",
-                target_config.line, target_config.file
-            );
-            let target = match settings::target(target_config) {
-                Ok(t) => t,
-                Err(e) => {
-                    status.error.get_or_insert(format!("{at}: {e}"));
+        for (((config, target), found), decision) in
+            image.targets.iter().zip(targets).zip(found).zip(decisions)
+        {
+            let deployed = match found {
+                Ok(deployed) => deployed,
+                Err(error) => {
+                    status.error.get_or_insert(error.clone());
                     continue;
                 }
-            };
-            let entry = match files.get_mut(&target_config.file) {
-                Some(entry) => entry,
-                None => match read(root, &target_config.file) {
-                    Ok(bytes) => files
-                        .entry(target_config.file.clone())
-                        .or_insert((bytes.clone(), bytes)),
-                    Err(e) => {
-                        status.error.get_or_insert(format!("{at}: {e}"));
-                        continue;
-                    }
-                },
-            };
-            // Parsed once for both reading what is deployed and editing it.
-            let document = match edit::Document::parse(&entry.1) {
-                Ok(document) => document,
-                Err(e) => {
-                    status
-                        .error
-                        .get_or_insert(format!("{}: {e}", target_config.file));
-                    continue;
-                }
-            };
-            let found = match document.find(&target, &image.image) {
-                Ok(found) => found,
-                Err(e) => {
-                    status
-                        .error
-                        .get_or_insert(format!("{}: {e}", target_config.file));
-                    continue;
-                }
-            };
-            let Some(first) = found.first() else {
-                status.error.get_or_insert(format!(
-                    "{}: no reference to {repository} found ({at})",
-                    target_config.file
-                ));
-                continue;
             };
             if status.deployed.is_none() {
-                status.deployed = first.tag.clone().or_else(|| first.digest.clone());
+                status.deployed = deployed.tag.clone().or_else(|| deployed.digest.clone());
             }
-            let Some(tags) = &tags else { continue };
-            let current = Current {
-                tag: first.tag.as_deref(),
-                digest: first.digest.as_deref(),
-            };
-            let decision: Decision = match policy.select(tags, current, &meta, now) {
-                Ok(Step::Decided(d)) => d,
-                Ok(Step::NeedMetadata(wanted)) => {
-                    plan.missing.push((repository.clone(), wanted.clone()));
-                    status.error.get_or_insert(format!(
-                        "registry metadata of {} is missing (the registry did not answer); the next pass retries",
-                        wanted.join(", ")
-                    ));
+            let decision = match decision {
+                None => continue,
+                Some(Err(error)) => {
+                    status.error.get_or_insert(error.clone());
                     continue;
                 }
-                Err(no_match) => {
-                    status
-                        .error
-                        .get_or_insert(format!("{repository}: {no_match}"));
-                    continue;
-                }
+                Some(Ok(decision)) => decision,
             };
             // The best tag the policy allows, not the tag kept: a `~1.4` image whose deployed
             // 1.12.0 is kept shows 1.4.x here (or nothing when none is eligible yet).
@@ -160,48 +282,18 @@ pub fn plan_app(root: &Path, app: &ResolvedApp, fetched: &Fetched, now: OffsetDa
             if decision.keep_current {
                 continue;
             }
-            let update =
-                match Update::new(&repository, Some(&decision.tag), decision.digest.as_deref()) {
-                    Ok(u) => u,
-                    Err(e) => {
-                        status.error.get_or_insert(format!("{repository}: {e}"));
-                        continue;
-                    }
-                };
-            let applied = document.apply(&target, &update);
-            drop(document);
-            match applied {
-                Ok(edited) => {
-                    for change in &edited.changes {
-                        plan.changes.push(PlannedChange {
-                            app: app.app.name.clone(),
-                            image: repository.clone(),
-                            name: image.name.clone(),
-                            file: target_config.file.clone(),
-                            line: change.line,
-                            from: change.old.clone(),
-                            to: change.new.clone(),
-                            // Only where this very scalar now holds it: a message never claims
-                            // a digest that was not written.
-                            digest: decision
-                                .digest
-                                .clone()
-                                .filter(|d| change.new.contains(d.as_str())),
-                            reason: decision.reason.clone(),
-                            tag: decision.tag.clone(),
-                        });
-                    }
-                    entry.1 = edited.bytes;
-                }
-                Err(e) => {
-                    status
-                        .error
-                        .get_or_insert(format!("{}: {e}", target_config.file));
+            match apply(&mut files, &app.app.name, image, config, target, decision) {
+                Ok(changes) => plan.changes.extend(changes),
+                Err(error) => {
+                    status.error.get_or_insert(error);
                 }
             }
         }
         if let Some(error) = &status.error {
-            plan.errors.push(format!("{}: {error}", image.name));
+            plan.errors.push(AppError::Image {
+                image: image.name.clone(),
+                error: Box::new(error.clone()),
+            });
         }
         plan.images.push(status);
     }
@@ -217,29 +309,76 @@ pub fn plan_app(root: &Path, app: &ResolvedApp, fetched: &Fetched, now: OffsetDa
     plan
 }
 
-fn read(root: &Path, file: &str) -> Result<Vec<u8>, String> {
-    let path = git::inside_clone(root, Path::new(file)).map_err(|e| e.to_string())?;
-    let meta = std::fs::symlink_metadata(&path).map_err(|e| format!("cannot read {file}: {e}"))?;
-    if !meta.is_file() {
-        return Err(format!("{file} is not a regular file"));
-    }
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(format!("{file} is larger than {MAX_FILE_BYTES} bytes"));
-    }
-    std::fs::read(&path).map_err(|e| format!("cannot read {file}: {e}"))
+/// Apply one target's decision to the current bytes of its file; the changes it made.
+fn apply(
+    files: &mut BTreeMap<String, (Vec<u8>, Vec<u8>)>,
+    app: &str,
+    image: &ImageConfig,
+    config: &TargetConfig,
+    target: &Target,
+    decision: &Decision,
+) -> Result<Vec<PlannedChange>, ImageError> {
+    let repository = image.image.name();
+    let update = Update::new(&repository, Some(&decision.tag), decision.digest.as_deref())
+        .map_err(|error| ImageError::Update {
+            repository: repository.clone(),
+            error,
+        })?;
+    // Every target file that was read has an entry; one that was not has reported why.
+    let Some(entry) = files.get_mut(&config.file) else {
+        return Ok(Vec::new());
+    };
+    let edited = edit::Document::parse(&entry.1)
+        .and_then(|document| document.apply(target, &update))
+        .map_err(|error| ImageError::Edit {
+            file: config.file.clone(),
+            error,
+        })?;
+    let changes = edited
+        .changes
+        .iter()
+        .map(|change| PlannedChange {
+            app: app.to_string(),
+            image: repository.clone(),
+            name: image.name.clone(),
+            file: config.file.clone(),
+            line: change.line,
+            from: change.old.clone(),
+            to: change.new.clone(),
+            // Only where this very scalar now holds it: a message never claims a digest that
+            // was not written.
+            digest: decision
+                .digest
+                .clone()
+                .filter(|d| change.new.contains(d.as_str())),
+            reason: decision.reason.clone(),
+            tag: decision.tag.clone(),
+        })
+        .collect();
+    entry.1 = edited.bytes;
+    Ok(changes)
 }
 
-/// Write a file atomically: a temp file in the same directory, then rename (permissions kept).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    if let Ok(meta) = std::fs::metadata(path) {
-        tmp.as_file().set_permissions(meta.permissions())?;
+fn read(root: &Path, file: &str) -> Result<Vec<u8>, ReadError> {
+    let path =
+        git::inside_clone(root, Path::new(file)).map_err(|e| ReadError::Unsafe(Arc::new(e)))?;
+    let io = |error| ReadError::Io {
+        file: file.to_string(),
+        error: Arc::new(error),
+    };
+    let meta = std::fs::symlink_metadata(&path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(ReadError::NotAFile {
+            file: file.to_string(),
+        });
     }
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(ReadError::TooLarge {
+            file: file.to_string(),
+            limit: MAX_FILE_BYTES,
+        });
+    }
+    std::fs::read(&path).map_err(io)
 }
 
 /// The commit message contexts of an app's changes.
@@ -257,28 +396,4 @@ pub fn contexts(changes: &[PlannedChange]) -> Vec<ChangeContext> {
             tag: c.tag.clone(),
         })
         .collect()
-}
-
-/// Write the planned files into the work tree and commit them on the branch head.
-pub fn write_and_commit(
-    checkout: &Checkout,
-    app: &App,
-    files: &[FileEdit],
-    changes: &[PlannedChange],
-) -> Result<Option<Oid>, String> {
-    let message = message::render(app.commit_message.as_deref(), &app.name, &contexts(changes))
-        .map_err(|e| e.to_string())?;
-    let paths = write_files(checkout.workdir(), files)?;
-    checkout.commit(&paths, &message).map_err(|e| e.to_string())
-}
-
-/// Write the planned files into a work tree; the paths written, relative to it.
-pub fn write_files(root: &Path, files: &[FileEdit]) -> Result<Vec<PathBuf>, String> {
-    let mut paths = Vec::new();
-    for f in files {
-        let path = git::inside_clone(root, Path::new(&f.file)).map_err(|e| e.to_string())?;
-        write_atomic(&path, &f.after).map_err(|e| format!("cannot write {}: {e}", f.file))?;
-        paths.push(PathBuf::from(&f.file));
-    }
-    Ok(paths)
 }

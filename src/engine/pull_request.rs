@@ -7,30 +7,31 @@
 //! pull request. A pull request a human closed unmerged is not proposed again for the same
 //! versions (the fingerprint in its body says which).
 
-use time::OffsetDateTime;
+use std::sync::Arc;
 
+use super::commit::write_files;
+use super::error::{AppError, PullRequestError};
 use super::message;
-use super::plan::{self, contexts};
-use super::{AppReport, Engine, Fetched, PullRequestAction, ResolvedApp, settings};
-use crate::forge::{self, Action, ChangeRow, Forge};
-use crate::git::LeaseOutcome;
+use super::plan::{self, FileEdit, contexts};
+use super::report::{AppReport, PullRequestAction};
+use super::{Engine, Mode, ResolvedApp, WriteContext, settings};
+use crate::config::PullRequestConfig;
+use crate::forge::{self, Action, ChangeRow, Forge, PullRequest};
+use crate::git::{Checkout, LeaseOutcome, Oid};
 
 /// Default bot branch template.
 pub const DEFAULT_BRANCH: &str = "imagebump/{{ app }}";
 
 /// Plan, push and open/update the pull request of one app. Returns its report and whether
 /// the bot branch was pushed.
-pub fn write(
+pub(crate) fn write(
     engine: &Engine,
-    handle: &tokio::runtime::Handle,
+    ctx: &WriteContext,
     url: &str,
     app: &ResolvedApp,
-    fetched: &Fetched,
-    now: OffsetDateTime,
-    dry_run: bool,
 ) -> (AppReport, bool) {
     let mut report = AppReport::new(&app.app.name);
-    match write_inner(engine, handle, url, app, fetched, now, dry_run, &mut report) {
+    match write_inner(engine, ctx, url, app, &mut report) {
         Ok(pushed) => (report, pushed),
         Err(e) => {
             tracing::warn!(app = %app.app.name, error = %e, "pull request failed");
@@ -40,58 +41,40 @@ pub fn write(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn write_inner(
     engine: &Engine,
-    handle: &tokio::runtime::Handle,
+    ctx: &WriteContext,
     url: &str,
     app: &ResolvedApp,
-    fetched: &Fetched,
-    now: OffsetDateTime,
-    dry_run: bool,
     report: &mut AppReport,
-) -> Result<bool, String> {
+) -> Result<bool, AppError> {
     let config = &app.app;
     let pr_config = config
         .pull_request
         .as_ref()
-        .ok_or_else(|| "`write: pull-request` needs a `pull_request:` section".to_string())?;
-    let base = config.branch.as_str();
-    let checkout = engine
-        .git()
-        .checkout(url, base)
-        .map_err(|e| e.to_string())?;
-    let planned = plan::plan_app(checkout.workdir(), app, fetched, now);
+        .ok_or(PullRequestError::NotConfigured)?;
+    let checkout = engine.git().checkout(url, &config.branch)?;
+    let planned = plan::plan_app(engine.registry(), ctx, checkout.workdir(), app);
     report.images = planned.images;
     report.errors = planned.errors;
     report.changes = planned.changes;
     if planned.files.is_empty() {
         return Ok(false);
     }
-    if dry_run {
+    let rows: Vec<ChangeRow> = contexts(&report.changes);
+    if ctx.mode == Mode::DryRun {
         report.diffs = planned.files.iter().map(|f| f.diff()).collect();
         // Fail where the real pass would, short of the remote and the forge.
-        settings::forge(config).map_err(|e| e.to_string())?;
-        bot_branch(pr_config.branch.as_deref(), &config.name)?;
-        let rows = contexts(&report.changes);
-        message::render(config.commit_message.as_deref(), &config.name, &rows)
-            .map_err(|e| e.to_string())?;
-        forge::render_title(pr_config.title.as_deref(), &config.name, &rows)
-            .map_err(|e| e.to_string())?;
-        forge::render_body(pr_config.body.as_deref(), &config.name, &rows)
-            .map_err(|e| e.to_string())?;
+        settings::forge(config)?;
+        render(app, pr_config, &rows)?;
         return Ok(false);
     }
-    let forge = Forge::new(settings::forge(config).map_err(|e| e.to_string())?)
-        .map_err(|e| e.to_string())?;
-    let rows: Vec<ChangeRow> = contexts(&report.changes);
-    let fingerprint = forge::fingerprint(&rows);
-    let bot = bot_branch(pr_config.branch.as_deref(), &config.name)?;
-
-    let found = handle
-        .block_on(forge.find_pull_requests(&bot, base))
-        .map_err(|e| e.to_string())?;
-    let existing = match forge::decide(&found, &fingerprint) {
+    let forge = Forge::new(settings::forge(config)?)?;
+    let texts = render(app, pr_config, &rows)?;
+    let found = ctx
+        .handle
+        .block_on(forge.find_pull_requests(&texts.branch, &config.branch))?;
+    let existing = match forge::decide(&found, &forge::fingerprint(&rows)) {
         Action::UpToDate(pr) => {
             report.pull_request = Some(pr.url);
             report.pull_request_action = Some(PullRequestAction::Unchanged);
@@ -106,19 +89,66 @@ fn write_inner(
         Action::Create => None,
         Action::Update(pr) => Some(pr),
     };
-
     if engine.shutting_down() {
-        return Err("shutting down: pull request not updated; the next start does it".into());
+        return Err(AppError::ShuttingDown(
+            "shutting down: pull request not updated; the next start does it",
+        ));
     }
+    let Some(commit) = push_bot_branch(engine, &checkout, &texts, &planned.files)? else {
+        return Ok(false);
+    };
+    report.commit = Some(commit.to_string());
+    report.pushed = true;
+    let (pr, action) = open_or_update(ctx, &forge, app, &texts, existing)?;
+    tracing::info!(app = %config.name, pr = %pr.url, commit = %commit, changes = rows.len(), "pull request up to date");
+    report.pull_request = Some(pr.url);
+    report.pull_request_action = Some(action);
+    Ok(true)
+}
+
+/// The texts of an app's pull request: bot branch, commit message, title and body.
+struct Texts {
+    branch: String,
+    message: String,
+    title: String,
+    body: String,
+}
+
+/// Render every template of the pull request (a failure here fails the app, before anything
+/// is pushed).
+fn render(
+    app: &ResolvedApp,
+    pr_config: &PullRequestConfig,
+    rows: &[ChangeRow],
+) -> Result<Texts, AppError> {
+    let name = &app.app.name;
+    Ok(Texts {
+        branch: bot_branch(pr_config.branch.as_deref(), name)
+            .map_err(PullRequestError::BotBranchName)?,
+        message: message::render(app.app.commit_message.as_deref(), name, rows)
+            .map_err(AppError::template)?,
+        title: forge::render_title(pr_config.title.as_deref(), name, rows)
+            .map_err(AppError::template)?,
+        body: forge::render_body(pr_config.body.as_deref(), name, rows)
+            .map_err(AppError::template)?,
+    })
+}
+
+/// Commit the planned files on the target branch's head and push them to the bot branch with
+/// a compare-and-swap, unless someone else committed to it. `None` when there is nothing to
+/// commit.
+fn push_bot_branch(
+    engine: &Engine,
+    checkout: &Checkout,
+    texts: &Texts,
+    files: &[FileEdit],
+) -> Result<Option<Oid>, AppError> {
+    let bot = &texts.branch;
     // The bot branch is ours to replace only if nobody else committed to it.
-    let base_head = checkout.head().map_err(|e| e.to_string())?;
-    let tip = checkout
-        .fetch_remote_branch(&bot)
-        .map_err(|e| e.to_string())?;
+    let base_head = checkout.head()?;
+    let tip = checkout.fetch_remote_branch(bot)?;
     if let Some(tip) = tip {
-        let commits = checkout
-            .commits_between(base_head, tip)
-            .map_err(|e| e.to_string())?;
+        let commits = checkout.commits_between(base_head, tip)?;
         let ours = engine.author_email();
         let foreign: Vec<String> = commits
             .iter()
@@ -133,72 +163,66 @@ fn write_inner(
             })
             .collect();
         if !foreign.is_empty() {
-            return Err(format!(
-                "bot branch `{bot}` has commits not made by imagebump: {}; leaving it alone (merge or delete the branch to resume)",
-                foreign.join("; ")
-            ));
+            return Err(PullRequestError::ForeignCommits {
+                branch: bot.clone(),
+                commits: foreign,
+            }
+            .into());
         }
     }
-    let message = message::render(config.commit_message.as_deref(), &config.name, &rows)
-        .map_err(|e| e.to_string())?;
-    let paths = plan::write_files(checkout.workdir(), &planned.files)?;
-    let Some(commit) = checkout
-        .commit_on(base_head, &paths, &message)
-        .map_err(|e| e.to_string())?
-    else {
-        return Ok(false);
+    let paths = write_files(checkout.workdir(), files)?;
+    let Some(commit) = checkout.commit_on(base_head, &paths, &texts.message)? else {
+        return Ok(None);
     };
-    match checkout
-        .push_with_lease(commit, &bot, tip)
-        .map_err(|e| e.to_string())?
-    {
-        LeaseOutcome::Pushed => {}
-        LeaseOutcome::Stale { .. } => {
-            return Err(format!(
-                "bot branch `{bot}` moved while imagebump was updating it; the next pass looks again"
-            ));
+    match checkout.push_with_lease(commit, bot, tip)? {
+        LeaseOutcome::Pushed => Ok(Some(commit)),
+        LeaseOutcome::Stale { .. } => Err(PullRequestError::Moved {
+            branch: bot.clone(),
         }
-        LeaseOutcome::Rejected { reason } => {
-            return Err(format!("push of bot branch `{bot}` was rejected: {reason}"));
+        .into()),
+        LeaseOutcome::Rejected { reason } => Err(PullRequestError::Rejected {
+            branch: bot.clone(),
+            reason,
         }
+        .into()),
     }
-    report.commit = Some(commit.to_string());
-    report.pushed = true;
+}
 
-    let title = forge::render_title(pr_config.title.as_deref(), &config.name, &rows)
-        .map_err(|e| e.to_string())?;
-    let body = forge::render_body(pr_config.body.as_deref(), &config.name, &rows)
-        .map_err(|e| e.to_string())?;
-    let action = if existing.is_some() {
-        PullRequestAction::Updated
-    } else {
-        PullRequestAction::Opened
-    };
-    let pr = match existing {
+/// Open the pull request, or update the open one, once its bot branch is pushed.
+fn open_or_update(
+    ctx: &WriteContext,
+    forge: &Forge,
+    app: &ResolvedApp,
+    texts: &Texts,
+    existing: Option<PullRequest>,
+) -> Result<(PullRequest, PullRequestAction), AppError> {
+    let bot = &texts.branch;
+    match existing {
         None => {
-            let created = handle
-                .block_on(forge.create(&bot, base, &title, &body))
-                .map_err(|e| {
-                    format!("bot branch `{bot}` pushed, but opening the pull request failed: {e}")
+            let created = ctx
+                .handle
+                .block_on(forge.create(bot, &app.app.branch, &texts.title, &texts.body))
+                .map_err(|e| PullRequestError::NotOpened {
+                    branch: bot.clone(),
+                    error: Arc::new(e),
                 })?;
             for problem in &created.problems {
-                tracing::warn!(app = %config.name, pr = %created.pull_request.url, problem = %problem, "pull request opened with a problem");
+                tracing::warn!(app = %app.app.name, pr = %created.pull_request.url, problem = %problem, "pull request opened with a problem");
             }
-            created.pull_request
+            Ok((created.pull_request, PullRequestAction::Opened))
         }
-        Some(pr) => handle
-            .block_on(forge.update(&pr, &title, &body))
-            .map_err(|e| {
-                format!(
-                    "bot branch `{bot}` pushed, but updating {} failed: {e}",
-                    pr.url
-                )
-            })?,
-    };
-    tracing::info!(app = %config.name, pr = %pr.url, commit = %commit, changes = rows.len(), "pull request up to date");
-    report.pull_request = Some(pr.url);
-    report.pull_request_action = Some(action);
-    Ok(true)
+        Some(pr) => {
+            let updated = ctx
+                .handle
+                .block_on(forge.update(&pr, &texts.title, &texts.body))
+                .map_err(|e| PullRequestError::NotUpdated {
+                    branch: bot.clone(),
+                    url: pr.url.clone(),
+                    error: Arc::new(e),
+                })?;
+            Ok((updated, PullRequestAction::Updated))
+        }
+    }
 }
 
 /// The bot branch name from its template (an undefined variable is an error).

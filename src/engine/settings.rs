@@ -6,8 +6,8 @@
 use std::path::Path;
 
 use crate::config::{self, App, Config, ImageConfig, PolicyConfig, RegistryConfig, TargetConfig};
-use crate::edit::{self, HelmField, Target};
-use crate::forge::{self, ForgeKind, ForgeSettings};
+use crate::edit::{self, Target};
+use crate::forge::{self, ForgeSettings};
 use crate::git::{self, Author, Credential, CredentialRule, GitSettings};
 use crate::policy::{Filter, Kind, Order, Parsing, Policy, Range};
 use crate::registry::{self, Platform, RegistryAuth, RegistrySettings};
@@ -100,6 +100,20 @@ fn registry_settings(r: &config::RegistryConfig) -> Result<RegistrySettings, Set
         })?;
     }
     Ok(settings)
+}
+
+/// The secret of one webhook receiver, from its `secret_env`; one too short to authenticate
+/// anything is refused (the message says its length, never the value).
+pub fn webhook_secret(r: &config::ReceiverConfig) -> Result<crate::secret::Secret, SettingsError> {
+    let what = format!("webhook receiver `{}`", r.kind);
+    let secret = env(&r.secret_env, what.clone())?;
+    if let Some(why) = crate::secret::weak_secret(&secret) {
+        return Err(SettingsError::Invalid {
+            what: format!("environment variable `{}` ({what})", r.secret_env),
+            reason: format!("too short to be a webhook secret: {why}"),
+        });
+    }
+    Ok(crate::secret::Secret::new(secret))
 }
 
 /// Git settings: author, credentials and the commit signing key.
@@ -237,13 +251,10 @@ pub fn target(t: &TargetConfig) -> Result<Target, SettingsError> {
             what: format!("target {} path", t.file),
             reason: e.to_string(),
         })?;
-        let field = match t.field.as_deref() {
-            None | Some("tag") => HelmField::Tag,
-            Some("repository") => HelmField::Repository,
-            Some("ref") => HelmField::Ref,
-            Some(_) => HelmField::Digest,
-        };
-        return Ok(Target::Helm { path, field });
+        return Ok(Target::Helm {
+            path,
+            field: t.field.unwrap_or_default(),
+        });
     }
     if let Some(policy) = &t.marker {
         return Ok(Target::Marker {
@@ -263,8 +274,7 @@ pub fn forge(app: &App) -> Result<ForgeSettings, SettingsError> {
         .pull_request
         .as_ref()
         .ok_or_else(|| invalid("missing".into()))?;
-    let kind = ForgeKind::parse(&pr.forge)
-        .ok_or_else(|| invalid(format!("unknown forge `{}`", pr.forge)))?;
+    let kind = pr.forge;
     let token = env(
         &pr.token_env,
         format!("app `{}` pull_request.token_env", app.name),

@@ -23,6 +23,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+use crate::support::imagebump::Imagebump;
+
 /// Python interpreter with `jsonschema` (Debian package python3-jsonschema).
 const PYTHON: &str = "/usr/bin/python3";
 
@@ -153,11 +155,7 @@ fn every_optional_global_key_passes_the_schema_and_validates() {
 
 /// `imagebump validate --config GLOBAL`.
 fn validate(global: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_imagebump"))
-        .args(["validate", "--config"])
-        .arg(global)
-        .output()
-        .unwrap()
+    Imagebump::new(["validate"]).config(global).output()
 }
 
 /// Lay the chart's config out as the ConfigMap + volume `items` do: `imagebump.yaml` and
@@ -958,12 +956,14 @@ fn check_instructions(
         }
         dir.path().join("imagebump.yaml")
     };
-    let mut command = Command::new(env!("CARGO_BIN_EXE_imagebump"));
-    command.args(["validate", "--config"]).arg(&global);
-    for name in &env_names {
-        command.env(name, "0123456789abcdef0123456789abcdef");
-    }
-    let out = command.output().unwrap();
+    let out = Imagebump::new(["validate"])
+        .config(&global)
+        .envs(
+            env_names
+                .iter()
+                .map(|name| (name, "0123456789abcdef0123456789abcdef")),
+        )
+        .output();
     assert!(out.status.success(), "{what}: {}", text(&out));
     assert!(
         out.stderr.is_empty(),

@@ -4,11 +4,10 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use crate::support::imagebump::{BIN, Imagebump};
+
 fn imagebump(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_imagebump"))
-        .args(args)
-        .output()
-        .unwrap()
+    Imagebump::new(args).output()
 }
 
 fn stdout(out: &Output) -> String {
@@ -192,7 +191,7 @@ fn the_readmes_install_commands_work_as_written() {
         .and_then(|rest| rest.split("```").next())
         .expect("the README's completions block");
     let home = tempfile::tempdir().unwrap();
-    let bin = Path::new(env!("CARGO_BIN_EXE_imagebump")).parent().unwrap();
+    let bin = Path::new(BIN).parent().unwrap();
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
     let out = Command::new("bash")
         .args(["--norc", "--noprofile", "-euo", "pipefail", "-c", block])

@@ -24,6 +24,7 @@ use sha2::Sha256;
 use tower::ServiceExt;
 
 use crate::support;
+use crate::support::imagebump::Imagebump;
 
 // ---------------------------------------------------------------------------------------------
 // A recording fake worker.
@@ -1200,15 +1201,9 @@ async fn the_daemon_serves_http_on_a_real_port_and_shuts_down_after_the_in_fligh
     // `imagebump status` prints the same status as a table.
     let status_cli = {
         let base = base.clone();
-        tokio::task::spawn_blocking(move || {
-            std::process::Command::new(env!("CARGO_BIN_EXE_imagebump"))
-                .args(["status", "--url", &base])
-                .env_remove("IMAGEBUMP_URL")
-                .output()
-                .expect("run imagebump status")
-        })
-        .await
-        .expect("join")
+        Imagebump::new(["status", "--url", &base])
+            .output_async()
+            .await
     };
     let table = String::from_utf8_lossy(&status_cli.stdout);
     assert!(

@@ -1,15 +1,12 @@
 //! Every example configuration under `config/` passes `imagebump validate`, and a broken one
 //! fails with every problem listed.
 
+use crate::support::config::ConfigDir;
+use crate::support::imagebump::Imagebump;
 use std::path::Path;
-use std::process::Command;
 
 fn validate(config: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_imagebump"))
-        .args(["validate", "--config"])
-        .arg(config)
-        .output()
-        .expect("run imagebump validate")
+    Imagebump::new(["validate"]).config(config).output()
 }
 
 #[test]
@@ -36,20 +33,13 @@ fn every_example_config_validates() {
 
 #[test]
 fn validate_lists_every_problem_and_exits_2() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("apps")).unwrap();
-    std::fs::write(dir.path().join("imagebump.yaml"), "apps: apps\n").unwrap();
-    std::fs::write(
-        dir.path().join("apps/a.yaml"),
-        "name: a\nrepo: r\nimagez: []\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("apps/b.yaml"),
-        "name: b\nrepo: r\nimages:\n  - image: Bad/Name\n    policy: {semver: '*'}\n    targets: [{file: x.yaml}]\n",
-    )
-    .unwrap();
-    let out = validate(&dir.path().join("imagebump.yaml"));
+    let dir = ConfigDir::with_global("apps: apps\n")
+        .app("a", "name: a\nrepo: r\nimagez: []\n")
+        .app(
+            "b",
+            "name: b\nrepo: r\nimages:\n  - image: Bad/Name\n    policy: {semver: '*'}\n    targets: [{file: x.yaml}]\n",
+        );
+    let out = validate(&dir.global());
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

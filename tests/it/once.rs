@@ -1,12 +1,12 @@
 //! `imagebump once` end to end: the real registry as the image source, real git remotes as the
 //! config repo, the binary as users run it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-use tempfile::TempDir;
-
+use crate::support::config::ConfigDir;
 use crate::support::git::{BareRepo, GitHttpServer};
+use crate::support::imagebump::text;
 use crate::support::registry::{FaultProxy, ImageSpec, TestRegistry};
 
 const KUSTOMIZATION: &str = "\
@@ -36,60 +36,14 @@ api:
     pullPolicy: IfNotPresent
 ";
 
-/// A config dir with a global file and the given app files.
-struct Setup {
-    dir: TempDir,
+/// A config dir on `registry` with the given app files.
+fn setup(registry: &str, apps: &[(&str, String)]) -> ConfigDir {
+    ConfigDir::new(registry, "").apps(apps)
 }
 
-impl Setup {
-    fn new(registry: &str, apps: &[(&str, String)]) -> Setup {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("apps")).unwrap();
-        std::fs::write(
-            dir.path().join("imagebump.yaml"),
-            format!(
-                "apps: apps\nworkdir: cache\ngit:\n  author: {{name: imagebump, email: bot@imagebump.test}}\nregistries:\n  - prefix: {registry}\n    insecure: true\n"
-            ),
-        )
-        .unwrap();
-        for (name, text) in apps {
-            std::fs::write(dir.path().join("apps").join(format!("{name}.yaml")), text).unwrap();
-        }
-        Setup { dir }
-    }
-
-    fn config(&self) -> PathBuf {
-        self.dir.path().join("imagebump.yaml")
-    }
-
-    /// Rewrite the global file's text with `edit`.
-    fn edit_global(&self, edit: impl FnOnce(String) -> String) {
-        let text = std::fs::read_to_string(self.config()).unwrap();
-        std::fs::write(self.config(), edit(text)).unwrap();
-    }
-
-    fn once(&self, extra: &[&str]) -> Output {
-        run_once(&self.config(), extra)
-    }
-}
-
-fn run_once(config: &Path, extra: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_imagebump"))
-        .arg("once")
-        .arg("--config")
-        .arg(config)
-        .args(extra)
-        .output()
-        .expect("run imagebump once")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+/// `imagebump once --config GLOBAL EXTRA...`.
+fn once(setup: &ConfigDir, extra: &[&str]) -> Output {
+    setup.imagebump(["once"]).args(extra).output()
 }
 
 fn app(name: &str, repo: &str, registry: &str, policy: &str) -> String {
@@ -130,7 +84,7 @@ async fn once_commits_the_newest_allowed_tag_and_only_its_bytes() {
     )
     .await;
     let repo = seeded_repo(&host);
-    let setup = Setup::new(
+    let setup = setup(
         &host,
         &[(
             "shop",
@@ -140,7 +94,7 @@ async fn once_commits_the_newest_allowed_tag_and_only_its_bytes() {
 
     // Dry run: the plan, nothing written.
     let before = repo.head("main");
-    let out = setup.once(&["--dry-run", "--output", "json"]);
+    let out = once(&setup, &["--dry-run", "--output", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let plan = plan.as_array().unwrap();
@@ -157,7 +111,7 @@ async fn once_commits_the_newest_allowed_tag_and_only_its_bytes() {
         "{plan:?}"
     );
     assert_eq!(repo.head("main"), before, "a dry run must not push");
-    let out = setup.once(&["--dry-run"]);
+    let out = once(&setup, &["--dry-run"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("-    newTag: 1.0.0\n+    newTag: 1.1.0\n"),
@@ -165,7 +119,7 @@ async fn once_commits_the_newest_allowed_tag_and_only_its_bytes() {
     );
 
     // The real pass: one commit, only the tag bytes changed.
-    let out = setup.once(&[]);
+    let out = once(&setup, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let log = repo.log("main");
     assert_eq!(log.len(), 2, "{log:?}");
@@ -188,7 +142,7 @@ async fn once_commits_the_newest_allowed_tag_and_only_its_bytes() {
 
     // Nothing new: no commit, no push.
     let updates = repo.ref_updates("main");
-    let out = setup.once(&[]);
+    let out = once(&setup, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("shop: up to date"),
@@ -200,7 +154,7 @@ async fn once_commits_the_newest_allowed_tag_and_only_its_bytes() {
 
     // A newer allowed tag: the next pass picks it up.
     push_tags(&registry, "team/api", &["1.2.0"]).await;
-    let out = setup.once(&[]);
+    let out = once(&setup, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(repo.log("main").len(), 3);
     assert!(repo.show("main", "values.yaml").contains("tag: '1.2.0'"));
@@ -232,19 +186,19 @@ async fn never_downgrades_a_newer_deployed_tag() {
             ),
         ],
     );
-    let setup = Setup::new(
+    let setup = setup(
         &host,
         &[(
             "shop",
             app("shop", &repo.file_url(), &host, "{semver: \"^1.0\"}"),
         )],
     );
-    let out = setup.once(&[]);
+    let out = once(&setup, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(repo.log("main").len(), 1, "no downgrade commit");
     // The report names things for what they are (regression, issue 13: `candidate` was the
     // kept 1.5.0, a tag outside every candidate).
-    let out = setup.once(&["--output", "json"]);
+    let out = once(&setup, &["--output", "json"]);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let image = &report["apps"][0]["images"][0];
     assert_eq!(image["deployed"], "1.5.0", "{report}");
@@ -284,8 +238,8 @@ async fn a_failing_registry_or_repo_does_not_stop_the_other_apps() {
             ),
         ),
     ];
-    let setup = Setup::new(&host, &apps);
-    let out = setup.once(&[]);
+    let setup = setup(&host, &apps);
+    let out = once(&setup, &[]);
     let all = text(&out);
     assert_eq!(out.status.code(), Some(1), "{all}");
     assert!(all.contains("good: updated"), "{all}");
@@ -324,20 +278,18 @@ async fn fifty_apps_of_one_repo_are_pushed_once_and_each_image_listed_once() {
         .collect();
     repo.push_files("main", &refs, "fifty apps");
     let app_refs: Vec<(&str, String)> = apps.iter().map(|(a, b)| (a.as_str(), b.clone())).collect();
-    let setup = Setup::new(&host, &app_refs);
+    let setup = setup(&host, &app_refs);
     setup.edit_global(|text| text.replace(
         "git:\n",
         &format!("git:\n  credentials:\n    - url: {url}\n      username: bot\n      password_env: TEST_GIT_PASSWORD\n"),
     ));
 
     let receive_packs = server.receive_packs();
-    let out = Command::new(env!("CARGO_BIN_EXE_imagebump"))
-        .args(["once", "--output", "json", "--config"])
-        .arg(setup.config())
+    let out = setup
+        .imagebump(["once", "--output", "json"])
         .env("TEST_GIT_PASSWORD", http_password)
         .env("RUST_LOG", "debug")
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["apps"].as_array().unwrap().len(), 50);
@@ -361,7 +313,7 @@ async fn fifty_apps_of_one_repo_are_pushed_once_and_each_image_listed_once() {
 async fn a_registry_given_up_is_asked_again_at_once_on_its_webhook() {
     use imagebump::daemon::{Metrics, Scope, Worker};
     use imagebump::engine::Engine;
-    use imagebump::engine::worker::EngineWorker;
+    use imagebump::service::worker::EngineWorker;
     use std::sync::Arc;
 
     let registry = TestRegistry::start_plain().await;
@@ -369,7 +321,7 @@ async fn a_registry_given_up_is_asked_again_at_once_on_its_webhook() {
     let proxy = FaultProxy::start(&registry.url()).await;
     let host = proxy.host();
     let repo = seeded_repo(&host);
-    let setup = Setup::new(
+    let setup = setup(
         &host,
         &[(
             "shop",
@@ -378,7 +330,7 @@ async fn a_registry_given_up_is_asked_again_at_once_on_its_webhook() {
     );
     // A cooldown of an hour (the default is 30 s), to see the setting reach the client.
     setup.edit_global(|text| text + "registry_breaker: {cooldown: 1h, max_cooldown: 2h}\n");
-    let loaded = imagebump::config::load(&setup.config()).unwrap();
+    let loaded = imagebump::config::load(&setup.global()).unwrap();
     assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
     // The daemon's worker, as `imagebump run` builds it.
     let metrics = Arc::new(Metrics::new());
@@ -439,7 +391,7 @@ async fn commits_are_ssh_signed_and_git_verifies_them() {
     let host = registry.host();
     push_tags(&registry, "team/api", &["1.0.0", "1.1.0"]).await;
     let repo = seeded_repo(&host);
-    let setup = Setup::new(
+    let setup = setup(
         &host,
         &[(
             "shop",
@@ -457,7 +409,7 @@ async fn commits_are_ssh_signed_and_git_verifies_them() {
         )
     });
 
-    let out = setup.once(&[]);
+    let out = once(&setup, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let log = repo.log("main");
     assert_eq!(log.len(), 2, "{log:?}");
@@ -503,7 +455,7 @@ async fn commits_are_ssh_signed_and_git_verifies_them() {
     ssh_keygen("ecdsa", &ecdsa);
     setup
         .edit_global(|text| text.replace(&key.display().to_string(), &ecdsa.display().to_string()));
-    let out = setup.once(&[]);
+    let out = once(&setup, &[]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let said = text(&out);
     assert!(
@@ -536,10 +488,10 @@ async fn group_commits_put_every_changed_app_of_a_branch_in_one_commit() {
             repo.file_url()
         )
     };
-    let setup = Setup::new(&host, &[("a", app("a")), ("b", app("b")), ("c", app("c"))]);
+    let setup = setup(&host, &[("a", app("a")), ("b", app("b")), ("c", app("c"))]);
     setup.edit_global(|text| text.replace("git:\n", "git:\n  group_commits: true\n"));
 
-    let out = setup.once(&["--output", "json"]);
+    let out = once(&setup, &["--output", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["pushes"], 1, "{report}");
@@ -576,7 +528,7 @@ async fn group_commits_put_every_changed_app_of_a_branch_in_one_commit() {
     }
 
     // Nothing to do: no commit, no push.
-    let out = setup.once(&[]);
+    let out = once(&setup, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(repo.log("main").len(), 2);
 
@@ -586,7 +538,7 @@ async fn group_commits_put_every_changed_app_of_a_branch_in_one_commit() {
         "group_commits: true\n",
         "group_commits: true\n  group_commit_message: \"bump {{ apps|join(',') }} to {{ images[0].to }}\"\n",
     ));
-    let out = setup.once(&[]);
+    let out = once(&setup, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let log = repo.log("main");
     assert_eq!(log.len(), 3, "{log:?}");
@@ -648,8 +600,8 @@ async fn newest_build_and_digest_pins_use_registry_metadata() {
         "name: builds\nrepo: {}\nimages:\n  - name: api\n    image: {host}/team/api\n    policy: {{newest_build: {{}}}}\n    tags: {{include: '^sha-'}}\n    pin_digest: true\n    targets: [{{file: kustomization.yaml}}]\n  - name: web\n    image: {host}/team/web\n    policy: {{digest: latest}}\n    targets: [{{file: kustomization.yaml}}]\n",
         repo.file_url()
     );
-    let setup = Setup::new(&host, &[("builds", app)]);
-    let out = setup.once(&[]);
+    let setup = setup(&host, &[("builds", app)]);
+    let out = once(&setup, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let file = repo.show("main", "kustomization.yaml");
     assert!(file.contains("newTag: sha-bbbbbbb"), "{file}");
@@ -659,7 +611,7 @@ async fn newest_build_and_digest_pins_use_registry_metadata() {
     );
     assert!(file.contains(&format!("digest: {}", web.digest)), "{file}");
     // The same digests on the next pass: nothing to do.
-    let out = setup.once(&[]);
+    let out = once(&setup, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(repo.log("main").len(), 2, "{}", text(&out));
 }
@@ -670,7 +622,7 @@ async fn newest_build_and_digest_pins_use_registry_metadata() {
 fn text_logs_off_a_terminal_have_no_colour_codes() {
     let dir = tempfile::tempdir().unwrap();
     // A registry port nothing listens on and a repo without the branch: warnings are logged.
-    let setup = Setup::new("127.0.0.1:9", &[]);
+    let setup = setup("127.0.0.1:9", &[]);
     let remote = dir.path().join("empty.git");
     crate::support::git::git(
         dir.path(),
@@ -678,11 +630,11 @@ fn text_logs_off_a_terminal_have_no_colour_codes() {
     );
     let url = format!("file://{}", remote.display());
     std::fs::write(
-        setup.dir.path().join("apps/a.yaml"),
+        setup.path().join("apps/a.yaml"),
         app("a", &url, "127.0.0.1:9", "{semver: \"^1\"}"),
     )
     .unwrap();
-    let out = setup.once(&["--log-level", "info"]);
+    let out = once(&setup, &["--log-level", "info"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("WARN"), "{}", text(&out));
     assert!(
@@ -724,8 +676,8 @@ plain:
         "name: prod\nrepo: {}\nimages:\n  - name: api\n    image: {host}/team/api\n    policy: {{semver: \"^1\"}}\n    pin_digest: true\n    targets:\n      - {{file: values.yaml, path: bitnami.image.tag}}\n      - {{file: values.yaml, path: plain.image.tag}}\n",
         repo.file_url()
     );
-    let setup = Setup::new(&host, &[("prod", app)]);
-    let out = setup.once(&[]);
+    let setup = setup(&host, &[("prod", app)]);
+    let out = once(&setup, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let file = repo.show("main", "values.yaml");
     let want = values
@@ -751,7 +703,7 @@ plain:
         "each written digest once, no claim beyond: {message}"
     );
     // The digests read back: nothing to do on the next pass.
-    let out = setup.once(&[]);
+    let out = once(&setup, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(repo.log("main").len(), 2, "{}", text(&out));
 }
@@ -797,7 +749,7 @@ async fn a_platform_filter_skips_tags_without_an_image_for_every_platform() {
             repo.file_url()
         )
     };
-    let setup = Setup::new(&host, &[("multi", app(""))]);
+    let setup = setup(&host, &[("multi", app(""))]);
     setup.edit_global(|text| {
         text.replace(
             "    insecure: true\n",
@@ -805,7 +757,7 @@ async fn a_platform_filter_skips_tags_without_an_image_for_every_platform() {
         )
     });
 
-    let out = setup.once(&["--dry-run"]);
+    let out = once(&setup, &["--dry-run"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -825,18 +777,18 @@ async fn a_platform_filter_skips_tags_without_an_image_for_every_platform() {
     );
     assert!(proxy.count("/manifests/1.3.0") >= 1);
 
-    let out = setup.once(&[]);
+    let out = once(&setup, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let file = repo.show("main", "kustomization.yaml");
     assert!(file.contains("newTag: 1.1.0"), "{file}");
 
     // The image's own `platform` overrides the registry's: amd64 alone takes 1.3.0.
     std::fs::write(
-        setup.dir.path().join("apps/multi.yaml"),
+        setup.path().join("apps/multi.yaml"),
         app("    platform: linux/amd64\n"),
     )
     .unwrap();
-    let out = setup.once(&[]);
+    let out = once(&setup, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let file = repo.show("main", "kustomization.yaml");
     assert!(file.contains("newTag: 1.3.0"), "{file}");
@@ -868,8 +820,8 @@ async fn one_image_in_two_written_forms_is_one_image_in_the_commit_subject() {
         "name: shop\nrepo: {}\nimages:\n  - name: api\n    image: {host}/team/api\n    policy: {{semver: \"^1\"}}\n    targets:\n      - file: overlays/dev/kustomization.yaml\n      - file: k8s/deploy.yaml\n",
         repo.file_url()
     );
-    let setup = Setup::new(&host, &[("shop", app)]);
-    let out = setup.once(&[]);
+    let setup = setup(&host, &[("shop", app)]);
+    let out = once(&setup, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let log = repo.log("main");
     assert_eq!(

@@ -2,12 +2,14 @@
 //! remote, `imagebump once` as users run it, and the forge API stand-ins that check every
 //! request against the documented API.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use imagebump::forge::ForgeKind;
 
+use crate::support::config::ConfigDir;
 use crate::support::forge::{Fault, StandIn, TOKEN, TOKEN_ENV};
 use crate::support::git::{BareRepo, git};
+use crate::support::imagebump::text;
 use crate::support::registry::{ImageSpec, Pushed, TestRegistry};
 
 const VALUES: &str = "\
@@ -25,7 +27,7 @@ struct Case {
     first: Pushed,
     repo: BareRepo,
     forge: StandIn,
-    dir: tempfile::TempDir,
+    dir: ConfigDir,
 }
 
 impl Case {
@@ -44,30 +46,21 @@ impl Case {
             &[("values.yaml", &VALUES.replace("REGISTRY", &host))],
         );
         let forge = StandIn::start(kind).await;
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("apps")).unwrap();
-        std::fs::write(
-            dir.path().join("imagebump.yaml"),
-            format!(
-                "apps: apps\nworkdir: cache\ngit:\n  author: {{name: imagebump, email: bot@imagebump.test}}\nregistries:\n  - {{prefix: '{host}', insecure: true}}\n"
-            ),
-        )
-        .unwrap();
+        let dir = ConfigDir::new(&host, "");
         let forge_name = match kind {
             ForgeKind::Github => "github",
             ForgeKind::Gitlab => "gitlab",
             ForgeKind::Gitea => "gitea",
         };
-        std::fs::write(
-            dir.path().join("apps/shop-staging.yaml"),
-            format!(
+        dir.write(
+            "apps/shop-staging.yaml",
+            &format!(
                 "name: shop-staging\nrepo: {}\nwrite: pull-request\npull_request:\n  forge: {forge_name}\n  api_url: {}\n  project: {}\n  token_env: {TOKEN_ENV}\n  labels: [images]\nimages:\n  - name: api\n    image: {host}/team/api\n    policy: {{semver: \"^1\"}}\n    targets:\n      - {{file: values.yaml, path: api.image.tag}}\n",
                 repo.file_url(),
                 forge.api_url(),
                 forge.project()
             ),
-        )
-        .unwrap();
+        );
         Case {
             registry,
             first,
@@ -85,17 +78,11 @@ impl Case {
     }
 
     async fn once(&self) -> Output {
-        let config = self.dir.path().join("imagebump.yaml");
-        tokio::task::spawn_blocking(move || {
-            Command::new(env!("CARGO_BIN_EXE_imagebump"))
-                .args(["once", "--config"])
-                .arg(config)
-                .env(TOKEN_ENV, TOKEN)
-                .output()
-                .unwrap()
-        })
-        .await
-        .unwrap()
+        self.dir
+            .imagebump(["once"])
+            .env(TOKEN_ENV, TOKEN)
+            .output_async()
+            .await
     }
 
     fn bot_commits(&self) -> usize {
@@ -107,15 +94,6 @@ impl Case {
         .parse()
         .unwrap()
     }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 async fn lifecycle(kind: ForgeKind) {

@@ -9,6 +9,8 @@ use imagebump::registry::{
 };
 use time::macros::datetime;
 
+use crate::support::config::ConfigDir;
+use crate::support::imagebump::Imagebump;
 use crate::support::registry::{
     AuthMode, Fault, FaultProxy, ImageSpec, NotificationEndpoint, RegistryConfig, TestRegistry,
 };
@@ -730,12 +732,10 @@ async fn digest_by_head_with_get_fallback() {
 }
 
 async fn imagebump(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_imagebump"))
-        .args(args)
+    let output = Imagebump::new(args)
         .envs(env.iter().copied())
-        .output()
-        .await
-        .expect("run imagebump");
+        .output_async()
+        .await;
     (
         output.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -1258,17 +1258,11 @@ async fn tags_marks_the_tag_a_policy_picks() {
     assert_eq!(lines[4], "latest", "{stdout}");
 
     // The registry settings can come from the global config instead of flags.
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("apps")).unwrap();
-    let config = dir.path().join("imagebump.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "registries:\n  - {{prefix: '{}', insecure: true}}\n",
-            registry.host()
-        ),
-    )
-    .unwrap();
+    let dir = ConfigDir::with_global(&format!(
+        "registries:\n  - {{prefix: '{}', insecure: true}}\n",
+        registry.host()
+    ));
+    let config = dir.global();
     let (code, from_config, stderr) = imagebump(
         &[
             "tags",

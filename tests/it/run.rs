@@ -2,13 +2,13 @@
 //! daemon commits to a real git remote; signals reload and stop it.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use tempfile::TempDir;
-
+use crate::support::config::ConfigDir;
 use crate::support::free_port;
 use crate::support::git::BareRepo;
+use crate::support::imagebump::Process;
 use crate::support::registry::{ImageSpec, NotificationEndpoint, RegistryConfig, TestRegistry};
 
 const TOKEN: &str = "Bearer webhook-token-for-tests";
@@ -21,31 +21,21 @@ api:
     tag: 1.0.0
 ";
 
+/// `imagebump run`, stopped by its pid when dropped.
 struct Daemon {
-    child: Child,
+    child: Process,
     port: u16,
-    dir: TempDir,
+    dir: ConfigDir,
     log: PathBuf,
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 impl Daemon {
-    fn start(dir: TempDir, port: u16) -> Daemon {
+    fn start(dir: ConfigDir, port: u16) -> Daemon {
         let log = dir.path().join("daemon.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_imagebump"))
-            .args(["run", "--log-level", "info", "--config"])
-            .arg(dir.path().join("imagebump.yaml"))
+        let child = dir
+            .imagebump(["run", "--log-level", "info"])
             .env("WEBHOOK_TOKEN", TOKEN)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start imagebump run");
+            .spawn(Stdio::null(), std::fs::File::create(&log).unwrap());
         let daemon = Daemon {
             child,
             port,
@@ -102,11 +92,7 @@ impl Daemon {
     }
 
     fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{signal}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        self.child.signal(signal);
     }
 
     fn config_dir(&self) -> &Path {
@@ -114,25 +100,21 @@ impl Daemon {
     }
 }
 
-fn setup(registry: &TestRegistry, repo: &BareRepo, port: u16, interval: &str) -> TempDir {
+fn setup(registry: &TestRegistry, repo: &BareRepo, port: u16, interval: &str) -> ConfigDir {
     let host = registry.host();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("apps")).unwrap();
-    std::fs::write(
-        dir.path().join("imagebump.yaml"),
-        format!(
-            "apps: apps\nworkdir: cache\ninterval: {interval}\ngit:\n  author: {{name: imagebump, email: bot@imagebump.test}}\nregistries:\n  - prefix: {host}\n    insecure: true\nwebhook:\n  listen: 127.0.0.1:{port}\n  receivers:\n    - type: distribution\n      secret_env: WEBHOOK_TOKEN\n"
+    let dir = ConfigDir::new(
+        &host,
+        &format!(
+            "interval: {interval}\nwebhook:\n  listen: 127.0.0.1:{port}\n  receivers:\n    - type: distribution\n      secret_env: WEBHOOK_TOKEN\n"
         ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("apps/shop.yaml"),
-        format!(
+    );
+    dir.write(
+        "apps/shop.yaml",
+        &format!(
             "name: shop\nrepo: {}\nimages:\n  - name: api\n    image: {host}/team/api\n    policy: {{semver: \"^1\"}}\n    targets:\n      - {{file: values.yaml, path: api.image.tag}}\n",
             repo.file_url()
         ),
-    )
-    .unwrap();
+    );
     dir
 }
 
@@ -276,7 +258,7 @@ async fn sighup_with_a_broken_config_keeps_the_old_one_and_sigterm_stops_cleanly
         &[("values.yaml", &VALUES.replace("REGISTRY", &host))],
     );
     let dir = setup(&registry, &repo, port, "1h");
-    let config = dir.path().join("imagebump.yaml");
+    let config = dir.global();
     tokio::task::spawn_blocking(move || {
         let mut daemon = Daemon::start(dir, port);
         // The first cycle already converged (readiness waits for it).
@@ -303,7 +285,7 @@ async fn sighup_with_a_broken_config_keeps_the_old_one_and_sigterm_stops_cleanly
         let started = Instant::now();
         daemon.signal("TERM");
         let status = loop {
-            if let Some(status) = daemon.child.try_wait().unwrap() {
+            if let Some(status) = daemon.child.try_wait() {
                 break status;
             }
             assert!(started.elapsed() < Duration::from_secs(10), "did not stop");
@@ -447,24 +429,13 @@ async fn a_webhook_secret_shorter_than_16_bytes_is_refused() {
     let repo = BareRepo::with_files("main", &[("values.yaml", VALUES)]);
     let dir = setup(&registry, &repo, free_port(), "1h");
     for weak in ["Zq", "Bearer Zq9abc"] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_imagebump"))
-            .args(["run", "--config"])
-            .arg(dir.path().join("imagebump.yaml"))
+        let child = dir
+            .imagebump(["run"])
             .env("WEBHOOK_TOKEN", weak)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("`run` started with the weak secret {weak:?}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let out = child.wait_with_output().unwrap();
+            .spawn(Stdio::null(), Stdio::piped());
+        let Some(out) = child.wait_timeout(Duration::from_secs(10)) else {
+            panic!("`run` started with the weak secret {weak:?}");
+        };
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{weak:?}: {stderr}");
         assert!(

@@ -1,7 +1,6 @@
 //! `imagebump select` run as a process: stdout, stderr and exit codes 0 / 1 / 2.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use crate::support::imagebump::Imagebump;
 
 struct Run {
     code: i32,
@@ -10,24 +9,7 @@ struct Run {
 }
 
 fn select(args: &[&str], stdin: &str) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_imagebump"))
-        .arg("select")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn imagebump");
-    let written = child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes());
-    // A usage error exits before reading stdin; the pipe is then closed under us.
-    if let Err(e) = written {
-        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "write stdin: {e}");
-    }
-    let out = child.wait_with_output().expect("wait");
+    let out = Imagebump::new(["select"]).args(args).stdin(stdin).output();
     Run {
         code: out.status.code().expect("exit code"),
         stdout: String::from_utf8(out.stdout).expect("utf8"),

@@ -6,15 +6,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_imagebump");
+use crate::support::imagebump::Imagebump;
 
 fn set(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("set")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run imagebump")
+    Imagebump::new(["set"]).args(args).current_dir(dir).output()
 }
 
 fn code(out: &Output) -> i32 {

@@ -2,24 +2,20 @@
 //! its position.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
+
+use crate::support::config::ConfigDir;
+use crate::support::imagebump::Imagebump;
 
 fn validate(global: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_imagebump"))
-        .args(["validate", "--config"])
-        .arg(global)
-        .env_remove("IMAGEBUMP_CONFIG")
-        .output()
-        .unwrap()
+    Imagebump::new(["validate"]).config(global).output()
 }
 
 /// A config dir with `global` as imagebump.yaml and `apps` as apps/NAME.
-fn config(global: &str, apps: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("imagebump.yaml"), global).unwrap();
-    std::fs::create_dir(dir.path().join("apps")).unwrap();
+fn config(global: &str, apps: &[(&str, &str)]) -> ConfigDir {
+    let dir = ConfigDir::with_global(global);
     for (name, text) in apps {
-        std::fs::write(dir.path().join("apps").join(name), text).unwrap();
+        dir.write(&format!("apps/{name}"), text);
     }
     dir
 }
@@ -148,17 +144,10 @@ fn bad_helm_paths_are_refused_at_validate_time() {
 }
 
 fn imagebump(args: &[&str], global: &Path, env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_imagebump"));
-    command
-        .args(args)
-        .arg("--config")
-        .arg(global)
-        .env_remove("IMAGEBUMP_CONFIG")
-        .env_remove("RUST_LOG");
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    command.output().unwrap()
+    Imagebump::new(args)
+        .config(global)
+        .envs(env.iter().copied())
+        .output()
 }
 
 #[test]

@@ -1,28 +1,14 @@
 //! Fault suite: config faults (see docs/reliability.md).
 
-use std::process::{Command, Output};
+use std::process::Output;
 
+use crate::support::config::ConfigDir;
 use crate::support::git::BareRepo;
+use crate::support::imagebump::{Imagebump, text};
 use crate::support::registry::{ImageSpec, TestRegistry};
 
 fn imagebump(args: &[&str], config: &std::path::Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_imagebump"))
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .env_remove("IMAGEBUMP_CONFIG")
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    Imagebump::new(args).config(config).output()
 }
 
 /// A template that only fails on the real change set (two rows, which no sample has) passes
@@ -48,24 +34,17 @@ async fn dry_run_fails_where_the_real_pass_would_on_a_data_dependent_template() 
             ("values.yaml", "api:\n  image:\n    tag: 1.0.0\n"),
         ],
     );
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("apps")).unwrap();
-    let config = dir.path().join("imagebump.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "apps: apps\nworkdir: cache\nregistries:\n  - prefix: {host}\n    insecure: true\n"
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("apps/shop.yaml"),
-        format!(
+    let dir = ConfigDir::with_global(&format!(
+        "apps: apps\nworkdir: cache\nregistries:\n  - prefix: {host}\n    insecure: true\n"
+    ));
+    let config = dir.global();
+    dir.write(
+        "apps/shop.yaml",
+        &format!(
             "name: shop\nrepo: {}\ncommit_message: \"{{% if changes|length == 2 %}}{{{{ changes[0].nope }}}}{{% endif %}}bump\"\nimages:\n  - name: api\n    image: {host}/team/api\n    policy: {{semver: '^1'}}\n    targets:\n      - file: k8s/kustomization.yaml\n      - {{file: values.yaml, path: api.image.tag}}\n",
             repo.file_url()
         ),
-    )
-    .unwrap();
+    );
     let out = imagebump(&["validate"], &config);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 

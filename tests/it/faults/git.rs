@@ -3,12 +3,12 @@
 //! Real remotes only: bare repositories over `file://` and smart HTTP (`git http-backend`)
 //! with hooks; the `imagebump` binary as users run it.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 
-use tempfile::TempDir;
-
+use crate::support::config::ConfigDir;
 use crate::support::git::{BareRepo, GitHttpServer, git};
+pub(super) use crate::support::imagebump::text;
 use crate::support::registry::{ImageSpec, TestRegistry};
 
 /// A values file whose `api.image.tag` is `tag`.
@@ -27,69 +27,10 @@ pub(super) fn app(name: &str, repo: &str, registry: &str, files: &[&str]) -> Str
     )
 }
 
-/// A config dir (global file + app files) with its workdir inside.
-pub(super) struct Config {
-    pub dir: TempDir,
-}
-
-impl Config {
-    pub fn new(registry: &str, extra_global: &str, apps: &[(&str, String)]) -> Config {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("apps")).unwrap();
-        std::fs::write(
-            dir.path().join("imagebump.yaml"),
-            format!(
-                "apps: apps\nworkdir: cache\ngit:\n  author: {{name: imagebump, email: bot@imagebump.test}}\n{extra_global}registries:\n  - prefix: {registry}\n    insecure: true\n"
-            ),
-        )
-        .unwrap();
-        for (name, text) in apps {
-            std::fs::write(dir.path().join("apps").join(format!("{name}.yaml")), text).unwrap();
-        }
-        Config { dir }
-    }
-
-    pub fn path(&self) -> PathBuf {
-        self.dir.path().join("imagebump.yaml")
-    }
-
-    pub fn workdir(&self) -> PathBuf {
-        self.dir.path().join("cache")
-    }
-
-    /// `imagebump once` on this config.
-    pub fn once_command(&self) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_imagebump"));
-        command.arg("once").arg("--config").arg(self.path());
-        command
-    }
-
-    pub fn once(&self) -> Output {
-        self.once_command().output().expect("run imagebump once")
-    }
-
-    /// The clone directories in the workdir.
-    pub fn clones(&self) -> Vec<PathBuf> {
-        let Ok(entries) = std::fs::read_dir(self.workdir()) else {
-            return Vec::new();
-        };
-        let mut clones: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.join(".git").is_dir())
-            .collect();
-        clones.sort();
-        clones
-    }
-}
-
-pub(super) fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+/// A config dir of `apps` on `registry`; `extra_global` goes right after the git author (so
+/// indented lines are more `git` keys).
+pub(super) fn config_dir(registry: &str, extra_global: &str, apps: &[(&str, String)]) -> ConfigDir {
+    ConfigDir::new(registry, extra_global).apps(apps)
 }
 
 /// A registry with `team/api` at 1.0.0 and 1.1.0.
@@ -134,7 +75,7 @@ async fn a_committed_symlink_never_lets_a_target_read_or_write_outside_the_clone
     push_symlink(&repo, "inner", Path::new("apps/real"));
     let head = repo.head("main");
     let url = repo.file_url();
-    let config = Config::new(
+    let config = config_dir(
         &host,
         "",
         &[
@@ -146,7 +87,7 @@ async fn a_committed_symlink_never_lets_a_target_read_or_write_outside_the_clone
         ],
     );
 
-    let out = config.once();
+    let out = config.imagebump(["once"]).output();
     let all = text(&out);
     assert_eq!(out.status.code(), Some(1), "{all}");
     assert!(
@@ -196,7 +137,7 @@ pub(super) fn fsck(dir: &Path) -> Result<(), String> {
 pub(super) const HTTP_PASSWORD: &str = "s3cret-http-pass";
 
 /// Smart HTTP in front of `repo`, and the global-file lines that give imagebump its credential
-/// (the password in `TEST_GIT_PASSWORD`, set by [`Config::once_command`]'s callers).
+/// (the password in `TEST_GIT_PASSWORD`, set by the callers of `once`).
 pub(super) fn http_remote(repo: &BareRepo) -> (GitHttpServer, String, String) {
     let server = GitHttpServer::start(repo.root(), "bot", HTTP_PASSWORD);
     let url = server.url("repo.git");
@@ -215,7 +156,7 @@ async fn the_clone_cache_is_whole_after_a_retried_push() {
     let host = registry.host();
     let repo = BareRepo::with_files("main", &[("values.yaml", &values(&host, "1.0.0"))]);
     let (_server, url, credentials) = http_remote(&repo);
-    let config = Config::new(
+    let config = config_dir(
         &host,
         &credentials,
         &[("shop", app("shop", &url, &host, &["values.yaml"]))],
@@ -223,11 +164,10 @@ async fn the_clone_cache_is_whole_after_a_retried_push() {
     repo.sneak_in_commit_during_next_push("main");
 
     let out = config
-        .once_command()
+        .imagebump(["once"])
         .env("TEST_GIT_PASSWORD", HTTP_PASSWORD)
         .env("RUST_LOG", "info")
-        .output()
-        .unwrap();
+        .output();
     let all = text(&out);
     assert_eq!(out.status.code(), Some(0), "{all}");
     assert!(all.contains("push rejected; replanning"), "no retry: {all}");
@@ -246,10 +186,9 @@ async fn the_clone_cache_is_whole_after_a_retried_push() {
     }
     // The next pass uses the cache as it is: no "damaged; cloning again".
     let out = config
-        .once_command()
+        .imagebump(["once"])
         .env("TEST_GIT_PASSWORD", HTTP_PASSWORD)
-        .output()
-        .unwrap();
+        .output();
     let all = text(&out);
     assert_eq!(out.status.code(), Some(0), "{all}");
     assert!(!all.contains("cloning again"), "{all}");
@@ -277,17 +216,16 @@ async fn a_push_the_remote_declines_is_not_retried_and_shows_the_remote_message(
     .unwrap();
     std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let (_server, url, credentials) = http_remote(&repo);
-    let config = Config::new(
+    let config = config_dir(
         &host,
         &credentials,
         &[("shop", app("shop", &url, &host, &["values.yaml"]))],
     );
 
     let out = config
-        .once_command()
+        .imagebump(["once"])
         .env("TEST_GIT_PASSWORD", HTTP_PASSWORD)
-        .output()
-        .unwrap();
+        .output();
     let all = text(&out);
     assert_eq!(out.status.code(), Some(1), "{all}");
     assert!(
@@ -320,16 +258,15 @@ async fn a_missing_repository_over_http_is_named_as_not_found_or_needing_credent
     let with_credential = format!(
         "  credentials:\n    - url: {missing}\n      username: bot\n      password_env: TEST_GIT_PASSWORD\n"
     );
-    let config = Config::new(
+    let config = config_dir(
         &host,
         &with_credential,
         &[("shop", app("shop", &missing, &host, &["values.yaml"]))],
     );
     let out = config
-        .once_command()
+        .imagebump(["once"])
         .env("TEST_GIT_PASSWORD", HTTP_PASSWORD)
-        .output()
-        .unwrap();
+        .output();
     let all = text(&out);
     assert_eq!(out.status.code(), Some(1), "{all}");
     assert!(
@@ -338,12 +275,12 @@ async fn a_missing_repository_over_http_is_named_as_not_found_or_needing_credent
     );
 
     // Without one: the server asks for credentials, as forges do for a missing repository.
-    let config = Config::new(
+    let config = config_dir(
         &host,
         "",
         &[("shop", app("shop", &missing, &host, &["values.yaml"]))],
     );
-    let out = config.once();
+    let out = config.imagebump(["once"]).output();
     let all = text(&out);
     assert_eq!(out.status.code(), Some(1), "{all}");
     assert!(
@@ -367,12 +304,12 @@ async fn a_rewound_or_vanished_remote_is_followed_never_overwritten() {
     let repo = BareRepo::with_files("main", &[("values.yaml", &values(&host, "1.0.0"))]);
     let initial = repo.head("main").unwrap();
     let url = repo.file_url();
-    let config = Config::new(
+    let config = config_dir(
         &host,
         "",
         &[("shop", app("shop", &url, &host, &["values.yaml"]))],
     );
-    let out = config.once();
+    let out = config.imagebump(["once"]).output();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let ours = repo.head("main").unwrap();
     assert_ne!(ours, initial);
@@ -380,7 +317,7 @@ async fn a_rewound_or_vanished_remote_is_followed_never_overwritten() {
     // The rewind: main goes back to the initial commit, plus a human's commit on top.
     git(repo.path(), &["update-ref", "refs/heads/main", &initial]);
     let human = repo.push_files("main", &[("README.md", "hello\n")], "human after rewind");
-    let out = config.once();
+    let out = config.imagebump(["once"]).output();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let log = repo.log("main");
     assert_eq!(log.len(), 3, "{log:?}");
@@ -395,7 +332,7 @@ async fn a_rewound_or_vanished_remote_is_followed_never_overwritten() {
     // The remote vanishes: the app fails naming it; the clone and the remote are unchanged.
     let moved = repo.root().join("moved.git");
     std::fs::rename(repo.path(), &moved).unwrap();
-    let out = config.once();
+    let out = config.imagebump(["once"]).output();
     let all = text(&out);
     assert_eq!(out.status.code(), Some(1), "{all}");
     assert!(all.contains(&url), "{all}");
@@ -403,7 +340,7 @@ async fn a_rewound_or_vanished_remote_is_followed_never_overwritten() {
     fsck(clone).unwrap();
     std::fs::rename(&moved, repo.path()).unwrap();
     let head = repo.head("main");
-    let out = config.once();
+    let out = config.imagebump(["once"]).output();
     let all = text(&out);
     assert_eq!(out.status.code(), Some(0), "{all}");
     assert!(!all.contains("cloning again"), "{all}");

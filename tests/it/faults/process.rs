@@ -3,11 +3,13 @@
 //! Real `imagebump` processes on one workdir, real remotes (`file://`, smart HTTP), and
 //! `kill -9` sent by pid to the processes these tests started, never by name.
 
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use super::git::{Config, HTTP_PASSWORD, app, fsck, http_remote, registry, text, values};
+use super::git::{HTTP_PASSWORD, app, config_dir, fsck, http_remote, registry, text, values};
+use crate::support::config::ConfigDir;
 use crate::support::git::{BareRepo, git};
+use crate::support::imagebump::Process;
 use crate::support::registry::ImageSpec;
 
 const APPS: usize = 30;
@@ -38,10 +40,10 @@ fn many_apps(host: &str, url: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// A config of `apps` (the names borrowed as `Config::new` wants them).
-fn config_of(host: &str, extra_global: &str, apps: &[(String, String)]) -> Config {
+/// A config of `apps` (the names borrowed as `config` wants them).
+fn config_of(host: &str, extra_global: &str, apps: &[(String, String)]) -> ConfigDir {
     let apps: Vec<(&str, String)> = apps.iter().map(|(a, b)| (a.as_str(), b.clone())).collect();
-    Config::new(host, extra_global, &apps)
+    config_dir(host, extra_global, &apps)
 }
 
 /// Every app's file on the remote is at `tag`, and every commit imagebump made changes
@@ -88,15 +90,11 @@ async fn two_processes_on_one_workdir_take_turns_and_lose_nothing() {
 
     let spawn = || {
         config
-            .once_command()
-            .args(["--output", "json"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
+            .imagebump(["once", "--output", "json"])
+            .spawn(Stdio::piped(), Stdio::piped())
     };
     let (a, b) = (spawn(), spawn());
-    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let (a, b) = (a.wait_with_output(), b.wait_with_output());
     for out in [&a, &b] {
         assert_eq!(out.status.code(), Some(0), "{}", text(out));
     }
@@ -137,7 +135,7 @@ async fn a_workdir_held_by_another_process_fails_naming_its_pid() {
         "  workdir_wait: 1s\n",
         &many_apps(&host, &repo.file_url()),
     );
-    let out = config.once();
+    let out = config.imagebump(["once"]).output();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_remote_complete(&repo, "1.1.0");
 
@@ -157,7 +155,7 @@ async fn a_workdir_held_by_another_process_fails_naming_its_pid() {
     let head = repo.head("main");
 
     let started = Instant::now();
-    let out = config.once();
+    let out = config.imagebump(["once"]).output();
     let all = text(&out);
     assert_eq!(out.status.code(), Some(1), "{all}");
     assert!(
@@ -175,17 +173,14 @@ async fn a_workdir_held_by_another_process_fails_naming_its_pid() {
     assert_eq!(repo.head("main"), head, "it pushed without the lock");
 
     drop(holder);
-    let out = config.once();
+    let out = config.imagebump(["once"]).output();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_remote_complete(&repo, "1.2.0");
 }
 
 /// Sends SIGKILL to `child` (a process this test started, by its pid) and reaps it.
-fn kill_9(child: &mut Child) {
-    let _ = std::process::Command::new("kill")
-        .args(["-9", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
+fn kill_9(child: &mut Process) {
+    child.stop();
 }
 
 /// Process faults: `kill -9` at different moments of a pass (while cloning, planning,
@@ -200,12 +195,9 @@ async fn kill_9_mid_pass_then_restart_recovers() {
     let config = config_of(&host, &credentials, &many_apps(&host, &url));
     let spawn = || {
         config
-            .once_command()
+            .imagebump(["once"])
             .env("TEST_GIT_PASSWORD", HTTP_PASSWORD)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
+            .spawn(Stdio::null(), Stdio::null())
     };
 
     let tags = ["1.2.0", "1.3.0", "1.4.0", "1.5.0"];
@@ -221,10 +213,9 @@ async fn kill_9_mid_pass_then_restart_recovers() {
             assert_remote_partial_is_whole(&repo);
         }
         let out = config
-            .once_command()
+            .imagebump(["once"])
             .env("TEST_GIT_PASSWORD", HTTP_PASSWORD)
-            .output()
-            .unwrap();
+            .output();
         assert_eq!(out.status.code(), Some(0), "round {round}: {}", text(&out));
         assert_remote_complete_at_least(&repo, tag);
         for clone in config.clones() {

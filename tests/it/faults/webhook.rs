@@ -6,32 +6,28 @@
 //! from the daemon's `/proc/PID/status` (`VmHWM`, the peak resident set).
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::support::config::ConfigDir;
 use crate::support::free_port;
+use crate::support::imagebump::{Imagebump, Process};
 
 const TOKEN: &str = "Bearer a-webhook-token-of-32-bytes!";
 const HMAC_KEY: &str = "an-hmac-key-of-at-least-16-bytes";
 const MIB: usize = 1024 * 1024;
 
+/// `imagebump run`, stopped by its pid when dropped.
 struct Daemon {
-    child: Child,
+    child: Process,
     port: u16,
     /// The `http.listen` port, when the daemon has one.
     status_port: Option<u16>,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    _dir: ConfigDir,
 }
 
 impl Daemon {
@@ -43,29 +39,19 @@ impl Daemon {
 
     /// With `separate_status`, health, metrics and status get their own `http.listen` port.
     async fn start_with(separate_status: bool) -> Daemon {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("apps")).unwrap();
         let port = free_port();
         let status_port = separate_status.then(free_port);
         let http = status_port
             .map(|p| format!("http:\n  listen: 127.0.0.1:{p}\n"))
             .unwrap_or_default();
-        std::fs::write(
-            dir.path().join("imagebump.yaml"),
-            format!(
-                "apps: apps\nworkdir: cache\ngit:\n  author: {{name: imagebump, email: bot@imagebump.test}}\n{http}webhook:\n  listen: 127.0.0.1:{port}\n  receivers:\n    - {{type: distribution, secret_env: WEBHOOK_TOKEN}}\n    - {{type: ghcr, secret_env: GHCR_SECRET}}\n"
-            ),
-        )
-        .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_imagebump"))
-            .args(["run", "--ready-at-start", "--log-level", "warn", "--config"])
-            .arg(dir.path().join("imagebump.yaml"))
+        let dir = ConfigDir::with_global(&format!(
+            "apps: apps\nworkdir: cache\ngit:\n  author: {{name: imagebump, email: bot@imagebump.test}}\n{http}webhook:\n  listen: 127.0.0.1:{port}\n  receivers:\n    - {{type: distribution, secret_env: WEBHOOK_TOKEN}}\n    - {{type: ghcr, secret_env: GHCR_SECRET}}\n"
+        ));
+        let child = dir
+            .imagebump(["run", "--ready-at-start", "--log-level", "warn"])
             .env("WEBHOOK_TOKEN", TOKEN)
             .env("GHCR_SECRET", HMAC_KEY)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start imagebump run");
+            .spawn(Stdio::null(), Stdio::null());
         let daemon = Daemon {
             child,
             port,
@@ -92,7 +78,7 @@ impl Daemon {
     fn kib(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(
             Path::new("/proc")
-                .join(self.child.id().to_string())
+                .join(self.child.pid().to_string())
                 .join("status"),
         )
         .unwrap();
@@ -280,14 +266,9 @@ async fn with_http_listen_the_webhook_port_serves_webhooks_only() {
         Some(404),
         "no webhooks on http.listen"
     );
-    let status = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_imagebump"))
-            .args(["status", "--url", &format!("http://127.0.0.1:{operator}")])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let status = Imagebump::new(["status", "--url", &format!("http://127.0.0.1:{operator}")])
+        .output_async()
+        .await;
     assert!(status.status.success(), "{status:?}");
     assert!(String::from_utf8_lossy(&status.stdout).starts_with("APP"));
 }

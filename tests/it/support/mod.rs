@@ -8,8 +8,10 @@ pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     listener.local_addr().expect("local addr").port()
 }
+pub mod config;
 pub mod forge;
 pub mod git;
+pub mod imagebump;
 
 pub mod registry;
 

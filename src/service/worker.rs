@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use super::{Engine, PassOptions, PassReport};
 use crate::daemon::{self, CycleReport, Metrics, Scope, Worker};
+use crate::engine::{AppError, Engine, PassOptions, PassReport};
 use crate::registry::Stats;
 
 /// An [`Engine`] serving the daemon.
@@ -29,6 +29,7 @@ impl EngineWorker {
             .map(|a| a.name.clone())
             .collect();
         let exported = Mutex::new(engine.registry().stats());
+        metrics.problem_kinds(AppError::KINDS);
         EngineWorker {
             engine,
             metrics,
@@ -91,8 +92,11 @@ impl EngineWorker {
             self.metrics.push("ok");
         }
         for app in &report.apps {
-            if !app.pushed && app.errors.iter().any(|e| e.contains("push")) {
+            if !app.pushed && app.errors.iter().any(AppError::is_push) {
                 self.metrics.push("error");
+            }
+            for error in &app.errors {
+                self.metrics.problem(error.kind());
             }
         }
         let retries: u32 = report
@@ -125,7 +129,13 @@ impl Worker for EngineWorker {
                 .iter()
                 .map(|app| daemon::AppReport {
                     name: app.name.clone(),
-                    error: (!app.errors.is_empty()).then(|| app.errors.join("; ")),
+                    error: (!app.errors.is_empty()).then(|| {
+                        app.errors
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    }),
                     images: app
                         .images
                         .iter()

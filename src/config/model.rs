@@ -1,0 +1,236 @@
+//! The configuration as plain data: the global file's settings and one [`App`] per app file,
+//! with every value already validated and typed (enums, durations, image references).
+//!
+//! Invariant: what is here has been checked; other modules turn it into their own settings
+//! and never see YAML or a secret's value (secrets are named by reference, `*_env`, `*_file`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{ReceiverKind, Schedule};
+use crate::edit::HelmField;
+use crate::forge::ForgeKind;
+use crate::reference::ImageRef;
+
+/// Default poll interval.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(120);
+
+/// A loaded configuration: the global settings and every app that validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Path of the global file.
+    pub file: PathBuf,
+    pub global: Global,
+    /// Apps that validated, sorted by name.
+    pub apps: Vec<App>,
+}
+
+/// The global file.
+#[derive(Debug, Clone)]
+pub struct Global {
+    /// Directory of app files (resolved against the global file's directory).
+    pub apps_dir: PathBuf,
+    pub schedule: Schedule,
+    /// Clone cache directory.
+    pub workdir: PathBuf,
+    pub git: GitConfig,
+    pub registries: Vec<RegistryConfig>,
+    pub webhook: Option<WebhookConfig>,
+    /// `http.listen`: where health, readiness, metrics and status are served. `None`: on the
+    /// webhook listener, with everything else.
+    pub http_listen: Option<SocketAddr>,
+    /// Checks the daemon runs at once (default 4).
+    pub max_concurrent_checks: Option<u32>,
+    /// How long a registry that keeps failing is left alone.
+    pub registry_breaker: BreakerConfig,
+}
+
+/// `registry_breaker`: after 3 requests in a row to a registry fail for good, it is left alone
+/// for `cooldown`, doubling while it stays down up to `max_cooldown`. A zero `cooldown` turns
+/// this off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BreakerConfig {
+    pub cooldown: Duration,
+    pub max_cooldown: Duration,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig {
+            cooldown: Duration::from_secs(30),
+            max_cooldown: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Default of `git.workdir_wait`.
+pub const DEFAULT_WORKDIR_WAIT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone)]
+pub struct GitConfig {
+    pub author_name: String,
+    pub author_email: String,
+    pub credentials: Vec<GitCredential>,
+    /// How many times a rejected push is retried on top of the new remote head.
+    pub push_retries: u32,
+    /// One commit per branch per pass for every app that changed (as Flux's automation does),
+    /// instead of one commit per app.
+    pub group_commits: bool,
+    /// Message template of a grouped commit (apps' own `commit_message` do not apply to it).
+    pub group_commit_message: Option<String>,
+    /// An unencrypted OpenSSH Ed25519 private key that signs every commit.
+    pub signing_key_file: Option<PathBuf>,
+    /// How long a pass waits for another process working in the same clone (60s by default).
+    pub workdir_wait: Duration,
+}
+
+/// Credentials for the repositories whose URL starts with `url` (longest prefix wins).
+#[derive(Debug, Clone, Default)]
+pub struct GitCredential {
+    pub url: String,
+    pub username: Option<String>,
+    pub password_env: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub ssh_key_file: Option<PathBuf>,
+    pub ssh_passphrase_env: Option<String>,
+    pub known_hosts_file: Option<PathBuf>,
+}
+
+/// Settings for the registries whose host (or host/path) starts with `prefix`.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryConfig {
+    pub prefix: String,
+    pub docker_config: Option<PathBuf>,
+    pub username: Option<String>,
+    pub password_env: Option<String>,
+    pub token_env: Option<String>,
+    pub requests_per_second: Option<f64>,
+    pub max_concurrency: Option<u32>,
+    pub insecure: bool,
+    pub ca_file: Option<PathBuf>,
+    /// `os/arch[/variant]` used to pick an image from a multi-platform index (the first of
+    /// `platforms`).
+    pub platform: Option<String>,
+    /// `platform` as written (a string or a list): every tag the policy picks must have an
+    /// image for each of these; empty = no platform filter.
+    pub platforms: Vec<String>,
+    /// `tag_list`: caps on one tags listing; `None` keeps the default of each.
+    pub tag_list: TagListCaps,
+}
+
+/// `registries[].tag_list`: caps on one tags listing (all pages). Unset fields keep the
+/// registry client's defaults.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TagListCaps {
+    pub max_pages: Option<u32>,
+    pub max_tags: Option<u32>,
+    pub max_mib: Option<u32>,
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    pub listen: SocketAddr,
+    pub receivers: Vec<ReceiverConfig>,
+    /// Quiet period before a webhook-triggered check (default 100 ms).
+    pub debounce: Option<Duration>,
+    /// Longest wait after the first event of a burst (default 5 s).
+    pub debounce_max: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReceiverConfig {
+    pub kind: ReceiverKind,
+    /// Environment variable holding the shared secret, token or HMAC key.
+    pub secret_env: String,
+    /// Treat every event of this receiver as coming from this registry host (when the registry
+    /// names itself differently from the `image:` references, e.g. an internal host name).
+    pub registry: Option<String>,
+}
+
+/// One app: a config repo branch and the images whose tags it carries.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// The app file.
+    pub file: PathBuf,
+    pub name: String,
+    pub repo: String,
+    pub branch: String,
+    pub write: WriteMode,
+    pub pull_request: Option<PullRequestConfig>,
+    pub commit_message: Option<String>,
+    /// Per-app schedule; `None` means the global one.
+    pub schedule: Option<Schedule>,
+    pub images: Vec<ImageConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    Commit,
+    PullRequest,
+}
+
+#[derive(Debug, Clone)]
+pub struct PullRequestConfig {
+    /// `github`, `gitlab` or `gitea`.
+    pub forge: ForgeKind,
+    pub api_url: Option<String>,
+    /// `owner/repo` (or GitLab path); derived from the repo URL when absent.
+    pub project: Option<String>,
+    pub token_env: String,
+    /// Bot branch name template; default `imagebump/{{ app }}`.
+    pub branch: Option<String>,
+    pub title: Option<String>,
+    pub body: Option<String>,
+    pub labels: Vec<String>,
+    pub reviewers: Vec<String>,
+    pub assignees: Vec<String>,
+    pub draft: bool,
+}
+
+/// One image of an app.
+#[derive(Debug, Clone)]
+pub struct ImageConfig {
+    /// Short name used in messages and templates.
+    pub name: String,
+    /// The repository, without tag or digest.
+    pub image: ImageRef,
+    pub policy: PolicyConfig,
+    pub include: Option<String>,
+    pub exclude: Vec<String>,
+    pub extract: Option<String>,
+    pub pin_digest: bool,
+    pub allow_downgrade: bool,
+    pub min_age: Option<Duration>,
+    /// The first of `platforms`.
+    pub platform: Option<String>,
+    /// `platform` (a string or a list): the tags the policy may pick must have an image for
+    /// each; overrides the registry's.
+    pub platforms: Vec<String>,
+    pub targets: Vec<TargetConfig>,
+    pub line: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PolicyConfig {
+    Semver { range: String, strict: bool },
+    Alphabetical { descending: bool },
+    Numerical { descending: bool },
+    NewestBuild,
+    Digest { tag: String },
+}
+
+/// Where in the config repo an image's tag is written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetConfig {
+    /// Path relative to the repo root.
+    pub file: String,
+    /// Helm values path (`api.image.tag`).
+    pub path: Option<String>,
+    /// What the Helm value holds: `tag` (default), `repository`, `ref` or `digest`.
+    pub field: Option<HelmField>,
+    /// A Flux `$imagepolicy` marker name (`ns:name`).
+    pub marker: Option<String>,
+    pub line: usize,
+}

@@ -1,0 +1,115 @@
+//! What a pass reports: per app, its images (deployed, best candidate, problem), the changes
+//! planned or applied, the commit or pull request that carries them, and its errors.
+//!
+//! Invariant: plain data, filled by the pass and read by the CLI, the daemon's worker and the
+//! JSON output; an app whose changes did not reach the remote has `pushed == false` and says
+//! why in `errors`.
+
+use serde::Serialize;
+
+use super::error::{AppError, ImageError};
+
+/// One planned or applied change of one file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedChange {
+    pub app: String,
+    /// The image repository (`ghcr.io/acme/api`).
+    pub image: String,
+    /// The image's name in the app config.
+    pub name: String,
+    pub file: String,
+    pub line: usize,
+    pub from: String,
+    pub to: String,
+    pub digest: Option<String>,
+    /// Why the policy chose `to`.
+    pub reason: String,
+    /// The new tag alone, whatever form `to` has.
+    pub tag: String,
+}
+
+/// What a pass knows of one image of one app.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ImageStatus {
+    pub name: String,
+    pub image: String,
+    /// The tag the config repo deploys (first target), if found.
+    pub deployed: Option<String>,
+    /// The best tag the policy allows, if one is eligible: the new tag when the image is
+    /// updated, the deployed one when it already is the best, and a lower one when the
+    /// deployed tag is newer than every candidate and is kept (no downgrade).
+    pub candidate: Option<String>,
+    pub error: Option<ImageError>,
+}
+
+/// The outcome of one pass for one app.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AppReport {
+    pub name: String,
+    pub images: Vec<ImageStatus>,
+    pub changes: Vec<PlannedChange>,
+    /// The commit that carries this app's changes (after a successful push).
+    pub commit: Option<String>,
+    /// The pull request that carries them (pull-request mode).
+    pub pull_request: Option<String>,
+    /// What this pass did with that pull request (pull-request mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pull_request_action: Option<PullRequestAction>,
+    /// Unified diffs of the planned edits (dry run only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub diffs: Vec<String>,
+    pub errors: Vec<AppError>,
+    /// Push attempts of the repository/branch this app was written with.
+    pub push_attempts: u32,
+    pub pushed: bool,
+}
+
+impl AppReport {
+    pub(crate) fn new(name: &str) -> Self {
+        AppReport {
+            name: name.to_string(),
+            ..AppReport::default()
+        }
+    }
+}
+
+/// What a pass did with an app's pull request: never reported as an update when nothing was
+/// done.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "action", content = "reason")]
+pub enum PullRequestAction {
+    /// A new pull request was opened.
+    Opened,
+    /// The open pull request got a new commit, title and body.
+    Updated,
+    /// The open pull request already proposes exactly these versions: nothing was done.
+    Unchanged,
+    /// A person closed a pull request for exactly these versions without merging it: they are
+    /// not proposed again (the reason says which).
+    NotReopened(String),
+}
+
+/// The outcome of one pass.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PassReport {
+    pub apps: Vec<AppReport>,
+    /// Pushes made (one per config repository and branch with changes).
+    pub pushes: usize,
+    /// Registry requests sent during the pass.
+    pub registry_requests: u64,
+    /// How long each tags listing of the pass took, by registry host (listings that ended).
+    #[serde(skip)]
+    pub tag_lists: Vec<(String, std::time::Duration)>,
+}
+
+impl PassReport {
+    /// True when any app reported an error.
+    pub fn failed(&self) -> bool {
+        self.apps.iter().any(|a| !a.errors.is_empty())
+    }
+
+    /// Every planned or applied change.
+    pub fn changes(&self) -> impl Iterator<Item = &PlannedChange> {
+        self.apps.iter().flat_map(|a| a.changes.iter())
+    }
+}
