@@ -34,3 +34,33 @@ pub mod schedule;
 pub mod secret;
 pub mod service;
 pub mod shutdown;
+
+#[cfg(test)]
+mod tests {
+    /// The README's module table names every top-level module of this crate, and only those.
+    #[test]
+    fn the_readme_module_table_matches_the_crate() {
+        let lib = include_str!("lib.rs");
+        let mut declared: Vec<&str> = lib
+            .lines()
+            .filter_map(|line| line.strip_prefix("pub mod "))
+            .filter_map(|rest| rest.strip_suffix(';'))
+            .collect();
+        declared.sort_unstable();
+        let readme = include_str!("../README.md");
+        let table = readme
+            .split("| Module | Owns |")
+            .nth(1)
+            .unwrap_or_default()
+            .split("\n\n")
+            .next()
+            .unwrap_or_default();
+        let mut listed: Vec<&str> = table
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `"))
+            .filter_map(|rest| rest.split('`').next())
+            .collect();
+        listed.sort_unstable();
+        assert_eq!(listed, declared);
+    }
+}

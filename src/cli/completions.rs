@@ -1,6 +1,8 @@
 //! `imagebump completions SHELL` and `imagebump man`: shell completions (clap_complete) and
 //! man pages (clap_mangen), generated from the same clap definitions as the parser, so they
 //! can never list a flag the binary does not take.
+//!
+//! Invariant: generated from the parser's own definitions, never written by hand.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,4 +1,7 @@
 //! `imagebump once`: one pass over the apps, then exit.
+//!
+//! Invariant: the exit code says whether every app succeeded (0), some failed (1) or the
+//! configuration is unusable (2).
 
 use std::process::ExitCode;
 

@@ -1,4 +1,7 @@
 //! `imagebump run`: the daemon (schedule, webhooks, metrics, health, status).
+//!
+//! Invariant: this file only parses arguments and maps the daemon's result to an exit code; the
+//! wiring is in [`crate::service`].
 
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};

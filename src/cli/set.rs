@@ -224,10 +224,34 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    let Some(results) = edit_all(&args.files, &plan) else {
+        return ExitCode::from(EXIT_USAGE);
+    };
+    warn_templates(&results, args.check);
+    let changed = results.iter().any(|(_, e)| !e.changes.is_empty());
+    print_changes(&results, changed, args.output);
+    if args.check {
+        return ExitCode::from(if changed { EXIT_FAILED } else { EXIT_OK });
+    }
+    for (file, edited) in &results {
+        if edited.changes.is_empty() {
+            continue;
+        }
+        if let Err(e) = crate::atomic::write(file, &edited.bytes) {
+            eprintln!("error: writing {}: {e}", file.display());
+            return ExitCode::from(EXIT_USAGE);
+        }
+    }
+    ExitCode::from(EXIT_OK)
+}
+
+/// Plan the edit of every file, in memory. `None` (after saying why on stderr) when any file
+/// cannot be read or edited, or when no file references the image: nothing is written then.
+fn edit_all(files: &[PathBuf], plan: &Plan) -> Option<Vec<(PathBuf, Edited)>> {
     let mut results: Vec<(PathBuf, Edited)> = Vec::new();
     let mut failed = false;
     let mut referenced = false;
-    for file in &args.files {
+    for file in files {
         let src = match fs::read(file) {
             Ok(src) => src,
             Err(e) => {
@@ -236,21 +260,13 @@ pub fn run(args: Args) -> ExitCode {
                 continue;
             }
         };
-        let outcome = match &plan {
+        let outcome = match plan {
             Plan::Image { targets, update } => {
                 edit::apply_all(&src, targets, update).and_then(|edited| {
                     if !edited.changes.is_empty() {
                         referenced = true;
                     } else if !referenced {
-                        // The new name counts too: after a rename, a rerun finds it up to date.
-                        let renamed = update.new_name.as_deref().map(ImageRef::parse);
-                        let images = std::iter::once(&update.image)
-                            .chain(renamed.iter().flat_map(|r| r.as_ref().ok()));
-                        for image in images {
-                            for target in targets {
-                                referenced |= !edit::find(&src, target, image)?.is_empty();
-                            }
-                        }
+                        referenced = references(&src, targets, update)?;
                     }
                     Ok(edited)
                 })
@@ -270,19 +286,37 @@ pub fn run(args: Args) -> ExitCode {
     }
     if failed {
         eprintln!("error: nothing was written");
-        return ExitCode::from(EXIT_USAGE);
+        return None;
     }
-    if !referenced && let Plan::Image { update, .. } = &plan {
+    if !referenced && let Plan::Image { update, .. } = plan {
         eprintln!(
             "error: no file references {} (Kustomize images: entry, container image: or Flux marker); nothing was written",
             update.name
         );
-        return ExitCode::from(EXIT_USAGE);
+        return None;
     }
+    Some(results)
+}
 
-    // A value that looks like a template (`{{ .Chart.AppVersion }}`) was probably meant to be
-    // rendered by something else: say that it was overwritten.
-    for (file, edited) in &results {
+/// Whether `src` references the image (or, after a rename, its new name: a rerun then finds
+/// it up to date).
+fn references(src: &[u8], targets: &[Target], update: &Update) -> Result<bool, EditError> {
+    let renamed = update.new_name.as_deref().map(ImageRef::parse);
+    let images = std::iter::once(&update.image).chain(renamed.iter().flat_map(|r| r.as_ref().ok()));
+    for image in images {
+        for target in targets {
+            if !edit::find(src, target, image)?.is_empty() {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// A value that looks like a template (`{{ .Chart.AppVersion }}`) was probably meant to be
+/// rendered by something else: say that it was overwritten.
+fn warn_templates(results: &[(PathBuf, Edited)], check: bool) {
+    for (file, edited) in results {
         for c in &edited.changes {
             if c.old.contains("{{") && c.old.contains("}}") {
                 eprintln!(
@@ -290,7 +324,7 @@ pub fn run(args: Args) -> ExitCode {
                     file.display(),
                     c.line,
                     c.old,
-                    if args.check {
+                    if check {
                         "it would be replaced by"
                     } else {
                         "it is replaced by"
@@ -300,10 +334,12 @@ pub fn run(args: Args) -> ExitCode {
             }
         }
     }
-    let changed = results.iter().any(|(_, e)| !e.changes.is_empty());
-    match args.output {
+}
+
+fn print_changes(results: &[(PathBuf, Edited)], changed: bool, output: Output) {
+    match output {
         Output::Text => {
-            for (file, edited) in &results {
+            for (file, edited) in results {
                 for c in &edited.changes {
                     let old = match (c.inserted, c.old.is_empty()) {
                         (true, _) => "(added)",
@@ -331,17 +367,4 @@ pub fn run(args: Args) -> ExitCode {
             println!("{doc}");
         }
     }
-    if args.check {
-        return ExitCode::from(if changed { EXIT_FAILED } else { EXIT_OK });
-    }
-    for (file, edited) in &results {
-        if edited.changes.is_empty() {
-            continue;
-        }
-        if let Err(e) = crate::atomic::write(file, &edited.bytes) {
-            eprintln!("error: writing {}: {e}", file.display());
-            return ExitCode::from(EXIT_USAGE);
-        }
-    }
-    ExitCode::from(EXIT_OK)
 }

@@ -1,4 +1,6 @@
 //! `imagebump status`: ask a running daemon for its per-app status and print it as a table.
+//!
+//! Invariant: read-only: it only asks the daemon's status endpoint and prints the answer.
 
 use std::process::ExitCode;
 use std::time::Duration;

@@ -1,6 +1,9 @@
 //! `imagebump validate`: load the configuration and list every problem at once: each file's,
 //! every template tried against a sample of its context, and (as warnings) every secret
 //! variable that is not set.
+//!
+//! Invariant: exits 0 only when nothing is wrong; warnings (unset secrets) are printed but do not
+//! fail.
 
 use std::process::ExitCode;
 

@@ -2,6 +2,9 @@
 //!
 //! Validation never stops at the first error: each reader records what is wrong (with its
 //! position) and returns `None`, and the caller carries on with the next key.
+//!
+//! Invariant: a reader either returns a value that satisfies what its key documents or records a
+//! problem at the node's position and returns `None`; it never guesses a default for a bad value.
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -4,6 +4,9 @@
 //! text, every node keeps its line and column) and validate it by hand: that is what lets every
 //! error name `file:line:col`. Aliases are expanded here, with a bound on the nodes an expansion
 //! may create (an alias bomb is an error, not an out-of-memory).
+//!
+//! Invariant: every node carries the line and column it came from, and an alias expansion never
+//! creates more than its bound of nodes.
 
 use std::collections::HashMap;
 

@@ -1,22 +1,19 @@
-//! Commit mode: the apps of one config repository, branch by branch, one commit per app (or
-//! one per branch with `git.group_commits`) and one push per branch, replanned on the new
-//! remote head when the push is rejected; pull-request apps are handed to
-//! [`super::pull_request`].
+//! Commit mode: the apps of one branch, one commit per app (or one for all of them with
+//! `git.group_commits`) and one push, replanned on the new remote head when the push is
+//! rejected.
 //!
 //! Invariant: an app's report says `pushed` only when the commit carrying its changes reached
 //! the remote; every app of a branch whose push failed gets the push's error.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::error::AppError;
 use super::message;
 use super::plan::{self, FileEdit, contexts};
-use super::pull_request;
 use super::report::{AppReport, PlannedChange};
 use super::{Engine, Mode, ResolvedApp, WriteContext};
-use crate::config::{App, WriteMode};
+use crate::config::App;
 use crate::git::{self, Checkout, Oid};
 
 /// Why an app's changes were left uncommitted: the daemon is shutting down.
@@ -52,44 +49,9 @@ impl Group {
 }
 
 impl Engine {
-    /// Everything one config repository needs: commit-mode apps branch by branch (one push per
-    /// branch), then each pull-request app. Runs on a blocking thread.
-    pub(crate) fn write_repository(
-        &self,
-        ctx: &WriteContext,
-        url: &str,
-        apps: Vec<ResolvedApp>,
-    ) -> (Vec<AppReport>, usize) {
-        let mut reports = Vec::new();
-        let mut pushes = 0;
-        let mut by_branch: BTreeMap<String, Vec<ResolvedApp>> = BTreeMap::new();
-        let mut pull_requests = Vec::new();
-        for app in apps {
-            if app.app.write == WriteMode::PullRequest {
-                pull_requests.push(app);
-            } else {
-                by_branch
-                    .entry(app.app.branch.clone())
-                    .or_default()
-                    .push(app);
-            }
-        }
-        for (branch, apps) in by_branch {
-            let (apps, pushed) = self.write_branch(ctx, url, &branch, &apps);
-            pushes += usize::from(pushed);
-            reports.extend(apps);
-        }
-        for app in pull_requests {
-            let (report, pushed) = pull_request::write(self, ctx, url, &app);
-            pushes += usize::from(pushed);
-            reports.push(report);
-        }
-        (reports, pushes)
-    }
-
     /// Commit mode: plan every app of one branch on the remote head, one commit per app, one
     /// push; replan on the new head when the push is rejected.
-    fn write_branch(
+    pub(crate) fn write_branch(
         &self,
         ctx: &WriteContext,
         url: &str,

@@ -6,6 +6,9 @@
 //! one; `reason`, why the policy chose it) and `images` (one row per image and new tag, however
 //! many files and forms: `image`, `name`, `from`, `to` and `tag`, `digest`, `ref`, `reason`).
 //! docs/templates.md has the table.
+//!
+//! Invariant: an undefined variable is an error, never an empty string in a commit message; the
+//! same function renders for a pass and for `validate`.
 
 use minijinja::Environment;
 

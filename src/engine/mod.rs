@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex};
 use time::OffsetDateTime;
 use tokio::task::JoinSet;
 
-use crate::config::{App, Config};
+use crate::config::{App, Config, WriteMode};
 use crate::edit::Target;
 use crate::git::{CloneCache, RetryOptions};
 use crate::policy::Policy;
@@ -296,6 +296,41 @@ impl Engine {
         report.apps.sort_by(|a, b| a.name.cmp(&b.name));
         report.registry_requests = inner.registry.stats().total_requests() - requests_before;
         report
+    }
+
+    /// Everything one config repository needs: commit-mode apps branch by branch (one push per
+    /// branch), then each pull-request app. Runs on a blocking thread.
+    pub(crate) fn write_repository(
+        &self,
+        ctx: &WriteContext,
+        url: &str,
+        apps: Vec<ResolvedApp>,
+    ) -> (Vec<AppReport>, usize) {
+        let mut reports = Vec::new();
+        let mut pushes = 0;
+        let mut by_branch: BTreeMap<String, Vec<ResolvedApp>> = BTreeMap::new();
+        let mut pull_requests = Vec::new();
+        for app in apps {
+            if app.app.write == WriteMode::PullRequest {
+                pull_requests.push(app);
+            } else {
+                by_branch
+                    .entry(app.app.branch.clone())
+                    .or_default()
+                    .push(app);
+            }
+        }
+        for (branch, apps) in by_branch {
+            let (apps, pushed) = self.write_branch(ctx, url, &branch, &apps);
+            pushes += usize::from(pushed);
+            reports.extend(apps);
+        }
+        for app in pull_requests {
+            let (report, pushed) = pull_request::write(self, ctx, url, &app);
+            pushes += usize::from(pushed);
+            reports.push(report);
+        }
+        (reports, pushes)
     }
 
     /// The apps a pass covers.

@@ -6,6 +6,10 @@
 //! and only if nobody moved it since we looked. Then the forge is asked to open or update the
 //! pull request. A pull request a human closed unmerged is not proposed again for the same
 //! versions (the fingerprint in its body says which).
+//!
+//! Invariant: nothing is ever force-pushed: the bot branch moves only by compare-and-swap and
+//! only when every commit on it is imagebump's; every template is rendered before anything is
+//! pushed.
 
 use std::sync::Arc;
 

@@ -2,6 +2,9 @@
 //!
 //! This is the one place where `*_env` and `*_file` references are read. A missing variable or
 //! file is an error naming the reference (never its value).
+//!
+//! Invariant: a secret's value goes only into the stage's secret type
+//! ([`crate::secret::Secret`]); errors name the reference, never the value.
 
 use std::path::Path;
 

@@ -6,6 +6,9 @@
 //! `digest`, `ref`, `reason`; see [`images`]) and `fingerprint`. Undefined variables are errors, so a typo in a template is reported instead
 //! of rendering an empty string. Blocks are trimmed (`trim_blocks`, `lstrip_blocks`), so a
 //! `{% for %}` on its own line leaves no blank line behind.
+//!
+//! Invariant: the fingerprint in a body names exactly the versions the body proposes, so a closed
+//! pull request is recognised whatever its template.
 
 use minijinja::{Environment, UndefinedBehavior, context};
 use serde::Serialize;

@@ -1,5 +1,8 @@
 //! The pure decision: given the pull requests found for the bot branch and the fingerprint of
 //! the wanted change set, create a new one, update the open one, or leave things alone.
+//!
+//! Invariant: pure and total: every list of found pull requests gets exactly one action, and a
+//! pull request a person closed is never reopened for the same versions.
 
 use std::sync::LazyLock;
 

@@ -4,6 +4,9 @@
 //! (Gitea's default work-in-progress prefix). The list endpoint cannot filter by branch, so
 //! `find` reads every open pull request (up to 1000) and the 100 most recently updated closed
 //! ones, and filters by head and base itself.
+//!
+//! Invariant: every request shape follows the documented v1 API; the token travels only in the
+//! `Authorization` header.
 
 use reqwest::Method;
 use serde::Deserialize;

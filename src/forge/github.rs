@@ -1,6 +1,9 @@
 //! GitHub REST v3 (also GitHub Enterprise Server, `https://HOST/api/v3`): pulls for the
 //! pull request itself; labels and assignees through the issues API, as GitHub documents
 //! ("pull requests are issues").
+//!
+//! Invariant: every request shape follows the documented REST API; the token travels only in the
+//! `Authorization` header.
 
 use reqwest::Method;
 use serde::Deserialize;

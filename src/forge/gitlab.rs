@@ -2,6 +2,9 @@
 //! project addressed by its URL-encoded path (`group%2Fproject`). Labels go in the create call
 //! (comma-separated), assignees and reviewers as user ids looked up by username, and a draft is
 //! a `Draft: ` title prefix, as the API documents.
+//!
+//! Invariant: every request shape follows the documented v4 API; the token travels only in the
+//! `PRIVATE-TOKEN` header.
 
 use reqwest::Method;
 use serde::Deserialize;

@@ -1,5 +1,8 @@
 //! The HTTP plumbing shared by the three forge clients: headers, URLs, timeouts, and the one
 //! mapping from an HTTP answer to a [`ForgeError`] (pure, unit-tested below).
+//!
+//! Invariant: every forge answer that is not a success becomes one [`ForgeError`] naming the
+//! action and the project, never the token.
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -4,6 +4,9 @@
 //! the callback answers once per operation and then fails with "authentication failed". A
 //! callback's own error message does not survive libgit2 (it sets its own), so the reason is
 //! kept in [`CallbackFailure`] and the caller turns it into the [`GitError`].
+//!
+//! Invariant: a credential is offered at most once per operation, and an unknown or changed SSH
+//! host key is refused unless explicitly allowed.
 
 use std::cell::{Cell, RefCell};
 

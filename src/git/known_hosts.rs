@@ -4,6 +4,9 @@
 //! host names, `[host]:port`, comma-separated patterns with `*`/`?` wildcards and `!` negation,
 //! hashed entries (`|1|salt|hash`, HMAC-SHA1) and the `@revoked` marker; `@cert-authority`
 //! lines are skipped (imagebump does not do host certificates).
+//!
+//! Invariant: a host key is accepted only when a matching, non-negated, non-revoked entry holds
+//! exactly that key.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;

@@ -33,8 +33,10 @@
 //! that refusal is reported per ref like any other.
 
 mod auth;
+mod cache;
+mod checkout;
 mod known_hosts;
-mod repo;
+mod push;
 mod signing;
 mod tree_path;
 mod writeback;
@@ -43,8 +45,10 @@ pub use crate::secret::Secret;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use cache::{CloneCache, DEFAULT_LOCK_WAIT};
+pub use checkout::{Checkout, CommitInfo};
 pub use git2::Oid;
-pub use repo::{Checkout, CloneCache, CommitInfo, DEFAULT_LOCK_WAIT, LeaseOutcome, PushOutcome};
+pub use push::{LeaseOutcome, PushOutcome};
 pub use signing::SigningKey;
 pub use tree_path::inside_clone;
 pub use writeback::{PushReport, RetryOptions, WriteBackError, commit_and_push};

@@ -1,5 +1,8 @@
 //! The write-back loop: plan on the remote head, commit, push; on a rejection start over on
 //! the new remote head. Never forced, so a commit someone else pushed meanwhile is kept.
+//!
+//! Invariant: a push is never forced, and a rejected push is retried only on a fresh plan on the
+//! new remote head, at most `max_attempts` times.
 
 use std::time::Duration;
 

@@ -1,5 +1,8 @@
 //! The engine as the daemon's [`Worker`]: a check of a scope is a pass over the apps it covers,
 //! and its report feeds the daemon's status store and metrics.
+//!
+//! Invariant: a check reports every app it covered, and a change counts as written only when its
+//! app's push reached the remote.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};

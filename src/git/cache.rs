@@ -1,0 +1,314 @@
+//! The clone cache: one working clone per repository URL, opened (cloned, or rebuilt when
+//! damaged) and handed out as a [`Checkout`].
+//!
+//! **Invariant:** at most one [`Checkout`] of a clone directory is alive at a time - in this
+//! process through the shared in-use set, across processes through an OS file lock on
+//! `<clone dir>.lock` that holds the holder's PID - and git's own `*.lock` files in a clone are
+//! removed only while holding that OS lock. A clone marked for rebuild (or with too many packs)
+//! is deleted and cloned again on its next checkout, never used as it is.
+
+use std::cell::Cell;
+use std::collections::HashSet;
+use std::fs::{File, TryLockError};
+use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use git2::Repository;
+use sha2::Digest as _;
+
+use super::checkout::{Checkout, REBUILD_MARKER, REMOTE};
+use super::{GitError, GitSettings, redact_url};
+
+/// One working clone per repository URL under `workdir`, reused across passes.
+///
+/// Clones of the cache share a record of the directories in use: a second [`Checkout`] of a
+/// URL while the first is alive is refused ([`GitError::Busy`]) instead of racing on its files.
+///
+/// Across processes (`once` while `run` runs, two replicas on one volume), each clone is
+/// guarded by an OS file lock on `<clone dir>.lock`, which holds the holder's PID: a second
+/// process waits for it up to [`CloneCache::with_lock_wait`] (60 s by default), then fails
+/// with [`GitError::WorkdirInUse`] naming that PID. The OS releases the lock when its holder
+/// exits, even after `kill -9`, so a stale lock file never blocks anyone.
+#[derive(Debug, Clone)]
+pub struct CloneCache {
+    workdir: PathBuf,
+    settings: Arc<GitSettings>,
+    in_use: Arc<Mutex<HashSet<PathBuf>>>,
+    lock_wait: Duration,
+}
+
+/// How long [`CloneCache::checkout`] waits by default for another process's lock on a clone.
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(60);
+
+/// Why [`lock_clone`] did not get the lock.
+enum LockFailure {
+    /// Another process held it for the whole wait; `pid` as written in the lock file.
+    Held {
+        pid: Option<u32>,
+    },
+    Io(String),
+}
+
+/// Takes the OS lock of the clone `dir` (file `<dir>.lock`, created next to it), waiting up to
+/// `wait` for another process that holds it, and writes this process's PID into it.
+fn lock_clone(dir: &Path, wait: Duration) -> Result<File, LockFailure> {
+    let mut path = dir.as_os_str().to_owned();
+    path.push(".lock");
+    let path = PathBuf::from(path);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| LockFailure::Io(format!("cannot create {}: {e}", parent.display())))?;
+    }
+    let mut file = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| LockFailure::Io(format!("cannot open lock file {}: {e}", path.display())))?;
+    let started = Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => break,
+            Err(TryLockError::WouldBlock) => {
+                let waited = started.elapsed();
+                if waited >= wait {
+                    let mut holder = String::new();
+                    let _ = file.seek(SeekFrom::Start(0));
+                    let _ = file.read_to_string(&mut holder);
+                    return Err(LockFailure::Held {
+                        pid: holder.trim().parse().ok(),
+                    });
+                }
+                std::thread::sleep((wait - waited).min(Duration::from_millis(100)));
+            }
+            Err(TryLockError::Error(e)) => {
+                return Err(LockFailure::Io(format!(
+                    "cannot lock {}: {e}",
+                    path.display()
+                )));
+            }
+        }
+    }
+    // Only the holder writes here; a reader that races this write sees no PID, not a wrong one.
+    let written = file
+        .set_len(0)
+        .and_then(|()| file.seek(SeekFrom::Start(0)))
+        .and_then(|_| writeln!(file, "{}", std::process::id()))
+        .and_then(|()| file.flush());
+    written
+        .map_err(|e| LockFailure::Io(format!("cannot write lock file {}: {e}", path.display())))?;
+    Ok(file)
+}
+
+/// Marks a clone directory as in use until dropped.
+#[derive(Debug)]
+pub(super) struct InUse {
+    dirs: Arc<Mutex<HashSet<PathBuf>>>,
+    dir: PathBuf,
+}
+
+impl InUse {
+    fn claim(dirs: &Arc<Mutex<HashSet<PathBuf>>>, dir: &Path) -> Option<InUse> {
+        // A poisoned lock only means another thread panicked; the set itself is still valid.
+        let mut set = dirs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        set.insert(dir.to_path_buf()).then(|| InUse {
+            dirs: Arc::clone(dirs),
+            dir: dir.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for InUse {
+    fn drop(&mut self) {
+        let mut set = self
+            .dirs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        set.remove(&self.dir);
+    }
+}
+
+impl CloneCache {
+    pub fn new(workdir: PathBuf, settings: GitSettings) -> Self {
+        CloneCache {
+            workdir,
+            settings: Arc::new(settings),
+            in_use: Arc::default(),
+            lock_wait: DEFAULT_LOCK_WAIT,
+        }
+    }
+
+    /// How long a checkout waits for another process that works in the same clone.
+    pub fn with_lock_wait(mut self, wait: Duration) -> Self {
+        self.lock_wait = wait;
+        self
+    }
+
+    pub fn settings(&self) -> &GitSettings {
+        &self.settings
+    }
+
+    /// The clone directory of `url`: a hash of the URL (userinfo stripped) plus a readable
+    /// suffix taken from the repository name, e.g. `3f2a9c0e1b7d4a55-shop-config`.
+    pub fn dir_for(&self, url: &str) -> PathBuf {
+        let shown = redact_url(url);
+        let hash = hex::encode(sha2::Sha256::digest(shown.as_bytes()));
+        let name = shown
+            .trim_end_matches('/')
+            .rsplit(['/', ':'])
+            .next()
+            .unwrap_or("")
+            .trim_end_matches(".git");
+        let suffix: String = name
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            .take(40)
+            .collect();
+        let suffix = suffix.trim_start_matches('.');
+        if suffix.is_empty() {
+            self.workdir.join(&hash[..16])
+        } else {
+            self.workdir.join(format!("{}-{suffix}", &hash[..16]))
+        }
+    }
+
+    /// Opens (or clones) the cache entry of `url`, fetches only `branch`, and hard-resets the
+    /// work tree to the remote head, removing untracked files. Local commits and edits from an
+    /// earlier pass are discarded: the result is always exactly the remote's state.
+    pub fn checkout(&self, url: &str, branch: &str) -> Result<Checkout, GitError> {
+        let dir = self.dir_for(url);
+        let local = |reason: String| GitError::Local {
+            url: redact_url(url),
+            path: dir.clone(),
+            reason,
+        };
+        if !git2::Reference::is_valid_name(&format!("refs/heads/{branch}")) {
+            return Err(local(format!("`{branch}` is not a valid branch name")));
+        }
+        let mut in_use = InUse::claim(&self.in_use, &dir).ok_or_else(|| GitError::Busy {
+            url: redact_url(url),
+        })?;
+        let mut os_lock = match lock_clone(&dir, self.lock_wait) {
+            Ok(file) => file,
+            Err(LockFailure::Held { pid }) => {
+                return Err(GitError::WorkdirInUse {
+                    url: redact_url(url),
+                    path: dir.clone(),
+                    pid,
+                    waited: self.lock_wait,
+                });
+            }
+            Err(LockFailure::Io(reason)) => return Err(local(reason)),
+        };
+        // Holding the clone's OS lock, no other process or thread uses it: git's own lock
+        // files in it were left by a process that died mid-write (`kill -9` during a fetch or a
+        // commit) and would fail every later fetch of this repository.
+        let removed = remove_stale_git_locks(&dir.join(".git"));
+        if removed > 0 {
+            tracing::info!(url = %redact_url(url), removed, "removed lock files left by a killed process");
+        }
+        let mut rebuilt = false;
+        loop {
+            let repo = open_or_init(&dir, url).map_err(|e| local(e.message().to_string()))?;
+            let checkout = Checkout {
+                _in_use: in_use,
+                os_lock,
+                pending_head: Cell::new(None),
+                mempack_rounds: Cell::new(0),
+                repo,
+                dir: dir.clone(),
+                url: url.to_string(),
+                branch: branch.to_string(),
+                settings: Arc::clone(&self.settings),
+            };
+            match checkout.refresh() {
+                Ok(()) => return Ok(checkout),
+                // The clone itself is broken (the failing call marked it): start from scratch once.
+                Err(err) if !rebuilt && needs_rebuild(&dir) => {
+                    tracing::warn!(url = %redact_url(url), %err, "clone is damaged; cloning again");
+                    rebuilt = true;
+                    in_use = checkout._in_use;
+                    os_lock = checkout.os_lock;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Removes every `*.lock` file under the `.git` directory `git_dir` (refs, index, packed-refs,
+/// HEAD, config; not the object store, which libgit2 does not lock), never following a symlink.
+/// Returns how many were removed. Call only while holding the clone's OS lock.
+fn remove_stale_git_locks(git_dir: &Path) -> usize {
+    let mut removed = 0;
+    let mut pending = vec![git_dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let path = entry.path();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                if path != git_dir.join("objects") {
+                    pending.push(path);
+                }
+            } else if kind.is_file()
+                && path.extension().is_some_and(|ext| ext == "lock")
+                && std::fs::remove_file(&path).is_ok()
+            {
+                removed += 1;
+            }
+        }
+    }
+    removed
+}
+
+fn needs_rebuild(dir: &Path) -> bool {
+    dir.join(".git").join(REBUILD_MARKER).exists()
+}
+
+/// libgit2 writes one pack per fetch and never repacks; past this many packs object lookups
+/// slow down, and the clone is rebuilt (a fresh clone of a config repository is cheap).
+const MAX_PACKS: usize = 200;
+
+fn too_many_packs(dir: &Path) -> bool {
+    std::fs::read_dir(dir.join(".git/objects/pack"))
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "pack"))
+                .count()
+                > MAX_PACKS
+        })
+        .unwrap_or(false)
+}
+
+fn open_or_init(dir: &Path, url: &str) -> Result<Repository, git2::Error> {
+    let repo = match Repository::open(dir) {
+        Ok(repo) if !repo.is_bare() && !needs_rebuild(dir) && !too_many_packs(dir) => repo,
+        _ => {
+            if dir.exists() {
+                // Not a usable clone (interrupted init, corruption): start over.
+                std::fs::remove_dir_all(dir)
+                    .map_err(|e| git2::Error::from_str(&format!("cannot remove: {e}")))?;
+            }
+            std::fs::create_dir_all(dir)
+                .map_err(|e| git2::Error::from_str(&format!("cannot create: {e}")))?;
+            Repository::init(dir)?
+        }
+    };
+    match repo.find_remote(REMOTE) {
+        Ok(remote) if remote.url() == Ok(url) => {}
+        Ok(_) => repo.remote_set_url(REMOTE, url)?,
+        Err(_) => {
+            repo.remote_with_fetch(REMOTE, url, "+refs/heads/*:refs/remotes/origin/*")?;
+        }
+    }
+    Ok(repo)
+}

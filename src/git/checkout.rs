@@ -1,0 +1,488 @@
+//! One checked-out branch of a cached clone: fetch and hard reset, commits built in memory
+//! from the head tree plus the listed files, and reads of history.
+//!
+//! **Invariant:** a [`Checkout`] owns its clone exclusively (the in-use claim and the OS lock
+//! live as long as it does), its work tree is exactly the remote head after every
+//! [`Checkout::refresh`], and the branch ref moves only to commits whose objects are on disk:
+//! local commits are held in `pending_head` and written to the ref before a push or when a
+//! round of in-memory objects has been persisted as one pack. Any local git failure marks the
+//! clone for rebuild.
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::fs::File;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use git2::build::CheckoutBuilder;
+use git2::{
+    AutotagOption, ErrorCode, FetchOptions, ObjectType, Repository, ResetType, Signature, Sort,
+    Tree,
+};
+
+use super::auth::{self, CallbackState};
+use super::cache::InUse;
+use super::{GitError, GitSettings, Oid, redact_url};
+
+pub(super) const REMOTE: &str = "origin";
+/// Priority of the first in-memory object backend (libgit2's own backends use 1 and 2).
+const MEMPACK_PRIORITY: i32 = 1000;
+
+/// Marker file in `.git`: the clone hit a local error and is rebuilt on its next checkout.
+pub(super) const REBUILD_MARKER: &str = "imagebump-rebuild";
+
+/// Errors that mean the clone's own files are damaged, as opposed to a network or remote problem.
+fn is_local_damage(err: &git2::Error) -> bool {
+    use git2::ErrorClass as C;
+    matches!(
+        err.class(),
+        C::Odb | C::Object | C::Zlib | C::Repository | C::Index | C::Tree | C::Reference
+    )
+}
+
+/// A commit as the pull-request mode needs to see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitInfo {
+    pub id: Oid,
+    pub author_name: String,
+    pub author_email: String,
+    pub committer_email: String,
+    pub summary: String,
+}
+
+/// A clone whose work tree is at the remote head of one branch.
+pub struct Checkout {
+    pub(super) _in_use: InUse,
+    /// The OS lock on the clone, released when the checkout is dropped (or the process dies).
+    pub(super) os_lock: File,
+    /// The branch head after local commits, written to the ref only before a push or when a
+    /// batch of in-memory objects is persisted: one ref update per pass instead of per commit.
+    pub(super) pending_head: Cell<Option<Oid>>,
+    /// Rounds of [`Checkout::with_objects_in_memory`] so far (see the priority there).
+    pub(super) mempack_rounds: Cell<i32>,
+    pub(super) repo: Repository,
+    pub(super) dir: PathBuf,
+    pub(super) url: String,
+    pub(super) branch: String,
+    pub(super) settings: Arc<GitSettings>,
+}
+
+impl std::fmt::Debug for Checkout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkout")
+            .field("dir", &self.dir)
+            .field("url", &redact_url(&self.url))
+            .field("branch", &self.branch)
+            .finish()
+    }
+}
+
+impl Checkout {
+    /// The work tree: the caller edits files here before [`Checkout::commit`].
+    pub fn workdir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn branch(&self) -> &str {
+        &self.branch
+    }
+
+    /// The repository URL with any userinfo removed.
+    pub fn display_url(&self) -> String {
+        redact_url(&self.url)
+    }
+
+    /// The commit the checked-out branch points at.
+    pub fn head(&self) -> Result<Oid, GitError> {
+        if let Some(oid) = self.pending_head.get() {
+            return Ok(oid);
+        }
+        self.repo
+            .refname_to_id(&format!("refs/heads/{}", self.branch))
+            .map_err(|e| self.local(e))
+    }
+
+    /// The remote head of the branch as of the last fetch or successful push.
+    pub fn remote_head(&self) -> Result<Oid, GitError> {
+        self.repo
+            .refname_to_id(&tracking_ref(&self.branch))
+            .map_err(|e| self.local(e))
+    }
+
+    /// Fetches the branch and hard-resets the work tree to its new remote head, discarding
+    /// local commits, edits and untracked files.
+    pub fn refresh(&self) -> Result<(), GitError> {
+        let oid =
+            self.fetch_remote_branch(&self.branch)?
+                .ok_or_else(|| GitError::BranchNotFound {
+                    url: self.display_url(),
+                    branch: self.branch.clone(),
+                })?;
+        self.reset_to(oid)
+    }
+
+    fn reset_to(&self, oid: Oid) -> Result<(), GitError> {
+        self.pending_head.set(None);
+        let result = (|| {
+            let commit = self.repo.find_commit(oid)?;
+            let head_ref = format!("refs/heads/{}", self.branch);
+            self.repo
+                .reference(&head_ref, oid, true, "imagebump: reset to remote head")?;
+            self.repo.set_head(&head_ref)?;
+            let mut options = CheckoutBuilder::new();
+            options.force().remove_untracked(true).remove_ignored(true);
+            self.repo
+                .reset(commit.as_object(), ResetType::Hard, Some(&mut options))?;
+            // `reset` keeps untracked files whatever the options say; a forced checkout of
+            // HEAD with `remove_untracked` drops them.
+            let mut options = CheckoutBuilder::new();
+            options.force().remove_untracked(true).remove_ignored(true);
+            self.repo.checkout_head(Some(&mut options))
+        })();
+        result.map_err(|e| self.local(e))
+    }
+
+    /// Fetches `branch` (only that branch) and returns its remote tip, `None` when the remote
+    /// has no such branch. The commits become available locally (see [`Self::commits_between`]).
+    pub fn fetch_remote_branch(&self, branch: &str) -> Result<Option<Oid>, GitError> {
+        let tracking = tracking_ref(branch);
+        // A tracking ref from an earlier fetch must not survive the branch's deletion.
+        if let Ok(mut stale) = self.repo.find_reference(&tracking) {
+            stale.delete().map_err(|e| self.local(e))?;
+        }
+        let state = CallbackState::default();
+        let result = (|| {
+            let mut remote = self.repo.find_remote(REMOTE)?;
+            let mut options = FetchOptions::new();
+            options
+                .remote_callbacks(auth::callbacks(&self.settings, &self.url, &state))
+                .download_tags(AutotagOption::None)
+                .update_fetchhead(false);
+            remote.fetch(
+                &[format!("+refs/heads/{branch}:{tracking}")],
+                Some(&mut options),
+                None,
+            )
+        })();
+        result.map_err(|e| {
+            if is_local_damage(&e) {
+                self.mark_for_rebuild();
+            }
+            state.error(&self.settings, &self.url, "fetch", &e)
+        })?;
+        Ok(self.repo.refname_to_id(&tracking).ok())
+    }
+
+    /// Commits the current content of `paths` (relative to the work tree, or absolute inside
+    /// it; a missing file is removed) on top of the branch head. `None` when nothing changed.
+    pub fn commit(&self, paths: &[PathBuf], message: &str) -> Result<Option<Oid>, GitError> {
+        // The commit is built from the head tree plus the listed files, not from the index:
+        // the index is left alone (the next reset rewrites everything anyway), and only the
+        // trees along the listed paths are rewritten, which keeps a pass of one commit per app
+        // linear in the number of apps.
+        self.commit_tree(self.head()?, paths, message, true)
+    }
+
+    /// Creates a commit of the work tree content of `paths` on top of `parent` (for example
+    /// the base branch head) without moving any branch. `None` when the content of `paths`
+    /// already equals `parent`'s.
+    pub fn commit_on(
+        &self,
+        parent: Oid,
+        paths: &[PathBuf],
+        message: &str,
+    ) -> Result<Option<Oid>, GitError> {
+        self.commit_tree(parent, paths, message, false)
+    }
+
+    fn commit_tree(
+        &self,
+        parent: Oid,
+        paths: &[PathBuf],
+        message: &str,
+        move_branch: bool,
+    ) -> Result<Option<Oid>, GitError> {
+        let mut relative = Vec::with_capacity(paths.len());
+        for path in paths {
+            relative.push(self.relative_path(path)?);
+        }
+        let result = (|| {
+            let parent = self.repo.find_commit(parent)?;
+            let mut changes = Vec::with_capacity(relative.len());
+            for rel in &relative {
+                let abs = self.dir.join(rel);
+                let content = match std::fs::symlink_metadata(&abs) {
+                    Ok(meta) => Some(NewBlob {
+                        id: self.repo.blob_path(&abs)?,
+                        mode: if is_executable(&meta) {
+                            0o100755
+                        } else {
+                            0o100644
+                        },
+                    }),
+                    Err(_) => None,
+                };
+                changes.push((rel.iter().collect::<Vec<&OsStr>>(), content));
+            }
+            let changes: Vec<Change<'_>> = changes
+                .iter()
+                .map(|(names, content)| (names.as_slice(), content.as_ref()))
+                .collect();
+            let tree_id = match update_tree(&self.repo, Some(&parent.tree()?), &changes)? {
+                Some(id) => id,
+                None => self.repo.treebuilder(None)?.write()?,
+            };
+            if tree_id == parent.tree_id() {
+                return Ok(None);
+            }
+            let tree = self.repo.find_tree(tree_id)?;
+            let author = &self.settings.author;
+            let signature = Signature::now(&author.name, &author.email)?;
+            let oid = match &self.settings.signing_key {
+                None => {
+                    self.repo
+                        .commit(None, &signature, &signature, message, &tree, &[&parent])?
+                }
+                Some(key) => {
+                    let buffer = self.repo.commit_create_buffer(
+                        &signature,
+                        &signature,
+                        message,
+                        &tree,
+                        &[&parent],
+                    )?;
+                    let content = buffer.as_str().map_err(|_| {
+                        git2::Error::from_str("the commit to sign is not UTF-8 text")
+                    })?;
+                    self.repo
+                        .commit_signed(content, &key.sign(content.as_bytes()), None)?
+                }
+            };
+            if move_branch {
+                self.pending_head.set(Some(oid));
+            }
+            Ok(Some(oid))
+        })();
+        result.map_err(|e| self.local(e))
+    }
+
+    fn relative_path(&self, path: &Path) -> Result<PathBuf, GitError> {
+        let rel = if path.is_absolute() {
+            path.strip_prefix(&self.dir).map(Path::to_path_buf).ok()
+        } else {
+            Some(path.to_path_buf())
+        };
+        match rel {
+            Some(rel) if rel.components().all(|c| matches!(c, Component::Normal(_))) => {
+                // The content is read from the work tree: no component may lead outside it.
+                super::inside_clone(&self.dir, &rel)?;
+                Ok(rel)
+            }
+            _ => Err(GitError::Local {
+                url: self.display_url(),
+                path: self.dir.clone(),
+                reason: format!("{} is not a file inside the work tree", path.display()),
+            }),
+        }
+    }
+
+    /// Pushes the branch to the same branch on the remote, fast-forward only (never forced).
+    /// Commits reachable from `tip` but not from `base`, newest first.
+    pub fn commits_between(&self, base: Oid, tip: Oid) -> Result<Vec<CommitInfo>, GitError> {
+        let result = (|| {
+            let mut walk = self.repo.revwalk()?;
+            walk.set_sorting(Sort::TOPOLOGICAL | Sort::TIME)?;
+            walk.push(tip)?;
+            walk.hide(base)?;
+            let mut commits = Vec::new();
+            for id in walk {
+                let commit = self.repo.find_commit(id?)?;
+                commits.push(CommitInfo {
+                    id: commit.id(),
+                    author_name: commit.author().name().unwrap_or("").to_string(),
+                    author_email: commit.author().email().unwrap_or("").to_string(),
+                    committer_email: commit.committer().email().unwrap_or("").to_string(),
+                    summary: commit.summary().ok().flatten().unwrap_or("").to_string(),
+                });
+            }
+            Ok(commits)
+        })();
+        result.map_err(|e| self.local(e))
+    }
+
+    /// The content of `path` in `commit` (`None` when the file does not exist there).
+    pub fn file_at(&self, commit: Oid, path: &Path) -> Result<Option<Vec<u8>>, GitError> {
+        let result = (|| {
+            let tree = self.repo.find_commit(commit)?.tree()?;
+            let entry = match tree.get_path(path) {
+                Ok(entry) => entry,
+                Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let blob = self.repo.find_blob(entry.id())?;
+            Ok(Some(blob.content().to_vec()))
+        })();
+        result.map_err(|e| self.local(e))
+    }
+
+    /// A failure of the local clone. Also marks the clone so that the next
+    /// [`CloneCache::checkout`] rebuilds it from the remote instead of failing forever.
+    pub(super) fn local(&self, err: git2::Error) -> GitError {
+        self.mark_for_rebuild();
+        GitError::Local {
+            url: self.display_url(),
+            path: self.dir.clone(),
+            reason: auth::scrub(&self.settings, &self.url, err.message()),
+        }
+    }
+}
+
+impl Checkout {
+    /// Runs `f` with new objects (blobs, trees, commits) kept in memory, then writes them to
+    /// disk as one pack: hundreds of commits in a pass cost one file instead of four each.
+    /// Refs only ever point at objects on disk once this returns.
+    pub(crate) fn with_objects_in_memory<T, E>(
+        &self,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<Result<T, E>, GitError> {
+        let odb = self.repo.odb().map_err(|e| self.local(e))?;
+        // libgit2 writes new objects to the first writable backend in priority order, and a
+        // backend stays in the odb for the repository's lifetime: an earlier round's mempack
+        // (already dumped) would otherwise keep receiving this round's objects, which would
+        // then never reach the disk. Each round's mempack outranks every earlier one.
+        let priority = self.mempack_rounds.get() + MEMPACK_PRIORITY;
+        self.mempack_rounds.set(self.mempack_rounds.get() + 1);
+        let mempack = odb
+            .add_new_mempack_backend(priority)
+            .map_err(|e| self.local(e))?;
+        let result = f();
+        let persisted = (|| {
+            let mut buf = git2::Buf::new();
+            mempack.dump(&self.repo, &mut buf)?;
+            if buf.len() > 32 {
+                // More than a pack header and trailer: at least one object.
+                let mut writer = odb.packwriter()?;
+                std::io::Write::write_all(&mut writer, &buf)
+                    .map_err(|e| git2::Error::from_str(&format!("writing pack: {e}")))?;
+                writer.commit()?;
+            }
+            mempack.reset()
+        })();
+        persisted.map_err(|e| self.local(e))?;
+        self.write_pending_head()?;
+        Ok(result)
+    }
+
+    /// Points the branch ref at the head of the local commits, if any are pending.
+    pub(super) fn write_pending_head(&self) -> Result<(), GitError> {
+        let Some(oid) = self.pending_head.get() else {
+            return Ok(());
+        };
+        self.repo
+            .reference(
+                &format!("refs/heads/{}", self.branch),
+                oid,
+                true,
+                "imagebump: commit",
+            )
+            .map_err(|e| self.local(e))?;
+        self.pending_head.set(None);
+        Ok(())
+    }
+
+    fn mark_for_rebuild(&self) {
+        // Best effort: if even this write fails, the next checkout reports the error again.
+        let _ = std::fs::write(self.repo.path().join(REBUILD_MARKER), b"");
+    }
+}
+
+/// The work tree content of one listed path.
+struct NewBlob {
+    id: Oid,
+    /// The mode of a new file; a path that is already a file in the parent tree keeps its own.
+    mode: i32,
+}
+
+/// One listed path split into its names, with its new content (`None`: the file is gone).
+type Change<'a> = (&'a [&'a OsStr], Option<&'a NewBlob>);
+
+/// Writes `base` with `changes` applied and returns its id (`None` when it ends up empty).
+/// Only the trees along the changed paths are rebuilt; every other subtree keeps its id, so a
+/// commit costs O(depth x siblings) instead of O(files in the repository). The result is what
+/// an index read from `base`, updated with the same paths and written would give: a file keeps
+/// its mode, a directory disappears with its last file, and a file replaces a directory (or
+/// any other entry) of the same name and the other way round.
+fn update_tree(
+    repo: &Repository,
+    base: Option<&Tree<'_>>,
+    changes: &[Change<'_>],
+) -> Result<Option<Oid>, git2::Error> {
+    type Slot<'a> = (Option<Option<&'a NewBlob>>, Vec<Change<'a>>);
+    let mut by_name: BTreeMap<&OsStr, Slot<'_>> = BTreeMap::new();
+    for &(names, content) in changes {
+        let Some((first, rest)) = names.split_first() else {
+            continue;
+        };
+        let slot = by_name.entry(*first).or_default();
+        if rest.is_empty() {
+            slot.0 = Some(content);
+        } else {
+            slot.1.push((rest, content));
+        }
+    }
+    let mut builder = repo.treebuilder(base)?;
+    for (name, (leaf, deeper)) in by_name {
+        let name = Path::new(name);
+        // (mode, is a tree) of the entry `name` currently has in the builder.
+        let current = |builder: &git2::TreeBuilder<'_>| {
+            builder.get(name).map(|entry| {
+                entry.map(|e| (e.id(), e.filemode(), e.kind() == Some(ObjectType::Tree)))
+            })
+        };
+        match (leaf, current(&builder)?) {
+            (Some(Some(blob)), Some((_, mode, false))) => {
+                builder.insert(name, blob.id, mode)?;
+            }
+            (Some(Some(blob)), _) => {
+                builder.insert(name, blob.id, blob.mode)?;
+            }
+            (Some(None), Some((_, _, false))) => builder.remove(name)?,
+            _ => {}
+        }
+        if deeper.is_empty() {
+            continue;
+        }
+        let subtree = match current(&builder)? {
+            Some((id, _, true)) => Some(repo.find_tree(id)?),
+            _ => None,
+        };
+        match update_tree(repo, subtree.as_ref(), &deeper)? {
+            Some(id) => {
+                builder.insert(name, id, 0o040000)?;
+            }
+            None if subtree.is_some() => builder.remove(name)?,
+            None => {}
+        }
+    }
+    if builder.is_empty() {
+        Ok(None)
+    } else {
+        builder.write().map(Some)
+    }
+}
+
+pub(super) fn tracking_ref(branch: &str) -> String {
+    format!("refs/remotes/{REMOTE}/{branch}")
+}
+
+#[cfg(unix)]
+fn is_executable(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    meta.permissions().mode() & 0o111 != 0
+}
+
+#[cfg(not(unix))]
+fn is_executable(_meta: &std::fs::Metadata) -> bool {
+    false
+}
