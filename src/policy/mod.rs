@@ -233,6 +233,66 @@ impl Tally {
     }
 }
 
+/// Where a walk over the ranked candidates stopped, and what it skipped on the way.
+#[derive(Debug, Default)]
+struct Walk<'a> {
+    /// The candidate it stopped at: the current tag or the first eligible one.
+    chosen: Option<Candidate<'a>>,
+    /// The first candidate that does not rank above the current tag (downgrades refused).
+    blocked_by: Option<&'a str>,
+    /// Skipped: younger than `min_age`.
+    young: Vec<&'a str>,
+    /// Skipped: without an image for a required platform (`tag (no os/arch image)`).
+    lacking: Vec<String>,
+    /// Skipped: creation time unknown while `min_age` needs it.
+    unknown_age: Vec<&'a str>,
+}
+
+impl Walk<'_> {
+    fn skipped_any(&self) -> bool {
+        !self.young.is_empty() || !self.unknown_age.is_empty() || !self.lacking.is_empty()
+    }
+
+    /// The skipped candidates as `; skipped ... (why)` notes for a reason.
+    fn notes(&self, policy: &Policy) -> String {
+        let mut notes = String::new();
+        if !self.young.is_empty() {
+            let min_age = policy.min_age.unwrap_or(Duration::ZERO);
+            notes.push_str(&format!(
+                "; skipped {} (younger than min_age {min_age})",
+                list(&self.young)
+            ));
+        }
+        if !self.unknown_age.is_empty() {
+            notes.push_str(&format!(
+                "; skipped {} (creation time unknown, min_age needs it)",
+                list(&self.unknown_age)
+            ));
+        }
+        if !self.lacking.is_empty() {
+            let lacking: Vec<&str> = self.lacking.iter().map(String::as_str).collect();
+            notes.push_str(&format!(
+                "; skipped {} (platform filter {})",
+                list(&lacking),
+                policy.platforms.join(", ")
+            ));
+        }
+        notes
+    }
+}
+
+/// What [`Policy::conclude`] needs besides the walk: the selection's inputs and counts.
+struct Selection<'s> {
+    tags: &'s [String],
+    current: Current<'s>,
+    meta: &'s HashMap<String, TagMeta>,
+    /// Candidates the walk ranked.
+    matching: usize,
+    tally: &'s Tally,
+    /// The current tag has a key under this policy (else no downgrade check was possible).
+    current_ranks: bool,
+}
+
 impl Policy {
     /// Ranks `a` against `b` for this policy: `Greater` means `a` is preferred.
     fn cmp_key(&self, a: &Key<'_>, b: &Key<'_>) -> Ordering {
@@ -283,6 +343,11 @@ impl Policy {
 
     /// One selection step. `tags` is the repository's tag list, `current` what is deployed,
     /// `meta` the metadata fetched so far, `now` the time `min_age` is measured against.
+    ///
+    /// The steps: keep the tags this policy can rank ([`Policy::candidates`]), give each its
+    /// creation time under `newest_build` ([`Policy::rank_by_time`]), walk them best first until
+    /// one is eligible ([`Policy::walk`]), then word the decision ([`Policy::conclude`]). Any
+    /// step may ask for metadata it lacks instead ([`Step::NeedMetadata`]).
     pub fn select(
         &self,
         tags: &[String],
@@ -293,6 +358,36 @@ impl Policy {
         if let Kind::Digest { tag } = &self.kind {
             return self.select_digest(tag, tags, current, meta, now);
         }
+        let (mut cands, mut tally) = self.candidates(tags);
+        let current_key = if matches!(self.kind, Kind::NewestBuild) {
+            match self.rank_by_time(&mut cands, &mut tally, current, meta) {
+                Ok(key) => key,
+                Err(missing) => return Ok(Step::NeedMetadata(missing)),
+            }
+        } else {
+            current
+                .tag
+                .and_then(|t| self.key_of(self.filter.current_value(t)).ok())
+        };
+        let matching = cands.len();
+        let walk = match self.walk(cands, current, current_key.as_ref(), meta, now) {
+            Ok(walk) => walk,
+            Err(missing) => return Ok(Step::NeedMetadata(missing)),
+        };
+        let selection = Selection {
+            tags,
+            current,
+            meta,
+            matching,
+            tally: &tally,
+            current_ranks: current_key.is_some(),
+        };
+        self.conclude(walk, &selection)
+    }
+
+    /// The tags this policy can rank (filtered, parsed, inside the semver range), and the count
+    /// of the others by reason.
+    fn candidates<'a>(&self, tags: &'a [String]) -> (Vec<Candidate<'a>>, Tally) {
         let mut tally = Tally {
             total: tags.len(),
             ..Tally::default()
@@ -318,58 +413,69 @@ impl Policy {
             }
             cands.push(Candidate { tag, key });
         }
+        (cands, tally)
+    }
 
-        let mut current_key = match current.tag {
-            Some(t) if !matches!(self.kind, Kind::NewestBuild) => {
-                self.key_of(self.filter.current_value(t)).ok()
+    /// `newest_build`: keys every candidate by its creation time (dropping those without one)
+    /// and returns the current tag's key. `Err`: the tags whose metadata is still missing (the
+    /// current tag included when downgrades are refused, as it bounds the choice).
+    fn rank_by_time<'a>(
+        &self,
+        cands: &mut Vec<Candidate<'a>>,
+        tally: &mut Tally,
+        current: Current<'_>,
+        meta: &HashMap<String, TagMeta>,
+    ) -> Result<Option<Key<'a>>, Vec<String>> {
+        // One map lookup per candidate: the creation time, or a note that it is missing.
+        let mut missing: Vec<String> = Vec::new();
+        let mut no_time = 0;
+        cands.retain_mut(|c| match meta.get(c.tag) {
+            None => {
+                missing.push(c.tag.to_owned());
+                false
             }
-            _ => None,
-        };
-
-        if matches!(self.kind, Kind::NewestBuild) {
-            // One map lookup per candidate: the creation time, or a note that it is missing.
-            let mut missing: Vec<String> = Vec::new();
-            let mut no_time = 0;
-            cands.retain_mut(|c| match meta.get(c.tag) {
-                None => {
-                    missing.push(c.tag.to_owned());
-                    false
-                }
-                Some(TagMeta {
-                    created: Some(t), ..
-                }) => {
-                    c.key = Key::Time(t.unix_timestamp_nanos());
-                    true
-                }
-                Some(_) => {
-                    no_time += 1;
-                    false
-                }
-            });
-            tally.no_time = no_time;
-            if let Some(t) = current.tag
-                && !self.allow_downgrade
-                && !meta.contains_key(t)
-                && !missing.iter().any(|m| m == t)
-            {
-                missing.push(t.to_owned());
+            Some(TagMeta {
+                created: Some(t), ..
+            }) => {
+                c.key = Key::Time(t.unix_timestamp_nanos());
+                true
             }
-            if !missing.is_empty() {
-                return Ok(Step::NeedMetadata(missing));
+            Some(_) => {
+                no_time += 1;
+                false
             }
-            current_key = current
-                .tag
-                .and_then(|t| meta.get(t))
-                .and_then(|m| m.created)
-                .map(|t| Key::Time(t.unix_timestamp_nanos()));
+        });
+        tally.no_time = no_time;
+        if let Some(t) = current.tag
+            && !self.allow_downgrade
+            && !meta.contains_key(t)
+            && !missing.iter().any(|m| m == t)
+        {
+            missing.push(t.to_owned());
         }
+        if !missing.is_empty() {
+            return Err(missing);
+        }
+        Ok(current
+            .tag
+            .and_then(|t| meta.get(t))
+            .and_then(|m| m.created)
+            .map(|t| Key::Time(t.unix_timestamp_nanos())))
+    }
 
-        let matching = cands.len();
-        let mut young: Vec<&str> = Vec::new();
-        let mut lacking: Vec<String> = Vec::new();
-        let mut unknown_age: Vec<&str> = Vec::new();
-        let mut blocked_by: Option<&str> = None;
-        let mut chosen: Option<Candidate<'_>> = None;
+    /// Walks the candidates best first and stops at the current tag, at the first one that
+    /// does not rank above it (downgrades refused), or at the first eligible one (platforms,
+    /// `min_age`), noting every candidate skipped on the way. `Err`: the metadata of the next
+    /// candidate is needed to tell.
+    fn walk<'a>(
+        &self,
+        cands: Vec<Candidate<'a>>,
+        current: Current<'_>,
+        current_key: Option<&Key<'_>>,
+        meta: &HashMap<String, TagMeta>,
+        now: OffsetDateTime,
+    ) -> Result<Walk<'a>, Vec<String>> {
+        let mut walk = Walk::default();
         let ranked = Ranked {
             policy: self,
             rest: cands,
@@ -378,69 +484,53 @@ impl Policy {
         };
         for c in ranked {
             if Some(c.tag) == current.tag {
-                chosen = Some(c);
+                walk.chosen = Some(c);
                 break;
             }
             if !self.allow_downgrade
-                && let Some(ck) = &current_key
+                && let Some(ck) = current_key
                 && self.cmp_key(&c.key, ck) != Ordering::Greater
             {
-                blocked_by = Some(c.tag);
+                walk.blocked_by = Some(c.tag);
                 break;
             }
             if !self.platforms.is_empty() {
                 let Some(offered) = meta.get(c.tag).and_then(|m| m.platforms.as_ref()) else {
-                    return Ok(Step::NeedMetadata(vec![c.tag.to_owned()]));
+                    return Err(vec![c.tag.to_owned()]);
                 };
                 let missing = self.missing_platforms(offered);
                 if !missing.is_empty() {
-                    lacking.push(format!("{} (no {} image)", c.tag, missing.join(", ")));
+                    walk.lacking
+                        .push(format!("{} (no {} image)", c.tag, missing.join(", ")));
                     continue;
                 }
             }
             if let Some(min_age) = self.min_age.filter(|d| d.is_positive()) {
                 match meta.get(c.tag) {
-                    None => return Ok(Step::NeedMetadata(vec![c.tag.to_owned()])),
+                    None => return Err(vec![c.tag.to_owned()]),
                     Some(TagMeta { created: None, .. }) => {
-                        unknown_age.push(c.tag);
+                        walk.unknown_age.push(c.tag);
                         continue;
                     }
                     Some(TagMeta {
                         created: Some(t), ..
                     }) if now - *t < min_age => {
-                        young.push(c.tag);
+                        walk.young.push(c.tag);
                         continue;
                     }
                     Some(_) => {}
                 }
             }
-            chosen = Some(c);
+            walk.chosen = Some(c);
             break;
         }
+        Ok(walk)
+    }
 
-        let mut notes = String::new();
-        if !young.is_empty() {
-            let min_age = self.min_age.unwrap_or(Duration::ZERO);
-            notes.push_str(&format!(
-                "; skipped {} (younger than min_age {min_age})",
-                list(&young)
-            ));
-        }
-        if !unknown_age.is_empty() {
-            notes.push_str(&format!(
-                "; skipped {} (creation time unknown, min_age needs it)",
-                list(&unknown_age)
-            ));
-        }
-        if !lacking.is_empty() {
-            let lacking: Vec<&str> = lacking.iter().map(String::as_str).collect();
-            notes.push_str(&format!(
-                "; skipped {} (platform filter {})",
-                list(&lacking),
-                self.platforms.join(", ")
-            ));
-        }
-
+    /// The decision (or the refusal) a finished walk means, with its reason.
+    fn conclude(&self, walk: Walk<'_>, sel: &Selection<'_>) -> Result<Step, NoMatch> {
+        let notes = walk.notes(self);
+        let matching = sel.matching;
         let what = match self.kind {
             Kind::Semver { .. } => "highest",
             Kind::Alphabetical(Order::Asc) => "last in byte order",
@@ -454,10 +544,11 @@ impl Policy {
         } else {
             "candidates"
         };
-        let best = chosen
+        let best = walk
+            .chosen
             .as_ref()
             .map(|c| c.tag)
-            .or(blocked_by)
+            .or(walk.blocked_by)
             .map(str::to_owned);
         let with_best = |step: Result<Step, NoMatch>| {
             step.map(|step| match step {
@@ -468,33 +559,31 @@ impl Policy {
                 other => other,
             })
         };
-        match (chosen, current.tag) {
+        let finish = |tag: &str, is_current: bool, reason: String| {
+            with_best(self.finish(tag, is_current, reason, sel.current, sel.tags, sel.meta))
+        };
+        match (&walk.chosen, sel.current.tag) {
             (Some(c), Some(cur)) if c.tag == cur => {
                 let reason = format!(
                     "{}: current {cur} is the {what} of {matching} {noun}{notes}",
                     self.kind
                 );
-                with_best(self.finish(cur, true, reason, current, tags, meta))
+                finish(cur, true, reason)
             }
             (Some(c), _) => {
                 let mut reason = format!("{}: {what} of {matching} {noun}", self.kind);
-                if let Some(cur) = current.tag
-                    && current_key.is_none()
+                if let Some(cur) = sel.current.tag
+                    && !sel.current_ranks
                 {
                     reason.push_str(&format!(
                         "; current {cur} does not rank under this policy, no downgrade check"
                     ));
                 }
                 reason.push_str(&notes);
-                with_best(self.finish(c.tag, false, reason, current, tags, meta))
+                finish(c.tag, false, reason)
             }
-            (None, Some(cur))
-                if blocked_by.is_some()
-                    || !young.is_empty()
-                    || !unknown_age.is_empty()
-                    || !lacking.is_empty() =>
-            {
-                let reason = match blocked_by {
+            (None, Some(cur)) if walk.blocked_by.is_some() || walk.skipped_any() => {
+                let reason = match walk.blocked_by {
                     Some(best) if notes.is_empty() => format!(
                         "{}: keeping current {cur}: it ranks at or above the best candidate {best} (allow_downgrade is off)",
                         self.kind
@@ -504,14 +593,14 @@ impl Policy {
                         self.kind
                     ),
                 };
-                with_best(self.finish(cur, true, reason, current, tags, meta))
+                finish(cur, true, reason)
             }
             (None, _) => {
                 let reason = if matching == 0 {
                     format!(
                         "{}: no tag matches ({})",
                         self.kind,
-                        tally.summary(&self.kind)
+                        sel.tally.summary(&self.kind)
                     )
                 } else {
                     format!(

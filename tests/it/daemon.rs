@@ -25,6 +25,7 @@ use tower::ServiceExt;
 
 use crate::support;
 use crate::support::imagebump::Imagebump;
+use crate::support::registry::{ImageSpec, NotificationEndpoint, RegistryConfig, TestRegistry};
 
 // ---------------------------------------------------------------------------------------------
 // A recording fake worker.
@@ -1393,14 +1394,21 @@ async fn an_invalid_initial_config_is_an_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_registry_notifies_and_one_tag_push_makes_one_check() {
     let addr = listen();
-    let registry = support::notifying_registry::NotifyingRegistry::start(
-        &format!("http://{addr}/webhook/distribution"),
-        "Bearer dist-token",
-    );
-    let worker = Recorder::new(&[
-        (registry.host.as_str(), "demo/app"),
-        ("ghcr.io", "acme/api"),
-    ]);
+    let mut endpoint =
+        NotificationEndpoint::new("imagebump", &format!("http://{addr}/webhook/distribution"));
+    endpoint
+        .headers
+        .push(("Authorization".into(), "Bearer dist-token".into()));
+    endpoint.timeout = Duration::from_secs(2);
+    endpoint.threshold = 5;
+    let registry = TestRegistry::start(RegistryConfig {
+        notifications: vec![endpoint],
+        ..RegistryConfig::default()
+    })
+    .await;
+    let host = registry.host();
+    let pusher = registry.pusher();
+    let worker = Recorder::new(&[(host.as_str(), "demo/app"), ("ghcr.io", "acme/api")]);
     let loaded = worker.clone();
     let control = Control::new();
     let metrics = Arc::new(Metrics::new());
@@ -1421,13 +1429,15 @@ async fn the_real_registry_notifies_and_one_tag_push_makes_one_check() {
     eventually(Duration::from_secs(5), || worker.count(&Scope::All) == 1).await;
 
     let scope = Scope::Repository {
-        registry: registry.host.clone(),
+        registry: host.clone(),
         repository: "demo/app".into(),
     };
-    registry.push_image("demo/app", "1.0.0").await;
+    pusher
+        .push_image("demo/app", "1.0.0", &ImageSpec::new("2026-01-01T00:00:00Z"))
+        .await;
     eventually(Duration::from_secs(10), || worker.count(&scope) == 1).await;
     // Blob pushes and the manifest pull that follows must not add a check.
-    registry.pull_manifest("demo/app", "1.0.0").await;
+    pusher.pull_manifest("demo/app", "1.0.0").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
         worker.count(&scope),
@@ -1452,7 +1462,9 @@ async fn the_real_registry_notifies_and_one_tag_push_makes_one_check() {
     assert!(!text.contains("outcome=\"unauthorized\""), "{text}");
 
     // A later push is a new check.
-    registry.push_image("demo/app", "1.0.1").await;
+    pusher
+        .push_image("demo/app", "1.0.1", &ImageSpec::new("2026-01-02T00:00:00Z"))
+        .await;
     eventually(Duration::from_secs(10), || worker.count(&scope) == 2).await;
     assert_eq!(worker.count(&scope), 2, "registry log:\n{}", registry.log());
     assert_eq!(worker.count(&Scope::All), 1);
