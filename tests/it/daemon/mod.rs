@@ -18,9 +18,9 @@ use axum::http::{Request, StatusCode};
 use hmac::{Hmac, Mac};
 use imagebump::daemon::http::{HttpState, router};
 use imagebump::daemon::{
-    AppReport, Change, CheckOptions, Checks, Control, CycleReport, ImageReport, Loaded, Metrics,
-    Receiver, ReceiverKind, Requested, Schedule, Scope, Secret, Settings, Shutdown, StatusStore,
-    Worker,
+    AppReport, CheckOptions, Checks, Control, CycleReport, ImageStatus, Loaded, Metrics,
+    PlannedChange, Receiver, ReceiverKind, Requested, Schedule, Scope, Secret, Settings, Shutdown,
+    StatusStore, Worker,
 };
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -91,19 +91,28 @@ impl Recorder {
 fn updated_app(name: &str) -> AppReport {
     AppReport {
         name: name.into(),
-        error: None,
-        images: vec![ImageReport {
+        images: vec![ImageStatus {
             name: "api".into(),
-            repository: "ghcr.io/acme/api".into(),
-            deployed: Some("1.4.3".into()),
+            image: "ghcr.io/acme/api".into(),
+            deployed: Some("1.4.2".into()),
             candidate: Some("1.4.3".into()),
-            change: Some(Change {
-                from: "1.4.2".into(),
-                to: "1.4.3".into(),
-            }),
+            error: None,
+        }],
+        changes: vec![PlannedChange {
+            app: name.into(),
+            image: "ghcr.io/acme/api".into(),
+            name: "api".into(),
+            file: "values.yaml".into(),
+            line: 3,
+            from: "1.4.2".into(),
+            to: "1.4.3".into(),
+            digest: None,
+            reason: "semver ^1: newest of 2 matching tags".into(),
+            tag: "1.4.3".into(),
         }],
         commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
-        duration: Duration::from_millis(12),
+        pushed: true,
+        ..AppReport::default()
     }
 }
 
@@ -142,6 +151,7 @@ impl Worker for Recorder {
                 .push(format!("end {scope}"));
             CycleReport {
                 apps: vec![updated_app("shop")],
+                duration: Duration::from_millis(12),
             }
         }
     }

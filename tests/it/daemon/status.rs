@@ -10,6 +10,7 @@ impl Worker for GroupedCommit {
     fn check(&self, _scope: Scope) -> impl Future<Output = CycleReport> + Send {
         let report = CycleReport {
             apps: vec![updated_app("shop-dev"), updated_app("shop-prod")],
+            duration: Duration::from_millis(12),
         };
         async move { report }
     }
