@@ -17,7 +17,7 @@ use imagebump::daemon::{
     Control, CycleReport, Loaded, Metrics, Receiver, ReceiverKind, Schedule, Scope, Secret,
     Settings, Worker,
 };
-use support::notifying_registry::NotifyingRegistry;
+use support::registry::{ImageSpec, NotificationEndpoint, RegistryConfig, TestRegistry};
 
 const PUSHES: usize = 50;
 
@@ -50,12 +50,22 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 /// Per push: (from the first blob upload, from the manifest being accepted) to the check start.
 async fn measure(debounce: Duration) -> Vec<(Duration, Duration)> {
     let addr = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
-    let registry = NotifyingRegistry::start(
-        &format!("http://{addr}/webhook/distribution"),
-        "Bearer bench-token",
-    );
+    let mut endpoint =
+        NotificationEndpoint::new("imagebump", &format!("http://{addr}/webhook/distribution"));
+    endpoint
+        .headers
+        .push(("Authorization".into(), "Bearer bench-token".into()));
+    endpoint.timeout = Duration::from_secs(2);
+    endpoint.threshold = 5;
+    let registry = TestRegistry::start(RegistryConfig {
+        notifications: vec![endpoint],
+        ..RegistryConfig::default()
+    })
+    .await;
+    let pusher = registry.pusher();
+    let spec = ImageSpec::new("2026-01-01T00:00:00Z");
     let starts = Timestamps::default();
-    let repositories = vec![(registry.host.clone(), "bench/app".to_string())];
+    let repositories = vec![(registry.host(), "bench/app".to_string())];
     let control = Control::new();
     let daemon = {
         let starts = starts.clone();
@@ -83,15 +93,17 @@ async fn measure(debounce: Duration) -> Vec<(Duration, Duration)> {
         ))
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    registry.push_image("bench/app", "warmup").await;
+    pusher.push_image("bench/app", "warmup", &spec).await;
     tokio::time::sleep(debounce + Duration::from_millis(500)).await;
     let mut latencies = Vec::with_capacity(PUSHES);
     for index in 0..PUSHES {
         let before = starts.0.lock().unwrap().len();
         let pushed = Instant::now();
-        let tagged = registry
-            .push_image("bench/app", &format!("1.0.{index}"))
+        pusher
+            .push_image("bench/app", &format!("1.0.{index}"), &spec)
             .await;
+        // The manifest PUT, the push's last request, was just accepted.
+        let tagged = Instant::now();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(started) = starts.0.lock().unwrap().get(before).copied() {

@@ -9,6 +9,7 @@
 //! - [`edit`]: pure, format-preserving YAML edits (bytes in, bytes out).
 //! - [`git`]: clone cache, fetch, commit, push with conflict retry.
 //! - [`forge`]: merge requests on GitHub, GitLab and Gitea.
+//! - [`report`]: what a pass reports per app, with typed errors (the engine fills it, the daemon records it).
 //! - [`engine`]: the write-back spine that runs one pass over the apps (`imagebump once`).
 //! - [`daemon`]: scheduler, webhooks, metrics, health and status.
 //! - [`atomic`]: the one atomic file write (temp file, fsync, rename).
@@ -30,6 +31,7 @@ pub mod git;
 pub mod policy;
 pub mod reference;
 pub mod registry;
+pub mod report;
 pub mod schedule;
 pub mod secret;
 pub mod service;

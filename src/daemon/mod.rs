@@ -38,6 +38,7 @@ pub mod webhook;
 use std::future::Future;
 use std::time::Duration;
 
+pub use crate::report::{AppReport, ImageStatus, PlannedChange};
 pub use crate::schedule::Schedule;
 pub use crate::shutdown::Shutdown;
 pub use metrics::Metrics;
@@ -104,45 +105,11 @@ pub trait Worker: Send + Sync + 'static {
     }
 }
 
-/// What one check did, per app it touched.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// What one check did: the report of each app it touched (the one per-app report type,
+/// [`crate::report::AppReport`]), and how long the check took.
+#[derive(Clone, Debug, Default)]
 pub struct CycleReport {
     pub apps: Vec<AppReport>,
-}
-
-/// One app's outcome in a check.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct AppReport {
-    /// The app's configured name.
-    pub name: String,
-    /// `None` when the app was checked without error; otherwise what went wrong (no secrets).
-    pub error: Option<String>,
-    /// The images of this app that were looked at (for a repository check, only those).
-    pub images: Vec<ImageReport>,
-    /// The commit this check created (or the pull request's head commit), if any.
-    pub commit: Option<String>,
-    /// How long this app took.
+    /// How long the check took (every app of it is shown with this duration).
     pub duration: Duration,
-}
-
-/// One image of an app, as the check found it.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct ImageReport {
-    /// The image's configured name inside the app, e.g. `api`.
-    pub name: String,
-    /// The image repository, e.g. `ghcr.io/acme/shop-api`.
-    pub repository: String,
-    /// The tag found in the config repo when checked.
-    pub deployed: Option<String>,
-    /// The best tag the policy picked from the registry (`None`: nothing matched).
-    pub candidate: Option<String>,
-    /// The change this check wrote, if any.
-    pub change: Option<Change>,
-}
-
-/// A tag change written by a check.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Change {
-    pub from: String,
-    pub to: String,
 }

@@ -331,8 +331,8 @@ impl<W: Worker> Checks<W> {
         // Apps share a commit when commits are grouped: each commit is counted once.
         let mut commits = std::collections::HashSet::new();
         for app in &report.apps {
-            self.metrics.app_checked(&app.name, app.error.is_none());
-            if let Some(error) = &app.error {
+            self.metrics.app_checked(&app.name, app.errors.is_empty());
+            if let Some(error) = app.error_text() {
                 failed = true;
                 warn!(app = %app.name, %error, "check failed");
             }
@@ -343,12 +343,12 @@ impl<W: Worker> Checks<W> {
             }
             for image in &app.images {
                 checked += 1;
-                if let Some(change) = &image.change {
+                if let Some(change) = app.written(&image.name) {
                     updated += 1;
                     info!(
                         app = %app.name,
                         image = %image.name,
-                        repository = %image.repository,
+                        repository = %image.image,
                         from = %change.from,
                         to = %change.to,
                         commit = app.commit.as_deref().unwrap_or("-"),

@@ -137,7 +137,7 @@ impl StatusStore {
                 name: app.name.clone(),
                 ..AppStatus::default()
             });
-            merge(entry, app, at);
+            merge(entry, app, report.duration, at);
         }
     }
 
@@ -163,22 +163,22 @@ impl StatusStore {
     }
 }
 
-fn merge(entry: &mut AppStatus, app: &AppReport, at: OffsetDateTime) {
+fn merge(entry: &mut AppStatus, app: &AppReport, duration: Duration, at: OffsetDateTime) {
     let when = rfc3339(at);
     entry.last_check.clone_from(&when);
-    entry.last_error.clone_from(&app.error);
-    if app.error.is_none() {
+    entry.last_error = app.error_text();
+    if app.errors.is_empty() {
         entry.last_success = when;
     }
     if app.commit.is_some() {
         entry.last_commit.clone_from(&app.commit);
     }
-    entry.last_duration_ms = Some(duration_ms(app.duration));
+    entry.last_duration_ms = Some(duration_ms(duration));
     for image in &app.images {
         let status = ImageStatus {
             name: image.name.clone(),
-            repository: image.repository.clone(),
-            deployed: image.deployed.clone(),
+            repository: image.image.clone(),
+            deployed: app.deployed_after(image),
             candidate: image.candidate.clone(),
         };
         match entry
@@ -199,16 +199,28 @@ fn duration_ms(duration: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::ImageReport;
+    use crate::registry::RegistryError;
+    use crate::report::{AppError, ImageError, ImageStatus as ImageReport};
     use time::macros::datetime;
 
     fn image(name: &str, deployed: &str, candidate: &str) -> ImageReport {
         ImageReport {
             name: name.into(),
-            repository: format!("ghcr.io/acme/{name}"),
+            image: format!("ghcr.io/acme/{name}"),
             deployed: Some(deployed.into()),
             candidate: Some(candidate.into()),
-            change: None,
+            error: None,
+        }
+    }
+
+    fn registry_error() -> AppError {
+        AppError::Image {
+            image: "api".into(),
+            error: Box::new(ImageError::Registry(RegistryError::BadResponse {
+                registry: "ghcr.io".into(),
+                repository: "acme/api".into(),
+                detail: "HTTP 500".into(),
+            })),
         }
     }
 
@@ -220,14 +232,14 @@ mod tests {
             &CycleReport {
                 apps: vec![AppReport {
                     name: "shop".into(),
-                    error: None,
                     images: vec![
                         image("api", "1.0.0", "1.0.1"),
                         image("web", "2.0.0", "2.0.0"),
                     ],
                     commit: Some("abc123".into()),
-                    duration: Duration::from_millis(1500),
+                    ..AppReport::default()
                 }],
+                duration: Duration::from_millis(1500),
             },
             datetime!(2026-01-01 10:00:00 UTC),
         );
@@ -235,11 +247,11 @@ mod tests {
             &CycleReport {
                 apps: vec![AppReport {
                     name: "shop".into(),
-                    error: Some("registry ghcr.io answered 500".into()),
+                    errors: vec![registry_error()],
                     images: vec![image("api", "1.0.1", "1.0.2")],
-                    commit: None,
-                    duration: Duration::from_millis(20),
+                    ..AppReport::default()
                 }],
+                duration: Duration::from_millis(20),
             },
             datetime!(2026-01-01 10:05:00 UTC),
         );
@@ -250,10 +262,7 @@ mod tests {
         let shop = &snapshot.apps[1];
         assert_eq!(shop.last_check.as_deref(), Some("2026-01-01T10:05:00Z"));
         assert_eq!(shop.last_success.as_deref(), Some("2026-01-01T10:00:00Z"));
-        assert_eq!(
-            shop.last_error.as_deref(),
-            Some("registry ghcr.io answered 500")
-        );
+        assert_eq!(shop.last_error, Some(registry_error().to_string()));
         assert_eq!(shop.last_commit.as_deref(), Some("abc123"));
         assert_eq!(shop.images.len(), 2);
         assert_eq!(shop.images[0].deployed.as_deref(), Some("1.0.1"));

@@ -8,13 +8,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::error::AppError;
 use super::message;
 use super::plan::{self, FileEdit, contexts};
-use super::report::{AppReport, PlannedChange};
 use super::{Engine, Mode, ResolvedApp, WriteContext};
 use crate::config::App;
 use crate::git::{self, Checkout, Oid};
+use crate::report::AppError;
+use crate::report::{AppReport, PlannedChange};
 
 /// Why an app's changes were left uncommitted: the daemon is shutting down.
 const NOT_COMMITTED_AT_SHUTDOWN: AppError =

@@ -13,10 +13,10 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::task::JoinSet;
 
-use super::error::ImageError;
 use crate::policy::{Current, Decision, Policy, Step, TagMeta};
 use crate::reference::ImageRef;
 use crate::registry::{self, RegistryError};
+use crate::report::ImageError;
 
 /// The tag lists of one pass, by repository name (`registry/repository`).
 #[derive(Debug, Default)]

@@ -15,18 +15,17 @@
 //! rejected; pull-request mode ([`pull_request`]) pushes a bot branch and asks the forge. A
 //! [`WriteContext`] carries the mode, the time and the fetched data through all of it.
 //!
-//! Files: [`report`] (what a pass reports), [`error`] (typed problems), [`fetch`], [`plan`],
+//! Files: [`fetch`], [`plan`],
 //! [`commit`], [`pull_request`], [`message`] (commit messages), [`settings`] (config to stage
-//! settings, secrets), [`check`] (template and secret checks before a pass).
+//! settings, secrets), [`check`] (template and secret checks before a pass). What a pass reports
+//! is [`crate::report`].
 
 pub mod check;
 mod commit;
-pub mod error;
 mod fetch;
 pub mod message;
 mod plan;
 mod pull_request;
-pub mod report;
 pub mod settings;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -42,9 +41,10 @@ use crate::policy::Policy;
 use crate::reference::ImageRef;
 use crate::registry::{self, ClientOptions};
 
-pub use error::{AppError, ImageError, PullRequestError, ReadError};
-pub use report::{AppReport, ImageStatus, PassReport, PlannedChange, PullRequestAction};
-pub use settings::SettingsError;
+pub use crate::report::{
+    AppError, AppReport, ImageError, ImageStatus, PassReport, PlannedChange, PullRequestAction,
+    PullRequestError, ReadError, SettingsError,
+};
 
 /// What one pass covers and whether it may write.
 #[derive(Debug, Clone, Default)]

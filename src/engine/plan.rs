@@ -9,16 +9,16 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
-use super::error::{AppError, ImageError, ReadError};
 use super::fetch;
 use super::message::ChangeContext;
-use super::report::{ImageStatus, PlannedChange};
 use super::{ResolvedApp, WriteContext};
 use crate::config::{ImageConfig, TargetConfig};
 use crate::edit::{self, Target, Update};
 use crate::git;
 use crate::policy::{Current, Decision};
 use crate::registry;
+use crate::report::{AppError, ImageError, ReadError};
+use crate::report::{ImageStatus, PlannedChange};
 
 /// Largest file the engine edits (a values file is a few kB; this guards against a binary).
 const MAX_FILE_BYTES: u64 = 8 * 1024 * 1024;

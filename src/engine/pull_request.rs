@@ -14,14 +14,14 @@
 use std::sync::Arc;
 
 use super::commit::write_files;
-use super::error::{AppError, PullRequestError};
 use super::message;
 use super::plan::{self, FileEdit, contexts};
-use super::report::{AppReport, PullRequestAction};
 use super::{Engine, Mode, ResolvedApp, WriteContext, settings};
 use crate::config::PullRequestConfig;
 use crate::forge::{self, Action, ChangeRow, Forge, PullRequest};
 use crate::git::{Checkout, LeaseOutcome, Oid};
+use crate::report::{AppError, PullRequestError};
+use crate::report::{AppReport, PullRequestAction};
 
 /// Default bot branch template.
 pub const DEFAULT_BRANCH: &str = "imagebump/{{ app }}";

@@ -15,20 +15,7 @@ use crate::git::{self, Author, Credential, CredentialRule, GitSettings};
 use crate::policy::{Filter, Kind, Order, Parsing, Policy, Range};
 use crate::registry::{self, Platform, RegistryAuth, RegistrySettings};
 
-/// A secret reference that cannot be resolved, or a value another stage refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SettingsError {
-    #[error("environment variable `{var}` ({what}) is not set")]
-    MissingEnv { var: String, what: String },
-    #[error("cannot read {path} ({what}): {reason}")]
-    File {
-        path: String,
-        what: String,
-        reason: String,
-    },
-    #[error("{what}: {reason}")]
-    Invalid { what: String, reason: String },
-}
+pub use crate::report::SettingsError;
 
 fn env(var: &str, what: impl Into<String>) -> Result<String, SettingsError> {
     env_is_set(var).ok_or_else(|| SettingsError::MissingEnv {

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::daemon::{self, CycleReport, Metrics, Scope, Worker};
+use crate::daemon::{CycleReport, Metrics, Scope, Worker};
 use crate::engine::{AppError, Engine, PassOptions, PassReport};
 use crate::registry::Stats;
 
@@ -125,49 +125,9 @@ impl Worker for EngineWorker {
         let report = self.engine.run_pass(&options).await;
         self.export_registry_stats();
         self.export_pass(&report);
-        let elapsed = started.elapsed();
         CycleReport {
-            apps: report
-                .apps
-                .iter()
-                .map(|app| daemon::AppReport {
-                    name: app.name.clone(),
-                    error: (!app.errors.is_empty()).then(|| {
-                        app.errors
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                            .join("; ")
-                    }),
-                    images: app
-                        .images
-                        .iter()
-                        .map(|image| {
-                            let change = app
-                                .changes
-                                .iter()
-                                .find(|c| c.name == image.name)
-                                .filter(|_| app.pushed)
-                                .map(|c| daemon::Change {
-                                    from: c.from.clone(),
-                                    to: c.to.clone(),
-                                });
-                            daemon::ImageReport {
-                                name: image.name.clone(),
-                                repository: image.image.clone(),
-                                deployed: change
-                                    .as_ref()
-                                    .map(|c| c.to.clone())
-                                    .or_else(|| image.deployed.clone()),
-                                candidate: image.candidate.clone(),
-                                change,
-                            }
-                        })
-                        .collect(),
-                    commit: app.commit.clone(),
-                    duration: elapsed,
-                })
-                .collect(),
+            apps: report.apps,
+            duration: started.elapsed(),
         }
     }
 

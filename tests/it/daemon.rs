@@ -15,9 +15,9 @@ use axum::http::{Request, StatusCode};
 use hmac::{Hmac, Mac};
 use imagebump::daemon::http::{HttpState, router};
 use imagebump::daemon::{
-    AppReport, Change, CheckOptions, Checks, Control, CycleReport, ImageReport, Loaded, Metrics,
-    Receiver, ReceiverKind, Requested, Schedule, Scope, Secret, Settings, Shutdown, StatusStore,
-    Worker,
+    AppReport, CheckOptions, Checks, Control, CycleReport, ImageStatus, Loaded, Metrics,
+    PlannedChange, Receiver, ReceiverKind, Requested, Schedule, Scope, Secret, Settings, Shutdown,
+    StatusStore, Worker,
 };
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -25,6 +25,7 @@ use tower::ServiceExt;
 
 use crate::support;
 use crate::support::imagebump::Imagebump;
+use crate::support::registry::{ImageSpec, NotificationEndpoint, RegistryConfig, TestRegistry};
 
 // ---------------------------------------------------------------------------------------------
 // A recording fake worker.
@@ -81,19 +82,28 @@ impl Recorder {
 fn updated_app(name: &str) -> AppReport {
     AppReport {
         name: name.into(),
-        error: None,
-        images: vec![ImageReport {
+        images: vec![ImageStatus {
             name: "api".into(),
-            repository: "ghcr.io/acme/api".into(),
-            deployed: Some("1.4.3".into()),
+            image: "ghcr.io/acme/api".into(),
+            deployed: Some("1.4.2".into()),
             candidate: Some("1.4.3".into()),
-            change: Some(Change {
-                from: "1.4.2".into(),
-                to: "1.4.3".into(),
-            }),
+            error: None,
+        }],
+        changes: vec![PlannedChange {
+            app: name.into(),
+            image: "ghcr.io/acme/api".into(),
+            name: "api".into(),
+            file: "values.yaml".into(),
+            line: 3,
+            from: "1.4.2".into(),
+            to: "1.4.3".into(),
+            digest: None,
+            reason: "semver ^1: newest of 2 matching tags".into(),
+            tag: "1.4.3".into(),
         }],
         commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
-        duration: Duration::from_millis(12),
+        pushed: true,
+        ..AppReport::default()
     }
 }
 
@@ -132,6 +142,7 @@ impl Worker for Recorder {
                 .push(format!("end {scope}"));
             CycleReport {
                 apps: vec![updated_app("shop")],
+                duration: Duration::from_millis(12),
             }
         }
     }
@@ -845,6 +856,7 @@ impl Worker for GroupedCommit {
     fn check(&self, _scope: Scope) -> impl Future<Output = CycleReport> + Send {
         let report = CycleReport {
             apps: vec![updated_app("shop-dev"), updated_app("shop-prod")],
+            duration: Duration::from_millis(12),
         };
         async move { report }
     }
@@ -1382,14 +1394,21 @@ async fn an_invalid_initial_config_is_an_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_registry_notifies_and_one_tag_push_makes_one_check() {
     let addr = listen();
-    let registry = support::notifying_registry::NotifyingRegistry::start(
-        &format!("http://{addr}/webhook/distribution"),
-        "Bearer dist-token",
-    );
-    let worker = Recorder::new(&[
-        (registry.host.as_str(), "demo/app"),
-        ("ghcr.io", "acme/api"),
-    ]);
+    let mut endpoint =
+        NotificationEndpoint::new("imagebump", &format!("http://{addr}/webhook/distribution"));
+    endpoint
+        .headers
+        .push(("Authorization".into(), "Bearer dist-token".into()));
+    endpoint.timeout = Duration::from_secs(2);
+    endpoint.threshold = 5;
+    let registry = TestRegistry::start(RegistryConfig {
+        notifications: vec![endpoint],
+        ..RegistryConfig::default()
+    })
+    .await;
+    let host = registry.host();
+    let pusher = registry.pusher();
+    let worker = Recorder::new(&[(host.as_str(), "demo/app"), ("ghcr.io", "acme/api")]);
     let loaded = worker.clone();
     let control = Control::new();
     let metrics = Arc::new(Metrics::new());
@@ -1410,13 +1429,15 @@ async fn the_real_registry_notifies_and_one_tag_push_makes_one_check() {
     eventually(Duration::from_secs(5), || worker.count(&Scope::All) == 1).await;
 
     let scope = Scope::Repository {
-        registry: registry.host.clone(),
+        registry: host.clone(),
         repository: "demo/app".into(),
     };
-    registry.push_image("demo/app", "1.0.0").await;
+    pusher
+        .push_image("demo/app", "1.0.0", &ImageSpec::new("2026-01-01T00:00:00Z"))
+        .await;
     eventually(Duration::from_secs(10), || worker.count(&scope) == 1).await;
     // Blob pushes and the manifest pull that follows must not add a check.
-    registry.pull_manifest("demo/app", "1.0.0").await;
+    pusher.pull_manifest("demo/app", "1.0.0").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
         worker.count(&scope),
@@ -1441,7 +1462,9 @@ async fn the_real_registry_notifies_and_one_tag_push_makes_one_check() {
     assert!(!text.contains("outcome=\"unauthorized\""), "{text}");
 
     // A later push is a new check.
-    registry.push_image("demo/app", "1.0.1").await;
+    pusher
+        .push_image("demo/app", "1.0.1", &ImageSpec::new("2026-01-02T00:00:00Z"))
+        .await;
     eventually(Duration::from_secs(10), || worker.count(&scope) == 2).await;
     assert_eq!(worker.count(&scope), 2, "registry log:\n{}", registry.log());
     assert_eq!(worker.count(&Scope::All), 1);

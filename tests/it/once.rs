@@ -340,13 +340,13 @@ async fn a_registry_given_up_is_asked_again_at_once_on_its_webhook() {
     proxy.fail_tag_lists();
     for _ in 0..3 {
         let report = worker.check(Scope::All).await;
-        let error = report.apps[0].error.clone().unwrap_or_default();
+        let error = report.apps[0].error_text().unwrap_or_default();
         assert!(error.contains("503"), "{error}");
     }
     // Given up: the next poll does not ask it.
     let listed = proxy.count("/tags/list");
     let report = worker.check(Scope::All).await;
-    let error = report.apps[0].error.clone().unwrap_or_default();
+    let error = report.apps[0].error_text().unwrap_or_default();
     assert!(error.contains("not being asked"), "{error}");
     assert!(
         error.contains("next try in 3599s") || error.contains("next try in 3600s"),
@@ -368,7 +368,7 @@ async fn a_registry_given_up_is_asked_again_at_once_on_its_webhook() {
             repository: "team/api".into(),
         })
         .await;
-    assert_eq!(report.apps[0].error, None, "{report:?}");
+    assert_eq!(report.apps[0].error_text(), None, "{report:?}");
     assert!(report.apps[0].commit.is_some(), "{report:?}");
     assert_eq!(proxy.count("/tags/list"), listed + 1);
     assert_eq!(repo.log("main").len(), 2);

@@ -14,5 +14,3 @@ pub mod git;
 pub mod imagebump;
 
 pub mod registry;
-
-pub mod notifying_registry;

@@ -1,13 +1,17 @@
-//! What a pass reports: per app, its images (deployed, best candidate, problem), the changes
-//! planned or applied, the commit or pull request that carries them, and its errors.
+//! What a pass reports, per app: its images (deployed, best candidate, problem), the changes
+//! planned or applied, the commit or pull request that carries them, and its typed errors
+//! ([`error`]). One type for the engine that fills it and the daemon that records it (status,
+//! metrics), so neither knows the other.
 //!
-//! Invariant: plain data, filled by the pass and read by the CLI, the daemon's worker and the
-//! JSON output; an app whose changes did not reach the remote has `pushed == false` and says
-//! why in `errors`.
+//! Invariant: plain data; an app whose changes did not reach the remote has `pushed == false`
+//! and says why in `errors`, and [`AppReport::written`] never reports a change that was not
+//! pushed.
+
+pub mod error;
+
+pub use error::{AppError, ImageError, PullRequestError, ReadError, SettingsError};
 
 use serde::Serialize;
-
-use super::error::{AppError, ImageError};
 
 /// One planned or applied change of one file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -70,6 +74,33 @@ impl AppReport {
             name: name.to_string(),
             ..AppReport::default()
         }
+    }
+
+    /// Every error's message, joined with `; ` (`None` when the app succeeded).
+    pub fn error_text(&self) -> Option<String> {
+        (!self.errors.is_empty()).then(|| {
+            self.errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+
+    /// The change this pass wrote for the image named `image`, if it reached the remote.
+    pub fn written(&self, image: &str) -> Option<&PlannedChange> {
+        self.changes
+            .iter()
+            .find(|c| c.name == image)
+            .filter(|_| self.pushed)
+    }
+
+    /// What the config repo deploys for `image` after this pass: the written tag, else what
+    /// was found.
+    pub fn deployed_after(&self, image: &ImageStatus) -> Option<String> {
+        self.written(&image.name)
+            .map(|c| c.to.clone())
+            .or_else(|| image.deployed.clone())
     }
 }
 

@@ -12,12 +12,26 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::ser::SerializeStruct;
 
-use super::settings::SettingsError;
 use crate::edit::EditError;
 use crate::forge::ForgeError;
 use crate::git::{GitError, WriteBackError};
 use crate::policy::NoMatch;
 use crate::registry::RegistryError;
+
+/// A secret reference that cannot be resolved, or a value another stage refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    #[error("environment variable `{var}` ({what}) is not set")]
+    MissingEnv { var: String, what: String },
+    #[error("cannot read {path} ({what}): {reason}")]
+    File {
+        path: String,
+        what: String,
+        reason: String,
+    },
+    #[error("{what}: {reason}")]
+    Invalid { what: String, reason: String },
+}
 
 /// Why a target file could not be read.
 #[derive(Debug, Clone, thiserror::Error)]
