@@ -24,9 +24,13 @@
 mod auth;
 mod cache;
 mod client;
+mod content;
 mod docker_config;
 mod limits;
 mod manifest;
+mod session;
+mod tags;
+mod transport;
 
 pub use crate::secret::Secret;
 use std::collections::BTreeMap;
