@@ -106,6 +106,7 @@ impl<W: Worker> Checks<W> {
     ) -> Arc<Checks<W>> {
         let max_concurrent = u32::try_from(options.max_concurrent.max(1)).unwrap_or(u32::MAX / 2);
         status.set_apps(&worker.apps());
+        status.set_details(worker.app_details());
         Arc::new_cyclic(|me| Checks {
             me: me.clone(),
             worker: RwLock::new(worker),
@@ -132,6 +133,7 @@ impl<W: Worker> Checks<W> {
     /// Replaces the worker (after a reload). Running checks finish with the old one.
     pub fn replace_worker(&self, worker: Arc<W>, options: &CheckOptions) {
         self.status.set_apps(&worker.apps());
+        self.status.set_details(worker.app_details());
         *self
             .worker
             .write()

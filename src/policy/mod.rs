@@ -94,6 +94,24 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// The policy in words, for people: `semver ~1.4, min_age 30m, pinned by digest`.
+    pub fn summary(&self) -> String {
+        let mut parts = vec![self.kind.to_string()];
+        if let Some(min_age) = self.min_age.filter(|d| d.is_positive()) {
+            parts.push(format!("min_age {min_age}"));
+        }
+        if self.pin_digest {
+            parts.push("pinned by digest".to_string());
+        }
+        if !self.platforms.is_empty() {
+            parts.push(format!("platforms {}", self.platforms.join(", ")));
+        }
+        if self.allow_downgrade {
+            parts.push("downgrades allowed".to_string());
+        }
+        parts.join(", ")
+    }
+
     /// A policy with the safe defaults: default filter (cosign tags excluded), no downgrade,
     /// `min_age` [`DEFAULT_MIN_AGE`], no digest pin.
     pub fn new(kind: Kind) -> Policy {
