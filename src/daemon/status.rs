@@ -70,6 +70,9 @@ pub struct ImageStatus {
     pub deployed: Option<String>,
     /// The best tag the policy picked when last checked.
     pub candidate: Option<String>,
+    /// Why the policy decided as it did when last checked (a kind plus the tags it names).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<crate::policy::Why>,
 }
 
 /// Thread-safe store of app statuses, updated from check reports.
@@ -180,6 +183,7 @@ fn merge(entry: &mut AppStatus, app: &AppReport, duration: Duration, at: OffsetD
             repository: image.image.clone(),
             deployed: app.deployed_after(image),
             candidate: image.candidate.clone(),
+            why: image.why.clone(),
         };
         match entry
             .images
@@ -210,6 +214,7 @@ mod tests {
             deployed: Some(deployed.into()),
             candidate: Some(candidate.into()),
             error: None,
+            why: None,
         }
     }
 

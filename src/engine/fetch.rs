@@ -135,7 +135,12 @@ pub(crate) async fn decide(
                     asked.insert(tag);
                 }
             }
-            Err(error) => return Err(ImageError::NoMatch { repository, error }),
+            Err(error) => {
+                return Err(ImageError::NoMatch {
+                    repository,
+                    error: Box::new(error),
+                });
+            }
         }
     }
 }

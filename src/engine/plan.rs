@@ -269,11 +269,23 @@ fn edit_files(
             let decision = match decision {
                 None => continue,
                 Some(Err(error)) => {
+                    if let (
+                        None,
+                        ImageError::NoMatch {
+                            error: no_match, ..
+                        },
+                    ) = (&status.why, error)
+                    {
+                        status.why = Some((*no_match.why).clone());
+                    }
                     status.error.get_or_insert(error.clone());
                     continue;
                 }
                 Some(Ok(decision)) => decision,
             };
+            if status.why.is_none() {
+                status.why = Some(decision.why.clone());
+            }
             // The best tag the policy allows, not the tag kept: a `~1.4` image whose deployed
             // 1.12.0 is kept shows 1.4.x here (or nothing when none is eligible yet).
             if status.candidate.is_none() {

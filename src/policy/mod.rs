@@ -22,6 +22,7 @@
 mod filter;
 mod order;
 mod semver;
+mod why;
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
@@ -33,6 +34,7 @@ use time::{Duration, OffsetDateTime};
 pub use filter::{Filter, FilterError};
 pub use order::{Order, OrderError};
 pub use semver::{Parsing, Range, RangeError, Version};
+pub use why::{Lacking, Skipped, Why};
 
 use filter::Skip;
 use order::Decimal;
@@ -147,6 +149,8 @@ pub struct Decision {
     pub digest: Option<String>,
     /// Why, for logs, dry-run plans and commit messages.
     pub reason: String,
+    /// Why, as a value: the kind and the tags it names.
+    pub why: Why,
     /// Nothing to change: the deployed tag (and digest) stay.
     pub keep_current: bool,
     /// The best tag the policy allows, whether or not it is deployed (below the deployed tag
@@ -162,11 +166,12 @@ pub enum Step {
     NeedMetadata(Vec<String>),
 }
 
-/// No tag can be chosen; `reason` says why in words meant for the user.
+/// No tag can be chosen; `reason` says why in words meant for the user, `why` as a value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{reason}")]
 pub struct NoMatch {
     pub reason: String,
+    pub why: Box<Why>,
 }
 
 /// The value a candidate is ranked by.
@@ -242,13 +247,22 @@ struct Walk<'a> {
     blocked_by: Option<&'a str>,
     /// Skipped: younger than `min_age`.
     young: Vec<&'a str>,
-    /// Skipped: without an image for a required platform (`tag (no os/arch image)`).
-    lacking: Vec<String>,
+    /// Skipped: without an image for a required platform.
+    lacking: Vec<Lacking>,
     /// Skipped: creation time unknown while `min_age` needs it.
     unknown_age: Vec<&'a str>,
 }
 
 impl Walk<'_> {
+    /// What the walk passed over, as a value.
+    fn skipped(&self) -> Skipped {
+        Skipped {
+            young: self.young.iter().map(|t| (*t).to_owned()).collect(),
+            unknown_age: self.unknown_age.iter().map(|t| (*t).to_owned()).collect(),
+            lacking_platforms: self.lacking.clone(),
+        }
+    }
+
     fn skipped_any(&self) -> bool {
         !self.young.is_empty() || !self.unknown_age.is_empty() || !self.lacking.is_empty()
     }
@@ -270,7 +284,12 @@ impl Walk<'_> {
             ));
         }
         if !self.lacking.is_empty() {
-            let lacking: Vec<&str> = self.lacking.iter().map(String::as_str).collect();
+            let lacking: Vec<String> = self
+                .lacking
+                .iter()
+                .map(|l| format!("{} (no {} image)", l.tag, l.platforms.join(", ")))
+                .collect();
+            let lacking: Vec<&str> = lacking.iter().map(String::as_str).collect();
             notes.push_str(&format!(
                 "; skipped {} (platform filter {})",
                 list(&lacking),
@@ -279,6 +298,12 @@ impl Walk<'_> {
         }
         notes
     }
+}
+
+/// A reason in words and as a value, from the same facts.
+struct Said {
+    reason: String,
+    why: Why,
 }
 
 /// What [`Policy::conclude`] needs besides the walk: the selection's inputs and counts.
@@ -500,8 +525,10 @@ impl Policy {
                 };
                 let missing = self.missing_platforms(offered);
                 if !missing.is_empty() {
-                    walk.lacking
-                        .push(format!("{} (no {} image)", c.tag, missing.join(", ")));
+                    walk.lacking.push(Lacking {
+                        tag: c.tag.to_owned(),
+                        platforms: missing.into_iter().map(str::to_owned).collect(),
+                    });
                     continue;
                 }
             }
@@ -559,16 +586,21 @@ impl Policy {
                 other => other,
             })
         };
-        let finish = |tag: &str, is_current: bool, reason: String| {
-            with_best(self.finish(tag, is_current, reason, sel.current, sel.tags, sel.meta))
+        let finish = |tag: &str, is_current: bool, reason: String, why: Why| {
+            with_best(self.finish(tag, is_current, Said { reason, why }, sel))
         };
+        let skipped = walk.skipped();
         match (&walk.chosen, sel.current.tag) {
             (Some(c), Some(cur)) if c.tag == cur => {
                 let reason = format!(
                     "{}: current {cur} is the {what} of {matching} {noun}{notes}",
                     self.kind
                 );
-                finish(cur, true, reason)
+                let why = Why::UpToDate {
+                    current: cur.to_owned(),
+                    skipped,
+                };
+                finish(cur, true, reason, why)
             }
             (Some(c), _) => {
                 let mut reason = format!("{}: {what} of {matching} {noun}", self.kind);
@@ -580,35 +612,62 @@ impl Policy {
                     ));
                 }
                 reason.push_str(&notes);
-                finish(c.tag, false, reason)
+                let why = Why::Newer {
+                    tag: c.tag.to_owned(),
+                    skipped,
+                };
+                finish(c.tag, false, reason, why)
             }
             (None, Some(cur)) if walk.blocked_by.is_some() || walk.skipped_any() => {
-                let reason = match walk.blocked_by {
-                    Some(best) if notes.is_empty() => format!(
-                        "{}: keeping current {cur}: it ranks at or above the best candidate {best} (allow_downgrade is off)",
-                        self.kind
+                let (reason, why) = match walk.blocked_by {
+                    Some(best) if notes.is_empty() => (
+                        format!(
+                            "{}: keeping current {cur}: it ranks at or above the best candidate {best} (allow_downgrade is off)",
+                            self.kind
+                        ),
+                        Why::NotDowngrading {
+                            current: cur.to_owned(),
+                            best: best.to_owned(),
+                        },
                     ),
-                    _ => format!(
-                        "{}: keeping current {cur}: no newer candidate is eligible{notes}",
-                        self.kind
+                    _ => (
+                        format!(
+                            "{}: keeping current {cur}: no newer candidate is eligible{notes}",
+                            self.kind
+                        ),
+                        Why::Waiting {
+                            current: cur.to_owned(),
+                            skipped,
+                        },
                     ),
                 };
-                finish(cur, true, reason)
+                finish(cur, true, reason, why)
             }
             (None, _) => {
-                let reason = if matching == 0 {
-                    format!(
-                        "{}: no tag matches ({})",
-                        self.kind,
-                        sel.tally.summary(&self.kind)
+                let (reason, why) = if matching == 0 {
+                    (
+                        format!(
+                            "{}: no tag matches ({})",
+                            self.kind,
+                            sel.tally.summary(&self.kind)
+                        ),
+                        Why::NoTagMatches {
+                            tags: sel.tally.total,
+                        },
                     )
                 } else {
-                    format!(
-                        "{}: none of {matching} {noun} is eligible{notes}",
-                        self.kind
+                    (
+                        format!(
+                            "{}: none of {matching} {noun} is eligible{notes}",
+                            self.kind
+                        ),
+                        Why::NoneEligible { skipped },
                     )
                 };
-                Err(NoMatch { reason })
+                Err(NoMatch {
+                    reason,
+                    why: Box::new(why),
+                })
             }
         }
     }
@@ -627,16 +686,17 @@ impl Policy {
         &self,
         tag: &str,
         is_current: bool,
-        reason: String,
-        current: Current<'_>,
-        tags: &[String],
-        meta: &HashMap<String, TagMeta>,
+        said: Said,
+        sel: &Selection<'_>,
     ) -> Result<Step, NoMatch> {
+        let Said { reason, why } = said;
+        let (current, tags, meta) = (sel.current, sel.tags, sel.meta);
         if !self.pin_digest {
             return Ok(Step::Decided(Decision {
                 tag: tag.to_owned(),
                 digest: None,
                 reason,
+                why,
                 keep_current: is_current,
                 best: None,
             }));
@@ -646,6 +706,7 @@ impl Policy {
                 tag: tag.to_owned(),
                 digest: current.digest.map(str::to_owned),
                 reason,
+                why: why.clone(),
                 keep_current: true,
                 best: None,
             }))
@@ -660,6 +721,9 @@ impl Policy {
             )),
             Some(None) => Err(NoMatch {
                 reason: format!("{reason}, but the registry gave no digest for {tag} to pin"),
+                why: Box::new(Why::NoDigest {
+                    tag: tag.to_owned(),
+                }),
             }),
             Some(Some(digest)) => {
                 let keep = is_current && current.digest == Some(digest);
@@ -672,6 +736,7 @@ impl Policy {
                     tag: tag.to_owned(),
                     digest: Some(digest.to_owned()),
                     reason,
+                    why: why.clone(),
                     keep_current: keep,
                     best: None,
                 }))
@@ -694,6 +759,9 @@ impl Policy {
                     "{kind}: the repository has no tag {tag} ({} tags)",
                     tags.len()
                 ),
+                why: Box::new(Why::MissingTag {
+                    tag: tag.to_owned(),
+                }),
             });
         }
         let Some(m) = meta.get(tag) else {
@@ -702,21 +770,35 @@ impl Policy {
         let Some(digest) = m.digest.as_deref() else {
             return Err(NoMatch {
                 reason: format!("{kind}: the registry gave no digest for {tag}"),
+                why: Box::new(Why::NoDigest {
+                    tag: tag.to_owned(),
+                }),
             });
         };
-        let keep = |reason: String| {
+        let keep = |reason: String, why: Why| {
             Ok(Step::Decided(Decision {
                 tag: current.tag.unwrap_or(tag).to_owned(),
                 digest: current.digest.map(str::to_owned),
                 reason,
+                why,
                 keep_current: true,
                 best: None,
             }))
         };
+        let waiting = |skipped: Skipped| Why::DigestWaiting {
+            tag: tag.to_owned(),
+            digest: digest.to_owned(),
+            skipped,
+        };
         if current.digest == Some(digest) {
-            return keep(format!(
-                "{kind}: {tag} still points to the deployed {digest}"
-            ));
+            let why = Why::SameDigest {
+                tag: tag.to_owned(),
+                digest: digest.to_owned(),
+            };
+            return keep(
+                format!("{kind}: {tag} still points to the deployed {digest}"),
+                why,
+            );
         }
         if !self.platforms.is_empty() {
             let Some(offered) = m.platforms.as_ref() else {
@@ -729,25 +811,49 @@ impl Policy {
                     missing.join(", "),
                     self.platforms.join(", ")
                 );
+                let why = waiting(Skipped {
+                    lacking_platforms: vec![Lacking {
+                        tag: tag.to_owned(),
+                        platforms: missing.into_iter().map(str::to_owned).collect(),
+                    }],
+                    ..Skipped::default()
+                });
                 return match current.digest {
-                    Some(_) => keep(reason),
-                    None => Err(NoMatch { reason }),
+                    Some(_) => keep(reason, why),
+                    None => Err(NoMatch {
+                        reason,
+                        why: Box::new(why),
+                    }),
                 };
             }
         }
         if let Some(min_age) = self.min_age.filter(|d| d.is_positive()) {
-            let why = match m.created {
-                None => Some("its creation time is unknown and min_age needs it".to_owned()),
-                Some(t) if now - t < min_age => {
-                    Some(format!("it is younger than min_age {min_age}"))
-                }
+            let blocked = match m.created {
+                None => Some((
+                    "its creation time is unknown and min_age needs it".to_owned(),
+                    Skipped {
+                        unknown_age: vec![tag.to_owned()],
+                        ..Skipped::default()
+                    },
+                )),
+                Some(t) if now - t < min_age => Some((
+                    format!("it is younger than min_age {min_age}"),
+                    Skipped {
+                        young: vec![tag.to_owned()],
+                        ..Skipped::default()
+                    },
+                )),
                 Some(_) => None,
             };
-            if let Some(why) = why {
-                let reason = format!("{kind}: not moving to {digest}: {why}");
+            if let Some((text, skipped)) = blocked {
+                let reason = format!("{kind}: not moving to {digest}: {text}");
+                let why = waiting(skipped);
                 return match current.digest {
-                    Some(_) => keep(reason),
-                    None => Err(NoMatch { reason }),
+                    Some(_) => keep(reason, why),
+                    None => Err(NoMatch {
+                        reason,
+                        why: Box::new(why),
+                    }),
                 };
             }
         }
@@ -755,6 +861,10 @@ impl Policy {
             tag: tag.to_owned(),
             digest: Some(digest.to_owned()),
             reason: format!("{kind}: {tag} points to {digest}"),
+            why: Why::NewDigest {
+                tag: tag.to_owned(),
+                digest: digest.to_owned(),
+            },
             keep_current: false,
             best: Some(tag.to_owned()),
         }))

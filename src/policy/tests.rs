@@ -897,3 +897,80 @@ proptest! {
         let _ = Range::parse(&s);
     }
 }
+
+/// The "why not" answers as values: up to date, a newer tag too young, no tag in the range, a
+/// newer tag lacking a platform, and a deployed tag newer than every candidate.
+#[test]
+fn every_outcome_says_why_as_a_value() {
+    let p = semver("~1.4");
+    let d = decide(&p, &["1.4.4", "1.4.5", "1.5.0"], Current::tag("1.4.5")).unwrap();
+    assert_eq!(
+        d.why,
+        Why::UpToDate {
+            current: "1.4.5".into(),
+            skipped: Skipped::default()
+        }
+    );
+
+    let mut young = semver("^1");
+    young.min_age = Some(Duration::hours(1));
+    let registry = HashMap::from([
+        ("1.5.0", built(20, "sha256:5")),
+        ("1.4.5", built(600, "sha256:4")),
+    ]);
+    let (d, _) = drive(
+        &young,
+        &["1.4.5", "1.5.0"],
+        Current::tag("1.4.5"),
+        &registry,
+    );
+    let d = d.unwrap();
+    assert!(d.keep_current);
+    // Deployed 1.4.5 is the newest eligible tag; 1.5.0 was passed over for its age.
+    assert_eq!(
+        d.why,
+        Why::UpToDate {
+            current: "1.4.5".into(),
+            skipped: Skipped {
+                young: vec!["1.5.0".into()],
+                ..Skipped::default()
+            }
+        }
+    );
+
+    let err = decide(&p, &["2.0.0", "1.3.9"], Current::default()).unwrap_err();
+    assert_eq!(*err.why, Why::NoTagMatches { tags: 2 });
+
+    let mut arm = semver("^1");
+    arm.platforms = vec!["linux/arm64/v8".into()];
+    let registry = HashMap::from([
+        ("1.6.0", on(&["linux/amd64"])),
+        ("1.5.0", on(&["linux/amd64", "linux/arm64/v8"])),
+    ]);
+    let (d, _) = drive(&arm, &["1.5.0", "1.6.0"], Current::tag("1.5.0"), &registry);
+    assert_eq!(
+        d.unwrap().why,
+        Why::UpToDate {
+            current: "1.5.0".into(),
+            skipped: Skipped {
+                lacking_platforms: vec![Lacking {
+                    tag: "1.6.0".into(),
+                    platforms: vec!["linux/arm64/v8".into()]
+                }],
+                ..Skipped::default()
+            }
+        }
+    );
+
+    let d = decide(&p, &["1.4.4", "1.4.5"], Current::tag("1.12.0")).unwrap();
+    assert!(d.keep_current);
+    assert_eq!(
+        d.why,
+        Why::NotDowngrading {
+            current: "1.12.0".into(),
+            best: "1.4.5".into()
+        }
+    );
+    let json = serde_json::to_value(&d.why).unwrap();
+    assert_eq!(json["kind"], "not_downgrading");
+}

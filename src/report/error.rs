@@ -67,7 +67,10 @@ pub enum ImageError {
     MetadataMissing { tags: Vec<String> },
     /// No tag satisfies the policy.
     #[error("{repository}: {error}")]
-    NoMatch { repository: String, error: NoMatch },
+    NoMatch {
+        repository: String,
+        error: Box<NoMatch>,
+    },
     /// The target's settings are invalid (`at` is `app.yaml:LINE (target FILE)`).
     #[error("{at}: {error}")]
     Target { at: String, error: SettingsError },

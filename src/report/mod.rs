@@ -43,6 +43,9 @@ pub struct ImageStatus {
     /// updated, the deployed one when it already is the best, and a lower one when the
     /// deployed tag is newer than every candidate and is kept (no downgrade).
     pub candidate: Option<String>,
+    /// Why the policy decided as it did for the first target it decided for (also when
+    /// nothing changes, and when no tag matches): a kind plus the tags it names.
+    pub why: Option<crate::policy::Why>,
     pub error: Option<ImageError>,
 }
 

@@ -203,6 +203,12 @@ async fn never_downgrades_a_newer_deployed_tag() {
     let image = &report["apps"][0]["images"][0];
     assert_eq!(image["deployed"], "1.5.0", "{report}");
     assert_eq!(image["candidate"], "1.1.0", "{report}");
+    // Why, as a value (issue 14): the deployed tag is newer than every candidate.
+    assert_eq!(
+        image["why"],
+        serde_json::json!({"kind": "not_downgrading", "current": "1.5.0", "best": "1.1.0"}),
+        "{report}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -97,6 +97,7 @@ fn updated_app(name: &str) -> AppReport {
             deployed: Some("1.4.2".into()),
             candidate: Some("1.4.3".into()),
             error: None,
+            why: None,
         }],
         changes: vec![PlannedChange {
             app: name.into(),
