@@ -1,7 +1,9 @@
-//! The document tree with byte positions, built from `saphyr-parser` events.
+//! The full parser: the positioned [`Tree`] built from `saphyr-parser` events, for any YAML.
 //!
 //! Owns: turning a YAML stream into a flat arena of nodes (scalars, sequences, mappings,
-//! aliases) that remember where their text is, in **bytes** of the original input.
+//! aliases) that remember where their text is, in **bytes** of the original input. The fast
+//! reader for the common subset is [`super::quick`]; the door that tries it first is
+//! [`super::read`].
 //!
 //! Invariant: aliases are never expanded (an alias is a node naming its anchor), so the work is
 //! linear in the input even for alias bombs; nesting deeper than [`MAX_DEPTH`] and inputs larger
@@ -14,118 +16,8 @@
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 
-use super::EditError;
-
-/// Largest input accepted, in bytes.
-pub const MAX_BYTES: usize = 16 * 1024 * 1024;
-/// Deepest nesting of collections accepted.
-pub const MAX_DEPTH: usize = 128;
-
-/// Index of a node in [`Tree::nodes`].
-pub type NodeId = usize;
-
-/// Quoting style of a scalar.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Style {
-    Plain,
-    Single,
-    Double,
-    Block,
-}
-
-/// What a node is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Kind {
-    Scalar {
-        value: String,
-        style: Style,
-        tag: Option<String>,
-    },
-    Seq(Vec<NodeId>),
-    Map(Vec<(NodeId, NodeId)>),
-    Alias(usize),
-}
-
-/// One node and where its text is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Node {
-    pub kind: Kind,
-    /// Anchor id (0 = none).
-    pub anchor: usize,
-    /// Byte offset where the node's own text starts (after any anchor and tag).
-    pub start: usize,
-    /// Byte offset one past the node's text (for scalars: after the closing quote; for flow
-    /// collections: after the closing bracket). Block collections keep `end == start`.
-    pub end: usize,
-    /// True for flow collections (`[...]`, `{...}`).
-    pub flow: bool,
-}
-
-/// Every document of a stream, in one arena.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tree {
-    pub nodes: Vec<Node>,
-    pub roots: Vec<NodeId>,
-    /// Anchor id -> the node that carries it.
-    pub anchors: Vec<(usize, NodeId)>,
-}
-
-impl Tree {
-    /// The node an alias points to (or the node itself).
-    pub fn resolve(&self, id: NodeId) -> NodeId {
-        match self.nodes[id].kind {
-            Kind::Alias(anchor) => self
-                .anchors
-                .iter()
-                .rev()
-                .find(|(a, _)| *a == anchor)
-                .map_or(id, |(_, n)| *n),
-            _ => id,
-        }
-    }
-
-    /// The value of a scalar node, if it is one.
-    pub fn scalar(&self, id: NodeId) -> Option<&str> {
-        match &self.nodes[self.resolve(id)].kind {
-            Kind::Scalar { value, .. } => Some(value),
-            _ => None,
-        }
-    }
-
-    /// The entries of a mapping node, if it is one.
-    pub fn map(&self, id: NodeId) -> Option<&[(NodeId, NodeId)]> {
-        match &self.nodes[self.resolve(id)].kind {
-            Kind::Map(entries) => Some(entries),
-            _ => None,
-        }
-    }
-
-    /// The items of a sequence node, if it is one.
-    pub fn seq(&self, id: NodeId) -> Option<&[NodeId]> {
-        match &self.nodes[self.resolve(id)].kind {
-            Kind::Seq(items) => Some(items),
-            _ => None,
-        }
-    }
-
-    /// Every value whose key is the scalar `key` in mapping `id`.
-    pub fn get_all(&self, id: NodeId, key: &str) -> Vec<(NodeId, NodeId)> {
-        self.map(id)
-            .map(|entries| {
-                entries
-                    .iter()
-                    .filter(|(k, _)| self.scalar(*k) == Some(key))
-                    .copied()
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    /// The value of the first entry `key` in mapping `id`.
-    pub fn get(&self, id: NodeId, key: &str) -> Option<NodeId> {
-        self.get_all(id, key).first().map(|(_, v)| *v)
-    }
-}
+use super::error::EditError;
+use super::tree::{Kind, MAX_BYTES, MAX_DEPTH, Node, NodeId, Style, Tree, line_col};
 
 /// Maps the parser's character offsets to byte offsets.
 struct Offsets {
@@ -155,22 +47,6 @@ impl Offsets {
             Some(t) => t.get(char_index).copied().unwrap_or(self.len),
         }
     }
-}
-
-/// 1-based line and column (in characters) of byte offset `at`.
-pub fn line_col(src: &str, at: usize) -> (usize, usize) {
-    let at = at.min(src.len());
-    let before = &src.as_bytes()[..at];
-    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
-    let line_start = before
-        .iter()
-        .rposition(|b| *b == b'\n')
-        .map_or(0, |i| i + 1);
-    let col = src
-        .get(line_start..at)
-        .map_or(at - line_start, |s| s.chars().count())
-        + 1;
-    (line, col)
 }
 
 /// Skip an anchor (`&a`), a tag (`!t`, `!!str`, `!<…>`), blanks, line breaks and comments that
@@ -227,17 +103,7 @@ fn tag_string(tag: &saphyr_parser::Tag) -> String {
     format!("{}{}", tag.handle, tag.suffix)
 }
 
-/// Parse a YAML stream into a [`Tree`]: by the quick reader when the text is inside its subset
-/// (see [`super::quick`]), by the full parser otherwise (and for every error).
-pub fn parse(src: &str) -> Result<Tree, EditError> {
-    check_size(src)?;
-    match super::quick::parse(src) {
-        Some(tree) => Ok(tree),
-        None => parse_full(src),
-    }
-}
-
-fn check_size(src: &str) -> Result<(), EditError> {
+pub(super) fn check_size(src: &str) -> Result<(), EditError> {
     if src.len() > MAX_BYTES {
         return Err(EditError::TooLarge {
             size: src.len(),
@@ -425,6 +291,7 @@ pub fn parse_full(src: &str) -> Result<Tree, EditError> {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::parse_full as parse;
     use super::*;
 
     /// (value, text) of every scalar.
