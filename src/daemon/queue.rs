@@ -14,10 +14,12 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
+// tokio's clock, not std's: the debounce follows tokio's paused clock in tests.
+use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::metrics::Metrics;
@@ -297,7 +299,7 @@ impl<W: Worker> Checks<W> {
                 return true;
             }
             tokio::select! {
-                () = tokio::time::sleep_until(tokio::time::Instant::from_std(due)) => {}
+                () = tokio::time::sleep_until(due) => {}
                 () = self.shutdown.wait() => return false,
             }
         }
