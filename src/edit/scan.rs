@@ -14,7 +14,7 @@
 //! character offsets to byte offsets with one table per document (skipped for ASCII input), and
 //! find the end of a quoted scalar ourselves by scanning for its closing quote.
 
-use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+use saphyr_parser::{Event, Parser, ScalarStyle};
 
 use super::error::EditError;
 use super::tree::{Kind, MAX_BYTES, MAX_DEPTH, Node, NodeId, Style, Tree, line_col};
@@ -118,156 +118,182 @@ pub(super) fn check_size(src: &str) -> Result<(), EditError> {
 /// this one only.
 pub fn parse_full(src: &str) -> Result<Tree, EditError> {
     check_size(src)?;
-    let offsets = Offsets::new(src);
-    let bytes = src.as_bytes();
-    let mut tree = Tree {
-        nodes: Vec::new(),
-        roots: Vec::new(),
-        anchors: Vec::new(),
+    let mut builder = Builder {
+        src,
+        bytes: src.as_bytes(),
+        offsets: Offsets::new(src),
+        tree: Tree {
+            nodes: Vec::new(),
+            roots: Vec::new(),
+            anchors: Vec::new(),
+        },
+        stack: Vec::new(),
     };
-    // Open collections: node id, pending mapping key.
-    let mut stack: Vec<(NodeId, Option<NodeId>)> = Vec::new();
     let mut parser = Parser::new_from_str(src);
-    let pos = |span: &Span| {
-        (
-            offsets.byte(span.start.index()),
-            offsets.byte(span.end.index()),
-        )
-    };
-
     while let Some(next) = parser.next_event() {
-        let (event, span) = next.map_err(|e| {
-            let at = offsets.byte(e.marker().index());
-            let (line, col) = line_col(src, at);
-            EditError::Parse {
-                line,
-                col,
-                message: e.info().to_string(),
-            }
-        })?;
-        let (start, end) = pos(&span);
-        let new_node = match event {
+        let (event, span) = next.map_err(|e| builder.parse_error(&e))?;
+        let (start, end) = (
+            builder.offsets.byte(span.start.index()),
+            builder.offsets.byte(span.end.index()),
+        );
+        let node = match event {
             Event::StreamEnd => break,
-            Event::Scalar(value, style, anchor, tag) => {
-                let text_start = skip_properties(bytes, start, end.max(start));
-                let style = match style {
-                    ScalarStyle::Plain => Style::Plain,
-                    ScalarStyle::SingleQuoted => Style::Single,
-                    ScalarStyle::DoubleQuoted => Style::Double,
-                    _ => Style::Block,
-                };
-                let text_end = match style {
-                    Style::Single | Style::Double => {
-                        quoted_end(bytes, text_start).unwrap_or(end).min(end)
-                    }
-                    Style::Plain => {
-                        let mut e = end.max(text_start);
-                        while e > text_start && matches!(bytes[e - 1], b' ' | b'\t' | b'\r' | b'\n')
-                        {
-                            e -= 1;
-                        }
-                        e
-                    }
-                    Style::Block => end,
-                };
-                Some(Node {
-                    kind: Kind::Scalar {
-                        value: value.into_owned(),
-                        style,
-                        tag: tag.as_deref().map(tag_string),
-                    },
-                    anchor,
-                    start: text_start,
-                    end: text_end,
-                    flow: false,
-                })
-            }
-            Event::Alias(anchor) => Some(Node {
+            Event::Scalar(value, style, anchor, tag) => builder.scalar(
+                value.into_owned(),
+                style,
+                anchor,
+                tag.as_deref(),
+                start,
+                end,
+            ),
+            Event::Alias(anchor) => Node {
                 kind: Kind::Alias(anchor),
                 anchor: 0,
                 start,
                 end,
                 flow: false,
-            }),
-            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
-                if stack.len() >= MAX_DEPTH {
-                    let (line, col) = line_col(src, start);
-                    return Err(EditError::TooDeep {
-                        line,
-                        col,
-                        limit: MAX_DEPTH,
-                    });
-                }
-                let is_seq = matches!(event, Event::SequenceStart(..));
-                let text_start = skip_properties(bytes, start, bytes.len());
-                let flow = matches!(bytes.get(text_start), Some(b'[' | b'{'));
-                Some(Node {
-                    kind: if is_seq {
-                        Kind::Seq(Vec::new())
-                    } else {
-                        Kind::Map(Vec::new())
-                    },
-                    anchor,
-                    start: text_start,
-                    end: text_start,
-                    flow,
-                })
-            }
+            },
+            Event::SequenceStart(anchor, _) => builder.collection(true, anchor, start)?,
+            Event::MappingStart(anchor, _) => builder.collection(false, anchor, start)?,
             Event::SequenceEnd | Event::MappingEnd => {
-                if let Some((id, _)) = stack.pop() {
-                    // A sequence at its key's indentation (`key:\n- [a]`) starts at its first
-                    // item, so it looked like a flow collection: it is a block one.
-                    let indentless = match &tree.nodes[id].kind {
-                        Kind::Seq(items) => items
-                            .first()
-                            .is_some_and(|f| tree.nodes[*f].start == tree.nodes[id].start),
-                        _ => false,
-                    };
-                    let node = &mut tree.nodes[id];
-                    if indentless {
-                        node.flow = false;
-                    }
-                    // A block collection's end is not tracked (nothing needs it): it stays at
-                    // its start.
-                    if node.flow {
-                        node.end = (start + 1).min(end.max(start + 1)).max(node.start);
-                    }
-                }
-                None
+                builder.close(start, end);
+                continue;
             }
             Event::StreamStart | Event::DocumentStart(_) | Event::DocumentEnd | Event::Nothing => {
-                None
+                continue;
             }
         };
-        let Some(mut node) = new_node else { continue };
-        // An empty value (`tag:`) has no text; the parser puts it at the next token. Put it
-        // right after its key's colon instead, so that writing a value there is an insertion.
-        if let (
-            Kind::Scalar {
-                value,
-                style: Style::Plain,
-                tag: None,
-            },
-            Some((_, Some(key))),
-        ) = (&node.kind, stack.last())
-            && value.is_empty()
-        {
-            let mut i = tree.nodes[*key].end;
-            while i < bytes.len() && matches!(bytes[i], b' ' | b'\t') {
-                i += 1;
-            }
-            if bytes.get(i) == Some(&b':') {
-                node.start = i + 1;
-                node.end = i + 1;
-            }
+        builder.attach(node);
+    }
+    Ok(builder.tree)
+}
+
+/// The tree being built from the parser's events.
+struct Builder<'s> {
+    src: &'s str,
+    bytes: &'s [u8],
+    offsets: Offsets,
+    tree: Tree,
+    /// Open collections: node id, pending mapping key.
+    stack: Vec<(NodeId, Option<NodeId>)>,
+}
+
+impl Builder<'_> {
+    fn parse_error(&self, e: &saphyr_parser::ScanError) -> EditError {
+        let at = self.offsets.byte(e.marker().index());
+        let (line, col) = line_col(self.src, at);
+        EditError::Parse {
+            line,
+            col,
+            message: e.info().to_string(),
         }
+    }
+
+    /// A scalar node, its span narrowed to its own text: after any anchor and tag, to the
+    /// closing quote, without trailing blanks.
+    fn scalar(
+        &self,
+        value: String,
+        style: ScalarStyle,
+        anchor: usize,
+        tag: Option<&saphyr_parser::Tag>,
+        start: usize,
+        end: usize,
+    ) -> Node {
+        let bytes = self.bytes;
+        let text_start = skip_properties(bytes, start, end.max(start));
+        let style = match style {
+            ScalarStyle::Plain => Style::Plain,
+            ScalarStyle::SingleQuoted => Style::Single,
+            ScalarStyle::DoubleQuoted => Style::Double,
+            _ => Style::Block,
+        };
+        let text_end = match style {
+            Style::Single | Style::Double => quoted_end(bytes, text_start).unwrap_or(end).min(end),
+            Style::Plain => {
+                let mut e = end.max(text_start);
+                while e > text_start && matches!(bytes[e - 1], b' ' | b'\t' | b'\r' | b'\n') {
+                    e -= 1;
+                }
+                e
+            }
+            Style::Block => end,
+        };
+        Node {
+            kind: Kind::Scalar {
+                value,
+                style,
+                tag: tag.map(tag_string),
+            },
+            anchor,
+            start: text_start,
+            end: text_end,
+            flow: false,
+        }
+    }
+
+    /// A sequence or mapping node (refused past [`MAX_DEPTH`]).
+    fn collection(&self, is_seq: bool, anchor: usize, start: usize) -> Result<Node, EditError> {
+        if self.stack.len() >= MAX_DEPTH {
+            let (line, col) = line_col(self.src, start);
+            return Err(EditError::TooDeep {
+                line,
+                col,
+                limit: MAX_DEPTH,
+            });
+        }
+        let text_start = skip_properties(self.bytes, start, self.bytes.len());
+        let flow = matches!(self.bytes.get(text_start), Some(b'[' | b'{'));
+        Ok(Node {
+            kind: if is_seq {
+                Kind::Seq(Vec::new())
+            } else {
+                Kind::Map(Vec::new())
+            },
+            anchor,
+            start: text_start,
+            end: text_start,
+            flow,
+        })
+    }
+
+    /// Closes the innermost open collection; a flow one learns its end.
+    fn close(&mut self, start: usize, end: usize) {
+        let Some((id, _)) = self.stack.pop() else {
+            return;
+        };
+        let tree = &mut self.tree;
+        // A sequence at its key's indentation (`key:\n- [a]`) starts at its first
+        // item, so it looked like a flow collection: it is a block one.
+        let indentless = match &tree.nodes[id].kind {
+            Kind::Seq(items) => items
+                .first()
+                .is_some_and(|f| tree.nodes[*f].start == tree.nodes[id].start),
+            _ => false,
+        };
+        let node = &mut tree.nodes[id];
+        if indentless {
+            node.flow = false;
+        }
+        // A block collection's end is not tracked (nothing needs it): it stays at
+        // its start.
+        if node.flow {
+            node.end = (start + 1).min(end.max(start + 1)).max(node.start);
+        }
+    }
+
+    /// Adds `node` to the tree under the innermost open collection (or as a root), and opens
+    /// it when it is a collection.
+    fn attach(&mut self, mut node: Node) {
+        self.place_empty_value(&mut node);
+        let tree = &mut self.tree;
         let id = tree.nodes.len();
         let opens = matches!(node.kind, Kind::Seq(_) | Kind::Map(_));
         if node.anchor != 0 {
             tree.anchors.push((node.anchor, id));
         }
         tree.nodes.push(node);
-        match stack.last_mut() {
+        match self.stack.last_mut() {
             None => tree.roots.push(id),
             Some((parent, pending)) => {
                 let parent = *parent;
@@ -282,10 +308,34 @@ pub fn parse_full(src: &str) -> Result<Tree, EditError> {
             }
         }
         if opens {
-            stack.push((id, None));
+            self.stack.push((id, None));
         }
     }
-    Ok(tree)
+
+    /// An empty value (`tag:`) has no text; the parser puts it at the next token. Put it
+    /// right after its key's colon instead, so that writing a value there is an insertion.
+    fn place_empty_value(&self, node: &mut Node) {
+        if let (
+            Kind::Scalar {
+                value,
+                style: Style::Plain,
+                tag: None,
+            },
+            Some((_, Some(key))),
+        ) = (&node.kind, self.stack.last())
+            && value.is_empty()
+        {
+            let bytes = self.bytes;
+            let mut i = self.tree.nodes[*key].end;
+            while i < bytes.len() && matches!(bytes[i], b' ' | b'\t') {
+                i += 1;
+            }
+            if bytes.get(i) == Some(&b':') {
+                node.start = i + 1;
+                node.end = i + 1;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
