@@ -67,11 +67,14 @@ async fn status_json_has_the_documented_shape() {
         );
         app[field] = json!("<time>");
     }
+    app["history"][0]["at"] = json!("<time>");
     assert_eq!(
         after,
         json!({"ready": true, "apps": [{
             "name": "shop",
             "images": [{"name": "api", "repository": "ghcr.io/acme/api", "deployed": "1.4.3", "candidate": "1.4.3"}],
+            "history": [{"image": "api", "from": "1.4.2", "to": "1.4.3", "at": "<time>",
+                "commit": "0123456789abcdef0123456789abcdef01234567", "pull_request": null}],
             "last_check": "<time>", "last_success": "<time>", "last_error": null,
             "last_commit": "0123456789abcdef0123456789abcdef01234567", "last_duration_ms": 12,
             "config_error": null
