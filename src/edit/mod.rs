@@ -11,7 +11,7 @@
 //! intended nodes, or the edit is refused and nothing is returned ([`verify`]).
 //!
 //! Modules, each importing only the ones below it (no two import each other): [`tree`] is the
-//! positioned tree and [`error`] the one error type; [`scan`] (the full parser) and `quick` (the
+//! positioned tree and `error` the one error type; [`scan`] (the full parser) and `quick` (the
 //! fast reader) build trees, and [`read`] is the door that tries the quick one first; [`scalar`]
 //! holds the quoting rules; `slot` says what a slot is, one module per target (`kustomize`,
 //! `manifest`, `helm`, `marker`) finds them, and `slots` dispatches a [`Target`] to them;

@@ -10,7 +10,7 @@ use super::tree::Tree;
 use super::{quick, scan};
 
 /// Parse a YAML stream into a [`Tree`]: by the quick reader when the text is inside its subset
-/// (see [`super::quick`]), by the full parser otherwise (and for every error).
+/// (see `quick`), by the full parser otherwise (and for every error).
 pub fn parse(src: &str) -> Result<Tree, EditError> {
     scan::check_size(src)?;
     match quick::parse(src) {

@@ -2,7 +2,7 @@
 //!
 //! Owns: turning a YAML stream into a flat arena of nodes (scalars, sequences, mappings,
 //! aliases) that remember where their text is, in **bytes** of the original input. The fast
-//! reader for the common subset is [`super::quick`]; the door that tries it first is
+//! reader for the common subset is `quick`; the door that tries it first is
 //! [`super::read`].
 //!
 //! Invariant: aliases are never expanded (an alias is a node naming its anchor), so the work is

@@ -1,5 +1,5 @@
 //! The document tree with byte positions: what both readers ([`super::scan`], the full parser,
-//! and [`super::quick`], the fast one) build and everything else in `edit` reads.
+//! and `quick`, the fast one) build and everything else in `edit` reads.
 //!
 //! Invariant: a [`Tree`] is a flat arena of nodes that remember where their text is, in
 //! **bytes** of the original input; aliases are never expanded (an alias is a node naming its

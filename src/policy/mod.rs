@@ -387,9 +387,9 @@ impl Policy {
     /// One selection step. `tags` is the repository's tag list, `current` what is deployed,
     /// `meta` the metadata fetched so far, `now` the time `min_age` is measured against.
     ///
-    /// The steps: keep the tags this policy can rank ([`Policy::candidates`]), give each its
-    /// creation time under `newest_build` ([`Policy::rank_by_time`]), walk them best first until
-    /// one is eligible ([`Policy::walk`]), then word the decision ([`Policy::conclude`]). Any
+    /// The steps: keep the tags this policy can rank (`candidates`), give each its
+    /// creation time under `newest_build` (`rank_by_time`), walk them best first until
+    /// one is eligible (`walk`), then word the decision (`conclude`). Any
     /// step may ask for metadata it lacks instead ([`Step::NeedMetadata`]).
     pub fn select(
         &self,
