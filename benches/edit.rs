@@ -100,7 +100,7 @@ fn main() {
     let start = Instant::now();
     let mut quick_nodes = 0;
     for (src, _) in &files {
-        quick_nodes += black_box(edit::scan::parse(src).expect("parse"))
+        quick_nodes += black_box(edit::read::parse(src).expect("parse"))
             .nodes
             .len();
     }

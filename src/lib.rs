@@ -67,4 +67,80 @@ mod tests {
         listed.sort_unstable();
         assert_eq!(listed, declared);
     }
+
+    /// The top-level modules a source file's code (not its comments or tests) names.
+    fn named_modules(text: &str, prefix: &str) -> std::collections::BTreeSet<String> {
+        let code = text.split("#[cfg(test)]\nmod tests").next().unwrap_or(text);
+        let mut names = std::collections::BTreeSet::new();
+        for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
+            for (i, _) in line.match_indices(prefix) {
+                let rest = &line[i + prefix.len()..];
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                if !name.is_empty() {
+                    names.insert(name);
+                }
+            }
+        }
+        names
+    }
+
+    fn sources(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    /// Layers point one way (README, "Development"): no stage imports `engine`, `daemon`,
+    /// `service` or `cli`; `engine` and `daemon` do not import each other; and inside a module
+    /// folder no two files import each other.
+    #[test]
+    fn layers_point_one_way_and_no_two_files_import_each_other() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        sources(&root, &mut files);
+        let upper = ["engine", "daemon", "service", "cli"];
+        let mut siblings: std::collections::BTreeSet<(String, String)> = Default::default();
+        for file in &files {
+            let relative = file.strip_prefix(&root).unwrap_or(file);
+            let parts: Vec<String> = relative
+                .iter()
+                .map(|p| p.to_string_lossy().trim_end_matches(".rs").to_string())
+                .collect();
+            let Some(top) = parts.first() else { continue };
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            let named = named_modules(&text, "crate::");
+            let forbidden: &[&str] = match top.as_str() {
+                "lib" | "main" | "cli" | "service" => &[],
+                "engine" => &["daemon", "service", "cli"],
+                "daemon" => &["engine", "service", "cli"],
+                _ => &upper,
+            };
+            for name in &named {
+                assert!(
+                    !forbidden.contains(&name.as_str()),
+                    "{} imports crate::{name}",
+                    relative.display()
+                );
+            }
+            if parts.len() == 2 && parts[1] != "mod" {
+                for name in named_modules(&text, "super::") {
+                    siblings.insert((format!("{top}::{}", parts[1]), format!("{top}::{name}")));
+                }
+            }
+        }
+        for (a, b) in &siblings {
+            assert!(
+                !siblings.contains(&(b.clone(), a.clone())) || a == b,
+                "{a} and {b} import each other"
+            );
+        }
+    }
 }

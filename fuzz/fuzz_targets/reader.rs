@@ -3,12 +3,12 @@
 //! gives alone: the same tree, node for node and byte for byte, or the same error.
 #![no_main]
 
-use imagebump::edit::scan;
+use imagebump::edit::{read, scan};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    assert_eq!(scan::parse(text), scan::parse_full(text), "{text:?}");
+    assert_eq!(read::parse(text), scan::parse_full(text), "{text:?}");
 });

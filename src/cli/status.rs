@@ -191,6 +191,7 @@ mod tests {
                         deployed: Some("1.4.2".into()),
                         candidate: Some("1.4.3".into()),
                         why: None,
+                        why_text: None,
                     }],
                     last_check: Some("2026-01-01T10:00:00Z".into()),
                     last_error: Some("registry ghcr.io\nanswered 500".into()),

@@ -90,10 +90,12 @@ pub fn webhook_router(state: HttpState) -> Router {
         .with_state(state)
 }
 
-/// The operator routes: `/healthz`, `/readyz`, `/metrics`, `/api/v1/status` (served on
+/// The operator routes: `/` (the status page), `/healthz`, `/readyz`, `/metrics`,
+/// `/api/v1/status` (served on
 /// `http.listen` when it is set, so they never share the public webhook port).
 pub fn status_router(state: HttpState) -> Router {
     Router::new()
+        .route("/", get(page))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
@@ -125,6 +127,27 @@ async fn metrics_text(State(state): State<HttpState>) -> Response {
         state.metrics.encode(),
     )
         .into_response()
+}
+
+async fn page(State(state): State<HttpState>) -> Response {
+    let snapshot = state.status.snapshot(state.ready());
+    let now = time::OffsetDateTime::now_utc();
+    let now = now
+        .replace_nanosecond(0)
+        .unwrap_or(now)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    match super::page::render(&snapshot, &now) {
+        Ok(html) => axum::response::Html(html).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot render the status page");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot render the status page\n",
+            )
+                .into_response()
+        }
+    }
 }
 
 async fn status(State(state): State<HttpState>) -> Response {

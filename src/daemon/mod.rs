@@ -22,6 +22,7 @@
 //!   `ghcr`, `gitlab`, `generic-hmac`).
 //! - [`http`]: the axum router (`/healthz`, `/readyz`, `/metrics`, `/api/v1/status`, webhooks).
 //! - [`metrics`]: the Prometheus families, with methods the engine calls.
+//! - [`page`]: the status page (`GET /` on the operator listener), server-rendered HTML.
 //! - [`status`]: the per-app status store and its JSON shape (shared with `imagebump status`).
 //! - [`logging`]: tracing subscriber setup (`--log-format`, `--log-level`, `RUST_LOG`).
 //! - [`run`]: [`run::run`], which ties it all together with reload and shutdown.
@@ -29,6 +30,7 @@
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod page;
 pub mod queue;
 pub mod run;
 pub mod serve;
@@ -44,7 +46,7 @@ pub use crate::shutdown::Shutdown;
 pub use metrics::Metrics;
 pub use queue::{CheckOptions, Checks, Requested};
 pub use run::{Control, DaemonError, Loaded, Settings, run};
-pub use status::{ConfigProblem, StatusStore};
+pub use status::{AppDetails, ConfigProblem, ImageDetails, StatusStore};
 pub use webhook::{Receiver, ReceiverKind, Secret};
 
 /// What to check: everything, one app, or the apps that use one image repository.
@@ -101,6 +103,12 @@ pub trait Worker: Send + Sync + 'static {
 
     /// Every configured app name, so `/api/v1/status` lists apps not checked yet.
     fn apps(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// What the configuration says of each app (file, repo, policies, targets), for the
+    /// status page.
+    fn app_details(&self) -> Vec<AppDetails> {
         Vec::new()
     }
 }

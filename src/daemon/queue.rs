@@ -14,10 +14,12 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
+// tokio's clock, not std's: the debounce follows tokio's paused clock in tests.
+use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::metrics::Metrics;
@@ -106,6 +108,7 @@ impl<W: Worker> Checks<W> {
     ) -> Arc<Checks<W>> {
         let max_concurrent = u32::try_from(options.max_concurrent.max(1)).unwrap_or(u32::MAX / 2);
         status.set_apps(&worker.apps());
+        status.set_details(worker.app_details());
         Arc::new_cyclic(|me| Checks {
             me: me.clone(),
             worker: RwLock::new(worker),
@@ -132,6 +135,7 @@ impl<W: Worker> Checks<W> {
     /// Replaces the worker (after a reload). Running checks finish with the old one.
     pub fn replace_worker(&self, worker: Arc<W>, options: &CheckOptions) {
         self.status.set_apps(&worker.apps());
+        self.status.set_details(worker.app_details());
         *self
             .worker
             .write()
@@ -297,7 +301,7 @@ impl<W: Worker> Checks<W> {
                 return true;
             }
             tokio::select! {
-                () = tokio::time::sleep_until(tokio::time::Instant::from_std(due)) => {}
+                () = tokio::time::sleep_until(due) => {}
                 () = self.shutdown.wait() => return false,
             }
         }

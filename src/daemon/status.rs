@@ -41,11 +41,65 @@ pub struct ConfigProblem {
     pub since: Option<String>,
 }
 
+/// What the configuration says of an app (the worker tells; shown on the status page).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppDetails {
+    pub name: String,
+    /// The app file.
+    pub file: String,
+    /// The config repository URL, without credentials.
+    pub repo: String,
+    pub branch: String,
+    /// `commit` or `pull-request`.
+    pub write: String,
+    pub images: Vec<ImageDetails>,
+}
+
+/// What the configuration says of one image.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageDetails {
+    pub name: String,
+    pub repository: String,
+    /// The policy in words (`semver ~1.4, min_age 30m`).
+    pub policy: String,
+    /// Where its tag is written: `file`, `file (path a.b)` or `file (marker ns:name)`.
+    pub targets: Vec<String>,
+}
+
+/// A change a check wrote.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Update {
+    pub image: String,
+    pub from: String,
+    pub to: String,
+    /// RFC 3339 time of the check that wrote it.
+    pub at: Option<String>,
+    /// The commit that carries it, if any.
+    pub commit: Option<String>,
+    /// The pull request that carries it, if any.
+    pub pull_request: Option<String>,
+}
+
+/// Updates kept per app for the status page.
+pub const HISTORY: usize = 10;
+
 /// One app's last known state.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppStatus {
     pub name: String,
     pub images: Vec<ImageStatus>,
+    /// What the configuration says of the app (`null` until the worker told).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<AppDetails>,
+    /// The last updates written, newest first (at most [`HISTORY`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<Update>,
+    /// RFC 3339 time the current error started (`null` while the app succeeds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_since: Option<String>,
+    /// The open pull request of the app, from the last check that saw one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<String>,
     /// RFC 3339 time of the last check that looked at this app (`null`: never checked).
     pub last_check: Option<String>,
     /// RFC 3339 time of the last check without error.
@@ -73,6 +127,9 @@ pub struct ImageStatus {
     /// Why the policy decided as it did when last checked (a kind plus the tags it names).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub why: Option<crate::policy::Why>,
+    /// The same, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why_text: Option<String>,
 }
 
 /// Thread-safe store of app statuses, updated from check reports.
@@ -112,6 +169,16 @@ impl StatusStore {
                 name: name.clone(),
                 ..AppStatus::default()
             });
+        }
+    }
+
+    /// Records what the configuration says of each app.
+    pub fn set_details(&self, details: Vec<AppDetails>) {
+        let mut apps = self.lock();
+        for detail in details {
+            if let Some(app) = apps.get_mut(&detail.name) {
+                app.details = Some(detail);
+            }
         }
     }
 
@@ -169,13 +236,38 @@ impl StatusStore {
 fn merge(entry: &mut AppStatus, app: &AppReport, duration: Duration, at: OffsetDateTime) {
     let when = rfc3339(at);
     entry.last_check.clone_from(&when);
-    entry.last_error = app.error_text();
+    let error = app.error_text();
+    if error.is_none() {
+        entry.error_since = None;
+    } else if entry.last_error.is_none() || entry.error_since.is_none() {
+        entry.error_since.clone_from(&when);
+    }
+    entry.last_error = error;
     if app.errors.is_empty() {
-        entry.last_success = when;
+        entry.last_success.clone_from(&when);
     }
     if app.commit.is_some() {
         entry.last_commit.clone_from(&app.commit);
     }
+    if app.pull_request.is_some() {
+        entry.pull_request.clone_from(&app.pull_request);
+    }
+    for image in &app.images {
+        if let Some(change) = app.written(&image.name) {
+            entry.history.insert(
+                0,
+                Update {
+                    image: image.name.clone(),
+                    from: change.from.clone(),
+                    to: change.to.clone(),
+                    at: when.clone(),
+                    commit: app.commit.clone(),
+                    pull_request: app.pull_request.clone(),
+                },
+            );
+        }
+    }
+    entry.history.truncate(HISTORY);
     entry.last_duration_ms = Some(duration_ms(duration));
     for image in &app.images {
         let status = ImageStatus {
@@ -184,6 +276,7 @@ fn merge(entry: &mut AppStatus, app: &AppReport, duration: Duration, at: OffsetD
             deployed: app.deployed_after(image),
             candidate: image.candidate.clone(),
             why: image.why.clone(),
+            why_text: image.why.as_ref().map(ToString::to_string),
         };
         match entry
             .images

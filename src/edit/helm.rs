@@ -11,8 +11,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::scan::{Kind, NodeId, Tree, line_col};
-use super::{EditError, Field, Slot};
+use super::error::EditError;
+use super::slot::{Field, Slot};
+use super::tree::{Kind, NodeId, Tree, line_col};
 use crate::reference::{ImageRef, is_valid_digest, is_valid_tag};
 
 /// One step of a [`ValuePath`].

@@ -8,8 +8,9 @@
 //! Design choice: a kustomization is recognised by its data (a top-level `images:` sequence), not
 //! by its file name, so the same rule serves `kustomization.yaml`, `Kustomization` and tests.
 
-use super::scan::{Kind, NodeId, Tree, line_col};
-use super::{EditError, Slot, names};
+use super::error::EditError;
+use super::slot::{Slot, names};
+use super::tree::{Kind, NodeId, Tree, line_col};
 use crate::reference::ImageRef;
 
 /// True when document `root` has a top-level `images:` sequence.

@@ -10,8 +10,8 @@
 //! a `spec` key and holds one of the container lists. This covers every kind with a pod
 //! template, wherever the template sits (`spec.template.spec`, `spec.jobTemplate.spec.template.spec`).
 
-use super::scan::{Kind, NodeId, Tree};
-use super::{Field, Slot, names};
+use super::slot::{Field, Slot, names};
+use super::tree::{Kind, NodeId, Tree};
 use crate::reference::ImageRef;
 
 const CONTAINER_LISTS: [&str; 3] = ["containers", "initContainers", "ephemeralContainers"];

@@ -14,8 +14,8 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::scan::{Kind, NodeId, Tree};
-use super::{Field, Slot, names};
+use super::slot::{Field, Slot, names};
+use super::tree::{Kind, NodeId, Tree};
 use crate::reference::ImageRef;
 
 static MARKER: LazyLock<Regex> = LazyLock::new(|| {

@@ -6,7 +6,7 @@
 use proptest::prelude::*;
 
 use super::scalar::{needs_quotes, render};
-use super::scan::Style;
+use super::tree::Style;
 use super::{HelmField, PathSegment, ValuePath, set_value};
 
 #[derive(Debug, Clone)]

@@ -21,7 +21,7 @@
 //! the safety net would cost a full `saphyr-parser` pass per edited file (most of the editor's
 //! time) for no check the data comparison does not already make.
 
-use super::scan::{Kind, MAX_DEPTH, Node, NodeId, Style, Tree};
+use super::tree::{Kind, MAX_DEPTH, Node, NodeId, Style, Tree};
 
 /// "Give up; let the full parser read it."
 struct GiveUp;
@@ -637,11 +637,6 @@ mod tests {
         assert_eq!(Ok(quick), parse_full(src), "trees differ for:\n{src}");
     }
 
-    /// The quick reader leaves `src` to the full parser.
-    fn left(src: &str) {
-        assert!(parse(src).is_none(), "the quick reader took:\n{src}");
-    }
-
     #[test]
     fn common_config_shapes_are_read_quickly_and_identically() {
         taken(
@@ -696,42 +691,6 @@ mod tests {
         taken("-\n  - a\n  - b\n- c: d\n");
         taken("[a, {b: c}]\n");
         taken("  a: b\n  c: d\n");
-    }
-
-    #[test]
-    fn everything_outside_the_subset_is_left_to_the_full_parser() {
-        for src in [
-            "a: &x b\nc: *x\n",
-            "a: !!str 3\n",
-            "a: |\n  text\n",
-            "a: >-\n  text\n",
-            "a:\tb\n",
-            "a: b\n  continued\n",
-            "a: 'multi\n  line'\n",
-            "a: [b,\n  c]\n",
-            "%YAML 1.2\n---\na: b\n",
-            "? a\n: b\n",
-            "a: \"esc\\n\"\n",
-            "---\n---\na: b\n",
-            "",
-            "# only a comment\n",
-            "a: b\n- c\n",
-            "a: b: c\n",
-            "a:\n  b: c\n d: e\n",
-            "a: [b, ]\n",
-            "a: {b}\n",
-            "a: [b: c]\n",
-            "plain scalar\n",
-            "a: b\nc: d\n...\ne: f\n",
-            "a: 'b'c\n",
-            "a: \u{2028}\n",
-            "a: b\rc: d\n",
-            "- - a\n",
-        ] {
-            left(src);
-            // The full parser decides: the tree or the error parse() returns is its own.
-            assert_eq!(super::super::scan::parse(src), parse_full(src), "{src:?}");
-        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::scan::Style;
+use super::tree::Style;
 
 static NON_STRING: LazyLock<Regex> = LazyLock::new(|| {
     let patterns = [

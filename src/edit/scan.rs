@@ -1,7 +1,9 @@
-//! The document tree with byte positions, built from `saphyr-parser` events.
+//! The full parser: the positioned [`Tree`] built from `saphyr-parser` events, for any YAML.
 //!
 //! Owns: turning a YAML stream into a flat arena of nodes (scalars, sequences, mappings,
-//! aliases) that remember where their text is, in **bytes** of the original input.
+//! aliases) that remember where their text is, in **bytes** of the original input. The fast
+//! reader for the common subset is `quick`; the door that tries it first is
+//! [`super::read`].
 //!
 //! Invariant: aliases are never expanded (an alias is a node naming its anchor), so the work is
 //! linear in the input even for alias bombs; nesting deeper than [`MAX_DEPTH`] and inputs larger
@@ -12,120 +14,10 @@
 //! character offsets to byte offsets with one table per document (skipped for ASCII input), and
 //! find the end of a quoted scalar ourselves by scanning for its closing quote.
 
-use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+use saphyr_parser::{Event, Parser, ScalarStyle};
 
-use super::EditError;
-
-/// Largest input accepted, in bytes.
-pub const MAX_BYTES: usize = 16 * 1024 * 1024;
-/// Deepest nesting of collections accepted.
-pub const MAX_DEPTH: usize = 128;
-
-/// Index of a node in [`Tree::nodes`].
-pub type NodeId = usize;
-
-/// Quoting style of a scalar.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Style {
-    Plain,
-    Single,
-    Double,
-    Block,
-}
-
-/// What a node is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Kind {
-    Scalar {
-        value: String,
-        style: Style,
-        tag: Option<String>,
-    },
-    Seq(Vec<NodeId>),
-    Map(Vec<(NodeId, NodeId)>),
-    Alias(usize),
-}
-
-/// One node and where its text is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Node {
-    pub kind: Kind,
-    /// Anchor id (0 = none).
-    pub anchor: usize,
-    /// Byte offset where the node's own text starts (after any anchor and tag).
-    pub start: usize,
-    /// Byte offset one past the node's text (for scalars: after the closing quote; for flow
-    /// collections: after the closing bracket). Block collections keep `end == start`.
-    pub end: usize,
-    /// True for flow collections (`[...]`, `{...}`).
-    pub flow: bool,
-}
-
-/// Every document of a stream, in one arena.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tree {
-    pub nodes: Vec<Node>,
-    pub roots: Vec<NodeId>,
-    /// Anchor id -> the node that carries it.
-    pub anchors: Vec<(usize, NodeId)>,
-}
-
-impl Tree {
-    /// The node an alias points to (or the node itself).
-    pub fn resolve(&self, id: NodeId) -> NodeId {
-        match self.nodes[id].kind {
-            Kind::Alias(anchor) => self
-                .anchors
-                .iter()
-                .rev()
-                .find(|(a, _)| *a == anchor)
-                .map_or(id, |(_, n)| *n),
-            _ => id,
-        }
-    }
-
-    /// The value of a scalar node, if it is one.
-    pub fn scalar(&self, id: NodeId) -> Option<&str> {
-        match &self.nodes[self.resolve(id)].kind {
-            Kind::Scalar { value, .. } => Some(value),
-            _ => None,
-        }
-    }
-
-    /// The entries of a mapping node, if it is one.
-    pub fn map(&self, id: NodeId) -> Option<&[(NodeId, NodeId)]> {
-        match &self.nodes[self.resolve(id)].kind {
-            Kind::Map(entries) => Some(entries),
-            _ => None,
-        }
-    }
-
-    /// The items of a sequence node, if it is one.
-    pub fn seq(&self, id: NodeId) -> Option<&[NodeId]> {
-        match &self.nodes[self.resolve(id)].kind {
-            Kind::Seq(items) => Some(items),
-            _ => None,
-        }
-    }
-
-    /// Every value whose key is the scalar `key` in mapping `id`.
-    pub fn get_all(&self, id: NodeId, key: &str) -> Vec<(NodeId, NodeId)> {
-        self.map(id)
-            .map(|entries| {
-                entries
-                    .iter()
-                    .filter(|(k, _)| self.scalar(*k) == Some(key))
-                    .copied()
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    /// The value of the first entry `key` in mapping `id`.
-    pub fn get(&self, id: NodeId, key: &str) -> Option<NodeId> {
-        self.get_all(id, key).first().map(|(_, v)| *v)
-    }
-}
+use super::error::EditError;
+use super::tree::{Kind, MAX_BYTES, MAX_DEPTH, Node, NodeId, Style, Tree, line_col};
 
 /// Maps the parser's character offsets to byte offsets.
 struct Offsets {
@@ -155,22 +47,6 @@ impl Offsets {
             Some(t) => t.get(char_index).copied().unwrap_or(self.len),
         }
     }
-}
-
-/// 1-based line and column (in characters) of byte offset `at`.
-pub fn line_col(src: &str, at: usize) -> (usize, usize) {
-    let at = at.min(src.len());
-    let before = &src.as_bytes()[..at];
-    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
-    let line_start = before
-        .iter()
-        .rposition(|b| *b == b'\n')
-        .map_or(0, |i| i + 1);
-    let col = src
-        .get(line_start..at)
-        .map_or(at - line_start, |s| s.chars().count())
-        + 1;
-    (line, col)
 }
 
 /// Skip an anchor (`&a`), a tag (`!t`, `!!str`, `!<…>`), blanks, line breaks and comments that
@@ -227,17 +103,7 @@ fn tag_string(tag: &saphyr_parser::Tag) -> String {
     format!("{}{}", tag.handle, tag.suffix)
 }
 
-/// Parse a YAML stream into a [`Tree`]: by the quick reader when the text is inside its subset
-/// (see [`super::quick`]), by the full parser otherwise (and for every error).
-pub fn parse(src: &str) -> Result<Tree, EditError> {
-    check_size(src)?;
-    match super::quick::parse(src) {
-        Some(tree) => Ok(tree),
-        None => parse_full(src),
-    }
-}
-
-fn check_size(src: &str) -> Result<(), EditError> {
+pub(super) fn check_size(src: &str) -> Result<(), EditError> {
     if src.len() > MAX_BYTES {
         return Err(EditError::TooLarge {
             size: src.len(),
@@ -252,156 +118,182 @@ fn check_size(src: &str) -> Result<(), EditError> {
 /// this one only.
 pub fn parse_full(src: &str) -> Result<Tree, EditError> {
     check_size(src)?;
-    let offsets = Offsets::new(src);
-    let bytes = src.as_bytes();
-    let mut tree = Tree {
-        nodes: Vec::new(),
-        roots: Vec::new(),
-        anchors: Vec::new(),
+    let mut builder = Builder {
+        src,
+        bytes: src.as_bytes(),
+        offsets: Offsets::new(src),
+        tree: Tree {
+            nodes: Vec::new(),
+            roots: Vec::new(),
+            anchors: Vec::new(),
+        },
+        stack: Vec::new(),
     };
-    // Open collections: node id, pending mapping key.
-    let mut stack: Vec<(NodeId, Option<NodeId>)> = Vec::new();
     let mut parser = Parser::new_from_str(src);
-    let pos = |span: &Span| {
-        (
-            offsets.byte(span.start.index()),
-            offsets.byte(span.end.index()),
-        )
-    };
-
     while let Some(next) = parser.next_event() {
-        let (event, span) = next.map_err(|e| {
-            let at = offsets.byte(e.marker().index());
-            let (line, col) = line_col(src, at);
-            EditError::Parse {
-                line,
-                col,
-                message: e.info().to_string(),
-            }
-        })?;
-        let (start, end) = pos(&span);
-        let new_node = match event {
+        let (event, span) = next.map_err(|e| builder.parse_error(&e))?;
+        let (start, end) = (
+            builder.offsets.byte(span.start.index()),
+            builder.offsets.byte(span.end.index()),
+        );
+        let node = match event {
             Event::StreamEnd => break,
-            Event::Scalar(value, style, anchor, tag) => {
-                let text_start = skip_properties(bytes, start, end.max(start));
-                let style = match style {
-                    ScalarStyle::Plain => Style::Plain,
-                    ScalarStyle::SingleQuoted => Style::Single,
-                    ScalarStyle::DoubleQuoted => Style::Double,
-                    _ => Style::Block,
-                };
-                let text_end = match style {
-                    Style::Single | Style::Double => {
-                        quoted_end(bytes, text_start).unwrap_or(end).min(end)
-                    }
-                    Style::Plain => {
-                        let mut e = end.max(text_start);
-                        while e > text_start && matches!(bytes[e - 1], b' ' | b'\t' | b'\r' | b'\n')
-                        {
-                            e -= 1;
-                        }
-                        e
-                    }
-                    Style::Block => end,
-                };
-                Some(Node {
-                    kind: Kind::Scalar {
-                        value: value.into_owned(),
-                        style,
-                        tag: tag.as_deref().map(tag_string),
-                    },
-                    anchor,
-                    start: text_start,
-                    end: text_end,
-                    flow: false,
-                })
-            }
-            Event::Alias(anchor) => Some(Node {
+            Event::Scalar(value, style, anchor, tag) => builder.scalar(
+                value.into_owned(),
+                style,
+                anchor,
+                tag.as_deref(),
+                start,
+                end,
+            ),
+            Event::Alias(anchor) => Node {
                 kind: Kind::Alias(anchor),
                 anchor: 0,
                 start,
                 end,
                 flow: false,
-            }),
-            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
-                if stack.len() >= MAX_DEPTH {
-                    let (line, col) = line_col(src, start);
-                    return Err(EditError::TooDeep {
-                        line,
-                        col,
-                        limit: MAX_DEPTH,
-                    });
-                }
-                let is_seq = matches!(event, Event::SequenceStart(..));
-                let text_start = skip_properties(bytes, start, bytes.len());
-                let flow = matches!(bytes.get(text_start), Some(b'[' | b'{'));
-                Some(Node {
-                    kind: if is_seq {
-                        Kind::Seq(Vec::new())
-                    } else {
-                        Kind::Map(Vec::new())
-                    },
-                    anchor,
-                    start: text_start,
-                    end: text_start,
-                    flow,
-                })
-            }
+            },
+            Event::SequenceStart(anchor, _) => builder.collection(true, anchor, start)?,
+            Event::MappingStart(anchor, _) => builder.collection(false, anchor, start)?,
             Event::SequenceEnd | Event::MappingEnd => {
-                if let Some((id, _)) = stack.pop() {
-                    // A sequence at its key's indentation (`key:\n- [a]`) starts at its first
-                    // item, so it looked like a flow collection: it is a block one.
-                    let indentless = match &tree.nodes[id].kind {
-                        Kind::Seq(items) => items
-                            .first()
-                            .is_some_and(|f| tree.nodes[*f].start == tree.nodes[id].start),
-                        _ => false,
-                    };
-                    let node = &mut tree.nodes[id];
-                    if indentless {
-                        node.flow = false;
-                    }
-                    // A block collection's end is not tracked (nothing needs it): it stays at
-                    // its start.
-                    if node.flow {
-                        node.end = (start + 1).min(end.max(start + 1)).max(node.start);
-                    }
-                }
-                None
+                builder.close(start, end);
+                continue;
             }
             Event::StreamStart | Event::DocumentStart(_) | Event::DocumentEnd | Event::Nothing => {
-                None
+                continue;
             }
         };
-        let Some(mut node) = new_node else { continue };
-        // An empty value (`tag:`) has no text; the parser puts it at the next token. Put it
-        // right after its key's colon instead, so that writing a value there is an insertion.
-        if let (
-            Kind::Scalar {
-                value,
-                style: Style::Plain,
-                tag: None,
-            },
-            Some((_, Some(key))),
-        ) = (&node.kind, stack.last())
-            && value.is_empty()
-        {
-            let mut i = tree.nodes[*key].end;
-            while i < bytes.len() && matches!(bytes[i], b' ' | b'\t') {
-                i += 1;
-            }
-            if bytes.get(i) == Some(&b':') {
-                node.start = i + 1;
-                node.end = i + 1;
-            }
+        builder.attach(node);
+    }
+    Ok(builder.tree)
+}
+
+/// The tree being built from the parser's events.
+struct Builder<'s> {
+    src: &'s str,
+    bytes: &'s [u8],
+    offsets: Offsets,
+    tree: Tree,
+    /// Open collections: node id, pending mapping key.
+    stack: Vec<(NodeId, Option<NodeId>)>,
+}
+
+impl Builder<'_> {
+    fn parse_error(&self, e: &saphyr_parser::ScanError) -> EditError {
+        let at = self.offsets.byte(e.marker().index());
+        let (line, col) = line_col(self.src, at);
+        EditError::Parse {
+            line,
+            col,
+            message: e.info().to_string(),
         }
+    }
+
+    /// A scalar node, its span narrowed to its own text: after any anchor and tag, to the
+    /// closing quote, without trailing blanks.
+    fn scalar(
+        &self,
+        value: String,
+        style: ScalarStyle,
+        anchor: usize,
+        tag: Option<&saphyr_parser::Tag>,
+        start: usize,
+        end: usize,
+    ) -> Node {
+        let bytes = self.bytes;
+        let text_start = skip_properties(bytes, start, end.max(start));
+        let style = match style {
+            ScalarStyle::Plain => Style::Plain,
+            ScalarStyle::SingleQuoted => Style::Single,
+            ScalarStyle::DoubleQuoted => Style::Double,
+            _ => Style::Block,
+        };
+        let text_end = match style {
+            Style::Single | Style::Double => quoted_end(bytes, text_start).unwrap_or(end).min(end),
+            Style::Plain => {
+                let mut e = end.max(text_start);
+                while e > text_start && matches!(bytes[e - 1], b' ' | b'\t' | b'\r' | b'\n') {
+                    e -= 1;
+                }
+                e
+            }
+            Style::Block => end,
+        };
+        Node {
+            kind: Kind::Scalar {
+                value,
+                style,
+                tag: tag.map(tag_string),
+            },
+            anchor,
+            start: text_start,
+            end: text_end,
+            flow: false,
+        }
+    }
+
+    /// A sequence or mapping node (refused past [`MAX_DEPTH`]).
+    fn collection(&self, is_seq: bool, anchor: usize, start: usize) -> Result<Node, EditError> {
+        if self.stack.len() >= MAX_DEPTH {
+            let (line, col) = line_col(self.src, start);
+            return Err(EditError::TooDeep {
+                line,
+                col,
+                limit: MAX_DEPTH,
+            });
+        }
+        let text_start = skip_properties(self.bytes, start, self.bytes.len());
+        let flow = matches!(self.bytes.get(text_start), Some(b'[' | b'{'));
+        Ok(Node {
+            kind: if is_seq {
+                Kind::Seq(Vec::new())
+            } else {
+                Kind::Map(Vec::new())
+            },
+            anchor,
+            start: text_start,
+            end: text_start,
+            flow,
+        })
+    }
+
+    /// Closes the innermost open collection; a flow one learns its end.
+    fn close(&mut self, start: usize, end: usize) {
+        let Some((id, _)) = self.stack.pop() else {
+            return;
+        };
+        let tree = &mut self.tree;
+        // A sequence at its key's indentation (`key:\n- [a]`) starts at its first
+        // item, so it looked like a flow collection: it is a block one.
+        let indentless = match &tree.nodes[id].kind {
+            Kind::Seq(items) => items
+                .first()
+                .is_some_and(|f| tree.nodes[*f].start == tree.nodes[id].start),
+            _ => false,
+        };
+        let node = &mut tree.nodes[id];
+        if indentless {
+            node.flow = false;
+        }
+        // A block collection's end is not tracked (nothing needs it): it stays at
+        // its start.
+        if node.flow {
+            node.end = (start + 1).min(end.max(start + 1)).max(node.start);
+        }
+    }
+
+    /// Adds `node` to the tree under the innermost open collection (or as a root), and opens
+    /// it when it is a collection.
+    fn attach(&mut self, mut node: Node) {
+        self.place_empty_value(&mut node);
+        let tree = &mut self.tree;
         let id = tree.nodes.len();
         let opens = matches!(node.kind, Kind::Seq(_) | Kind::Map(_));
         if node.anchor != 0 {
             tree.anchors.push((node.anchor, id));
         }
         tree.nodes.push(node);
-        match stack.last_mut() {
+        match self.stack.last_mut() {
             None => tree.roots.push(id),
             Some((parent, pending)) => {
                 let parent = *parent;
@@ -416,15 +308,40 @@ pub fn parse_full(src: &str) -> Result<Tree, EditError> {
             }
         }
         if opens {
-            stack.push((id, None));
+            self.stack.push((id, None));
         }
     }
-    Ok(tree)
+
+    /// An empty value (`tag:`) has no text; the parser puts it at the next token. Put it
+    /// right after its key's colon instead, so that writing a value there is an insertion.
+    fn place_empty_value(&self, node: &mut Node) {
+        if let (
+            Kind::Scalar {
+                value,
+                style: Style::Plain,
+                tag: None,
+            },
+            Some((_, Some(key))),
+        ) = (&node.kind, self.stack.last())
+            && value.is_empty()
+        {
+            let bytes = self.bytes;
+            let mut i = self.tree.nodes[*key].end;
+            while i < bytes.len() && matches!(bytes[i], b' ' | b'\t') {
+                i += 1;
+            }
+            if bytes.get(i) == Some(&b':') {
+                node.start = i + 1;
+                node.end = i + 1;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::parse_full as parse;
     use super::*;
 
     /// (value, text) of every scalar.

@@ -490,7 +490,7 @@ fn non_utf8_and_huge_inputs_are_refused() {
         apply(b"a: \xff\n", &t, &update("x:1")).unwrap_err(),
         EditError::NotUtf8
     );
-    let huge = vec![b'#'; scan::MAX_BYTES + 1];
+    let huge = vec![b'#'; tree::MAX_BYTES + 1];
     assert!(matches!(
         apply(&huge, &t, &update("x:1")).unwrap_err(),
         EditError::TooLarge { .. }
@@ -531,7 +531,7 @@ fn empty_values_get_a_value_after_the_colon() {
 fn safety_net_refuses_an_edit_that_changes_other_data() {
     // Splice a value that would swallow the rest of the line into the scalar.
     let src = "a: x\nb: y\n";
-    let tree = scan::parse(src).unwrap();
+    let tree = read::parse(src).unwrap();
     let a = tree.get(tree.roots[0], "a").unwrap();
     let mut expect = verify::Expectations::default();
     expect.values.insert(a, "v2".into());

@@ -11,9 +11,10 @@
 
 use std::collections::HashMap;
 
-use super::EditError;
+use super::error::EditError;
+use super::read;
 use super::scalar::needs_quotes;
-use super::scan::{self, Kind, NodeId, Style, Tree, line_col};
+use super::tree::{Kind, NodeId, Style, Tree, line_col};
 
 /// What the edit is meant to change, keyed by node of the original tree.
 #[derive(Debug, Default)]
@@ -110,7 +111,7 @@ impl Walk<'_> {
 /// Parse `edited` (the quick reader when the text is inside its subset, which builds the full
 /// parser's tree there; the full parser otherwise) and compare it with `old` (the tree of `src`) under `expect`.
 pub fn check(src: &str, old: &Tree, edited: &str, expect: &Expectations) -> Result<(), EditError> {
-    let new = scan::parse(edited).map_err(|e| EditError::Verify {
+    let new = read::parse(edited).map_err(|e| EditError::Verify {
         line: e.position().map_or(0, |p| p.0),
         col: e.position().map_or(0, |p| p.1),
         reason: format!("the edited text does not parse: {e}"),

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use git2::Repository;
 use sha2::Digest as _;
 
-use super::checkout::{Checkout, REBUILD_MARKER, REMOTE};
+use super::checkout::{Checkout, InUse, REBUILD_MARKER, REMOTE};
 use super::{GitError, GitSettings, redact_url};
 
 /// One working clone per repository URL under `workdir`, reused across passes.
@@ -101,34 +101,6 @@ fn lock_clone(dir: &Path, wait: Duration) -> Result<File, LockFailure> {
     written
         .map_err(|e| LockFailure::Io(format!("cannot write lock file {}: {e}", path.display())))?;
     Ok(file)
-}
-
-/// Marks a clone directory as in use until dropped.
-#[derive(Debug)]
-pub(super) struct InUse {
-    dirs: Arc<Mutex<HashSet<PathBuf>>>,
-    dir: PathBuf,
-}
-
-impl InUse {
-    fn claim(dirs: &Arc<Mutex<HashSet<PathBuf>>>, dir: &Path) -> Option<InUse> {
-        // A poisoned lock only means another thread panicked; the set itself is still valid.
-        let mut set = dirs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        set.insert(dir.to_path_buf()).then(|| InUse {
-            dirs: Arc::clone(dirs),
-            dir: dir.to_path_buf(),
-        })
-    }
-}
-
-impl Drop for InUse {
-    fn drop(&mut self) {
-        let mut set = self
-            .dirs
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        set.remove(&self.dir);
-    }
 }
 
 impl CloneCache {

@@ -9,11 +9,11 @@
 //! clone for rebuild.
 
 use std::cell::Cell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::File;
 use std::path::{Component, Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use git2::build::CheckoutBuilder;
 use git2::{
@@ -22,7 +22,6 @@ use git2::{
 };
 
 use super::auth::{self, CallbackState};
-use super::cache::InUse;
 use super::{GitError, GitSettings, Oid, redact_url};
 
 pub(super) const REMOTE: &str = "origin";
@@ -485,4 +484,32 @@ fn is_executable(meta: &std::fs::Metadata) -> bool {
 #[cfg(not(unix))]
 fn is_executable(_meta: &std::fs::Metadata) -> bool {
     false
+}
+
+/// Marks a clone directory as in use until dropped.
+#[derive(Debug)]
+pub(super) struct InUse {
+    dirs: Arc<Mutex<HashSet<PathBuf>>>,
+    dir: PathBuf,
+}
+
+impl InUse {
+    pub(super) fn claim(dirs: &Arc<Mutex<HashSet<PathBuf>>>, dir: &Path) -> Option<InUse> {
+        // A poisoned lock only means another thread panicked; the set itself is still valid.
+        let mut set = dirs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        set.insert(dir.to_path_buf()).then(|| InUse {
+            dirs: Arc::clone(dirs),
+            dir: dir.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for InUse {
+    fn drop(&mut self) {
+        let mut set = self
+            .dirs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        set.remove(&self.dir);
+    }
 }

@@ -94,6 +94,24 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// The policy in words, for people: `semver ~1.4, min_age 30m, pinned by digest`.
+    pub fn summary(&self) -> String {
+        let mut parts = vec![self.kind.to_string()];
+        if let Some(min_age) = self.min_age.filter(|d| d.is_positive()) {
+            parts.push(format!("min_age {min_age}"));
+        }
+        if self.pin_digest {
+            parts.push("pinned by digest".to_string());
+        }
+        if !self.platforms.is_empty() {
+            parts.push(format!("platforms {}", self.platforms.join(", ")));
+        }
+        if self.allow_downgrade {
+            parts.push("downgrades allowed".to_string());
+        }
+        parts.join(", ")
+    }
+
     /// A policy with the safe defaults: default filter (cosign tags excluded), no downgrade,
     /// `min_age` [`DEFAULT_MIN_AGE`], no digest pin.
     pub fn new(kind: Kind) -> Policy {
@@ -369,9 +387,9 @@ impl Policy {
     /// One selection step. `tags` is the repository's tag list, `current` what is deployed,
     /// `meta` the metadata fetched so far, `now` the time `min_age` is measured against.
     ///
-    /// The steps: keep the tags this policy can rank ([`Policy::candidates`]), give each its
-    /// creation time under `newest_build` ([`Policy::rank_by_time`]), walk them best first until
-    /// one is eligible ([`Policy::walk`]), then word the decision ([`Policy::conclude`]). Any
+    /// The steps: keep the tags this policy can rank (`candidates`), give each its
+    /// creation time under `newest_build` (`rank_by_time`), walk them best first until
+    /// one is eligible (`walk`), then word the decision (`conclude`). Any
     /// step may ask for metadata it lacks instead ([`Step::NeedMetadata`]).
     pub fn select(
         &self,

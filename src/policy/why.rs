@@ -65,3 +65,87 @@ pub enum Why {
     /// The registry gave no digest for a tag that needs one.
     NoDigest { tag: String },
 }
+
+impl std::fmt::Display for Skipped {
+    /// `1.5.0 (younger than min_age), 1.6.0 (no linux/arm64 image)`, each list capped.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const SHOWN: usize = 3;
+        let mut parts: Vec<String> = Vec::new();
+        let mut add = |tags: Vec<String>, why: &dyn Fn(&str) -> String| {
+            let more = tags.len().saturating_sub(SHOWN);
+            parts.extend(tags.iter().take(SHOWN).map(|t| why(t)));
+            if more > 0 {
+                parts.push(format!("{more} more"));
+            }
+        };
+        add(self.young.clone(), &|t| {
+            format!("{t} (younger than min_age)")
+        });
+        add(self.unknown_age.clone(), &|t| {
+            format!("{t} (creation time unknown)")
+        });
+        let lacking: Vec<String> = self
+            .lacking_platforms
+            .iter()
+            .map(|l| format!("{} (no {} image)", l.tag, l.platforms.join(", ")))
+            .collect();
+        add(lacking, &|t| t.to_string());
+        f.write_str(&parts.join(", "))
+    }
+}
+
+/// A short sentence for people: what happened and, when something was passed over, what.
+impl std::fmt::Display for Why {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let skipped = |f: &mut std::fmt::Formatter<'_>, skipped: &Skipped| {
+            if skipped.is_empty() {
+                Ok(())
+            } else {
+                write!(f, "; skipped {skipped}")
+            }
+        };
+        match self {
+            Why::UpToDate {
+                current,
+                skipped: s,
+            } => {
+                write!(f, "up to date: {current} is the best the policy allows")?;
+                skipped(f, s)
+            }
+            Why::Newer { tag, skipped: s } => {
+                write!(f, "{tag} is newer and allowed")?;
+                skipped(f, s)
+            }
+            Why::NotDowngrading { current, best } => write!(
+                f,
+                "deployed {current} is newer than every candidate (best {best}); not downgrading"
+            ),
+            Why::Waiting {
+                current,
+                skipped: s,
+            } => {
+                write!(f, "keeping {current}: no newer tag is eligible yet")?;
+                skipped(f, s)
+            }
+            Why::NoTagMatches { tags } => {
+                write!(f, "none of the {tags} tags matches the policy")
+            }
+            Why::NoneEligible { skipped: s } => {
+                write!(f, "no candidate is eligible yet")?;
+                skipped(f, s)
+            }
+            Why::NewDigest { tag, digest } => write!(f, "{tag} points to a new digest {digest}"),
+            Why::SameDigest { tag, .. } => {
+                write!(f, "up to date: {tag} still points to the deployed digest")
+            }
+            Why::DigestWaiting {
+                tag, skipped: s, ..
+            } => {
+                write!(f, "{tag} points to a new digest that is not eligible yet")?;
+                skipped(f, s)
+            }
+            Why::MissingTag { tag } => write!(f, "the repository has no tag {tag}"),
+            Why::NoDigest { tag } => write!(f, "the registry gave no digest for {tag}"),
+        }
+    }
+}

@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::daemon::{CycleReport, Metrics, Scope, Worker};
+use crate::config::{TargetConfig, WriteMode};
+use crate::daemon::{AppDetails, CycleReport, ImageDetails, Metrics, Scope, Worker};
+use crate::engine::settings;
 use crate::engine::{AppError, Engine, PassOptions, PassReport};
 use crate::registry::Stats;
 
@@ -151,5 +153,43 @@ impl Worker for EngineWorker {
             .iter()
             .map(|a| a.name.clone())
             .collect()
+    }
+
+    fn app_details(&self) -> Vec<AppDetails> {
+        let config = self.engine.config();
+        config
+            .apps
+            .iter()
+            .map(|app| AppDetails {
+                name: app.name.clone(),
+                file: app.file.display().to_string(),
+                repo: crate::git::redact_url(&app.repo),
+                branch: app.branch.clone(),
+                write: match app.write {
+                    WriteMode::Commit => "commit".into(),
+                    WriteMode::PullRequest => "pull-request".into(),
+                },
+                images: app
+                    .images
+                    .iter()
+                    .map(|image| ImageDetails {
+                        name: image.name.clone(),
+                        repository: image.image.name(),
+                        policy: settings::policy(image, &config.global.registries)
+                            .map_or_else(|e| format!("invalid: {e}"), |p| p.summary()),
+                        targets: image.targets.iter().map(describe_target).collect(),
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+}
+
+/// `file`, `file (path a.b)` or `file (marker ns:name)`.
+fn describe_target(target: &TargetConfig) -> String {
+    match (&target.path, &target.marker) {
+        (Some(path), _) => format!("{} (path {path})", target.file),
+        (None, Some(marker)) => format!("{} (marker {marker})", target.file),
+        (None, None) => target.file.clone(),
     }
 }

@@ -544,3 +544,135 @@ async fn every_documented_metric_is_exported_by_a_running_daemon() {
     .await
     .unwrap();
 }
+
+/// Runs headless Chromium (Debian's `chromium`) on `url` with `args`, for at most a minute,
+/// and returns its stdout. Stopped by its pid if it hangs.
+fn chromium(url: &str, args: &[&str]) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .arg(url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromium is installed (.ci/run installs it)");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium did not finish within a minute");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut out = String::new();
+    use std::io::Read as _;
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    out
+}
+
+/// Issue 15: the status page, loaded in a real browser against a daemon that committed to a
+/// real repo from a real registry: the rendered DOM names the apps, the deployed and candidate
+/// tags, the reason a younger tag was passed over, the update written, and a failing app's
+/// error; a screenshot is taken (and kept in docs/ with IMAGEBUMP_SCREENSHOT_DIR=docs).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_status_page_in_a_real_browser_shows_versions_reasons_and_errors() {
+    let port = free_port();
+    let registry = TestRegistry::start_plain().await;
+    let host = registry.host();
+    let pusher = registry.pusher();
+    for tag in ["1.0.0", "1.1.0"] {
+        pusher
+            .push_image("team/api", tag, &ImageSpec::new("2026-01-01T00:00:00Z"))
+            .await;
+    }
+    // Built just now: younger than the app's min_age (1 h), so passed over, saying so.
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    pusher
+        .push_image("team/api", "1.2.0", &ImageSpec::new(&now))
+        .await;
+    let repo = BareRepo::with_files(
+        "main",
+        &[("values.yaml", &VALUES.replace("REGISTRY", &host))],
+    );
+    let dir = setup(&registry, &repo, port, "1h");
+    dir.write(
+        "apps/shop.yaml",
+        &format!(
+            "name: shop\nrepo: {}\nimages:\n  - name: api\n    image: {host}/team/api\n    policy: {{semver: \"^1\"}}\n    min_age: 1h\n    targets:\n      - {{file: values.yaml, path: api.image.tag}}\n",
+            repo.file_url()
+        ),
+    );
+    let dead = format!("127.0.0.1:{}", free_port());
+    dir.write(
+        "apps/blog.yaml",
+        &format!(
+            "name: blog\nrepo: {}\nimages:\n  - name: web\n    image: {dead}/team/web\n    policy: {{semver: \"^2\"}}\n    targets:\n      - {{file: values.yaml, path: web.image.tag}}\n",
+            repo.file_url()
+        ),
+    );
+    let shots = std::env::var_os("IMAGEBUMP_SCREENSHOT_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dir.path().to_path_buf());
+    tokio::task::spawn_blocking(move || {
+        let daemon = Daemon::start(dir, port);
+        wait_for_commits(&repo, 2, &daemon, Duration::from_secs(30));
+        let url = format!("http://127.0.0.1:{port}/");
+        let dom = chromium(&url, &["--dump-dom"]);
+        for expected in [
+            "<h1>imagebump</h1>",
+            "shop <span class=\"state ok\">OK</span>",
+            "<td class=\"deployed\"><code>1.1.0</code></td>",
+            "<td class=\"candidate\"><code>1.1.0</code></td>",
+            "1.2.0 (younger than min_age)",
+            "semver ^1, min_age 1h",
+            "values.yaml (path api.image.tag)",
+            "blog <span class=\"state failed\">FAILING</span>",
+            "role=\"alert\"",
+            "<caption>Last updates of shop</caption>",
+        ] {
+            assert!(
+                dom.contains(expected),
+                "the rendered page lacks {expected:?}:\n{dom}\ndaemon log:\n{}",
+                daemon.log()
+            );
+        }
+        // The blog app's error names the registry it cannot reach.
+        assert!(dom.contains(&dead), "{dom}");
+        let shot = shots.join("status-page.png");
+        chromium(
+            &url,
+            &[
+                "--window-size=1200,1100",
+                &format!("--screenshot={}", shot.display()),
+            ],
+        );
+        let png = std::fs::read(&shot).unwrap();
+        assert!(
+            png.starts_with(b"\x89PNG") && png.len() > 10_000,
+            "{}",
+            png.len()
+        );
+    })
+    .await
+    .unwrap();
+}

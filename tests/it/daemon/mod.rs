@@ -167,8 +167,9 @@ impl Worker for Recorder {
 }
 
 /// Waits until `condition` holds, at most `limit` (then the caller's assertion reports it).
+/// On tokio's clock, so a test on the paused clock waits in virtual time.
 async fn eventually(limit: Duration, condition: impl Fn() -> bool) {
-    let start = Instant::now();
+    let start = tokio::time::Instant::now();
     while !condition() && start.elapsed() < limit {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

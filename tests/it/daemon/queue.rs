@@ -1,10 +1,13 @@
 //! The check queue: a burst is one check after the debounce window, a never-quiet registry is
 //! still checked at the cap, pushes during a check make one follow-up, webhook checks run beside
 //! a long poll cycle, nothing starts after shutdown began, a panicking check frees its scope.
+//!
+//! On tokio's paused clock (`start_paused`): every sleep is virtual and exact, so the windows are
+//! asserted to the millisecond and the file runs in a fraction of a second.
 
 use super::*;
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_burst_of_100_pushes_makes_one_check() {
     // The window is wide so that a slow CI machine still sends the whole burst inside it.
     let h = harness(Recorder::new(REPOS), Duration::from_secs(2));
@@ -35,20 +38,31 @@ async fn a_burst_of_100_pushes_makes_one_check() {
         .map(|answer| answer["coalesced"].as_u64().unwrap_or(0))
         .sum();
     assert_eq!((scheduled, coalesced), (1, 99));
+    // On the paused clock the window is exact: nothing 1 ms before it ends, the check at its end.
+    let pushed = tokio::time::Instant::now();
+    tokio::time::sleep(Duration::from_millis(1999)).await;
+    assert!(h.worker.calls().is_empty(), "checked inside the window");
     eventually(Duration::from_secs(10), || !h.worker.calls().is_empty()).await;
+    assert!(
+        pushed.elapsed() <= Duration::from_millis(2010),
+        "{:?}",
+        pushed.elapsed()
+    );
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(h.worker.calls().len(), 1, "{:?}", h.worker.calls());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn pushes_spread_over_longer_than_the_window_make_one_check_while_gaps_stay_short() {
     let h = harness(Recorder::new(REPOS), Duration::from_millis(800));
     let scope = Scope::Repository {
         registry: "ghcr.io".into(),
         repository: "acme/api".into(),
     };
+    let mut last = tokio::time::Instant::now();
     for _ in 0..12 {
         h.checks.request_debounced(scope.clone());
+        last = tokio::time::Instant::now();
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // 1.2 s of pushes, each within 800 ms of the previous one: still nothing checked.
@@ -56,12 +70,23 @@ async fn pushes_spread_over_longer_than_the_window_make_one_check_while_gaps_sta
         h.worker.calls().is_empty(),
         "checked before the pushes went quiet"
     );
+    // Nor 1 ms before 800 ms have passed since the last push; the check comes right then.
+    tokio::time::sleep_until(last + Duration::from_millis(799)).await;
+    assert!(
+        h.worker.calls().is_empty(),
+        "checked before 800 ms of quiet"
+    );
     eventually(Duration::from_secs(10), || !h.worker.calls().is_empty()).await;
+    assert!(
+        last.elapsed() <= Duration::from_millis(810),
+        "{:?}",
+        last.elapsed()
+    );
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(h.worker.calls(), vec![scope]);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_registry_that_never_goes_quiet_is_still_checked_at_the_cap() {
     // Quiet period 300 ms, capped at 10 × 300 ms = 3 s; requests every 50 ms for 4 s.
     let h = harness(Recorder::new(REPOS), Duration::from_millis(300));
@@ -69,11 +94,22 @@ async fn a_registry_that_never_goes_quiet_is_still_checked_at_the_cap() {
         registry: "ghcr.io".into(),
         repository: "acme/api".into(),
     };
-    let start = Instant::now();
+    let start = tokio::time::Instant::now();
+    let mut first_check = None;
     while start.elapsed() < Duration::from_secs(4) {
         h.checks.request_debounced(scope.clone());
         tokio::time::sleep(Duration::from_millis(50)).await;
+        if first_check.is_none() && !h.worker.calls().is_empty() {
+            first_check = Some(start.elapsed());
+        }
     }
+    // The cap is exact on the paused clock: the first check starts 3 s after the first request
+    // (seen at the end of the 50 ms step it falls in).
+    let first_check = first_check.expect("a check within the 4 s of requests");
+    assert!(
+        (Duration::from_secs(3)..=Duration::from_millis(3050)).contains(&first_check),
+        "{first_check:?}"
+    );
     assert!(
         !h.worker.calls().is_empty(),
         "the cap did not start a check"
@@ -81,12 +117,14 @@ async fn a_registry_that_never_goes_quiet_is_still_checked_at_the_cap() {
     eventually(Duration::from_secs(10), || h.worker.calls().len() >= 2).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     // One check at the cap, one after the quiet period (a third only if the loaded machine
-    // stalled this loop for longer than the quiet period).
+    // stalled this loop for longer than the quiet period, which the paused clock rules out).
     let checks = h.worker.calls().len();
     assert!((2..=3).contains(&checks), "{checks} checks");
+    // The paused clock never stalls this loop: exactly the two.
+    assert_eq!(checks, 2);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn pushes_during_a_running_check_make_exactly_one_follow_up() {
     let worker = Recorder::with(REPOS, Duration::ZERO, Duration::from_millis(300));
     let h = harness(worker, Duration::from_millis(10));
@@ -111,7 +149,7 @@ async fn pushes_during_a_running_check_make_exactly_one_follow_up() {
     assert_eq!(h.worker.0.max_same_scope.load(Ordering::SeqCst), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_webhook_check_runs_while_a_long_poll_cycle_is_still_going() {
     let worker = Recorder::with(
         REPOS,
@@ -145,7 +183,7 @@ async fn a_webhook_check_runs_while_a_long_poll_cycle_is_still_going() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn after_shutdown_began_no_check_starts_and_webhooks_get_503() {
     let h = harness(Recorder::new(REPOS), Duration::from_millis(300));
     let scope = Scope::Repository {
@@ -204,7 +242,7 @@ impl Worker for PanicsOnce {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_panicking_check_does_not_block_its_scope() {
     let worker = Arc::new(PanicsOnce(AtomicUsize::new(0)));
     let metrics = Arc::new(Metrics::new());

@@ -20,7 +20,7 @@ impl Worker for GroupedCommit {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_commit_shared_by_two_apps_is_counted_once() {
     let metrics = Arc::new(Metrics::new());
     let checks = Checks::new(
@@ -42,7 +42,7 @@ async fn a_commit_shared_by_two_apps_is_counted_once() {
     assert!(text.contains("imagebump_commits_total 1\n"), "{text}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn status_json_has_the_documented_shape() {
     let h = harness(Recorder::new(REPOS), Duration::from_millis(10));
     let (_, before) = get(&h.router, "/api/v1/status").await;
@@ -67,11 +67,14 @@ async fn status_json_has_the_documented_shape() {
         );
         app[field] = json!("<time>");
     }
+    app["history"][0]["at"] = json!("<time>");
     assert_eq!(
         after,
         json!({"ready": true, "apps": [{
             "name": "shop",
             "images": [{"name": "api", "repository": "ghcr.io/acme/api", "deployed": "1.4.3", "candidate": "1.4.3"}],
+            "history": [{"image": "api", "from": "1.4.2", "to": "1.4.3", "at": "<time>",
+                "commit": "0123456789abcdef0123456789abcdef01234567", "pull_request": null}],
             "last_check": "<time>", "last_success": "<time>", "last_error": null,
             "last_commit": "0123456789abcdef0123456789abcdef01234567", "last_duration_ms": 12,
             "config_error": null
@@ -79,7 +82,7 @@ async fn status_json_has_the_documented_shape() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn health_readiness_and_metrics_endpoints() {
     let h = harness(Recorder::new(REPOS), Duration::from_millis(10));
     assert_eq!(get(&h.router, "/healthz").await.0, StatusCode::OK);

@@ -4,7 +4,7 @@
 
 use super::*;
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn every_receiver_accepts_a_valid_push_and_schedules_exactly_one_check() {
     for case in cases() {
         let h = harness(Recorder::new(REPOS), Duration::from_millis(20));
@@ -31,7 +31,7 @@ async fn every_receiver_accepts_a_valid_push_and_schedules_exactly_one_check() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn forged_unsigned_oversized_malformed_and_mistyped_requests_are_refused_without_a_check() {
     let big = {
         let mut body = b"{\"repository\": \"".to_vec();
@@ -199,7 +199,7 @@ async fn no_secret_ever_reaches_the_logs() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_request_without_content_type_is_accepted_if_its_body_is_json() {
     let h = harness(Recorder::new(REPOS), Duration::from_millis(10));
     let case = &cases()[1];
@@ -224,7 +224,7 @@ async fn a_request_without_content_type_is_accepted_if_its_body_is_json() {
     assert_eq!(h.worker.calls().len(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn unknown_receivers_and_unconfigured_routes_are_404() {
     let h = harness(Recorder::new(REPOS), Duration::from_millis(20));
     for uri in [
@@ -246,7 +246,7 @@ async fn unknown_receivers_and_unconfigured_routes_are_404() {
     assert!(h.worker.calls().is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_push_for_a_repository_no_app_uses_is_accepted_but_not_checked() {
     let h = harness(Recorder::new(REPOS), Duration::from_millis(20));
     let case = &cases()[0];
@@ -273,7 +273,7 @@ async fn a_push_for_a_repository_no_app_uses_is_accepted_but_not_checked() {
     ));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn only_pulls_and_blob_pushes_schedule_nothing() {
     let h = harness(Recorder::new(REPOS), Duration::from_millis(20));
     let case = &cases()[0];

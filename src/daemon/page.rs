@@ -1,0 +1,223 @@
+//! The status page: `GET /` on the operator listener, one server-rendered HTML page.
+//!
+//! Invariant: built only from the status snapshot `/api/v1/status` serves (nothing is asked of
+//! the worker or a registry to draw it), and every value is HTML-escaped by the template engine
+//! (minijinja auto-escapes `.html` templates). No JavaScript and no external asset: it works in
+//! an air-gapped cluster and refreshes itself with a meta refresh.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::status::{AppStatus, ConfigProblem, StatusResponse, Update};
+
+/// Seconds between two refreshes of the page.
+pub const REFRESH_SECS: u64 = 15;
+
+const TEMPLATE: &str = include_str!("page.html");
+
+#[derive(Serialize)]
+struct Page<'a> {
+    now: String,
+    ready: bool,
+    refresh: u64,
+    config_errors: &'a [ConfigProblem],
+    apps: Vec<AppView<'a>>,
+}
+
+#[derive(Serialize)]
+struct AppView<'a> {
+    name: &'a str,
+    state: &'static str,
+    state_class: &'static str,
+    file: Option<&'a str>,
+    repo: Option<&'a str>,
+    branch: Option<&'a str>,
+    write: Option<&'a str>,
+    last_check: Option<&'a str>,
+    last_duration: Option<String>,
+    last_commit: Option<&'a str>,
+    commit_url: Option<String>,
+    pull_request: Option<&'a str>,
+    last_error: Option<&'a str>,
+    error_since: Option<&'a str>,
+    config_error: Option<&'a str>,
+    images: Vec<ImageView<'a>>,
+    history: &'a [Update],
+}
+
+#[derive(Serialize)]
+struct ImageView<'a> {
+    name: &'a str,
+    repository: &'a str,
+    policy: &'a str,
+    deployed: Option<&'a str>,
+    candidate: Option<&'a str>,
+    why: Option<&'a str>,
+    targets: Vec<&'a str>,
+}
+
+/// The page for `status`, as of `now` (RFC 3339).
+pub fn render(status: &StatusResponse, now: &str) -> Result<String, minijinja::Error> {
+    let mut env = minijinja::Environment::new();
+    env.add_template("status.html", TEMPLATE)?;
+    let page = Page {
+        now: now.to_string(),
+        ready: status.ready,
+        refresh: REFRESH_SECS,
+        config_errors: &status.config_errors,
+        apps: status.apps.iter().map(app_view).collect(),
+    };
+    env.get_template("status.html")?.render(&page)
+}
+
+fn app_view(app: &AppStatus) -> AppView<'_> {
+    let details = app.details.as_ref();
+    let (state, state_class) = match (&app.last_check, &app.last_error) {
+        (None, _) => ("NOT CHECKED YET", "unknown"),
+        (Some(_), Some(_)) => ("FAILING", "failed"),
+        (Some(_), None) => ("OK", "ok"),
+    };
+    let images = app
+        .images
+        .iter()
+        .map(|image| {
+            let configured = details.and_then(|d| d.images.iter().find(|i| i.name == image.name));
+            ImageView {
+                name: &image.name,
+                repository: &image.repository,
+                policy: configured.map_or("", |c| c.policy.as_str()),
+                deployed: image.deployed.as_deref(),
+                candidate: image.candidate.as_deref(),
+                why: image.why_text.as_deref(),
+                targets: configured
+                    .map(|c| c.targets.iter().map(String::as_str).collect())
+                    .unwrap_or_default(),
+            }
+        })
+        .collect();
+    AppView {
+        name: &app.name,
+        state,
+        state_class,
+        file: details.map(|d| d.file.as_str()),
+        repo: details.map(|d| d.repo.as_str()),
+        branch: details.map(|d| d.branch.as_str()),
+        write: details.map(|d| d.write.as_str()),
+        last_check: app.last_check.as_deref(),
+        last_duration: app
+            .last_duration_ms
+            .map(|ms| humantime(Duration::from_millis(ms))),
+        last_commit: app.last_commit.as_deref(),
+        commit_url: match (details, &app.last_commit) {
+            (Some(d), Some(sha)) => commit_url(&d.repo, sha),
+            _ => None,
+        },
+        pull_request: app.pull_request.as_deref(),
+        last_error: app.last_error.as_deref(),
+        error_since: app.error_since.as_deref(),
+        config_error: app.config_error.as_deref(),
+        images,
+        history: &app.history,
+    }
+}
+
+/// `850 ms`, `2.4 s`, `3 min 5 s`.
+fn humantime(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{:.1} s", d.as_secs_f64())
+    } else {
+        format!("{} min {} s", d.as_secs() / 60, d.as_secs() % 60)
+    }
+}
+
+/// A link to the commit on the public forges whose commit URLs are known (GitHub, GitLab),
+/// from an `https://`, `ssh://` or `git@host:` repository URL; `None` for any other host.
+fn commit_url(repo: &str, sha: &str) -> Option<String> {
+    let rest = repo
+        .strip_prefix("https://")
+        .or_else(|| repo.strip_prefix("ssh://git@"))
+        .or_else(|| repo.strip_prefix("git@"))?;
+    let (host, path) = rest.split_once(['/', ':'])?;
+    let path = path.trim_end_matches('/').trim_end_matches(".git");
+    if path.is_empty() || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    match host {
+        "github.com" => Some(format!("https://github.com/{path}/commit/{sha}")),
+        "gitlab.com" => Some(format!("https://gitlab.com/{path}/-/commit/{sha}")),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::daemon::status::{AppDetails, ImageDetails, ImageStatus};
+
+    #[test]
+    fn commit_links_only_for_known_forges() {
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        assert_eq!(
+            commit_url("https://github.com/acme/deploy.git", sha).as_deref(),
+            Some("https://github.com/acme/deploy/commit/0123456789abcdef0123456789abcdef01234567")
+        );
+        assert_eq!(
+            commit_url("git@gitlab.com:acme/ops/deploy.git", sha).as_deref(),
+            Some(
+                "https://gitlab.com/acme/ops/deploy/-/commit/0123456789abcdef0123456789abcdef01234567"
+            )
+        );
+        assert_eq!(commit_url("https://git.acme.internal/a/b.git", sha), None);
+        assert_eq!(commit_url("file:///srv/git/deploy.git", sha), None);
+    }
+
+    #[test]
+    fn values_are_escaped_and_errors_shown() {
+        let status = StatusResponse {
+            ready: true,
+            apps: vec![AppStatus {
+                name: "shop".into(),
+                images: vec![ImageStatus {
+                    name: "api".into(),
+                    repository: "ghcr.io/acme/api".into(),
+                    deployed: Some("1.4.2".into()),
+                    candidate: Some("1.4.3".into()),
+                    why: None,
+                    why_text: Some("1.4.3 is newer <and> allowed".into()),
+                }],
+                details: Some(AppDetails {
+                    name: "shop".into(),
+                    file: "apps/shop.yaml".into(),
+                    repo: "https://github.com/acme/deploy.git".into(),
+                    branch: "main".into(),
+                    write: "commit".into(),
+                    images: vec![ImageDetails {
+                        name: "api".into(),
+                        repository: "ghcr.io/acme/api".into(),
+                        policy: "semver ~1.4".into(),
+                        targets: vec!["values.yaml (path api.image.tag)".into()],
+                    }],
+                }),
+                last_check: Some("2026-12-04T05:00:00Z".into()),
+                last_error: Some("registry <script>alert(1)</script> failed".into()),
+                error_since: Some("2026-12-04T04:00:00Z".into()),
+                ..AppStatus::default()
+            }],
+            config_errors: Vec::new(),
+        };
+        let html = render(&status, "2026-12-04T05:00:01Z").unwrap();
+        assert!(
+            html.contains("1.4.3 is newer &lt;and&gt; allowed"),
+            "{html}"
+        );
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(html.contains("FAILING") && html.contains("role=\"alert\""));
+        assert!(html.contains("semver ~1.4") && html.contains("values.yaml (path api.image.tag)"));
+        assert!(html.contains("<th scope=\"col\">Why</th>"));
+    }
+}
