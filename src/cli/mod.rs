@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod completions;
+mod import;
 mod once;
 pub mod policy_flags;
 mod run;
@@ -67,6 +68,9 @@ pub enum Command {
     Version,
     /// List an image's tags (semver tags first, in order; the others alphabetically).
     Tags(Box<tags::Args>),
+    /// Translate Flux or Argo CD Image Updater objects into imagebump config files.
+    #[command(subcommand)]
+    Import(import::Tool),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish) on stdout.
     Completions(completions::CompletionsArgs),
     /// Print the man page on stdout, or write one page per command with --dir.
@@ -102,6 +106,7 @@ pub fn main() -> ExitCode {
             ExitCode::from(EXIT_OK)
         }
         Command::Tags(args) => tags::run(*args),
+        Command::Import(tool) => import::run(tool),
         Command::Completions(args) => completions::completions(args),
         Command::Man(args) => completions::man(args),
     }

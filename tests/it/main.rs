@@ -13,6 +13,7 @@ mod examples;
 mod faults;
 mod forge;
 mod git;
+mod import;
 mod once;
 mod pull_request;
 mod registry;

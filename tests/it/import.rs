@@ -1,0 +1,426 @@
+//! `imagebump import flux` against the real binary, on inputs written after the Flux docs'
+//! own examples (the podinfo image automation guide): the files it writes pass `validate`,
+//! the report names every object and field, and bad input writes nothing.
+
+use std::path::Path;
+
+use crate::support::imagebump::{Imagebump, text};
+
+/// The image automation guide's objects, as `flux export` prints them (multi-document).
+const PODINFO: &str = r#"---
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: GitRepository
+metadata:
+  name: flux-system
+  namespace: flux-system
+spec:
+  interval: 1m0s
+  ref:
+    branch: main
+  secretRef:
+    name: flux-system
+  url: ssh://git@github.com/acme/fleet-infra
+---
+apiVersion: image.toolkit.fluxcd.io/v1beta2
+kind: ImageRepository
+metadata:
+  name: podinfo
+  namespace: flux-system
+spec:
+  image: ghcr.io/stefanprodan/podinfo
+  interval: 5m0s
+---
+apiVersion: image.toolkit.fluxcd.io/v1beta2
+kind: ImagePolicy
+metadata:
+  name: podinfo
+  namespace: flux-system
+spec:
+  imageRepositoryRef:
+    name: podinfo
+  policy:
+    semver:
+      range: 5.0.x
+---
+apiVersion: image.toolkit.fluxcd.io/v1beta2
+kind: ImageUpdateAutomation
+metadata:
+  name: flux-system
+  namespace: flux-system
+spec:
+  interval: 30m0s
+  sourceRef:
+    kind: GitRepository
+    name: flux-system
+  git:
+    checkout:
+      ref:
+        branch: main
+    commit:
+      author:
+        email: fluxcdbot@users.noreply.github.com
+        name: fluxcdbot
+      messageTemplate: 'chore: image update by {{ .AutomationObject }}'
+    push:
+      branch: main
+  update:
+    path: ./clusters/my-cluster
+    strategy: Setters
+"#;
+
+/// The guide's podinfo Deployment with its marker, plus files the scan must skip or ignore.
+fn fleet_checkout() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |relative: &str, text: &str| {
+        let path = dir.path().join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    write(
+        "clusters/my-cluster/podinfo-deployment.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: podinfo\n  namespace: default\nspec:\n  template:\n    spec:\n      containers:\n      - name: podinfod\n        image: ghcr.io/stefanprodan/podinfo:5.0.0 # {\"$imagepolicy\": \"flux-system:podinfo\"}\n",
+    );
+    write(
+        "clusters/my-cluster/apps/values.yml",
+        "image:\n  repository: ghcr.io/stefanprodan/podinfo # {\"$imagepolicy\": \"flux-system:podinfo:name\"}\n  tag: 5.0.0 # {\"$imagepolicy\": \"flux-system:podinfo:tag\"}\n",
+    );
+    write(
+        "clusters/my-cluster/README.md",
+        "# {\"$imagepolicy\": \"flux-system:podinfo\"} in a non-YAML file is not a target\n",
+    );
+    write(
+        "clusters/other/deploy.yaml",
+        "image: ghcr.io/stefanprodan/podinfo:5.0.0 # {\"$imagepolicy\": \"flux-system:podinfo\"}\n",
+    );
+    dir
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+#[test]
+fn the_podinfo_guide_imports_to_files_that_validate() {
+    let fleet = fleet_checkout();
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("imported");
+    let run = Imagebump::new(["import", "flux", "-", "--repo-dir"])
+        .arg(fleet.path())
+        .arg("-o")
+        .arg(&target)
+        .stdin(PODINFO)
+        .output();
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains(
+            "ImagePolicy flux-system/podinfo spec.policy.semver.range: `policy: {semver: \"5.0.x\", strict: true}`"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("ImageUpdateAutomation flux-system/flux-system spec.sourceRef: `repo: ssh://git@github.com/acme/fleet-infra`"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("approximated"), "{stderr}");
+
+    let app = read(&target.join("apps/flux-system.yaml"));
+    assert_eq!(
+        app,
+        "# Imported by `imagebump import flux` from ImageUpdateAutomation flux-system/flux-system.
+name: \"flux-system\"
+repo: \"ssh://git@github.com/acme/fleet-infra\"
+branch: \"main\"
+interval: \"30m0s\"
+commit_message: \"chore: image update by {{ app }}\"
+images:
+  - name: \"podinfo\"
+    image: \"ghcr.io/stefanprodan/podinfo\"
+    policy: {semver: \"5.0.x\", strict: true}
+    targets:
+      - {file: \"clusters/my-cluster/apps/values.yml\", marker: \"flux-system:podinfo\"}
+      - {file: \"clusters/my-cluster/podinfo-deployment.yaml\", marker: \"flux-system:podinfo\"}
+"
+    );
+    let global = read(&target.join("imagebump.yaml"));
+    assert!(
+        global.contains(
+            "author: {name: \"fluxcdbot\", email: \"fluxcdbot@users.noreply.github.com\"}"
+        ),
+        "{global}"
+    );
+    assert!(
+        global.contains("ssh_key_file: \"/var/run/secrets/imagebump/flux-system/identity\""),
+        "{global}"
+    );
+    let validate = Imagebump::new(["validate"])
+        .config(target.join("imagebump.yaml"))
+        .output();
+    assert_eq!(validate.status.code(), Some(0), "{}", text(&validate));
+    assert!(
+        String::from_utf8_lossy(&validate.stdout).contains("ok (1 apps, 1 images)"),
+        "{}",
+        text(&validate)
+    );
+    // Only the output directory was created: no temp directory is left beside it.
+    let left: Vec<_> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["imported"]);
+}
+
+/// `kubectl get … -o yaml` output: a `kind: List`, here with the other policy kinds, a tag
+/// filter with extract, digest reflection, a label selector and a Go message template.
+const KUBECTL_LIST: &str = r#"apiVersion: v1
+kind: List
+items:
+- apiVersion: source.toolkit.fluxcd.io/v1
+  kind: GitRepository
+  metadata: {name: apps, namespace: apps}
+  spec:
+    url: https://github.com/acme/apps
+    ref: {branch: main}
+- apiVersion: image.toolkit.fluxcd.io/v1
+  kind: ImageRepository
+  metadata: {name: web, namespace: apps}
+  spec:
+    image: registry.acme.test:5000/acme/web
+    interval: 1m
+    insecure: true
+    secretRef: {name: regcred}
+    exclusionList: ['^.*\.sig$', '^dev-']
+- apiVersion: image.toolkit.fluxcd.io/v1
+  kind: ImagePolicy
+  metadata:
+    name: web
+    namespace: apps
+    labels: {team: web}
+  spec:
+    imageRepositoryRef: {name: web}
+    filterTags:
+      pattern: '^main-[a-fA-F0-9]+-(?P<ts>.*)'
+      extract: '$ts'
+    policy:
+      numerical: {order: asc}
+    digestReflectionPolicy: IfNotPresent
+- apiVersion: image.toolkit.fluxcd.io/v1
+  kind: ImagePolicy
+  metadata: {name: docs, namespace: apps}
+  spec:
+    imageRepositoryRef: {name: web}
+    policy:
+      alphabetical: {order: desc}
+- apiVersion: image.toolkit.fluxcd.io/v1
+  kind: ImageUpdateAutomation
+  metadata: {name: web-staging, namespace: apps}
+  spec:
+    interval: 5m
+    sourceRef: {kind: GitRepository, name: apps}
+    policySelector:
+      matchLabels: {team: web}
+    git:
+      checkout: {ref: {branch: main}}
+      push: {branch: image-updates}
+      commit:
+        author: {name: fluxbot, email: fluxbot@acme.test}
+        messageTemplate: |
+          Automated image update
+
+          {{ range .Changed.Changes -}}
+          - {{ .OldValue }} -> {{ .NewValue }}
+          {{ end -}}
+    update: {path: ./staging, strategy: Setters}
+"#;
+
+fn apps_checkout() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("staging")).unwrap();
+    std::fs::write(
+        dir.path().join("staging/web.yaml"),
+        "image: registry.acme.test:5000/acme/web:main-abc-1 # {\"$imagepolicy\": \"apps:web\"}\ndocs: registry.acme.test:5000/acme/web:a # {\"$imagepolicy\": \"apps:docs\"}\n",
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn a_kubectl_list_imports_with_its_approximations_reported() {
+    let checkout = apps_checkout();
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("imported");
+    let run = Imagebump::new(["import", "flux", "--pull-request", "--repo-dir"])
+        .arg(checkout.path())
+        .arg("-o")
+        .arg(&target)
+        .stdin(KUBECTL_LIST)
+        .output();
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    for expected in [
+        "approximated (2):",
+        "ImagePolicy apps/web spec.digestReflectionPolicy: `pin_digest: true`; unlike IfNotPresent",
+        "ImageUpdateAutomation apps/web-staging spec.git.commit.messageTemplate: uses Go template fields",
+        "no equivalent (1):",
+        "ImagePolicy apps/docs metadata.name: no ImageUpdateAutomation in the input writes this policy's markers",
+        "ImageRepository apps/web spec.secretRef: `docker_config: /var/run/secrets/imagebump/regcred/.dockerconfigjson`",
+        "ImageUpdateAutomation apps/web-staging spec.git.push.branch: `write: pull-request` from `image-updates` into `main`",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
+    }
+    let app = read(&target.join("apps/web-staging.yaml"));
+    assert_eq!(
+        app,
+        "# Imported by `imagebump import flux` from ImageUpdateAutomation apps/web-staging.
+name: \"web-staging\"
+repo: \"https://github.com/acme/apps\"
+branch: \"main\"
+interval: \"5m\"
+write: pull-request
+pull_request:
+  forge: \"github\"
+  token_env: \"GITHUB_TOKEN\"
+  branch: \"image-updates\"
+images:
+  - name: \"web\"
+    image: \"registry.acme.test:5000/acme/web\"
+    policy: {numerical: asc}
+    tags:
+      include: \"^main-[a-fA-F0-9]+-(?P<ts>.*)\"
+      exclude: [\"^.*\\\\.sig$\", \"^dev-\"]
+      extract: \"$ts\"
+    pin_digest: true
+    targets:
+      - {file: \"staging/web.yaml\", marker: \"apps:web\"}
+"
+    );
+    let global = read(&target.join("imagebump.yaml"));
+    assert!(
+        global.contains("  - prefix: \"registry.acme.test:5000/acme/web\"\n    insecure: true\n    docker_config: \"/var/run/secrets/imagebump/regcred/.dockerconfigjson\"\n"),
+        "{global}"
+    );
+    let validate = Imagebump::new(["validate"])
+        .config(target.join("imagebump.yaml"))
+        .output();
+    assert_eq!(validate.status.code(), Some(0), "{}", text(&validate));
+
+    // --check: the same input would approximate, so exit 1 and write nothing.
+    let check_target = out.path().join("checked");
+    let check = Imagebump::new(["import", "flux", "--check", "--repo-dir"])
+        .arg(checkout.path())
+        .arg("-o")
+        .arg(&check_target)
+        .stdin(KUBECTL_LIST)
+        .output();
+    assert_eq!(check.status.code(), Some(1), "{}", text(&check));
+    assert!(!check_target.exists());
+    // The podinfo guide translates fully: --check exits 0.
+    let fleet = fleet_checkout();
+    let check = Imagebump::new(["import", "flux", "--check", "--repo-dir"])
+        .arg(fleet.path())
+        .stdin(PODINFO)
+        .output();
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check));
+}
+
+#[test]
+fn files_and_directories_are_inputs_too() {
+    let fleet = fleet_checkout();
+    let inputs = tempfile::tempdir().unwrap();
+    let (first, rest) = PODINFO.split_at(
+        PODINFO
+            .find("---\napiVersion: image.toolkit.fluxcd.io/v1beta2\nkind: ImagePolicy")
+            .unwrap(),
+    );
+    std::fs::create_dir_all(inputs.path().join("flux/nested")).unwrap();
+    std::fs::write(inputs.path().join("flux/a.yaml"), first).unwrap();
+    std::fs::write(inputs.path().join("flux/nested/b.yml"), rest).unwrap();
+    std::fs::write(inputs.path().join("flux/notes.txt"), "not: [yaml").unwrap();
+    let target = inputs.path().join("out");
+    let run = Imagebump::new(["import", "flux"])
+        .arg(inputs.path().join("flux"))
+        .arg("--repo-dir")
+        .arg(fleet.path())
+        .arg("-o")
+        .arg(&target)
+        .output();
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    assert!(target.join("apps/flux-system.yaml").is_file());
+}
+
+#[test]
+fn bad_input_names_the_document_and_field_and_writes_nothing() {
+    let fleet = fleet_checkout();
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("imported");
+    let cases = [
+        ("a: [\n", "<stdin>: document 1: not YAML"),
+        (
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n",
+            "<stdin> document 1 (Deployment default/web): `kind`: `Deployment` is not a Flux image automation object",
+        ),
+        (
+            "apiVersion: image.toolkit.fluxcd.io/v1alpha1\nkind: ImagePolicy\nmetadata: {name: p}\n",
+            "`apiVersion`: `image.toolkit.fluxcd.io/v1alpha1` is not supported: expected image.toolkit.fluxcd.io/v1beta1",
+        ),
+        (
+            &PODINFO.replace("      range: 5.0.x\n", "      rnage: 5.0.x\n"),
+            "<stdin> document 3 (ImagePolicy flux-system/podinfo): `spec.policy.semver.range`: is required but missing",
+        ),
+        (
+            &PODINFO.replace(
+                "    name: podinfo\n  policy:",
+                "    name: podinfoo\n  policy:",
+            ),
+            "`spec.imageRepositoryRef.name`: ImageRepository flux-system/podinfoo is not in the input",
+        ),
+        (
+            &PODINFO[PODINFO.find("---\napiVersion: image.toolkit").unwrap()..],
+            "`spec.sourceRef.name`: GitRepository flux-system/flux-system is not in the input",
+        ),
+    ];
+    for (input, expected) in cases {
+        let run = Imagebump::new(["import", "flux", "--repo-dir"])
+            .arg(fleet.path())
+            .arg("-o")
+            .arg(&target)
+            .stdin(input)
+            .output();
+        assert_eq!(run.status.code(), Some(2), "{}", text(&run));
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
+        assert!(stderr.contains("nothing was written"), "{stderr}");
+        assert!(!target.exists(), "{input}");
+    }
+    // Without a checkout the automation's path cannot be listed: said, nothing written.
+    let run = Imagebump::new(["import", "flux", "-o"])
+        .arg(&target)
+        .stdin(PODINFO)
+        .output();
+    assert_eq!(run.status.code(), Some(2), "{}", text(&run));
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains(
+            "`spec.update.path`: `./clusters/my-cluster` is a directory: pass --repo-dir"
+        ),
+        "{}",
+        text(&run)
+    );
+    // An output directory that holds files is refused, its files untouched.
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::write(target.join("keep.yaml"), "mine").unwrap();
+    let run = Imagebump::new(["import", "flux", "--repo-dir"])
+        .arg(fleet.path())
+        .arg("-o")
+        .arg(&target)
+        .stdin(PODINFO)
+        .output();
+    assert_eq!(run.status.code(), Some(2), "{}", text(&run));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("exists and is not empty"));
+    assert_eq!(read(&target.join("keep.yaml")), "mine");
+}
