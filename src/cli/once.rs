@@ -10,7 +10,7 @@ use std::io::IsTerminal as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use super::progress::Reporter;
+use super::progress::{Block, Reporter};
 use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 use crate::config;
 use crate::daemon::logging::{LogFormat, init_logging};
@@ -67,7 +67,10 @@ pub fn run(args: Args) -> ExitCode {
     };
     let terminal = std::io::stderr().is_terminal();
     let text = args.output == Output::Text;
-    let reporter = Arc::new(Reporter::new(terminal, text, args.dry_run));
+    let dry_run = args.dry_run;
+    let block: Option<Block> =
+        text.then(|| Box::new(move |app: &AppReport| app_block(app, dry_run)) as Block);
+    let reporter = Arc::new(Reporter::new(terminal, block));
     let progress: Arc<dyn Progress> = reporter.clone();
     let report = runtime.block_on(engine.run_pass_with(&options, progress));
     reporter.finish();
@@ -166,7 +169,7 @@ fn state(app: &AppReport, dry_run: bool) -> &'static str {
 
 /// One app's result: its state, a line per image (deployed, candidate, why), the changes,
 /// the commit or pull request, the errors and, in a dry run, the diffs.
-pub(super) fn app_block(app: &AppReport, dry_run: bool) -> String {
+fn app_block(app: &AppReport, dry_run: bool) -> String {
     let mut out = format!("{}: {}\n", app.name, state(app, dry_run));
     for line in image_lines(app) {
         out.push_str(&line);

@@ -43,24 +43,25 @@ impl Bars {
     }
 }
 
+/// How an app's result block reads.
+pub type Block = Box<dyn Fn(&AppReport) -> String + Send + Sync>;
+
 /// Prints result blocks as apps complete, and draws bars on a terminal.
 pub struct Reporter {
     bars: Option<Bars>,
-    /// Print each app's block as it completes (text output).
-    stream: bool,
-    dry_run: bool,
+    /// Each app's block, printed as it completes (text output); `None`: print nothing.
+    block: Option<Block>,
     /// Apps printed so far, and apps planned so far (a replanned app counts once).
     state: Mutex<(BTreeSet<String>, BTreeSet<String>)>,
 }
 
 impl Reporter {
-    /// `terminal`: stderr is a terminal (draw bars); `stream`: print app blocks on stdout as
-    /// they complete.
-    pub fn new(terminal: bool, stream: bool, dry_run: bool) -> Reporter {
+    /// `terminal`: stderr is a terminal (draw bars); `block`: print each app's block on stdout
+    /// as it completes.
+    pub fn new(terminal: bool, block: Option<Block>) -> Reporter {
         Reporter {
             bars: terminal.then(|| Bars::new(ProgressDrawTarget::stderr())),
-            stream,
-            dry_run,
+            block,
             state: Mutex::new((BTreeSet::new(), BTreeSet::new())),
         }
     }
@@ -121,13 +122,13 @@ impl Progress for Reporter {
     }
 
     fn app_done(&self, report: &AppReport) {
-        if !self.stream {
+        let Some(block) = &self.block else {
             return;
-        }
+        };
         if !self.state().0.insert(report.name.clone()) {
             return;
         }
-        self.print(&super::once::app_block(report, self.dry_run));
+        self.print(&block(report));
     }
 
     fn repo_done(&self, _url: &str, _pushes: usize) {
@@ -145,8 +146,7 @@ mod tests {
     fn each_app_is_printed_once_and_bars_count_each_app_once() {
         let reporter = Reporter {
             bars: Some(Bars::new(ProgressDrawTarget::hidden())),
-            stream: true,
-            dry_run: false,
+            block: Some(Box::new(|app: &AppReport| format!("{}\n", app.name))),
             state: Mutex::new((BTreeSet::new(), BTreeSet::new())),
         };
         reporter.start(2, 2, 1);
