@@ -14,6 +14,7 @@ mod faults;
 mod forge;
 mod git;
 mod import;
+mod notify;
 mod once;
 mod pull_request;
 mod registry;
