@@ -21,7 +21,9 @@ pub(super) fn parse_notifications(
     let fields = Fields::new(
         node,
         "`notifications`",
-        &["sinks", "notify", "failures", "queue", "attempts", "timeout"],
+        &[
+            "sinks", "notify", "failures", "queue", "attempts", "timeout",
+        ],
         diags,
     )?;
     let defaults = NotificationsConfig::default();
@@ -59,9 +61,13 @@ pub(super) fn parse_notifications(
     Some(NotificationsConfig {
         sinks,
         notify,
-        failures: fields.opt_u32("failures", diags).unwrap_or(defaults.failures),
+        failures: fields
+            .opt_u32("failures", diags)
+            .unwrap_or(defaults.failures),
         queue: fields.opt_u32("queue", diags).unwrap_or(defaults.queue),
-        attempts: fields.opt_u32("attempts", diags).unwrap_or(defaults.attempts),
+        attempts: fields
+            .opt_u32("attempts", diags)
+            .unwrap_or(defaults.attempts),
         timeout,
     })
 }
@@ -72,7 +78,9 @@ fn unknown_sink(name: &str, sinks: &[SinkConfig]) -> String {
         .map(|s| format!("; did you mean `{s}`?"))
         .unwrap_or_default();
     if names.is_empty() {
-        format!("unknown notification sink `{name}`: `notifications.sinks` in the global file names none")
+        format!(
+            "unknown notification sink `{name}`: `notifications.sinks` in the global file names none"
+        )
     } else {
         format!(
             "unknown notification sink `{name}`{hint} (the global file's `notifications.sinks` are: {})",
@@ -116,7 +124,9 @@ fn parse_sink(node: &Node, base: &Path, diags: &mut Diagnostics) -> Option<SinkC
     {
         diags.node(
             at,
-            format!("sink name `{name}` must be 1-63 of [a-z0-9-_], starting with a letter or digit"),
+            format!(
+                "sink name `{name}` must be 1-63 of [a-z0-9-_], starting with a letter or digit"
+            ),
         );
     }
     let kind = match fields
@@ -292,7 +302,10 @@ notifications:
             SecretRef::File("/etc/imagebump/secrets/audit-url".into())
         );
         assert_eq!(n.sinks[1].events, NotifyEvent::ALL.to_vec());
-        assert_eq!(n.sinks[1].secret, Some(SecretRef::Env("AUDIT_HMAC_KEY".into())));
+        assert_eq!(
+            n.sinks[1].secret,
+            Some(SecretRef::Env("AUDIT_HMAC_KEY".into()))
+        );
     }
 
     #[test]
@@ -302,10 +315,15 @@ notifications:
         );
         assert_eq!(errors.len(), 2, "{errors:?}");
         assert!(
-            errors[0].starts_with("/etc/imagebump/imagebump.yaml:5:12: a notification sink's `url` is a secret"),
+            errors[0].starts_with(
+                "/etc/imagebump/imagebump.yaml:5:12: a notification sink's `url` is a secret"
+            ),
             "{errors:?}"
         );
-        assert!(errors[1].contains(":9:15: a notification sink's `secret` is a secret"), "{errors:?}");
+        assert!(
+            errors[1].contains(":9:15: a notification sink's `secret` is a secret"),
+            "{errors:?}"
+        );
         // The secret itself is never repeated.
         assert!(!errors.join("\n").contains("hunter2") && !errors.join("\n").contains("xyz"));
     }

@@ -303,7 +303,10 @@ impl Metrics {
         let now = time::OffsetDateTime::now_utc()
             .replace_nanosecond(0)
             .ok()
-            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok());
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            });
         if let Some(problem) = problem {
             status.last_problem = Some(format!("{outcome}: {problem}"));
             status.last_problem_at = now;

@@ -234,12 +234,26 @@ mod tests {
             ..AppReport::default()
         };
         let mut seen = Vec::new();
-        for report in [&failing("shop"), &failing("shop"), &failing("shop"), &failing("shop"), &ok, &ok] {
+        for report in [
+            &failing("shop"),
+            &failing("shop"),
+            &failing("shop"),
+            &failing("shop"),
+            &ok,
+            &ok,
+        ] {
             seen.push(kinds(&tracker.events(report, &info(), 3, "t", &mut id)));
         }
         assert_eq!(
             seen,
-            vec![vec![], vec![], vec!["failed"], vec![], vec!["recovered"], vec![]]
+            vec![
+                vec![],
+                vec![],
+                vec!["failed"],
+                vec![],
+                vec!["recovered"],
+                vec![]
+            ]
         );
         // Fewer failures than the threshold: nothing, also not when it recovers.
         for report in [&failing("shop"), &failing("shop"), &ok] {
@@ -252,7 +266,10 @@ mod tests {
         let mut tracker = Tracker::default();
         let events = tracker.events(&failing("shop"), &info(), 1, "t", &mut ids());
         assert_eq!(events[0].failures, Some(1));
-        assert_eq!(events[0].error.as_deref(), Some("internal error: registry down"));
+        assert_eq!(
+            events[0].error.as_deref(),
+            Some("internal error: registry down")
+        );
     }
 
     #[test]
@@ -277,7 +294,11 @@ mod tests {
             ..AppReport::default()
         };
         let mut tracker = Tracker::default();
-        assert!(tracker.events(&report, &info(), 3, "t", &mut ids()).is_empty());
+        assert!(
+            tracker
+                .events(&report, &info(), 3, "t", &mut ids())
+                .is_empty()
+        );
         report.pushed = true;
         let events = tracker.events(&report, &info(), 3, "t", &mut ids());
         assert_eq!(kinds(&events), vec!["committed"]);
@@ -289,10 +310,17 @@ mod tests {
         // An unchanged pull request is no event.
         report.pull_request = Some("https://github.com/acme/deploy/pull/7".into());
         report.pull_request_action = Some(PullRequestAction::Unchanged);
-        assert!(tracker.events(&report, &info(), 3, "t", &mut ids()).is_empty());
+        assert!(
+            tracker
+                .events(&report, &info(), 3, "t", &mut ids())
+                .is_empty()
+        );
         report.pull_request_action = Some(PullRequestAction::Updated);
         let events = tracker.events(&report, &info(), 3, "t", &mut ids());
         assert_eq!(kinds(&events), vec!["pull_request"]);
-        assert_eq!(events[0].pull_request.as_ref().map(|p| p.action), Some("updated"));
+        assert_eq!(
+            events[0].pull_request.as_ref().map(|p| p.action),
+            Some("updated")
+        );
     }
 }

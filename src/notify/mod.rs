@@ -152,7 +152,13 @@ impl Notifier {
             notifier.apps.insert(app.name.clone(), (info, sinks));
         }
         if let Ok(mut tracker) = notifier.state.0.lock() {
-            tracker.retain(&config.apps.iter().map(|a| a.name.clone()).collect::<Vec<_>>());
+            tracker.retain(
+                &config
+                    .apps
+                    .iter()
+                    .map(|a| a.name.clone())
+                    .collect::<Vec<_>>(),
+            );
         }
         Ok(notifier)
     }
@@ -237,7 +243,9 @@ fn target(sink: &SinkConfig) -> Result<deliver::Target, NotifyError> {
             Some(key)
         }
         None if sink.kind == SinkKind::Webhook => {
-            return Err(error("a webhook sink needs secret_env or secret_file".into()));
+            return Err(error(
+                "a webhook sink needs secret_env or secret_file".into(),
+            ));
         }
         None => None,
     };
@@ -260,8 +268,12 @@ fn describe(reference: &SecretRef) -> String {
 /// whitespace; an unset, unreadable or empty one is an error naming it (never its value).
 fn read_secret(reference: &SecretRef) -> Result<Secret, String> {
     let value = match reference {
-        SecretRef::Env(var) => std::env::var(var).map_err(|_| format!("{} is not set", describe(reference)))?,
-        SecretRef::File(path) => read_file(path).map_err(|e| format!("cannot read {}: {e}", describe(reference)))?,
+        SecretRef::Env(var) => {
+            std::env::var(var).map_err(|_| format!("{} is not set", describe(reference)))?
+        }
+        SecretRef::File(path) => {
+            read_file(path).map_err(|e| format!("cannot read {}: {e}", describe(reference)))?
+        }
     };
     let value = value.trim();
     if value.is_empty() {

@@ -59,7 +59,10 @@ pub fn slack_body(event: &Event) -> Vec<u8> {
         "committed" => format!("{app}: {} committed", images(event.changes.len())),
         "pull_request" => {
             let action = event.pull_request.as_ref().map_or("opened", |p| p.action);
-            format!("{app}: pull request {action} ({})", images(event.changes.len()))
+            format!(
+                "{app}: pull request {action} ({})",
+                images(event.changes.len())
+            )
         }
         "failed" => format!(
             "{app}: failing ({} checks in a row)",
@@ -96,14 +99,20 @@ pub fn slack_body(event: &Event) -> Vec<u8> {
             "text": {"type": "mrkdwn", "text": clip(format!("*Error:* {}", escape(error)))}
         }));
     }
-    let mut context = format!("`{}` · branch `{}`", escape(&event.repo), escape(&event.branch));
+    let mut context = format!(
+        "`{}` · branch `{}`",
+        escape(&event.repo),
+        escape(&event.branch)
+    );
     if let Some(pr) = &event.pull_request {
         context.push_str(&format!(" · <{}|pull request>", escape(&pr.url)));
     }
     if let Some(sha) = &event.commit {
         let short: String = sha.chars().take(12).collect();
         match &event.commit_url {
-            Some(url) => context.push_str(&format!(" · commit <{}|{}>", escape(url), escape(&short))),
+            Some(url) => {
+                context.push_str(&format!(" · commit <{}|{}>", escape(url), escape(&short)))
+            }
             None => context.push_str(&format!(" · commit `{}`", escape(&short))),
         }
     }
@@ -174,7 +183,10 @@ mod tests {
             signature(b"key", 1_700_000_000, b"{}"),
             "sha256=9d713ed406bb7076d4123f0dc2c39d2df5c654ed4b0cd56b52c8b4c940bd63ae"
         );
-        assert_ne!(signature(b"key", 1_700_000_001, b"{}"), signature(b"key", 1_700_000_000, b"{}"));
+        assert_ne!(
+            signature(b"key", 1_700_000_001, b"{}"),
+            signature(b"key", 1_700_000_000, b"{}")
+        );
     }
 
     #[test]
@@ -184,10 +196,22 @@ mod tests {
         let body: Value = serde_json::from_slice(&slack_body(&e)).unwrap();
         assert_eq!(body["blocks"][0]["type"], "header");
         let section = body["blocks"][1]["text"]["text"].as_str().unwrap();
-        assert!(section.contains("`&lt;1.0.0&amp;&gt;` → `1.1.0`"), "{section}");
+        assert!(
+            section.contains("`&lt;1.0.0&amp;&gt;` → `1.1.0`"),
+            "{section}"
+        );
         let context = body["blocks"][2]["elements"][0]["text"].as_str().unwrap();
-        assert!(context.contains("<https://github.com/acme/deploy/commit/0123456789abcdef|0123456789ab>"), "{context}");
-        assert!(body["text"].as_str().unwrap().contains("api <1.0.0&> → 1.1.0"));
+        assert!(
+            context
+                .contains("<https://github.com/acme/deploy/commit/0123456789abcdef|0123456789ab>"),
+            "{context}"
+        );
+        assert!(
+            body["text"]
+                .as_str()
+                .unwrap()
+                .contains("api <1.0.0&> → 1.1.0")
+        );
     }
 
     #[test]

@@ -109,12 +109,9 @@ pub fn load(
     let problems = last_good.apply(&mut loaded.config, &loaded.problems);
     let settings = daemon_settings(&loaded.config, ready_at_start)?;
     let observer = Arc::new(NotificationMetrics(Arc::clone(metrics)));
-    let notifier = notify::Notifier::start(
-        &loaded.config,
-        last_good.notifications.clone(),
-        observer,
-    )
-    .map_err(|e| e.to_string())?;
+    let notifier =
+        notify::Notifier::start(&loaded.config, last_good.notifications.clone(), observer)
+            .map_err(|e| e.to_string())?;
     metrics.notification_sinks(
         &notifier.sink_names(),
         &notify::Outcome::ALL.map(notify::Outcome::as_str),

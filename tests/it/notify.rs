@@ -78,13 +78,21 @@ impl Receiver {
             if seen.len() >= n {
                 return seen;
             }
-            assert!(Instant::now() < deadline, "{} of {n} requests arrived", seen.len());
+            assert!(
+                Instant::now() < deadline,
+                "{} of {n} requests arrived",
+                seen.len()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 }
 
-async fn receive(State(state): State<ReceiverState>, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn receive(
+    State(state): State<ReceiverState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
     let n = {
         let mut seen = state.seen.lock().unwrap();
         seen.push(Seen { headers, body });
@@ -110,9 +118,14 @@ fn verify(seen: &Seen, key: &str) -> Result<Value, String> {
     let timestamp: u64 = header("x-imagebump-timestamp")?
         .parse()
         .map_err(|_| "bad timestamp")?;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     if now.abs_diff(timestamp) > 300 {
-        return Err(format!("timestamp {timestamp} is not within 5 minutes of {now}"));
+        return Err(format!(
+            "timestamp {timestamp} is not within 5 minutes of {now}"
+        ));
     }
     let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).unwrap();
     mac.update(format!("{timestamp}.").as_bytes());
@@ -275,7 +288,56 @@ async fn a_webhook_sink_gets_a_signed_event_its_receiver_can_verify() {
     let mut tampered = seen[0].clone();
     tampered.body = Bytes::from(String::from_utf8_lossy(&seen[0].body).replace("1.1.0", "6.6.6"));
     assert_eq!(verify(&tampered, KEY).unwrap_err(), "signature mismatch");
-    assert_eq!(outcomes.wait_for("audit", 1).await, vec![Outcome::Delivered]);
+    assert_eq!(
+        outcomes.wait_for("audit", 1).await,
+        vec![Outcome::Delivered]
+    );
+    check_the_documented_receiver(&seen[0], &body);
+}
+
+/// docs/notifications.md: its example payload has the fields a real one has, and its shell
+/// recipe computes the signature the request carries.
+fn check_the_documented_receiver(seen: &Seen, body: &Value) {
+    let docs = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/notifications.md"),
+    )
+    .unwrap();
+    let block = |fence: &str| {
+        docs.split(fence)
+            .nth(1)
+            .and_then(|rest| rest.split("\n```").next())
+            .unwrap_or_else(|| panic!("no {fence} block"))
+            .to_string()
+    };
+    let example: Value = serde_json::from_str(&block("```json\n")).unwrap();
+    let keys = |v: &Value| {
+        let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(keys(&example), keys(body));
+    assert_eq!(keys(&example["changes"][0]), keys(&body["changes"][0]));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("body.json"), &seen.body).unwrap();
+    let out = std::process::Command::new("sh")
+        .args(["-c", &block("```sh\n")])
+        .current_dir(dir.path())
+        .env(
+            "TS",
+            seen.headers["x-imagebump-timestamp"].to_str().unwrap(),
+        )
+        .env("KEY", KEY)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        seen.headers["x-imagebump-signature"].to_str().unwrap()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -362,7 +424,10 @@ async fn a_hanging_sink_holds_up_no_pass_and_what_does_not_fit_is_dropped_and_co
     // Two queued events per sink, and an hour to answer: a pass that waited for the hanging
     // sink would not end within the test's life.
     let (_dir, config) = config(
-        &[("hanging", "slack", &hanging), ("healthy", "webhook", &healthy)],
+        &[
+            ("hanging", "slack", &hanging),
+            ("healthy", "webhook", &healthy),
+        ],
         "  queue: 2\n  timeout: 1h\n  failures: 2\n",
     );
     let outcomes = Arc::new(Outcomes::default());
@@ -377,7 +442,12 @@ async fn a_hanging_sink_holds_up_no_pass_and_what_does_not_fit_is_dropped_and_co
     // so its own queue never fills).
     let mut delivered = 1;
     outcomes.wait_for("healthy", delivered).await;
-    for (report, events) in [(committed(), 1), (failing(), 0), (failing(), 1), (committed(), 2)] {
+    for (report, events) in [
+        (committed(), 1),
+        (failing(), 0),
+        (failing(), 1),
+        (committed(), 2),
+    ] {
         notifier.observe(&[report], "t2");
         delivered += events;
         outcomes.wait_for("healthy", delivered).await;
@@ -392,7 +462,12 @@ async fn a_hanging_sink_holds_up_no_pass_and_what_does_not_fit_is_dropped_and_co
     let seen = healthy.wait_for(5).await;
     let events: Vec<String> = seen
         .iter()
-        .map(|s| verify(s, KEY).unwrap()["event"].as_str().unwrap().to_string())
+        .map(|s| {
+            verify(s, KEY).unwrap()["event"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     assert_eq!(
         events,
@@ -401,7 +476,11 @@ async fn a_hanging_sink_holds_up_no_pass_and_what_does_not_fit_is_dropped_and_co
     let failed = verify(&seen[2], KEY).unwrap();
     assert_eq!(failed["failures"], 2);
     assert_eq!(failed["error"], "internal error: the registry is down");
-    assert_eq!(hanging.seen().len(), 1, "one request in flight, never answered");
+    assert_eq!(
+        hanging.seen().len(),
+        1,
+        "one request in flight, never answered"
+    );
 }
 
 const VALUES: &str = "\
@@ -487,14 +566,18 @@ async fn the_daemon_notifies_each_commit_while_a_hanging_sink_holds_nothing_up()
         let seen = audit.wait_for(n).await;
         let event = verify(&seen[n - 1], KEY).unwrap();
         assert_eq!(event["changes"][0]["to"], tag, "{}", daemon_log());
-        assert!(repo.show("main", "values.yaml").contains(&format!("tag: {tag}")));
+        assert!(
+            repo.show("main", "values.yaml")
+                .contains(&format!("tag: {tag}"))
+        );
     }
     assert_eq!(stuck.seen().len(), 1);
 
     // The outcome is counted once the sink's answer is read, just after the receiver saw it.
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut metrics = get("/metrics").await;
-    while !metrics.contains("imagebump_notifications_total{sink=\"audit\",outcome=\"delivered\"} 3") {
+    while !metrics.contains("imagebump_notifications_total{sink=\"audit\",outcome=\"delivered\"} 3")
+    {
         assert!(Instant::now() < deadline, "{metrics}");
         tokio::time::sleep(Duration::from_millis(20)).await;
         metrics = get("/metrics").await;
@@ -505,10 +588,16 @@ async fn the_daemon_notifies_each_commit_while_a_hanging_sink_holds_nothing_up()
         "imagebump_notifications_total{sink=\"stuck\",outcome=\"dropped\"} 1",
         "imagebump_notifications_total{sink=\"stuck\",outcome=\"delivered\"} 0",
     ] {
-        assert!(metrics.contains(expected), "missing {expected:?} in:\n{metrics}");
+        assert!(
+            metrics.contains(expected),
+            "missing {expected:?} in:\n{metrics}"
+        );
     }
     let page = get("/").await;
-    assert!(page.contains("<h2 id=\"notifications\">Notifications</h2>"), "{page}");
+    assert!(
+        page.contains("<h2 id=\"notifications\">Notifications</h2>"),
+        "{page}"
+    );
     assert!(
         page.contains("dropped: the queue was full (the sink is slow or down)"),
         "{page}"
