@@ -152,8 +152,8 @@ fn daemon_settings(config: &Config, ready_at_start: bool) -> Result<Settings, St
         });
     }
     settings.ready_after_first_cycle = !ready_at_start;
-    // A short quiet period: a single push is acted on within ~100 ms, a burst still makes one
-    // check (the window slides while events keep coming, capped at debounce_max).
+    // A lone push is checked at once; the pushes of a burst still going on make one follow-up
+    // after 100 ms of quiet (the window slides while events keep coming, capped at debounce_max).
     settings.checks.debounce = webhook
         .and_then(|w| w.debounce)
         .unwrap_or(Duration::from_millis(100));
