@@ -1378,7 +1378,11 @@ fn build_app(
         );
     }
     // Method and credentials.
-    method(write, &repo, &updater_note, out)?;
+    let absent_at = match settings.updater {
+        Some(updater) => At::new(updater, "spec.writeBackConfig.method"),
+        None => At::new(application, format!("{PREFIX}write-back-method")),
+    };
+    method(write, &absent_at, &repo, &updater_note, out)?;
     // Pull requests.
     if let Some(head) = head {
         let (forge, token_env) = forge_of(&repo);
@@ -1452,22 +1456,27 @@ fn build_app(
 /// `write-back-method`: `argocd` (the default), `git`, `git:repocreds`, `git:secret:NS/NAME`.
 fn method(
     write: &WriteSettings,
+    absent_at: &At,
     repo: &str,
     updater_note: &dyn Fn(String) -> String,
     out: &mut Imported,
 ) -> Result<(), ImportError> {
+    let argocd = |at: &At, out: &mut Imported, what: &str| {
+        at.note(
+            out,
+            Outcome::Approximated,
+            updater_note(format!(
+                "{what}: Argo sets parameters on the Application; imagebump only writes git: it commits to {repo} (give it push access in `git.credentials`)"
+            )),
+        );
+    };
     let Some(method) = &write.method else {
+        argocd(absent_at, out, "not set, so `argocd`");
         return Ok(());
     };
     let value = method.value.trim();
     if value == "argocd" {
-        method.at.note(
-            out,
-            Outcome::Approximated,
-            updater_note(format!(
-                "`argocd`: Argo sets parameters on the Application; imagebump only writes git: it commits to {repo} (give it push access in `git.credentials`), and parameters the updater left on the Application keep overriding the files: remove them"
-            )),
-        );
+        argocd(&method.at, out, "`argocd`");
         return Ok(());
     }
     let credentials = match value.strip_prefix("git") {
@@ -1997,36 +2006,47 @@ fn targets(
     let target = settings.write.target.as_ref();
     let default_file = format!(".argocd-source-{}.yaml", application.name);
     // Argo's own file or the Application: imagebump edits the source files in place.
+    let git = settings
+        .write
+        .method
+        .as_ref()
+        .is_some_and(|m| m.value.trim().starts_with("git"));
     let in_place = |out: &mut Imported, file: &str| {
-        let (at, what) = match (target, &settings.write.method) {
-            (Some(t), _) => (t.at.clone(), format!("`{}`", t.value)),
-            (None, Some(m)) if m.value.trim().starts_with("git") => (
-                m.at.clone(),
-                format!(
-                    "the default target `{}`",
-                    repo_join(&source.path, &default_file)
-                ),
-            ),
-            (None, Some(m)) => (m.at.clone(), "the Application's parameters".to_string()),
-            (None, None) => (
-                At::new(
-                    settings.updater.unwrap_or(application),
-                    match settings.updater {
-                        Some(_) => "spec.writeBackConfig".to_string(),
-                        None => format!("{PREFIX}write-back-method"),
-                    },
-                ),
-                "the Application's parameters (the default method `argocd`)".to_string(),
+        let method_at = match &settings.write.method {
+            Some(m) => m.at.clone(),
+            None => At::new(
+                settings.updater.unwrap_or(application),
+                match settings.updater {
+                    Some(_) => "spec.writeBackConfig.method".to_string(),
+                    None => format!("{PREFIX}write-back-method"),
+                },
             ),
         };
-        at.note(
-            out,
-            Outcome::Approximated,
-            context(format!(
-                "Argo writes {what}; imagebump edits `{file}` in place instead: once migrated, delete `{}` (and the parameters the updater set on the Application), which would override it",
-                repo_join(&source.path, &default_file)
-            )),
-        );
+        let message = if git {
+            let (at, override_file) = match target {
+                Some(t) => (
+                    t.at.clone(),
+                    repo_path(&source.path, &t.value).unwrap_or_else(|_| t.value.clone()),
+                ),
+                None => (method_at, repo_join(&source.path, &default_file)),
+            };
+            (
+                at,
+                format!(
+                    "Argo writes parameter overrides to `{override_file}`; imagebump edits `{file}` in place instead: once migrated, delete `{override_file}`, which would override it"
+                ),
+            )
+        } else {
+            (
+                method_at,
+                format!(
+                    "Argo sets parameters on the Application (method `argocd`); imagebump edits `{file}` in place instead: once migrated, remove the parameters the updater set (spec.source.helm.parameters, spec.source.kustomize.images), which would override it"
+                ),
+            )
+        };
+        message
+            .0
+            .note(out, Outcome::Approximated, context(message.1));
     };
     match kind {
         SourceKind::Helm => {

@@ -14,6 +14,7 @@ mod faults;
 mod forge;
 mod git;
 mod import;
+mod import_argo;
 mod once;
 mod pull_request;
 mod registry;
