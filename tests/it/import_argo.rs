@@ -541,8 +541,47 @@ status:
     )
 }
 
+/// What the README's `kubectl get` lines print is written by the test (no cluster here).
+const KUBECTL_FAKED: [&str; 2] = [
+    "kubectl get applications,applicationsets,imageupdaters -n argocd -o yaml > argo.yaml",
+    "kubectl get configmap argocd-image-updater-config -n argocd -o yaml > argo-config.yaml",
+];
+
+/// The command lines of the README's "Migrating from Argo CD Image Updater" block.
+fn readme_migration_commands() -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme
+        .split("## Migrating from Argo CD Image Updater")
+        .nth(1)
+        .expect("the README's Argo migration section");
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("the section's sh block");
+    assert!(
+        section.find("```sh").unwrap() < section.find("|").unwrap(),
+        "the section leads with the commands, before the mapping table"
+    );
+    block.lines().map(str::to_string).collect()
+}
+
+/// Documents as `kubectl get A,B -o yaml` prints them: one `kind: List`.
+fn kubectl_list(documents: &str) -> String {
+    let mut list = String::from("apiVersion: v1\nkind: List\nitems:\n");
+    for document in documents.split("---\n") {
+        for (i, line) in document.lines().enumerate() {
+            list.push_str(if i == 0 { "- " } else { "  " });
+            list.push_str(line);
+            list.push('\n');
+        }
+    }
+    list
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn an_imported_config_plans_the_updates_argo_would_make() {
+async fn the_readme_migration_plans_the_updates_argo_would_make() {
     let registry = TestRegistry::start_plain().await;
     let host = registry.host();
     let pusher = registry.pusher();
@@ -582,12 +621,28 @@ async fn an_imported_config_plans_the_updates_argo_would_make() {
             ),
         ],
     );
-    let out = tempfile::tempdir().unwrap();
-    let target = out.path().join("imported");
-    let run = import(&argo_objects(&host, &repo.file_url()), &target);
-    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let before = repo.head("main");
+    // The README's migration commands, in a directory holding what its two `kubectl get`
+    // commands print: a `kind: List` of the Applications, and the ConfigMap.
+    let dir = tempfile::tempdir().unwrap();
+    let objects = argo_objects(&host, &repo.file_url());
+    let (config_map, applications) = objects.split_once("---\n").unwrap();
+    std::fs::write(dir.path().join("argo.yaml"), kubectl_list(applications)).unwrap();
+    std::fs::write(dir.path().join("argo-config.yaml"), config_map).unwrap();
+    let mut outputs = Vec::new();
+    for line in readme_migration_commands() {
+        if line.starts_with("kubectl ") {
+            assert!(KUBECTL_FAKED.contains(&line.as_str()), "{line}");
+            continue;
+        }
+        let args: Vec<&str> = line.split_whitespace().skip(1).collect();
+        let run = Imagebump::new(args).current_dir(dir.path()).output();
+        assert_eq!(run.status.code(), Some(0), "{line}\n{}", text(&run));
+        outputs.push((line, run));
+    }
+    assert_eq!(outputs.len(), 3, "import, validate, once --dry-run");
     assert_has(
-        &String::from_utf8_lossy(&run.stderr),
+        &String::from_utf8_lossy(&outputs[0].1.stderr),
         &[
             &format!(
                 "ConfigMap argocd/argocd-image-updater-config data.registries.conf: registries[0].api_url: `insecure: true` (plain HTTP) on registries[] `{host}`"
@@ -595,10 +650,20 @@ async fn an_imported_config_plans_the_updates_argo_would_make() {
             "ConfigMap argocd/argocd-image-updater-config data.git.user: `git.author: image-bot <image-bot@example.com>` in the global file",
         ],
     );
+    // The text plan shows the very bytes Argo's write-back would change.
+    let stdout = String::from_utf8_lossy(&outputs[2].1.stdout);
+    assert!(
+        stdout.contains("-    tag: 1.0.0 # deployed\n+    tag: 1.1.0 # deployed\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("-    newTag: sha-aaa\n+    newTag: sha-bbb\n"),
+        "{stdout}"
+    );
+    let target = dir.path().join("imported");
     let global = target.join("imagebump.yaml");
     validate(&global);
 
-    let before = repo.head("main");
     let plan = Imagebump::new(["once", "--dry-run", "--output", "json"])
         .config(&global)
         .output();
@@ -630,19 +695,6 @@ async fn an_imported_config_plans_the_updates_argo_would_make() {
                 "sha-bbb".to_string()
             ),
         ]
-    );
-    // The text plan shows the very bytes Argo's write-back would change.
-    let diff = Imagebump::new(["once", "--dry-run"])
-        .config(&global)
-        .output();
-    let stdout = String::from_utf8_lossy(&diff.stdout);
-    assert!(
-        stdout.contains("-    tag: 1.0.0 # deployed\n+    tag: 1.1.0 # deployed\n"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("-    newTag: sha-aaa\n+    newTag: sha-bbb\n"),
-        "{stdout}"
     );
     assert_eq!(repo.head("main"), before, "a dry run must not push");
 }
