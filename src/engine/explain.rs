@@ -5,16 +5,20 @@
 //! then lets the policy name every tag's verdict ([`crate::policy::Policy::explain`], pure).
 //! Nothing is committed, pushed or proposed. A problem with one image (a registry that fails,
 //! a target that does not name the image) is that image's error; the others are explained.
+//! For a pull-request app whose images would change, the forge is asked (read-only) whether
+//! an open pull request already proposes these very versions (then the app waits for it).
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::{Engine, ResolvedApp, fetch, plan};
+use super::{Engine, Mode, ResolvedApp, WriteContext, fetch, plan, pull_request, settings};
 use crate::config::{TargetConfig, WriteMode};
 use crate::edit;
+use crate::forge::{self, Action, Forge};
 use crate::policy::{Current, Explanation, Why};
 use crate::reference::ImageRef;
 use crate::report::SettingsError;
@@ -48,15 +52,38 @@ pub struct AppExplanation {
     /// `commit` or `pull-request`.
     pub write: String,
     pub images: Vec<ImageExplanation>,
+    /// Pull-request apps whose images would change: what the forge holds for these versions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<ProposalExplanation>,
+    /// Why the forge could not be asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pull_request_error: Option<String>,
 }
 
 impl AppExplanation {
-    /// True when some image could not be explained (its error says why).
+    /// True when some image could not be explained (its error says why), or the forge could
+    /// not be asked.
     pub fn failed(&self) -> bool {
-        self.images
-            .iter()
-            .any(|i| i.error.is_some() || i.decisions.iter().any(|d| d.error.is_some()))
+        self.pull_request_error.is_some()
+            || self
+                .images
+                .iter()
+                .any(|i| i.error.is_some() || i.decisions.iter().any(|d| d.error.is_some()))
     }
+}
+
+/// What the forge holds for the versions a pull-request app would propose.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProposalExplanation {
+    /// `waiting`: an open pull request proposes exactly these versions (it waits to be
+    /// merged); `would_update`: an open one proposes others, the next pass updates it;
+    /// `would_open`: none is open, the next pass opens one; `not_proposed_again`: a person
+    /// closed one for these versions without merging it.
+    pub state: &'static str,
+    pub number: Option<u64>,
+    pub url: Option<String>,
+    /// The same, in words.
+    pub text: String,
 }
 
 /// The decision for one image.
@@ -157,10 +184,16 @@ impl Engine {
                 .entry(image.name())
                 .or_insert_with(|| image.clone());
         }
-        let tags = fetch::tag_lists(&inner.registry, &repositories, &super::progress::Quiet).await;
+        let ctx = Arc::new(WriteContext {
+            mode: Mode::DryRun,
+            now: OffsetDateTime::now_utc(),
+            tags: fetch::tag_lists(&inner.registry, &repositories, &super::progress::Quiet).await,
+            memo: fetch::MetaMemo::default(),
+            handle: tokio::runtime::Handle::current(),
+            progress: Arc::new(super::progress::Quiet),
+        });
+        let (tags, memo, now) = (&ctx.tags, &ctx.memo, ctx.now);
         let deployed = self.read_targets(resolved, &chosen).await?;
-        let memo = fetch::MetaMemo::default();
-        let now = OffsetDateTime::now_utc();
 
         let mut images = Vec::new();
         for (&i, targets) in chosen.iter().zip(deployed) {
@@ -197,7 +230,7 @@ impl Engine {
                 };
                 let decided = fetch::decide(
                     &inner.registry,
-                    &memo,
+                    memo,
                     &config.image,
                     policy,
                     &tags,
@@ -249,6 +282,13 @@ impl Engine {
             }
             images.push(explained);
         }
+        let (pull_request, pull_request_error) = match resolved.app.write {
+            WriteMode::PullRequest => match self.proposal(resolved, Arc::clone(&ctx)).await {
+                Ok(proposal) => (proposal, None),
+                Err(error) => (None, Some(error)),
+            },
+            WriteMode::Commit => (None, None),
+        };
         Ok(AppExplanation {
             app: resolved.app.name.clone(),
             file: resolved.app.file.display().to_string(),
@@ -259,7 +299,85 @@ impl Engine {
                 WriteMode::PullRequest => "pull-request".into(),
             },
             images,
+            pull_request,
+            pull_request_error,
         })
+    }
+
+    /// A pull-request app: plan it as a dry run (every image, as the pass would), and when it
+    /// would change something ask the forge what it holds for the bot branch. `Ok(None)`:
+    /// nothing would be proposed.
+    async fn proposal(
+        &self,
+        app: &ResolvedApp,
+        ctx: Arc<WriteContext>,
+    ) -> Result<Option<ProposalExplanation>, String> {
+        let engine = self.clone();
+        let planned_app = app.clone();
+        let changes = tokio::task::spawn_blocking(move || {
+            let checkout = engine
+                .git()
+                .checkout(&planned_app.app.repo, &planned_app.app.branch)
+                .map_err(|e| e.to_string())?;
+            let plan = plan::plan_app(engine.registry(), &ctx, checkout.workdir(), &planned_app);
+            Ok::<_, String>(plan.changes)
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        if changes.is_empty() {
+            return Ok(None);
+        }
+        let config = &app.app;
+        let branch = pull_request::bot_branch(
+            config
+                .pull_request
+                .as_ref()
+                .and_then(|pr| pr.branch.as_deref()),
+            &config.name,
+        )?;
+        let forge = Forge::new(settings::forge(config).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+        let found = forge
+            .find_pull_requests(&branch, &config.branch)
+            .await
+            .map_err(|e| e.to_string())?;
+        let rows = plan::contexts(&changes);
+        let said = |state, pr: Option<&forge::PullRequest>, text: String| ProposalExplanation {
+            state,
+            number: pr.map(|pr| pr.number),
+            url: pr.map(|pr| pr.url.clone()),
+            text,
+        };
+        Ok(Some(
+            match forge::decide(&found, &forge::fingerprint(&rows)) {
+                Action::UpToDate(pr) => said(
+                    "waiting",
+                    Some(&pr),
+                    format!(
+                        "waiting for pull request #{} ({}) to be merged: it proposes these versions",
+                        pr.number, pr.url
+                    ),
+                ),
+                Action::Update(pr) => said(
+                    "would_update",
+                    Some(&pr),
+                    format!(
+                        "pull request #{} ({}) proposes other versions: the next pass updates it",
+                        pr.number, pr.url
+                    ),
+                ),
+                Action::Skip { pr, reason } => said(
+                    "not_proposed_again",
+                    Some(&pr),
+                    format!("not proposed again: {reason}"),
+                ),
+                Action::Create => said(
+                    "would_open",
+                    None,
+                    format!("no pull request from {branch} yet: the next pass opens one"),
+                ),
+            },
+        ))
     }
 
     /// What every target of the chosen images deploys on the branch head (a blocking clone

@@ -705,7 +705,7 @@ async fn the_status_page_in_a_real_browser_shows_versions_reasons_and_errors() {
         chromium(
             &url,
             &[
-                "--window-size=1200,1100",
+                "--window-size=1200,1400",
                 &format!("--screenshot={}", shot.display()),
             ],
         );
