@@ -21,6 +21,7 @@
 
 mod filter;
 mod order;
+mod rank;
 mod semver;
 mod why;
 
@@ -34,7 +35,7 @@ use time::{Duration, OffsetDateTime};
 pub use filter::{Filter, FilterError};
 pub use order::{Order, OrderError};
 pub use semver::{Parsing, Range, RangeError, Version};
-pub use why::{Lacking, Skipped, Why};
+pub use why::{HeldUntil, Lacking, Skipped, Why};
 
 use filter::Skip;
 use order::Decimal;

@@ -17,6 +17,7 @@ mod import;
 mod once;
 mod pull_request;
 mod registry;
+mod rollback;
 mod run;
 mod select;
 mod set;
