@@ -4,7 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use imagebump::forge::ForgeKind;
+
 use crate::support::config::ConfigDir;
+use crate::support::forge::{StandIn, TOKEN, TOKEN_ENV};
 use crate::support::git::BareRepo;
 use crate::support::imagebump::text;
 use crate::support::registry::TestRegistry;
@@ -106,6 +109,11 @@ struct Case {
 impl Case {
     /// Tags 1.1.0 and 1.2.0, the repo at 1.1.0, one app with `extra` image keys.
     async fn new(extra: &str) -> Case {
+        Case::with_app_keys("", extra).await
+    }
+
+    /// Like [`Case::new`], with `app_keys` (whole lines) in the app file.
+    async fn with_app_keys(app_keys: &str, extra: &str) -> Case {
         let registry = TestRegistry::start_plain().await;
         let host = registry.host();
         let case_repo = BareRepo::with_files(
@@ -115,7 +123,7 @@ impl Case {
         let dir = ConfigDir::new(&host, "").app(
             "shop",
             &format!(
-                "name: shop\nrepo: {}\nimages:\n  - name: api\n    image: {host}/team/api\n    policy: {{semver: \"^1\"}}\n{extra}    targets:\n      - {{file: values.yaml, path: api.image.tag}}\n",
+                "name: shop\nrepo: {}\n{app_keys}images:\n  - name: api\n    image: {host}/team/api\n    policy: {{semver: \"^1\"}}\n{extra}    targets:\n      - {{file: values.yaml, path: api.image.tag}}\n",
                 case_repo.file_url()
             ),
         );
@@ -139,7 +147,12 @@ impl Case {
     }
 
     fn once(&self, extra: &[&str]) -> Output {
-        let out = self.dir.imagebump(["once"]).args(extra).output();
+        let out = self
+            .dir
+            .imagebump(["once"])
+            .args(extra)
+            .env(TOKEN_ENV, TOKEN)
+            .output();
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
         out
     }
@@ -299,4 +312,72 @@ async fn squash_and_merge_commit_rollbacks_hold_and_a_revert_of_the_revert_lifts
     assert_eq!(why["kind"], "held", "{why}");
     assert_eq!(why["tag"], "1.3.0");
     assert_eq!(why["commit"], revert.as_str());
+}
+
+/// Pull-request mode: imagebump's pull request merged by a person (a merge commit), then the
+/// merge reverted on the base branch: no new pull request for 1.2.0, and the hold says why.
+#[tokio::test(flavor = "multi_thread")]
+async fn in_pull_request_mode_a_reverted_merge_is_not_proposed_again() {
+    let forge = StandIn::start(ForgeKind::Github).await;
+    let keys = format!(
+        "write: pull-request\npull_request: {{forge: github, api_url: {}, project: {}, token_env: {TOKEN_ENV}}}\n",
+        forge.api_url(),
+        forge.project()
+    );
+    let case = Case::with_app_keys(&keys, "").await;
+    case.once(&[]);
+    let prs = forge.prs();
+    assert_eq!(prs.len(), 1, "{prs:?}");
+    assert!(prs[0].body.contains("1.2.0"), "{}", prs[0].body);
+
+    // A person merges it with a merge commit, then reverts the merge.
+    let jane = &case.jane;
+    jane.pull();
+    jane.run(&["fetch", "-q", "origin", &prs[0].head]);
+    jane.run(&[
+        "merge",
+        "-q",
+        "--no-ff",
+        "-m",
+        "Merge pull request #1",
+        "FETCH_HEAD",
+    ]);
+    jane.run(&["push", "-q", "origin", "HEAD:main"]);
+    forge.merge(prs[0].number);
+    assert_eq!(case.deployed(), "1.2.0");
+    jane.run(&["revert", "--no-edit", "-m", "1", "HEAD"]);
+    jane.run(&["push", "-q", "origin", "HEAD:main"]);
+    let revert = jane.run(&["rev-parse", "--short=7", "HEAD"]);
+    assert_eq!(case.deployed(), "1.1.0");
+
+    let why = case.why();
+    assert_eq!(why["kind"], "held", "{why}");
+    assert_eq!(why["commit"], revert.as_str());
+    assert_eq!(
+        forge.prs().len(),
+        1,
+        "no new pull request: {:?}",
+        forge.prs()
+    );
+    assert!(forge.prs().iter().all(|p| !p.open));
+
+    // A newer tag is proposed as usual.
+    case.push_tags(&["1.2.1"]).await;
+    case.once(&[]);
+    let open: Vec<_> = forge.prs().into_iter().filter(|p| p.open).collect();
+    assert_eq!(open.len(), 1, "{:?}", forge.prs());
+    assert!(open[0].body.contains("1.2.1"), "{}", open[0].body);
+    assert!(forge.violations().is_empty(), "{:?}", forge.violations());
+}
+
+/// `on_rollback: ignore` reads no history: the reverted tag is proposed again, as before.
+#[tokio::test(flavor = "multi_thread")]
+async fn on_rollback_ignore_proposes_the_reverted_tag_again() {
+    let case = Case::new("    on_rollback: ignore\n").await;
+    case.once(&[]);
+    case.jane.revert_head();
+    assert_eq!(case.deployed(), "1.1.0");
+    let why = case.why();
+    assert_eq!(why["kind"], "newer", "{why}");
+    assert_eq!(case.deployed(), "1.2.0");
 }
