@@ -819,62 +819,20 @@ impl Policy {
                 why,
             );
         }
-        if !self.platforms.is_empty() {
-            let Some(offered) = m.platforms.as_ref() else {
-                return Ok(Step::NeedMetadata(vec![tag.to_owned()]));
+        let blocked = match self.digest_blocked(tag, m, now) {
+            Ok(blocked) => blocked,
+            Err(missing) => return Ok(Step::NeedMetadata(missing)),
+        };
+        if let Some((text, skipped)) = blocked {
+            let reason = format!("{kind}: not moving to {digest}: {text}");
+            let why = waiting(skipped);
+            return match current.digest {
+                Some(_) => keep(reason, why),
+                None => Err(NoMatch {
+                    reason,
+                    why: Box::new(why),
+                }),
             };
-            let missing = self.missing_platforms(offered);
-            if !missing.is_empty() {
-                let reason = format!(
-                    "{kind}: not moving to {digest}: it has no {} image (platform filter {})",
-                    missing.join(", "),
-                    self.platforms.join(", ")
-                );
-                let why = waiting(Skipped {
-                    lacking_platforms: vec![Lacking {
-                        tag: tag.to_owned(),
-                        platforms: missing.into_iter().map(str::to_owned).collect(),
-                    }],
-                    ..Skipped::default()
-                });
-                return match current.digest {
-                    Some(_) => keep(reason, why),
-                    None => Err(NoMatch {
-                        reason,
-                        why: Box::new(why),
-                    }),
-                };
-            }
-        }
-        if let Some(min_age) = self.min_age.filter(|d| d.is_positive()) {
-            let blocked = match m.created {
-                None => Some((
-                    "its creation time is unknown and min_age needs it".to_owned(),
-                    Skipped {
-                        unknown_age: vec![tag.to_owned()],
-                        ..Skipped::default()
-                    },
-                )),
-                Some(t) if now - t < min_age => Some((
-                    format!("it is younger than min_age {min_age}"),
-                    Skipped {
-                        young: vec![tag.to_owned()],
-                        ..Skipped::default()
-                    },
-                )),
-                Some(_) => None,
-            };
-            if let Some((text, skipped)) = blocked {
-                let reason = format!("{kind}: not moving to {digest}: {text}");
-                let why = waiting(skipped);
-                return match current.digest {
-                    Some(_) => keep(reason, why),
-                    None => Err(NoMatch {
-                        reason,
-                        why: Box::new(why),
-                    }),
-                };
-            }
         }
         Ok(Step::Decided(Decision {
             tag: tag.to_owned(),
@@ -887,6 +845,57 @@ impl Policy {
             keep_current: false,
             best: Some(tag.to_owned()),
         }))
+    }
+
+    /// Why the digest policy may not move to the tag's new image yet (a platform it lacks,
+    /// `min_age`), in words and as the skipped tag; `Err`: its platforms must be fetched first.
+    fn digest_blocked(
+        &self,
+        tag: &str,
+        m: &TagMeta,
+        now: OffsetDateTime,
+    ) -> Result<Option<(String, Skipped)>, Vec<String>> {
+        if !self.platforms.is_empty() {
+            let Some(offered) = m.platforms.as_ref() else {
+                return Err(vec![tag.to_owned()]);
+            };
+            let missing = self.missing_platforms(offered);
+            if !missing.is_empty() {
+                let text = format!(
+                    "it has no {} image (platform filter {})",
+                    missing.join(", "),
+                    self.platforms.join(", ")
+                );
+                let skipped = Skipped {
+                    lacking_platforms: vec![Lacking {
+                        tag: tag.to_owned(),
+                        platforms: missing.into_iter().map(str::to_owned).collect(),
+                    }],
+                    ..Skipped::default()
+                };
+                return Ok(Some((text, skipped)));
+            }
+        }
+        let Some(min_age) = self.min_age.filter(|d| d.is_positive()) else {
+            return Ok(None);
+        };
+        Ok(match m.created {
+            None => Some((
+                "its creation time is unknown and min_age needs it".to_owned(),
+                Skipped {
+                    unknown_age: vec![tag.to_owned()],
+                    ..Skipped::default()
+                },
+            )),
+            Some(t) if now - t < min_age => Some((
+                format!("it is younger than min_age {min_age}"),
+                Skipped {
+                    young: vec![tag.to_owned()],
+                    ..Skipped::default()
+                },
+            )),
+            Some(_) => None,
+        })
     }
 }
 
