@@ -25,6 +25,7 @@ pub(super) const APP_KEYS: &[&str] = &[
     "schedule",
     "images",
     "on_rollback",
+    "notify",
 ];
 
 /// Parse one app file's text.
@@ -101,6 +102,7 @@ pub fn parse_app(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<App
     }
     let schedule = parse_schedule(&fields, diags);
     let on_rollback = parse_on_rollback(&fields, diags);
+    let notify = super::notify::parse_app_notify(&fields, diags);
     let mut images = Vec::new();
     match fields.get("images") {
         Some(node) => {
@@ -133,6 +135,7 @@ pub fn parse_app(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<App
         schedule,
         images,
         on_rollback,
+        notify,
     })
 }
 

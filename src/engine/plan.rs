@@ -98,6 +98,7 @@ pub(crate) fn plan_app(
     checkout: &Checkout,
     app: &ResolvedApp,
 ) -> AppPlan {
+    ctx.progress.planned(&app.app.name);
     let deployed = read_deployed(checkout.workdir(), app);
     let rollbacks = find_rollbacks(ctx, checkout, app, &deployed);
     let decisions = ctx
@@ -421,7 +422,8 @@ fn apply(
     Ok(changes)
 }
 
-fn read(root: &Path, file: &str) -> Result<Vec<u8>, ReadError> {
+/// A target file's bytes, refused when it leaves the clone, is not a file or is too large.
+pub(super) fn read(root: &Path, file: &str) -> Result<Vec<u8>, ReadError> {
     let path =
         git::inside_clone(root, Path::new(file)).map_err(|e| ReadError::Unsafe(Arc::new(e)))?;
     let io = |error| ReadError::Io {
