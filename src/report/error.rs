@@ -93,11 +93,15 @@ pub enum ImageError {
         repository: String,
         error: EditError,
     },
+    /// The target's history could not be read, so a rollback could not be ruled out: the
+    /// image is not updated this pass.
+    #[error("{0}; not updating without knowing whether a person rolled it back")]
+    History(crate::history::HistoryError),
 }
 
 impl ImageError {
     /// A small fixed label: `registry`, `metadata`, `no_match`, `settings`, `io`, `edit`,
-    /// `not_found`.
+    /// `not_found`, `history`.
     pub fn kind(&self) -> &'static str {
         match self {
             ImageError::Registry(_) | ImageError::NotListed { .. } => "registry",
@@ -107,6 +111,7 @@ impl ImageError {
             ImageError::Read { .. } => "io",
             ImageError::Edit { .. } | ImageError::Update { .. } => "edit",
             ImageError::NotFound { .. } => "not_found",
+            ImageError::History(_) => "history",
         }
     }
 }

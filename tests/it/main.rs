@@ -21,6 +21,7 @@ mod once;
 mod once_output;
 mod pull_request;
 mod registry;
+mod rollback;
 mod run;
 mod select;
 mod set;
