@@ -15,13 +15,16 @@ use std::sync::Arc;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::{Engine, Mode, ResolvedApp, WriteContext, fetch, plan, pull_request, settings};
+use super::{
+    Engine, Mode, ResolvedApp, WriteContext, fetch, plan, pull_request, rollback, settings,
+};
 use crate::config::{TargetConfig, WriteMode};
 use crate::edit;
 use crate::forge::{self, Action, Forge};
+use crate::history::rollback::Rollback;
 use crate::policy::{Current, Explanation, Why};
 use crate::reference::ImageRef;
-use crate::report::SettingsError;
+use crate::report::{ImageError, SettingsError};
 
 /// Why an app cannot be explained at all.
 #[derive(Debug, thiserror::Error)]
@@ -190,13 +193,19 @@ impl Engine {
             tags: fetch::tag_lists(&inner.registry, &repositories, &super::progress::Quiet).await,
             memo: fetch::MetaMemo::default(),
             handle: tokio::runtime::Handle::current(),
+            history: Arc::clone(&inner.history),
+            bot: inner.config.global.git.author_email.clone(),
             progress: Arc::new(super::progress::Quiet),
         });
         let (tags, memo, now) = (&ctx.tags, &ctx.memo, ctx.now);
-        let deployed = self.read_targets(resolved, &chosen).await?;
+        let deployed = self
+            .read_targets(resolved, &chosen, Arc::clone(&ctx))
+            .await?;
 
         let mut images = Vec::new();
-        for (&i, targets) in chosen.iter().zip(deployed) {
+        for (&i, found) in chosen.iter().zip(deployed) {
+            let (targets, rollbacks): (Vec<TargetDeployed>, Vec<FoundRollback>) =
+                found.into_iter().unzip();
             let config = &resolved.app.images[i];
             let policy = &resolved.policies[i];
             let repository = config.image.name();
@@ -216,28 +225,45 @@ impl Engine {
                     continue;
                 }
             };
-            let mut versions: Vec<(Option<String>, Option<String>)> = Vec::new();
-            for target in &explained.targets {
-                let version = (target.tag.clone(), target.digest.clone());
+            // One decision per deployed version and rollback, as a pass makes them.
+            let mut versions: Vec<(Option<String>, Option<String>, FoundRollback)> = Vec::new();
+            for (target, rollback) in explained.targets.iter().zip(rollbacks) {
+                let version = (target.tag.clone(), target.digest.clone(), rollback);
                 if target.error.is_none() && !versions.contains(&version) {
                     versions.push(version);
                 }
             }
-            for (tag, digest) in versions {
+            let setting = rollback::setting(&resolved.app, config);
+            for (tag, digest, found) in versions {
                 let current = Current {
                     tag: tag.as_deref(),
                     digest: digest.as_deref(),
                 };
-                let decided = fetch::decide(
-                    &inner.registry,
-                    memo,
-                    &config.image,
-                    policy,
-                    &tags,
-                    current,
-                    now,
-                )
-                .await;
+                let decided = match &found {
+                    Some(Err(error)) => Err(DecideError::Other(error.clone())),
+                    Some(Ok(found)) => rollback::decide(
+                        &inner.registry,
+                        &ctx,
+                        config,
+                        policy,
+                        &tags,
+                        current,
+                        found.as_ref().map(|r| (r, setting)),
+                    )
+                    .await
+                    .map_err(DecideError::from),
+                    None => rollback::decide(
+                        &inner.registry,
+                        &ctx,
+                        config,
+                        policy,
+                        &tags,
+                        current,
+                        None,
+                    )
+                    .await
+                    .map_err(DecideError::from),
+                };
                 let meta = memo.of(&repository);
                 let mut decision = DecisionExplanation {
                     deployed: tag.clone(),
@@ -260,12 +286,12 @@ impl Engine {
                         decision.tag = Some(d.tag);
                         decision.digest = d.digest;
                     }
-                    Err(crate::report::ImageError::NoMatch { error, .. }) => {
+                    Err(DecideError::NoMatch(error)) => {
                         decision.why_text = Some(error.why.to_string());
                         decision.why = Some(*error.why);
                         decision.reason = Some(error.reason);
                     }
-                    Err(error) => decision.error = Some(error.to_string()),
+                    Err(DecideError::Other(error)) => decision.error = Some(error),
                 }
                 match policy.explain(&tags, current, &meta, now) {
                     Ok(verdicts) => decision.tags = Some(verdicts),
@@ -319,7 +345,7 @@ impl Engine {
                 .git()
                 .checkout(&planned_app.app.repo, &planned_app.app.branch)
                 .map_err(|e| e.to_string())?;
-            let plan = plan::plan_app(engine.registry(), &ctx, checkout.workdir(), &planned_app);
+            let plan = plan::plan_app(engine.registry(), &ctx, &checkout, &planned_app);
             Ok::<_, String>(plan.changes)
         })
         .await
@@ -386,7 +412,8 @@ impl Engine {
         &self,
         app: &ResolvedApp,
         chosen: &[usize],
-    ) -> Result<Vec<Vec<TargetDeployed>>, ExplainError> {
+        ctx: Arc<WriteContext>,
+    ) -> Result<Vec<Vec<(TargetDeployed, FoundRollback)>>, ExplainError> {
         let engine = self.clone();
         let app = app.clone();
         let chosen = chosen.to_vec();
@@ -410,7 +437,24 @@ impl Engine {
                         .iter()
                         .zip(&app.targets[i])
                         .flat_map(|(config, target)| {
-                            find_in_target(root, config, target, &image.image)
+                            let found = find_in_target(root, config, target, &image.image);
+                            // As a pass does: the rollback of each target that deploys
+                            // something.
+                            let rollback = found.iter().any(|f| f.error.is_none()).then(|| {
+                                rollback::find(
+                                    &ctx,
+                                    &checkout,
+                                    &app.app,
+                                    image,
+                                    &app.policies[i],
+                                    (config, target),
+                                )
+                                .map_err(|e| e.to_string())
+                            });
+                            found
+                                .into_iter()
+                                .map(move |f| (f, rollback.clone()))
+                                .collect::<Vec<_>>()
                         })
                         .collect()
                 })
@@ -419,6 +463,25 @@ impl Engine {
         .await
         .map_err(|e| checkout_error(e.to_string()))?
         .map_err(checkout_error)
+    }
+}
+
+/// Whether a target's latest change is a person's rollback (`None`: the target deploys
+/// nothing known; `Err`: the history could not be read).
+type FoundRollback = Option<Result<Option<Rollback>, String>>;
+
+/// Why a decision could not be made: no tag can be chosen (with its why), or another error.
+enum DecideError {
+    NoMatch(Box<crate::policy::NoMatch>),
+    Other(String),
+}
+
+impl From<ImageError> for DecideError {
+    fn from(error: ImageError) -> Self {
+        match error {
+            ImageError::NoMatch { error, .. } => DecideError::NoMatch(error),
+            other => DecideError::Other(other.to_string()),
+        }
     }
 }
 

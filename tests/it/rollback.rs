@@ -195,6 +195,18 @@ async fn a_reverted_update_stays_reverted() {
         assert_eq!(why["commit"], revert.as_str());
         assert_eq!(why["until"], "newer_tag");
     }
+
+    // `explain` decides as a pass does: held, nothing to write (issue 15).
+    let out = case
+        .dir
+        .imagebump(["explain", "shop", "--output", "json"])
+        .output();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let explained: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let decision = &explained["images"][0]["decisions"][0];
+    assert_eq!(decision["why"]["kind"], "held", "{decision}");
+    assert_eq!(decision["keep_current"], true, "{decision}");
+    assert_eq!(case.repo.log("main").len(), commits);
 }
 
 /// A person editing the value to an older tag by hand is a rollback too.
