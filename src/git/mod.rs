@@ -50,7 +50,7 @@ pub use checkout::{Checkout, CommitInfo};
 pub use git2::Oid;
 pub use push::{LeaseOutcome, PushOutcome};
 pub use signing::SigningKey;
-pub use tree_path::inside_clone;
+pub use tree_path::{YamlFiles, inside_clone, yaml_files_under};
 pub use writeback::{PushReport, RetryOptions, WriteBackError, commit_and_push};
 
 /// Author and committer of every commit imagebump makes.
