@@ -17,6 +17,8 @@
 //! - [`schedule`]: the one schedule (`interval`, cron) and duration grammar, for config and daemon.
 //! - [`shutdown`]: the shutdown signal the daemon triggers and the engine obeys.
 //! - [`reference`]: the image reference and OCI tag grammar, shared by every stage.
+//! - [`notify`]: Slack and signed JSON webhook notifications of updates and failures, never
+//!   slowing a pass.
 //! - [`import`]: Flux and Argo CD Image Updater objects translated to imagebump config text.
 //! - [`service`]: the composition root of `imagebump run` (engine + daemon + settings).
 //! - [`cli`]: argument parsing and output for the binary.
@@ -30,6 +32,7 @@ pub mod engine;
 pub mod forge;
 pub mod git;
 pub mod import;
+pub mod notify;
 pub mod policy;
 pub mod reference;
 pub mod registry;

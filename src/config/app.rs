@@ -24,6 +24,7 @@ pub(super) const APP_KEYS: &[&str] = &[
     "interval",
     "schedule",
     "images",
+    "notify",
 ];
 
 /// Parse one app file's text.
@@ -99,6 +100,7 @@ pub fn parse_app(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<App
         );
     }
     let schedule = parse_schedule(&fields, diags);
+    let notify = super::notify::parse_app_notify(&fields, diags);
     let mut images = Vec::new();
     match fields.get("images") {
         Some(node) => {
@@ -130,6 +132,7 @@ pub fn parse_app(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<App
         commit_message,
         schedule,
         images,
+        notify,
     })
 }
 

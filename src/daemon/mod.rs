@@ -9,10 +9,11 @@
 //! registry again.
 //!
 //! Main design choice: every check, scheduled or webhook-triggered, goes through one queue
-//! ([`queue::Checks`]) keyed by scope. A scope is either pending (a debounce window is open),
-//! running, or absent; a request for a scope that is pending is absorbed, a request for a scope
-//! that is running marks it to run once more afterwards. That one rule gives debounce (100 pushes
-//! → one check), non-overlapping cycles (a tick during a running cycle is coalesced into one
+//! ([`queue::Checks`]) keyed by scope. A scope is either pending (waiting for a slot, or for a
+//! debounce window to close), running, or absent; a request for a scope that is pending is
+//! absorbed, a request for a scope that is running marks it to run once more afterwards. That one
+//! rule gives debounce with a leading edge (a lone push is checked at once, 100 pushes → one
+//! check and at most one follow-up), non-overlapping cycles (a tick during a running cycle is coalesced into one
 //! follow-up) and bounded concurrency (a semaphore shared by all scopes), so a webhook check runs
 //! while a long poll cycle for other repositories is still going.
 //!

@@ -6,10 +6,15 @@
 //! request for a running scope marks it to run once more after it ends. Scopes are independent,
 //! so a webhook check of one repository starts while a long poll cycle (`Scope::All`) runs.
 //!
-//! Debounce is a sliding quiet period: a debounced check starts once no request for its scope
-//! came for `debounce`, or `debounce_max` after the first request, whichever is sooner. A CI job
-//! pushing 100 tags one after the other (each a few ms apart) therefore makes one check, and a
-//! registry that never stops sending still gets checked every `debounce_max`.
+//! Debounce has a leading edge: the first request for an idle scope starts its check at once
+//! (a lone push, or a push right after the previous one's commit, is acted on without waiting);
+//! requests that arrive before that check starts are covered by it. A request that arrives while
+//! the check runs, or less than half of `debounce` after the previous request (a burst the
+//! registry is still delivering), makes one more check, which waits for a sliding quiet period
+//! of ten times `debounce`: it starts once no request for its scope came for that long, or
+//! `debounce_max` after it began waiting, whichever is sooner. A CI job pushing 100 tags one
+//! after the other therefore makes one check and at most one follow-up, and a registry that
+//! never stops sending still gets checked every `debounce_max`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,9 +35,10 @@ use crate::shutdown::Shutdown;
 /// How checks are queued.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckOptions {
-    /// A debounced check waits until no request for its scope came for this long.
+    /// Half of it is the gap that tells a new push from the tail of a burst; a burst's follow-up
+    /// check waits until no request for its scope came for ten times this long.
     pub debounce: Duration,
-    /// ... but never longer than this after the first request.
+    /// ... but never longer than this after it began waiting.
     pub debounce_max: Duration,
     /// Checks running at once, all scopes together (at least 1).
     pub max_concurrent: usize,
@@ -75,9 +81,9 @@ pub struct Checks<W: Worker> {
     semaphore: Arc<Semaphore>,
     max_concurrent: u32,
     states: Mutex<HashMap<Scope, State>>,
-    /// When each scope was last requested: a request soon after the previous one (while the
-    /// check it started runs, or just after) is the tail of a burst the registry is still
-    /// delivering; a request long after it is a new push.
+    /// When each scope was last requested: a request less than half the debounce after the
+    /// previous one is the tail of a burst the registry is still delivering; a request later
+    /// than that is a new push.
     last_request: Mutex<HashMap<Scope, Instant>>,
     metrics: Arc<Metrics>,
     status: Arc<StatusStore>,
@@ -170,7 +176,8 @@ impl<W: Worker> Checks<W> {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Queues a check of `scope` after the debounce quiet period (webhooks).
+    /// Queues a check of `scope` (webhooks): at once when the scope is idle and its previous
+    /// request is not recent, otherwise after the debounce quiet period.
     pub fn request_debounced(&self, scope: Scope) -> Requested {
         self.enqueue(scope, true)
     }
@@ -209,7 +216,7 @@ impl<W: Worker> Checks<W> {
                     },
                 );
                 drop(states);
-                tokio::spawn(me.drive(scope, debounced, burst_tail));
+                tokio::spawn(me.drive(scope, burst_tail));
                 Requested::Scheduled
             }
         }
@@ -220,11 +227,11 @@ impl<W: Worker> Checks<W> {
     }
 
     /// Runs the pending check of `scope`, and again while requests arrived during the run.
-    async fn drive(self: Arc<Self>, scope: Scope, debounced: bool, burst_tail: bool) {
-        let mut debounced = debounced;
-        let mut follow_up = burst_tail;
+    /// `quiet_first`: the first run waits for the quiet period too (a burst's tail).
+    async fn drive(self: Arc<Self>, scope: Scope, quiet_first: bool) {
+        let mut quiet = quiet_first;
         loop {
-            if debounced && !self.wait_until_quiet(&scope, follow_up).await {
+            if quiet && !self.wait_until_quiet(&scope).await {
                 return self.forget(&scope);
             }
             let permit = tokio::select! {
@@ -259,38 +266,31 @@ impl<W: Worker> Checks<W> {
             if !again {
                 return;
             }
-            debounced = matches!(scope, Scope::Repository { .. });
-            follow_up = true;
+            // Requests came while it ran: a webhook burst still going on waits for quiet; a
+            // schedule tick's follow-up runs as soon as a slot is free.
+            quiet = matches!(scope, Scope::Repository { .. });
         }
     }
 
-    /// Records a request for `scope`; true when the previous one came less than the
-    /// follow-up quiet period ago (the request belongs to a burst still going on).
+    /// Records a request for `scope`; true when the previous one came less than half the
+    /// debounce ago (the request belongs to a burst still going on).
     fn note_request(&self, scope: &Scope) -> bool {
-        let (quiet, cap) = self.debounce();
-        let follow_up_quiet = (quiet * 10).min(cap.max(quiet));
+        let (quiet, _) = self.debounce();
         let now = Instant::now();
         self.last_request
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .insert(scope.clone(), now)
-            .is_some_and(|previous| now.duration_since(previous) < follow_up_quiet)
+            .is_some_and(|previous| now.duration_since(previous) < quiet / 2)
     }
 
-    /// Sleeps until no request for `scope` came for the debounce period (or the cap is hit).
-    /// A follow-up (requests came while the scope was being checked, or within ten debounce
-    /// periods of the previous request: a burst still going on) waits for a ten times longer
-    /// quiet period, capped at `debounce_max`, so one burst costs
-    /// one check and at most one follow-up while a lone push is still acted on at once.
-    /// Returns false if shutdown began meanwhile.
-    async fn wait_until_quiet(&self, scope: &Scope, follow_up: bool) -> bool {
+    /// Sleeps until no request for `scope` came for ten debounce periods (a burst's follow-up:
+    /// robust to a registry that delivers a burst's notifications with gaps), or `debounce_max`
+    /// after the wait began. Returns false if shutdown began meanwhile.
+    async fn wait_until_quiet(&self, scope: &Scope) -> bool {
         let first = Instant::now();
         let (quiet, cap) = self.debounce();
-        let quiet = if follow_up {
-            (quiet * 10).min(cap.max(quiet))
-        } else {
-            quiet
-        };
+        let quiet = (quiet * 10).min(cap.max(quiet));
         loop {
             let last = match self.states().get(scope) {
                 Some(State::Pending { last }) => *last,

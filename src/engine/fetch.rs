@@ -13,6 +13,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::task::JoinSet;
 
+use super::progress::Progress;
 use crate::policy::{Current, Decision, Policy, Step, TagMeta};
 use crate::reference::ImageRef;
 use crate::registry::{self, RegistryError};
@@ -44,6 +45,7 @@ impl TagLists {
 pub(crate) async fn tag_lists(
     client: &registry::Client,
     images: &BTreeMap<String, ImageRef>,
+    progress: &dyn Progress,
 ) -> TagLists {
     let mut jobs = JoinSet::new();
     for (name, image) in images {
@@ -61,6 +63,7 @@ pub(crate) async fn tag_lists(
             continue;
         };
         lists.durations.push((registry, elapsed));
+        progress.listed(&name);
         let entry = match result {
             Ok(tags) => {
                 tracing::debug!(repository = %name, tags = tags.len(), "listed tags");
@@ -84,7 +87,8 @@ pub(crate) struct MetaMemo {
 }
 
 impl MetaMemo {
-    fn of(&self, repository: &str) -> HashMap<String, TagMeta> {
+    /// The metadata fetched so far for `repository`.
+    pub(super) fn of(&self, repository: &str) -> HashMap<String, TagMeta> {
         self.by_repository
             .lock()
             .map(|m| m.get(repository).cloned().unwrap_or_default())

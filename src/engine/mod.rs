@@ -15,16 +15,19 @@
 //! rejected; pull-request mode ([`pull_request`]) pushes a bot branch and asks the forge. A
 //! [`WriteContext`] carries the mode, the time and the fetched data through all of it.
 //!
-//! Files: [`fetch`], [`plan`],
+//! Files: [`fetch`], [`plan`], [`explain`] (`imagebump explain`, read-only), [`progress`]
+//! (what a pass tells while it runs),
 //! [`commit`], [`pull_request`], [`message`] (commit messages), [`settings`] (config to stage
 //! settings, secrets), [`check`] (template and secret checks before a pass). What a pass reports
 //! is [`crate::report`].
 
 pub mod check;
 mod commit;
+pub mod explain;
 mod fetch;
 pub mod message;
 mod plan;
+pub mod progress;
 mod pull_request;
 pub mod settings;
 
@@ -86,6 +89,7 @@ pub(crate) struct WriteContext {
     pub tags: fetch::TagLists,
     pub memo: fetch::MetaMemo,
     pub handle: tokio::runtime::Handle,
+    pub progress: Arc<dyn progress::Progress>,
 }
 
 /// One app, resolved when the engine is built: its config, and per image its policy and its
@@ -222,6 +226,15 @@ impl Engine {
 
     /// Run one pass. Never fails as a whole: every problem lands in the report of its app.
     pub async fn run_pass(&self, options: &PassOptions) -> PassReport {
+        self.run_pass_with(options, Arc::new(progress::Quiet)).await
+    }
+
+    /// [`Engine::run_pass`], telling `progress` what it does as it goes.
+    pub async fn run_pass_with(
+        &self,
+        options: &PassOptions,
+        progress: Arc<dyn progress::Progress>,
+    ) -> PassReport {
         let inner = &self.inner;
         let requests_before = inner.registry.stats().total_requests();
         let selected = self.select(options);
@@ -243,7 +256,9 @@ impl Engine {
                     .or_insert_with(|| image.image.clone());
             }
         }
-        let tags = fetch::tag_lists(&inner.registry, &images).await;
+        let config_repos: BTreeSet<&str> = selected.iter().map(|a| a.app.repo.as_str()).collect();
+        progress.start(images.len(), selected.len(), config_repos.len());
+        let tags = fetch::tag_lists(&inner.registry, &images, progress.as_ref()).await;
         report.tag_lists.clone_from(&tags.durations);
         let ctx = Arc::new(WriteContext {
             mode: if options.dry_run {
@@ -255,6 +270,7 @@ impl Engine {
             tags,
             memo: fetch::MetaMemo::default(),
             handle: tokio::runtime::Handle::current(),
+            progress,
         });
 
         // One blocking job per config repository, all in parallel.
@@ -323,13 +339,18 @@ impl Engine {
         for (branch, apps) in by_branch {
             let (apps, pushed) = self.write_branch(ctx, url, &branch, &apps);
             pushes += usize::from(pushed);
+            for app in &apps {
+                ctx.progress.app_done(app);
+            }
             reports.extend(apps);
         }
         for app in pull_requests {
             let (report, pushed) = pull_request::write(self, ctx, url, &app);
             pushes += usize::from(pushed);
+            ctx.progress.app_done(&report);
             reports.push(report);
         }
+        ctx.progress.repo_done(url, pushes);
         (reports, pushes)
     }
 

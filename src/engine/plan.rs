@@ -115,6 +115,7 @@ pub(crate) fn plan_app(
     root: &Path,
     app: &ResolvedApp,
 ) -> AppPlan {
+    ctx.progress.planned(&app.app.name);
     let deployed = read_deployed(root, app);
     let decisions = ctx
         .handle
@@ -526,7 +527,8 @@ fn apply(
     Ok(changes)
 }
 
-fn read(root: &Path, file: &str) -> Result<Vec<u8>, ReadError> {
+/// A target file's bytes, refused when it leaves the clone, is not a file or is too large.
+pub(super) fn read(root: &Path, file: &str) -> Result<Vec<u8>, ReadError> {
     let path =
         git::inside_clone(root, Path::new(file)).map_err(|e| ReadError::Unsafe(Arc::new(e)))?;
     let io = |error| ReadError::Io {

@@ -20,16 +20,28 @@ use crate::config::read::Diagnostic;
 use crate::config::{self, App, Config};
 use crate::daemon::{self, ConfigProblem, Loaded, Metrics, Receiver, Settings};
 use crate::engine::{Engine, check, settings};
+use crate::notify;
 use worker::EngineWorker;
 
 /// Where the HTTP server listens when the config has no `webhook:` section.
 const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
 
 /// The last version of each app file that loaded, by file: what keeps running while a later
-/// edit of that file does not load.
+/// edit of that file does not load. (It also keeps the notifications' count of each app's
+/// failed checks in a row, which a reload must not reset.)
 #[derive(Default)]
 pub struct LastGood {
     apps: BTreeMap<PathBuf, App>,
+    notifications: notify::State,
+}
+
+/// The notification outcomes, counted in the metrics (and shown on the status page).
+struct NotificationMetrics(Arc<Metrics>);
+
+impl notify::Observer for NotificationMetrics {
+    fn outcome(&self, sink: &str, _event: &str, outcome: notify::Outcome, detail: Option<&str>) {
+        self.0.notification(sink, outcome.as_str(), detail);
+    }
 }
 
 impl LastGood {
@@ -96,11 +108,19 @@ pub fn load(
         .map_err(|e| e.to_string())?;
     let problems = last_good.apply(&mut loaded.config, &loaded.problems);
     let settings = daemon_settings(&loaded.config, ready_at_start)?;
+    let observer = Arc::new(NotificationMetrics(Arc::clone(metrics)));
+    let notifier =
+        notify::Notifier::start(&loaded.config, last_good.notifications.clone(), observer)
+            .map_err(|e| e.to_string())?;
+    metrics.notification_sinks(
+        &notifier.sink_names(),
+        &notify::Outcome::ALL.map(notify::Outcome::as_str),
+    );
     let engine = Engine::new(loaded.config)
         .map_err(|e| e.to_string())?
         .with_shutdown(shutdown.clone());
     Ok(Loaded {
-        worker: EngineWorker::new(engine, Arc::clone(metrics)),
+        worker: EngineWorker::new(engine, Arc::clone(metrics)).with_notifier(notifier),
         settings,
         problems,
     })
@@ -132,8 +152,8 @@ fn daemon_settings(config: &Config, ready_at_start: bool) -> Result<Settings, St
         });
     }
     settings.ready_after_first_cycle = !ready_at_start;
-    // A short quiet period: a single push is acted on within ~100 ms, a burst still makes one
-    // check (the window slides while events keep coming, capped at debounce_max).
+    // A lone push is checked at once; the pushes of a burst still going on make one follow-up
+    // after 100 ms of quiet (the window slides while events keep coming, capped at debounce_max).
     settings.checks.debounce = webhook
         .and_then(|w| w.debounce)
         .unwrap_or(Duration::from_millis(100));

@@ -213,14 +213,19 @@ struct Harness {
     shutdown: Shutdown,
 }
 
+/// A harness whose burst wait is capped at ten debounce periods.
 fn harness(worker: Recorder, debounce: Duration) -> Harness {
+    harness_capped(worker, debounce, debounce * 10)
+}
+
+fn harness_capped(worker: Recorder, debounce: Duration, debounce_max: Duration) -> Harness {
     let metrics = Arc::new(Metrics::new());
     let shutdown = Shutdown::new();
     let checks = Checks::new(
         Arc::new(worker.clone()),
         CheckOptions {
             debounce,
-            debounce_max: debounce * 10,
+            debounce_max,
             max_concurrent: 4,
         },
         metrics.clone(),

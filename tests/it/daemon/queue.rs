@@ -1,5 +1,6 @@
-//! The check queue: a burst is one check after the debounce window, a never-quiet registry is
-//! still checked at the cap, pushes during a check make one follow-up, webhook checks run beside
+//! The check queue: a lone push is checked at once, a burst is one check and at most one
+//! follow-up after the debounce window, a never-quiet registry is still checked at the cap,
+//! pushes during a check make one follow-up, webhook checks run beside
 //! a long poll cycle, nothing starts after shutdown began, a panicking check frees its scope.
 //!
 //! On tokio's paused clock (`start_paused`): every sleep is virtual and exact, so the windows are
@@ -8,8 +9,8 @@
 use super::*;
 
 #[tokio::test(start_paused = true)]
-async fn a_burst_of_100_pushes_makes_one_check() {
-    // The window is wide so that a slow CI machine still sends the whole burst inside it.
+async fn a_burst_of_100_pushes_makes_one_check_at_once() {
+    // The window is wide: the burst is not waited for, its first push is checked at once.
     let h = harness(Recorder::new(REPOS), Duration::from_secs(2));
     let case = &cases()[0];
     let mut answers = Vec::new();
@@ -38,90 +39,117 @@ async fn a_burst_of_100_pushes_makes_one_check() {
         .map(|answer| answer["coalesced"].as_u64().unwrap_or(0))
         .sum();
     assert_eq!((scheduled, coalesced), (1, 99));
-    // On the paused clock the window is exact: nothing 1 ms before it ends, the check at its end.
+    // The 100 requests came before the check started (no time passed on the paused clock), so
+    // one check covers them all, and it starts without waiting for the 2 s window.
     let pushed = tokio::time::Instant::now();
-    tokio::time::sleep(Duration::from_millis(1999)).await;
-    assert!(h.worker.calls().is_empty(), "checked inside the window");
-    eventually(Duration::from_secs(10), || !h.worker.calls().is_empty()).await;
-    assert!(
-        pushed.elapsed() <= Duration::from_millis(2010),
-        "{:?}",
-        pushed.elapsed()
-    );
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Let the queue's task run, without letting the paused clock move.
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(pushed.elapsed(), Duration::ZERO);
+    assert_eq!(h.worker.calls().len(), 1, "{:?}", h.worker.calls());
+    tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(h.worker.calls().len(), 1, "{:?}", h.worker.calls());
 }
 
 #[tokio::test(start_paused = true)]
-async fn pushes_spread_over_longer_than_the_window_make_one_check_while_gaps_stay_short() {
-    let h = harness(Recorder::new(REPOS), Duration::from_millis(800));
+async fn a_push_right_after_the_previous_check_is_checked_at_once() {
+    // Each check takes 50 ms (as a pass that commits); the next push comes 30 ms after it ended
+    // (as a CI job that waits for the commit, then pushes the next tag). Every push is a new
+    // one (80 ms apart, more than half the 100 ms debounce): each is checked at once, none
+    // waits for a quiet period.
+    let worker = Recorder::with(REPOS, Duration::ZERO, Duration::from_millis(50));
+    let h = harness(worker, Duration::from_millis(100));
+    let scope = Scope::Repository {
+        registry: "ghcr.io".into(),
+        repository: "acme/api".into(),
+    };
+    for push in 1..=5 {
+        let requested = tokio::time::Instant::now();
+        assert_eq!(
+            h.checks.request_debounced(scope.clone()),
+            Requested::Scheduled
+        );
+        eventually(Duration::from_secs(10), || {
+            h.worker.events().len() == push * 2
+        })
+        .await;
+        // Started at once, ended after its 50 ms (seen at the end of the 10 ms step).
+        assert!(
+            requested.elapsed() <= Duration::from_millis(60),
+            "push {push}: {:?}",
+            requested.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert_eq!(h.worker.count(&scope), 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn pushes_closer_than_half_the_debounce_make_one_check_and_one_follow_up_after_quiet() {
+    // Debounce 200 ms: pushes 50 ms apart are a burst; the follow-up waits for 2 s of quiet
+    // (the 20 s cap is not reached).
+    let h = harness_capped(
+        Recorder::new(REPOS),
+        Duration::from_millis(200),
+        Duration::from_secs(20),
+    );
     let scope = Scope::Repository {
         registry: "ghcr.io".into(),
         repository: "acme/api".into(),
     };
     let mut last = tokio::time::Instant::now();
-    for _ in 0..12 {
+    for _ in 0..24 {
         h.checks.request_debounced(scope.clone());
         last = tokio::time::Instant::now();
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // 1.2 s of pushes, each within 800 ms of the previous one: still nothing checked.
+    // 1.2 s of pushes: the first was checked at once, the rest wait for the burst to end.
+    assert_eq!(h.worker.calls().len(), 1, "{:?}", h.worker.calls());
+    // Nothing more 1 ms before 2 s have passed since the last push; the follow-up comes then.
+    tokio::time::sleep_until(last + Duration::from_millis(1999)).await;
+    assert_eq!(h.worker.calls().len(), 1, "follow-up before 2 s of quiet");
+    eventually(Duration::from_secs(10), || h.worker.calls().len() == 2).await;
     assert!(
-        h.worker.calls().is_empty(),
-        "checked before the pushes went quiet"
-    );
-    // Nor 1 ms before 800 ms have passed since the last push; the check comes right then.
-    tokio::time::sleep_until(last + Duration::from_millis(799)).await;
-    assert!(
-        h.worker.calls().is_empty(),
-        "checked before 800 ms of quiet"
-    );
-    eventually(Duration::from_secs(10), || !h.worker.calls().is_empty()).await;
-    assert!(
-        last.elapsed() <= Duration::from_millis(810),
+        last.elapsed() <= Duration::from_millis(2010),
         "{:?}",
         last.elapsed()
     );
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert_eq!(h.worker.calls(), vec![scope]);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(h.worker.calls(), vec![scope.clone(), scope]);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_registry_that_never_goes_quiet_is_still_checked_at_the_cap() {
-    // Quiet period 300 ms, capped at 10 × 300 ms = 3 s; requests every 50 ms for 4 s.
+    // Debounce 300 ms (a burst: requests less than 150 ms apart), capped at 10 × 300 ms = 3 s;
+    // requests every 50 ms for 4 s.
     let h = harness(Recorder::new(REPOS), Duration::from_millis(300));
     let scope = Scope::Repository {
         registry: "ghcr.io".into(),
         repository: "acme/api".into(),
     };
     let start = tokio::time::Instant::now();
-    let mut first_check = None;
+    let mut checks_at = Vec::new();
     while start.elapsed() < Duration::from_secs(4) {
         h.checks.request_debounced(scope.clone());
         tokio::time::sleep(Duration::from_millis(50)).await;
-        if first_check.is_none() && !h.worker.calls().is_empty() {
-            first_check = Some(start.elapsed());
+        if h.worker.calls().len() > checks_at.len() {
+            checks_at.push(start.elapsed());
         }
     }
-    // The cap is exact on the paused clock: the first check starts 3 s after the first request
-    // (seen at the end of the 50 ms step it falls in).
-    let first_check = first_check.expect("a check within the 4 s of requests");
+    // The first request is checked at once; the burst behind it waits for quiet, which never
+    // comes, so the cap starts the next check 3 s after the wait began (the second request, at
+    // 50 ms), seen at the end of the 50 ms step it falls in.
+    assert_eq!(checks_at.len(), 2, "{checks_at:?}");
+    assert_eq!(checks_at[0], Duration::from_millis(50));
     assert!(
-        (Duration::from_secs(3)..=Duration::from_millis(3050)).contains(&first_check),
-        "{first_check:?}"
+        (Duration::from_millis(3050)..=Duration::from_millis(3100)).contains(&checks_at[1]),
+        "{checks_at:?}"
     );
-    assert!(
-        !h.worker.calls().is_empty(),
-        "the cap did not start a check"
-    );
-    eventually(Duration::from_secs(10), || h.worker.calls().len() >= 2).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    // One check at the cap, one after the quiet period (a third only if the loaded machine
-    // stalled this loop for longer than the quiet period, which the paused clock rules out).
-    let checks = h.worker.calls().len();
-    assert!((2..=3).contains(&checks), "{checks} checks");
-    // The paused clock never stalls this loop: exactly the two.
-    assert_eq!(checks, 2);
+    // After the requests stop, one more check once they are quiet, and no other.
+    eventually(Duration::from_secs(10), || h.worker.calls().len() >= 3).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(h.worker.calls().len(), 3);
 }
 
 #[tokio::test(start_paused = true)]
