@@ -18,6 +18,13 @@ pub enum Tool {
     | imagebump import flux -o imported/
   imagebump import flux clusters/prod/ --repo-dir . --check")]
     Flux(FluxArgs),
+    /// Argo CD Image Updater: annotated Applications/ApplicationSets, ImageUpdater resources
+    /// (with the Applications they select) and the argocd-image-updater-config ConfigMap.
+    #[command(after_help = "Examples:
+  kubectl get applications,applicationsets,imageupdaters -n argocd -o yaml \\
+    | imagebump import argo -o imported/
+  imagebump import argo apps/ --repo-dir ~/src/gitops --check")]
+    Argo(ArgoArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -56,6 +63,16 @@ pub struct FluxArgs {
     pub pull_request: bool,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct ArgoArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// A local checkout of the config repo: tells Helm from Kustomize sources when an
+    /// Application's status does not say, and finds each kustomization file's name.
+    #[arg(long, value_name = "DIR")]
+    pub repo_dir: Option<PathBuf>,
+}
+
 pub fn run(tool: Tool) -> ExitCode {
     match tool {
         Tool::Flux(args) => {
@@ -65,6 +82,14 @@ pub fn run(tool: Tool) -> ExitCode {
             };
             finish(&args.common, "flux", |objects| {
                 import::flux::translate(objects, &options)
+            })
+        }
+        Tool::Argo(args) => {
+            let options = import::argo::Options {
+                repo_dir: args.repo_dir,
+            };
+            finish(&args.common, "argo", |objects| {
+                import::argo::translate(objects, &options)
             })
         }
     }

@@ -267,4 +267,37 @@ mod tests {
         assert!(html.contains("semver ~1.4") && html.contains("values.yaml (path api.image.tag)"));
         assert!(html.contains("<th scope=\"col\">Why</th>"));
     }
+
+    #[test]
+    fn notification_sinks_are_listed_with_their_problems_escaped() {
+        let sinks = [SinkStatus {
+            sink: "team".into(),
+            counts: vec![
+                ("delivered", 4),
+                ("retried", 1),
+                ("failed", 1),
+                ("dropped", 0),
+            ],
+            last_problem: Some("failed: the sink answered <HTTP 500>".into()),
+            last_problem_at: Some("2026-12-04T05:00:00Z".into()),
+            last_delivered_at: Some("2026-12-04T04:00:00Z".into()),
+        }];
+        let status = StatusResponse::default();
+        let html = render_with_notifications(&status, &sinks, "2026-12-04T05:00:01Z").unwrap();
+        assert!(
+            html.contains("<h2 id=\"notifications\">Notifications</h2>"),
+            "{html}"
+        );
+        assert!(html.contains("<th scope=\"row\">team</th><td>4</td><td>1</td><td class=\"error\">1</td><td class=\"\">0</td>"), "{html}");
+        assert!(
+            html.contains("failed: the sink answered &lt;HTTP 500&gt;"),
+            "{html}"
+        );
+        // Without sinks, no section.
+        assert!(
+            !render(&status, "2026-12-04T05:00:01Z")
+                .unwrap()
+                .contains("Notifications")
+        );
+    }
 }

@@ -16,6 +16,7 @@ mod faults;
 mod forge;
 mod git;
 mod import;
+mod import_argo;
 mod notify;
 mod once;
 mod once_output;

@@ -609,3 +609,130 @@ async fn the_daemon_notifies_each_commit_while_a_hanging_sink_holds_nothing_up()
         }
     }
 }
+
+/// `imagebump validate` refuses a sink URL or key written in the config, and an app naming a
+/// sink the global file does not define, each with its file and line, never echoing the secret.
+#[test]
+fn validate_refuses_inline_sink_secrets_and_unknown_sinks_with_their_lines() {
+    let dir = ConfigDir::with_global(
+        "notifications:\n  sinks:\n    - name: team\n      type: slack\n      url: https://hooks.slack.com/services/T000/B000/sekrit\n    - name: audit\n      type: webhook\n      url_env: AUDIT_URL\n      secret: inline-hmac-key-inline\n",
+    )
+    .app(
+        "shop",
+        "name: shop\nrepo: https://example.com/deploy.git\nnotify: [audt]\nimages:\n  - image: nginx\n    policy: {semver: '^1'}\n    targets: [{file: k8s/deploy.yaml}]\n",
+    );
+    let out = dir.imagebump(["validate"]).output();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("imagebump.yaml:5:12: a notification sink's `url` is a secret and is never written in the config: name the environment variable (`url_env`) or file (`url_file`) holding it"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("imagebump.yaml:9:15: a notification sink's `secret` is a secret"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("sekrit") && !stderr.contains("inline-hmac-key"),
+        "{stderr}"
+    );
+
+    // With the global file fixed, the app's unknown sink is the problem.
+    dir.edit_global(|text| {
+        text.replace(
+            "url: https://hooks.slack.com/services/T000/B000/sekrit",
+            "url_env: SLACK_URL",
+        )
+        .replace("secret: inline-hmac-key-inline", "secret_env: AUDIT_KEY")
+    });
+    let out = dir.imagebump(["validate"]).output();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "apps/shop.yaml:3:10: unknown notification sink `audt`; did you mean `audit`?"
+        ),
+        "{stderr}"
+    );
+}
+
+/// A real failure and recovery through `imagebump run`: the app's target file is missing from
+/// its repository (every check fails), so after `failures: 2` checks the sink is told `failed`
+/// with the error; once the file is pushed, the next check commits and tells `committed` and
+/// `recovered`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daemon_tells_a_failing_app_once_and_its_recovery() {
+    use crate::support::free_port;
+    use crate::support::git::BareRepo;
+    use crate::support::registry::{ImageSpec, TestRegistry};
+
+    let registry = TestRegistry::start_plain().await;
+    let host = registry.host();
+    let pushed = registry
+        .pusher()
+        .push_image("team/api", "1.0.0", &ImageSpec::new("2026-01-01T00:00:00Z"))
+        .await;
+    registry
+        .pusher()
+        .push_manifest("team/api", "1.1.0", &pushed.media_type, &pushed.body)
+        .await;
+    let repo = BareRepo::with_files("main", &[("README.md", "config\n")]);
+    let audit = Receiver::start(Behaviour::Ok).await;
+    let port = free_port();
+    let dir = ConfigDir::new(
+        &host,
+        &format!(
+            "interval: 1s\nwebhook:\n  listen: 127.0.0.1:{port}\nnotifications:\n  failures: 2\n  notify: [audit]\n  sinks:\n    - {{name: audit, type: webhook, url_env: AUDIT_URL, secret_file: hmac.key}}\n"
+        ),
+    )
+    .app(
+        "shop",
+        &format!(
+            "name: shop\nrepo: {}\nimages:\n  - name: api\n    image: {host}/team/api\n    policy: {{semver: \"^1\"}}\n    targets:\n      - {{file: values.yaml, path: api.image.tag}}\n",
+            repo.file_url()
+        ),
+    );
+    dir.write("hmac.key", KEY);
+    let log = dir.path().join("daemon.log");
+    let _daemon = dir
+        .imagebump(["run", "--log-level", "info"])
+        .env("AUDIT_URL", &audit.url)
+        .spawn(
+            std::process::Stdio::null(),
+            std::fs::File::create(&log).unwrap(),
+        );
+
+    let seen = audit.wait_for(1).await;
+    let failed = verify(&seen[0], KEY).unwrap();
+    assert_eq!(
+        failed["event"],
+        "failed",
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert_eq!(failed["failures"], 2);
+    assert!(
+        failed["error"].as_str().unwrap().contains("values.yaml"),
+        "{failed}"
+    );
+
+    repo.push_files(
+        "main",
+        &[("values.yaml", &VALUES.replace("REGISTRY", &host))],
+        "add the values",
+    );
+    let seen = audit.wait_for(3).await;
+    let events: Vec<Value> = seen.iter().map(|s| verify(s, KEY).unwrap()).collect();
+    let names: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    // Between the failed event and the fix, more failed checks told nothing.
+    assert_eq!(names, ["failed", "committed", "recovered"]);
+    assert_eq!(events[1]["changes"][0]["to"], "1.1.0");
+    assert!(
+        events[2]["failures"].as_u64().unwrap() >= 2,
+        "{}",
+        events[2]
+    );
+}
