@@ -8,6 +8,7 @@
 //! - [`policy`]: pure tag selection (semver, alphabetical, numerical, newest build, digest).
 //! - [`edit`]: pure, format-preserving YAML edits (bytes in, bytes out).
 //! - [`git`]: clone cache, fetch, commit, push with conflict retry.
+//! - [`history`]: a target's value history on its branch (bounded, cached), and rollbacks.
 //! - [`forge`]: merge requests on GitHub, GitLab and Gitea.
 //! - [`report`]: what a pass reports per app, with typed errors (the engine fills it, the daemon records it).
 //! - [`engine`]: the write-back spine that runs one pass over the apps (`imagebump once`).
@@ -31,6 +32,7 @@ pub mod edit;
 pub mod engine;
 pub mod forge;
 pub mod git;
+pub mod history;
 pub mod import;
 pub mod notify;
 pub mod policy;

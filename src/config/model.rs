@@ -260,6 +260,32 @@ pub struct App {
     pub images: Vec<ImageConfig>,
     /// `notify`: notification sinks for this app, on top of `notifications.notify`.
     pub notify: Vec<String>,
+    /// `on_rollback`: what a person's rollback of an image means (an image's own overrides).
+    pub on_rollback: Option<OnRollback>,
+}
+
+/// `on_rollback`: what imagebump does once a person rolled an image back from a tag it wrote
+/// (the latest change of the target, by someone else, moved it to an older tag).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnRollback {
+    /// The rolled-back tag and every tag not newer are not proposed again; a newer one is.
+    #[default]
+    SkipVersion,
+    /// No update for the image until a person changes the value again.
+    Hold,
+    /// Rollbacks are not looked for.
+    Ignore,
+}
+
+impl OnRollback {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnRollback::SkipVersion => "skip-version",
+            OnRollback::Hold => "hold",
+            OnRollback::Ignore => "ignore",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -307,6 +333,8 @@ pub struct ImageConfig {
     pub platforms: Vec<String>,
     pub targets: Vec<TargetConfig>,
     pub line: usize,
+    /// `on_rollback` of this image; `None`: the app's.
+    pub on_rollback: Option<OnRollback>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -369,3 +369,23 @@ fn a_directory_target_scans_files_and_refuses_a_helm_path() {
         "{errors:#?}"
     );
 }
+
+#[test]
+fn on_rollback_is_read_at_app_and_image_level_and_checked() {
+    let text = "name: shop\nrepo: https://github.com/acme/c.git\non_rollback: hold\nimages:\n  - image: ghcr.io/acme/api\n    policy: {semver: \"^1\"}\n    on_rollback: ignore\n    targets: [{file: a.yaml}]\n  - image: ghcr.io/acme/web\n    policy: {semver: \"^1\"}\n    targets: [{file: a.yaml}]\n";
+    let (parsed, errors) = app(text);
+    assert_eq!(errors, Vec::<String>::new());
+    let parsed = parsed.unwrap();
+    assert_eq!(parsed.on_rollback, Some(OnRollback::Hold));
+    assert_eq!(parsed.images[0].on_rollback, Some(OnRollback::Ignore));
+    assert_eq!(parsed.images[1].on_rollback, None);
+    assert_eq!(OnRollback::default().as_str(), "skip-version");
+
+    let (_, errors) = app(&text.replace("on_rollback: ignore", "on_rollback: revert"));
+    assert_eq!(
+        errors,
+        vec![
+            "apps/shop.yaml:7:18: `on_rollback` must be `skip-version`, `hold` or `ignore`, found `revert`"
+        ]
+    );
+}

@@ -149,6 +149,24 @@ pub(crate) async fn decide(
     }
 }
 
+/// A tag's creation time, from the pass's memo or else asked once (and kept in the memo);
+/// `None` when the registry could not tell.
+pub(crate) async fn created(
+    client: &registry::Client,
+    memo: &MetaMemo,
+    image: &ImageRef,
+    tag: &str,
+) -> Option<OffsetDateTime> {
+    let repository = image.name();
+    if let Some(meta) = memo.of(&repository).get(tag) {
+        return meta.created;
+    }
+    let meta = tag_meta(client, image, tag, false).await;
+    let created = meta.created;
+    memo.insert(&repository, tag.to_string(), meta);
+    created
+}
+
 /// A tag's digest and creation time, and with `want_platforms` the platforms it has images for
 /// (`None` when the registry failed to say: the policy then asks again, and the tag is never
 /// picked on a guess).

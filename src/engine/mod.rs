@@ -29,6 +29,7 @@ pub mod message;
 mod plan;
 pub mod progress;
 mod pull_request;
+mod rollback;
 pub mod settings;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -89,6 +90,10 @@ pub(crate) struct WriteContext {
     pub tags: fetch::TagLists,
     pub memo: fetch::MetaMemo,
     pub handle: tokio::runtime::Handle,
+    /// The engine's history cache (it outlives the pass).
+    pub history: Arc<crate::history::History>,
+    /// The bot's email: commits by it are imagebump's (rollback detection).
+    pub bot: String,
     pub progress: Arc<dyn progress::Progress>,
 }
 
@@ -132,6 +137,8 @@ struct Inner {
     /// One lock per config repository URL: passes that run at once (a webhook check during a
     /// poll) take turns on a clone instead of failing on it.
     repo_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The targets' histories read so far, per (repository, branch, file).
+    history: Arc<crate::history::History>,
     /// Once triggered, no new commit or push is started.
     shutdown: Option<crate::shutdown::Shutdown>,
 }
@@ -184,6 +191,9 @@ impl Engine {
                 git,
                 retry,
                 repo_locks: Mutex::new(HashMap::new()),
+                history: Arc::new(crate::history::History::new(
+                    crate::history::Bound::default(),
+                )),
                 shutdown: None,
             }),
         })
@@ -208,6 +218,12 @@ impl Engine {
     /// The configuration this engine runs.
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// The history reads so far: first-parent commits read and blobs parsed (a pass whose
+    /// branch heads did not move adds nothing).
+    pub fn history_cost(&self) -> (usize, usize) {
+        self.inner.history.cost()
     }
 
     /// The registry client (for its request counters).
@@ -270,6 +286,8 @@ impl Engine {
             tags,
             memo: fetch::MetaMemo::default(),
             handle: tokio::runtime::Handle::current(),
+            history: Arc::clone(&inner.history),
+            bot: inner.config.global.git.author_email.clone(),
             progress,
         });
 

@@ -11,16 +11,18 @@
 //! parsed is skipped and reported (once per app, with file:line); the others are still edited.
 //! A directory where nothing mentions the image is one problem of that target.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
-use super::fetch;
 use super::message::ChangeContext;
+use super::rollback;
 use super::{ResolvedApp, WriteContext};
 use crate::config::{ImageConfig, TargetConfig};
 use crate::edit::{self, Target, Update};
-use crate::git;
+use crate::git::{self, Checkout};
+use crate::history::rollback::Rollback;
 use crate::policy::{Current, Decision};
 use crate::registry;
 use crate::report::{AppError, ImageError, ReadError, SettingsError, SkipReason};
@@ -102,24 +104,29 @@ struct DeployedApp {
     skipped: Vec<Vec<ImageError>>,
 }
 
+/// Per image and site, the rollback its file's latest change is, if any (`None` when the site
+/// was not read).
+type Rollbacks = Vec<Vec<Option<Result<Option<Rollback>, ImageError>>>>;
+
 /// Per image and site, the policy's decision (`None` when the site or the tag list is
 /// missing, which the image already reports).
 type Decisions = Vec<Vec<Option<Result<Decision, ImageError>>>>;
 
-/// Plan `app` against the files under `root`, in three steps: read what each target deploys,
-/// settle each image's decision (fetching the metadata its policy asks for), edit the files.
-/// Nothing is written here.
+/// Plan `app` against the checked-out files, in three steps: read what each target deploys
+/// (and whether a person rolled it back), settle each image's decision (fetching the metadata
+/// its policy asks for), edit the files. Nothing is written here.
 pub(crate) fn plan_app(
     registry: &registry::Client,
     ctx: &WriteContext,
-    root: &Path,
+    checkout: &Checkout,
     app: &ResolvedApp,
 ) -> AppPlan {
     ctx.progress.planned(&app.app.name);
-    let deployed = read_deployed(root, app);
+    let deployed = read_deployed(checkout.workdir(), app);
+    let rollbacks = find_rollbacks(ctx, checkout, app, &deployed);
     let decisions = ctx
         .handle
-        .block_on(decide_all(registry, ctx, app, &deployed));
+        .block_on(decide_all(registry, ctx, app, &deployed, &rollbacks));
     edit_files(ctx, app, deployed, &decisions)
 }
 
@@ -320,44 +327,85 @@ fn find_in_file(
     })
 }
 
+/// Step 1b: per target that was read, whether its latest change is a person's rollback of a
+/// value imagebump wrote (read from the branch's history, cached across passes).
+fn find_rollbacks(
+    ctx: &WriteContext,
+    checkout: &Checkout,
+    app: &ResolvedApp,
+    deployed: &DeployedApp,
+) -> Rollbacks {
+    app.app
+        .images
+        .iter()
+        .zip(&app.policies)
+        .zip(app.targets.iter().zip(&deployed.sites))
+        .map(|((image, policy), (targets, sites))| {
+            sites
+                .iter()
+                .map(|site| {
+                    let target = targets.get(site.target)?;
+                    site.found.as_ref().ok().map(|_| {
+                        rollback::find(ctx, checkout, &app.app, image, policy, (&site.file, target))
+                    })
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// Step 2: the decision for every target whose deployed tag and tag list are known, one per
-/// distinct deployed version of an image.
+/// distinct deployed version (and rollback) of an image.
 async fn decide_all(
     registry: &registry::Client,
     ctx: &WriteContext,
     app: &ResolvedApp,
     deployed: &DeployedApp,
+    rollbacks: &Rollbacks,
 ) -> Decisions {
     let mut all = Vec::new();
-    for ((image, policy), sites) in app
+    for (((image, policy), sites), rollbacks) in app
         .app
         .images
         .iter()
         .zip(&app.policies)
         .zip(&deployed.sites)
+        .zip(rollbacks)
     {
         let tags = ctx.tags.of(&image.image.name()).ok();
-        let mut settled: HashMap<&Deployed, Result<Decision, ImageError>> = HashMap::new();
+        let setting = rollback::setting(&app.app, image);
+        let mut settled: HashMap<(&Deployed, Option<&Rollback>), Result<Decision, ImageError>> =
+            HashMap::new();
         let mut decisions = Vec::new();
-        for site in sites {
+        for (site, found) in sites.iter().zip(rollbacks) {
             let (Ok(current), Some(tags)) = (&site.found, &tags) else {
                 decisions.push(None);
                 continue;
             };
-            if !settled.contains_key(current) {
-                let decision = fetch::decide(
-                    registry,
-                    &ctx.memo,
-                    &image.image,
-                    policy,
-                    tags,
-                    current.current(),
-                    ctx.now,
-                )
-                .await;
-                settled.insert(current, decision);
+            let found = match found {
+                Some(Err(error)) => {
+                    decisions.push(Some(Err(error.clone())));
+                    continue;
+                }
+                Some(Ok(found)) => found.as_ref(),
+                None => None,
+            };
+            let key = (current, found);
+            if let Entry::Vacant(slot) = settled.entry(key) {
+                slot.insert(
+                    rollback::decide(
+                        registry,
+                        ctx,
+                        image,
+                        policy,
+                        tags,
+                        current.current(),
+                        found.map(|r| (r, setting)),
+                    )
+                    .await,
+                );
             }
-            decisions.push(settled.get(current).cloned());
+            decisions.push(settled.get(&key).cloned());
         }
         all.push(decisions);
     }

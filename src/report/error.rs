@@ -122,6 +122,10 @@ pub enum ImageError {
         dir: String,
         reason: SkipReason,
     },
+    /// The target's history could not be read, so a rollback could not be ruled out: the
+    /// image is not updated this pass.
+    #[error("{0}; not updating without knowing whether a person rolled it back")]
+    History(crate::history::HistoryError),
 }
 
 /// Why one file of a directory target was skipped.
@@ -145,7 +149,7 @@ fn skipped_text(file: &str, reason: &SkipReason) -> String {
 
 impl ImageError {
     /// A small fixed label: `registry`, `metadata`, `no_match`, `settings`, `io`, `edit`,
-    /// `not_found`.
+    /// `not_found`, `history`.
     pub fn kind(&self) -> &'static str {
         match self {
             ImageError::Registry(_) | ImageError::NotListed { .. } => "registry",
@@ -159,6 +163,7 @@ impl ImageError {
                 SkipReason::Edit(_) => "edit",
                 SkipReason::Read(_) | SkipReason::NameNotUtf8 => "io",
             },
+            ImageError::History(_) => "history",
         }
     }
 }

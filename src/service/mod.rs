@@ -112,13 +112,14 @@ pub fn load(
     let notifier =
         notify::Notifier::start(&loaded.config, last_good.notifications.clone(), observer)
             .map_err(|e| e.to_string())?;
+    let engine = Engine::new(loaded.config)
+        .map_err(|e| e.to_string())?
+        .with_shutdown(shutdown.clone());
+    // Only once this configuration is taken: a rejected reload leaves the page's sinks alone.
     metrics.notification_sinks(
         &notifier.sink_names(),
         &notify::Outcome::ALL.map(notify::Outcome::as_str),
     );
-    let engine = Engine::new(loaded.config)
-        .map_err(|e| e.to_string())?
-        .with_shutdown(shutdown.clone());
     Ok(Loaded {
         worker: EngineWorker::new(engine, Arc::clone(metrics)).with_notifier(notifier),
         settings,

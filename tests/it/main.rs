@@ -22,6 +22,7 @@ mod once;
 mod once_output;
 mod pull_request;
 mod registry;
+mod rollback;
 mod run;
 mod select;
 mod set;
