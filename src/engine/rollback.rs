@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use super::WriteContext;
 use super::fetch;
-use crate::config::{App, ImageConfig, OnRollback, TargetConfig};
+use crate::config::{App, ImageConfig, OnRollback};
 use crate::edit::Target;
 use crate::git::Checkout;
 use crate::history::TargetValue;
@@ -25,28 +25,22 @@ pub(crate) fn setting(app: &App, image: &ImageConfig) -> OnRollback {
     image.on_rollback.or(app.on_rollback).unwrap_or_default()
 }
 
-/// The rollback the latest change of one target is, if any (`None` too under `ignore`).
+/// The rollback the latest change of one target file is, if any (`None` too under `ignore`);
+/// `file` is the target's own, or one file of a directory target.
 pub(crate) fn find(
     ctx: &WriteContext,
     checkout: &Checkout,
     app: &App,
     image: &ImageConfig,
     policy: &Policy,
-    (config, target): (&TargetConfig, &Target),
+    (file, target): (&str, &Target),
 ) -> Result<Option<Rollback>, ImageError> {
     if setting(app, image) == OnRollback::Ignore {
         return Ok(None);
     }
     let history = ctx
         .history
-        .target(
-            checkout,
-            &app.repo,
-            &config.file,
-            target,
-            &image.image,
-            ctx.now,
-        )
+        .target(checkout, &app.repo, file, target, &image.image, ctx.now)
         .map_err(ImageError::History)?;
     let older = |to: &TargetValue, from: &TargetValue| older(policy, to, from);
     Ok(rollback::detect(&history.changes, &ctx.bot, &older))
