@@ -21,6 +21,7 @@ use super::{
 use crate::config::{TargetConfig, WriteMode};
 use crate::edit;
 use crate::forge::{self, Action, Forge};
+use crate::git;
 use crate::history::rollback::Rollback;
 use crate::policy::{Current, Explanation, Why};
 use crate::reference::ImageRef;
@@ -438,22 +439,34 @@ impl Engine {
                         .zip(&app.targets[i])
                         .flat_map(|(config, target)| {
                             let found = find_in_target(root, config, target, &image.image);
-                            // As a pass does: the rollback of each target that deploys
-                            // something.
-                            let rollback = found.iter().any(|f| f.error.is_none()).then(|| {
-                                rollback::find(
-                                    &ctx,
-                                    &checkout,
-                                    &app.app,
-                                    image,
-                                    &app.policies[i],
-                                    (config, target),
-                                )
-                                .map_err(|e| e.to_string())
-                            });
+                            // As a pass does: the rollback of each file that deploys something.
+                            let mut rollbacks: Vec<(String, FoundRollback)> = Vec::new();
                             found
                                 .into_iter()
-                                .map(move |f| (f, rollback.clone()))
+                                .map(|f| {
+                                    if f.error.is_some() {
+                                        return (f, None);
+                                    }
+                                    if let Some((_, known)) =
+                                        rollbacks.iter().find(|(file, _)| *file == f.file)
+                                    {
+                                        let known = known.clone();
+                                        return (f, known);
+                                    }
+                                    let rollback = Some(
+                                        rollback::find(
+                                            &ctx,
+                                            &checkout,
+                                            &app.app,
+                                            image,
+                                            &app.policies[i],
+                                            (&f.file, target),
+                                        )
+                                        .map_err(|e| e.to_string()),
+                                    );
+                                    rollbacks.push((f.file.clone(), rollback.clone()));
+                                    (f, rollback)
+                                })
                                 .collect::<Vec<_>>()
                         })
                         .collect()
@@ -485,7 +498,8 @@ impl From<ImageError> for DecideError {
     }
 }
 
-/// Every reference to `image` in one target, or one entry saying why there is none.
+/// Every reference to `image` in one target (in each YAML file under a directory target, as a
+/// pass looks), or entries saying why there is none.
 fn find_in_target(
     root: &Path,
     config: &TargetConfig,
@@ -497,28 +511,78 @@ fn find_in_target(
         (None, Some(marker)) => format!("{} (marker {marker})", config.file),
         (None, None) => config.file.clone(),
     };
-    let entry = |line, tag, digest, error| TargetDeployed {
-        file: config.file.clone(),
+    let entry = |file: &str, line, tag, digest, error| TargetDeployed {
+        file: file.to_owned(),
         target: described.clone(),
         line,
         tag,
         digest,
         error,
     };
-    let found = plan::read(root, &config.file)
-        .map_err(|e| e.to_string())
-        .and_then(|bytes| edit::find(&bytes, target, image).map_err(|e| e.to_string()));
-    match found {
-        Ok(found) if found.is_empty() => vec![entry(
-            None,
-            None,
-            None,
-            Some(format!("{} is not named in {}", image.name(), config.file)),
-        )],
-        Ok(found) => found
-            .into_iter()
-            .map(|f| entry(Some(f.line), f.tag, f.digest, None))
-            .collect(),
-        Err(error) => vec![entry(None, None, None, Some(error))],
+    let in_file = |file: &str| {
+        plan::read(root, file)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| edit::find(&bytes, target, image).map_err(|e| e.to_string()))
+    };
+    if !plan::is_directory(root, config) {
+        return match in_file(&config.file) {
+            Ok(found) if found.is_empty() => vec![entry(
+                &config.file,
+                None,
+                None,
+                None,
+                Some(format!("{} is not named in {}", image.name(), config.file)),
+            )],
+            Ok(found) => found
+                .into_iter()
+                .map(|f| entry(&config.file, Some(f.line), f.tag, f.digest, None))
+                .collect(),
+            Err(error) => vec![entry(&config.file, None, None, None, Some(error))],
+        };
     }
+    let listing = match git::yaml_files_under(root, Path::new(&config.file)) {
+        Ok(listing) => listing,
+        Err(error) => {
+            return vec![entry(
+                &config.file,
+                None,
+                None,
+                None,
+                Some(error.to_string()),
+            )];
+        }
+    };
+    let mut out = Vec::new();
+    for file in &listing.files {
+        match in_file(file) {
+            Ok(found) => out.extend(
+                found
+                    .into_iter()
+                    .map(|f| entry(file, Some(f.line), f.tag, f.digest, None)),
+            ),
+            // A pass skips such a file and reports it; so does this.
+            Err(error) => out.push(entry(
+                file,
+                None,
+                None,
+                None,
+                Some(format!("skipped: {error}")),
+            )),
+        }
+    }
+    if out.iter().all(|e| e.error.is_some()) {
+        out.push(entry(
+            &config.file,
+            None,
+            None,
+            None,
+            Some(format!(
+                "no YAML file under {} names {} ({} files)",
+                config.file,
+                image.name(),
+                listing.files.len()
+            )),
+        ));
+    }
+    out
 }

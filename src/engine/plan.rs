@@ -132,7 +132,7 @@ pub(crate) fn plan_app(
 
 /// A target is a directory when it is written as one (`clusters/prod/`) or when its path is a
 /// directory on the branch.
-fn is_directory(root: &Path, target: &TargetConfig) -> bool {
+pub(super) fn is_directory(root: &Path, target: &TargetConfig) -> bool {
     target.names_directory()
         || std::fs::symlink_metadata(root.join(&target.file)).is_ok_and(|meta| meta.is_dir())
 }
