@@ -12,7 +12,7 @@ use std::sync::Arc;
 use super::fetch;
 use super::message::ChangeContext;
 use super::{ResolvedApp, WriteContext};
-use crate::config::{ImageConfig, TargetConfig};
+use crate::config::ImageConfig;
 use crate::edit::{self, Target, Update};
 use crate::git;
 use crate::policy::{Current, Decision};
@@ -238,13 +238,17 @@ fn edit_files(
         .into_iter()
         .map(|(file, bytes)| (file, (bytes.clone(), bytes)))
         .collect();
-    for (((image, targets), found), decisions) in app
+    let mut statuses = Vec::with_capacity(app.app.images.len());
+    // The decisions to write, per file, in image and target order: each file is edited once.
+    let mut pending: BTreeMap<&str, Vec<Pending<'_>>> = BTreeMap::new();
+    for (index, (((image, targets), found), decisions)) in app
         .app
         .images
         .iter()
         .zip(&app.targets)
         .zip(&deployed.targets)
         .zip(decisions)
+        .enumerate()
     {
         let repository = image.image.name();
         let mut status = ImageStatus {
@@ -294,13 +298,35 @@ fn edit_files(
             if decision.keep_current {
                 continue;
             }
-            match apply(&mut files, &app.app.name, image, config, target, decision) {
-                Ok(changes) => plan.changes.extend(changes),
+            pending
+                .entry(config.file.as_str())
+                .or_default()
+                .push(Pending {
+                    index,
+                    image,
+                    target,
+                    decision,
+                });
+        }
+        statuses.push(status);
+    }
+    let mut changes: Vec<Vec<PlannedChange>> = vec![Vec::new(); statuses.len()];
+    for (file, items) in pending {
+        // Every target file that was read has an entry; one that was not has reported why.
+        let Some(entry) = files.get_mut(file) else {
+            continue;
+        };
+        for (index, outcome) in edit_file(&app.app.name, file, &mut entry.1, &items) {
+            match outcome {
+                Ok(made) => changes[index].extend(made),
                 Err(error) => {
-                    status.error.get_or_insert(error);
+                    statuses[index].error.get_or_insert(error);
                 }
             }
         }
+    }
+    for ((image, status), made) in app.app.images.iter().zip(statuses).zip(changes) {
+        plan.changes.extend(made);
         if let Some(error) = &status.error {
             plan.errors.push(AppError::Image {
                 image: image.name.clone(),
@@ -321,54 +347,106 @@ fn edit_files(
     plan
 }
 
-/// Apply one target's decision to the current bytes of its file; the changes it made.
-fn apply(
-    files: &mut BTreeMap<String, (Vec<u8>, Vec<u8>)>,
+/// One target's decision to write.
+struct Pending<'a> {
+    /// The image's index in the app.
+    index: usize,
+    image: &'a ImageConfig,
+    target: &'a Target,
+    decision: &'a Decision,
+}
+
+/// Apply the decisions of one file to its current bytes: per decision (by image index), the
+/// changes it made or why it failed. All at once when they agree (one parse, one splice, one
+/// check of the result, however many images the file holds); one after another otherwise, so
+/// each failure is told to the image it belongs to.
+fn edit_file(
     app: &str,
-    image: &ImageConfig,
-    config: &TargetConfig,
-    target: &Target,
-    decision: &Decision,
-) -> Result<Vec<PlannedChange>, ImageError> {
-    let repository = image.image.name();
-    let update = Update::new(&repository, Some(&decision.tag), decision.digest.as_deref())
-        .map_err(|error| ImageError::Update {
-            repository: repository.clone(),
-            error,
-        })?;
-    // Every target file that was read has an entry; one that was not has reported why.
-    let Some(entry) = files.get_mut(&config.file) else {
-        return Ok(Vec::new());
-    };
-    let edited = edit::Document::parse(&entry.1)
-        .and_then(|document| document.apply(target, &update))
-        .map_err(|error| ImageError::Edit {
-            file: config.file.clone(),
-            error,
-        })?;
-    let changes = edited
-        .changes
+    file: &str,
+    bytes: &mut Vec<u8>,
+    items: &[Pending<'_>],
+) -> Vec<(usize, Result<Vec<PlannedChange>, ImageError>)> {
+    let updates: Vec<Result<Update, ImageError>> = items.iter().map(update_of).collect();
+    let batch: Vec<(&Target, &Update)> = items
+        .iter()
+        .zip(&updates)
+        .filter_map(|(item, update)| Some((item.target, update.as_ref().ok()?)))
+        .collect();
+    let together = edit::Document::parse(bytes).and_then(|document| document.apply_each(&batch));
+    if let Ok(edited) = together {
+        *bytes = edited.bytes;
+        let mut made = edited.changes.into_iter();
+        return items
+            .iter()
+            .zip(updates)
+            .map(|(item, update)| {
+                let outcome = update.map(|_| {
+                    let changes = made.next().unwrap_or_default();
+                    planned(app, item, file, &changes)
+                });
+                (item.index, outcome)
+            })
+            .collect();
+    }
+    items
+        .iter()
+        .zip(updates)
+        .map(|(item, update)| {
+            let outcome = update.and_then(|update| {
+                let edited = edit::Document::parse(bytes)
+                    .and_then(|document| document.apply(item.target, &update))
+                    .map_err(|error| ImageError::Edit {
+                        file: file.to_string(),
+                        error,
+                    })?;
+                *bytes = edited.bytes;
+                Ok(planned(app, item, file, &edited.changes))
+            });
+            (item.index, outcome)
+        })
+        .collect()
+}
+
+/// The update a decision writes, validated.
+fn update_of(item: &Pending<'_>) -> Result<Update, ImageError> {
+    let repository = item.image.image.name();
+    Update::new(
+        &repository,
+        Some(&item.decision.tag),
+        item.decision.digest.as_deref(),
+    )
+    .map_err(|error| ImageError::Update { repository, error })
+}
+
+/// The planned changes of one decision's edit.
+fn planned(
+    app: &str,
+    item: &Pending<'_>,
+    file: &str,
+    changes: &[edit::Change],
+) -> Vec<PlannedChange> {
+    let repository = item.image.image.name();
+    changes
         .iter()
         .map(|change| PlannedChange {
             app: app.to_string(),
             image: repository.clone(),
-            name: image.name.clone(),
-            file: config.file.clone(),
+            name: item.image.name.clone(),
+            file: file.to_string(),
             line: change.line,
             from: change.old.clone(),
             to: change.new.clone(),
             // Only where this very scalar now holds it: a message never claims a digest that
             // was not written.
-            digest: decision
+            digest: item
+                .decision
                 .digest
                 .clone()
                 .filter(|d| change.new.contains(d.as_str())),
-            reason: decision.reason.clone(),
-            tag: decision.tag.clone(),
+            reason: item.decision.reason.clone(),
+            tag: item.decision.tag.clone(),
         })
-        .collect();
-    entry.1 = edited.bytes;
-    Ok(changes)
+        .collect()
 }
 
 fn read(root: &Path, file: &str) -> Result<Vec<u8>, ReadError> {
