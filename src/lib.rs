@@ -8,6 +8,7 @@
 //! - [`policy`]: pure tag selection (semver, alphabetical, numerical, newest build, digest).
 //! - [`edit`]: pure, format-preserving YAML edits (bytes in, bytes out).
 //! - [`git`]: clone cache, fetch, commit, push with conflict retry.
+//! - [`history`]: a target's value history on its branch (bounded, cached), and rollbacks.
 //! - [`forge`]: merge requests on GitHub, GitLab and Gitea.
 //! - [`report`]: what a pass reports per app, with typed errors (the engine fills it, the daemon records it).
 //! - [`engine`]: the write-back spine that runs one pass over the apps (`imagebump once`).
@@ -17,6 +18,8 @@
 //! - [`schedule`]: the one schedule (`interval`, cron) and duration grammar, for config and daemon.
 //! - [`shutdown`]: the shutdown signal the daemon triggers and the engine obeys.
 //! - [`reference`]: the image reference and OCI tag grammar, shared by every stage.
+//! - [`notify`]: Slack and signed JSON webhook notifications of updates and failures, never
+//!   slowing a pass.
 //! - [`import`]: Flux and Argo CD Image Updater objects translated to imagebump config text.
 //! - [`service`]: the composition root of `imagebump run` (engine + daemon + settings).
 //! - [`cli`]: argument parsing and output for the binary.
@@ -29,7 +32,9 @@ pub mod edit;
 pub mod engine;
 pub mod forge;
 pub mod git;
+pub mod history;
 pub mod import;
+pub mod notify;
 pub mod policy;
 pub mod reference;
 pub mod registry;

@@ -15,9 +15,16 @@ pub enum Tool {
     /// Flux ImageRepository, ImagePolicy, ImageUpdateAutomation (and their GitRepository).
     #[command(after_help = "Examples:
   kubectl get imagerepositories,imagepolicies,imageupdateautomations,gitrepositories -A -o yaml \\
-    | imagebump import flux --repo-dir ~/src/fleet -o imported/
+    | imagebump import flux -o imported/
   imagebump import flux clusters/prod/ --repo-dir . --check")]
     Flux(FluxArgs),
+    /// Argo CD Image Updater: annotated Applications/ApplicationSets, ImageUpdater resources
+    /// (with the Applications they select) and the argocd-image-updater-config ConfigMap.
+    #[command(after_help = "Examples:
+  kubectl get applications,applicationsets,imageupdaters -n argocd -o yaml \\
+    | imagebump import argo -o imported/
+  imagebump import argo apps/ --repo-dir ~/src/gitops --check")]
+    Argo(ArgoArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -45,14 +52,25 @@ pub struct Common {
 pub struct FluxArgs {
     #[command(flatten)]
     pub common: Common,
-    /// A local checkout of the config repo: the files with `$imagepolicy` markers under each
-    /// automation's `update.path` become the targets.
+    /// A local checkout of the config repo: only the policies with an `$imagepolicy` marker
+    /// under their automation's `update.path` are imported (each automation's `update.path`
+    /// becomes a directory target either way).
     #[arg(long, value_name = "DIR")]
     pub repo_dir: Option<PathBuf>,
     /// A push branch other than the checkout branch becomes `write: pull-request` (from the
     /// push branch into the checkout branch) instead of commits to the push branch.
     #[arg(long)]
     pub pull_request: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ArgoArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// A local checkout of the config repo: tells Helm from Kustomize sources when an
+    /// Application's status does not say, and finds each kustomization file's name.
+    #[arg(long, value_name = "DIR")]
+    pub repo_dir: Option<PathBuf>,
 }
 
 pub fn run(tool: Tool) -> ExitCode {
@@ -64,6 +82,14 @@ pub fn run(tool: Tool) -> ExitCode {
             };
             finish(&args.common, "flux", |objects| {
                 import::flux::translate(objects, &options)
+            })
+        }
+        Tool::Argo(args) => {
+            let options = import::argo::Options {
+                repo_dir: args.repo_dir,
+            };
+            finish(&args.common, "argo", |objects| {
+                import::argo::translate(objects, &options)
             })
         }
     }

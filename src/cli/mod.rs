@@ -9,9 +9,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod completions;
+mod explain;
 mod import;
 mod once;
 pub mod policy_flags;
+mod progress;
 mod run;
 mod select;
 mod set;
@@ -56,6 +58,8 @@ pub enum Command {
     Run(run::Args),
     /// Run one pass over the apps (or one app) and exit; --dry-run prints the plan.
     Once(once::Args),
+    /// Explain one app's decision: the policy, the deployed tags, every tag and what ruled it out.
+    Explain(explain::Args),
     /// Check the configuration and list every problem at once (file:line:col).
     Validate(validate::Args),
     /// Print the tag a policy picks from the tags on stdin (one per line); exit 1 if none matches.
@@ -97,6 +101,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::Once(args) => once::run(args),
+        Command::Explain(args) => explain::run(args),
         Command::Validate(args) => validate::run(args),
         Command::Select(args) => select::run(args),
         Command::Set(args) => set::run(args),

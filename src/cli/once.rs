@@ -1,14 +1,21 @@
 //! `imagebump once`: one pass over the apps, then exit.
 //!
 //! Invariant: the exit code says whether every app succeeded (0), some failed (1) or the
-//! configuration is unusable (2).
+//! configuration is unusable (2). Text output: each app's result block on stdout as the app
+//! completes, a one-line summary at the end; on a terminal, progress bars on stderr
+//! ([`super::progress`]).
 
+use std::collections::BTreeSet;
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
+use std::sync::Arc;
 
+use super::progress::{Block, Reporter};
 use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 use crate::config;
 use crate::daemon::logging::{LogFormat, init_logging};
-use crate::engine::{Engine, PassOptions, PassReport, PullRequestAction, check};
+use crate::engine::progress::Progress;
+use crate::engine::{AppReport, Engine, PassOptions, PassReport, PullRequestAction, check};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {
@@ -40,44 +47,14 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let level = args
-        .log_level
-        .clone()
-        .or_else(|| std::env::var("RUST_LOG").ok())
-        .unwrap_or_else(|| "warn".to_string());
-    if let Err(e) = init_logging(args.log_format, Some(&level)) {
-        eprintln!("imagebump: {e}");
-        return ExitCode::from(EXIT_USAGE);
-    }
-    let loaded = match config::load(&args.config.config).and_then(|loaded| {
-        let mut found = check::templates(&loaded.refs.templates);
-        found.extend(check::missing_env(&loaded.refs.env));
-        loaded.with_problems(found)
-    }) {
+    let (engine, problems) = match load_engine(
+        &args.config.config,
+        args.app.as_deref(),
+        args.log_level.as_deref(),
+        args.log_format,
+    ) {
         Ok(loaded) => loaded,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
-    for problem in &loaded.problems {
-        eprintln!("{problem}");
-    }
-    if let Some(app) = &args.app
-        && !loaded.config.apps.iter().any(|a| &a.name == app)
-    {
-        eprintln!(
-            "imagebump: no valid app named `{app}` in {}",
-            args.config.config.display()
-        );
-        return ExitCode::from(EXIT_USAGE);
-    }
-    let engine = match Engine::new(loaded.config) {
-        Ok(engine) => engine,
-        Err(e) => {
-            eprintln!("imagebump: {e}");
-            return ExitCode::from(EXIT_USAGE);
-        }
+        Err(code) => return code,
     };
     let runtime = match super::runtime(true) {
         Ok(runtime) => runtime,
@@ -88,12 +65,20 @@ pub fn run(args: Args) -> ExitCode {
         dry_run: args.dry_run,
         ..PassOptions::default()
     };
-    let report = runtime.block_on(engine.run_pass(&options));
+    let terminal = std::io::stderr().is_terminal();
+    let text = args.output == Output::Text;
+    let dry_run = args.dry_run;
+    let block: Option<Block> =
+        text.then(|| Box::new(move |app: &AppReport| app_block(app, dry_run)) as Block);
+    let reporter = Arc::new(Reporter::new(terminal, block));
+    let progress: Arc<dyn Progress> = reporter.clone();
+    let report = runtime.block_on(engine.run_pass_with(&options, progress));
+    reporter.finish();
     match args.output {
-        Output::Text => print_text(&report, args.dry_run),
+        Output::Text => print_rest(&report, &reporter.printed(), args.dry_run),
         Output::Json => print_json(&report, args.dry_run),
     }
-    if !loaded.problems.is_empty() {
+    if problems {
         ExitCode::from(EXIT_USAGE)
     } else if report.failed() {
         ExitCode::from(EXIT_FAILED)
@@ -102,57 +87,185 @@ pub fn run(args: Args) -> ExitCode {
     }
 }
 
-fn print_text(report: &PassReport, dry_run: bool) {
-    for app in &report.apps {
-        let state = if !app.errors.is_empty() {
-            "FAILED"
-        } else if app.changes.is_empty() {
-            "up to date"
-        } else if dry_run {
-            "would change"
-        } else {
-            match &app.pull_request_action {
-                Some(PullRequestAction::Opened) => "pull request opened",
-                Some(PullRequestAction::Updated) => "pull request updated",
-                Some(PullRequestAction::Unchanged) => "already proposed (pull request unchanged)",
-                Some(PullRequestAction::NotReopened(_)) => "not proposed again",
-                None if app.pushed => "updated",
-                None => "changes pending",
-            }
-        };
-        println!("{}: {state}", app.name);
-        for c in &app.changes {
-            println!(
-                "  {}:{}  {}  {} -> {}  ({})",
-                c.file, c.line, c.name, c.from, c.to, c.reason
-            );
-        }
-        if let Some(commit) = &app.commit {
-            println!("  commit {commit}");
-        }
-        if let Some(pr) = &app.pull_request {
-            match &app.pull_request_action {
-                Some(PullRequestAction::NotReopened(reason)) => {
-                    println!("  pull request {pr}: {reason}");
-                }
-                _ => println!("  pull request {pr}"),
-            }
-        }
-        for error in &app.errors {
-            println!("  error: {error}");
-        }
-        for diff in &app.diffs {
-            print!("{diff}");
-        }
+/// Logging, the configuration (with the template and secret checks a pass would fail on) and
+/// the engine, for `once` and `explain`. `app`, when given, must be a valid app. `Ok` also
+/// says whether some app file has problems (printed here; the command still runs the others
+/// and exits 2). `Err`: the exit code, the error printed.
+pub(super) fn load_engine(
+    config: &std::path::Path,
+    app: Option<&str>,
+    log_level: Option<&str>,
+    log_format: LogFormat,
+) -> Result<(Engine, bool), ExitCode> {
+    let level = log_level
+        .map(str::to_owned)
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| "warn".to_string());
+    if let Err(e) = init_logging(log_format, Some(&level)) {
+        eprintln!("imagebump: {e}");
+        return Err(ExitCode::from(EXIT_USAGE));
     }
-    if !dry_run {
-        println!(
-            "{} app(s), {} push(es), {} registry request(s)",
-            report.apps.len(),
-            report.pushes,
-            report.registry_requests
+    let loaded = match config::load(config).and_then(|loaded| {
+        let mut found = check::templates(&loaded.refs.templates);
+        found.extend(check::missing_env(&loaded.refs.env));
+        loaded.with_problems(found)
+    }) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("{e}");
+            return Err(ExitCode::from(EXIT_USAGE));
+        }
+    };
+    for problem in &loaded.problems {
+        eprintln!("{problem}");
+    }
+    if let Some(app) = app
+        && !loaded.config.apps.iter().any(|a| a.name == app)
+    {
+        eprintln!(
+            "imagebump: no valid app named `{app}` in {}",
+            config.display()
         );
+        return Err(ExitCode::from(EXIT_USAGE));
     }
+    let problems = !loaded.problems.is_empty();
+    match Engine::new(loaded.config) {
+        Ok(engine) => Ok((engine, problems)),
+        Err(e) => {
+            eprintln!("imagebump: {e}");
+            Err(ExitCode::from(EXIT_USAGE))
+        }
+    }
+}
+
+/// The apps the reporter did not print as they completed (broken settings, an internal
+/// error), then the one-line summary.
+fn print_rest(report: &PassReport, printed: &BTreeSet<String>, dry_run: bool) {
+    for app in report.apps.iter().filter(|a| !printed.contains(&a.name)) {
+        print!("{}", app_block(app, dry_run));
+    }
+    println!("{}", summary(report, dry_run));
+}
+
+/// What became of one app, in words.
+fn state(app: &AppReport, dry_run: bool) -> &'static str {
+    if !app.errors.is_empty() {
+        "FAILED"
+    } else if app.changes.is_empty() {
+        "up to date"
+    } else if dry_run {
+        "would change"
+    } else {
+        match &app.pull_request_action {
+            Some(PullRequestAction::Opened) => "pull request opened",
+            Some(PullRequestAction::Updated) => "pull request updated",
+            Some(PullRequestAction::Unchanged) => "already proposed (pull request unchanged)",
+            Some(PullRequestAction::NotReopened(_)) => "not proposed again",
+            None if app.pushed => "updated",
+            None => "changes pending",
+        }
+    }
+}
+
+/// One app's result: its state, a line per image (deployed, candidate, why), the changes,
+/// the commit or pull request, the errors and, in a dry run, the diffs.
+fn app_block(app: &AppReport, dry_run: bool) -> String {
+    let mut out = format!("{}: {}\n", app.name, state(app, dry_run));
+    for line in image_lines(app) {
+        out.push_str(&line);
+        out.push('\n');
+    }
+    for c in &app.changes {
+        out.push_str(&format!(
+            "  {}:{}  {}  {} -> {}  ({})\n",
+            c.file, c.line, c.name, c.from, c.to, c.reason
+        ));
+    }
+    if let Some(commit) = &app.commit {
+        out.push_str(&format!("  commit {commit}\n"));
+    }
+    if let Some(pr) = &app.pull_request {
+        match &app.pull_request_action {
+            Some(PullRequestAction::NotReopened(reason)) => {
+                out.push_str(&format!("  pull request {pr}: {reason}\n"));
+            }
+            _ => out.push_str(&format!("  pull request {pr}\n")),
+        }
+    }
+    for error in &app.errors {
+        out.push_str(&format!("  error: {error}\n"));
+    }
+    for diff in &app.diffs {
+        out.push_str(diff);
+    }
+    out
+}
+
+/// `3 app(s): 1 updated, 1 up to date, 1 failed; 1 push(es), 12 registry request(s)`.
+fn summary(report: &PassReport, dry_run: bool) -> String {
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for app in &report.apps {
+        let state = match state(app, dry_run) {
+            "FAILED" => "failed",
+            "up to date" => "up to date",
+            "would change" => "would change",
+            "already proposed (pull request unchanged)" => "already proposed",
+            "not proposed again" => "not proposed again",
+            "changes pending" => "changes pending",
+            _ => "updated",
+        };
+        match counts.iter_mut().find(|(s, _)| *s == state) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((state, 1)),
+        }
+    }
+    counts.sort_by_key(|(state, _)| *state);
+    let counts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    let states = if counts.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", counts.join(", "))
+    };
+    let writes = if dry_run {
+        "dry run, nothing written".to_string()
+    } else {
+        format!("{} push(es)", report.pushes)
+    };
+    format!(
+        "{} app(s){states}; {writes}, {} registry request(s)",
+        report.apps.len(),
+        report.registry_requests
+    )
+}
+
+/// One line per image: deployed tag, best candidate and why, e.g.
+/// `  api 1.4.2 -> 1.4.3: 1.4.3 is newer and allowed`, `  web 2.0.0: up to date: ...`.
+fn image_lines(app: &AppReport) -> Vec<String> {
+    app.images
+        .iter()
+        .map(|image| {
+            let deployed = image.deployed.as_deref().unwrap_or("(not found)");
+            let mut line = format!("  {} {deployed}", image.name);
+            if let Some(candidate) = &image.candidate
+                && image.deployed.as_ref() != Some(candidate)
+                && app.changes.iter().any(|c| c.name == image.name)
+            {
+                line.push_str(&format!(" -> {candidate}"));
+            }
+            match (&image.why, &image.error) {
+                (Some(why), _) => line.push_str(&format!(": {why}")),
+                (None, Some(_)) => line.push_str(": not decided (error below)"),
+                (None, None) => line.push_str(": not decided"),
+            }
+            let proposed = app.changes.iter().any(|c| c.name == image.name);
+            if let (true, Some(PullRequestAction::Unchanged), Some(pr)) =
+                (proposed, &app.pull_request_action, &app.pull_request)
+            {
+                line.push_str(&format!("; waiting for pull request {pr} to be merged"));
+            }
+            line
+        })
+        .collect()
 }
 
 fn print_json(report: &PassReport, dry_run: bool) {

@@ -87,6 +87,9 @@ fn one_line(text: &str, max: usize) -> String {
     }
 }
 
+/// The longest why shown in a table cell (`--json` has it whole).
+const WHY_WIDTH: usize = 60;
+
 /// The status as an aligned table: one row per image (one per app without images).
 pub fn render_table(status: &StatusResponse) -> String {
     let header = [
@@ -94,10 +97,11 @@ pub fn render_table(status: &StatusResponse) -> String {
         "IMAGE",
         "DEPLOYED",
         "CANDIDATE",
+        "WHY",
         "LAST CHECK",
         "LAST ERROR",
     ];
-    let mut rows: Vec<[String; 6]> = Vec::new();
+    let mut rows: Vec<[String; 7]> = Vec::new();
     for app in &status.apps {
         let last_check = cell(app.last_check.as_deref());
         let last_error = app
@@ -107,6 +111,7 @@ pub fn render_table(status: &StatusResponse) -> String {
         if app.images.is_empty() {
             rows.push([
                 app.name.clone(),
+                "-".into(),
                 "-".into(),
                 "-".into(),
                 "-".into(),
@@ -120,6 +125,10 @@ pub fn render_table(status: &StatusResponse) -> String {
                 image.name.clone(),
                 cell(image.deployed.as_deref()),
                 cell(image.candidate.as_deref()),
+                image
+                    .why_text
+                    .as_deref()
+                    .map_or_else(|| "-".to_string(), |why| one_line(why, WHY_WIDTH)),
                 last_check.clone(),
                 last_error.clone(),
             ]);
@@ -132,7 +141,7 @@ pub fn render_table(status: &StatusResponse) -> String {
         }
     }
     let mut out = String::new();
-    let mut push_row = |values: [&str; 6]| {
+    let mut push_row = |values: [&str; 7]| {
         let mut line = String::new();
         for (index, (value, width)) in values.iter().zip(widths.iter()).enumerate() {
             if index + 1 == values.len() {
@@ -148,7 +157,9 @@ pub fn render_table(status: &StatusResponse) -> String {
     };
     push_row(header);
     for row in &rows {
-        push_row([&row[0], &row[1], &row[2], &row[3], &row[4], &row[5]]);
+        push_row([
+            &row[0], &row[1], &row[2], &row[3], &row[4], &row[5], &row[6],
+        ]);
     }
     if !status.ready {
         out.push_str("(daemon not ready yet: the first check cycle has not ended)\n");
@@ -191,7 +202,11 @@ mod tests {
                         deployed: Some("1.4.2".into()),
                         candidate: Some("1.4.3".into()),
                         why: None,
-                        why_text: None,
+                        why_text: Some(
+                            "1.4.3 is newer and allowed; skipped 1.5.0 (younger than min_age), \
+                             1.4.9 (no linux/arm64 image)"
+                                .into(),
+                        ),
                     }],
                     last_check: Some("2026-01-01T10:00:00Z".into()),
                     last_error: Some("registry ghcr.io\nanswered 500".into()),
@@ -206,9 +221,9 @@ mod tests {
         };
         let table = render_table(&status);
         let expected = "\
-APP   IMAGE  DEPLOYED  CANDIDATE  LAST CHECK            LAST ERROR
-shop  api    1.4.2     1.4.3      2026-01-01T10:00:00Z  registry ghcr.io answered 500
-blog  -      -         -          -                     -
+APP   IMAGE  DEPLOYED  CANDIDATE  WHY                                                           LAST CHECK            LAST ERROR
+shop  api    1.4.2     1.4.3      1.4.3 is newer and allowed; skipped 1.5.0 (younger than min…  2026-01-01T10:00:00Z  registry ghcr.io answered 500
+blog  -      -         -          -                                                             -                     -
 ";
         assert_eq!(table, expected);
     }
@@ -234,7 +249,7 @@ blog  -      -         -          -                     -
             ],
         };
         let expected = "\
-APP  IMAGE  DEPLOYED  CANDIDATE  LAST CHECK  LAST ERROR
+APP  IMAGE  DEPLOYED  CANDIDATE  WHY  LAST CHECK  LAST ERROR
 
 APP FILES THAT DO NOT LOAD
 apps/shop.yaml: FAILED since 2026-01-01T10:00:00Z (shop runs from its last good version)

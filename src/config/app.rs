@@ -24,6 +24,8 @@ pub(super) const APP_KEYS: &[&str] = &[
     "interval",
     "schedule",
     "images",
+    "on_rollback",
+    "notify",
 ];
 
 /// Parse one app file's text.
@@ -99,6 +101,8 @@ pub fn parse_app(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<App
         );
     }
     let schedule = parse_schedule(&fields, diags);
+    let on_rollback = parse_on_rollback(&fields, diags);
+    let notify = super::notify::parse_app_notify(&fields, diags);
     let mut images = Vec::new();
     match fields.get("images") {
         Some(node) => {
@@ -130,7 +134,30 @@ pub fn parse_app(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<App
         commit_message,
         schedule,
         images,
+        on_rollback,
+        notify,
     })
+}
+
+/// `on_rollback: skip-version | hold | ignore`, at app or image level.
+fn parse_on_rollback(fields: &Fields<'_>, diags: &mut Diagnostics) -> Option<OnRollback> {
+    let value = fields.opt_str("on_rollback", diags)?;
+    match value.as_str() {
+        "skip-version" => Some(OnRollback::SkipVersion),
+        "hold" => Some(OnRollback::Hold),
+        "ignore" => Some(OnRollback::Ignore),
+        other => {
+            if let Some(at) = fields.get("on_rollback") {
+                diags.node(
+                    at,
+                    format!(
+                        "`on_rollback` must be `skip-version`, `hold` or `ignore`, found `{other}`"
+                    ),
+                );
+            }
+            None
+        }
+    }
 }
 
 fn is_valid_name(name: &str) -> bool {
@@ -209,6 +236,7 @@ const IMAGE_KEYS: &[&str] = &[
     "min_age",
     "platform",
     "targets",
+    "on_rollback",
 ];
 
 fn parse_image(node: &Node, diags: &mut Diagnostics) -> Option<ImageConfig> {
@@ -305,6 +333,7 @@ fn parse_image(node: &Node, diags: &mut Diagnostics) -> Option<ImageConfig> {
         platforms,
         targets,
         line: node.line,
+        on_rollback: parse_on_rollback(&fields, diags),
     })
 }
 
@@ -470,6 +499,17 @@ fn parse_target(node: &Node, diags: &mut Diagnostics) -> Option<TargetConfig> {
     }
     if target.path.is_some() && target.marker.is_some() {
         diags.node(node, "a target uses either `path` or `marker`, not both");
+    }
+    if target.names_directory() && target.path.is_some() {
+        let at = fields.get("path").unwrap_or(node);
+        diags.node(
+            at,
+            format!(
+                "`{}` is a directory target (Kustomize entries, manifests and markers in every \
+                 YAML file under it); a Helm values `path` needs one file",
+                target.file
+            ),
+        );
     }
     Some(target)
 }

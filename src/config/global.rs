@@ -26,6 +26,7 @@ pub(super) const GLOBAL_KEYS: &[&str] = &[
     "http",
     "max_concurrent_checks",
     "registry_breaker",
+    "notifications",
 ];
 
 /// Parse the global file's text. `path` locates the apps directory and names the file in
@@ -73,7 +74,11 @@ pub fn parse_global(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<
         .get("registry_breaker")
         .and_then(|node| parse_breaker(node, diags))
         .unwrap_or_default();
+    let notifications = fields
+        .get("notifications")
+        .and_then(|node| super::notify::parse_notifications(node, base, diags));
     Some(Global {
+        notifications,
         max_concurrent_checks,
         registry_breaker,
         apps_dir,

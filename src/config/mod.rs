@@ -12,6 +12,7 @@
 //! get a "did you mean" hint, and a broken app file is reported without hiding the others.
 //!
 //! Files: [`model`] (the plain data), [`global`] (the global file), [`app`] (an app file),
+//! `notify` (the `notifications:` section and an app's `notify:` list),
 //! [`read`] (positioned readers shared by both), [`yaml`] (the positioned tree), `receiver`
 //! (the webhook receiver kinds), [`repo_url`] (config repository URLs); this file loads a
 //! directory and reports every problem at once.
@@ -19,6 +20,7 @@
 mod app;
 mod global;
 mod model;
+mod notify;
 pub mod read;
 mod receiver;
 pub mod repo_url;
@@ -176,6 +178,10 @@ pub fn check(path: &Path) -> Result<Checked, ConfigError> {
         };
         let mut diags = Diagnostics::new(&file);
         let app = parse_app(&file, &text, &mut diags);
+        if let Some(global) = parsed.as_ref().filter(|_| global_ok) {
+            let unknown = notify::check_app_sinks(&diags.refs.sinks, global);
+            diags.list.extend(unknown);
+        }
         if let Some((name, line, col)) = app_name(&text) {
             match seen.get(&name) {
                 Some(other) => diags.at(

@@ -44,6 +44,101 @@ pub struct Global {
     pub max_concurrent_checks: Option<u32>,
     /// How long a registry that keeps failing is left alone.
     pub registry_breaker: BreakerConfig,
+    /// `notifications`: the sinks and when they are told (`None`: no notifications).
+    pub notifications: Option<NotificationsConfig>,
+}
+
+/// `notifications:` of the global file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationsConfig {
+    pub sinks: Vec<SinkConfig>,
+    /// Sinks told about every app (an app's own `notify:` adds to these).
+    pub notify: Vec<String>,
+    /// Consecutive failed checks of an app before `failed` is sent (default 3).
+    pub failures: u32,
+    /// Events waiting per sink at most; more are dropped and counted (default 100).
+    pub queue: u32,
+    /// Tries per event, the first included (default 4), with a doubling pause between.
+    pub attempts: u32,
+    /// Longest wait for one try (default 10s).
+    pub timeout: Duration,
+}
+
+impl Default for NotificationsConfig {
+    fn default() -> Self {
+        NotificationsConfig {
+            sinks: Vec::new(),
+            notify: Vec::new(),
+            failures: 3,
+            queue: 100,
+            attempts: 4,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// One notification sink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkConfig {
+    /// The name apps use in `notify:`, and the `sink` label of the metrics.
+    pub name: String,
+    pub kind: SinkKind,
+    /// Where the URL is (a secret: Slack's incoming webhook URLs carry their token).
+    pub url: SecretRef,
+    /// Where the HMAC key is (`webhook` sinks).
+    pub secret: Option<SecretRef>,
+    /// The events this sink gets (all when the config lists none).
+    pub events: Vec<NotifyEvent>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkKind {
+    /// A Slack incoming webhook (Block Kit message).
+    Slack,
+    /// A JSON POST signed with HMAC-SHA256.
+    Webhook,
+}
+
+/// A secret named by the config: an environment variable or a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretRef {
+    Env(String),
+    File(PathBuf),
+}
+
+/// What a sink can be told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NotifyEvent {
+    /// New tags committed and pushed (`write: commit`).
+    Committed,
+    /// A pull request opened or updated (`write: pull-request`).
+    PullRequest,
+    /// The app failed `failures` checks in a row.
+    Failed,
+    /// The app's first good check after `failed`.
+    Recovered,
+}
+
+impl NotifyEvent {
+    pub const ALL: [NotifyEvent; 4] = [
+        NotifyEvent::Committed,
+        NotifyEvent::PullRequest,
+        NotifyEvent::Failed,
+        NotifyEvent::Recovered,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyEvent::Committed => "committed",
+            NotifyEvent::PullRequest => "pull_request",
+            NotifyEvent::Failed => "failed",
+            NotifyEvent::Recovered => "recovered",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<NotifyEvent> {
+        NotifyEvent::ALL.into_iter().find(|e| e.as_str() == name)
+    }
 }
 
 /// `registry_breaker`: after 3 requests in a row to a registry fail for good, it is left alone
@@ -163,6 +258,34 @@ pub struct App {
     /// Per-app schedule; `None` means the global one.
     pub schedule: Option<Schedule>,
     pub images: Vec<ImageConfig>,
+    /// `notify`: notification sinks for this app, on top of `notifications.notify`.
+    pub notify: Vec<String>,
+    /// `on_rollback`: what a person's rollback of an image means (an image's own overrides).
+    pub on_rollback: Option<OnRollback>,
+}
+
+/// `on_rollback`: what imagebump does once a person rolled an image back from a tag it wrote
+/// (the latest change of the target, by someone else, moved it to an older tag).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnRollback {
+    /// The rolled-back tag and every tag not newer are not proposed again; a newer one is.
+    #[default]
+    SkipVersion,
+    /// No update for the image until a person changes the value again.
+    Hold,
+    /// Rollbacks are not looked for.
+    Ignore,
+}
+
+impl OnRollback {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnRollback::SkipVersion => "skip-version",
+            OnRollback::Hold => "hold",
+            OnRollback::Ignore => "ignore",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,6 +333,8 @@ pub struct ImageConfig {
     pub platforms: Vec<String>,
     pub targets: Vec<TargetConfig>,
     pub line: usize,
+    /// `on_rollback` of this image; `None`: the app's.
+    pub on_rollback: Option<OnRollback>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -224,7 +349,8 @@ pub enum PolicyConfig {
 /// Where in the config repo an image's tag is written.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TargetConfig {
-    /// Path relative to the repo root.
+    /// Path relative to the repo root: a file, or a directory (`clusters/prod/`, `./`) whose
+    /// YAML files are all scanned.
     pub file: String,
     /// Helm values path (`api.image.tag`).
     pub path: Option<String>,
@@ -233,4 +359,12 @@ pub struct TargetConfig {
     /// A Flux `$imagepolicy` marker name (`ns:name`).
     pub marker: Option<String>,
     pub line: usize,
+}
+
+impl TargetConfig {
+    /// True when `file` is written as a directory (a trailing `/`). A `file` without one that is
+    /// a directory on the branch is a directory target too; only a pass can tell.
+    pub fn names_directory(&self) -> bool {
+        self.file.ends_with('/')
+    }
 }

@@ -97,17 +97,26 @@ pub struct EnvRef {
     pub at: Position,
 }
 
+/// A notification sink an app file names (`notify:`), checked against the global file's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkRef {
+    pub name: String,
+    pub at: Position,
+}
+
 /// What another stage must check in a file: its templates and secret references.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Refs {
     pub templates: Vec<TemplateRef>,
     pub env: Vec<EnvRef>,
+    pub sinks: Vec<SinkRef>,
 }
 
 impl Refs {
     pub fn extend(&mut self, other: Refs) {
         self.templates.extend(other.templates);
         self.env.extend(other.env);
+        self.sinks.extend(other.sinks);
     }
 }
 

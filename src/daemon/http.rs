@@ -137,7 +137,8 @@ async fn page(State(state): State<HttpState>) -> Response {
         .unwrap_or(now)
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
-    match super::page::render(&snapshot, &now) {
+    let notifications = state.metrics.notification_status();
+    match super::page::render_with_notifications(&snapshot, &notifications, &now) {
         Ok(html) => axum::response::Html(html).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "cannot render the status page");

@@ -1,8 +1,8 @@
 //! Prometheus metrics (prometheus-client, OpenMetrics text on `/metrics`).
 //!
-//! Invariant: every label is bounded — a registry host or an app name (both come from the
-//! config), a receiver type, a scope kind, or an outcome chosen from a fixed set of `&'static
-//! str`. Never a tag, a digest, a file name or anything read from a request.
+//! Invariant: every label is bounded — a registry host, an app name or a notification sink
+//! name (all from the config), a receiver type, a scope kind, or an outcome chosen from a fixed
+//! set of `&'static str`. Never a tag, a digest, a file name or anything read from a request.
 //! Design choice: one [`Metrics`] value, created before the engine and shared (`Arc`) with it,
 //! with one method per event, so the engine records what it does without knowing Prometheus.
 
@@ -58,6 +58,27 @@ struct ReceiverOutcome {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SinkOutcome {
+    sink: String,
+    outcome: &'static str,
+}
+
+/// What became of one notification sink's events since the start (shown on the status page).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SinkStatus {
+    /// The sink's configured name.
+    pub sink: String,
+    /// Count per outcome (`delivered`, `retried`, `failed`, `dropped`), in that order.
+    pub counts: Vec<(&'static str, u64)>,
+    /// The last outcome that was not `delivered`: what went wrong (never a URL or key).
+    pub last_problem: Option<String>,
+    /// RFC 3339 time of `last_problem`.
+    pub last_problem_at: Option<String>,
+    /// RFC 3339 time of the last delivery.
+    pub last_delivered_at: Option<String>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AppLabel {
     app: String,
 }
@@ -91,6 +112,9 @@ pub struct Metrics {
     reloads: Family<OutcomeLabel, Counter>,
     config_problems: Gauge,
     registry_given_up: Family<RegistryLabel, Gauge>,
+    notifications: Family<SinkOutcome, Counter>,
+    /// The same per sink, with the last problem, for the status page.
+    sinks: std::sync::Mutex<Vec<SinkStatus>>,
 }
 
 impl Default for Metrics {
@@ -199,6 +223,12 @@ impl Metrics {
             "1 while a registry that kept failing is left alone (its requests fail at once), else 0; as of the last check",
             registry_given_up.clone(),
         );
+        let notifications = Family::<SinkOutcome, Counter>::default();
+        registry.register(
+            "notifications",
+            "Notification events by sink and outcome (delivered, retried: a try failed and another follows, failed: given up, dropped: the sink's queue was full)",
+            notifications.clone(),
+        );
         // Both outcomes exist from the start, so an alert on `rejected` sees 0 → 1.
         for outcome in ["ok", "rejected"] {
             drop(reloads.get_or_create(&OutcomeLabel { outcome }));
@@ -221,7 +251,76 @@ impl Metrics {
             reloads,
             config_problems,
             registry_given_up,
+            notifications,
+            sinks: std::sync::Mutex::default(),
         }
+    }
+
+    /// The configured notification sinks and their possible outcomes: every series is created
+    /// at zero, and the page lists the sinks (a sink no longer configured is dropped from it).
+    pub fn notification_sinks(&self, sinks: &[String], outcomes: &[&'static str]) {
+        let mut board = self
+            .sinks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        board.retain(|s| sinks.contains(&s.sink));
+        for sink in sinks {
+            for &outcome in outcomes {
+                drop(self.notifications.get_or_create(&SinkOutcome {
+                    sink: sink.clone(),
+                    outcome,
+                }));
+            }
+            if !board.iter().any(|s| &s.sink == sink) {
+                board.push(SinkStatus {
+                    sink: sink.clone(),
+                    counts: outcomes.iter().map(|&o| (o, 0)).collect(),
+                    ..SinkStatus::default()
+                });
+            }
+        }
+    }
+
+    /// One notification outcome at `sink` (a configured name); `problem` says what went wrong.
+    pub fn notification(&self, sink: &str, outcome: &'static str, problem: Option<&str>) {
+        self.notifications
+            .get_or_create(&SinkOutcome {
+                sink: sink.to_string(),
+                outcome,
+            })
+            .inc();
+        let mut board = self
+            .sinks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Some(status) = board.iter_mut().find(|s| s.sink == sink) else {
+            return;
+        };
+        match status.counts.iter_mut().find(|(o, _)| *o == outcome) {
+            Some((_, count)) => *count += 1,
+            None => status.counts.push((outcome, 1)),
+        }
+        let now = time::OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            });
+        if let Some(problem) = problem {
+            status.last_problem = Some(format!("{outcome}: {problem}"));
+            status.last_problem_at = now;
+        } else if outcome == "delivered" {
+            status.last_delivered_at = now;
+        }
+    }
+
+    /// Every configured notification sink and what became of its events.
+    pub fn notification_status(&self) -> Vec<SinkStatus> {
+        self.sinks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     /// Creates the series whose labels are known from the configuration, at zero, so every
@@ -408,6 +507,8 @@ mod tests {
         metrics.registry_given_up("ghcr.io", true);
         metrics.images(3, 1);
         metrics.check("all", "ok", Some(Duration::from_secs(2)));
+        metrics.notification_sinks(&["ops".into()], &["delivered", "failed"]);
+        metrics.notification("ops", "failed", Some("the sink answered HTTP 500"));
         let text = metrics.encode();
         for expected in [
             "imagebump_registry_requests_total{registry=\"ghcr.io\",outcome=\"ok\"} 2",
@@ -423,6 +524,8 @@ mod tests {
             "imagebump_images_checked_total 3",
             "imagebump_images_updated_total 1",
             "imagebump_check_duration_seconds_count{scope=\"all\"} 1",
+            "imagebump_notifications_total{sink=\"ops\",outcome=\"delivered\"} 0",
+            "imagebump_notifications_total{sink=\"ops\",outcome=\"failed\"} 1",
             "# EOF",
         ] {
             assert!(text.contains(expected), "missing {expected:?} in:\n{text}");

@@ -1,7 +1,7 @@
 //! The status page: `GET /` on the operator listener, one server-rendered HTML page.
 //!
-//! Invariant: built only from the status snapshot `/api/v1/status` serves (nothing is asked of
-//! the worker or a registry to draw it), and every value is HTML-escaped by the template engine
+//! Invariant: built only from the status snapshot `/api/v1/status` serves and the notification
+//! sinks' counts the metrics keep (nothing is asked of the worker or a registry to draw it), and every value is HTML-escaped by the template engine
 //! (minijinja auto-escapes `.html` templates). No JavaScript and no external asset: it works in
 //! an air-gapped cluster and refreshes itself with a meta refresh.
 
@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::metrics::SinkStatus;
 use super::status::{AppStatus, ConfigProblem, StatusResponse, Update};
 
 /// Seconds between two refreshes of the page.
@@ -23,6 +24,42 @@ struct Page<'a> {
     refresh: u64,
     config_errors: &'a [ConfigProblem],
     apps: Vec<AppView<'a>>,
+    notifications: Vec<SinkView<'a>>,
+}
+
+/// One notification sink's line (section "Notifications").
+#[derive(Serialize)]
+struct SinkView<'a> {
+    sink: &'a str,
+    delivered: u64,
+    retried: u64,
+    failed: u64,
+    dropped: u64,
+    /// Some event was given up or dropped.
+    failing: bool,
+    last_delivered_at: Option<&'a str>,
+    last_problem: Option<&'a str>,
+    last_problem_at: Option<&'a str>,
+}
+
+fn sink_view(sink: &SinkStatus) -> SinkView<'_> {
+    let count = |outcome: &str| {
+        sink.counts
+            .iter()
+            .find(|(o, _)| *o == outcome)
+            .map_or(0, |(_, n)| *n)
+    };
+    SinkView {
+        sink: &sink.sink,
+        delivered: count("delivered"),
+        retried: count("retried"),
+        failed: count("failed"),
+        dropped: count("dropped"),
+        failing: count("failed") + count("dropped") > 0,
+        last_delivered_at: sink.last_delivered_at.as_deref(),
+        last_problem: sink.last_problem.as_deref(),
+        last_problem_at: sink.last_problem_at.as_deref(),
+    }
 }
 
 #[derive(Serialize)]
@@ -59,6 +96,15 @@ struct ImageView<'a> {
 
 /// The page for `status`, as of `now` (RFC 3339).
 pub fn render(status: &StatusResponse, now: &str) -> Result<String, minijinja::Error> {
+    render_with_notifications(status, &[], now)
+}
+
+/// The page for `status` with the notification sinks' outcomes (from the metrics).
+pub fn render_with_notifications(
+    status: &StatusResponse,
+    notifications: &[SinkStatus],
+    now: &str,
+) -> Result<String, minijinja::Error> {
     let mut env = minijinja::Environment::new();
     env.add_template("status.html", TEMPLATE)?;
     let page = Page {
@@ -67,6 +113,7 @@ pub fn render(status: &StatusResponse, now: &str) -> Result<String, minijinja::E
         refresh: REFRESH_SECS,
         config_errors: &status.config_errors,
         apps: status.apps.iter().map(app_view).collect(),
+        notifications: notifications.iter().map(sink_view).collect(),
     };
     env.get_template("status.html")?.render(&page)
 }
@@ -219,5 +266,38 @@ mod tests {
         assert!(html.contains("FAILING") && html.contains("role=\"alert\""));
         assert!(html.contains("semver ~1.4") && html.contains("values.yaml (path api.image.tag)"));
         assert!(html.contains("<th scope=\"col\">Why</th>"));
+    }
+
+    #[test]
+    fn notification_sinks_are_listed_with_their_problems_escaped() {
+        let sinks = [SinkStatus {
+            sink: "team".into(),
+            counts: vec![
+                ("delivered", 4),
+                ("retried", 1),
+                ("failed", 1),
+                ("dropped", 0),
+            ],
+            last_problem: Some("failed: the sink answered <HTTP 500>".into()),
+            last_problem_at: Some("2026-12-04T05:00:00Z".into()),
+            last_delivered_at: Some("2026-12-04T04:00:00Z".into()),
+        }];
+        let status = StatusResponse::default();
+        let html = render_with_notifications(&status, &sinks, "2026-12-04T05:00:01Z").unwrap();
+        assert!(
+            html.contains("<h2 id=\"notifications\">Notifications</h2>"),
+            "{html}"
+        );
+        assert!(html.contains("<th scope=\"row\">team</th><td>4</td><td>1</td><td class=\"error\">1</td><td class=\"\">0</td>"), "{html}");
+        assert!(
+            html.contains("failed: the sink answered &lt;HTTP 500&gt;"),
+            "{html}"
+        );
+        // Without sinks, no section.
+        assert!(
+            !render(&status, "2026-12-04T05:00:01Z")
+                .unwrap()
+                .contains("Notifications")
+        );
     }
 }

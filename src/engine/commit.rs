@@ -108,7 +108,7 @@ impl Engine {
         let mut group = Group::default();
         for (index, (app, report)) in apps.iter().zip(reports.iter_mut()).enumerate() {
             *report = AppReport::new(&app.app.name);
-            let planned = plan::plan_app(self.registry(), ctx, checkout.workdir(), app);
+            let planned = plan::plan_app(self.registry(), ctx, checkout, app);
             report.images = planned.images;
             report.errors = planned.errors;
             report.changes = planned.changes;

@@ -13,6 +13,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::task::JoinSet;
 
+use super::progress::Progress;
 use crate::policy::{Current, Decision, Policy, Step, TagMeta};
 use crate::reference::ImageRef;
 use crate::registry::{self, RegistryError};
@@ -44,6 +45,7 @@ impl TagLists {
 pub(crate) async fn tag_lists(
     client: &registry::Client,
     images: &BTreeMap<String, ImageRef>,
+    progress: &dyn Progress,
 ) -> TagLists {
     let mut jobs = JoinSet::new();
     for (name, image) in images {
@@ -61,6 +63,7 @@ pub(crate) async fn tag_lists(
             continue;
         };
         lists.durations.push((registry, elapsed));
+        progress.listed(&name);
         let entry = match result {
             Ok(tags) => {
                 tracing::debug!(repository = %name, tags = tags.len(), "listed tags");
@@ -84,7 +87,8 @@ pub(crate) struct MetaMemo {
 }
 
 impl MetaMemo {
-    fn of(&self, repository: &str) -> HashMap<String, TagMeta> {
+    /// The metadata fetched so far for `repository`.
+    pub(super) fn of(&self, repository: &str) -> HashMap<String, TagMeta> {
         self.by_repository
             .lock()
             .map(|m| m.get(repository).cloned().unwrap_or_default())
@@ -143,6 +147,24 @@ pub(crate) async fn decide(
             }
         }
     }
+}
+
+/// A tag's creation time, from the pass's memo or else asked once (and kept in the memo);
+/// `None` when the registry could not tell.
+pub(crate) async fn created(
+    client: &registry::Client,
+    memo: &MetaMemo,
+    image: &ImageRef,
+    tag: &str,
+) -> Option<OffsetDateTime> {
+    let repository = image.name();
+    if let Some(meta) = memo.of(&repository).get(tag) {
+        return meta.created;
+    }
+    let meta = tag_meta(client, image, tag, false).await;
+    let created = meta.created;
+    memo.insert(&repository, tag.to_string(), meta);
+    created
 }
 
 /// A tag's digest and creation time, and with `want_platforms` the platforms it has images for

@@ -15,17 +15,21 @@
 //! rejected; pull-request mode ([`pull_request`]) pushes a bot branch and asks the forge. A
 //! [`WriteContext`] carries the mode, the time and the fetched data through all of it.
 //!
-//! Files: [`fetch`], [`plan`],
+//! Files: [`fetch`], [`plan`], [`explain`] (`imagebump explain`, read-only), [`progress`]
+//! (what a pass tells while it runs),
 //! [`commit`], [`pull_request`], [`message`] (commit messages), [`settings`] (config to stage
 //! settings, secrets), [`check`] (template and secret checks before a pass). What a pass reports
 //! is [`crate::report`].
 
 pub mod check;
 mod commit;
+pub mod explain;
 mod fetch;
 pub mod message;
 mod plan;
+pub mod progress;
 mod pull_request;
+mod rollback;
 pub mod settings;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -86,6 +90,11 @@ pub(crate) struct WriteContext {
     pub tags: fetch::TagLists,
     pub memo: fetch::MetaMemo,
     pub handle: tokio::runtime::Handle,
+    /// The engine's history cache (it outlives the pass).
+    pub history: Arc<crate::history::History>,
+    /// The bot's email: commits by it are imagebump's (rollback detection).
+    pub bot: String,
+    pub progress: Arc<dyn progress::Progress>,
 }
 
 /// One app, resolved when the engine is built: its config, and per image its policy and its
@@ -128,6 +137,8 @@ struct Inner {
     /// One lock per config repository URL: passes that run at once (a webhook check during a
     /// poll) take turns on a clone instead of failing on it.
     repo_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The targets' histories read so far, per (repository, branch, file).
+    history: Arc<crate::history::History>,
     /// Once triggered, no new commit or push is started.
     shutdown: Option<crate::shutdown::Shutdown>,
 }
@@ -180,6 +191,9 @@ impl Engine {
                 git,
                 retry,
                 repo_locks: Mutex::new(HashMap::new()),
+                history: Arc::new(crate::history::History::new(
+                    crate::history::Bound::default(),
+                )),
                 shutdown: None,
             }),
         })
@@ -206,6 +220,12 @@ impl Engine {
         &self.inner.config
     }
 
+    /// The history reads so far: first-parent commits read and blobs parsed (a pass whose
+    /// branch heads did not move adds nothing).
+    pub fn history_cost(&self) -> (usize, usize) {
+        self.inner.history.cost()
+    }
+
     /// The registry client (for its request counters).
     pub fn registry(&self) -> &registry::Client {
         &self.inner.registry
@@ -222,6 +242,15 @@ impl Engine {
 
     /// Run one pass. Never fails as a whole: every problem lands in the report of its app.
     pub async fn run_pass(&self, options: &PassOptions) -> PassReport {
+        self.run_pass_with(options, Arc::new(progress::Quiet)).await
+    }
+
+    /// [`Engine::run_pass`], telling `progress` what it does as it goes.
+    pub async fn run_pass_with(
+        &self,
+        options: &PassOptions,
+        progress: Arc<dyn progress::Progress>,
+    ) -> PassReport {
         let inner = &self.inner;
         let requests_before = inner.registry.stats().total_requests();
         let selected = self.select(options);
@@ -243,7 +272,9 @@ impl Engine {
                     .or_insert_with(|| image.image.clone());
             }
         }
-        let tags = fetch::tag_lists(&inner.registry, &images).await;
+        let config_repos: BTreeSet<&str> = selected.iter().map(|a| a.app.repo.as_str()).collect();
+        progress.start(images.len(), selected.len(), config_repos.len());
+        let tags = fetch::tag_lists(&inner.registry, &images, progress.as_ref()).await;
         report.tag_lists.clone_from(&tags.durations);
         let ctx = Arc::new(WriteContext {
             mode: if options.dry_run {
@@ -255,6 +286,9 @@ impl Engine {
             tags,
             memo: fetch::MetaMemo::default(),
             handle: tokio::runtime::Handle::current(),
+            history: Arc::clone(&inner.history),
+            bot: inner.config.global.git.author_email.clone(),
+            progress,
         });
 
         // One blocking job per config repository, all in parallel.
@@ -323,13 +357,18 @@ impl Engine {
         for (branch, apps) in by_branch {
             let (apps, pushed) = self.write_branch(ctx, url, &branch, &apps);
             pushes += usize::from(pushed);
+            for app in &apps {
+                ctx.progress.app_done(app);
+            }
             reports.extend(apps);
         }
         for app in pull_requests {
             let (report, pushed) = pull_request::write(self, ctx, url, &app);
             pushes += usize::from(pushed);
+            ctx.progress.app_done(&report);
             reports.push(report);
         }
+        ctx.progress.repo_done(url, pushes);
         (reports, pushes)
     }
 

@@ -58,7 +58,7 @@ fn write_inner(
         .as_ref()
         .ok_or(PullRequestError::NotConfigured)?;
     let checkout = engine.git().checkout(url, &config.branch)?;
-    let planned = plan::plan_app(engine.registry(), ctx, checkout.workdir(), app);
+    let planned = plan::plan_app(engine.registry(), ctx, &checkout, app);
     report.images = planned.images;
     report.errors = planned.errors;
     report.changes = planned.changes;

@@ -35,6 +35,7 @@
 mod auth;
 mod cache;
 mod checkout;
+mod history;
 mod known_hosts;
 mod push;
 mod signing;
@@ -48,9 +49,10 @@ use std::sync::Arc;
 pub use cache::{CloneCache, DEFAULT_LOCK_WAIT};
 pub use checkout::{Checkout, CommitInfo};
 pub use git2::Oid;
+pub use history::{CommitMeta, FileHistory, FileVersion, HistoryEnd, Person, WalkBound};
 pub use push::{LeaseOutcome, PushOutcome};
 pub use signing::SigningKey;
-pub use tree_path::inside_clone;
+pub use tree_path::{YamlFiles, inside_clone, yaml_files_under};
 pub use writeback::{PushReport, RetryOptions, WriteBackError, commit_and_push};
 
 /// Author and committer of every commit imagebump makes.

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize as _;
 use yaml_serde::Value;
 
+pub mod argo;
 pub mod flux;
 mod render;
 

@@ -19,6 +19,8 @@ pub struct RegistryOut {
     pub docker_config: Option<String>,
     pub ca_file: Option<String>,
     pub platforms: Vec<String>,
+    /// `requests_per_second`, as written by the source.
+    pub requests_per_second: Option<String>,
 }
 
 /// One app file.
@@ -119,6 +121,9 @@ impl GlobalOut {
                 }
                 if !registry.platforms.is_empty() {
                     out.push_str(&format!("    platform: {}\n", list(&registry.platforms)));
+                }
+                if let Some(rate) = &registry.requests_per_second {
+                    out.push_str(&format!("    requests_per_second: {rate}\n"));
                 }
             }
         }

@@ -19,8 +19,10 @@
 //! `01.2.3`). A candidate ranking the same as the deployed tag never replaces
 //! it, so the tie-break cannot cause churn.
 
+mod explain;
 mod filter;
 mod order;
+mod rank;
 mod semver;
 mod why;
 
@@ -31,10 +33,11 @@ use std::fmt;
 
 use time::{Duration, OffsetDateTime};
 
+pub use explain::{Explanation, TagVerdict, Verdict};
 pub use filter::{Filter, FilterError};
 pub use order::{Order, OrderError};
 pub use semver::{Parsing, Range, RangeError, Version};
-pub use why::{Lacking, Skipped, Why};
+pub use why::{HeldUntil, Lacking, Skipped, Why};
 
 use filter::Skip;
 use order::Decimal;
@@ -201,6 +204,29 @@ enum Key<'a> {
     Number(Cow<'a, str>),
     /// Creation time as Unix nanoseconds (cheaper to compare than `OffsetDateTime`).
     Time(i128),
+}
+
+/// Why a tag is not a candidate.
+#[derive(Debug)]
+enum Reject {
+    /// Left out by the tag filters (or not a valid tag).
+    Filtered(Skip),
+    /// Not a version (semver) or not a number (numerical).
+    Unparsed,
+    /// A version outside the semver range.
+    Outside(Version),
+}
+
+impl Key<'_> {
+    /// The same key, owning its text.
+    fn into_owned(self) -> Key<'static> {
+        match self {
+            Key::Version(v) => Key::Version(v),
+            Key::Text(t) => Key::Text(Cow::Owned(t.into_owned())),
+            Key::Number(n) => Key::Number(Cow::Owned(n.into_owned())),
+            Key::Time(t) => Key::Time(t),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -401,16 +427,9 @@ impl Policy {
         if let Kind::Digest { tag } = &self.kind {
             return self.select_digest(tag, tags, current, meta, now);
         }
-        let (mut cands, mut tally) = self.candidates(tags);
-        let current_key = if matches!(self.kind, Kind::NewestBuild) {
-            match self.rank_by_time(&mut cands, &mut tally, current, meta) {
-                Ok(key) => key,
-                Err(missing) => return Ok(Step::NeedMetadata(missing)),
-            }
-        } else {
-            current
-                .tag
-                .and_then(|t| self.key_of(self.filter.current_value(t)).ok())
+        let (cands, tally, current_key) = match self.ranked_candidates(tags, current, meta) {
+            Ok(ranked) => ranked,
+            Err(missing) => return Ok(Step::NeedMetadata(missing)),
         };
         let matching = cands.len();
         let walk = match self.walk(cands, current, current_key.as_ref(), meta, now) {
@@ -428,6 +447,28 @@ impl Policy {
         self.conclude(walk, &selection)
     }
 
+    /// The candidates keyed for ranking (by creation time under `newest_build`), the count of
+    /// the other tags by reason, and the deployed tag's key. `Err`: the metadata still missing.
+    #[allow(clippy::type_complexity)]
+    fn ranked_candidates<'a>(
+        &self,
+        tags: &'a [String],
+        current: Current<'_>,
+        meta: &HashMap<String, TagMeta>,
+    ) -> Result<(Vec<Candidate<'a>>, Tally, Option<Key<'a>>), Vec<String>> {
+        let (mut cands, mut tally) = self.candidates(tags);
+        let current_key = if matches!(self.kind, Kind::NewestBuild) {
+            self.rank_by_time(&mut cands, &mut tally, current, meta)?
+        } else {
+            current.tag.and_then(|t| {
+                self.key_of(self.filter.current_value(t))
+                    .ok()
+                    .map(Key::into_owned)
+            })
+        };
+        Ok((cands, tally, current_key))
+    }
+
     /// The tags this policy can rank (filtered, parsed, inside the semver range), and the count
     /// of the others by reason.
     fn candidates<'a>(&self, tags: &'a [String]) -> (Vec<Candidate<'a>>, Tally) {
@@ -437,26 +478,26 @@ impl Policy {
         };
         let mut cands = Vec::new();
         for tag in tags {
-            let value = match self.filter.value(tag) {
-                Ok(v) => v,
-                Err(skip) => {
-                    tally.skip(skip);
-                    continue;
-                }
-            };
-            let Ok(key) = self.key_of(value) else {
-                tally.unparsed += 1;
-                continue;
-            };
-            if let (Kind::Semver { range, .. }, Key::Version(v)) = (&self.kind, &key)
-                && !range.matches(v)
-            {
-                tally.outside += 1;
-                continue;
+            match self.candidate(tag) {
+                Ok(candidate) => cands.push(candidate),
+                Err(Reject::Filtered(skip)) => tally.skip(skip),
+                Err(Reject::Unparsed) => tally.unparsed += 1,
+                Err(Reject::Outside(_)) => tally.outside += 1,
             }
-            cands.push(Candidate { tag, key });
         }
         (cands, tally)
+    }
+
+    /// One tag as a candidate, or why it is not one.
+    fn candidate<'a>(&self, tag: &'a str) -> Result<Candidate<'a>, Reject> {
+        let value = self.filter.value(tag).map_err(Reject::Filtered)?;
+        let key = self.key_of(value).map_err(|()| Reject::Unparsed)?;
+        if let (Kind::Semver { range, .. }, Key::Version(v)) = (&self.kind, &key)
+            && !range.matches(v)
+        {
+            return Err(Reject::Outside(v.clone()));
+        }
+        Ok(Candidate { tag, key })
     }
 
     /// `newest_build`: keys every candidate by its creation time (dropping those without one)

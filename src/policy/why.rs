@@ -64,6 +64,29 @@ pub enum Why {
     MissingTag { tag: String },
     /// The registry gave no digest for a tag that needs one.
     NoDigest { tag: String },
+    /// A person rolled the image back from `tag` (a value imagebump wrote) to the deployed one:
+    /// `until` says what lifts the hold (`on_rollback`).
+    Held {
+        /// The rolled-back tag (`tag@digest` when the digest was the change).
+        tag: String,
+        /// Who made the rollback (the commit's author email).
+        by: String,
+        /// The rollback commit, abbreviated.
+        commit: String,
+        /// Its day (committer time, UTC), `YYYY-MM-DD`.
+        date: String,
+        until: HeldUntil,
+    },
+}
+
+/// What ends a hold after a rollback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HeldUntil {
+    /// `on_rollback: skip-version`: a tag newer than the rolled-back one.
+    NewerTag,
+    /// `on_rollback: hold`: a person changing the value again.
+    PersonChanges,
 }
 
 impl std::fmt::Display for Skipped {
@@ -146,6 +169,49 @@ impl std::fmt::Display for Why {
             }
             Why::MissingTag { tag } => write!(f, "the repository has no tag {tag}"),
             Why::NoDigest { tag } => write!(f, "the registry gave no digest for {tag}"),
+            Why::Held {
+                tag,
+                by,
+                commit,
+                date,
+                until,
+            } => {
+                write!(f, "held: {tag} rolled back by {by} in {commit} on {date}; ")?;
+                match until {
+                    HeldUntil::NewerTag => write!(f, "waiting for a tag newer than {tag}"),
+                    HeldUntil::PersonChanges => {
+                        f.write_str("on_rollback is hold: waiting for a person to change it")
+                    }
+                }
+            }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::{HeldUntil, Why};
+
+    #[test]
+    fn a_hold_says_what_was_rolled_back_by_whom_and_what_lifts_it() {
+        let held = |until| Why::Held {
+            tag: "1.2.0".into(),
+            by: "jane@example.com".into(),
+            commit: "cd7292a".into(),
+            date: "2026-12-03".into(),
+            until,
+        };
+        assert_eq!(
+            held(HeldUntil::NewerTag).to_string(),
+            "held: 1.2.0 rolled back by jane@example.com in cd7292a on 2026-12-03; waiting for a tag newer than 1.2.0"
+        );
+        assert_eq!(
+            held(HeldUntil::PersonChanges).to_string(),
+            "held: 1.2.0 rolled back by jane@example.com in cd7292a on 2026-12-03; on_rollback is hold: waiting for a person to change it"
+        );
+        let json = serde_json::to_value(held(HeldUntil::NewerTag)).unwrap();
+        assert_eq!(json["kind"], "held");
+        assert_eq!(json["until"], "newer_tag");
     }
 }

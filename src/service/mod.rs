@@ -20,16 +20,28 @@ use crate::config::read::Diagnostic;
 use crate::config::{self, App, Config};
 use crate::daemon::{self, ConfigProblem, Loaded, Metrics, Receiver, Settings};
 use crate::engine::{Engine, check, settings};
+use crate::notify;
 use worker::EngineWorker;
 
 /// Where the HTTP server listens when the config has no `webhook:` section.
 const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
 
 /// The last version of each app file that loaded, by file: what keeps running while a later
-/// edit of that file does not load.
+/// edit of that file does not load. (It also keeps the notifications' count of each app's
+/// failed checks in a row, which a reload must not reset.)
 #[derive(Default)]
 pub struct LastGood {
     apps: BTreeMap<PathBuf, App>,
+    notifications: notify::State,
+}
+
+/// The notification outcomes, counted in the metrics (and shown on the status page).
+struct NotificationMetrics(Arc<Metrics>);
+
+impl notify::Observer for NotificationMetrics {
+    fn outcome(&self, sink: &str, _event: &str, outcome: notify::Outcome, detail: Option<&str>) {
+        self.0.notification(sink, outcome.as_str(), detail);
+    }
 }
 
 impl LastGood {
@@ -96,11 +108,20 @@ pub fn load(
         .map_err(|e| e.to_string())?;
     let problems = last_good.apply(&mut loaded.config, &loaded.problems);
     let settings = daemon_settings(&loaded.config, ready_at_start)?;
+    let observer = Arc::new(NotificationMetrics(Arc::clone(metrics)));
+    let notifier =
+        notify::Notifier::start(&loaded.config, last_good.notifications.clone(), observer)
+            .map_err(|e| e.to_string())?;
     let engine = Engine::new(loaded.config)
         .map_err(|e| e.to_string())?
         .with_shutdown(shutdown.clone());
+    // Only once this configuration is taken: a rejected reload leaves the page's sinks alone.
+    metrics.notification_sinks(
+        &notifier.sink_names(),
+        &notify::Outcome::ALL.map(notify::Outcome::as_str),
+    );
     Ok(Loaded {
-        worker: EngineWorker::new(engine, Arc::clone(metrics)),
+        worker: EngineWorker::new(engine, Arc::clone(metrics)).with_notifier(notifier),
         settings,
         problems,
     })

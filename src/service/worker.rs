@@ -12,6 +12,7 @@ use crate::config::{TargetConfig, WriteMode};
 use crate::daemon::{AppDetails, CycleReport, ImageDetails, Metrics, Scope, Worker};
 use crate::engine::settings;
 use crate::engine::{AppError, Engine, PassOptions, PassReport};
+use crate::notify::Notifier;
 use crate::registry::Stats;
 
 /// An [`Engine`] serving the daemon.
@@ -22,6 +23,8 @@ pub struct EngineWorker {
     own_schedule: BTreeSet<String>,
     /// Registry counters already exported, to add only the difference after each check.
     exported: Mutex<Stats>,
+    /// Told of every check's reports; never waits for a sink.
+    notifier: Option<Notifier>,
 }
 
 impl EngineWorker {
@@ -40,7 +43,14 @@ impl EngineWorker {
             metrics,
             own_schedule,
             exported,
+            notifier: None,
         }
+    }
+
+    /// Sends notifications of what each check did through `notifier`.
+    pub fn with_notifier(mut self, notifier: Notifier) -> EngineWorker {
+        self.notifier = Some(notifier);
+        self
     }
 
     pub fn engine(&self) -> &Engine {
@@ -127,6 +137,15 @@ impl Worker for EngineWorker {
         let report = self.engine.run_pass(&options).await;
         self.export_registry_stats();
         self.export_pass(&report);
+        if let Some(notifier) = &self.notifier {
+            let now = time::OffsetDateTime::now_utc();
+            let at = now
+                .replace_nanosecond(0)
+                .unwrap_or(now)
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default();
+            notifier.observe(&report.apps, &at);
+        }
         CycleReport {
             apps: report.apps,
             duration: started.elapsed(),

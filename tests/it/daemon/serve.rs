@@ -162,7 +162,7 @@ async fn the_daemon_serves_http_on_a_real_port_and_shuts_down_after_the_in_fligh
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 2, "{table}");
     assert!(
-        lines[0].starts_with("APP   IMAGE  DEPLOYED  CANDIDATE  LAST CHECK"),
+        lines[0].starts_with("APP   IMAGE  DEPLOYED  CANDIDATE  WHY  LAST CHECK"),
         "{table}"
     );
     let row: Vec<&str> = lines[1].split_whitespace().collect();

@@ -1,0 +1,217 @@
+//! Reads of one file's history on the checked-out branch: the first-parent commits that gave
+//! the file a new blob, newest first, bounded in commits and in age.
+//!
+//! Invariant: this only reads objects already in the clone (no fetch, no write), and a walk
+//! never goes past its bound: it says where it stopped ([`HistoryEnd`]) instead of guessing.
+//! What the blobs mean is the caller's business (`git` knows nothing about YAML).
+
+use std::path::Path;
+
+use git2::{Commit, ErrorCode, Repository};
+
+use super::{Checkout, GitError, Oid};
+
+/// A commit's author or committer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Person {
+    pub name: String,
+    pub email: String,
+}
+
+impl Person {
+    fn of(signature: &git2::Signature<'_>) -> Person {
+        Person {
+            name: signature.name().unwrap_or("").to_string(),
+            email: signature.email().unwrap_or("").to_string(),
+        }
+    }
+}
+
+/// A commit as a history read reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitMeta {
+    pub id: Oid,
+    pub author: Person,
+    pub committer: Person,
+    /// Committer time, Unix seconds.
+    pub time: i64,
+}
+
+impl CommitMeta {
+    fn of(commit: &Commit<'_>) -> CommitMeta {
+        CommitMeta {
+            id: commit.id(),
+            author: Person::of(&commit.author()),
+            committer: Person::of(&commit.committer()),
+            time: commit.committer().when().seconds(),
+        }
+    }
+}
+
+/// A first-parent commit that gave the file a new blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileVersion {
+    pub commit: CommitMeta,
+    /// The file's blob from this commit on; `None`: the commit deleted it.
+    pub blob: Option<Oid>,
+    /// For a merge commit that took the file as it was on a merged side: the commit on that
+    /// side that wrote this blob (who really made the change), when found within the bound.
+    pub origin: Option<CommitMeta>,
+}
+
+/// Where a walk stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryEnd {
+    /// At the branch's first commit: the versions are the file's whole history.
+    Root,
+    /// At the bound (commits or age): older versions were not read.
+    Bound,
+    /// At the commit the caller already knows the history below (`stop_at`).
+    Known,
+}
+
+/// The bound of a walk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalkBound {
+    /// First-parent commits read at most.
+    pub max_commits: usize,
+    /// Commits older than this (committer time, Unix seconds) are not read.
+    pub not_before: Option<i64>,
+}
+
+/// One file's versions on a branch, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileHistory {
+    /// The commit the walk started from.
+    pub head: Oid,
+    pub versions: Vec<FileVersion>,
+    pub end: HistoryEnd,
+    /// First-parent commits read.
+    pub commits_read: usize,
+}
+
+/// Commits read on a merged side to find who wrote a blob there.
+const MAX_SIDE_COMMITS: usize = 1000;
+
+impl Checkout {
+    /// The branch head and the blob `path` has there (`None`: no such file). Reads no history.
+    pub fn head_blob(&self, path: &Path) -> Result<(Oid, Option<Oid>), GitError> {
+        let head = self.head()?;
+        let result = (|| {
+            let commit = self.repo.find_commit(head)?;
+            blob_in(&commit, path)
+        })();
+        let blob = result.map_err(|e| self.local(e))?;
+        Ok((head, blob))
+    }
+
+    /// The versions of `path` on the branch's first-parent history from the head, newest
+    /// first, within `bound`; the walk stops early at `stop_at` (end [`HistoryEnd::Known`]).
+    pub fn file_history(
+        &self,
+        path: &Path,
+        bound: WalkBound,
+        stop_at: Option<Oid>,
+    ) -> Result<FileHistory, GitError> {
+        let head = self.head()?;
+        walk(&self.repo, head, path, bound, stop_at).map_err(|e| self.local(e))
+    }
+
+    /// The content of a blob of the clone.
+    pub fn blob(&self, id: Oid) -> Result<Vec<u8>, GitError> {
+        self.repo
+            .find_blob(id)
+            .map(|blob| blob.content().to_vec())
+            .map_err(|e| self.local(e))
+    }
+}
+
+fn blob_in(commit: &Commit<'_>, path: &Path) -> Result<Option<Oid>, git2::Error> {
+    match commit.tree()?.get_path(path) {
+        Ok(entry) => Ok(Some(entry.id())),
+        Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn walk(
+    repo: &Repository,
+    head: Oid,
+    path: &Path,
+    bound: WalkBound,
+    stop_at: Option<Oid>,
+) -> Result<FileHistory, git2::Error> {
+    let mut versions = Vec::new();
+    let mut commit = repo.find_commit(head)?;
+    let mut blob = blob_in(&commit, path)?;
+    let mut commits_read = 0;
+    let end = loop {
+        if Some(commit.id()) == stop_at {
+            break HistoryEnd::Known;
+        }
+        if commits_read >= bound.max_commits
+            || bound
+                .not_before
+                .is_some_and(|t| commit.committer().when().seconds() < t)
+        {
+            break HistoryEnd::Bound;
+        }
+        commits_read += 1;
+        let Ok(parent) = commit.parent(0) else {
+            if blob.is_some() {
+                versions.push(FileVersion {
+                    commit: CommitMeta::of(&commit),
+                    blob,
+                    origin: None,
+                });
+            }
+            break HistoryEnd::Root;
+        };
+        let parent_blob = blob_in(&parent, path)?;
+        if parent_blob != blob {
+            let origin = match blob {
+                Some(blob) if commit.parent_count() > 1 => merged_origin(&commit, path, blob)?,
+                _ => None,
+            };
+            versions.push(FileVersion {
+                commit: CommitMeta::of(&commit),
+                blob,
+                origin,
+            });
+        }
+        commit = parent;
+        blob = parent_blob;
+    };
+    Ok(FileHistory {
+        head,
+        versions,
+        end,
+        commits_read,
+    })
+}
+
+/// For a merge commit whose file is `blob`, as on one of its merged sides: the commit on that
+/// side's first-parent history that wrote `blob`.
+fn merged_origin(
+    merge: &Commit<'_>,
+    path: &Path,
+    blob: Oid,
+) -> Result<Option<CommitMeta>, git2::Error> {
+    for side in merge.parents().skip(1) {
+        if blob_in(&side, path)? != Some(blob) {
+            continue;
+        }
+        let mut commit = side;
+        for _ in 0..MAX_SIDE_COMMITS {
+            let Ok(parent) = commit.parent(0) else {
+                return Ok(Some(CommitMeta::of(&commit)));
+            };
+            if blob_in(&parent, path)? != Some(blob) {
+                return Ok(Some(CommitMeta::of(&commit)));
+            }
+            commit = parent;
+        }
+        return Ok(None);
+    }
+    Ok(None)
+}

@@ -1,0 +1,794 @@
+//! `imagebump import argo` against the real binary, on inputs written after Argo CD Image
+//! Updater's own documentation (the Helm and Kustomize annotation examples, the
+//! annotations-to-ImageUpdater migration guide, the multi-source ApplicationSet example): the
+//! files it writes pass `validate`, the report names every object and field, an imported
+//! config plans the updates Argo would make against a real registry and repo, and bad input
+//! writes nothing.
+
+use std::path::Path;
+
+use crate::support::git::BareRepo;
+use crate::support::imagebump::{Imagebump, text};
+use crate::support::registry::{ImageSpec, TestRegistry};
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+fn import(input: &str, target: &Path) -> std::process::Output {
+    Imagebump::new(["import", "argo", "-o"])
+        .arg(target)
+        .stdin(input)
+        .output()
+}
+
+fn assert_has(stderr: &str, expected: &[&str]) {
+    for line in expected {
+        assert!(stderr.contains(line), "missing {line:?} in:\n{stderr}");
+    }
+}
+
+fn validate(global: &Path) {
+    let run = Imagebump::new(["validate"]).config(global).output();
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+}
+
+/// The docs' Helm examples (dex's parameters; two images of one chart), their Kustomize
+/// example (Argo CD's own image from another registry, written to the base kustomization) and
+/// the "always deploy the latest build" example.
+const DOCS_EXAMPLES: &str = r#"apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: dex
+  namespace: argocd
+  annotations:
+    argocd-image-updater.argoproj.io/image-list: dex=quay.io/dexidp/dex
+    argocd-image-updater.argoproj.io/dex.helm.image-name: dex.image.name
+    argocd-image-updater.argoproj.io/dex.helm.image-tag: dex.image.tag
+    argocd-image-updater.argoproj.io/write-back-method: git:secret:argocd/git-creds
+    argocd-image-updater.argoproj.io/write-back-target: helmvalues:/helm/config/test-values.yaml
+spec:
+  project: default
+  source:
+    repoURL: https://github.com/example/example.git
+    path: helm/dex
+    targetRevision: main
+    helm:
+      valueFiles: [values.yaml]
+  destination: {server: https://kubernetes.default.svc, namespace: dex}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: foobar
+  namespace: argocd
+  annotations:
+    argocd-image-updater.argoproj.io/image-list: fooalias=foo/bar, baralias=bar/foo
+    argocd-image-updater.argoproj.io/fooalias.helm.image-name: foo.image
+    argocd-image-updater.argoproj.io/fooalias.helm.image-tag: foo.tag
+    argocd-image-updater.argoproj.io/baralias.helm.image-name: bar.image
+    argocd-image-updater.argoproj.io/baralias.helm.image-tag: bar.tag
+    argocd-image-updater.argoproj.io/write-back-method: git
+    argocd-image-updater.argoproj.io/write-back-target: helmvalues
+    argocd-image-updater.argoproj.io/git-branch: main:image-updates-{{ .AppName }}
+spec:
+  source:
+    repoURL: https://github.com/example/example.git
+    path: charts/foobar
+    targetRevision: HEAD
+status:
+  sourceType: Helm
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: argocd
+  namespace: argocd
+  annotations:
+    argocd-image-updater.argoproj.io/image-list: argocd=ghcr.io/argoproj/argocd
+    argocd-image-updater.argoproj.io/argocd.kustomize.image-name: quay.io/argoproj/argocd
+    argocd-image-updater.argoproj.io/write-back-method: git
+    argocd-image-updater.argoproj.io/write-back-target: kustomization:../../base
+spec:
+  source:
+    repoURL: git@github.com:example/example.git
+    path: config/overlays/foo
+    targetRevision: main
+    kustomize: {}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: yourtool
+  namespace: argocd
+  annotations:
+    argocd-image-updater.argoproj.io/image-list: yourtool=yourorg/yourimage
+    argocd-image-updater.argoproj.io/yourtool.update-strategy: latest
+    argocd-image-updater.argoproj.io/yourtool.allow-tags: regexp:^v1.0.0-[0-9a-zA-Z]+$
+    argocd-image-updater.argoproj.io/yourtool.ignore-tags: latest, dev-*
+    argocd-image-updater.argoproj.io/yourtool.platforms: linux/amd64,linux/arm64
+    argocd-image-updater.argoproj.io/yourtool.force-update: "true"
+    argocd-image-updater.argoproj.io/yourtool.pull-secret: pullsecret:argocd/dockerhub
+spec:
+  source:
+    repoURL: https://github.com/example/example.git
+    path: overlays/yourtool
+    targetRevision: main
+status:
+  sourceType: Kustomize
+"#;
+
+#[test]
+fn the_docs_helm_and_kustomize_examples_import_to_files_that_validate() {
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("imported");
+    let run = import(DOCS_EXAMPLES, &target);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_has(
+        &stderr,
+        &[
+            "Application argocd/dex argocd-image-updater.argoproj.io/write-back-target: image `dex`: targets in `helm/config/test-values.yaml`",
+            "Application argocd/dex argocd-image-updater.argoproj.io/dex.helm.image-tag: image `dex`: `helm/config/test-values.yaml` at `dex.image.tag`",
+            "Application argocd/dex argocd-image-updater.argoproj.io/image-list: image `dex`: `policy: {semver: \">=0.0.0-0\"}`: no constraint, so the highest version, pre-releases included, as Argo",
+            "Application argocd/foobar argocd-image-updater.argoproj.io/git-branch: `write: pull-request` into `main` from the bot branch `image-updates-{{ app }}`",
+            "Application argocd/argocd argocd-image-updater.argoproj.io/argocd.kustomize.image-name: image `argocd`: imagebump finds the `images:` entry whose name or newName is `ghcr.io/argoproj/argocd`",
+            "Application argocd/argocd argocd-image-updater.argoproj.io/write-back-target: image `argocd`: the kustomization in `config/base`",
+            "Application argocd/yourtool argocd-image-updater.argoproj.io/yourtool.update-strategy: image `yourtool`: `policy: {newest_build: {}}` (`latest` is newest-build's old name)",
+            "Application argocd/yourtool argocd-image-updater.argoproj.io/yourtool.ignore-tags: image `yourtool`: `tags.exclude: [\"^latest$\", \"^dev\\\\-.*$\"]`",
+            "Application argocd/yourtool argocd-image-updater.argoproj.io/yourtool.pull-secret: `docker_config: /var/run/secrets/imagebump/dockerhub/.dockerconfigjson` on registries[] `docker.io/yourorg/yourimage`",
+            "Application argocd/yourtool argocd-image-updater.argoproj.io/write-back-method: not set, so `argocd`",
+            // git write-back with Argo CD's own repository credentials: named, not hidden.
+            "no equivalent (2):",
+            "Application argocd/argocd argocd-image-updater.argoproj.io/write-back-method: Argo CD's repository credentials are not readable by imagebump: add `git.credentials` for git@github.com:example/example.git",
+        ],
+    );
+    let dex = read(&target.join("apps/dex.yaml"));
+    assert_eq!(
+        dex,
+        r#"# Imported by `imagebump import argo` from Application argocd/dex.
+name: "dex"
+repo: "https://github.com/example/example.git"
+branch: "main"
+images:
+  - name: "dex"
+    image: "quay.io/dexidp/dex"
+    policy: {semver: ">=0.0.0-0"}
+    targets:
+      - {file: "helm/config/test-values.yaml", path: "dex.image.tag"}
+      - {file: "helm/config/test-values.yaml", path: "dex.image.name", field: "repository"}
+"#
+    );
+    let foobar = read(&target.join("apps/foobar.yaml"));
+    assert_eq!(
+        foobar,
+        r#"# Imported by `imagebump import argo` from Application argocd/foobar.
+name: "foobar"
+repo: "https://github.com/example/example.git"
+branch: "main"
+write: pull-request
+pull_request:
+  forge: "github"
+  token_env: "GITHUB_TOKEN"
+  branch: "image-updates-{{ app }}"
+images:
+  - name: "fooalias"
+    image: "foo/bar"
+    policy: {semver: ">=0.0.0-0"}
+    targets:
+      - {file: "charts/foobar/values.yaml", path: "foo.tag"}
+      - {file: "charts/foobar/values.yaml", path: "foo.image", field: "repository"}
+  - name: "baralias"
+    image: "bar/foo"
+    policy: {semver: ">=0.0.0-0"}
+    targets:
+      - {file: "charts/foobar/values.yaml", path: "bar.tag"}
+      - {file: "charts/foobar/values.yaml", path: "bar.image", field: "repository"}
+"#
+    );
+    let yourtool = read(&target.join("apps/yourtool.yaml"));
+    assert!(
+        yourtool.contains(
+            "    policy: {newest_build: {}}\n    tags:\n      include: \"^v1.0.0-[0-9a-zA-Z]+$\"\n      exclude: [\"^latest$\", \"^dev\\\\-.*$\"]\n    platform: [\"linux/amd64\", \"linux/arm64\"]\n    targets:\n      - {file: \"overlays/yourtool/kustomization.yaml\"}\n"
+        ),
+        "{yourtool}"
+    );
+    let global = read(&target.join("imagebump.yaml"));
+    assert!(
+        global.contains("  - prefix: \"docker.io/yourorg/yourimage\"\n    docker_config: \"/var/run/secrets/imagebump/dockerhub/.dockerconfigjson\"\n"),
+        "{global}"
+    );
+    assert!(
+        global.contains("password_file: \"/var/run/secrets/imagebump/git-creds/password\""),
+        "{global}"
+    );
+    validate(&target.join("imagebump.yaml"));
+}
+
+#[test]
+fn the_digest_strategy_follows_the_tag_it_names() {
+    let out = tempfile::tempdir().unwrap();
+    let run = import(
+        &DOCS_EXAMPLES.replace(
+            "argocd=ghcr.io/argoproj/argocd\n",
+            "argocd=ghcr.io/argoproj/argocd:latest\n    argocd-image-updater.argoproj.io/argocd.update-strategy: digest\n",
+        ),
+        &out.path().join("imported"),
+    );
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let argocd = read(&out.path().join("imported/apps/argocd.yaml"));
+    assert!(
+        argocd.contains("    image: \"ghcr.io/argoproj/argocd\"\n    policy: {digest: \"latest\"}\n    targets:\n      - {file: \"config/base/kustomization.yaml\"}\n"),
+        "{argocd}"
+    );
+}
+
+/// The migration guide's complete example: the annotations (before) and the ImageUpdater
+/// (after), each with the two Applications (their sources added: the guide leaves them out).
+const MIGRATION_BEFORE: &str = r#"apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: production-app
+  namespace: argocd
+  annotations:
+    argocd-image-updater.argoproj.io/image-list: nginx=nginx:1.20,redis=redis:6.2
+    argocd-image-updater.argoproj.io/write-back-method: git
+    argocd-image-updater.argoproj.io/git-repository: git@github.com:myorg/myrepo.git
+    argocd-image-updater.argoproj.io/git-branch: main
+    argocd-image-updater.argoproj.io/write-back-target: helmvalues:./values.yaml
+    argocd-image-updater.argoproj.io/update-strategy: semver
+    argocd-image-updater.argoproj.io/nginx.allow-tags: regexp:^[0-9]+\.[0-9]+$
+    argocd-image-updater.argoproj.io/nginx.ignore-tags: latest,dev
+    argocd-image-updater.argoproj.io/redis.update-strategy: latest
+    argocd-image-updater.argoproj.io/redis.pull-secret: secret:my-namespace/redis-secret#username
+spec:
+  source: {repoURL: "https://charts.example.com", chart: production, targetRevision: 1.0.0}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: staging-app
+  namespace: argocd
+  annotations:
+    argocd-image-updater.argoproj.io/write-back-method: git
+    argocd-image-updater.argoproj.io/git-repository: git@github.com:myorg/myrepo.git
+    argocd-image-updater.argoproj.io/git-branch: develop
+    argocd-image-updater.argoproj.io/write-back-target: helmvalues:./values.yaml
+    argocd-image-updater.argoproj.io/image-list: nginx=nginx:latest
+    argocd-image-updater.argoproj.io/nginx.update-strategy: latest
+spec:
+  source: {repoURL: "https://charts.example.com", chart: staging, targetRevision: 1.0.0}
+"#;
+
+const MIGRATION_AFTER: &str = r#"apiVersion: argocd-image-updater.argoproj.io/v1alpha1
+kind: ImageUpdater
+metadata:
+  name: multi-app-image-updater
+  namespace: argocd
+spec:
+  namespace: argocd
+  writeBackConfig:
+    method: "git"
+    gitConfig:
+      repository: "git@github.com:myorg/myrepo.git"
+      branch: "main"
+      writeBackTarget: "helmvalues:./values.yaml"
+  applicationRefs:
+    - namePattern: "production-app"
+      images:
+        - alias: "nginx"
+          imageName: "nginx:1.20"
+          commonUpdateSettings:
+            allowTags: "regexp:^[0-9]+\\.[0-9]+$"
+            ignoreTags: ["latest", "dev"]
+        - alias: "redis"
+          imageName: "redis:6.2"
+          commonUpdateSettings:
+            updateStrategy: "newest-build"
+            pullSecret: "secret:my-namespace/redis-secret#username"
+    - namePattern: "staging-app"
+      writeBackConfig:
+        method: "git"
+        gitConfig:
+          branch: "develop"
+      images:
+        - alias: "nginx"
+          imageName: "nginx"
+          commonUpdateSettings:
+            updateStrategy: "newest-build"
+"#;
+
+/// The Applications alone, without annotations, as the ImageUpdater selects them.
+fn plain_applications() -> String {
+    MIGRATION_BEFORE
+        .lines()
+        .filter(|l| !l.contains("argocd-image-updater.argoproj.io/") && *l != "  annotations:")
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn the_migration_guides_annotations_and_image_updater_import_to_the_same_apps() {
+    let out = tempfile::tempdir().unwrap();
+    let before = out.path().join("before");
+    let run = import(MIGRATION_BEFORE, &before);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let before_report = String::from_utf8_lossy(&run.stderr).into_owned();
+    let after = out.path().join("after");
+    let run = import(
+        &format!("{MIGRATION_AFTER}---\n{}", plain_applications()),
+        &after,
+    );
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let after_report = String::from_utf8_lossy(&run.stderr).into_owned();
+    for app in ["production-app", "staging-app"] {
+        let file = format!("apps/{app}.yaml");
+        let strip = |text: String| text.lines().skip(1).collect::<Vec<_>>().join("\n");
+        assert_eq!(
+            strip(read(&before.join(&file))),
+            strip(read(&after.join(&file))),
+            "{app}"
+        );
+    }
+    assert_eq!(
+        read(&before.join("apps/production-app.yaml")),
+        r#"# Imported by `imagebump import argo` from Application argocd/production-app.
+name: "production-app"
+repo: "git@github.com:myorg/myrepo.git"
+branch: "main"
+images:
+  - name: "nginx"
+    image: "nginx"
+    policy: {semver: "1.20"}
+    tags:
+      include: "^[0-9]+\\.[0-9]+$"
+      exclude: ["^latest$", "^dev$"]
+    targets:
+      - {file: "values.yaml", path: "image.tag"}
+  - name: "redis"
+    image: "redis"
+    policy: {newest_build: {}}
+    targets:
+      - {file: "values.yaml", path: "image.tag"}
+"#
+    );
+    assert_has(
+        &before_report,
+        &[
+            "Application argocd/production-app argocd-image-updater.argoproj.io/redis.pull-secret: `secret:my-namespace/redis-secret#username` holds `user:password` in one field",
+            "Application argocd/staging-app argocd-image-updater.argoproj.io/image-list: image `nginx`: the constraint `latest` is ignored with this strategy, by Argo too",
+        ],
+    );
+    assert_has(
+        &after_report,
+        &[
+            "ImageUpdater argocd/multi-app-image-updater spec.applicationRefs[0].namePattern: selects production-app",
+            "ImageUpdater argocd/multi-app-image-updater spec.applicationRefs[0].images[1].commonUpdateSettings.pullSecret: `secret:my-namespace/redis-secret#username` holds `user:password` in one field",
+            "ImageUpdater argocd/multi-app-image-updater spec.applicationRefs[1].writeBackConfig.gitConfig.branch: Application staging-app: `branch: develop`",
+        ],
+    );
+    validate(&before.join("imagebump.yaml"));
+    validate(&after.join("imagebump.yaml"));
+}
+
+/// The docs' multi-source example (a Kustomize workload, a Helm chart for redis, a values
+/// ref) as an ApplicationSet template over a list generator.
+const APPLICATION_SET: &str = r#"apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata:
+  name: myapp
+  namespace: argocd
+spec:
+  goTemplate: true
+  generators:
+    - list:
+        elements:
+          - env: staging
+            branch: main
+          - env: production
+            branch: release
+  template:
+    metadata:
+      name: 'myapp-{{.env}}'
+      annotations:
+        argocd-image-updater.argoproj.io/image-list: myapp=ghcr.io/your-org/myapp:^1.0
+        argocd-image-updater.argoproj.io/write-back-method: git
+        argocd-image-updater.argoproj.io/write-back-target: kustomization
+    spec:
+      project: default
+      sources:
+        - repoURL: 'https://github.com/your-org/gitops.git'
+          path: ./deployments/myapp/overlays/{{.env}}
+          targetRevision: '{{.branch}}'
+        - repoURL: 'registry-1.docker.io/bitnamicharts'
+          chart: redis
+          targetRevision: '20.11.*'
+          helm:
+            valueFiles:
+              - $values/deployments/myapp/base/redis/values.yaml
+        - repoURL: 'https://github.com/your-org/gitops.git'
+          ref: values
+          targetRevision: main
+      destination: {server: https://kubernetes.default.svc, namespace: 'myapp-{{.env}}'}
+"#;
+
+#[test]
+fn an_application_set_list_generator_becomes_one_app_per_element() {
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("imported");
+    let run = import(APPLICATION_SET, &target);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_has(
+        &stderr,
+        &[
+            "ApplicationSet argocd/myapp spec.generators[0].list: expanded to the Applications myapp-staging, myapp-production",
+            "Application argocd/myapp-production spec.sources[0]: a multi-source Application: source 0 (`https://github.com/your-org/gitops.git`) is the one written to",
+            "Application argocd/myapp-production spec.sources[0].targetRevision: `branch: release`",
+        ],
+    );
+    let production = read(&target.join("apps/myapp-production.yaml"));
+    assert_eq!(
+        production,
+        r#"# Imported by `imagebump import argo` from Application argocd/myapp-production.
+name: "myapp-production"
+repo: "https://github.com/your-org/gitops.git"
+branch: "release"
+images:
+  - name: "myapp"
+    image: "ghcr.io/your-org/myapp"
+    policy: {semver: "^1.0"}
+    targets:
+      - {file: "deployments/myapp/overlays/production/kustomization.yaml"}
+"#
+    );
+    assert!(target.join("apps/myapp-staging.yaml").is_file());
+    validate(&target.join("imagebump.yaml"));
+
+    // A generator that needs the cluster is reported, and the rest still imports.
+    let with_git = APPLICATION_SET.replace(
+        "  generators:\n",
+        "  generators:\n    - git: {repoURL: 'https://github.com/your-org/gitops.git', revision: HEAD, directories: [{path: 'apps/*'}]}\n",
+    );
+    let run = Imagebump::new(["import", "argo", "--check"])
+        .stdin(with_git)
+        .output();
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run));
+    assert_has(
+        &String::from_utf8_lossy(&run.stderr),
+        &[
+            "ApplicationSet argocd/myapp spec.generators[0].git: only list generators are expanded offline: import the Applications this one generates instead",
+        ],
+    );
+}
+
+const VALUES: &str = "\
+# shop chart values
+api:
+  image:
+    repository: REGISTRY/team/api
+    tag: 1.0.0 # deployed
+";
+
+const KUSTOMIZATION: &str = "\
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - ../../base
+images:
+  - name: REGISTRY/team/worker
+    newTag: sha-aaa
+";
+
+/// The updater's ConfigMap with the test registry (plain HTTP, so `api_url: http://`), a Helm
+/// app written back to its values file and a Kustomize app written back to its
+/// kustomization, as Argo CD Image Updater's docs configure them.
+fn argo_objects(registry: &str, repo: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: argocd-image-updater-config
+  namespace: argocd
+data:
+  git.user: image-bot
+  git.email: image-bot@example.com
+  registries.conf: |
+    registries:
+    - name: Test registry
+      prefix: {registry}
+      api_url: http://{registry}
+      ping: yes
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: shop-api
+  namespace: argocd
+  annotations:
+    argocd-image-updater.argoproj.io/image-list: api={registry}/team/api:^1.0
+    argocd-image-updater.argoproj.io/api.helm.image-name: api.image.repository
+    argocd-image-updater.argoproj.io/api.helm.image-tag: api.image.tag
+    argocd-image-updater.argoproj.io/write-back-method: git
+    argocd-image-updater.argoproj.io/write-back-target: helmvalues:values.yaml
+spec:
+  source:
+    repoURL: {repo}
+    path: charts/shop
+    targetRevision: main
+    helm:
+      valueFiles: [values.yaml]
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: shop-worker
+  namespace: argocd
+  annotations:
+    argocd-image-updater.argoproj.io/image-list: worker={registry}/team/worker
+    argocd-image-updater.argoproj.io/worker.update-strategy: newest-build
+    argocd-image-updater.argoproj.io/worker.allow-tags: regexp:^sha-
+    argocd-image-updater.argoproj.io/write-back-method: git
+    argocd-image-updater.argoproj.io/write-back-target: kustomization
+spec:
+  source:
+    repoURL: {repo}
+    path: overlays/dev
+    targetRevision: main
+status:
+  sourceType: Kustomize
+"#
+    )
+}
+
+/// What the README's `kubectl get` lines print is written by the test (no cluster here).
+const KUBECTL_FAKED: [&str; 2] = [
+    "kubectl get applications,applicationsets,imageupdaters -n argocd -o yaml > argo.yaml",
+    "kubectl get configmap argocd-image-updater-config -n argocd -o yaml > argo-config.yaml",
+];
+
+/// The command lines of the README's "Migrating from Argo CD Image Updater" block.
+fn readme_migration_commands() -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme
+        .split("## Migrating from Argo CD Image Updater")
+        .nth(1)
+        .expect("the README's Argo migration section");
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("the section's sh block");
+    assert!(
+        section.find("```sh").unwrap() < section.find("|").unwrap(),
+        "the section leads with the commands, before the mapping table"
+    );
+    block.lines().map(str::to_string).collect()
+}
+
+/// Documents as `kubectl get A,B -o yaml` prints them: one `kind: List`.
+fn kubectl_list(documents: &str) -> String {
+    let mut list = String::from("apiVersion: v1\nkind: List\nitems:\n");
+    for document in documents.split("---\n") {
+        for (i, line) in document.lines().enumerate() {
+            list.push_str(if i == 0 { "- " } else { "  " });
+            list.push_str(line);
+            list.push('\n');
+        }
+    }
+    list
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_readme_migration_plans_the_updates_argo_would_make() {
+    let registry = TestRegistry::start_plain().await;
+    let host = registry.host();
+    let pusher = registry.pusher();
+    // semver ^1.0: Argo picks 1.1.0 (2.0.0 is out of range, 1.2.0-rc.1 a pre-release).
+    for (tag, created) in [
+        ("1.0.0", "2026-01-01T00:00:00Z"),
+        ("1.1.0", "2026-01-02T00:00:00Z"),
+        ("1.2.0-rc.1", "2026-01-03T00:00:00Z"),
+        ("2.0.0", "2026-01-04T00:00:00Z"),
+    ] {
+        pusher
+            .push_image("team/api", tag, &ImageSpec::new(created))
+            .await;
+    }
+    // newest-build with allow-tags ^sha-: Argo picks the most recently built sha- tag,
+    // sha-bbb, not the alphabetically last sha-ccc nor the newer `latest`.
+    for (tag, created) in [
+        ("sha-aaa", "2026-02-01T00:00:00Z"),
+        ("sha-bbb", "2026-02-03T00:00:00Z"),
+        ("sha-ccc", "2026-02-02T00:00:00Z"),
+        ("latest", "2026-02-04T00:00:00Z"),
+    ] {
+        pusher
+            .push_image("team/worker", tag, &ImageSpec::new(created))
+            .await;
+    }
+    let repo = BareRepo::with_files(
+        "main",
+        &[
+            (
+                "charts/shop/values.yaml",
+                &VALUES.replace("REGISTRY", &host),
+            ),
+            (
+                "overlays/dev/kustomization.yaml",
+                &KUSTOMIZATION.replace("REGISTRY", &host),
+            ),
+        ],
+    );
+    let before = repo.head("main");
+    // The README's migration commands, in a directory holding what its two `kubectl get`
+    // commands print: a `kind: List` of the Applications, and the ConfigMap.
+    let dir = tempfile::tempdir().unwrap();
+    let objects = argo_objects(&host, &repo.file_url());
+    let (config_map, applications) = objects.split_once("---\n").unwrap();
+    std::fs::write(dir.path().join("argo.yaml"), kubectl_list(applications)).unwrap();
+    std::fs::write(dir.path().join("argo-config.yaml"), config_map).unwrap();
+    let mut outputs = Vec::new();
+    for line in readme_migration_commands() {
+        if line.starts_with("kubectl ") {
+            assert!(KUBECTL_FAKED.contains(&line.as_str()), "{line}");
+            continue;
+        }
+        let args: Vec<&str> = line.split_whitespace().skip(1).collect();
+        let run = Imagebump::new(args).current_dir(dir.path()).output();
+        assert_eq!(run.status.code(), Some(0), "{line}\n{}", text(&run));
+        outputs.push((line, run));
+    }
+    assert_eq!(outputs.len(), 3, "import, validate, once --dry-run");
+    assert_has(
+        &String::from_utf8_lossy(&outputs[0].1.stderr),
+        &[
+            &format!(
+                "ConfigMap argocd/argocd-image-updater-config data.registries.conf: registries[0].api_url: `insecure: true` (plain HTTP) on registries[] `{host}`"
+            ),
+            "ConfigMap argocd/argocd-image-updater-config data.git.user: `git.author: image-bot <image-bot@example.com>` in the global file",
+        ],
+    );
+    // The text plan shows the very bytes Argo's write-back would change.
+    let stdout = String::from_utf8_lossy(&outputs[2].1.stdout);
+    assert!(
+        stdout.contains("-    tag: 1.0.0 # deployed\n+    tag: 1.1.0 # deployed\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("-    newTag: sha-aaa\n+    newTag: sha-bbb\n"),
+        "{stdout}"
+    );
+    let target = dir.path().join("imported");
+    let global = target.join("imagebump.yaml");
+    validate(&global);
+
+    let plan = Imagebump::new(["once", "--dry-run", "--output", "json"])
+        .config(&global)
+        .output();
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let mut changes: Vec<(String, String, String, String)> = plan
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let s = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+            (s("app"), s("file"), s("from"), s("to"))
+        })
+        .collect();
+    changes.sort();
+    assert_eq!(
+        changes,
+        [
+            (
+                "shop-api".to_string(),
+                "charts/shop/values.yaml".to_string(),
+                "1.0.0".to_string(),
+                "1.1.0".to_string()
+            ),
+            (
+                "shop-worker".to_string(),
+                "overlays/dev/kustomization.yaml".to_string(),
+                "sha-aaa".to_string(),
+                "sha-bbb".to_string()
+            ),
+        ]
+    );
+    assert_eq!(repo.head("main"), before, "a dry run must not push");
+}
+
+#[test]
+fn bad_input_names_the_document_and_field_and_writes_nothing() {
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("imported");
+    let cases = [
+        ("a: [\n", "<stdin>: document 1: not YAML"),
+        (
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n",
+            "<stdin> document 1 (Deployment default/web): `kind`: `Deployment` is not an Argo CD Image Updater input",
+        ),
+        (
+            "apiVersion: argoproj.io/v1beta1\nkind: Application\nmetadata: {name: web}\n",
+            "`apiVersion`: `argoproj.io/v1beta1` is not supported: expected argoproj.io/v1alpha1",
+        ),
+        (
+            &DOCS_EXAMPLES.replace(
+                "    repoURL: https://github.com/example/example.git\n    path: helm/dex\n",
+                "    path: helm/dex\n",
+            ),
+            "<stdin> document 1 (Application argocd/dex): `spec.source.repoURL`: is required but missing",
+        ),
+        (
+            &DOCS_EXAMPLES.replace("regexp:^v1.0.0-[0-9a-zA-Z]+$", "regexp:^v1.0.0-[0-9a-zA-Z+$"),
+            "<stdin> document 4 (Application argocd/yourtool): `argocd-image-updater.argoproj.io/yourtool.allow-tags`: `^v1.0.0-[0-9a-zA-Z+$` is not a valid regex",
+        ),
+        (
+            &DOCS_EXAMPLES.replace(
+                "argocd.kustomize.image-name: quay.io/argoproj/argocd\n",
+                "argocd.kustomize.image-name: quay.io/argoproj/argocd\n    argocd-image-updater.argoproj.io/argocd.ignore-tags: \"[a-\"\n",
+            ),
+            "<stdin> document 3 (Application argocd/argocd): `argocd-image-updater.argoproj.io/argocd.ignore-tags`: `[a-`: has a `[` with no `]`",
+        ),
+        (
+            &DOCS_EXAMPLES.replace(
+                "argocd=ghcr.io/argoproj/argocd\n",
+                "argocd=ghcr.io/argoproj/argocd\n    argocd-image-updater.argoproj.io/argocd.update-strategy: digest\n",
+            ),
+            "<stdin> document 3 (Application argocd/argocd): `argocd-image-updater.argoproj.io/image-list`: the digest strategy follows a tag: write `ghcr.io/argoproj/argocd:TAG`",
+        ),
+        (
+            &MIGRATION_BEFORE.replace(
+                "    argocd-image-updater.argoproj.io/git-repository: git@github.com:myorg/myrepo.git\n    argocd-image-updater.argoproj.io/git-branch: main\n",
+                "",
+            ),
+            "<stdin> document 1 (Application argocd/production-app): `spec.source.repoURL`: `https://charts.example.com` is a Helm chart repository, not git",
+        ),
+        (
+            &MIGRATION_AFTER.replace("  namespace: argocd\n  writeBackConfig", "  writeBackConfig"),
+            "<stdin> document 1 (ImageUpdater argocd/multi-app-image-updater): `spec.namespace`: is required but missing",
+        ),
+        (
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: web\n  annotations:\n    argocd-image-updater.argoproj.io/image-list: ghcr.io/acme/web:~1\nspec:\n  source: {repoURL: 'https://github.com/acme/gitops', path: web, targetRevision: main}\n",
+            "<stdin> document 1 (Application default/web): `spec.source`: cannot tell whether this is a Helm or a Kustomize source",
+        ),
+    ];
+    for (input, expected) in cases {
+        let run = import(input, &target);
+        assert_eq!(run.status.code(), Some(2), "{expected}\n{}", text(&run));
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
+        assert!(stderr.contains("nothing was written"), "{stderr}");
+        assert!(!target.exists(), "{expected}");
+    }
+}
+
+#[test]
+fn a_checkout_tells_helm_from_kustomize() {
+    let checkout = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(checkout.path().join("web")).unwrap();
+    std::fs::write(
+        checkout.path().join("web/kustomization.yml"),
+        "images:\n  - name: ghcr.io/acme/web\n    newTag: 1.0.0\n",
+    )
+    .unwrap();
+    let input = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: web\n  annotations:\n    argocd-image-updater.argoproj.io/image-list: ghcr.io/acme/web:~1\nspec:\n  source: {repoURL: 'https://github.com/acme/gitops', path: web, targetRevision: main}\n";
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("imported");
+    let run = Imagebump::new(["import", "argo", "--repo-dir"])
+        .arg(checkout.path())
+        .arg("-o")
+        .arg(&target)
+        .stdin(input)
+        .output();
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    assert!(
+        read(&target.join("apps/web.yaml")).contains("      - {file: \"web/kustomization.yml\"}\n"),
+        "{}",
+        read(&target.join("apps/web.yaml"))
+    );
+}

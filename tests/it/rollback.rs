@@ -1,0 +1,383 @@
+//! Human rollbacks stick (issue 19, part 1): the real registry, a real git remote, people
+//! working in their own clones with the git CLI, and `imagebump once` as users run it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use imagebump::forge::ForgeKind;
+
+use crate::support::config::ConfigDir;
+use crate::support::forge::{StandIn, TOKEN, TOKEN_ENV};
+use crate::support::git::BareRepo;
+use crate::support::imagebump::text;
+use crate::support::registry::TestRegistry;
+
+const VALUES: &str = "\
+# prod values
+replicaCount: 2
+api:
+  image:
+    repository: REGISTRY/team/api
+    tag: 1.1.0
+";
+
+/// A person's clone of the config repo: commits with the git CLI under their own name.
+struct Person {
+    _dir: tempfile::TempDir,
+    work: PathBuf,
+    email: String,
+}
+
+impl Person {
+    fn clone_of(repo: &BareRepo, email: &str) -> Person {
+        let dir = tempfile::tempdir().unwrap();
+        let work = dir.path().join("work");
+        let person = Person {
+            work: work.clone(),
+            email: email.to_string(),
+            _dir: dir,
+        };
+        person.git(
+            dir_of(&work),
+            &["clone", "-q", &repo.path().display().to_string(), "work"],
+        );
+        person
+    }
+
+    fn git(&self, dir: &Path, args: &[&str]) -> String {
+        let output = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_AUTHOR_NAME", "Jane")
+            .env("GIT_AUTHOR_EMAIL", &self.email)
+            .env("GIT_COMMITTER_NAME", "Jane")
+            .env("GIT_COMMITTER_EMAIL", &self.email)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("HOME", dir)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    }
+
+    /// `git ARGS` in the clone.
+    fn run(&self, args: &[&str]) -> String {
+        self.git(&self.work, args)
+    }
+
+    /// Fetch and reset to the remote's main.
+    fn pull(&self) {
+        self.run(&["fetch", "-q", "origin"]);
+        self.run(&["checkout", "-q", "-B", "main", "origin/main"]);
+    }
+
+    /// Pull, revert the head commit, push; the revert's short id.
+    fn revert_head(&self) -> String {
+        self.pull();
+        self.run(&["revert", "--no-edit", "HEAD"]);
+        self.run(&["push", "-q", "origin", "HEAD:main"]);
+        self.run(&["rev-parse", "--short=7", "HEAD"])
+    }
+
+    /// Pull, replace `from` with `to` in `file`, commit, push.
+    fn edit(&self, file: &str, from: &str, to: &str) {
+        self.pull();
+        let path = self.work.join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{text}");
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+        self.run(&["commit", "-q", "-am", &format!("edit {file}")]);
+        self.run(&["push", "-q", "origin", "HEAD:main"]);
+    }
+}
+
+fn dir_of(path: &Path) -> &Path {
+    path.parent().unwrap()
+}
+
+struct Case {
+    registry: TestRegistry,
+    repo: BareRepo,
+    dir: ConfigDir,
+    jane: Person,
+}
+
+impl Case {
+    /// Tags 1.1.0 and 1.2.0, the repo at 1.1.0, one app with `extra` image keys.
+    async fn new(extra: &str) -> Case {
+        Case::with_app_keys("", extra).await
+    }
+
+    /// Like [`Case::new`], with `app_keys` (whole lines) in the app file.
+    async fn with_app_keys(app_keys: &str, extra: &str) -> Case {
+        let registry = TestRegistry::start_plain().await;
+        let host = registry.host();
+        let case_repo = BareRepo::with_files(
+            "main",
+            &[("values.yaml", &VALUES.replace("REGISTRY", &host))],
+        );
+        let dir = ConfigDir::new(&host, "").app(
+            "shop",
+            &format!(
+                "name: shop\nrepo: {}\n{app_keys}images:\n  - name: api\n    image: {host}/team/api\n    policy: {{semver: \"^1\"}}\n{extra}    targets:\n      - {{file: values.yaml, path: api.image.tag}}\n",
+                case_repo.file_url()
+            ),
+        );
+        let jane = Person::clone_of(&case_repo, "jane@example.com");
+        let case = Case {
+            registry,
+            repo: case_repo,
+            dir,
+            jane,
+        };
+        case.push_tags(&["1.1.0", "1.2.0"]).await;
+        case
+    }
+
+    async fn push_tags(&self, tags: &[&str]) {
+        let pusher = self.registry.pusher();
+        for tag in tags {
+            let spec = crate::support::registry::ImageSpec::new("2026-01-01T00:00:00Z");
+            pusher.push_image("team/api", tag, &spec).await;
+        }
+    }
+
+    fn once(&self, extra: &[&str]) -> Output {
+        let out = self
+            .dir
+            .imagebump(["once"])
+            .args(extra)
+            .env(TOKEN_ENV, TOKEN)
+            .output();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        out
+    }
+
+    /// A pass with `--output json`; the image's `why`.
+    fn why(&self) -> serde_json::Value {
+        let out = self.once(&["--output", "json"]);
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        report["apps"][0]["images"][0]["why"].clone()
+    }
+
+    fn deployed(&self) -> String {
+        let values = self.repo.show("main", "values.yaml");
+        values
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("tag: "))
+            .unwrap()
+            .to_string()
+    }
+}
+
+/// The issue's scenario: imagebump commits 1.2.0, a person `git revert`s it, and the next pass
+/// must not commit 1.2.0 again (it did before the fix).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reverted_update_stays_reverted() {
+    let case = Case::new("").await;
+    case.once(&[]);
+    assert_eq!(case.deployed(), "1.2.0");
+    let revert = case.jane.revert_head();
+    assert_eq!(case.deployed(), "1.1.0");
+    let commits = case.repo.log("main").len();
+
+    for _ in 0..2 {
+        let why = case.why();
+        assert_eq!(case.deployed(), "1.1.0", "{why}");
+        assert_eq!(case.repo.log("main").len(), commits);
+        assert_eq!(why["kind"], "held", "{why}");
+        assert_eq!(why["tag"], "1.2.0");
+        assert_eq!(why["by"], "jane@example.com");
+        assert_eq!(why["commit"], revert.as_str());
+        assert_eq!(why["until"], "newer_tag");
+    }
+}
+
+/// A person editing the value to an older tag by hand is a rollback too.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_manual_edit_to_an_older_tag_is_held() {
+    let case = Case::new("").await;
+    case.once(&[]);
+    assert_eq!(case.deployed(), "1.2.0");
+    case.jane.edit("values.yaml", "tag: 1.2.0", "tag: 1.1.0");
+    let why = case.why();
+    assert_eq!(case.deployed(), "1.1.0", "{why}");
+    assert_eq!(why["kind"], "held", "{why}");
+    assert_eq!(why["tag"], "1.2.0");
+}
+
+/// Moving the value forward by hand, or editing another line, is not a rollback: the next
+/// newer tag is proposed as usual.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_manual_edit_to_a_newer_tag_or_another_line_is_not_a_rollback() {
+    let case = Case::new("").await;
+    case.once(&[]);
+    case.push_tags(&["1.3.0"]).await;
+    case.jane.edit("values.yaml", "tag: 1.2.0", "tag: 1.3.0");
+    let why = case.why();
+    assert_eq!(why["kind"], "up_to_date", "{why}");
+    assert_eq!(case.deployed(), "1.3.0");
+
+    // The bot writes 1.4.0; a person edits another line; 1.5.0 is still proposed.
+    case.push_tags(&["1.4.0"]).await;
+    case.once(&[]);
+    assert_eq!(case.deployed(), "1.4.0");
+    case.jane
+        .edit("values.yaml", "replicaCount: 2", "replicaCount: 3");
+    case.push_tags(&["1.5.0"]).await;
+    let why = case.why();
+    assert_eq!(why["kind"], "newer", "{why}");
+    assert_eq!(case.deployed(), "1.5.0");
+}
+
+/// `skip-version` (the default): tags not newer than the rolled-back one stay out, a newer one
+/// is proposed; `hold`: nothing until a person changes the value again.
+#[tokio::test(flavor = "multi_thread")]
+async fn after_a_rollback_only_a_newer_tag_is_proposed_and_hold_waits_for_a_person() {
+    let skip = Case::new("").await;
+    let hold = Case::new("    on_rollback: hold\n").await;
+    for case in [&skip, &hold] {
+        case.once(&[]);
+        case.jane.revert_head();
+        // A tag between the deployed and the rolled-back one is not proposed either.
+        case.push_tags(&["1.1.5"]).await;
+        let why = case.why();
+        assert_eq!(why["kind"], "held", "{why}");
+        assert_eq!(case.deployed(), "1.1.0");
+        case.push_tags(&["1.2.1"]).await;
+    }
+
+    let why = skip.why();
+    assert_eq!(why["kind"], "newer", "{why}");
+    assert_eq!(skip.deployed(), "1.2.1");
+
+    let why = hold.why();
+    assert_eq!(why["kind"], "held", "{why}");
+    assert_eq!(why["until"], "person_changes", "{why}");
+    assert_eq!(hold.deployed(), "1.1.0");
+    // A person changes the value again: the hold is over.
+    hold.jane.edit("values.yaml", "tag: 1.1.0", "tag: 1.1.5");
+    let why = hold.why();
+    assert_eq!(why["kind"], "newer", "{why}");
+    assert_eq!(hold.deployed(), "1.2.1");
+}
+
+/// A rollback that reached the branch as a squash merge, or through a merge commit, is held
+/// the same way; a revert of the revert lifts the hold.
+#[tokio::test(flavor = "multi_thread")]
+async fn squash_and_merge_commit_rollbacks_hold_and_a_revert_of_the_revert_lifts_it() {
+    let case = Case::new("").await;
+    case.once(&[]);
+    let jane = &case.jane;
+
+    // Squash: a branch with the revert, squashed onto main as one commit.
+    jane.pull();
+    jane.run(&["checkout", "-q", "-b", "rollback"]);
+    jane.run(&["revert", "--no-edit", "HEAD"]);
+    jane.run(&["checkout", "-q", "main"]);
+    jane.run(&["merge", "-q", "--squash", "rollback"]);
+    jane.run(&["commit", "-q", "-m", "Roll back api (#12)"]);
+    jane.run(&["push", "-q", "origin", "HEAD:main"]);
+    let squash = jane.run(&["rev-parse", "--short=7", "HEAD"]);
+    let why = case.why();
+    assert_eq!(why["kind"], "held", "{why}");
+    assert_eq!(why["commit"], squash.as_str());
+    assert_eq!(case.deployed(), "1.1.0");
+
+    // Revert of the revert: 1.2.0 is back by a person's hand, moving forward: no hold.
+    jane.revert_head();
+    assert_eq!(case.deployed(), "1.2.0");
+    let why = case.why();
+    assert_eq!(why["kind"], "up_to_date", "{why}");
+
+    // The bot writes 1.3.0; a rollback on a branch comes in by a merge commit: held, and
+    // the rollback is the branch's commit (its author), not the merge.
+    case.push_tags(&["1.3.0"]).await;
+    case.once(&[]);
+    assert_eq!(case.deployed(), "1.3.0");
+    jane.pull();
+    jane.run(&["checkout", "-q", "-B", "undo", "main"]);
+    jane.run(&["revert", "--no-edit", "HEAD"]);
+    let revert = jane.run(&["rev-parse", "--short=7", "HEAD"]);
+    jane.run(&["checkout", "-q", "main"]);
+    jane.run(&["commit", "-q", "--allow-empty", "-m", "unrelated"]);
+    jane.run(&["merge", "-q", "--no-ff", "-m", "Merge undo", "undo"]);
+    jane.run(&["push", "-q", "origin", "HEAD:main"]);
+    assert_eq!(case.deployed(), "1.2.0");
+    let why = case.why();
+    assert_eq!(why["kind"], "held", "{why}");
+    assert_eq!(why["tag"], "1.3.0");
+    assert_eq!(why["commit"], revert.as_str());
+}
+
+/// Pull-request mode: imagebump's pull request merged by a person (a merge commit), then the
+/// merge reverted on the base branch: no new pull request for 1.2.0, and the hold says why.
+#[tokio::test(flavor = "multi_thread")]
+async fn in_pull_request_mode_a_reverted_merge_is_not_proposed_again() {
+    let forge = StandIn::start(ForgeKind::Github).await;
+    let keys = format!(
+        "write: pull-request\npull_request: {{forge: github, api_url: {}, project: {}, token_env: {TOKEN_ENV}}}\n",
+        forge.api_url(),
+        forge.project()
+    );
+    let case = Case::with_app_keys(&keys, "").await;
+    case.once(&[]);
+    let prs = forge.prs();
+    assert_eq!(prs.len(), 1, "{prs:?}");
+    assert!(prs[0].body.contains("1.2.0"), "{}", prs[0].body);
+
+    // A person merges it with a merge commit, then reverts the merge.
+    let jane = &case.jane;
+    jane.pull();
+    jane.run(&["fetch", "-q", "origin", &prs[0].head]);
+    jane.run(&[
+        "merge",
+        "-q",
+        "--no-ff",
+        "-m",
+        "Merge pull request #1",
+        "FETCH_HEAD",
+    ]);
+    jane.run(&["push", "-q", "origin", "HEAD:main"]);
+    forge.merge(prs[0].number);
+    assert_eq!(case.deployed(), "1.2.0");
+    jane.run(&["revert", "--no-edit", "-m", "1", "HEAD"]);
+    jane.run(&["push", "-q", "origin", "HEAD:main"]);
+    let revert = jane.run(&["rev-parse", "--short=7", "HEAD"]);
+    assert_eq!(case.deployed(), "1.1.0");
+
+    let why = case.why();
+    assert_eq!(why["kind"], "held", "{why}");
+    assert_eq!(why["commit"], revert.as_str());
+    assert_eq!(
+        forge.prs().len(),
+        1,
+        "no new pull request: {:?}",
+        forge.prs()
+    );
+    assert!(forge.prs().iter().all(|p| !p.open));
+
+    // A newer tag is proposed as usual.
+    case.push_tags(&["1.2.1"]).await;
+    case.once(&[]);
+    let open: Vec<_> = forge.prs().into_iter().filter(|p| p.open).collect();
+    assert_eq!(open.len(), 1, "{:?}", forge.prs());
+    assert!(open[0].body.contains("1.2.1"), "{}", open[0].body);
+    assert!(forge.violations().is_empty(), "{:?}", forge.violations());
+}
+
+/// `on_rollback: ignore` reads no history: the reverted tag is proposed again, as before.
+#[tokio::test(flavor = "multi_thread")]
+async fn on_rollback_ignore_proposes_the_reverted_tag_again() {
+    let case = Case::new("    on_rollback: ignore\n").await;
+    case.once(&[]);
+    case.jane.revert_head();
+    assert_eq!(case.deployed(), "1.1.0");
+    let why = case.why();
+    assert_eq!(why["kind"], "newer", "{why}");
+    assert_eq!(case.deployed(), "1.2.0");
+}
