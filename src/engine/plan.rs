@@ -429,6 +429,7 @@ fn edit_files(
     let mut statuses = Vec::with_capacity(app.app.images.len());
     // The decisions to write, per file, in image and target order: each file is edited once.
     let mut pending: BTreeMap<&str, Vec<Pending<'_>>> = BTreeMap::new();
+    let mut count = 0;
     for (index, (((image, targets), sites), decisions)) in app
         .app
         .images
@@ -493,37 +494,34 @@ fn edit_files(
                 .or_default()
                 .push(Pending {
                     index,
+                    seq: count,
                     image,
                     target,
                     decision,
                 });
+            count += 1;
         }
         statuses.push(status);
     }
-    let mut changes: Vec<Vec<PlannedChange>> = vec![Vec::new(); statuses.len()];
+    // The changes of each decision, in the order the decisions were made (image, then target).
+    let mut changes: Vec<Vec<PlannedChange>> = vec![Vec::new(); count];
     for (file, items) in pending {
         // Every file that was read has an entry; one that was not has reported why.
         let Some(entry) = files.get_mut(file) else {
             continue;
         };
-        for (index, outcome) in edit_file(&app.app.name, file, &mut entry.1, &items) {
+        for ((index, seq), outcome) in edit_file(&app.app.name, file, &mut entry.1, &items) {
             match outcome {
-                Ok(made) => changes[index].extend(made),
+                Ok(made) => changes[seq] = made,
                 Err(error) => {
                     statuses[index].error.get_or_insert(error);
                 }
             }
         }
     }
-    for (((image, mut status), made), skipped) in app
-        .app
-        .images
-        .iter()
-        .zip(statuses)
-        .zip(changes)
-        .zip(&deployed.skipped)
+    plan.changes = changes.into_iter().flatten().collect();
+    for ((image, mut status), skipped) in app.app.images.iter().zip(statuses).zip(&deployed.skipped)
     {
-        plan.changes.extend(made);
         // The image's first problem, then every file its directory targets skipped: none is
         // left out of the report, and a skipped file alone makes the image show a problem.
         let errors: Vec<ImageError> = status.error.iter().chain(skipped).cloned().collect();
@@ -550,16 +548,22 @@ fn edit_files(
     plan
 }
 
+/// What one decision's edit made, or why it failed.
+type Outcome = Result<Vec<PlannedChange>, ImageError>;
+
 /// One target's decision to write.
 struct Pending<'a> {
     /// The image's index in the app.
     index: usize,
+    /// The decision's place among all of the app's decisions to write.
+    seq: usize,
     image: &'a ImageConfig,
     target: &'a Target,
     decision: &'a Decision,
 }
 
-/// Apply the decisions of one file to its current bytes: per decision (by image index), the
+/// Apply the decisions of one file to its current bytes: per decision (by image index and
+/// place), the
 /// changes it made or why it failed. All at once when they agree (one parse, one splice, one
 /// check of the result, however many images the file holds); one after another otherwise, so
 /// each failure is told to the image it belongs to.
@@ -568,7 +572,7 @@ fn edit_file(
     file: &str,
     bytes: &mut Vec<u8>,
     items: &[Pending<'_>],
-) -> Vec<(usize, Result<Vec<PlannedChange>, ImageError>)> {
+) -> Vec<((usize, usize), Outcome)> {
     let updates: Vec<Result<Update, ImageError>> = items.iter().map(update_of).collect();
     let batch: Vec<(&Target, &Update)> = items
         .iter()
@@ -587,7 +591,7 @@ fn edit_file(
                     let changes = made.next().unwrap_or_default();
                     planned(app, item, file, &changes)
                 });
-                (item.index, outcome)
+                ((item.index, item.seq), outcome)
             })
             .collect();
     }
@@ -605,7 +609,7 @@ fn edit_file(
                 *bytes = edited.bytes;
                 Ok(planned(app, item, file, &edited.changes))
             });
-            (item.index, outcome)
+            ((item.index, item.seq), outcome)
         })
         .collect()
 }
