@@ -12,9 +12,10 @@ use std::path::Path;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::{Engine, ResolvedApp, fetch, plan};
+use super::{Engine, ResolvedApp, fetch, plan, rollback};
 use crate::config::{TargetConfig, WriteMode};
 use crate::edit;
+use crate::history::rollback::Rollback;
 use crate::policy::{Current, Explanation, Why};
 use crate::reference::ImageRef;
 use crate::report::SettingsError;
@@ -158,12 +159,12 @@ impl Engine {
                 .or_insert_with(|| image.clone());
         }
         let tags = fetch::tag_lists(&inner.registry, &repositories, &super::progress::Quiet).await;
-        let deployed = self.read_targets(resolved, &chosen).await?;
-        let memo = fetch::MetaMemo::default();
         let now = OffsetDateTime::now_utc();
+        let (deployed, rollbacks) = self.read_targets(resolved, &chosen, now).await?;
+        let memo = fetch::MetaMemo::default();
 
         let mut images = Vec::new();
-        for (&i, targets) in chosen.iter().zip(deployed) {
+        for ((&i, targets), rolled_back) in chosen.iter().zip(deployed).zip(rollbacks) {
             let config = &resolved.app.images[i];
             let policy = &resolved.policies[i];
             let repository = config.image.name();
@@ -174,6 +175,15 @@ impl Engine {
                 targets,
                 decisions: Vec::new(),
                 error: None,
+            };
+            let setting = rollback::setting(&resolved.app, config);
+            let rolled_back = match rolled_back {
+                Ok(found) => found,
+                Err(error) => {
+                    explained.error = Some(error.to_string());
+                    images.push(explained);
+                    continue;
+                }
             };
             let tags = match tags.of(&repository) {
                 Ok(tags) => tags,
@@ -195,14 +205,18 @@ impl Engine {
                     tag: tag.as_deref(),
                     digest: digest.as_deref(),
                 };
-                let decided = fetch::decide(
+                // The rollback of the targets deploying this version, if any.
+                let found = rolled_back.as_ref().filter(|r| {
+                    r.to.tag.as_deref() == current.tag && r.to.digest.as_deref() == current.digest
+                });
+                let decided = rollback::decide(
                     &inner.registry,
-                    &memo,
-                    &config.image,
+                    (&memo, now),
+                    config,
                     policy,
                     &tags,
                     current,
-                    now,
+                    found.map(|r| (r, setting)),
                 )
                 .await;
                 let meta = memo.of(&repository);
@@ -262,13 +276,22 @@ impl Engine {
         })
     }
 
-    /// What every target of the chosen images deploys on the branch head (a blocking clone
-    /// or fetch, on a blocking thread).
+    /// What every target of the chosen images deploys on the branch head, and per image the
+    /// rollback of its first rolled-back target (a blocking clone or fetch and history read,
+    /// on a blocking thread).
+    #[allow(clippy::type_complexity)]
     async fn read_targets(
         &self,
         app: &ResolvedApp,
         chosen: &[usize],
-    ) -> Result<Vec<Vec<TargetDeployed>>, ExplainError> {
+        now: OffsetDateTime,
+    ) -> Result<
+        (
+            Vec<Vec<TargetDeployed>>,
+            Vec<Result<Option<Rollback>, crate::report::ImageError>>,
+        ),
+        ExplainError,
+    > {
         let engine = self.clone();
         let app = app.clone();
         let chosen = chosen.to_vec();
@@ -283,7 +306,7 @@ impl Engine {
                 .checkout(&app.app.repo, &app.app.branch)
                 .map_err(|e| e.to_string())?;
             let root = checkout.workdir();
-            Ok(chosen
+            let deployed = chosen
                 .iter()
                 .map(|&i| {
                     let image = &app.app.images[i];
@@ -296,7 +319,34 @@ impl Engine {
                         })
                         .collect()
                 })
-                .collect())
+                .collect();
+            let reader = rollback::Reader {
+                history: &engine.inner.history,
+                bot: &engine.inner.config.global.git.author_email,
+                now,
+            };
+            let rollbacks = chosen
+                .iter()
+                .map(|&i| {
+                    let image = &app.app.images[i];
+                    let mut found = None;
+                    for pair in image.targets.iter().zip(&app.targets[i]) {
+                        found = rollback::find(
+                            reader,
+                            &checkout,
+                            &app.app,
+                            image,
+                            &app.policies[i],
+                            pair,
+                        )?;
+                        if found.is_some() {
+                            break;
+                        }
+                    }
+                    Ok(found)
+                })
+                .collect();
+            Ok((deployed, rollbacks))
         })
         .await
         .map_err(|e| checkout_error(e.to_string()))?

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use super::message::ChangeContext;
 use super::rollback;
 use super::{ResolvedApp, WriteContext};
-use crate::config::{ImageConfig, TargetConfig};
+use crate::config::{ImageConfig, OnRollback, TargetConfig};
 use crate::edit::{self, Target, Update};
 use crate::git::{self, Checkout};
 use crate::history::rollback::Rollback;
@@ -99,6 +99,7 @@ pub(crate) fn plan_app(
     app: &ResolvedApp,
 ) -> AppPlan {
     ctx.progress.planned(&app.app.name);
+    prefetch_history(ctx, checkout, std::slice::from_ref(app));
     let deployed = read_deployed(checkout.workdir(), app);
     let rollbacks = find_rollbacks(ctx, checkout, app, &deployed);
     let decisions = ctx
@@ -188,6 +189,28 @@ fn read_deployed(root: &Path, app: &ResolvedApp) -> DeployedApp {
     DeployedApp { files, targets }
 }
 
+/// Read the histories of the apps' target files in one walk of the branch (for files with
+/// nothing cached: a cold start), instead of one walk per file. A failure is only logged
+/// here: each target's own read then reports it.
+pub(crate) fn prefetch_history(ctx: &WriteContext, checkout: &Checkout, apps: &[ResolvedApp]) {
+    let Some(url) = apps.first().map(|a| a.app.repo.as_str()) else {
+        return;
+    };
+    let files: Vec<&str> = apps
+        .iter()
+        .flat_map(|a| {
+            a.app
+                .images
+                .iter()
+                .filter(|i| rollback::setting(&a.app, i) != OnRollback::Ignore)
+                .flat_map(|i| i.targets.iter().map(|t| t.file.as_str()))
+        })
+        .collect();
+    if let Err(error) = ctx.history.prefetch(checkout, url, &files, ctx.now) {
+        tracing::warn!(url = %git::redact_url(url), %error, "cannot read the targets' history");
+    }
+}
+
 /// Step 1b: per target that was read, whether its latest change is a person's rollback of a
 /// value imagebump wrote (read from the branch's history, cached across passes).
 fn find_rollbacks(
@@ -209,7 +232,14 @@ fn find_rollbacks(
                 .zip(found)
                 .map(|((config, target), found)| {
                     found.as_ref().ok().map(|_| {
-                        rollback::find(ctx, checkout, &app.app, image, policy, (config, target))
+                        rollback::find(
+                            ctx.rollbacks(),
+                            checkout,
+                            &app.app,
+                            image,
+                            policy,
+                            (config, target),
+                        )
                     })
                 })
                 .collect()
@@ -258,7 +288,7 @@ async fn decide_all(
                 slot.insert(
                     rollback::decide(
                         registry,
-                        ctx,
+                        (&ctx.memo, ctx.now),
                         image,
                         policy,
                         tags,

@@ -185,6 +185,20 @@ async fn a_reverted_update_stays_reverted() {
     assert_eq!(case.deployed(), "1.1.0");
     let commits = case.repo.log("main").len();
 
+    // The sentence, in `once` and `explain` text.
+    let held = format!(
+        "held: 1.2.0 rolled back by jane@example.com in {revert} on {}; waiting for a tag newer than 1.2.0",
+        time::OffsetDateTime::now_utc().date()
+    );
+    let out = case.once(&[]);
+    assert!(text(&out).contains(&held), "{}", text(&out));
+    let out = case.dir.imagebump(["explain", "shop"]).output();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("why: {held}")),
+        "{}",
+        text(&out)
+    );
     for _ in 0..2 {
         let why = case.why();
         assert_eq!(case.deployed(), "1.1.0", "{why}");
@@ -380,4 +394,96 @@ async fn on_rollback_ignore_proposes_the_reverted_tag_again() {
     let why = case.why();
     assert_eq!(why["kind"], "newer", "{why}");
     assert_eq!(case.deployed(), "1.2.0");
+}
+
+/// The one walk a pass makes for all of a branch's target files (`files_history`) reads the
+/// same versions as a walk per file: edits in nested folders, a merge from a side branch, a
+/// file deleted and created again, commits that touch none of them.
+#[test]
+fn one_walk_for_many_files_reads_what_a_walk_per_file_reads() {
+    use imagebump::git::{Author, CloneCache, GitSettings, WalkBound};
+
+    let repo = BareRepo::with_files(
+        "main",
+        &[
+            ("a.yaml", "v: 1\n"),
+            ("apps/x/b.yaml", "v: 1\n"),
+            ("apps/y/c.yaml", "v: 1\n"),
+        ],
+    );
+    let jane = Person::clone_of(&repo, "jane@example.com");
+    let write = |file: &str, text: &str| {
+        let path = jane.work.join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+        jane.run(&["add", "-A"]);
+        jane.run(&["commit", "-q", "-m", file]);
+    };
+    jane.pull();
+    write("apps/x/b.yaml", "v: 2\n");
+    write("README.md", "notes\n");
+    jane.run(&["checkout", "-q", "-b", "side"]);
+    write("apps/y/c.yaml", "v: 2\n");
+    write("apps/y/c.yaml", "v: 3\n");
+    jane.run(&["checkout", "-q", "main"]);
+    write("a.yaml", "v: 2\n");
+    jane.run(&["merge", "-q", "--no-ff", "-m", "merge side", "side"]);
+    jane.run(&["rm", "-q", "apps/x/b.yaml"]);
+    jane.run(&["commit", "-q", "-m", "remove b"]);
+    write("apps/x/b.yaml", "v: 4\n");
+    jane.run(&["push", "-q", "origin", "HEAD:main"]);
+
+    let workdir = tempfile::tempdir().unwrap();
+    let settings = GitSettings {
+        author: Author {
+            name: "imagebump".into(),
+            email: "bot@imagebump.test".into(),
+        },
+        credentials: vec![],
+        accept_unknown_hosts: false,
+        signing_key: None,
+    };
+    let cache = CloneCache::new(workdir.path().to_path_buf(), settings);
+    let checkout = cache.checkout(&repo.file_url(), "main").unwrap();
+    let bound = WalkBound {
+        max_commits: 100,
+        not_before: None,
+    };
+    let paths = ["a.yaml", "apps/x/b.yaml", "apps/y/c.yaml", "missing.yaml"];
+    let together = checkout.files_history(&paths, bound).unwrap();
+    for (path, together) in paths.iter().zip(together) {
+        let alone = checkout
+            .file_history(std::path::Path::new(path), bound, None)
+            .unwrap();
+        assert_eq!(together.versions, alone.versions, "{path}");
+        assert_eq!(together.end, alone.end, "{path}");
+    }
+    let c = checkout
+        .file_history(std::path::Path::new("apps/y/c.yaml"), bound, None)
+        .unwrap();
+    assert_eq!(c.versions.len(), 2, "the merge and the first commit: {c:?}");
+    let origin = c.versions[0]
+        .origin
+        .as_ref()
+        .expect("the merged side's commit");
+    assert_ne!(origin.id, c.versions[0].commit.id);
+    let b = checkout
+        .file_history(std::path::Path::new("apps/x/b.yaml"), bound, None)
+        .unwrap();
+    assert_eq!(b.versions.len(), 4, "{b:?}");
+    assert_eq!(b.versions[1].blob, None, "the deletion");
+
+    // A smaller bound stops both the same way.
+    let short = WalkBound {
+        max_commits: 3,
+        not_before: None,
+    };
+    let together = checkout.files_history(&paths, short).unwrap();
+    for (path, together) in paths.iter().zip(together) {
+        let alone = checkout
+            .file_history(std::path::Path::new(path), short, None)
+            .unwrap();
+        assert_eq!(together.versions, alone.versions, "{path}");
+        assert_eq!(together.end, alone.end, "{path}");
+    }
 }
