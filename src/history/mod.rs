@@ -4,8 +4,9 @@
 //!
 //! Invariant: reading is bounded (by default [`Bound::default`]: 5,000 first-parent commits or
 //! 90 days) and cached per (repository, branch, file): a pass whose branch head is the one
-//! read before reads no commit at all, a pass on a new head reads only the commits since, and
-//! a file's blob is parsed once per target however often it is asked about. The walk itself
+//! read before reads no commit at all, a pass on a new head reads only the commits since, a
+//! cold start reads all of a branch's target files in one walk ([`History::prefetch`]), and a
+//! file's blob is parsed once per target however often it is asked about. The walk itself
 //! lives in `git` ([`crate::git::Checkout::file_history`]); the YAML reading is `edit`'s;
 //! this module joins the two and keeps the cache. It never writes.
 //!
