@@ -487,3 +487,69 @@ fn one_walk_for_many_files_reads_what_a_walk_per_file_reads() {
         assert_eq!(together.end, alone.end, "{path}");
     }
 }
+
+/// The daemon shows the hold in `/api/v1/status` and on the status page, and commits nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daemon_shows_the_hold_in_its_status_and_page() {
+    use std::io::{Read as _, Write as _};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let case = Case::new("").await;
+    case.once(&[]);
+    let revert = case.jane.revert_head();
+    let commits = case.repo.log("main").len();
+
+    let port = crate::support::free_port();
+    let host = case.registry.host();
+    let dir = ConfigDir::new(
+        &host,
+        &format!(
+            "interval: 1s\nwebhook:\n  listen: 127.0.0.1:{port}\n  receivers:\n    - type: distribution\n      secret_env: WEBHOOK_TOKEN\n"
+        ),
+    )
+    .app(
+        "shop",
+        &format!(
+            "name: shop\nrepo: {}\nimages:\n  - name: api\n    image: {host}/team/api\n    policy: {{semver: \"^1\"}}\n    targets:\n      - {{file: values.yaml, path: api.image.tag}}\n",
+            case.repo.file_url()
+        ),
+    );
+    let log = dir.path().join("daemon.log");
+    let mut daemon = dir
+        .imagebump(["run"])
+        .env("WEBHOOK_TOKEN", "a-webhook-token-of-32-characters")
+        .spawn(Stdio::null(), std::fs::File::create(&log).unwrap());
+    let get = |path: &str| -> Option<String> {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        response.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+    };
+    let held = format!("held: 1.2.0 rolled back by jane@example.com in {revert} on ");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(body) = get("/api/v1/status")
+            && body.contains(&held)
+        {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no hold in the status; log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let image = &status["apps"][0]["images"][0];
+    assert_eq!(image["why"]["kind"], "held", "{status}");
+    assert_eq!(image["deployed"], "1.1.0", "{status}");
+    let page = get("/").unwrap();
+    assert!(page.contains(&held), "{page}");
+    daemon.stop();
+    assert_eq!(case.repo.log("main").len(), commits, "nothing committed");
+    assert_eq!(case.deployed(), "1.1.0");
+}
