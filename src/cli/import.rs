@@ -15,7 +15,7 @@ pub enum Tool {
     /// Flux ImageRepository, ImagePolicy, ImageUpdateAutomation (and their GitRepository).
     #[command(after_help = "Examples:
   kubectl get imagerepositories,imagepolicies,imageupdateautomations,gitrepositories -A -o yaml \\
-    | imagebump import flux --repo-dir ~/src/fleet -o imported/
+    | imagebump import flux -o imported/
   imagebump import flux clusters/prod/ --repo-dir . --check")]
     Flux(FluxArgs),
     /// Argo CD Image Updater: annotated Applications/ApplicationSets, ImageUpdater resources
@@ -52,8 +52,9 @@ pub struct Common {
 pub struct FluxArgs {
     #[command(flatten)]
     pub common: Common,
-    /// A local checkout of the config repo: the files with `$imagepolicy` markers under each
-    /// automation's `update.path` become the targets.
+    /// A local checkout of the config repo: only the policies with an `$imagepolicy` marker
+    /// under their automation's `update.path` are imported (each automation's `update.path`
+    /// becomes a directory target either way).
     #[arg(long, value_name = "DIR")]
     pub repo_dir: Option<PathBuf>,
     /// A push branch other than the checkout branch becomes `write: pull-request` (from the

@@ -500,5 +500,16 @@ fn parse_target(node: &Node, diags: &mut Diagnostics) -> Option<TargetConfig> {
     if target.path.is_some() && target.marker.is_some() {
         diags.node(node, "a target uses either `path` or `marker`, not both");
     }
+    if target.names_directory() && target.path.is_some() {
+        let at = fields.get("path").unwrap_or(node);
+        diags.node(
+            at,
+            format!(
+                "`{}` is a directory target (Kustomize entries, manifests and markers in every \
+                 YAML file under it); a Helm values `path` needs one file",
+                target.file
+            ),
+        );
+    }
     Some(target)
 }

@@ -349,7 +349,8 @@ pub enum PolicyConfig {
 /// Where in the config repo an image's tag is written.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TargetConfig {
-    /// Path relative to the repo root.
+    /// Path relative to the repo root: a file, or a directory (`clusters/prod/`, `./`) whose
+    /// YAML files are all scanned.
     pub file: String,
     /// Helm values path (`api.image.tag`).
     pub path: Option<String>,
@@ -358,4 +359,12 @@ pub struct TargetConfig {
     /// A Flux `$imagepolicy` marker name (`ns:name`).
     pub marker: Option<String>,
     pub line: usize,
+}
+
+impl TargetConfig {
+    /// True when `file` is written as a directory (a trailing `/`). A `file` without one that is
+    /// a directory on the branch is a directory target too; only a pass can tell.
+    pub fn names_directory(&self) -> bool {
+        self.file.ends_with('/')
+    }
 }

@@ -343,6 +343,34 @@ fn ranges_and_extract_templates_are_checked_with_the_policy_grammar() {
 }
 
 #[test]
+fn a_directory_target_scans_files_and_refuses_a_helm_path() {
+    let base = "name: a\nrepo: https://example.test/c.git\nbranch: main\nimages:\n  - image: nginx\n    policy: {semver: '^1'}\n    targets:\n";
+    let (parsed, errors) = app(&format!(
+        "{base}      - file: clusters/prod/\n      - {{file: ./, marker: 'flux-system:nginx'}}\n"
+    ));
+    assert!(errors.is_empty(), "{errors:#?}");
+    let targets = &parsed.unwrap().images[0].targets;
+    assert!(targets[0].names_directory());
+    assert_eq!(targets[1].file, "./");
+    assert!(targets[1].names_directory());
+
+    let (_, errors) = app(&format!(
+        "{base}      - file: clusters/prod/\n        path: image.tag\n"
+    ));
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(errors[0].starts_with("apps/shop.yaml:9:"), "{errors:#?}");
+    assert!(
+        errors[0].contains("`clusters/prod/` is a directory target"),
+        "{errors:#?}"
+    );
+    let (_, errors) = app(&format!("{base}      - file: ../outside/\n"));
+    assert!(
+        errors[0].contains("must be a path inside the repo"),
+        "{errors:#?}"
+    );
+}
+
+#[test]
 fn on_rollback_is_read_at_app_and_image_level_and_checked() {
     let text = "name: shop\nrepo: https://github.com/acme/c.git\non_rollback: hold\nimages:\n  - image: ghcr.io/acme/api\n    policy: {semver: \"^1\"}\n    on_rollback: ignore\n    targets: [{file: a.yaml}]\n  - image: ghcr.io/acme/web\n    policy: {semver: \"^1\"}\n    targets: [{file: a.yaml}]\n";
     let (parsed, errors) = app(text);

@@ -330,14 +330,14 @@ impl Engine {
                 .map(|&i| {
                     let image = &app.app.images[i];
                     let mut found = None;
-                    for pair in image.targets.iter().zip(&app.targets[i]) {
+                    for (config, target) in image.targets.iter().zip(&app.targets[i]) {
                         found = rollback::find(
                             reader,
                             &checkout,
                             &app.app,
                             image,
                             &app.policies[i],
-                            pair,
+                            (&config.file, target),
                         )?;
                         if found.is_some() {
                             break;

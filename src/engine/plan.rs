@@ -4,9 +4,15 @@
 //! Invariant: one path for every pass, mode and write style: [`plan_app`] reads each file of
 //! the app once, decides once per image and deployed version, and edits the bytes it read; the
 //! caller writes them (or, in a dry run, only shows them).
+//!
+//! A directory target (`clusters/prod/`, or a path that is a directory on the branch) is
+//! listed once per pass ([`git::yaml_files_under`]: sorted, no symlink followed) and each of its
+//! YAML files becomes a site of the image when it mentions it. A file that cannot be read or
+//! parsed is skipped and reported (once per app, with file:line); the others are still edited.
+//! A directory where nothing mentions the image is one problem of that target.
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -19,7 +25,7 @@ use crate::git::{self, Checkout};
 use crate::history::rollback::Rollback;
 use crate::policy::{Current, Decision};
 use crate::registry;
-use crate::report::{AppError, ImageError, ReadError};
+use crate::report::{AppError, ImageError, ReadError, SettingsError, SkipReason};
 use crate::report::{ImageStatus, PlannedChange};
 
 /// Largest file the engine edits (a values file is a few kB; this guards against a binary).
@@ -74,18 +80,35 @@ impl Deployed {
     }
 }
 
-/// An app's files on the branch head, each read once, and per image and target what it
-/// deploys (or why that is unknown).
-struct DeployedApp {
-    files: BTreeMap<String, Vec<u8>>,
-    targets: Vec<Vec<Result<Deployed, ImageError>>>,
+/// One place an image is looked for: the file of a file target, or one file of a directory
+/// target that mentions the image. When a target cannot be read, or a directory target matches
+/// nothing, its one site carries the reason.
+#[derive(Debug)]
+struct Site {
+    /// Index of the target in the image's `targets`.
+    target: usize,
+    /// The file edited, relative to the repo root.
+    file: String,
+    found: Result<Deployed, ImageError>,
 }
 
-/// Per image and target, the rollback its latest change is, if any (`None` when the target
+/// An app's files on the branch head, each read once, and per image where it is deployed (or
+/// why that is unknown).
+struct DeployedApp {
+    files: BTreeMap<String, Vec<u8>>,
+    /// Per image, its sites: targets in config order, a directory's files in path order.
+    sites: Vec<Vec<Site>>,
+    /// Per image, the files of its directory targets that were skipped (unreadable, not YAML
+    /// the parser accepts, refused by the finder). A file no parser accepts is reported once
+    /// per app, under the first image whose directory holds it.
+    skipped: Vec<Vec<ImageError>>,
+}
+
+/// Per image and site, the rollback its file's latest change is, if any (`None` when the site
 /// was not read).
 type Rollbacks = Vec<Vec<Option<Result<Option<Rollback>, ImageError>>>>;
 
-/// Per image and target, the policy's decision (`None` when the target or the tag list is
+/// Per image and site, the policy's decision (`None` when the site or the tag list is
 /// missing, which the image already reports).
 type Decisions = Vec<Vec<Option<Result<Decision, ImageError>>>>;
 
@@ -99,8 +122,21 @@ pub(crate) fn plan_app(
     app: &ResolvedApp,
 ) -> AppPlan {
     ctx.progress.planned(&app.app.name);
-    prefetch_history(ctx, checkout, std::slice::from_ref(app));
     let deployed = read_deployed(checkout.workdir(), app);
+    let files: Vec<&str> = app
+        .app
+        .images
+        .iter()
+        .zip(&deployed.sites)
+        .filter(|(image, _)| rollback::setting(&app.app, image) != OnRollback::Ignore)
+        .flat_map(|(_, sites)| sites.iter().map(|site| site.file.as_str()))
+        .collect();
+    if let Err(error) = ctx
+        .history
+        .prefetch(checkout, &app.app.repo, &files, ctx.now)
+    {
+        tracing::warn!(app = %app.app.name, %error, "cannot read the targets' history");
+    }
     let rollbacks = find_rollbacks(ctx, checkout, app, &deployed);
     let decisions = ctx
         .handle
@@ -108,15 +144,35 @@ pub(crate) fn plan_app(
     edit_files(ctx, app, deployed, &decisions)
 }
 
-/// Step 1: read every target file once, parse it once, and find what each target deploys.
+/// A target is a directory when it is written as one (`clusters/prod/`) or when its path is a
+/// directory on the branch.
+fn is_directory(root: &Path, target: &TargetConfig) -> bool {
+    target.names_directory()
+        || std::fs::symlink_metadata(root.join(&target.file)).is_ok_and(|meta| meta.is_dir())
+}
+
+/// Step 1: list every directory target once, read every file once (a target's, or a YAML file
+/// under a directory target), parse it once, and find where each image is deployed.
 fn read_deployed(root: &Path, app: &ResolvedApp) -> DeployedApp {
+    let mut listings: BTreeMap<&str, Result<git::YamlFiles, ReadError>> = BTreeMap::new();
     let mut read_files: BTreeMap<String, Result<Vec<u8>, ReadError>> = BTreeMap::new();
-    for image in &app.app.images {
-        for target in &image.targets {
-            if !read_files.contains_key(&target.file) {
-                read_files.insert(target.file.clone(), read(root, &target.file));
+    for target in app.app.images.iter().flat_map(|image| &image.targets) {
+        let file = target.file.as_str();
+        if listings.contains_key(file) || read_files.contains_key(file) {
+            continue;
+        }
+        if !is_directory(root, target) {
+            read_files.insert(target.file.clone(), read(root, file));
+            continue;
+        }
+        let listing = git::yaml_files_under(root, Path::new(file))
+            .map_err(|e| ReadError::Unsafe(Arc::new(e)));
+        for listed in listing.iter().flat_map(|listing| &listing.files) {
+            if !read_files.contains_key(listed) {
+                read_files.insert(listed.clone(), read(root, listed));
             }
         }
+        listings.insert(file, listing);
     }
     let documents: BTreeMap<&str, Result<edit::Document<'_>, edit::EditError>> = read_files
         .iter()
@@ -126,72 +182,169 @@ fn read_deployed(root: &Path, app: &ResolvedApp) -> DeployedApp {
         })
         .collect();
     let app_file = app.app.file.display().to_string();
-    let targets =
-        app.app
-            .images
-            .iter()
-            .zip(&app.targets)
-            .map(|(image, targets)| {
-                image
-                    .targets
-                    .iter()
-                    .zip(targets)
-                    .map(|(config, target)| {
-                        let at = format!("{app_file}:{} (target {})", config.line, config.file);
-                        let file = &config.file;
-                        let document = match (read_files.get(file), documents.get(file.as_str())) {
-                            (Some(Err(error)), _) => {
-                                return Err(ImageError::Read {
-                                    at,
-                                    error: error.clone(),
-                                });
-                            }
-                            (_, Some(Ok(document))) => document,
-                            (_, Some(Err(error))) => {
-                                return Err(ImageError::Edit {
-                                    file: file.clone(),
-                                    error: error.clone(),
-                                });
-                            }
-                            // Every target file was read above, and parsed if it was read.
-                            (_, None) => {
-                                return Err(ImageError::NotFound {
-                                    file: file.clone(),
-                                    repository: image.image.name(),
-                                    at,
-                                });
-                            }
-                        };
-                        let found = document.find(target, &image.image).map_err(|error| {
-                            ImageError::Edit {
+    // Files of directory targets already reported as skipped (once per app).
+    let mut reported: BTreeSet<&str> = BTreeSet::new();
+    let mut sites = Vec::new();
+    let mut skipped = Vec::new();
+    for (image, targets) in app.app.images.iter().zip(&app.targets) {
+        let mut image_sites = Vec::new();
+        let mut image_skipped = Vec::new();
+        for (index, (config, target)) in image.targets.iter().zip(targets).enumerate() {
+            let at = format!("{app_file}:{} (target {})", config.line, config.file);
+            let site = |found| Site {
+                target: index,
+                file: config.file.clone(),
+                found,
+            };
+            let listing = match listings.get(config.file.as_str()) {
+                None => {
+                    let found = find_in_file(&read_files, &documents, config, target, image, at);
+                    image_sites.push(site(found));
+                    continue;
+                }
+                Some(Err(error)) => {
+                    image_sites.push(site(Err(ImageError::Read {
+                        at,
+                        error: error.clone(),
+                    })));
+                    continue;
+                }
+                Some(Ok(listing)) => listing,
+            };
+            if matches!(target, Target::Helm { .. }) {
+                image_sites.push(site(Err(ImageError::Target {
+                    at,
+                    error: SettingsError::Invalid {
+                        what: format!("{} is a directory", config.file),
+                        reason: "a Helm values `path` needs one file".into(),
+                    },
+                })));
+                continue;
+            }
+            let skip = |file: &str, reason| ImageError::Skipped {
+                file: file.to_string(),
+                dir: config.file.clone(),
+                reason,
+            };
+            for name in &listing.unnamed {
+                if reported.insert(name) {
+                    image_skipped.push(skip(name, SkipReason::NameNotUtf8));
+                }
+            }
+            let before = image_sites.len();
+            for file in &listing.files {
+                let document = match (read_files.get(file), documents.get(file.as_str())) {
+                    (Some(Err(error)), _) => {
+                        if reported.insert(file) {
+                            image_skipped.push(skip(file, SkipReason::Read(error.clone())));
+                        }
+                        continue;
+                    }
+                    (_, Some(Err(error))) => {
+                        if reported.insert(file) {
+                            image_skipped.push(skip(file, SkipReason::Edit(error.clone())));
+                        }
+                        continue;
+                    }
+                    (_, Some(Ok(document))) => document,
+                    // Every listed file was read above, and parsed if it was read.
+                    (_, None) => continue,
+                };
+                match document.find(target, &image.image) {
+                    Ok(found) => {
+                        if let Some(first) = found.first() {
+                            image_sites.push(Site {
+                                target: index,
                                 file: file.clone(),
-                                error,
-                            }
-                        })?;
-                        let first = found.first().ok_or_else(|| ImageError::NotFound {
-                            file: file.clone(),
-                            repository: image.image.name(),
-                            at,
-                        })?;
-                        Ok(Deployed {
-                            tag: first.tag.clone(),
-                            digest: first.digest.clone(),
-                        })
-                    })
-                    .collect()
-            })
-            .collect();
+                                found: Ok(Deployed {
+                                    tag: first.tag.clone(),
+                                    digest: first.digest.clone(),
+                                }),
+                            });
+                        }
+                    }
+                    Err(error) => image_skipped.push(skip(file, SkipReason::Edit(error))),
+                }
+            }
+            if image_sites.len() == before {
+                image_sites.push(site(Err(ImageError::NothingInDirectory {
+                    dir: config.file.clone(),
+                    repository: image.image.name(),
+                    files: listing.files.len(),
+                    symlinks: listing.symlinks.len(),
+                    at,
+                })));
+            }
+        }
+        sites.push(image_sites);
+        skipped.push(image_skipped);
+    }
     drop(documents);
     let files = read_files
         .into_iter()
         .filter_map(|(file, bytes)| Some((file, bytes.ok()?)))
         .collect();
-    DeployedApp { files, targets }
+    DeployedApp {
+        files,
+        sites,
+        skipped,
+    }
+}
+
+/// What a file target deploys: the first reference to the image in its file.
+fn find_in_file(
+    read_files: &BTreeMap<String, Result<Vec<u8>, ReadError>>,
+    documents: &BTreeMap<&str, Result<edit::Document<'_>, edit::EditError>>,
+    config: &TargetConfig,
+    target: &Target,
+    image: &ImageConfig,
+    at: String,
+) -> Result<Deployed, ImageError> {
+    let file = &config.file;
+    let document = match (read_files.get(file), documents.get(file.as_str())) {
+        (Some(Err(error)), _) => {
+            return Err(ImageError::Read {
+                at,
+                error: error.clone(),
+            });
+        }
+        (_, Some(Ok(document))) => document,
+        (_, Some(Err(error))) => {
+            return Err(ImageError::Edit {
+                file: file.clone(),
+                error: error.clone(),
+            });
+        }
+        // Every target file was read above, and parsed if it was read.
+        (_, None) => {
+            return Err(ImageError::NotFound {
+                file: file.clone(),
+                repository: image.image.name(),
+                at,
+            });
+        }
+    };
+    let found = document
+        .find(target, &image.image)
+        .map_err(|error| ImageError::Edit {
+            file: file.clone(),
+            error,
+        })?;
+    let first = found.first().ok_or_else(|| ImageError::NotFound {
+        file: file.clone(),
+        repository: image.image.name(),
+        at,
+    })?;
+    Ok(Deployed {
+        tag: first.tag.clone(),
+        digest: first.digest.clone(),
+    })
 }
 
 /// Read the histories of the apps' target files in one walk of the branch (for files with
-/// nothing cached: a cold start), instead of one walk per file. A failure is only logged
-/// here: each target's own read then reports it.
+/// nothing cached: a cold start), instead of one walk per file. Directory targets are read
+/// per app, once their files are known ([`plan_app`]). A failure is only logged here: each
+/// target's own read then reports it.
 pub(crate) fn prefetch_history(ctx: &WriteContext, checkout: &Checkout, apps: &[ResolvedApp]) {
     let Some(url) = apps.first().map(|a| a.app.repo.as_str()) else {
         return;
@@ -203,7 +356,9 @@ pub(crate) fn prefetch_history(ctx: &WriteContext, checkout: &Checkout, apps: &[
                 .images
                 .iter()
                 .filter(|i| rollback::setting(&a.app, i) != OnRollback::Ignore)
-                .flat_map(|i| i.targets.iter().map(|t| t.file.as_str()))
+                .flat_map(|i| i.targets.iter())
+                .filter(|t| !t.names_directory())
+                .map(|t| t.file.as_str())
         })
         .collect();
     if let Err(error) = ctx.history.prefetch(checkout, url, &files, ctx.now) {
@@ -223,22 +378,20 @@ fn find_rollbacks(
         .images
         .iter()
         .zip(&app.policies)
-        .zip(app.targets.iter().zip(&deployed.targets))
-        .map(|((image, policy), (targets, found))| {
-            image
-                .targets
+        .zip(app.targets.iter().zip(&deployed.sites))
+        .map(|((image, policy), (targets, sites))| {
+            sites
                 .iter()
-                .zip(targets)
-                .zip(found)
-                .map(|((config, target), found)| {
-                    found.as_ref().ok().map(|_| {
+                .map(|site| {
+                    let target = targets.get(site.target)?;
+                    site.found.as_ref().ok().map(|_| {
                         rollback::find(
                             ctx.rollbacks(),
                             checkout,
                             &app.app,
                             image,
                             policy,
-                            (config, target),
+                            (&site.file, target),
                         )
                     })
                 })
@@ -257,12 +410,12 @@ async fn decide_all(
     rollbacks: &Rollbacks,
 ) -> Decisions {
     let mut all = Vec::new();
-    for (((image, policy), targets), rollbacks) in app
+    for (((image, policy), sites), rollbacks) in app
         .app
         .images
         .iter()
         .zip(&app.policies)
-        .zip(&deployed.targets)
+        .zip(&deployed.sites)
         .zip(rollbacks)
     {
         let tags = ctx.tags.of(&image.image.name()).ok();
@@ -270,8 +423,8 @@ async fn decide_all(
         let mut settled: HashMap<(&Deployed, Option<&Rollback>), Result<Decision, ImageError>> =
             HashMap::new();
         let mut decisions = Vec::new();
-        for (target, found) in targets.iter().zip(rollbacks) {
-            let (Ok(current), Some(tags)) = (target, &tags) else {
+        for (site, found) in sites.iter().zip(rollbacks) {
+            let (Ok(current), Some(tags)) = (&site.found, &tags) else {
                 decisions.push(None);
                 continue;
             };
@@ -319,12 +472,13 @@ fn edit_files(
         .into_iter()
         .map(|(file, bytes)| (file, (bytes.clone(), bytes)))
         .collect();
-    for (((image, targets), found), decisions) in app
+    for ((((image, targets), sites), skipped), decisions) in app
         .app
         .images
         .iter()
         .zip(&app.targets)
-        .zip(&deployed.targets)
+        .zip(&deployed.sites)
+        .zip(&deployed.skipped)
         .zip(decisions)
     {
         let repository = image.image.name();
@@ -334,10 +488,12 @@ fn edit_files(
             error: ctx.tags.of(&repository).err(),
             ..ImageStatus::default()
         };
-        for (((config, target), found), decision) in
-            image.targets.iter().zip(targets).zip(found).zip(decisions)
-        {
-            let deployed = match found {
+        for (site, decision) in sites.iter().zip(decisions) {
+            // Every site was made from one of the image's targets.
+            let Some(target) = targets.get(site.target) else {
+                continue;
+            };
+            let deployed = match &site.found {
                 Ok(deployed) => deployed,
                 Err(error) => {
                     status.error.get_or_insert(error.clone());
@@ -375,17 +531,30 @@ fn edit_files(
             if decision.keep_current {
                 continue;
             }
-            match apply(&mut files, &app.app.name, image, config, target, decision) {
+            match apply(
+                &mut files,
+                &app.app.name,
+                image,
+                &site.file,
+                target,
+                decision,
+            ) {
                 Ok(changes) => plan.changes.extend(changes),
                 Err(error) => {
                     status.error.get_or_insert(error);
                 }
             }
         }
-        if let Some(error) = &status.error {
+        // The image's first problem, then every file its directory targets skipped: none is
+        // left out of the report, and a skipped file alone makes the image show a problem.
+        let errors: Vec<ImageError> = status.error.iter().chain(skipped).cloned().collect();
+        if status.error.is_none() {
+            status.error = skipped.first().cloned();
+        }
+        for error in errors {
             plan.errors.push(AppError::Image {
                 image: image.name.clone(),
-                error: Box::new(error.clone()),
+                error: Box::new(error),
             });
         }
         plan.images.push(status);
@@ -407,7 +576,7 @@ fn apply(
     files: &mut BTreeMap<String, (Vec<u8>, Vec<u8>)>,
     app: &str,
     image: &ImageConfig,
-    config: &TargetConfig,
+    file: &str,
     target: &Target,
     decision: &Decision,
 ) -> Result<Vec<PlannedChange>, ImageError> {
@@ -417,14 +586,14 @@ fn apply(
             repository: repository.clone(),
             error,
         })?;
-    // Every target file that was read has an entry; one that was not has reported why.
-    let Some(entry) = files.get_mut(&config.file) else {
+    // Every file that was read has an entry; one that was not has reported why.
+    let Some(entry) = files.get_mut(file) else {
         return Ok(Vec::new());
     };
     let edited = edit::Document::parse(&entry.1)
         .and_then(|document| document.apply(target, &update))
         .map_err(|error| ImageError::Edit {
-            file: config.file.clone(),
+            file: file.to_string(),
             error,
         })?;
     let changes = edited
@@ -434,7 +603,7 @@ fn apply(
             app: app.to_string(),
             image: repository.clone(),
             name: image.name.clone(),
-            file: config.file.clone(),
+            file: file.to_string(),
             line: change.line,
             from: change.old.clone(),
             to: change.new.clone(),

@@ -10,7 +10,7 @@
 use time::OffsetDateTime;
 
 use super::fetch;
-use crate::config::{App, ImageConfig, OnRollback, TargetConfig};
+use crate::config::{App, ImageConfig, OnRollback};
 use crate::edit::Target;
 use crate::git::Checkout;
 use crate::history::rollback::{self, Rollback};
@@ -32,28 +32,22 @@ pub(crate) struct Reader<'a> {
     pub now: OffsetDateTime,
 }
 
-/// The rollback the latest change of one target is, if any (`None` too under `ignore`).
+/// The rollback the latest change of one target file is, if any (`None` too under `ignore`);
+/// `file` is the target's own, or one file of a directory target.
 pub(crate) fn find(
     reader: Reader<'_>,
     checkout: &Checkout,
     app: &App,
     image: &ImageConfig,
     policy: &Policy,
-    (config, target): (&TargetConfig, &Target),
+    (file, target): (&str, &Target),
 ) -> Result<Option<Rollback>, ImageError> {
     if setting(app, image) == OnRollback::Ignore {
         return Ok(None);
     }
     let history = reader
         .history
-        .target(
-            checkout,
-            &app.repo,
-            &config.file,
-            target,
-            &image.image,
-            reader.now,
-        )
+        .target(checkout, &app.repo, file, target, &image.image, reader.now)
         .map_err(ImageError::History)?;
     let older = |to: &TargetValue, from: &TargetValue| older(policy, to, from);
     Ok(rollback::detect(&history.changes, reader.bot, &older))

@@ -236,6 +236,12 @@ fn order(descending: bool) -> Order {
 
 /// The editor target of one configured target.
 pub fn target(t: &TargetConfig) -> Result<Target, SettingsError> {
+    if t.names_directory() && t.path.is_some() {
+        return Err(SettingsError::Invalid {
+            what: format!("target {}", t.file),
+            reason: "a directory target has no Helm values `path`".into(),
+        });
+    }
     if let Some(path) = &t.path {
         let path = edit::parse_value_path(path).map_err(|e| SettingsError::Invalid {
             what: format!("target {} path", t.file),

@@ -52,7 +52,7 @@ pub use git2::Oid;
 pub use history::{CommitMeta, FileHistory, FileVersion, HistoryEnd, Person, WalkBound};
 pub use push::{LeaseOutcome, PushOutcome};
 pub use signing::SigningKey;
-pub use tree_path::inside_clone;
+pub use tree_path::{YamlFiles, inside_clone, yaml_files_under};
 pub use writeback::{PushReport, RetryOptions, WriteBackError, commit_and_push};
 
 /// Author and committer of every commit imagebump makes.

@@ -3,8 +3,9 @@
 //! `GitRepository` an automation's `sourceRef` names (`source.toolkit.fluxcd.io`).
 //!
 //! One app per automation, one image per `ImagePolicy` it selects, named after the policy; its
-//! targets are the policy's `$imagepolicy` markers (`ns:name`, kept as is) in the files under
-//! the automation's `update.path`, listed from a local checkout of the config repo.
+//! target is the automation's `update.path` as a directory target with the policy's marker
+//! (`ns:name`, kept as is), so the daemon scans that directory on every pass as Flux does. With
+//! `--repo-dir` (a local checkout), the policies without a marker under the path are left out.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,8 +27,8 @@ pub const SECRETS_DIR: &str = "/var/run/secrets/imagebump";
 /// Options of `imagebump import flux`.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
-    /// A local checkout of the config repo, to list the files with markers under
-    /// `update.path`.
+    /// A local checkout of the config repo: only the policies with a marker under
+    /// `update.path` become images.
     pub repo_dir: Option<PathBuf>,
     /// A push branch different from the checkout branch becomes a pull request.
     pub pull_request: bool,
@@ -702,25 +703,19 @@ fn image_update_automation(
     let path = object
         .str("spec.update.path")?
         .unwrap_or_else(|| "./".to_string());
+    let dir = directory_target(&path, object)?;
     let selected = selected_policies(object, policies, out)?;
-    let Some(repo_dir) = &options.repo_dir else {
-        return Err(object.error(
-            "spec.update.path",
-            format!(
-                "`{path}` is a directory: pass --repo-dir with a local checkout of {} (branch {checkout}) so import lists the files with this automation's markers",
-                source.url
-            ),
-        ));
+    // With a checkout, the policies none of whose markers are under the path are left out (as
+    // Flux changes nothing for them); without one, every selected policy is an image.
+    let markers = match &options.repo_dir {
+        Some(repo_dir) => Some((repo_dir, markers_under(repo_dir, &path, object)?)),
+        None => None,
     };
-    let markers = markers_under(repo_dir, &path, object)?;
     for (key, policy) in selected {
         let marker = format!("{}:{}", key.0, key.1);
-        let files: Vec<&String> = markers
-            .iter()
-            .filter(|(_, m)| *m == marker)
-            .map(|(f, _)| f)
-            .collect();
-        if files.is_empty() {
+        if let Some((repo_dir, markers)) = &markers
+            && !markers.iter().any(|(_, m)| *m == marker)
+        {
             out.note(
                 Outcome::NoEquivalent,
                 &policy.object,
@@ -734,25 +729,18 @@ fn image_update_automation(
         }
         used.insert(key.clone());
         let mut image = policy.image.clone();
-        let mut seen = Vec::new();
-        for file in files {
-            if !seen.contains(file) {
-                seen.push(file.clone());
-                image.targets.push(TargetOut {
-                    file: file.clone(),
-                    marker: Some(marker.clone()),
-                    ..TargetOut::default()
-                });
-            }
-        }
+        image.targets.push(TargetOut {
+            file: dir.clone(),
+            marker: Some(marker.clone()),
+            ..TargetOut::default()
+        });
         out.note(
             Outcome::Translated,
             &policy.object,
             "metadata.name",
             format!(
-                "image `{}` of app `{name}`, marker `{marker}` in {} file(s) under `{path}`",
-                image.name,
-                image.targets.len()
+                "image `{}` of app `{name}`, the `{marker}` markers under `{dir}`",
+                image.name
             ),
         );
         app.images.push(image);
@@ -761,7 +749,7 @@ fn image_update_automation(
         Outcome::Translated,
         object,
         "spec.update.path",
-        format!("targets: the marked files under `{path}`"),
+        format!("a directory target `file: {dir}` (every YAML file under it, on every pass)"),
     );
     if app.images.is_empty() {
         out.note(
@@ -773,6 +761,32 @@ fn image_update_automation(
         return Ok(None);
     }
     Ok(Some(app))
+}
+
+/// `update.path` as a directory target: relative to the repository root, `/`-terminated
+/// (`./clusters/my-cluster` -> `clusters/my-cluster/`, `./` or none -> `./`).
+fn directory_target(path: &str, object: &Object) -> Result<String, ImportError> {
+    let relative = Path::new(path);
+    if relative.is_absolute()
+        || relative
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(object.error(
+            "spec.update.path",
+            format!("`{path}` must be a path inside the repository"),
+        ));
+    }
+    let parts: Vec<String> = relative
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    Ok(if parts.is_empty() {
+        "./".to_string()
+    } else {
+        format!("{}/", parts.join("/"))
+    })
 }
 
 fn selected_policies<'a>(

@@ -93,10 +93,58 @@ pub enum ImageError {
         repository: String,
         error: EditError,
     },
+    /// No YAML file of a directory target mentions the image.
+    #[error(
+        "{dir}: no reference to {repository} found in {files} YAML file{}{} ({at})",
+        if *files == 1 { "" } else { "s" },
+        if *symlinks == 0 { String::new() } else {
+            format!(" ({symlinks} symbolic link{} not followed)", if *symlinks == 1 { "" } else { "s" })
+        }
+    )]
+    NothingInDirectory {
+        dir: String,
+        repository: String,
+        /// YAML files scanned.
+        files: usize,
+        /// Symbolic links passed over.
+        symlinks: usize,
+        at: String,
+    },
+    /// One file of a directory target was skipped: it cannot be read, parsed or searched. The
+    /// directory's other files were scanned and edited all the same.
+    #[error(
+        "{}; skipped, the other files of {dir} were scanned",
+        skipped_text(file, reason)
+    )]
+    Skipped {
+        file: String,
+        /// The directory target, as configured.
+        dir: String,
+        reason: SkipReason,
+    },
     /// The target's history could not be read, so a rollback could not be ruled out: the
     /// image is not updated this pass.
     #[error("{0}; not updating without knowing whether a person rolled it back")]
     History(crate::history::HistoryError),
+}
+
+/// Why one file of a directory target was skipped.
+#[derive(Debug, Clone)]
+pub enum SkipReason {
+    Read(ReadError),
+    Edit(EditError),
+    /// Its name is not UTF-8 text, so no target can name it.
+    NameNotUtf8,
+}
+
+/// `file:line:col: message` when the error points into the file, else `file: message`.
+fn skipped_text(file: &str, reason: &SkipReason) -> String {
+    match reason {
+        SkipReason::Read(error) => error.to_string(),
+        SkipReason::Edit(error) if error.position().is_some() => format!("{file}:{error}"),
+        SkipReason::Edit(error) => format!("{file}: {error}"),
+        SkipReason::NameNotUtf8 => format!("{file}: the file name is not UTF-8"),
+    }
 }
 
 impl ImageError {
@@ -110,7 +158,11 @@ impl ImageError {
             ImageError::Target { .. } => "settings",
             ImageError::Read { .. } => "io",
             ImageError::Edit { .. } | ImageError::Update { .. } => "edit",
-            ImageError::NotFound { .. } => "not_found",
+            ImageError::NotFound { .. } | ImageError::NothingInDirectory { .. } => "not_found",
+            ImageError::Skipped { reason, .. } => match reason {
+                SkipReason::Edit(_) => "edit",
+                SkipReason::Read(_) | SkipReason::NameNotUtf8 => "io",
+            },
             ImageError::History(_) => "history",
         }
     }

@@ -9,7 +9,7 @@
 
 pub mod error;
 
-pub use error::{AppError, ImageError, PullRequestError, ReadError, SettingsError};
+pub use error::{AppError, ImageError, PullRequestError, ReadError, SettingsError, SkipReason};
 
 use serde::Serialize;
 

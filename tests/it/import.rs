@@ -138,8 +138,7 @@ images:
     image: \"ghcr.io/stefanprodan/podinfo\"
     policy: {semver: \"5.0.x\", strict: true}
     targets:
-      - {file: \"clusters/my-cluster/apps/values.yml\", marker: \"flux-system:podinfo\"}
-      - {file: \"clusters/my-cluster/podinfo-deployment.yaml\", marker: \"flux-system:podinfo\"}
+      - {file: \"clusters/my-cluster/\", marker: \"flux-system:podinfo\"}
 "
     );
     let global = read(&target.join("imagebump.yaml"));
@@ -294,7 +293,7 @@ images:
       extract: \"$ts\"
     pin_digest: true
     targets:
-      - {file: \"staging/web.yaml\", marker: \"apps:web\"}
+      - {file: \"staging/\", marker: \"apps:web\"}
 "
     );
     let global = read(&target.join("imagebump.yaml"));
@@ -398,15 +397,16 @@ fn bad_input_names_the_document_and_field_and_writes_nothing() {
         assert!(stderr.contains("nothing was written"), "{stderr}");
         assert!(!target.exists(), "{input}");
     }
-    // Without a checkout the automation's path cannot be listed: said, nothing written.
+    // Without a checkout the automation's path is a directory target all the same.
+    let unchecked = out.path().join("unchecked");
     let run = Imagebump::new(["import", "flux", "-o"])
-        .arg(&target)
+        .arg(&unchecked)
         .stdin(PODINFO)
         .output();
-    assert_eq!(run.status.code(), Some(2), "{}", text(&run));
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
     assert!(
-        String::from_utf8_lossy(&run.stderr).contains(
-            "`spec.update.path`: `./clusters/my-cluster` is a directory: pass --repo-dir"
+        read(&unchecked.join("apps/flux-system.yaml")).contains(
+            "    targets:\n      - {file: \"clusters/my-cluster/\", marker: \"flux-system:podinfo\"}\n"
         ),
         "{}",
         text(&run)
@@ -423,4 +423,84 @@ fn bad_input_names_the_document_and_field_and_writes_nothing() {
     assert_eq!(run.status.code(), Some(2), "{}", text(&run));
     assert!(String::from_utf8_lossy(&run.stderr).contains("exists and is not empty"));
     assert_eq!(read(&target.join("keep.yaml")), "mine");
+}
+
+/// The podinfo guide imported without a checkout, then planned by `once --dry-run` against a
+/// real registry and the fleet repo on a real git remote: the `update.path` directory target
+/// finds the markers Flux's setters would rewrite (the Deployment's whole reference and the
+/// values file's `:tag`), and nothing outside the path or in a non-YAML file.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_imported_automation_plans_the_updates_flux_would_make() {
+    use crate::support::git::BareRepo;
+    use crate::support::registry::{ImageSpec, TestRegistry};
+
+    let registry = TestRegistry::start_plain().await;
+    let host = registry.host();
+    let pusher = registry.pusher();
+    for (i, tag) in ["5.0.0", "5.0.3", "5.1.0"].iter().enumerate() {
+        let spec = ImageSpec::new(&format!("2026-01-0{}T00:00:00Z", i + 1));
+        pusher.push_image("stefanprodan/podinfo", tag, &spec).await;
+    }
+    let fleet = fleet_checkout();
+    let mut files = Vec::new();
+    for relative in [
+        "clusters/my-cluster/podinfo-deployment.yaml",
+        "clusters/my-cluster/apps/values.yml",
+        "clusters/my-cluster/README.md",
+        "clusters/other/deploy.yaml",
+    ] {
+        let text = read(&fleet.path().join(relative)).replace(
+            "ghcr.io/stefanprodan/podinfo",
+            &format!("{host}/stefanprodan/podinfo"),
+        );
+        files.push((relative, text));
+    }
+    let refs: Vec<(&str, &str)> = files.iter().map(|(p, t)| (*p, t.as_str())).collect();
+    let repo = BareRepo::with_files("main", &refs);
+    let input = PODINFO
+        .replace("  secretRef:\n    name: flux-system\n", "")
+        .replace("ssh://git@github.com/acme/fleet-infra", &repo.file_url())
+        .replace(
+            "  image: ghcr.io/stefanprodan/podinfo\n",
+            &format!("  image: {host}/stefanprodan/podinfo\n  insecure: true\n"),
+        );
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("imported");
+    let run = Imagebump::new(["import", "flux", "-o"])
+        .arg(&target)
+        .stdin(input)
+        .output();
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+
+    let plan = Imagebump::new(["once", "--dry-run", "--output", "json"])
+        .config(target.join("imagebump.yaml"))
+        .output();
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let planned: Vec<(String, String, String)> = plan
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let field = |k: &str| c[k].as_str().unwrap().to_string();
+            (field("file"), field("from"), field("to"))
+        })
+        .collect();
+    let image = format!("{host}/stefanprodan/podinfo");
+    assert_eq!(
+        planned,
+        [
+            (
+                "clusters/my-cluster/apps/values.yml".to_string(),
+                "5.0.0".to_string(),
+                "5.0.3".to_string()
+            ),
+            (
+                "clusters/my-cluster/podinfo-deployment.yaml".to_string(),
+                format!("{image}:5.0.0"),
+                format!("{image}:5.0.3")
+            ),
+        ],
+        "{plan:#}"
+    );
 }

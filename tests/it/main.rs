@@ -8,6 +8,7 @@
 mod chart;
 mod completions;
 mod daemon;
+mod dirtargets;
 mod dockerfile;
 mod examples;
 mod explain;
