@@ -94,6 +94,12 @@ pub fn render(app: &AppExplanation, all: bool) -> String {
         "{} ({}): {} branch {}, writes by {}",
         app.app, app.file, app.repo, app.branch, app.write
     );
+    if let Some(proposal) = &app.pull_request {
+        let _ = writeln!(out, "pull request: {}", proposal.text);
+    }
+    if let Some(error) = &app.pull_request_error {
+        let _ = writeln!(out, "pull request: cannot ask the forge: {error}");
+    }
     for image in &app.images {
         render_image(&mut out, image, all);
     }

@@ -218,6 +218,7 @@ mod tests {
                 },
             ],
             config_errors: Vec::new(),
+            registries: Vec::new(),
         };
         let table = render_table(&status);
         let expected = "\
@@ -247,6 +248,7 @@ blog  -      -         -          -                                             
                     since: None,
                 },
             ],
+            registries: Vec::new(),
         };
         let expected = "\
 APP  IMAGE  DEPLOYED  CANDIDATE  WHY  LAST CHECK  LAST ERROR

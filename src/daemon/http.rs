@@ -201,6 +201,10 @@ async fn handle(
             state
                 .metrics
                 .webhook_event(kind.as_str(), accepted.outcome());
+            let now = time::OffsetDateTime::now_utc();
+            for (registry, repository) in &accepted.pushes {
+                state.status.webhook_received(registry, repository, now);
+            }
             (
                 StatusCode::ACCEPTED,
                 axum::Json(serde_json::json!({

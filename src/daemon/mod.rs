@@ -47,7 +47,7 @@ pub use crate::shutdown::Shutdown;
 pub use metrics::Metrics;
 pub use queue::{CheckOptions, Checks, Requested};
 pub use run::{Control, DaemonError, Loaded, Settings, run};
-pub use status::{AppDetails, ConfigProblem, ImageDetails, StatusStore};
+pub use status::{AppDetails, ConfigProblem, ImageDetails, RegistryStatus, StatusStore};
 pub use webhook::{Receiver, ReceiverKind, Secret};
 
 /// What to check: everything, one app, or the apps that use one image repository.
@@ -110,6 +110,12 @@ pub trait Worker: Send + Sync + 'static {
     /// What the configuration says of each app (file, repo, policies, targets), for the
     /// status page.
     fn app_details(&self) -> Vec<AppDetails> {
+        Vec::new()
+    }
+
+    /// Each registry's counters and circuit breaker now, for the status page (asked after
+    /// every check).
+    fn registries(&self) -> Vec<RegistryStatus> {
         Vec::new()
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::metrics::SinkStatus;
-use super::status::{AppStatus, ConfigProblem, StatusResponse, Update};
+use super::status::{AppStatus, ConfigProblem, RegistryStatus, StatusResponse, Update};
 
 /// Seconds between two refreshes of the page.
 pub const REFRESH_SECS: u64 = 15;
@@ -25,6 +25,7 @@ struct Page<'a> {
     config_errors: &'a [ConfigProblem],
     apps: Vec<AppView<'a>>,
     notifications: Vec<SinkView<'a>>,
+    registries: &'a [RegistryStatus],
 }
 
 /// One notification sink's line (section "Notifications").
@@ -114,6 +115,7 @@ pub fn render_with_notifications(
         config_errors: &status.config_errors,
         apps: status.apps.iter().map(app_view).collect(),
         notifications: notifications.iter().map(sink_view).collect(),
+        registries: &status.registries,
     };
     env.get_template("status.html")?.render(&page)
 }
@@ -256,6 +258,7 @@ mod tests {
                 ..AppStatus::default()
             }],
             config_errors: Vec::new(),
+            registries: Vec::new(),
         };
         let html = render(&status, "2026-12-04T05:00:01Z").unwrap();
         assert!(
@@ -266,6 +269,59 @@ mod tests {
         assert!(html.contains("FAILING") && html.contains("role=\"alert\""));
         assert!(html.contains("semver ~1.4") && html.contains("values.yaml (path api.image.tag)"));
         assert!(html.contains("<th scope=\"col\">Why</th>"));
+        assert!(
+            !html.contains("Registries"),
+            "no registry asked yet: no section"
+        );
+    }
+
+    #[test]
+    fn registries_show_traffic_a_given_up_breaker_and_the_last_webhook() {
+        let status = StatusResponse {
+            ready: true,
+            registries: vec![
+                RegistryStatus {
+                    name: "ghcr.io".into(),
+                    requests: 40,
+                    failures: 5,
+                    failures_in_a_row: 3,
+                    given_up_until: Some("2026-12-04T10:42:00Z".into()),
+                    last_error: Some("cannot reach <ghcr.io>".into()),
+                    ..RegistryStatus::default()
+                },
+                RegistryStatus {
+                    name: "registry.acme.test".into(),
+                    requests: 7,
+                    last_webhook: Some("2026-12-04T10:30:00Z".into()),
+                    last_webhook_repository: Some("team/api".into()),
+                    ..RegistryStatus::default()
+                },
+            ],
+            ..StatusResponse::default()
+        };
+        let html = render(&status, "2026-12-04T10:31:00Z").unwrap();
+        assert!(
+            html.contains("<h2 id=\"registries-title\">Registries</h2>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<span class=\"state failed\">GIVEN UP</span> until <time datetime=\"2026-12-04T10:42:00Z\">2026-12-04T10:42:00Z</time> after 3 failures in a row: cannot reach &lt;ghcr.io&gt;"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<td class=\"requests\">40</td><td class=\"failures\">5</td>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<span class=\"state ok\">ASKED</span>"),
+            "{html}"
+        );
+        assert!(
+            // minijinja escapes `/` too.
+            html.contains("2026-12-04T10:30:00Z</time> (team&#x2f;api)"),
+            "{html}"
+        );
+        assert!(html.contains("none received"), "{html}");
     }
 
     #[test]

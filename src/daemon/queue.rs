@@ -315,9 +315,12 @@ impl<W: Worker> Checks<W> {
         tracing::debug!(%scope, "check started");
         let task = {
             let scope = scope.clone();
+            let worker = Arc::clone(&worker);
             tokio::spawn(async move { worker.check(scope).await })
         };
-        match task.await {
+        let result = task.await;
+        self.status.set_registries(worker.registries());
+        match result {
             Ok(report) => self.record(scope, &report, started.elapsed()),
             Err(error) => {
                 tracing::error!(%scope, %error, "check panicked or was cancelled");

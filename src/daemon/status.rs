@@ -25,6 +25,30 @@ pub struct StatusResponse {
     /// App files that do not load right now, by file. Empty when every file loads.
     #[serde(default)]
     pub config_errors: Vec<ConfigProblem>,
+    /// Every registry asked or heard from, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub registries: Vec<RegistryStatus>,
+}
+
+/// One registry as the daemon sees it: its traffic, whether the circuit breaker gave it up,
+/// and the last webhook from it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryStatus {
+    /// The registry host (`ghcr.io`, `127.0.0.1:5000`).
+    pub name: String,
+    /// HTTP requests sent to it since the daemon started (token requests and retries included).
+    pub requests: u64,
+    /// Of those, the ones that failed: no answer, a 5xx or a 429.
+    pub failures: u64,
+    /// Requests in a row that failed for good (after 3 the registry is given up for a while).
+    pub failures_in_a_row: u32,
+    /// RFC 3339 time until which it is not asked (given up), `null` while it is asked.
+    pub given_up_until: Option<String>,
+    /// The last failure's message, while failures_in_a_row > 0.
+    pub last_error: Option<String>,
+    /// RFC 3339 time of the last webhook announcing a push to it, and the repository named.
+    pub last_webhook: Option<String>,
+    pub last_webhook_repository: Option<String>,
 }
 
 /// An app file that did not load at the last (re)load. The daemon runs without it, or, when
@@ -137,6 +161,7 @@ pub struct ImageStatus {
 pub struct StatusStore {
     apps: Mutex<BTreeMap<String, AppStatus>>,
     problems: Mutex<Vec<ConfigProblem>>,
+    registries: Mutex<BTreeMap<String, RegistryStatus>>,
 }
 
 /// RFC 3339 in UTC, to the second (sub-second precision is noise in a status).
@@ -199,6 +224,40 @@ impl StatusStore {
         *known = problems;
     }
 
+    fn registries(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, RegistryStatus>> {
+        self.registries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Replaces the registries' counters and breaker states (the worker's, after a check); the
+    /// last webhook of each is kept.
+    pub fn set_registries(&self, registries: Vec<RegistryStatus>) {
+        let mut known = self.registries();
+        for mut registry in registries {
+            if let Some(old) = known.get(&registry.name) {
+                registry.last_webhook.clone_from(&old.last_webhook);
+                registry
+                    .last_webhook_repository
+                    .clone_from(&old.last_webhook_repository);
+            }
+            known.insert(registry.name.clone(), registry);
+        }
+    }
+
+    /// A webhook announced a push of `repository` to `registry` at `at`.
+    pub fn webhook_received(&self, registry: &str, repository: &str, at: OffsetDateTime) {
+        let mut known = self.registries();
+        let entry = known
+            .entry(registry.to_string())
+            .or_insert_with(|| RegistryStatus {
+                name: registry.to_string(),
+                ..RegistryStatus::default()
+            });
+        entry.last_webhook = rfc3339(at);
+        entry.last_webhook_repository = Some(repository.to_string());
+    }
+
     /// Merges a report, checked at `at`.
     pub fn record(&self, report: &CycleReport, at: OffsetDateTime) {
         let mut apps = self.lock();
@@ -229,6 +288,7 @@ impl StatusStore {
             ready,
             apps,
             config_errors,
+            registries: self.registries().values().cloned().collect(),
         }
     }
 }
@@ -369,5 +429,31 @@ mod tests {
 
         store.set_apps(&["shop".into()]);
         assert_eq!(store.snapshot(true).apps.len(), 1);
+    }
+
+    #[test]
+    fn registries_keep_their_last_webhook_across_checks() {
+        let store = StatusStore::new();
+        store.webhook_received("ghcr.io", "acme/api", datetime!(2026-01-01 10:00:00 UTC));
+        store.set_registries(vec![RegistryStatus {
+            name: "ghcr.io".into(),
+            requests: 12,
+            failures: 3,
+            failures_in_a_row: 3,
+            given_up_until: Some("2026-01-01T10:05:00Z".into()),
+            last_error: Some("connection refused".into()),
+            ..RegistryStatus::default()
+        }]);
+        let registries = store.snapshot(true).registries;
+        assert_eq!(registries.len(), 1);
+        assert_eq!(registries[0].requests, 12);
+        assert_eq!(
+            registries[0].last_webhook.as_deref(),
+            Some("2026-01-01T10:00:00Z")
+        );
+        assert_eq!(
+            registries[0].last_webhook_repository.as_deref(),
+            Some("acme/api")
+        );
     }
 }

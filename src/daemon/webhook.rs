@@ -202,6 +202,10 @@ pub struct Parsed {
 /// What an accepted webhook did.
 #[derive(Debug, Default)]
 pub(crate) struct Accepted {
+    /// `(registry, repository)` of every push it announced for a registry some app uses (the
+    /// status page shows each registry's last webhook; other hosts are not kept, so a sender
+    /// cannot grow the status without bound).
+    pub pushes: Vec<(String, String)>,
     pub scheduled: usize,
     pub coalesced: usize,
     pub unknown: usize,
@@ -293,6 +297,11 @@ pub(crate) async fn accept(
     let mut scopes: Vec<Scope> = Vec::new();
     for push in &parsed.pushes {
         let matched = matching_scopes(&known, &push.registry, &push.repository);
+        if known.iter().any(|(registry, _)| *registry == push.registry) {
+            accepted
+                .pushes
+                .push((push.registry.clone(), push.repository.clone()));
+        }
         if matched.is_empty() {
             accepted.unknown += 1;
             tracing::info!(

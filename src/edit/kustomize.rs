@@ -32,8 +32,14 @@ pub fn slots(src: &str, tree: &Tree, image: Option<&[ImageRef]>) -> Result<Vec<S
 
 /// The one value of `key` in `map`, refusing duplicates.
 fn single(src: &str, tree: &Tree, map: NodeId, key: &str) -> Result<Option<NodeId>, EditError> {
-    let all = tree.get_all(map, key);
-    if let [_, (second, _), ..] = all.as_slice() {
+    // Without collecting: this runs for every entry of the list, for every image matched.
+    let mut all = tree
+        .map(map)
+        .unwrap_or_default()
+        .iter()
+        .filter(|(k, _)| tree.scalar(*k) == Some(key));
+    let first = all.next().copied();
+    if let Some((second, _)) = all.next() {
         let (line, col) = line_col(src, tree.nodes[*second].start);
         return Err(EditError::Ambiguous {
             line,
@@ -42,7 +48,7 @@ fn single(src: &str, tree: &Tree, map: NodeId, key: &str) -> Result<Option<NodeI
             reason: "it appears twice in this images: entry".into(),
         });
     }
-    let Some(&(_, value)) = all.first() else {
+    let Some((_, value)) = first else {
         return Ok(None);
     };
     let value = tree.resolve(value);

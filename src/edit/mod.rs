@@ -97,11 +97,7 @@ impl<'a> Document<'a> {
         let mut seen = HashSet::new();
         for target in targets {
             for slot in slots(text, tree, target, Some(&names))? {
-                let key = match &slot {
-                    Slot::Scalar { node, .. } => tree.resolve(*node),
-                    Slot::Kustomize { entry, .. } => *entry,
-                };
-                if seen.insert(key) {
+                if seen.insert(slot_key(tree, &slot)) {
                     all.extend(edits_for(text, tree, &slot, update)?);
                 }
             }
@@ -112,6 +108,48 @@ impl<'a> Document<'a> {
     /// Apply `update` to every slot `target` designates (see [`apply`]).
     pub fn apply(&self, target: &Target, update: &Update) -> Result<Edited, EditError> {
         self.apply_all(std::slice::from_ref(target), update)
+    }
+
+    /// Apply several updates, each to the slots of its own target, in one splice and one
+    /// verification (one parse of the result, however many updates): the bytes are those of
+    /// applying them one after another when they write different values, and the changes come
+    /// per update, in the order given. Two updates that want different values in one scalar
+    /// are refused together ([`EditError::Ambiguous`]); the caller can then apply them one by
+    /// one to tell which.
+    pub fn apply_each(&self, items: &[(&Target, &Update)]) -> Result<EditedEach, EditError> {
+        let (text, tree) = (self.text, &self.tree);
+        let mut all = Vec::new();
+        for (owner, (target, update)) in items.iter().enumerate() {
+            update.validate()?;
+            let names = update.names();
+            let mut seen = HashSet::new();
+            for slot in slots(text, tree, target, Some(&names))? {
+                if seen.insert(slot_key(tree, &slot)) {
+                    all.extend(
+                        edits_for(text, tree, &slot, update)?
+                            .into_iter()
+                            .map(|edit| (owner, edit)),
+                    );
+                }
+            }
+        }
+        let (bytes, changes) = splice::splice_each(text, tree, all, items.len())?;
+        Ok(EditedEach { bytes, changes })
+    }
+}
+
+/// The result of [`Document::apply_each`]: the edited bytes, and the changes of each update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EditedEach {
+    pub bytes: Vec<u8>,
+    pub changes: Vec<Vec<Change>>,
+}
+
+/// What identifies a slot: the scalar it resolves to, or the Kustomize entry.
+fn slot_key(tree: &tree::Tree, slot: &Slot) -> tree::NodeId {
+    match slot {
+        Slot::Scalar { node, .. } => tree.resolve(*node),
+        Slot::Kustomize { entry, .. } => *entry,
     }
 }
 

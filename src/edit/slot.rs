@@ -54,14 +54,34 @@ impl fmt::Display for Field {
 }
 
 pub(super) fn same_image(value: &str, image: &ImageRef) -> bool {
-    ImageRef::parse(value).is_ok_and(|r| r.same_repository(image))
+    !rules_out(value, std::slice::from_ref(image))
+        && ImageRef::parse(value).is_ok_and(|r| r.same_repository(image))
 }
 
 /// True when `value` names one of `images` (any value when `images` is `None`).
 pub(super) fn names(value: &str, images: Option<&[ImageRef]>) -> bool {
     images.is_none_or(|images| {
-        ImageRef::parse(value).is_ok_and(|r| images.iter().any(|i| r.same_repository(i)))
+        !rules_out(value, images)
+            && ImageRef::parse(value).is_ok_and(|r| images.iter().any(|i| r.same_repository(i)))
     })
+}
+
+/// A cheap test, without parsing, that `value` names none of `images`: its last path component
+/// is a plain one (lowercase letters, digits, `.`, `_`, `-`: what a parsed repository keeps as
+/// written) and differs from every image's. Normalising only adds a registry or `library/` in
+/// front, so a reference whose last component differs never names the image. Anything else is
+/// left to the full parse. A Kustomize list of 500 entries is matched 500 times per pass.
+fn rules_out(value: &str, images: &[ImageRef]) -> bool {
+    let (name, _, _) = split_reference(value);
+    let last = name.rsplit('/').next().unwrap_or(name);
+    let plain = !last.is_empty()
+        && last
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b".-_".contains(&b));
+    plain
+        && images
+            .iter()
+            .all(|image| image.repository.rsplit('/').next() != Some(last))
 }
 
 /// Split a reference as written into (name, tag, digest) without normalising anything.
@@ -78,5 +98,41 @@ pub fn split_reference(reference: &str) -> (&str, Option<&str>, Option<&str>) {
             digest,
         ),
         None => (rest, None, digest),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(reference: &str) -> ImageRef {
+        ImageRef::parse(reference).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn the_quick_test_never_rules_out_a_reference_that_names_the_image() {
+        let nginx = image("docker.io/library/nginx");
+        for value in [
+            "nginx",
+            "nginx:1.27",
+            "library/nginx:1.27.0",
+            "docker.io/library/nginx:1",
+            "index.docker.io/library/nginx",
+        ] {
+            assert!(!rules_out(value, std::slice::from_ref(&nginx)), "{value}");
+            assert!(same_image(value, &nginx), "{value}");
+        }
+        // Same last component, another repository: left to the parse, which tells them apart.
+        assert!(!rules_out("ghcr.io/b/nginx", std::slice::from_ref(&nginx)));
+        assert!(!same_image("ghcr.io/b/nginx", &nginx));
+        // Not a plain component: left to the parse.
+        assert!(!rules_out("Nginx", std::slice::from_ref(&nginx)));
+        // A plain last component that differs: ruled out without parsing.
+        assert!(rules_out(
+            "ghcr.io/acme/nginx2:1.0",
+            std::slice::from_ref(&nginx)
+        ));
+        assert!(!names("nginx2", Some(std::slice::from_ref(&nginx))));
+        assert!(names("nginx2", None));
     }
 }

@@ -40,16 +40,39 @@ struct Piece {
     end: usize,
     text: String,
     change: Change,
+    /// The index of the update (of [`splice_each`]'s) this piece belongs to.
+    owner: usize,
 }
 
 /// Turn edits into byte replacements, apply them, and verify the result.
 pub(super) fn splice(src: &str, tree: &Tree, edits: Vec<Edit>) -> Result<Edited, EditError> {
+    let (bytes, changes) = splice_each(src, tree, edits.into_iter().map(|e| (0, e)).collect(), 1)?;
+    Ok(Edited {
+        bytes,
+        changes: changes.into_iter().flatten().collect(),
+    })
+}
+
+/// [`splice`] for the edits of `owners` updates at once, each edit tagged with its update's
+/// index: one assembly and one verification for all, and the changes per update (in line
+/// order). An edit identical to an earlier one of the same node is made once, for the earlier.
+pub(super) fn splice_each(
+    src: &str,
+    tree: &Tree,
+    edits: Vec<(usize, Edit)>,
+    owners: usize,
+) -> Result<(Vec<u8>, Vec<Vec<Change>>), EditError> {
     let mut pieces: Vec<Piece> = Vec::new();
     let mut expect = verify::Expectations::default();
-    for edit in edits {
+    for (owner, edit) in edits {
         match edit {
             Edit::Replace { node, value } => {
-                pieces.extend(replacement(src, tree, node, value, &mut expect)?);
+                pieces.extend(replacement(src, tree, node, value, &mut expect)?.map(
+                    |mut piece| {
+                        piece.owner = owner;
+                        piece
+                    },
+                ));
             }
             Edit::Insert { map, key, value } => {
                 let (at, text) = insertion(src, tree, map, &key, &value)?;
@@ -70,24 +93,27 @@ pub(super) fn splice(src: &str, tree: &Tree, edits: Vec<Edit>) -> Result<Edited,
                         new: value.clone(),
                         inserted: true,
                     },
+                    owner,
                 });
                 expect.inserts.entry(map).or_default().push((key, value));
             }
         }
     }
+    let mut per_owner: Vec<Vec<Change>> = vec![Vec::new(); owners];
     if pieces.is_empty() {
-        return Ok(Edited {
-            bytes: src.as_bytes().to_vec(),
-            changes: Vec::new(),
-        });
+        return Ok((src.as_bytes().to_vec(), per_owner));
     }
-    let (out, mut changes) = assemble(src, pieces)?;
+    let (out, changes) = assemble(src, pieces)?;
     verify::check(src, tree, &out, &expect)?;
-    changes.sort_by_key(|c| (c.line, c.column));
-    Ok(Edited {
-        bytes: out.into_bytes(),
-        changes,
-    })
+    for (owner, change) in changes {
+        if let Some(list) = per_owner.get_mut(owner) {
+            list.push(change);
+        }
+    }
+    for list in &mut per_owner {
+        list.sort_by_key(|c| (c.line, c.column));
+    }
+    Ok((out.into_bytes(), per_owner))
 }
 
 /// The piece that replaces scalar `node` by `value` (`None`: an earlier edit already writes
@@ -154,13 +180,17 @@ fn replacement(
             new: value.clone(),
             inserted: false,
         },
+        owner: 0,
     };
     expect.values.insert(node, value);
     Ok(Some(piece))
 }
 
 /// The original text with `pieces` applied, and their changes in text order.
-fn assemble(src: &str, mut pieces: Vec<Piece>) -> Result<(String, Vec<Change>), EditError> {
+fn assemble(
+    src: &str,
+    mut pieces: Vec<Piece>,
+) -> Result<(String, Vec<(usize, Change)>), EditError> {
     pieces.sort_by_key(|p| (p.start, p.end));
     let mut out = String::with_capacity(src.len() + 64);
     let mut cursor = 0;
@@ -177,7 +207,7 @@ fn assemble(src: &str, mut pieces: Vec<Piece>) -> Result<(String, Vec<Change>), 
         out.push_str(&src[cursor..piece.start]);
         out.push_str(&piece.text);
         cursor = piece.end;
-        changes.push(piece.change);
+        changes.push((piece.owner, piece.change));
     }
     out.push_str(&src[cursor..]);
     Ok((out, changes))

@@ -787,3 +787,54 @@ fn two_targets_on_one_scalar_are_one_edit_or_a_conflict() {
     .unwrap_err();
     assert!(err.to_string().contains("want different values"), "{err}");
 }
+
+#[test]
+fn apply_each_equals_one_update_after_another_with_changes_per_update() {
+    let input = "images:\n- name: ghcr.io/a/one\n  newTag: 1.0.0 # keep\n- name: ghcr.io/a/two\n  newTag: 1.0.0\n- name: ghcr.io/a/three\n";
+    let targets = [Target::Kustomize, Target::Kustomize, Target::Kustomize];
+    let updates = [
+        update("ghcr.io/a/one:1.1.0"),
+        update("ghcr.io/a/two:1.0.0"),
+        update("ghcr.io/a/three:2.0.0"),
+    ];
+    let mut one_by_one = input.as_bytes().to_vec();
+    let mut expected_changes = Vec::new();
+    for (target, update) in targets.iter().zip(&updates) {
+        let edited = apply(&one_by_one, target, update).unwrap();
+        one_by_one = edited.bytes;
+        expected_changes.push(edited.changes);
+    }
+    let items: Vec<(&Target, &Update)> = targets.iter().zip(&updates).collect();
+    let together = Document::parse(input.as_bytes())
+        .unwrap()
+        .apply_each(&items)
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(together.bytes).unwrap(),
+        String::from_utf8(one_by_one).unwrap()
+    );
+    // The second update is already deployed: no change of its own.
+    assert_eq!(together.changes[1], Vec::new());
+    assert_eq!(together.changes[0], expected_changes[0]);
+    assert_eq!(together.changes[0][0].line, 3);
+    assert_eq!(together.changes[2].len(), 1);
+    assert!(together.changes[2][0].inserted);
+    assert_eq!(together.changes[2][0].new, "2.0.0");
+}
+
+#[test]
+fn apply_each_refuses_two_updates_that_want_different_values_in_one_scalar() {
+    let input = "image:\n  repository: ghcr.io/a/one\n  tag: 1.0.0\n";
+    let target = helm("image.tag", HelmField::Tag);
+    let (a, b) = (update("ghcr.io/a/one:1.1.0"), update("ghcr.io/a/one:1.2.0"));
+    let document = Document::parse(input.as_bytes()).unwrap();
+    let err = document
+        .apply_each(&[(&target, &a), (&target, &b)])
+        .unwrap_err();
+    assert!(matches!(err, EditError::Ambiguous { .. }), "{err}");
+    // The same value twice is one edit, told to the first update.
+    let same = document
+        .apply_each(&[(&target, &a), (&target, &a)])
+        .unwrap();
+    assert_eq!((same.changes[0].len(), same.changes[1].len()), (1, 0));
+}

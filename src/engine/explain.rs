@@ -5,20 +5,27 @@
 //! then lets the policy name every tag's verdict ([`crate::policy::Policy::explain`], pure).
 //! Nothing is committed, pushed or proposed. A problem with one image (a registry that fails,
 //! a target that does not name the image) is that image's error; the others are explained.
+//! For a pull-request app whose images would change, the forge is asked (read-only) whether
+//! an open pull request already proposes these very versions (then the app waits for it).
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::{Engine, ResolvedApp, fetch, plan, rollback};
+use super::{
+    Engine, Mode, ResolvedApp, WriteContext, fetch, plan, pull_request, rollback, settings,
+};
 use crate::config::{TargetConfig, WriteMode};
 use crate::edit;
+use crate::forge::{self, Action, Forge};
+use crate::git;
 use crate::history::rollback::Rollback;
 use crate::policy::{Current, Explanation, Why};
 use crate::reference::ImageRef;
-use crate::report::SettingsError;
+use crate::report::{ImageError, SettingsError};
 
 /// Why an app cannot be explained at all.
 #[derive(Debug, thiserror::Error)]
@@ -49,15 +56,38 @@ pub struct AppExplanation {
     /// `commit` or `pull-request`.
     pub write: String,
     pub images: Vec<ImageExplanation>,
+    /// Pull-request apps whose images would change: what the forge holds for these versions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<ProposalExplanation>,
+    /// Why the forge could not be asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pull_request_error: Option<String>,
 }
 
 impl AppExplanation {
-    /// True when some image could not be explained (its error says why).
+    /// True when some image could not be explained (its error says why), or the forge could
+    /// not be asked.
     pub fn failed(&self) -> bool {
-        self.images
-            .iter()
-            .any(|i| i.error.is_some() || i.decisions.iter().any(|d| d.error.is_some()))
+        self.pull_request_error.is_some()
+            || self
+                .images
+                .iter()
+                .any(|i| i.error.is_some() || i.decisions.iter().any(|d| d.error.is_some()))
     }
+}
+
+/// What the forge holds for the versions a pull-request app would propose.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProposalExplanation {
+    /// `waiting`: an open pull request proposes exactly these versions (it waits to be
+    /// merged); `would_update`: an open one proposes others, the next pass updates it;
+    /// `would_open`: none is open, the next pass opens one; `not_proposed_again`: a person
+    /// closed one for these versions without merging it.
+    pub state: &'static str,
+    pub number: Option<u64>,
+    pub url: Option<String>,
+    /// The same, in words.
+    pub text: String,
 }
 
 /// The decision for one image.
@@ -158,13 +188,25 @@ impl Engine {
                 .entry(image.name())
                 .or_insert_with(|| image.clone());
         }
-        let tags = fetch::tag_lists(&inner.registry, &repositories, &super::progress::Quiet).await;
-        let now = OffsetDateTime::now_utc();
-        let (deployed, rollbacks) = self.read_targets(resolved, &chosen, now).await?;
-        let memo = fetch::MetaMemo::default();
+        let ctx = Arc::new(WriteContext {
+            mode: Mode::DryRun,
+            now: OffsetDateTime::now_utc(),
+            tags: fetch::tag_lists(&inner.registry, &repositories, &super::progress::Quiet).await,
+            memo: fetch::MetaMemo::default(),
+            handle: tokio::runtime::Handle::current(),
+            history: Arc::clone(&inner.history),
+            bot: inner.config.global.git.author_email.clone(),
+            progress: Arc::new(super::progress::Quiet),
+        });
+        let (tags, memo, now) = (&ctx.tags, &ctx.memo, ctx.now);
+        let deployed = self
+            .read_targets(resolved, &chosen, Arc::clone(&ctx))
+            .await?;
 
         let mut images = Vec::new();
-        for ((&i, targets), rolled_back) in chosen.iter().zip(deployed).zip(rollbacks) {
+        for (&i, found) in chosen.iter().zip(deployed) {
+            let (targets, rollbacks): (Vec<TargetDeployed>, Vec<FoundRollback>) =
+                found.into_iter().unzip();
             let config = &resolved.app.images[i];
             let policy = &resolved.policies[i];
             let repository = config.image.name();
@@ -176,15 +218,6 @@ impl Engine {
                 decisions: Vec::new(),
                 error: None,
             };
-            let setting = rollback::setting(&resolved.app, config);
-            let rolled_back = match rolled_back {
-                Ok(found) => found,
-                Err(error) => {
-                    explained.error = Some(error.to_string());
-                    images.push(explained);
-                    continue;
-                }
-            };
             let tags = match tags.of(&repository) {
                 Ok(tags) => tags,
                 Err(error) => {
@@ -193,32 +226,45 @@ impl Engine {
                     continue;
                 }
             };
-            let mut versions: Vec<(Option<String>, Option<String>)> = Vec::new();
-            for target in &explained.targets {
-                let version = (target.tag.clone(), target.digest.clone());
+            // One decision per deployed version and rollback, as a pass makes them.
+            let mut versions: Vec<(Option<String>, Option<String>, FoundRollback)> = Vec::new();
+            for (target, rollback) in explained.targets.iter().zip(rollbacks) {
+                let version = (target.tag.clone(), target.digest.clone(), rollback);
                 if target.error.is_none() && !versions.contains(&version) {
                     versions.push(version);
                 }
             }
-            for (tag, digest) in versions {
+            let setting = rollback::setting(&resolved.app, config);
+            for (tag, digest, found) in versions {
                 let current = Current {
                     tag: tag.as_deref(),
                     digest: digest.as_deref(),
                 };
-                // The rollback of the targets deploying this version, if any.
-                let found = rolled_back.as_ref().filter(|r| {
-                    r.to.tag.as_deref() == current.tag && r.to.digest.as_deref() == current.digest
-                });
-                let decided = rollback::decide(
-                    &inner.registry,
-                    (&memo, now),
-                    config,
-                    policy,
-                    &tags,
-                    current,
-                    found.map(|r| (r, setting)),
-                )
-                .await;
+                let decided = match &found {
+                    Some(Err(error)) => Err(DecideError::Other(error.clone())),
+                    Some(Ok(found)) => rollback::decide(
+                        &inner.registry,
+                        (&ctx.memo, ctx.now),
+                        config,
+                        policy,
+                        &tags,
+                        current,
+                        found.as_ref().map(|r| (r, setting)),
+                    )
+                    .await
+                    .map_err(DecideError::from),
+                    None => rollback::decide(
+                        &inner.registry,
+                        (&ctx.memo, ctx.now),
+                        config,
+                        policy,
+                        &tags,
+                        current,
+                        None,
+                    )
+                    .await
+                    .map_err(DecideError::from),
+                };
                 let meta = memo.of(&repository);
                 let mut decision = DecisionExplanation {
                     deployed: tag.clone(),
@@ -241,12 +287,12 @@ impl Engine {
                         decision.tag = Some(d.tag);
                         decision.digest = d.digest;
                     }
-                    Err(crate::report::ImageError::NoMatch { error, .. }) => {
+                    Err(DecideError::NoMatch(error)) => {
                         decision.why_text = Some(error.why.to_string());
                         decision.why = Some(*error.why);
                         decision.reason = Some(error.reason);
                     }
-                    Err(error) => decision.error = Some(error.to_string()),
+                    Err(DecideError::Other(error)) => decision.error = Some(error),
                 }
                 match policy.explain(&tags, current, &meta, now) {
                     Ok(verdicts) => decision.tags = Some(verdicts),
@@ -263,6 +309,13 @@ impl Engine {
             }
             images.push(explained);
         }
+        let (pull_request, pull_request_error) = match resolved.app.write {
+            WriteMode::PullRequest => match self.proposal(resolved, Arc::clone(&ctx)).await {
+                Ok(proposal) => (proposal, None),
+                Err(error) => (None, Some(error)),
+            },
+            WriteMode::Commit => (None, None),
+        };
         Ok(AppExplanation {
             app: resolved.app.name.clone(),
             file: resolved.app.file.display().to_string(),
@@ -273,25 +326,95 @@ impl Engine {
                 WriteMode::PullRequest => "pull-request".into(),
             },
             images,
+            pull_request,
+            pull_request_error,
         })
     }
 
-    /// What every target of the chosen images deploys on the branch head, and per image the
-    /// rollback of its first rolled-back target (a blocking clone or fetch and history read,
-    /// on a blocking thread).
-    #[allow(clippy::type_complexity)]
+    /// A pull-request app: plan it as a dry run (every image, as the pass would), and when it
+    /// would change something ask the forge what it holds for the bot branch. `Ok(None)`:
+    /// nothing would be proposed.
+    async fn proposal(
+        &self,
+        app: &ResolvedApp,
+        ctx: Arc<WriteContext>,
+    ) -> Result<Option<ProposalExplanation>, String> {
+        let engine = self.clone();
+        let planned_app = app.clone();
+        let changes = tokio::task::spawn_blocking(move || {
+            let checkout = engine
+                .git()
+                .checkout(&planned_app.app.repo, &planned_app.app.branch)
+                .map_err(|e| e.to_string())?;
+            let plan = plan::plan_app(engine.registry(), &ctx, &checkout, &planned_app);
+            Ok::<_, String>(plan.changes)
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        if changes.is_empty() {
+            return Ok(None);
+        }
+        let config = &app.app;
+        let branch = pull_request::bot_branch(
+            config
+                .pull_request
+                .as_ref()
+                .and_then(|pr| pr.branch.as_deref()),
+            &config.name,
+        )?;
+        let forge = Forge::new(settings::forge(config).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+        let found = forge
+            .find_pull_requests(&branch, &config.branch)
+            .await
+            .map_err(|e| e.to_string())?;
+        let rows = plan::contexts(&changes);
+        let said = |state, pr: Option<&forge::PullRequest>, text: String| ProposalExplanation {
+            state,
+            number: pr.map(|pr| pr.number),
+            url: pr.map(|pr| pr.url.clone()),
+            text,
+        };
+        Ok(Some(
+            match forge::decide(&found, &forge::fingerprint(&rows)) {
+                Action::UpToDate(pr) => said(
+                    "waiting",
+                    Some(&pr),
+                    format!(
+                        "waiting for pull request #{} ({}) to be merged: it proposes these versions",
+                        pr.number, pr.url
+                    ),
+                ),
+                Action::Update(pr) => said(
+                    "would_update",
+                    Some(&pr),
+                    format!(
+                        "pull request #{} ({}) proposes other versions: the next pass updates it",
+                        pr.number, pr.url
+                    ),
+                ),
+                Action::Skip { pr, reason } => said(
+                    "not_proposed_again",
+                    Some(&pr),
+                    format!("not proposed again: {reason}"),
+                ),
+                Action::Create => said(
+                    "would_open",
+                    None,
+                    format!("no pull request from {branch} yet: the next pass opens one"),
+                ),
+            },
+        ))
+    }
+
+    /// What every target of the chosen images deploys on the branch head (a blocking clone
+    /// or fetch, on a blocking thread).
     async fn read_targets(
         &self,
         app: &ResolvedApp,
         chosen: &[usize],
-        now: OffsetDateTime,
-    ) -> Result<
-        (
-            Vec<Vec<TargetDeployed>>,
-            Vec<Result<Option<Rollback>, crate::report::ImageError>>,
-        ),
-        ExplainError,
-    > {
+        ctx: Arc<WriteContext>,
+    ) -> Result<Vec<Vec<(TargetDeployed, FoundRollback)>>, ExplainError> {
         let engine = self.clone();
         let app = app.clone();
         let chosen = chosen.to_vec();
@@ -306,7 +429,7 @@ impl Engine {
                 .checkout(&app.app.repo, &app.app.branch)
                 .map_err(|e| e.to_string())?;
             let root = checkout.workdir();
-            let deployed = chosen
+            Ok(chosen
                 .iter()
                 .map(|&i| {
                     let image = &app.app.images[i];
@@ -315,38 +438,40 @@ impl Engine {
                         .iter()
                         .zip(&app.targets[i])
                         .flat_map(|(config, target)| {
-                            find_in_target(root, config, target, &image.image)
+                            let found = find_in_target(root, config, target, &image.image);
+                            // As a pass does: the rollback of each file that deploys something.
+                            let mut rollbacks: Vec<(String, FoundRollback)> = Vec::new();
+                            found
+                                .into_iter()
+                                .map(|f| {
+                                    if f.error.is_some() {
+                                        return (f, None);
+                                    }
+                                    if let Some((_, known)) =
+                                        rollbacks.iter().find(|(file, _)| *file == f.file)
+                                    {
+                                        let known = known.clone();
+                                        return (f, known);
+                                    }
+                                    let rollback = Some(
+                                        rollback::find(
+                                            ctx.rollbacks(),
+                                            &checkout,
+                                            &app.app,
+                                            image,
+                                            &app.policies[i],
+                                            (&f.file, target),
+                                        )
+                                        .map_err(|e| e.to_string()),
+                                    );
+                                    rollbacks.push((f.file.clone(), rollback.clone()));
+                                    (f, rollback)
+                                })
+                                .collect::<Vec<_>>()
                         })
                         .collect()
                 })
-                .collect();
-            let reader = rollback::Reader {
-                history: &engine.inner.history,
-                bot: &engine.inner.config.global.git.author_email,
-                now,
-            };
-            let rollbacks = chosen
-                .iter()
-                .map(|&i| {
-                    let image = &app.app.images[i];
-                    let mut found = None;
-                    for (config, target) in image.targets.iter().zip(&app.targets[i]) {
-                        found = rollback::find(
-                            reader,
-                            &checkout,
-                            &app.app,
-                            image,
-                            &app.policies[i],
-                            (&config.file, target),
-                        )?;
-                        if found.is_some() {
-                            break;
-                        }
-                    }
-                    Ok(found)
-                })
-                .collect();
-            Ok((deployed, rollbacks))
+                .collect())
         })
         .await
         .map_err(|e| checkout_error(e.to_string()))?
@@ -354,7 +479,27 @@ impl Engine {
     }
 }
 
-/// Every reference to `image` in one target, or one entry saying why there is none.
+/// Whether a target's latest change is a person's rollback (`None`: the target deploys
+/// nothing known; `Err`: the history could not be read).
+type FoundRollback = Option<Result<Option<Rollback>, String>>;
+
+/// Why a decision could not be made: no tag can be chosen (with its why), or another error.
+enum DecideError {
+    NoMatch(Box<crate::policy::NoMatch>),
+    Other(String),
+}
+
+impl From<ImageError> for DecideError {
+    fn from(error: ImageError) -> Self {
+        match error {
+            ImageError::NoMatch { error, .. } => DecideError::NoMatch(error),
+            other => DecideError::Other(other.to_string()),
+        }
+    }
+}
+
+/// Every reference to `image` in one target (in each YAML file under a directory target, as a
+/// pass looks), or entries saying why there is none.
 fn find_in_target(
     root: &Path,
     config: &TargetConfig,
@@ -366,28 +511,78 @@ fn find_in_target(
         (None, Some(marker)) => format!("{} (marker {marker})", config.file),
         (None, None) => config.file.clone(),
     };
-    let entry = |line, tag, digest, error| TargetDeployed {
-        file: config.file.clone(),
+    let entry = |file: &str, line, tag, digest, error| TargetDeployed {
+        file: file.to_owned(),
         target: described.clone(),
         line,
         tag,
         digest,
         error,
     };
-    let found = plan::read(root, &config.file)
-        .map_err(|e| e.to_string())
-        .and_then(|bytes| edit::find(&bytes, target, image).map_err(|e| e.to_string()));
-    match found {
-        Ok(found) if found.is_empty() => vec![entry(
-            None,
-            None,
-            None,
-            Some(format!("{} is not named in {}", image.name(), config.file)),
-        )],
-        Ok(found) => found
-            .into_iter()
-            .map(|f| entry(Some(f.line), f.tag, f.digest, None))
-            .collect(),
-        Err(error) => vec![entry(None, None, None, Some(error))],
+    let in_file = |file: &str| {
+        plan::read(root, file)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| edit::find(&bytes, target, image).map_err(|e| e.to_string()))
+    };
+    if !plan::is_directory(root, config) {
+        return match in_file(&config.file) {
+            Ok(found) if found.is_empty() => vec![entry(
+                &config.file,
+                None,
+                None,
+                None,
+                Some(format!("{} is not named in {}", image.name(), config.file)),
+            )],
+            Ok(found) => found
+                .into_iter()
+                .map(|f| entry(&config.file, Some(f.line), f.tag, f.digest, None))
+                .collect(),
+            Err(error) => vec![entry(&config.file, None, None, None, Some(error))],
+        };
     }
+    let listing = match git::yaml_files_under(root, Path::new(&config.file)) {
+        Ok(listing) => listing,
+        Err(error) => {
+            return vec![entry(
+                &config.file,
+                None,
+                None,
+                None,
+                Some(error.to_string()),
+            )];
+        }
+    };
+    let mut out = Vec::new();
+    for file in &listing.files {
+        match in_file(file) {
+            Ok(found) => out.extend(
+                found
+                    .into_iter()
+                    .map(|f| entry(file, Some(f.line), f.tag, f.digest, None)),
+            ),
+            // A pass skips such a file and reports it; so does this.
+            Err(error) => out.push(entry(
+                file,
+                None,
+                None,
+                None,
+                Some(format!("skipped: {error}")),
+            )),
+        }
+    }
+    if out.iter().all(|e| e.error.is_some()) {
+        out.push(entry(
+            &config.file,
+            None,
+            None,
+            None,
+            Some(format!(
+                "no YAML file under {} names {} ({} files)",
+                config.file,
+                image.name(),
+                listing.files.len()
+            )),
+        ));
+    }
+    out
 }

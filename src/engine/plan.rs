@@ -146,7 +146,7 @@ pub(crate) fn plan_app(
 
 /// A target is a directory when it is written as one (`clusters/prod/`) or when its path is a
 /// directory on the branch.
-fn is_directory(root: &Path, target: &TargetConfig) -> bool {
+pub(super) fn is_directory(root: &Path, target: &TargetConfig) -> bool {
     target.names_directory()
         || std::fs::symlink_metadata(root.join(&target.file)).is_ok_and(|meta| meta.is_dir())
 }
@@ -472,14 +472,18 @@ fn edit_files(
         .into_iter()
         .map(|(file, bytes)| (file, (bytes.clone(), bytes)))
         .collect();
-    for ((((image, targets), sites), skipped), decisions) in app
+    let mut statuses = Vec::with_capacity(app.app.images.len());
+    // The decisions to write, per file, in image and target order: each file is edited once.
+    let mut pending: BTreeMap<&str, Vec<Pending<'_>>> = BTreeMap::new();
+    let mut count = 0;
+    for (index, (((image, targets), sites), decisions)) in app
         .app
         .images
         .iter()
         .zip(&app.targets)
         .zip(&deployed.sites)
-        .zip(&deployed.skipped)
         .zip(decisions)
+        .enumerate()
     {
         let repository = image.image.name();
         let mut status = ImageStatus {
@@ -531,20 +535,39 @@ fn edit_files(
             if decision.keep_current {
                 continue;
             }
-            match apply(
-                &mut files,
-                &app.app.name,
-                image,
-                &site.file,
-                target,
-                decision,
-            ) {
-                Ok(changes) => plan.changes.extend(changes),
+            pending
+                .entry(site.file.as_str())
+                .or_default()
+                .push(Pending {
+                    index,
+                    seq: count,
+                    image,
+                    target,
+                    decision,
+                });
+            count += 1;
+        }
+        statuses.push(status);
+    }
+    // The changes of each decision, in the order the decisions were made (image, then target).
+    let mut changes: Vec<Vec<PlannedChange>> = vec![Vec::new(); count];
+    for (file, items) in pending {
+        // Every file that was read has an entry; one that was not has reported why.
+        let Some(entry) = files.get_mut(file) else {
+            continue;
+        };
+        for ((index, seq), outcome) in edit_file(&app.app.name, file, &mut entry.1, &items) {
+            match outcome {
+                Ok(made) => changes[seq] = made,
                 Err(error) => {
-                    status.error.get_or_insert(error);
+                    statuses[index].error.get_or_insert(error);
                 }
             }
         }
+    }
+    plan.changes = changes.into_iter().flatten().collect();
+    for ((image, mut status), skipped) in app.app.images.iter().zip(statuses).zip(&deployed.skipped)
+    {
         // The image's first problem, then every file its directory targets skipped: none is
         // left out of the report, and a skipped file alone makes the image show a problem.
         let errors: Vec<ImageError> = status.error.iter().chain(skipped).cloned().collect();
@@ -571,54 +594,112 @@ fn edit_files(
     plan
 }
 
-/// Apply one target's decision to the current bytes of its file; the changes it made.
-fn apply(
-    files: &mut BTreeMap<String, (Vec<u8>, Vec<u8>)>,
+/// What one decision's edit made, or why it failed.
+type Outcome = Result<Vec<PlannedChange>, ImageError>;
+
+/// One target's decision to write.
+struct Pending<'a> {
+    /// The image's index in the app.
+    index: usize,
+    /// The decision's place among all of the app's decisions to write.
+    seq: usize,
+    image: &'a ImageConfig,
+    target: &'a Target,
+    decision: &'a Decision,
+}
+
+/// Apply the decisions of one file to its current bytes: per decision (by image index and
+/// place), the
+/// changes it made or why it failed. All at once when they agree (one parse, one splice, one
+/// check of the result, however many images the file holds); one after another otherwise, so
+/// each failure is told to the image it belongs to.
+fn edit_file(
     app: &str,
-    image: &ImageConfig,
     file: &str,
-    target: &Target,
-    decision: &Decision,
-) -> Result<Vec<PlannedChange>, ImageError> {
-    let repository = image.image.name();
-    let update = Update::new(&repository, Some(&decision.tag), decision.digest.as_deref())
-        .map_err(|error| ImageError::Update {
-            repository: repository.clone(),
-            error,
-        })?;
-    // Every file that was read has an entry; one that was not has reported why.
-    let Some(entry) = files.get_mut(file) else {
-        return Ok(Vec::new());
-    };
-    let edited = edit::Document::parse(&entry.1)
-        .and_then(|document| document.apply(target, &update))
-        .map_err(|error| ImageError::Edit {
-            file: file.to_string(),
-            error,
-        })?;
-    let changes = edited
-        .changes
+    bytes: &mut Vec<u8>,
+    items: &[Pending<'_>],
+) -> Vec<((usize, usize), Outcome)> {
+    let updates: Vec<Result<Update, ImageError>> = items.iter().map(update_of).collect();
+    let batch: Vec<(&Target, &Update)> = items
+        .iter()
+        .zip(&updates)
+        .filter_map(|(item, update)| Some((item.target, update.as_ref().ok()?)))
+        .collect();
+    let together = edit::Document::parse(bytes).and_then(|document| document.apply_each(&batch));
+    if let Ok(edited) = together {
+        *bytes = edited.bytes;
+        let mut made = edited.changes.into_iter();
+        return items
+            .iter()
+            .zip(updates)
+            .map(|(item, update)| {
+                let outcome = update.map(|_| {
+                    let changes = made.next().unwrap_or_default();
+                    planned(app, item, file, &changes)
+                });
+                ((item.index, item.seq), outcome)
+            })
+            .collect();
+    }
+    items
+        .iter()
+        .zip(updates)
+        .map(|(item, update)| {
+            let outcome = update.and_then(|update| {
+                let edited = edit::Document::parse(bytes)
+                    .and_then(|document| document.apply(item.target, &update))
+                    .map_err(|error| ImageError::Edit {
+                        file: file.to_string(),
+                        error,
+                    })?;
+                *bytes = edited.bytes;
+                Ok(planned(app, item, file, &edited.changes))
+            });
+            ((item.index, item.seq), outcome)
+        })
+        .collect()
+}
+
+/// The update a decision writes, validated.
+fn update_of(item: &Pending<'_>) -> Result<Update, ImageError> {
+    let repository = item.image.image.name();
+    Update::new(
+        &repository,
+        Some(&item.decision.tag),
+        item.decision.digest.as_deref(),
+    )
+    .map_err(|error| ImageError::Update { repository, error })
+}
+
+/// The planned changes of one decision's edit.
+fn planned(
+    app: &str,
+    item: &Pending<'_>,
+    file: &str,
+    changes: &[edit::Change],
+) -> Vec<PlannedChange> {
+    let repository = item.image.image.name();
+    changes
         .iter()
         .map(|change| PlannedChange {
             app: app.to_string(),
             image: repository.clone(),
-            name: image.name.clone(),
+            name: item.image.name.clone(),
             file: file.to_string(),
             line: change.line,
             from: change.old.clone(),
             to: change.new.clone(),
             // Only where this very scalar now holds it: a message never claims a digest that
             // was not written.
-            digest: decision
+            digest: item
+                .decision
                 .digest
                 .clone()
                 .filter(|d| change.new.contains(d.as_str())),
-            reason: decision.reason.clone(),
-            tag: decision.tag.clone(),
+            reason: item.decision.reason.clone(),
+            tag: item.decision.tag.clone(),
         })
-        .collect();
-    entry.1 = edited.bytes;
-    Ok(changes)
+        .collect()
 }
 
 /// A target file's bytes, refused when it leaves the clone, is not a file or is too large.

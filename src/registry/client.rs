@@ -23,7 +23,7 @@ use super::auth::{Scheme, TokenCache};
 use super::cache::BoundedCache;
 use super::docker_config::Credentials;
 use super::limits::{Breaker, RateLimiter};
-use super::{ClientOptions, RegistryError, RegistrySettings, RegistryStats, Stats};
+use super::{BreakerStatus, ClientOptions, RegistryError, RegistrySettings, RegistryStats, Stats};
 use crate::reference::{ImageRef, normalize_registry};
 
 /// A shareable registry client (`Clone` is cheap: one `Arc`).
@@ -272,6 +272,21 @@ impl Client {
         let mut out: BTreeMap<String, bool> = BTreeMap::new();
         for ((registry, _), state) in lock(&self.inner.registries).iter() {
             *out.entry(registry.clone()).or_default() |= state.breaker.is_open(now);
+        }
+        out
+    }
+
+    /// Every registry asked so far, with its circuit breaker's state (of several entries for
+    /// one host, the one given up longest, else the one with the most failures in a row).
+    pub fn breakers(&self) -> BTreeMap<String, BreakerStatus> {
+        let now = Instant::now();
+        let mut out: BTreeMap<String, BreakerStatus> = BTreeMap::new();
+        for ((registry, _), state) in lock(&self.inner.registries).iter() {
+            let status = state.breaker.status(now);
+            let entry = out.entry(registry.clone()).or_default();
+            if (status.given_up_for, status.failures) > (entry.given_up_for, entry.failures) {
+                *entry = status;
+            }
         }
         out
     }

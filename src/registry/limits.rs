@@ -136,6 +136,19 @@ impl Breaker {
         }
     }
 
+    /// Failures in a row, how long it is still left alone, the last error.
+    pub(crate) fn status(&self, now: Instant) -> super::BreakerStatus {
+        let state = self.state();
+        super::BreakerStatus {
+            failures: state.failures,
+            given_up_for: state
+                .open_until
+                .filter(|until| *until > now)
+                .map(|until| until - now),
+            last_error: state.last_error.clone(),
+        }
+    }
+
     /// True while the registry is being left alone.
     pub(crate) fn is_open(&self, now: Instant) -> bool {
         self.check(now).is_err()

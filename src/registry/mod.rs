@@ -282,6 +282,17 @@ pub struct RegistryStats {
     pub by_outcome: BTreeMap<Outcome, u64>,
 }
 
+/// The circuit breaker of one registry, as of when it was asked (the status page shows it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BreakerStatus {
+    /// Requests in a row that failed for good.
+    pub failures: u32,
+    /// While the registry is given up (not asked): how long until a request is let through.
+    pub given_up_for: Option<Duration>,
+    /// The last failure's message (empty before any).
+    pub last_error: String,
+}
+
 /// A snapshot of the counters, by registry name (`docker.io`, `ghcr.io`, `127.0.0.1:5000`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {

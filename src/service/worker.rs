@@ -9,11 +9,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::config::{TargetConfig, WriteMode};
-use crate::daemon::{AppDetails, CycleReport, ImageDetails, Metrics, Scope, Worker};
+use time::format_description::well_known::Rfc3339;
+
+use crate::daemon::{
+    AppDetails, CycleReport, ImageDetails, Metrics, RegistryStatus, Scope, Worker,
+};
 use crate::engine::settings;
 use crate::engine::{AppError, Engine, PassOptions, PassReport};
 use crate::notify::Notifier;
-use crate::registry::Stats;
+use crate::registry::{Outcome, Stats};
 
 /// An [`Engine`] serving the daemon.
 pub struct EngineWorker {
@@ -171,6 +175,44 @@ impl Worker for EngineWorker {
             .apps
             .iter()
             .map(|a| a.name.clone())
+            .collect()
+    }
+
+    fn registries(&self) -> Vec<RegistryStatus> {
+        let client = self.engine.registry();
+        let stats = client.stats();
+        let breakers = client.breakers();
+        let now = time::OffsetDateTime::now_utc();
+        let mut names: BTreeSet<&String> = stats.registries.keys().collect();
+        names.extend(breakers.keys());
+        names
+            .into_iter()
+            .map(|name| {
+                let counts = stats.registry(name);
+                let breaker = breakers.get(name).cloned().unwrap_or_default();
+                let failures = [
+                    Outcome::ServerError,
+                    Outcome::ConnectionError,
+                    Outcome::RateLimited,
+                ]
+                .iter()
+                .filter_map(|outcome| counts.by_outcome.get(outcome))
+                .sum();
+                RegistryStatus {
+                    name: name.clone(),
+                    requests: counts.requests,
+                    failures,
+                    failures_in_a_row: breaker.failures,
+                    given_up_until: breaker.given_up_for.and_then(|left| {
+                        let until = now + left;
+                        let until = until.replace_nanosecond(0).unwrap_or(until);
+                        until.format(&Rfc3339).ok()
+                    }),
+                    last_error: (breaker.failures > 0 && !breaker.last_error.is_empty())
+                        .then(|| breaker.last_error.clone()),
+                    ..RegistryStatus::default()
+                }
+            })
             .collect()
     }
 

@@ -68,9 +68,15 @@ async fn explain_answers_the_five_why_not_cases_tag_by_tag() {
         pusher.push_image("team/newer", tag, &old).await;
     }
 
+    let deployment = format!(
+        "apiVersion: apps/v1\nkind: Deployment\nspec:\n  template:\n    spec:\n      containers:\n        - name: api\n          image: {host}/team/current:1.4.0\n"
+    );
     let repo = BareRepo::with_files(
         "main",
-        &[("values.yaml", &VALUES.replace("REGISTRY", &host))],
+        &[
+            ("values.yaml", &VALUES.replace("REGISTRY", &host)),
+            ("k8s/prod/deployment.yaml", &deployment),
+        ],
     );
     let app = format!(
         "name: shop\nrepo: {}\nbranch: main\nimages:\n{}{}{}{}{}",
@@ -85,6 +91,10 @@ async fn explain_answers_the_five_why_not_cases_tag_by_tag() {
             "    platform: linux/arm64\n"
         ),
         image("newer", &host, "{semver: \"~1.4\"}", ""),
+    );
+    // A directory target: every YAML file under it that names the image.
+    let app = format!(
+        "{app}  - name: dir\n    image: {host}/team/current\n    policy: {{semver: \"~1.4\"}}\n    targets:\n      - file: k8s/\n"
     );
     let setup = ConfigDir::new(&host, "").app("shop", &app);
     let before = repo.head("main");
@@ -168,6 +178,13 @@ async fn explain_answers_the_five_why_not_cases_tag_by_tag() {
         newer.contains("1.4.5  not newer than deployed 1.12.0; not downgrading"),
         "{newer}"
     );
+
+    let dir = section("dir");
+    assert!(
+        dir.contains("  deployed at k8s/prod/deployment.yaml:8: 1.4.0  [k8s/]"),
+        "{dir}"
+    );
+    assert!(dir.contains("  would write: 1.4.5\n"), "{dir}");
 
     // --all prints every tag; --image only one image.
     let out = setup

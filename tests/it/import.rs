@@ -464,16 +464,32 @@ async fn an_imported_automation_plans_the_updates_flux_would_make() {
             "  image: ghcr.io/stefanprodan/podinfo\n",
             &format!("  image: {host}/stefanprodan/podinfo\n  insecure: true\n"),
         );
+    // The README's "Migrating from Flux" commands, in a working directory holding flux.yaml.
     let out = tempfile::tempdir().unwrap();
-    let target = out.path().join("imported");
-    let run = Imagebump::new(["import", "flux", "-o"])
-        .arg(&target)
-        .stdin(input)
+    std::fs::write(out.path().join("flux.yaml"), input).unwrap();
+    let run = Imagebump::new(["import", "flux", "flux.yaml", "-o", "imported/"])
+        .current_dir(out.path())
         .output();
     assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let validate = Imagebump::new(["validate", "-c", "imported/imagebump.yaml"])
+        .current_dir(out.path())
+        .output();
+    assert_eq!(validate.status.code(), Some(0), "{}", text(&validate));
+    let dry_run = Imagebump::new(["once", "-c", "imported/imagebump.yaml", "--dry-run"])
+        .current_dir(out.path())
+        .output();
+    assert_eq!(dry_run.status.code(), Some(0), "{}", text(&dry_run));
+    let shown = String::from_utf8_lossy(&dry_run.stdout);
+    let image = format!("{host}/stefanprodan/podinfo");
+    for line in [
+        format!("+        image: {image}:5.0.3 # {{\"$imagepolicy\": \"flux-system:podinfo\"}}\n"),
+        "+  tag: 5.0.3 # {\"$imagepolicy\": \"flux-system:podinfo:tag\"}\n".to_string(),
+    ] {
+        assert!(shown.contains(&line), "{line}{shown}");
+    }
 
     let plan = Imagebump::new(["once", "--dry-run", "--output", "json"])
-        .config(target.join("imagebump.yaml"))
+        .config(out.path().join("imported/imagebump.yaml"))
         .output();
     assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
     let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
@@ -486,7 +502,6 @@ async fn an_imported_automation_plans_the_updates_flux_would_make() {
             (field("file"), field("from"), field("to"))
         })
         .collect();
-    let image = format!("{host}/stefanprodan/podinfo");
     assert_eq!(
         planned,
         [
@@ -503,4 +518,28 @@ async fn an_imported_automation_plans_the_updates_flux_would_make() {
         ],
         "{plan:#}"
     );
+
+    // --repo-dir: a policy with no marker under the path in that checkout is left out, as
+    // Flux would change nothing for it.
+    let unmarked = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(unmarked.path().join("clusters/my-cluster")).unwrap();
+    std::fs::write(
+        unmarked.path().join("clusters/my-cluster/deploy.yaml"),
+        format!("image: {image}:5.0.0\n"),
+    )
+    .unwrap();
+    let run = Imagebump::new(["import", "flux", "flux.yaml", "--check", "--repo-dir"])
+        .arg(unmarked.path())
+        .current_dir(out.path())
+        .output();
+    assert_eq!(run.status.code(), Some(2), "{}", text(&run));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("no app to write"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "no `$imagepolicy: flux-system:podinfo` marker under `./clusters/my-cluster`"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("no app written"), "{stderr}");
 }

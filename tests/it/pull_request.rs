@@ -112,7 +112,28 @@ async fn lifecycle(kind: ForgeKind) {
         };
         assert!(text(&out).contains(want), "pass {pass}: {}", text(&out));
         assert!(!text(&out).contains(": updated\n"), "{}", text(&out));
+        if pass > 0 {
+            // The image's line says what it waits for (issue 15).
+            assert!(
+                text(&out).contains("  api 1.0.0 -> 1.1.0: 1.1.0 is newer and allowed; waiting for pull request http"),
+                "{}",
+                text(&out)
+            );
+        }
     }
+    // `explain` asks the forge, read-only, and says the same.
+    let out = case
+        .dir
+        .imagebump(["explain", "shop-staging"])
+        .env(TOKEN_ENV, TOKEN)
+        .output_async()
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{kind:?}: {}", text(&out));
+    assert!(
+        text(&out).contains("pull request: waiting for pull request #"),
+        "{kind:?}: {}",
+        text(&out)
+    );
     let prs = case.forge.prs();
     assert_eq!(prs.len(), 1, "{kind:?}: {prs:?}");
     assert!(prs[0].open);

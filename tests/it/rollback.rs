@@ -209,6 +209,18 @@ async fn a_reverted_update_stays_reverted() {
         assert_eq!(why["commit"], revert.as_str());
         assert_eq!(why["until"], "newer_tag");
     }
+
+    // `explain` decides as a pass does: held, nothing to write (issue 15).
+    let out = case
+        .dir
+        .imagebump(["explain", "shop", "--output", "json"])
+        .output();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let explained: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let decision = &explained["images"][0]["decisions"][0];
+    assert_eq!(decision["why"]["kind"], "held", "{decision}");
+    assert_eq!(decision["keep_current"], true, "{decision}");
+    assert_eq!(case.repo.log("main").len(), commits);
 }
 
 /// A person editing the value to an older tag by hand is a rollback too.
@@ -552,4 +564,61 @@ async fn the_daemon_shows_the_hold_in_its_status_and_page() {
     daemon.stop();
     assert_eq!(case.repo.log("main").len(), commits, "nothing committed");
     assert_eq!(case.deployed(), "1.1.0");
+}
+
+/// A directory target: a revert of imagebump's commit to two files of the directory is held
+/// for both (each file's history is read, in one walk).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reverted_update_of_a_directory_target_stays_reverted() {
+    let registry = TestRegistry::start_plain().await;
+    let host = registry.host();
+    let pusher = registry.pusher();
+    for tag in ["1.1.0", "1.2.0"] {
+        let spec = crate::support::registry::ImageSpec::new("2026-01-01T00:00:00Z");
+        pusher.push_image("team/api", tag, &spec).await;
+    }
+    let kustomization = format!(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nimages:\n  - name: {host}/team/api\n    newTag: 1.1.0\n"
+    );
+    let deployment = format!(
+        "apiVersion: apps/v1\nkind: Deployment\nspec:\n  template:\n    spec:\n      containers:\n        - name: api\n          image: {host}/team/api:1.1.0\n"
+    );
+    let repo = BareRepo::with_files(
+        "main",
+        &[
+            ("clusters/prod/kustomization.yaml", &kustomization),
+            ("clusters/prod/deployment.yaml", &deployment),
+        ],
+    );
+    let dir = ConfigDir::new(&host, "").app(
+        "shop",
+        &format!(
+            "name: shop\nrepo: {}\nimages:\n  - name: api\n    image: {host}/team/api\n    policy: {{semver: \"^1\"}}\n    targets:\n      - file: clusters/prod/\n",
+            repo.file_url()
+        ),
+    );
+    let once = || {
+        let out = dir.imagebump(["once", "--output", "json"]).output();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        report["apps"][0]["images"][0]["why"].clone()
+    };
+    let both = |tag: &str| {
+        repo.show("main", "clusters/prod/kustomization.yaml")
+            .contains(&format!("newTag: {tag}"))
+            && repo
+                .show("main", "clusters/prod/deployment.yaml")
+                .contains(&format!("team/api:{tag}"))
+    };
+    once();
+    assert!(both("1.2.0"));
+    let jane = Person::clone_of(&repo, "jane@example.com");
+    let revert = jane.revert_head();
+    assert!(both("1.1.0"));
+    let commits = repo.log("main").len();
+    let why = once();
+    assert_eq!(why["kind"], "held", "{why}");
+    assert_eq!(why["commit"], revert.as_str());
+    assert!(both("1.1.0"));
+    assert_eq!(repo.log("main").len(), commits);
 }

@@ -46,6 +46,22 @@ impl Daemon {
         daemon
     }
 
+    /// A registry notification to the `distribution` receiver; the HTTP status.
+    fn post_webhook(&self, body: &str) -> Option<u16> {
+        use std::io::{Read as _, Write as _};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(
+            stream,
+            "POST /webhook/distribution HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: {TOKEN}\r\nContent-Type: application/vnd.docker.distribution.events.v1+json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        response.split(' ').nth(1)?.parse().ok()
+    }
+
     /// A plain HTTP/1.0 GET (the test threads are blocking).
     fn get(&self, path: &str) -> Option<(u16, String)> {
         use std::io::{Read as _, Write as _};
@@ -636,6 +652,11 @@ async fn the_status_page_in_a_real_browser_shows_versions_reasons_and_errors() {
     tokio::task::spawn_blocking(move || {
         let daemon = Daemon::start(dir, port);
         wait_for_commits(&repo, 2, &daemon, Duration::from_secs(30));
+        // A registry webhook: the registry section shows when it came and what it named.
+        let event = format!(
+            r#"{{"events":[{{"action":"push","target":{{"mediaType":"application/vnd.oci.image.manifest.v1+json","repository":"team/api","tag":"1.1.0"}},"request":{{"host":"{host}"}}}}]}}"#
+        );
+        assert_eq!(daemon.post_webhook(&event), Some(202), "{}", daemon.log());
         let url = format!("http://127.0.0.1:{port}/");
         let dom = chromium(&url, &["--dump-dom"]);
         for expected in [
@@ -649,6 +670,9 @@ async fn the_status_page_in_a_real_browser_shows_versions_reasons_and_errors() {
             "blog <span class=\"state failed\">FAILING</span>",
             "role=\"alert\"",
             "<caption>Last updates of shop</caption>",
+            "<h2 id=\"registries-title\">Registries</h2>",
+            "<span class=\"state ok\">ASKED</span>",
+            "(team/api)</td>",
         ] {
             assert!(
                 dom.contains(expected),
@@ -658,11 +682,30 @@ async fn the_status_page_in_a_real_browser_shows_versions_reasons_and_errors() {
         }
         // The blog app's error names the registry it cannot reach.
         assert!(dom.contains(&dead), "{dom}");
+        // Both registries have a row: requests counted, the dead one's failures too.
+        let row = |name: &str| -> String {
+            let start = dom
+                .find(&format!("<tr class=\"registry\"><th scope=\"row\"><code>{name}</code>"))
+                .unwrap_or_else(|| panic!("no registry row for {name}:\n{dom}"));
+            let rest = &dom[start..];
+            rest[..rest.find("</tr>").unwrap()].to_string()
+        };
+        let number = |row: &str, class: &str| -> u64 {
+            let open = format!("<td class=\"{class}\">");
+            let start = row.find(&open).unwrap() + open.len();
+            row[start..start + row[start..].find('<').unwrap()].parse().unwrap()
+        };
+        let live = row(&host);
+        assert!(number(&live, "requests") > 0, "{live}");
+        assert_eq!(number(&live, "failures"), 0, "{live}");
+        let down = row(&dead);
+        assert!(number(&down, "failures") > 0, "{down}");
+        assert!(down.contains("none received"), "{down}");
         let shot = shots.join("status-page.png");
         chromium(
             &url,
             &[
-                "--window-size=1200,1100",
+                "--window-size=1200,1400",
                 &format!("--screenshot={}", shot.display()),
             ],
         );
