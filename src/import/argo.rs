@@ -180,7 +180,7 @@ pub fn translate(objects: &[Object], options: &Options) -> Result<Imported, Impo
     for (index, application) in applications.iter().enumerate() {
         let settings = match selected.get(&index) {
             Some((updater, reference)) => {
-                if has_annotations(application)? {
+                if has_annotations(application)? && !uses_annotations(updater, *reference) {
                     out.note(
                         Outcome::NoEquivalent,
                         application,
@@ -761,6 +761,19 @@ fn fill(text: &str, params: &BTreeMap<String, String>) -> Result<String, String>
 
 fn annotations(application: &Object) -> Result<Vec<(String, String)>, ImportError> {
     application.string_map("metadata.annotations")
+}
+
+/// Whether `applicationRefs[reference]` of `updater` reads the Application's annotations.
+fn uses_annotations(updater: &Object, reference: usize) -> bool {
+    match updater.at("spec.applicationRefs") {
+        Some(Value::Sequence(refs)) => {
+            refs.get(reference)
+                .and_then(|r| get(r, "useAnnotations"))
+                .and_then(Value::as_bool)
+                == Some(true)
+        }
+        _ => false,
+    }
 }
 
 fn has_annotations(application: &Object) -> Result<bool, ImportError> {

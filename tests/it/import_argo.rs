@@ -792,3 +792,112 @@ fn a_checkout_tells_helm_from_kustomize() {
         read(&target.join("apps/web.yaml"))
     );
 }
+
+/// The update-methods page's pull request example, with label selection, an Application that
+/// keeps its annotations (`useAnnotations`) and a pattern that matches nothing in the input.
+const PULL_REQUEST_UPDATER: &str = r#"apiVersion: argocd-image-updater.argoproj.io/v1alpha1
+kind: ImageUpdater
+metadata:
+  name: my-image-updater
+  namespace: argocd
+spec:
+  namespace: argocd
+  writeBackConfig:
+    method: "git:secret:git-creds"
+    gitConfig:
+      repository: "https://github.com/example/example.git"
+      branch: "main"
+      pullRequest:
+        github: {}
+  applicationRefs:
+    - namePattern: "my-app-*"
+      labelSelectors:
+        matchLabels: {team: web}
+      images:
+        - alias: "nginx"
+          imageName: "nginx:~1.27"
+          manifestTargets:
+            helm: {name: image.repository, tag: image.tag}
+      writeBackConfig:
+        method: "git:secret:git-creds"
+        gitConfig:
+          branch: "main"
+          writeBackTarget: "helmvalues:/helm/config/values.yaml"
+    - namePattern: "legacy"
+      useAnnotations: true
+    - namePattern: "other-*"
+      images:
+        - {alias: api, imageName: "ghcr.io/acme/api"}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: my-app-web, namespace: argocd, labels: {team: web}}
+spec:
+  source: {repoURL: "https://github.com/example/example.git", path: helm/web, targetRevision: main}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: my-app-db, namespace: argocd, labels: {team: data}}
+spec:
+  source: {repoURL: "https://github.com/example/example.git", path: helm/db, targetRevision: main}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: legacy
+  namespace: argocd
+  annotations:
+    argocd-image-updater.argoproj.io/image-list: app=ghcr.io/acme/legacy:^2
+    argocd-image-updater.argoproj.io/write-back-method: git
+    argocd-image-updater.argoproj.io/write-back-target: kustomization
+spec:
+  source: {repoURL: "https://github.com/example/example.git", path: legacy, targetRevision: main}
+"#;
+
+#[test]
+fn an_image_updater_selects_by_name_and_label_and_opens_pull_requests() {
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("imported");
+    let run = import(PULL_REQUEST_UPDATER, &target);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    assert_has(
+        &String::from_utf8_lossy(&run.stderr),
+        &[
+            "ImageUpdater argocd/my-image-updater spec.applicationRefs[0].namePattern: selects my-app-web\n",
+            "ImageUpdater argocd/my-image-updater spec.applicationRefs[1].namePattern: selects legacy\n",
+            "ImageUpdater argocd/my-image-updater spec.applicationRefs[2].namePattern: no Application in the input matches `other-*` in namespace argocd",
+            "ImageUpdater argocd/my-image-updater spec.writeBackConfig.gitConfig.pullRequest.github: Application my-app-web: `write: pull-request` into `main` (forge github; the token in GITHUB_TOKEN",
+            "Application argocd/legacy argocd-image-updater.argoproj.io/write-back-target: Application legacy, image `app`: the kustomization in `legacy`",
+        ],
+    );
+    assert_eq!(
+        read(&target.join("apps/my-app-web.yaml")),
+        r#"# Imported by `imagebump import argo` from ImageUpdater argocd/my-image-updater and Application argocd/my-app-web.
+name: "my-app-web"
+repo: "https://github.com/example/example.git"
+branch: "main"
+write: pull-request
+pull_request:
+  forge: "github"
+  token_env: "GITHUB_TOKEN"
+images:
+  - name: "nginx"
+    image: "nginx"
+    policy: {semver: "~1.27"}
+    targets:
+      - {file: "helm/config/values.yaml", path: "image.tag"}
+      - {file: "helm/config/values.yaml", path: "image.repository", field: "repository"}
+"#
+    );
+    // The Application the label leaves out gets no app file.
+    assert!(!target.join("apps/my-app-db.yaml").exists());
+    // useAnnotations: the annotations are read, not reported as ignored.
+    assert!(
+        !String::from_utf8_lossy(&run.stderr)
+            .contains("Application argocd/legacy metadata.annotations: ignored"),
+        "{}",
+        text(&run)
+    );
+    assert!(target.join("apps/legacy.yaml").is_file());
+    validate(&target.join("imagebump.yaml"));
+}
