@@ -220,6 +220,13 @@ async fn a_reverted_update_stays_reverted() {
     let decision = &explained["images"][0]["decisions"][0];
     assert_eq!(decision["why"]["kind"], "held", "{decision}");
     assert_eq!(decision["keep_current"], true, "{decision}");
+    let rollback = decision["rollback"].as_str().unwrap_or_default();
+    assert!(
+        rollback.starts_with(&format!(
+            "jane@example.com rolled 1.2.0 back to 1.1.0 in {revert} (on_rollback: skip-version): tags up to 1.2.0"
+        )),
+        "{decision}"
+    );
     assert_eq!(case.repo.log("main").len(), commits);
 }
 
