@@ -252,10 +252,9 @@ fn image_lines(app: &AppReport) -> Vec<String> {
             {
                 line.push_str(&format!(" -> {candidate}"));
             }
-            match (&image.why, &image.error) {
-                (Some(why), _) => line.push_str(&format!(": {why}")),
-                (None, Some(_)) => line.push_str(": not decided (error below)"),
-                (None, None) => line.push_str(": not decided"),
+            match image.why_text() {
+                Some(why) => line.push_str(&format!(": {why}")),
+                None => line.push_str(": not decided"),
             }
             let proposed = app.changes.iter().any(|c| c.name == image.name);
             if let (true, Some(PullRequestAction::Unchanged), Some(pr)) =

@@ -244,7 +244,7 @@ impl Engine {
                     Some(Err(error)) => Err(DecideError::Other(error.clone())),
                     Some(Ok(found)) => rollback::decide(
                         &inner.registry,
-                        &ctx,
+                        (&ctx.memo, ctx.now),
                         config,
                         policy,
                         &tags,
@@ -255,7 +255,7 @@ impl Engine {
                     .map_err(DecideError::from),
                     None => rollback::decide(
                         &inner.registry,
-                        &ctx,
+                        (&ctx.memo, ctx.now),
                         config,
                         policy,
                         &tags,
@@ -455,7 +455,7 @@ impl Engine {
                                     }
                                     let rollback = Some(
                                         rollback::find(
-                                            &ctx,
+                                            ctx.rollbacks(),
                                             &checkout,
                                             &app.app,
                                             image,
