@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::metrics::SinkStatus;
 use super::status::{AppStatus, ConfigProblem, RegistryStatus, StatusResponse, Update};
+use crate::forge;
 
 /// Seconds between two refreshes of the page.
 pub const REFRESH_SECS: u64 = 15;
@@ -159,7 +160,7 @@ fn app_view(app: &AppStatus) -> AppView<'_> {
             .map(|ms| humantime(Duration::from_millis(ms))),
         last_commit: app.last_commit.as_deref(),
         commit_url: match (details, &app.last_commit) {
-            (Some(d), Some(sha)) => commit_url(&d.repo, sha),
+            (Some(d), Some(sha)) => forge::commit_url(&d.repo, sha),
             _ => None,
         },
         pull_request: app.pull_request.as_deref(),
@@ -183,47 +184,11 @@ fn humantime(d: Duration) -> String {
     }
 }
 
-/// A link to the commit on the public forges whose commit URLs are known (GitHub, GitLab),
-/// from an `https://`, `ssh://` or `git@host:` repository URL; `None` for any other host.
-fn commit_url(repo: &str, sha: &str) -> Option<String> {
-    let rest = repo
-        .strip_prefix("https://")
-        .or_else(|| repo.strip_prefix("ssh://git@"))
-        .or_else(|| repo.strip_prefix("git@"))?;
-    let (host, path) = rest.split_once(['/', ':'])?;
-    let path = path.trim_end_matches('/').trim_end_matches(".git");
-    if path.is_empty() || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    match host {
-        "github.com" => Some(format!("https://github.com/{path}/commit/{sha}")),
-        "gitlab.com" => Some(format!("https://gitlab.com/{path}/-/commit/{sha}")),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::daemon::status::{AppDetails, ImageDetails, ImageStatus};
-
-    #[test]
-    fn commit_links_only_for_known_forges() {
-        let sha = "0123456789abcdef0123456789abcdef01234567";
-        assert_eq!(
-            commit_url("https://github.com/acme/deploy.git", sha).as_deref(),
-            Some("https://github.com/acme/deploy/commit/0123456789abcdef0123456789abcdef01234567")
-        );
-        assert_eq!(
-            commit_url("git@gitlab.com:acme/ops/deploy.git", sha).as_deref(),
-            Some(
-                "https://gitlab.com/acme/ops/deploy/-/commit/0123456789abcdef0123456789abcdef01234567"
-            )
-        );
-        assert_eq!(commit_url("https://git.acme.internal/a/b.git", sha), None);
-        assert_eq!(commit_url("file:///srv/git/deploy.git", sha), None);
-    }
 
     #[test]
     fn values_are_escaped_and_errors_shown() {

@@ -29,6 +29,7 @@ mod gitea;
 mod github;
 mod gitlab;
 mod http;
+mod link;
 
 pub use crate::secret::Secret;
 use std::fmt;
@@ -39,6 +40,7 @@ pub use body::{
     render_title,
 };
 pub use decide::{Action, decide, fingerprint, fingerprint_in_body};
+pub use link::commit_url;
 
 /// Which forge API a repository lives on. Forgejo (Codeberg) speaks the Gitea API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::config::NotifyEvent;
+use crate::forge::commit_url;
 use crate::report::{AppReport, PullRequestAction};
 
 /// The version of the payload schema (docs/notifications.md).
@@ -171,25 +172,6 @@ impl Tracker {
     /// Forgets apps no longer configured.
     pub fn retain(&mut self, apps: &[String]) {
         self.failing.retain(|name, _| apps.contains(name));
-    }
-}
-
-/// A link to a commit on the public forges whose commit URLs are known (GitHub, GitLab), from
-/// an `https://`, `ssh://git@` or `git@host:` repository URL; `None` for any other host.
-pub fn commit_url(repo: &str, sha: &str) -> Option<String> {
-    let rest = repo
-        .strip_prefix("https://")
-        .or_else(|| repo.strip_prefix("ssh://git@"))
-        .or_else(|| repo.strip_prefix("git@"))?;
-    let (host, path) = rest.split_once(['/', ':'])?;
-    let path = path.trim_end_matches('/').trim_end_matches(".git");
-    if path.is_empty() || sha.is_empty() || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    match host {
-        "github.com" => Some(format!("https://github.com/{path}/commit/{sha}")),
-        "gitlab.com" => Some(format!("https://gitlab.com/{path}/-/commit/{sha}")),
-        _ => None,
     }
 }
 
