@@ -1,10 +1,11 @@
 //! Times the history reads rollback detection makes (`history::History::target`): 300 app
 //! files in one config repo with 10,000 first-parent commits of history (each commit bumps one
 //! app's tag, alternating between the bot and a person, spread over 60 days), one target per
-//! file. Rows: the first read (cold: every file's history, bounded), a pass on the same head
-//! (the daemon's steady state: served from the cache, no commit read), and a pass after one new
-//! commit (only the new commit is read per file). Prints wall time, commits read and blobs
-//! parsed.
+//! file. Rows: the first read (cold: every file's history, bounded, in one walk of the branch
+//! as a pass makes it with `History::prefetch`), a pass on the same head (the daemon's steady
+//! state: served from the cache, no commit read), and a pass after one new commit (only the new
+//! commit is read, per file). Prints wall time, commits read and blobs parsed. A cold read file
+//! by file (no prefetch) walked 5,000 commits per file: 1,500,000 commits, 74 s here.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write as _;
@@ -113,6 +114,11 @@ fn pass(
 ) -> (Duration, usize, usize) {
     let (commits, blobs) = history.cost();
     let started = Instant::now();
+    let files: Vec<String> = (0..FILES)
+        .map(|app| format!("apps/app-{app}/kustomization.yaml"))
+        .collect();
+    let files: Vec<&str> = files.iter().map(String::as_str).collect();
+    history.prefetch(checkout, url, &files, now).unwrap();
     for app in 0..FILES {
         let image = ImageRef::parse(&format!("ghcr.io/acme/app-{app}")).unwrap();
         let file = format!("apps/app-{app}/kustomization.yaml");

@@ -148,6 +148,9 @@ fn render_decision(out: &mut String, decision: &DecisionExplanation, several: bo
     if let Some(why) = &decision.why_text {
         let _ = writeln!(out, "  why: {why}");
     }
+    if let Some(rollback) = &decision.rollback {
+        let _ = writeln!(out, "  rollback: {rollback}");
+    }
     match (&decision.tag, decision.keep_current) {
         (Some(tag), false) => {
             let to = match &decision.digest {

@@ -147,22 +147,62 @@ fn print_rest(report: &PassReport, printed: &BTreeSet<String>, dry_run: bool) {
     println!("{}", summary(report, dry_run));
 }
 
-/// What became of one app, in words.
-fn state(app: &AppReport, dry_run: bool) -> &'static str {
-    if !app.errors.is_empty() {
-        "FAILED"
-    } else if app.changes.is_empty() {
-        "up to date"
-    } else if dry_run {
-        "would change"
-    } else {
-        match &app.pull_request_action {
-            Some(PullRequestAction::Opened) => "pull request opened",
-            Some(PullRequestAction::Updated) => "pull request updated",
-            Some(PullRequestAction::Unchanged) => "already proposed (pull request unchanged)",
-            Some(PullRequestAction::NotReopened(_)) => "not proposed again",
-            None if app.pushed => "updated",
-            None => "changes pending",
+/// What became of one app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum State {
+    Failed,
+    UpToDate,
+    WouldChange,
+    PullRequestOpened,
+    PullRequestUpdated,
+    AlreadyProposed,
+    NotProposedAgain,
+    Updated,
+    ChangesPending,
+}
+
+impl State {
+    fn of(app: &AppReport, dry_run: bool) -> State {
+        if !app.errors.is_empty() {
+            State::Failed
+        } else if app.changes.is_empty() {
+            State::UpToDate
+        } else if dry_run {
+            State::WouldChange
+        } else {
+            match &app.pull_request_action {
+                Some(PullRequestAction::Opened) => State::PullRequestOpened,
+                Some(PullRequestAction::Updated) => State::PullRequestUpdated,
+                Some(PullRequestAction::Unchanged) => State::AlreadyProposed,
+                Some(PullRequestAction::NotReopened(_)) => State::NotProposedAgain,
+                None if app.pushed => State::Updated,
+                None => State::ChangesPending,
+            }
+        }
+    }
+
+    /// On the app's first line.
+    fn words(self) -> &'static str {
+        match self {
+            State::Failed => "FAILED",
+            State::UpToDate => "up to date",
+            State::WouldChange => "would change",
+            State::PullRequestOpened => "pull request opened",
+            State::PullRequestUpdated => "pull request updated",
+            State::AlreadyProposed => "already proposed (pull request unchanged)",
+            State::NotProposedAgain => "not proposed again",
+            State::Updated => "updated",
+            State::ChangesPending => "changes pending",
+        }
+    }
+
+    /// In the summary's counts.
+    fn counted(self) -> &'static str {
+        match self {
+            State::Failed => "failed",
+            State::AlreadyProposed => "already proposed",
+            State::PullRequestOpened | State::PullRequestUpdated => "updated",
+            other => other.words(),
         }
     }
 }
@@ -170,7 +210,7 @@ fn state(app: &AppReport, dry_run: bool) -> &'static str {
 /// One app's result: its state, a line per image (deployed, candidate, why), the changes,
 /// the commit or pull request, the errors and, in a dry run, the diffs.
 fn app_block(app: &AppReport, dry_run: bool) -> String {
-    let mut out = format!("{}: {}\n", app.name, state(app, dry_run));
+    let mut out = format!("{}: {}\n", app.name, State::of(app, dry_run).words());
     for line in image_lines(app) {
         out.push_str(&line);
         out.push('\n');
@@ -203,23 +243,10 @@ fn app_block(app: &AppReport, dry_run: bool) -> String {
 
 /// `3 app(s): 1 updated, 1 up to date, 1 failed; 1 push(es), 12 registry request(s)`.
 fn summary(report: &PassReport, dry_run: bool) -> String {
-    let mut counts: Vec<(&str, usize)> = Vec::new();
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
     for app in &report.apps {
-        let state = match state(app, dry_run) {
-            "FAILED" => "failed",
-            "up to date" => "up to date",
-            "would change" => "would change",
-            "already proposed (pull request unchanged)" => "already proposed",
-            "not proposed again" => "not proposed again",
-            "changes pending" => "changes pending",
-            _ => "updated",
-        };
-        match counts.iter_mut().find(|(s, _)| *s == state) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((state, 1)),
-        }
+        *counts.entry(State::of(app, dry_run).counted()).or_default() += 1;
     }
-    counts.sort_by_key(|(state, _)| *state);
     let counts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
     let states = if counts.is_empty() {
         String::new()
@@ -252,10 +279,9 @@ fn image_lines(app: &AppReport) -> Vec<String> {
             {
                 line.push_str(&format!(" -> {candidate}"));
             }
-            match (&image.why, &image.error) {
-                (Some(why), _) => line.push_str(&format!(": {why}")),
-                (None, Some(_)) => line.push_str(": not decided (error below)"),
-                (None, None) => line.push_str(": not decided"),
+            match image.why_text() {
+                Some(why) => line.push_str(&format!(": {why}")),
+                None => line.push_str(": not decided"),
             }
             let proposed = app.changes.iter().any(|c| c.name == image.name);
             if let (true, Some(PullRequestAction::Unchanged), Some(pr)) =

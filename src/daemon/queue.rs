@@ -14,7 +14,9 @@
 //! of ten times `debounce`: it starts once no request for its scope came for that long, or
 //! `debounce_max` after it began waiting, whichever is sooner. A CI job pushing 100 tags one
 //! after the other therefore makes one check and at most one follow-up, and a registry that
-//! never stops sending still gets checked every `debounce_max`.
+//! never stops sending still gets checked every `debounce_max`. A leading check that wrote
+//! nothing is run once more a debounce later: a registry may announce a tag before it can be
+//! listed, and a push must not wait for the next poll.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,6 +33,9 @@ use super::metrics::Metrics;
 use super::status::StatusStore;
 use super::{CycleReport, Scope, Worker};
 use crate::shutdown::Shutdown;
+
+/// Debounce periods of quiet a burst's follow-up check waits for.
+const BURST_QUIET: u32 = 10;
 
 /// How checks are queued.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -231,9 +236,15 @@ impl<W: Worker> Checks<W> {
     /// Runs the pending check of `scope`, and again while requests arrived during the run.
     /// `quiet_first`: the first run waits for the quiet period too (a burst's tail).
     async fn drive(self: Arc<Self>, scope: Scope, quiet_first: bool) {
-        let mut quiet = quiet_first;
+        // How many debounce periods of quiet to wait before the next run (none: at once).
+        let mut quiet = quiet_first.then_some(BURST_QUIET);
+        // A webhook check started at once: it may have listed the tags before the registry
+        // stored the pushed one.
+        let mut leading = !quiet_first && matches!(scope, Scope::Repository { .. });
         loop {
-            if quiet && !self.wait_until_quiet(&scope).await {
+            if let Some(periods) = quiet
+                && !self.wait_until_quiet(&scope, periods).await
+            {
                 return self.forget(&scope);
             }
             let permit = tokio::select! {
@@ -248,29 +259,39 @@ impl<W: Worker> Checks<W> {
             }
             self.states()
                 .insert(scope.clone(), State::Running { again: false });
-            self.run(&scope).await;
+            let wrote = self.run(&scope).await;
             drop(permit);
-            let again = {
+            // A leading check that wrote nothing is confirmed once, a debounce later: the
+            // registry may notify before the tag it announces can be listed (the distribution
+            // registry queues the event before it writes the tag), and a push must never be
+            // lost until the next poll.
+            let confirm = std::mem::take(&mut leading) && !wrote;
+            let next = {
                 let mut states = self.states();
-                match states.remove(&scope) {
-                    Some(State::Running { again: true }) if !self.shutdown.is_triggered() => {
-                        states.insert(
-                            scope.clone(),
-                            State::Pending {
-                                last: Instant::now(),
-                            },
-                        );
-                        true
+                let next = match states.remove(&scope) {
+                    _ if self.shutdown.is_triggered() => None,
+                    // Requests came while it ran: a webhook burst still going on waits for
+                    // quiet; a schedule tick's follow-up runs as soon as a slot is free.
+                    Some(State::Running { again: true }) => {
+                        Some(matches!(scope, Scope::Repository { .. }).then_some(BURST_QUIET))
                     }
-                    _ => false,
+                    Some(State::Running { again: false }) if confirm => Some(Some(1)),
+                    _ => None,
+                };
+                if next.is_some() {
+                    states.insert(
+                        scope.clone(),
+                        State::Pending {
+                            last: Instant::now(),
+                        },
+                    );
                 }
+                next
             };
-            if !again {
-                return;
+            match next {
+                Some(periods) => quiet = periods,
+                None => return,
             }
-            // Requests came while it ran: a webhook burst still going on waits for quiet; a
-            // schedule tick's follow-up runs as soon as a slot is free.
-            quiet = matches!(scope, Scope::Repository { .. });
         }
     }
 
@@ -286,13 +307,14 @@ impl<W: Worker> Checks<W> {
             .is_some_and(|previous| now.duration_since(previous) < quiet / 2)
     }
 
-    /// Sleeps until no request for `scope` came for ten debounce periods (a burst's follow-up:
-    /// robust to a registry that delivers a burst's notifications with gaps), or `debounce_max`
-    /// after the wait began. Returns false if shutdown began meanwhile.
-    async fn wait_until_quiet(&self, scope: &Scope) -> bool {
+    /// Sleeps until no request for `scope` came for `periods` debounce periods (a burst's
+    /// follow-up waits [`BURST_QUIET`]: robust to a registry that delivers a burst's
+    /// notifications with gaps), or `debounce_max` after the wait began. Returns false if
+    /// shutdown began meanwhile.
+    async fn wait_until_quiet(&self, scope: &Scope, periods: u32) -> bool {
         let first = Instant::now();
         let (quiet, cap) = self.debounce();
-        let quiet = (quiet * 10).min(cap.max(quiet));
+        let quiet = (quiet * periods).min(cap.max(quiet));
         loop {
             let last = match self.states().get(scope) {
                 Some(State::Pending { last }) => *last,
@@ -309,9 +331,10 @@ impl<W: Worker> Checks<W> {
         }
     }
 
-    /// Calls the worker and records the report. The check runs in its own task, so a panic in
-    /// the worker is reported as a failed check instead of leaving the scope stuck "running".
-    async fn run(&self, scope: &Scope) {
+    /// Calls the worker and records the report; whether the check wrote an update. The check
+    /// runs in its own task, so a panic in the worker is reported as a failed check instead of
+    /// leaving the scope stuck "running".
+    async fn run(&self, scope: &Scope) -> bool {
         let worker = self.worker();
         let started = Instant::now();
         tracing::debug!(%scope, "check started");
@@ -323,11 +346,18 @@ impl<W: Worker> Checks<W> {
         let result = task.await;
         self.status.set_registries(worker.registries());
         match result {
-            Ok(report) => self.record(scope, &report, started.elapsed()),
+            Ok(report) => {
+                self.record(scope, &report, started.elapsed());
+                report
+                    .apps
+                    .iter()
+                    .any(|app| app.images.iter().any(|i| app.written(&i.name).is_some()))
+            }
             Err(error) => {
                 tracing::error!(%scope, %error, "check panicked or was cancelled");
                 self.metrics
                     .check(scope.kind(), "error", Some(started.elapsed()));
+                false
             }
         }
     }

@@ -365,7 +365,7 @@ fn merge(entry: &mut AppStatus, app: &AppReport, duration: Duration, at: OffsetD
             deployed: app.deployed_after(image),
             candidate: image.candidate.clone(),
             why: image.why.clone(),
-            why_text: image.why.as_ref().map(ToString::to_string),
+            why_text: image.why_text(),
         };
         match entry
             .images

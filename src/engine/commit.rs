@@ -106,6 +106,7 @@ impl Engine {
         let mut commits = 0;
         // With `git.group_commits`: the apps whose files are written, awaiting one commit.
         let mut group = Group::default();
+        plan::prefetch_history(ctx, checkout, apps);
         for (index, (app, report)) in apps.iter().zip(reports.iter_mut()).enumerate() {
             *report = AppReport::new(&app.app.name);
             let planned = plan::plan_app(self.registry(), ctx, checkout, app);

@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use super::{
     Engine, Mode, ResolvedApp, WriteContext, fetch, plan, pull_request, rollback, settings,
 };
-use crate::config::{TargetConfig, WriteMode};
+use crate::config::{OnRollback, TargetConfig, WriteMode};
 use crate::edit;
 use crate::forge::{self, Action, Forge};
 use crate::git;
@@ -136,6 +136,10 @@ pub struct DecisionExplanation {
     pub why_text: Option<String>,
     /// The policy's full sentence (as in commit messages and logs).
     pub reason: Option<String>,
+    /// A person's rollback the decision honours (`on_rollback`), in words; the tag verdicts
+    /// are the policy's alone and do not repeat it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<String>,
     /// Every tag's verdict.
     pub tags: Option<Explanation>,
     /// Why the decision could not be made (the registry would not describe a tag).
@@ -244,7 +248,7 @@ impl Engine {
                     Some(Err(error)) => Err(DecideError::Other(error.clone())),
                     Some(Ok(found)) => rollback::decide(
                         &inner.registry,
-                        &ctx,
+                        (&ctx.memo, ctx.now),
                         config,
                         policy,
                         &tags,
@@ -255,7 +259,7 @@ impl Engine {
                     .map_err(DecideError::from),
                     None => rollback::decide(
                         &inner.registry,
-                        &ctx,
+                        (&ctx.memo, ctx.now),
                         config,
                         policy,
                         &tags,
@@ -275,6 +279,25 @@ impl Engine {
                     why: None,
                     why_text: None,
                     reason: None,
+                    rollback: match &found {
+                        Some(Ok(Some(r))) => Some(format!(
+                            "{} rolled {} back to {} in {} (on_rollback: {}): {}",
+                            r.by,
+                            r.from,
+                            r.to,
+                            r.commit,
+                            setting.as_str(),
+                            match setting {
+                                OnRollback::SkipVersion =>
+                                    format!("tags up to {} are not proposed again", r.from),
+                                OnRollback::Hold => {
+                                    "no update until a person changes the value".to_string()
+                                }
+                                OnRollback::Ignore => "ignored".to_string(),
+                            }
+                        )),
+                        _ => None,
+                    },
                     tags: None,
                     error: None,
                 };
@@ -455,7 +478,7 @@ impl Engine {
                                     }
                                     let rollback = Some(
                                         rollback::find(
-                                            &ctx,
+                                            ctx.rollbacks(),
                                             &checkout,
                                             &app.app,
                                             image,

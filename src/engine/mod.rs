@@ -97,6 +97,17 @@ pub(crate) struct WriteContext {
     pub progress: Arc<dyn progress::Progress>,
 }
 
+impl WriteContext {
+    /// What reading rollbacks needs, from this pass.
+    pub(crate) fn rollbacks(&self) -> rollback::Reader<'_> {
+        rollback::Reader {
+            history: &self.history,
+            bot: &self.bot,
+            now: self.now,
+        }
+    }
+}
+
 /// One app, resolved when the engine is built: its config, and per image its policy and its
 /// editor targets (in the order of the config's targets).
 #[derive(Debug, Clone)]

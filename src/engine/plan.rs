@@ -19,7 +19,7 @@ use std::sync::Arc;
 use super::message::ChangeContext;
 use super::rollback;
 use super::{ResolvedApp, WriteContext};
-use crate::config::{ImageConfig, TargetConfig};
+use crate::config::{ImageConfig, OnRollback, TargetConfig};
 use crate::edit::{self, Target, Update};
 use crate::git::{self, Checkout};
 use crate::history::rollback::Rollback;
@@ -123,6 +123,20 @@ pub(crate) fn plan_app(
 ) -> AppPlan {
     ctx.progress.planned(&app.app.name);
     let deployed = read_deployed(checkout.workdir(), app);
+    let files: Vec<&str> = app
+        .app
+        .images
+        .iter()
+        .zip(&deployed.sites)
+        .filter(|(image, _)| rollback::setting(&app.app, image) != OnRollback::Ignore)
+        .flat_map(|(_, sites)| sites.iter().map(|site| site.file.as_str()))
+        .collect();
+    if let Err(error) = ctx
+        .history
+        .prefetch(checkout, &app.app.repo, &files, ctx.now)
+    {
+        tracing::warn!(app = %app.app.name, %error, "cannot read the targets' history");
+    }
     let rollbacks = find_rollbacks(ctx, checkout, app, &deployed);
     let decisions = ctx
         .handle
@@ -327,6 +341,31 @@ fn find_in_file(
     })
 }
 
+/// Read the histories of the apps' target files in one walk of the branch (for files with
+/// nothing cached: a cold start), instead of one walk per file. Directory targets are read
+/// per app, once their files are known ([`plan_app`]). A failure is only logged here: each
+/// target's own read then reports it.
+pub(crate) fn prefetch_history(ctx: &WriteContext, checkout: &Checkout, apps: &[ResolvedApp]) {
+    let Some(url) = apps.first().map(|a| a.app.repo.as_str()) else {
+        return;
+    };
+    let files: Vec<&str> = apps
+        .iter()
+        .flat_map(|a| {
+            a.app
+                .images
+                .iter()
+                .filter(|i| rollback::setting(&a.app, i) != OnRollback::Ignore)
+                .flat_map(|i| i.targets.iter())
+                .filter(|t| !t.names_directory())
+                .map(|t| t.file.as_str())
+        })
+        .collect();
+    if let Err(error) = ctx.history.prefetch(checkout, url, &files, ctx.now) {
+        tracing::warn!(url = %git::redact_url(url), %error, "cannot read the targets' history");
+    }
+}
+
 /// Step 1b: per target that was read, whether its latest change is a person's rollback of a
 /// value imagebump wrote (read from the branch's history, cached across passes).
 fn find_rollbacks(
@@ -346,7 +385,14 @@ fn find_rollbacks(
                 .map(|site| {
                     let target = targets.get(site.target)?;
                     site.found.as_ref().ok().map(|_| {
-                        rollback::find(ctx, checkout, &app.app, image, policy, (&site.file, target))
+                        rollback::find(
+                            ctx.rollbacks(),
+                            checkout,
+                            &app.app,
+                            image,
+                            policy,
+                            (&site.file, target),
+                        )
                     })
                 })
                 .collect()
@@ -395,7 +441,7 @@ async fn decide_all(
                 slot.insert(
                     rollback::decide(
                         registry,
-                        ctx,
+                        (&ctx.memo, ctx.now),
                         image,
                         policy,
                         tags,

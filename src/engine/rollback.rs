@@ -9,13 +9,12 @@
 
 use time::OffsetDateTime;
 
-use super::WriteContext;
 use super::fetch;
 use crate::config::{App, ImageConfig, OnRollback};
 use crate::edit::Target;
 use crate::git::Checkout;
-use crate::history::TargetValue;
 use crate::history::rollback::{self, Rollback};
+use crate::history::{History, TargetValue};
 use crate::policy::{Current, Decision, HeldUntil, Kind, Policy, Why};
 use crate::registry;
 use crate::report::ImageError;
@@ -25,10 +24,18 @@ pub(crate) fn setting(app: &App, image: &ImageConfig) -> OnRollback {
     image.on_rollback.or(app.on_rollback).unwrap_or_default()
 }
 
+/// What reading rollbacks needs: the engine's history cache, the bot's email, the pass's time.
+#[derive(Clone, Copy)]
+pub(crate) struct Reader<'a> {
+    pub history: &'a History,
+    pub bot: &'a str,
+    pub now: OffsetDateTime,
+}
+
 /// The rollback the latest change of one target file is, if any (`None` too under `ignore`);
 /// `file` is the target's own, or one file of a directory target.
 pub(crate) fn find(
-    ctx: &WriteContext,
+    reader: Reader<'_>,
     checkout: &Checkout,
     app: &App,
     image: &ImageConfig,
@@ -38,12 +45,12 @@ pub(crate) fn find(
     if setting(app, image) == OnRollback::Ignore {
         return Ok(None);
     }
-    let history = ctx
+    let history = reader
         .history
-        .target(checkout, &app.repo, file, target, &image.image, ctx.now)
+        .target(checkout, &app.repo, file, target, &image.image, reader.now)
         .map_err(ImageError::History)?;
     let older = |to: &TargetValue, from: &TargetValue| older(policy, to, from);
-    Ok(rollback::detect(&history.changes, &ctx.bot, &older))
+    Ok(rollback::detect(&history.changes, reader.bot, &older))
 }
 
 /// Whether `to` is older than `from` under `policy` (see [`rollback::Older`]).
@@ -59,10 +66,9 @@ fn older(policy: &Policy, to: &TargetValue, from: &TargetValue) -> Option<bool> 
 }
 
 /// The decision for a target whose deployed value is `current`, with its rollback applied.
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn decide(
     client: &registry::Client,
-    ctx: &WriteContext,
+    (memo, now): (&fetch::MetaMemo, OffsetDateTime),
     image: &ImageConfig,
     policy: &Policy,
     tags: &[String],
@@ -70,16 +76,7 @@ pub(crate) async fn decide(
     rollback: Option<(&Rollback, OnRollback)>,
 ) -> Result<Decision, ImageError> {
     let decide = |tags: Vec<String>| async move {
-        fetch::decide(
-            client,
-            &ctx.memo,
-            &image.image,
-            policy,
-            &tags,
-            current,
-            ctx.now,
-        )
-        .await
+        fetch::decide(client, memo, &image.image, policy, &tags, current, now).await
     };
     let Some((rollback, setting)) = rollback else {
         return decide(tags.to_vec()).await;
@@ -106,7 +103,7 @@ pub(crate) async fn decide(
                 if decision.keep_current {
                     return Ok(held(decision, rollback, current, HeldUntil::NewerTag));
                 }
-                if newer(client, ctx, image, policy, &decision, rollback).await {
+                if newer(client, memo, image, policy, &decision, rollback).await {
                     return Ok(decision);
                 }
                 if matches!(policy.kind, Kind::Digest { .. }) {
@@ -125,7 +122,7 @@ pub(crate) async fn decide(
 /// Whether a proposal is strictly newer than the rolled-back value.
 async fn newer(
     client: &registry::Client,
-    ctx: &WriteContext,
+    memo: &fetch::MetaMemo,
     image: &ImageConfig,
     policy: &Policy,
     decision: &Decision,
@@ -138,9 +135,8 @@ async fn newer(
             let Some(from_tag) = from.tag.as_deref() else {
                 return false;
             };
-            let created = |tag: String| async move {
-                fetch::created(client, &ctx.memo, &image.image, &tag).await
-            };
+            let created =
+                |tag: String| async move { fetch::created(client, memo, &image.image, &tag).await };
             let (proposed, rolled_back): (Option<OffsetDateTime>, Option<OffsetDateTime>) = (
                 created(decision.tag.clone()).await,
                 created(from_tag.to_string()).await,

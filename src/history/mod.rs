@@ -4,8 +4,9 @@
 //!
 //! Invariant: reading is bounded (by default [`Bound::default`]: 5,000 first-parent commits or
 //! 90 days) and cached per (repository, branch, file): a pass whose branch head is the one
-//! read before reads no commit at all, a pass on a new head reads only the commits since, and
-//! a file's blob is parsed once per target however often it is asked about. The walk itself
+//! read before reads no commit at all, a pass on a new head reads only the commits since, a
+//! cold start reads all of a branch's target files in one walk ([`History::prefetch`]), and a
+//! file's blob is parsed once per target however often it is asked about. The walk itself
 //! lives in `git` ([`crate::git::Checkout::file_history`]); the YAML reading is `edit`'s;
 //! this module joins the two and keeps the cache. It never writes.
 //!
@@ -134,6 +135,59 @@ impl History {
         )
     }
 
+    /// Read the histories of `files` on the checkout's branch (of the repository `url`) in one
+    /// walk, for those with nothing cached yet (a cold start): the [`History::target`] calls
+    /// that follow find them cached. A file cached at an older head is left to the incremental
+    /// read, which reads only the new commits.
+    pub fn prefetch(
+        &self,
+        checkout: &Checkout,
+        url: &str,
+        files: &[&str],
+        now: OffsetDateTime,
+    ) -> Result<(), GitError> {
+        let branch = checkout.branch().to_string();
+        let mut missing: Vec<&str> = match self.files.lock() {
+            Ok(cached) => files
+                .iter()
+                .copied()
+                .filter(|f| !cached.contains_key(&(url.to_string(), branch.clone(), f.to_string())))
+                .collect(),
+            Err(_) => return Ok(()),
+        };
+        missing.sort_unstable();
+        missing.dedup();
+        if missing.len() < 2 {
+            return Ok(());
+        }
+        let head = checkout.head()?;
+        let read = checkout.files_history(&missing, self.walk_bound(now))?;
+        if let Some(first) = read.first() {
+            self.commits_read
+                .fetch_add(first.commits_read, Ordering::Relaxed);
+        }
+        if let Ok(mut cached) = self.files.lock() {
+            for (file, history) in missing.iter().zip(read) {
+                cached.insert(
+                    (url.to_string(), branch.clone(), file.to_string()),
+                    FileRecord {
+                        head,
+                        versions: Arc::new(history.versions),
+                        end: history.end,
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn walk_bound(&self, now: OffsetDateTime) -> WalkBound {
+        WalkBound {
+            max_commits: self.bound.max_commits,
+            not_before: Some((now - self.bound.max_age).unix_timestamp()),
+        }
+    }
+
     /// The value changes of `target` (a reference to `image` in `file`) on the checkout's
     /// branch (of the repository `url`), newest first.
     pub fn target(
@@ -227,10 +281,7 @@ impl History {
         {
             return Ok((Arc::clone(versions), *end));
         }
-        let bound = WalkBound {
-            max_commits: self.bound.max_commits,
-            not_before: Some((now - self.bound.max_age).unix_timestamp()),
-        };
+        let bound = self.walk_bound(now);
         let read = checkout.file_history(
             Path::new(file),
             bound,

@@ -206,6 +206,10 @@ enum Key<'a> {
     Time(i128),
 }
 
+/// The candidates keyed for ranking, the count of the other tags by reason, and the deployed
+/// tag's key.
+type Prepared<'a> = (Vec<Candidate<'a>>, Tally, Option<Key<'a>>);
+
 /// Why a tag is not a candidate.
 #[derive(Debug)]
 enum Reject {
@@ -449,13 +453,12 @@ impl Policy {
 
     /// The candidates keyed for ranking (by creation time under `newest_build`), the count of
     /// the other tags by reason, and the deployed tag's key. `Err`: the metadata still missing.
-    #[allow(clippy::type_complexity)]
     fn ranked_candidates<'a>(
         &self,
         tags: &'a [String],
         current: Current<'_>,
         meta: &HashMap<String, TagMeta>,
-    ) -> Result<(Vec<Candidate<'a>>, Tally, Option<Key<'a>>), Vec<String>> {
+    ) -> Result<Prepared<'a>, Vec<String>> {
         let (mut cands, mut tally) = self.candidates(tags);
         let current_key = if matches!(self.kind, Kind::NewestBuild) {
             self.rank_by_time(&mut cands, &mut tally, current, meta)?

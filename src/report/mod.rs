@@ -49,6 +49,28 @@ pub struct ImageStatus {
     pub error: Option<ImageError>,
 }
 
+impl ImageStatus {
+    /// Why, in words: the policy's reason, else why nothing could be decided (a registry the
+    /// circuit breaker gave up says so and when it is asked again).
+    pub fn why_text(&self) -> Option<String> {
+        if let Some(why) = &self.why {
+            return Some(why.to_string());
+        }
+        Some(match self.error.as_ref()? {
+            ImageError::Registry(crate::registry::RegistryError::Unavailable {
+                registry,
+                failures,
+                retry_in,
+                ..
+            }) => format!(
+                "not decided: registry {registry} given up after {failures} failures in a row; asked again in {}s, or at once on a webhook from it",
+                retry_in.as_secs().max(1)
+            ),
+            error => format!("not decided: {error}"),
+        })
+    }
+}
+
 /// The outcome of one pass for one app.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct AppReport {
@@ -145,5 +167,54 @@ impl PassReport {
     /// Every planned or applied change.
     pub fn changes(&self) -> impl Iterator<Item = &PlannedChange> {
         self.apps.iter().flat_map(|a| a.changes.iter())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::RegistryError;
+
+    fn image(why: Option<crate::policy::Why>, error: Option<ImageError>) -> ImageStatus {
+        ImageStatus {
+            name: "api".into(),
+            why,
+            error,
+            ..ImageStatus::default()
+        }
+    }
+
+    #[test]
+    fn why_text_is_the_policy_reason_else_why_nothing_was_decided() {
+        let why = crate::policy::Why::NotDowngrading {
+            current: "1.12.0".into(),
+            best: "1.4.5".into(),
+        };
+        assert_eq!(
+            image(Some(why), None).why_text().as_deref(),
+            Some("deployed 1.12.0 is newer than every candidate (best 1.4.5); not downgrading")
+        );
+        let given_up = ImageError::Registry(RegistryError::Unavailable {
+            registry: "ghcr.io".into(),
+            repository: "acme/api".into(),
+            failures: 3,
+            last_error: "connection refused".into(),
+            retry_in: std::time::Duration::from_secs(30),
+        });
+        assert_eq!(
+            image(None, Some(given_up)).why_text().as_deref(),
+            Some(
+                "not decided: registry ghcr.io given up after 3 failures in a row; asked again in 30s, or at once on a webhook from it"
+            )
+        );
+        let missing = ImageError::NotListed {
+            repository: "ghcr.io/acme/api".into(),
+        };
+        assert!(
+            image(None, Some(missing))
+                .why_text()
+                .is_some_and(|text| text.starts_with("not decided: ")),
+        );
+        assert_eq!(image(None, None).why_text(), None);
     }
 }

@@ -185,6 +185,20 @@ async fn a_reverted_update_stays_reverted() {
     assert_eq!(case.deployed(), "1.1.0");
     let commits = case.repo.log("main").len();
 
+    // The sentence, in `once` and `explain` text.
+    let held = format!(
+        "held: 1.2.0 rolled back by jane@example.com in {revert} on {}; waiting for a tag newer than 1.2.0",
+        time::OffsetDateTime::now_utc().date()
+    );
+    let out = case.once(&[]);
+    assert!(text(&out).contains(&held), "{}", text(&out));
+    let out = case.dir.imagebump(["explain", "shop"]).output();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("why: {held}")),
+        "{}",
+        text(&out)
+    );
     for _ in 0..2 {
         let why = case.why();
         assert_eq!(case.deployed(), "1.1.0", "{why}");
@@ -206,6 +220,13 @@ async fn a_reverted_update_stays_reverted() {
     let decision = &explained["images"][0]["decisions"][0];
     assert_eq!(decision["why"]["kind"], "held", "{decision}");
     assert_eq!(decision["keep_current"], true, "{decision}");
+    let rollback = decision["rollback"].as_str().unwrap_or_default();
+    assert!(
+        rollback.starts_with(&format!(
+            "jane@example.com rolled 1.2.0 back to 1.1.0 in {revert} (on_rollback: skip-version): tags up to 1.2.0"
+        )),
+        "{decision}"
+    );
     assert_eq!(case.repo.log("main").len(), commits);
 }
 
@@ -392,4 +413,219 @@ async fn on_rollback_ignore_proposes_the_reverted_tag_again() {
     let why = case.why();
     assert_eq!(why["kind"], "newer", "{why}");
     assert_eq!(case.deployed(), "1.2.0");
+}
+
+/// The one walk a pass makes for all of a branch's target files (`files_history`) reads the
+/// same versions as a walk per file: edits in nested folders, a merge from a side branch, a
+/// file deleted and created again, commits that touch none of them.
+#[test]
+fn one_walk_for_many_files_reads_what_a_walk_per_file_reads() {
+    use imagebump::git::{Author, CloneCache, GitSettings, WalkBound};
+
+    let repo = BareRepo::with_files(
+        "main",
+        &[
+            ("a.yaml", "v: 1\n"),
+            ("apps/x/b.yaml", "v: 1\n"),
+            ("apps/y/c.yaml", "v: 1\n"),
+        ],
+    );
+    let jane = Person::clone_of(&repo, "jane@example.com");
+    let write = |file: &str, text: &str| {
+        let path = jane.work.join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+        jane.run(&["add", "-A"]);
+        jane.run(&["commit", "-q", "-m", file]);
+    };
+    jane.pull();
+    write("apps/x/b.yaml", "v: 2\n");
+    write("README.md", "notes\n");
+    jane.run(&["checkout", "-q", "-b", "side"]);
+    write("apps/y/c.yaml", "v: 2\n");
+    write("apps/y/c.yaml", "v: 3\n");
+    jane.run(&["checkout", "-q", "main"]);
+    write("a.yaml", "v: 2\n");
+    jane.run(&["merge", "-q", "--no-ff", "-m", "merge side", "side"]);
+    jane.run(&["rm", "-q", "apps/x/b.yaml"]);
+    jane.run(&["commit", "-q", "-m", "remove b"]);
+    write("apps/x/b.yaml", "v: 4\n");
+    jane.run(&["push", "-q", "origin", "HEAD:main"]);
+
+    let workdir = tempfile::tempdir().unwrap();
+    let settings = GitSettings {
+        author: Author {
+            name: "imagebump".into(),
+            email: "bot@imagebump.test".into(),
+        },
+        credentials: vec![],
+        accept_unknown_hosts: false,
+        signing_key: None,
+    };
+    let cache = CloneCache::new(workdir.path().to_path_buf(), settings);
+    let checkout = cache.checkout(&repo.file_url(), "main").unwrap();
+    let bound = WalkBound {
+        max_commits: 100,
+        not_before: None,
+    };
+    let paths = ["a.yaml", "apps/x/b.yaml", "apps/y/c.yaml", "missing.yaml"];
+    let together = checkout.files_history(&paths, bound).unwrap();
+    for (path, together) in paths.iter().zip(together) {
+        let alone = checkout
+            .file_history(std::path::Path::new(path), bound, None)
+            .unwrap();
+        assert_eq!(together.versions, alone.versions, "{path}");
+        assert_eq!(together.end, alone.end, "{path}");
+    }
+    let c = checkout
+        .file_history(std::path::Path::new("apps/y/c.yaml"), bound, None)
+        .unwrap();
+    assert_eq!(c.versions.len(), 2, "the merge and the first commit: {c:?}");
+    let origin = c.versions[0]
+        .origin
+        .as_ref()
+        .expect("the merged side's commit");
+    assert_ne!(origin.id, c.versions[0].commit.id);
+    let b = checkout
+        .file_history(std::path::Path::new("apps/x/b.yaml"), bound, None)
+        .unwrap();
+    assert_eq!(b.versions.len(), 4, "{b:?}");
+    assert_eq!(b.versions[1].blob, None, "the deletion");
+
+    // A smaller bound stops both the same way.
+    let short = WalkBound {
+        max_commits: 3,
+        not_before: None,
+    };
+    let together = checkout.files_history(&paths, short).unwrap();
+    for (path, together) in paths.iter().zip(together) {
+        let alone = checkout
+            .file_history(std::path::Path::new(path), short, None)
+            .unwrap();
+        assert_eq!(together.versions, alone.versions, "{path}");
+        assert_eq!(together.end, alone.end, "{path}");
+    }
+}
+
+/// The daemon shows the hold in `/api/v1/status` and on the status page, and commits nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daemon_shows_the_hold_in_its_status_and_page() {
+    use std::io::{Read as _, Write as _};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let case = Case::new("").await;
+    case.once(&[]);
+    let revert = case.jane.revert_head();
+    let commits = case.repo.log("main").len();
+
+    let port = crate::support::free_port();
+    let host = case.registry.host();
+    let dir = ConfigDir::new(
+        &host,
+        &format!(
+            "interval: 1s\nwebhook:\n  listen: 127.0.0.1:{port}\n  receivers:\n    - type: distribution\n      secret_env: WEBHOOK_TOKEN\n"
+        ),
+    )
+    .app(
+        "shop",
+        &format!(
+            "name: shop\nrepo: {}\nimages:\n  - name: api\n    image: {host}/team/api\n    policy: {{semver: \"^1\"}}\n    targets:\n      - {{file: values.yaml, path: api.image.tag}}\n",
+            case.repo.file_url()
+        ),
+    );
+    let log = dir.path().join("daemon.log");
+    let mut daemon = dir
+        .imagebump(["run"])
+        .env("WEBHOOK_TOKEN", "a-webhook-token-of-32-characters")
+        .spawn(Stdio::null(), std::fs::File::create(&log).unwrap());
+    let get = |path: &str| -> Option<String> {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        response.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+    };
+    let held = format!("held: 1.2.0 rolled back by jane@example.com in {revert} on ");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(body) = get("/api/v1/status")
+            && body.contains(&held)
+        {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no hold in the status; log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let image = &status["apps"][0]["images"][0];
+    assert_eq!(image["why"]["kind"], "held", "{status}");
+    assert_eq!(image["deployed"], "1.1.0", "{status}");
+    let page = get("/").unwrap();
+    assert!(page.contains(&held), "{page}");
+    daemon.stop();
+    assert_eq!(case.repo.log("main").len(), commits, "nothing committed");
+    assert_eq!(case.deployed(), "1.1.0");
+}
+
+/// A directory target: a revert of imagebump's commit to two files of the directory is held
+/// for both (each file's history is read, in one walk).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reverted_update_of_a_directory_target_stays_reverted() {
+    let registry = TestRegistry::start_plain().await;
+    let host = registry.host();
+    let pusher = registry.pusher();
+    for tag in ["1.1.0", "1.2.0"] {
+        let spec = crate::support::registry::ImageSpec::new("2026-01-01T00:00:00Z");
+        pusher.push_image("team/api", tag, &spec).await;
+    }
+    let kustomization = format!(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nimages:\n  - name: {host}/team/api\n    newTag: 1.1.0\n"
+    );
+    let deployment = format!(
+        "apiVersion: apps/v1\nkind: Deployment\nspec:\n  template:\n    spec:\n      containers:\n        - name: api\n          image: {host}/team/api:1.1.0\n"
+    );
+    let repo = BareRepo::with_files(
+        "main",
+        &[
+            ("clusters/prod/kustomization.yaml", &kustomization),
+            ("clusters/prod/deployment.yaml", &deployment),
+        ],
+    );
+    let dir = ConfigDir::new(&host, "").app(
+        "shop",
+        &format!(
+            "name: shop\nrepo: {}\nimages:\n  - name: api\n    image: {host}/team/api\n    policy: {{semver: \"^1\"}}\n    targets:\n      - file: clusters/prod/\n",
+            repo.file_url()
+        ),
+    );
+    let once = || {
+        let out = dir.imagebump(["once", "--output", "json"]).output();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        report["apps"][0]["images"][0]["why"].clone()
+    };
+    let both = |tag: &str| {
+        repo.show("main", "clusters/prod/kustomization.yaml")
+            .contains(&format!("newTag: {tag}"))
+            && repo
+                .show("main", "clusters/prod/deployment.yaml")
+                .contains(&format!("team/api:{tag}"))
+    };
+    once();
+    assert!(both("1.2.0"));
+    let jane = Person::clone_of(&repo, "jane@example.com");
+    let revert = jane.revert_head();
+    assert!(both("1.1.0"));
+    let commits = repo.log("main").len();
+    let why = once();
+    assert_eq!(why["kind"], "held", "{why}");
+    assert_eq!(why["commit"], revert.as_str());
+    assert!(both("1.1.0"));
+    assert_eq!(repo.log("main").len(), commits);
 }

@@ -51,6 +51,8 @@ struct Record {
     events: Mutex<Vec<String>>,
     running: Mutex<HashMap<Scope, usize>>,
     max_same_scope: AtomicUsize,
+    /// Its checks write nothing (as one that listed the tags before the pushed one was stored).
+    writes_nothing: bool,
 }
 
 #[derive(Clone)]
@@ -70,6 +72,17 @@ impl Recorder {
             apps: vec!["shop".into()],
             all_delay,
             other_delay,
+            ..Record::default()
+        }))
+    }
+
+    /// A worker whose checks write nothing.
+    fn writing_nothing(repositories: &[(&str, &str)]) -> Recorder {
+        let recorder = Recorder::new(repositories);
+        Recorder(Arc::new(Record {
+            repositories: recorder.0.repositories.clone(),
+            apps: recorder.0.apps.clone(),
+            writes_nothing: true,
             ..Record::default()
         }))
     }
@@ -151,7 +164,11 @@ impl Worker for Recorder {
                 .expect("events")
                 .push(format!("end {scope}"));
             CycleReport {
-                apps: vec![updated_app("shop")],
+                apps: if record.writes_nothing {
+                    Vec::new()
+                } else {
+                    vec![updated_app("shop")]
+                },
                 duration: Duration::from_millis(12),
             }
         }

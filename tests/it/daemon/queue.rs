@@ -86,6 +86,36 @@ async fn a_push_right_after_the_previous_check_is_checked_at_once() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_leading_check_that_wrote_nothing_is_confirmed_once_a_debounce_later() {
+    // The registry announced the tag before it could be listed: the check at once finds
+    // nothing to write, so it runs once more 100 ms later, and no more.
+    let h = harness(Recorder::writing_nothing(REPOS), Duration::from_millis(100));
+    let scope = Scope::Repository {
+        registry: "ghcr.io".into(),
+        repository: "acme/api".into(),
+    };
+    let pushed = tokio::time::Instant::now();
+    assert_eq!(
+        h.checks.request_debounced(scope.clone()),
+        Requested::Scheduled
+    );
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(h.worker.calls().len(), 1, "the check at once");
+    tokio::time::sleep_until(pushed + Duration::from_millis(99)).await;
+    assert_eq!(h.worker.calls().len(), 1, "confirmed too early");
+    eventually(Duration::from_secs(5), || h.worker.calls().len() == 2).await;
+    assert!(
+        pushed.elapsed() <= Duration::from_millis(110),
+        "{:?}",
+        pushed.elapsed()
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(h.worker.calls(), vec![scope.clone(), scope]);
+}
+
+#[tokio::test(start_paused = true)]
 async fn pushes_closer_than_half_the_debounce_make_one_check_and_one_follow_up_after_quiet() {
     // Debounce 200 ms: pushes 50 ms apart are a burst; the follow-up waits for 2 s of quiet
     // (the 20 s cap is not reached).
