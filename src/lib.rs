@@ -21,6 +21,7 @@
 //! - [`notify`]: Slack and signed JSON webhook notifications of updates and failures, never
 //!   slowing a pass.
 //! - [`import`]: Flux and Argo CD Image Updater objects translated to imagebump config text.
+//! - [`shard`]: which replica polls which app (rendezvous hashing), without a coordinator.
 //! - [`service`]: the composition root of `imagebump run` (engine + daemon + settings).
 //! - [`cli`]: argument parsing and output for the binary.
 
@@ -42,6 +43,7 @@ pub mod report;
 pub mod schedule;
 pub mod secret;
 pub mod service;
+pub mod shard;
 pub mod shutdown;
 
 #[cfg(test)]

@@ -25,6 +25,19 @@ pub struct Args {
     /// Report ready at once instead of after the first full cycle.
     #[arg(long)]
     pub ready_at_start: bool,
+    /// Poll on the schedule only the apps this shard owns: INDEX/COUNT, e.g. 0/3, where INDEX
+    /// may be a StatefulSet pod name ending in -INDEX (imagebump-2/3). Webhooks still cover
+    /// every app. See docs/scaling.md.
+    #[arg(long, env = "IMAGEBUMP_SHARD", value_parser = crate::shard::Shard::parse)]
+    pub shard: Option<crate::shard::Shard>,
+    /// With --shard: how often other shards' apps are checked here, so a dead replica delays
+    /// its apps by at most this (default: 5 times the interval; 1h with a cron schedule).
+    #[arg(long, env = "IMAGEBUMP_SHARD_SAFETY_NET", value_parser = parse_duration, requires = "shard")]
+    pub shard_safety_net: Option<std::time::Duration>,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    crate::schedule::parse_duration(text).map_err(|e| e.to_string())
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -40,6 +53,10 @@ pub fn run(args: Args) -> ExitCode {
     let control = Control::new();
     let path = args.config.config.clone();
     let ready_at_start = args.ready_at_start;
+    let sharding = args.shard.map(|shard| service::Sharding {
+        shard,
+        safety_net: args.shard_safety_net,
+    });
     let loader_metrics = Arc::clone(&metrics);
     let shutdown = control.shutdown_signal().clone();
     let last_good = Mutex::new(service::LastGood::default());
@@ -50,6 +67,7 @@ pub fn run(args: Args) -> ExitCode {
             &loader_metrics,
             &shutdown,
             &mut last_good.lock().unwrap_or_else(|p| p.into_inner()),
+            sharding,
         )
     };
     let result = runtime.block_on(async {

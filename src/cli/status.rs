@@ -219,6 +219,7 @@ mod tests {
             ],
             config_errors: Vec::new(),
             registries: Vec::new(),
+            shard: None,
         };
         let table = render_table(&status);
         let expected = "\
@@ -249,6 +250,7 @@ blog  -      -         -          -                                             
                 },
             ],
             registries: Vec::new(),
+            shard: None,
         };
         let expected = "\
 APP  IMAGE  DEPLOYED  CANDIDATE  WHY  LAST CHECK  LAST ERROR

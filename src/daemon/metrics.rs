@@ -109,6 +109,9 @@ pub struct Metrics {
     webhook_events: Family<ReceiverOutcome, Counter>,
     app_last_success: Family<AppLabel, Gauge<f64, AtomicU64>>,
     app_errors: Family<AppLabel, Counter>,
+    shard_index: Gauge,
+    shard_count: Gauge,
+    app_owned: Family<AppLabel, Gauge>,
     reloads: Family<OutcomeLabel, Counter>,
     config_problems: Gauge,
     registry_given_up: Family<RegistryLabel, Gauge>,
@@ -193,6 +196,24 @@ impl Metrics {
             "Unix time of the last check of the app that ended without error",
             app_last_success.clone(),
         );
+        let shard_index = Gauge::default();
+        registry.register(
+            "shard_index",
+            "This replica's shard index (0 when not sharded)",
+            shard_index.clone(),
+        );
+        let shard_count = Gauge::default();
+        registry.register(
+            "shard_count",
+            "How many shards the apps are spread over (1 when not sharded)",
+            shard_count.clone(),
+        );
+        let app_owned = Family::<AppLabel, Gauge>::default();
+        registry.register(
+            "app_owned",
+            "1 for each app this sharded replica polls on the schedule (other shards' apps are absent)",
+            app_owned.clone(),
+        );
         let app_errors = Family::<AppLabel, Counter>::default();
         registry.register(
             "app_errors",
@@ -248,6 +269,9 @@ impl Metrics {
             webhook_events,
             app_last_success,
             app_errors,
+            shard_index,
+            shard_count,
+            app_owned,
             reloads,
             config_problems,
             registry_given_up,
@@ -329,6 +353,22 @@ impl Metrics {
     /// histogram, `registry_given_up`), per receiver type (webhook events), and the full-cycle
     /// and push outcomes. `app_last_success_timestamp_seconds` appears with an app's first
     /// successful check: a zero would claim a success in 1970.
+    /// Which shard this replica is and which apps it owns (`None`: not sharded, owns all).
+    pub fn shard(&self, shard: Option<&super::ShardStatus>) {
+        self.shard_index
+            .set(shard.map_or(0, |s| i64::from(s.index)));
+        self.shard_count
+            .set(shard.map_or(1, |s| i64::from(s.count)));
+        if let Some(shard) = shard {
+            self.app_owned.clear();
+            for app in &shard.owned {
+                self.app_owned
+                    .get_or_create(&AppLabel { app: app.clone() })
+                    .set(1);
+            }
+        }
+    }
+
     pub fn known(&self, apps: &[String], registries: &[String], receivers: &[&'static str]) {
         for app in apps {
             drop(

@@ -47,7 +47,9 @@ pub use crate::shutdown::Shutdown;
 pub use metrics::Metrics;
 pub use queue::{CheckOptions, Checks, Requested};
 pub use run::{Control, DaemonError, Loaded, Settings, run};
-pub use status::{AppDetails, ConfigProblem, ImageDetails, RegistryStatus, StatusStore};
+pub use status::{
+    AppDetails, ConfigProblem, ImageDetails, RegistryStatus, ShardStatus, StatusStore,
+};
 pub use webhook::{Receiver, ReceiverKind, Secret};
 
 /// What to check: everything, one app, or the apps that use one image repository.
@@ -57,6 +59,9 @@ pub enum Scope {
     All,
     /// One app, by its configured name.
     App(String),
+    /// The apps other shards own (the safety-net poll of a sharded replica, see
+    /// [`crate::shard`]).
+    OtherShards,
     /// The apps that use this image repository (a webhook said it changed).
     Repository {
         /// The registry host as the worker reported it in [`Worker::repositories`].
@@ -72,6 +77,7 @@ impl Scope {
         match self {
             Scope::All => "all",
             Scope::App(_) => "app",
+            Scope::OtherShards => "other-shards",
             Scope::Repository { .. } => "repository",
         }
     }
@@ -82,6 +88,7 @@ impl std::fmt::Display for Scope {
         match self {
             Scope::All => f.write_str("all apps"),
             Scope::App(name) => write!(f, "app {name}"),
+            Scope::OtherShards => f.write_str("other shards' apps"),
             Scope::Repository {
                 registry,
                 repository,
@@ -111,6 +118,11 @@ pub trait Worker: Send + Sync + 'static {
     /// status page.
     fn app_details(&self) -> Vec<AppDetails> {
         Vec::new()
+    }
+
+    /// Which shard this replica is and the apps it polls on the schedule; `None`: not sharded.
+    fn shard(&self) -> Option<ShardStatus> {
+        None
     }
 
     /// Each registry's counters and circuit breaker now, for the status page (asked after

@@ -27,6 +27,7 @@ struct Page<'a> {
     apps: Vec<AppView<'a>>,
     notifications: Vec<SinkView<'a>>,
     registries: &'a [RegistryStatus],
+    shard: Option<&'a super::status::ShardStatus>,
 }
 
 /// One notification sink's line (section "Notifications").
@@ -117,6 +118,7 @@ pub fn render_with_notifications(
         apps: status.apps.iter().map(app_view).collect(),
         notifications: notifications.iter().map(sink_view).collect(),
         registries: &status.registries,
+        shard: status.shard.as_ref(),
     };
     env.get_template("status.html")?.render(&page)
 }
@@ -224,6 +226,7 @@ mod tests {
             }],
             config_errors: Vec::new(),
             registries: Vec::new(),
+            shard: None,
         };
         let html = render(&status, "2026-12-04T05:00:01Z").unwrap();
         assert!(
@@ -319,6 +322,32 @@ mod tests {
             !render(&status, "2026-12-04T05:00:01Z")
                 .unwrap()
                 .contains("Notifications")
+        );
+    }
+
+    #[test]
+    fn a_sharded_replica_says_which_shard_it_is_in_the_header() {
+        let app = |name: &str| AppStatus {
+            name: name.into(),
+            ..AppStatus::default()
+        };
+        let mut status = StatusResponse {
+            ready: true,
+            apps: vec![app("blog"), app("shop"), app("web")],
+            ..StatusResponse::default()
+        };
+        let html = render(&status, "2026-12-04T10:00:00Z").unwrap();
+        assert!(!html.contains("id=\"shard\""), "not sharded: no shard");
+        status.shard = Some(crate::daemon::status::ShardStatus {
+            index: 1,
+            count: 3,
+            owned: vec!["shop".into()],
+            safety_net: "2m30s".into(),
+        });
+        let html = render(&status, "2026-12-04T10:00:00Z").unwrap();
+        assert!(
+            html.contains("shard 1/3, polling 1 of 3 apps (other shards' apps every 2m30s)"),
+            "{html}"
         );
     }
 }

@@ -120,6 +120,7 @@ impl<W: Worker> Checks<W> {
         let max_concurrent = u32::try_from(options.max_concurrent.max(1)).unwrap_or(u32::MAX / 2);
         status.set_apps(&worker.apps());
         status.set_details(worker.app_details());
+        status.set_shard(worker.shard());
         Arc::new_cyclic(|me| Checks {
             me: me.clone(),
             worker: RwLock::new(worker),
@@ -147,6 +148,7 @@ impl<W: Worker> Checks<W> {
     pub fn replace_worker(&self, worker: Arc<W>, options: &CheckOptions) {
         self.status.set_apps(&worker.apps());
         self.status.set_details(worker.app_details());
+        self.status.set_shard(worker.shard());
         *self
             .worker
             .write()

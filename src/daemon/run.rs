@@ -97,6 +97,9 @@ pub struct Settings {
     /// Apps with their own schedule: a `Scope::App` check on each of their ticks. (The worker
     /// should leave them out of `Scope::All`.)
     pub app_schedules: Vec<(String, Schedule)>,
+    /// A sharded replica's safety net: a [`Scope::OtherShards`] check on each tick (`None`: not
+    /// sharded).
+    pub safety_net: Option<Schedule>,
     /// Upper bound of the random delay added to each tick (a tenth of the period at most).
     pub max_jitter: Duration,
     /// Debounce window and concurrency (`max_concurrent` is not reloadable).
@@ -127,6 +130,7 @@ impl Settings {
             listen,
             schedule,
             app_schedules: Vec::new(),
+            safety_net: None,
             max_jitter: Duration::from_secs(5),
             checks: CheckOptions::default(),
             receivers: Vec::new(),
@@ -390,6 +394,7 @@ fn register_known<W: Worker>(metrics: &Metrics, worker: &W, settings: &Settings)
     registries.dedup();
     let receivers: Vec<&'static str> = settings.receivers.iter().map(|r| r.kind.as_str()).collect();
     metrics.known(&worker.apps(), &registries, &receivers);
+    metrics.shard(worker.shard().as_ref());
 }
 
 /// Logs each app file that does not load and shows it in the status and metrics.
@@ -428,6 +433,15 @@ fn plan(settings: &Settings, fired: Option<OffsetDateTime>) -> Vec<Planned> {
         last_fired: fired,
         jitter: Duration::ZERO,
     }];
+    if let Some(schedule) = &settings.safety_net {
+        planned.push(Planned {
+            scope: Scope::OtherShards,
+            schedule: schedule.clone(),
+            // Never at start: the owners poll their apps then; this is for the dead ones.
+            last_fired: Some(fired.unwrap_or_else(OffsetDateTime::now_utc)),
+            jitter: Duration::ZERO,
+        });
+    }
     for (app, schedule) in &settings.app_schedules {
         planned.push(Planned {
             scope: Scope::App(app.clone()),

@@ -28,6 +28,21 @@ pub struct StatusResponse {
     /// Every registry asked or heard from, by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub registries: Vec<RegistryStatus>,
+    /// Which shard this replica is and which apps it polls (absent when not sharded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardStatus>,
+}
+
+/// A sharded replica: its shard `index` of `count`, and the apps it owns (polls on the
+/// schedule; the others it checks on webhooks and on the slower safety-net poll).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardStatus {
+    pub index: u32,
+    pub count: u32,
+    /// The owned apps, sorted.
+    pub owned: Vec<String>,
+    /// How often other shards' apps are checked here, e.g. `5m`.
+    pub safety_net: String,
 }
 
 /// One registry as the daemon sees it: its traffic, whether the circuit breaker gave it up,
@@ -162,6 +177,7 @@ pub struct StatusStore {
     apps: Mutex<BTreeMap<String, AppStatus>>,
     problems: Mutex<Vec<ConfigProblem>>,
     registries: Mutex<BTreeMap<String, RegistryStatus>>,
+    shard: Mutex<Option<ShardStatus>>,
 }
 
 /// RFC 3339 in UTC, to the second (sub-second precision is noise in a status).
@@ -205,6 +221,14 @@ impl StatusStore {
                 app.details = Some(detail);
             }
         }
+    }
+
+    /// Records which shard this replica is (`None`: not sharded).
+    pub fn set_shard(&self, shard: Option<ShardStatus>) {
+        *self
+            .shard
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = shard;
     }
 
     /// Replaces the list of app files that do not load (after a load at `at`). A problem seen
@@ -289,6 +313,11 @@ impl StatusStore {
             apps,
             config_errors,
             registries: self.registries().values().cloned().collect(),
+            shard: self
+                .shard
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .clone(),
         }
     }
 }

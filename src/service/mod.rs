@@ -26,6 +26,27 @@ use worker::EngineWorker;
 /// Where the HTTP server listens when the config has no `webhook:` section.
 const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
 
+/// `imagebump run --shard i/n`: the apps this replica polls, and how often it checks the
+/// others (default: 5 times the global interval; 1 h with a cron schedule).
+#[derive(Clone, Copy, Debug)]
+pub struct Sharding {
+    pub shard: crate::shard::Shard,
+    pub safety_net: Option<Duration>,
+}
+
+/// The safety net's default with a cron `schedule` (no single interval to multiply).
+const CRON_SAFETY_NET: Duration = Duration::from_secs(3600);
+
+impl Sharding {
+    /// The safety-net interval under the global `schedule`.
+    fn safety_net(&self, schedule: &daemon::Schedule) -> Duration {
+        self.safety_net.unwrap_or(match schedule {
+            daemon::Schedule::Interval(interval) => *interval * 5,
+            daemon::Schedule::Cron(_) => CRON_SAFETY_NET,
+        })
+    }
+}
+
 /// The last version of each app file that loaded, by file: what keeps running while a later
 /// edit of that file does not load. (It also keeps the notifications' count of each app's
 /// failed checks in a row, which a reload must not reset.)
@@ -98,6 +119,7 @@ pub fn load(
     metrics: &Arc<Metrics>,
     shutdown: &daemon::Shutdown,
     last_good: &mut LastGood,
+    sharding: Option<Sharding>,
 ) -> Result<Loaded<EngineWorker>, String> {
     let mut loaded = config::load(path)
         .and_then(|loaded| {
@@ -107,7 +129,16 @@ pub fn load(
         })
         .map_err(|e| e.to_string())?;
     let problems = last_good.apply(&mut loaded.config, &loaded.problems);
-    let settings = daemon_settings(&loaded.config, ready_at_start)?;
+    let mut settings = daemon_settings(&loaded.config, ready_at_start)?;
+    let safety_net = sharding.map(|s| s.safety_net(&settings.schedule));
+    if let (Some(sharding), Some(every)) = (sharding, safety_net) {
+        // Apps with a schedule of their own are polled on it by their owner only; the safety
+        // net checks them elsewhere.
+        settings
+            .app_schedules
+            .retain(|(app, _)| sharding.shard.owns(app));
+        settings.safety_net = Some(daemon::Schedule::Interval(every));
+    }
     let observer = Arc::new(NotificationMetrics(Arc::clone(metrics)));
     let notifier =
         notify::Notifier::start(&loaded.config, last_good.notifications.clone(), observer)
@@ -120,11 +151,32 @@ pub fn load(
         &notifier.sink_names(),
         &notify::Outcome::ALL.map(notify::Outcome::as_str),
     );
+    let mut worker = EngineWorker::new(engine, Arc::clone(metrics)).with_notifier(notifier);
+    if let (Some(sharding), Some(every)) = (sharding, safety_net) {
+        worker = worker.with_shard(sharding.shard, humantime(every));
+    }
     Ok(Loaded {
-        worker: EngineWorker::new(engine, Arc::clone(metrics)).with_notifier(notifier),
+        worker,
         settings,
         problems,
     })
+}
+
+/// `90s` → `1m30s`: a duration as the config writes one.
+fn humantime(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let mut text = String::new();
+    if h > 0 {
+        text.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        text.push_str(&format!("{m}m"));
+    }
+    if s > 0 || text.is_empty() {
+        text.push_str(&format!("{s}s"));
+    }
+    text
 }
 
 fn daemon_settings(config: &Config, ready_at_start: bool) -> Result<Settings, String> {

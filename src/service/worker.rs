@@ -12,12 +12,13 @@ use crate::config::{TargetConfig, WriteMode};
 use time::format_description::well_known::Rfc3339;
 
 use crate::daemon::{
-    AppDetails, CycleReport, ImageDetails, Metrics, RegistryStatus, Scope, Worker,
+    AppDetails, CycleReport, ImageDetails, Metrics, RegistryStatus, Scope, ShardStatus, Worker,
 };
 use crate::engine::settings;
 use crate::engine::{AppError, Engine, PassOptions, PassReport};
 use crate::notify::Notifier;
 use crate::registry::{Outcome, Stats};
+use crate::shard::Shard;
 
 /// An [`Engine`] serving the daemon.
 pub struct EngineWorker {
@@ -29,6 +30,8 @@ pub struct EngineWorker {
     exported: Mutex<Stats>,
     /// Told of every check's reports; never waits for a sink.
     notifier: Option<Notifier>,
+    /// This replica's shard and its safety-net interval (`None`: not sharded, polls every app).
+    shard: Option<(Shard, String)>,
 }
 
 impl EngineWorker {
@@ -48,7 +51,29 @@ impl EngineWorker {
             own_schedule,
             exported,
             notifier: None,
+            shard: None,
         }
+    }
+
+    /// Polls only the apps `shard` owns on the schedule ([`Scope::All`]);
+    /// [`Scope::OtherShards`] (the safety net, every `safety_net`) checks the others.
+    pub fn with_shard(mut self, shard: Shard, safety_net: String) -> EngineWorker {
+        self.shard = Some((shard, safety_net));
+        self
+    }
+
+    /// The configured apps the shard does not own (none when not sharded).
+    fn not_owned(&self) -> BTreeSet<String> {
+        let Some((shard, _)) = &self.shard else {
+            return BTreeSet::new();
+        };
+        self.engine
+            .config()
+            .apps
+            .iter()
+            .filter(|a| !shard.owns(&a.name))
+            .map(|a| a.name.clone())
+            .collect()
     }
 
     /// Sends notifications of what each check did through `notifier`.
@@ -64,9 +89,27 @@ impl EngineWorker {
     fn options(&self, scope: &Scope) -> PassOptions {
         match scope {
             Scope::All => PassOptions {
-                exclude: self.own_schedule.clone(),
+                exclude: self
+                    .own_schedule
+                    .union(&self.not_owned())
+                    .cloned()
+                    .collect(),
                 ..PassOptions::default()
             },
+            Scope::OtherShards => {
+                let others = self.not_owned();
+                PassOptions {
+                    exclude: self
+                        .engine
+                        .config()
+                        .apps
+                        .iter()
+                        .filter(|a| !others.contains(&a.name))
+                        .map(|a| a.name.clone())
+                        .collect(),
+                    ..PassOptions::default()
+                }
+            }
             Scope::App(name) => PassOptions {
                 app: Some(name.clone()),
                 ..PassOptions::default()
@@ -176,6 +219,20 @@ impl Worker for EngineWorker {
             .iter()
             .map(|a| a.name.clone())
             .collect()
+    }
+
+    fn shard(&self) -> Option<ShardStatus> {
+        let (shard, safety_net) = self.shard.as_ref()?;
+        Some(ShardStatus {
+            index: shard.index,
+            count: shard.count,
+            owned: self
+                .apps()
+                .into_iter()
+                .filter(|app| shard.owns(app))
+                .collect(),
+            safety_net: safety_net.clone(),
+        })
     }
 
     fn registries(&self) -> Vec<RegistryStatus> {

@@ -26,5 +26,6 @@ mod rollback;
 mod run;
 mod select;
 mod set;
+mod shards;
 mod support;
 mod validate;
