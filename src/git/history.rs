@@ -126,8 +126,19 @@ impl Checkout {
         paths: &[&str],
         bound: WalkBound,
     ) -> Result<Vec<FileHistory>, GitError> {
+        self.files_history_since(paths, bound, None)
+    }
+
+    /// [`Checkout::files_history`] that stops early at `stop_at` (end [`HistoryEnd::Known`]):
+    /// the files' new versions since a head whose history is known, in one walk.
+    pub fn files_history_since(
+        &self,
+        paths: &[&str],
+        bound: WalkBound,
+        stop_at: Option<Oid>,
+    ) -> Result<Vec<FileHistory>, GitError> {
         let head = self.head()?;
-        walk_many(&self.repo, head, paths, bound).map_err(|e| self.local(e))
+        walk_many(&self.repo, head, paths, bound, stop_at).map_err(|e| self.local(e))
     }
 
     /// The content of a blob of the clone.
@@ -269,6 +280,7 @@ fn walk_many(
     head: Oid,
     paths: &[&str],
     bound: WalkBound,
+    stop_at: Option<Oid>,
 ) -> Result<Vec<FileHistory>, git2::Error> {
     let trie = PathTrie::new(paths);
     let mut commit = repo.find_commit(head)?;
@@ -280,6 +292,9 @@ fn walk_many(
     let mut commits_read = 0;
     let mut changed = Vec::new();
     let end = loop {
+        if Some(commit.id()) == stop_at {
+            break HistoryEnd::Known;
+        }
         if commits_read >= bound.max_commits
             || bound
                 .not_before

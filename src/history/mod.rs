@@ -136,9 +136,10 @@ impl History {
     }
 
     /// Read the histories of `files` on the checkout's branch (of the repository `url`) in one
-    /// walk, for those with nothing cached yet (a cold start): the [`History::target`] calls
-    /// that follow find them cached. A file cached at an older head is left to the incremental
-    /// read, which reads only the new commits.
+    /// walk per starting point, so that the [`History::target`] calls that follow find them
+    /// cached: the files with nothing cached from the head down (a cold start), and the files
+    /// cached at an older head from the head down to that one (after the bot's own commits,
+    /// every file of a pass is behind by the same commits: one walk over them, not one per file).
     pub fn prefetch(
         &self,
         checkout: &Checkout,
@@ -147,33 +148,54 @@ impl History {
         now: OffsetDateTime,
     ) -> Result<(), GitError> {
         let branch = checkout.branch().to_string();
-        let mut missing: Vec<&str> = match self.files.lock() {
-            Ok(cached) => files
-                .iter()
-                .copied()
-                .filter(|f| !cached.contains_key(&(url.to_string(), branch.clone(), f.to_string())))
-                .collect(),
-            Err(_) => return Ok(()),
-        };
-        missing.sort_unstable();
-        missing.dedup();
-        if missing.len() < 2 {
-            return Ok(());
-        }
         let head = checkout.head()?;
-        let read = checkout.files_history(&missing, self.walk_bound(now))?;
-        if let Some(first) = read.first() {
-            self.commits_read
-                .fetch_add(first.commits_read, Ordering::Relaxed);
+        let key = |file: &str| (url.to_string(), branch.clone(), file.to_string());
+        // Per starting point below the head (None: nothing cached), the files to read.
+        let mut groups: HashMap<Option<Oid>, Vec<&str>> = HashMap::new();
+        match self.files.lock() {
+            Ok(cached) => {
+                for &file in files {
+                    match cached.get(&key(file)) {
+                        Some(record) if record.head == head => {}
+                        Some(record) => groups.entry(Some(record.head)).or_default().push(file),
+                        None => groups.entry(None).or_default().push(file),
+                    }
+                }
+            }
+            Err(_) => return Ok(()),
         }
-        if let Ok(mut cached) = self.files.lock() {
-            for (file, history) in missing.iter().zip(read) {
+        for (since, mut group) in groups {
+            group.sort_unstable();
+            group.dedup();
+            // One file is read as well by the incremental read of `target`.
+            if group.len() < 2 {
+                continue;
+            }
+            let read = checkout.files_history_since(&group, self.walk_bound(now), since)?;
+            if let Some(first) = read.first() {
+                self.commits_read
+                    .fetch_add(first.commits_read, Ordering::Relaxed);
+            }
+            let Ok(mut cached) = self.files.lock() else {
+                return Ok(());
+            };
+            for (file, history) in group.iter().zip(read) {
+                let key = key(file);
+                let (versions, end) = match (history.end, cached.get(&key)) {
+                    // Stopped at the cached head: the new versions, then the known ones.
+                    (HistoryEnd::Known, Some(older)) => {
+                        let mut versions = history.versions;
+                        versions.extend(older.versions.iter().cloned());
+                        (versions, older.end)
+                    }
+                    (end, _) => (history.versions, end),
+                };
                 cached.insert(
-                    (url.to_string(), branch.clone(), file.to_string()),
+                    key,
                     FileRecord {
                         head,
-                        versions: Arc::new(history.versions),
-                        end: history.end,
+                        versions: Arc::new(versions),
+                        end,
                     },
                 );
             }

@@ -492,6 +492,26 @@ fn one_walk_for_many_files_reads_what_a_walk_per_file_reads() {
     assert_eq!(b.versions.len(), 4, "{b:?}");
     assert_eq!(b.versions[1].blob, None, "the deletion");
 
+    // From the head down to a known commit (what a pass reads after the bot's own commits):
+    // one walk for the files reads the same new versions as a walk per file, and both stop
+    // there.
+    let known = git2::Repository::open_bare(repo.path())
+        .unwrap()
+        .revparse_single("main~2")
+        .unwrap()
+        .id();
+    let together = checkout
+        .files_history_since(&paths, bound, Some(known))
+        .unwrap();
+    for (path, together) in paths.iter().zip(together) {
+        let alone = checkout
+            .file_history(std::path::Path::new(path), bound, Some(known))
+            .unwrap();
+        assert_eq!(together.versions, alone.versions, "{path}");
+        assert_eq!(together.end, alone.end, "{path}");
+        assert_eq!(together.end, imagebump::git::HistoryEnd::Known, "{path}");
+    }
+
     // A smaller bound stops both the same way.
     let short = WalkBound {
         max_commits: 3,
