@@ -8,9 +8,10 @@
 //!
 //! Debounce has a leading edge: the first request for an idle scope starts its check at once
 //! (a lone push, or a push right after the previous one's commit, is acted on without waiting);
-//! requests that arrive before that check starts are covered by it. A request that arrives while
-//! the check runs, or less than half of `debounce` after the previous request (a burst the
-//! registry is still delivering), makes one more check, which waits for a sliding quiet period
+//! requests that arrive before that check starts are covered by it, and a single request that
+//! arrives while it runs starts the next check as soon as it ends. Several requests during a
+//! run, or one less than half of `debounce` after the previous request (a burst the registry is
+//! still delivering), make one more check, which waits for a sliding quiet period
 //! of ten times `debounce`: it starts once no request for its scope came for that long, or
 //! `debounce_max` after it began waiting, whichever is sooner. A CI job pushing 100 tags one
 //! after the other therefore makes one check and at most one follow-up, and a registry that
@@ -74,8 +75,8 @@ pub enum Requested {
 enum State {
     /// Waiting for a free slot or for the quiet period; `last` is the latest request.
     Pending { last: Instant },
-    /// Running; `again` when a request came meanwhile.
-    Running { again: bool },
+    /// Running; `again`: how many requests came meanwhile.
+    Running { again: u32 },
 }
 
 /// The queue of checks in front of a [`Worker`]. Create it with [`Checks::new`].
@@ -211,7 +212,7 @@ impl<W: Worker> Checks<W> {
                 Requested::Coalesced
             }
             Some(State::Running { again }) => {
-                *again = true;
+                *again = again.saturating_add(1);
                 self.metrics.check(scope.kind(), "coalesced", None);
                 Requested::Coalesced
             }
@@ -258,7 +259,7 @@ impl<W: Worker> Checks<W> {
                 return self.forget(&scope);
             }
             self.states()
-                .insert(scope.clone(), State::Running { again: false });
+                .insert(scope.clone(), State::Running { again: 0 });
             let wrote = self.run(&scope).await;
             drop(permit);
             // A leading check that wrote nothing is confirmed once, a debounce later: the
@@ -266,17 +267,23 @@ impl<W: Worker> Checks<W> {
             // registry queues the event before it writes the tag), and a push must never be
             // lost until the next poll.
             let confirm = std::mem::take(&mut leading) && !wrote;
+            let repository = matches!(scope, Scope::Repository { .. });
             let next = {
                 let mut states = self.states();
                 let next = match states.remove(&scope) {
                     _ if self.shutdown.is_triggered() => None,
-                    // Requests came while it ran: a webhook burst still going on waits for
-                    // quiet; a schedule tick's follow-up runs as soon as a slot is free.
-                    Some(State::Running { again: true }) => {
-                        Some(matches!(scope, Scope::Repository { .. }).then_some(BURST_QUIET))
+                    // One request came while it ran: a push right after the one just checked
+                    // (a CI job that pushes once the previous commit landed), checked at once
+                    // and confirmed like any leading check. A schedule tick's follow-up, too,
+                    // runs as soon as a slot is free.
+                    Some(State::Running { again: 1 }) => {
+                        leading = repository;
+                        Some(None)
                     }
-                    Some(State::Running { again: false }) if confirm => Some(Some(1)),
-                    _ => None,
+                    Some(State::Running { again: 0 }) if confirm => Some(Some(1)),
+                    Some(State::Running { again: 0 }) | None | Some(State::Pending { .. }) => None,
+                    // Several: a webhook burst still going on waits for quiet.
+                    Some(State::Running { .. }) => Some(repository.then_some(BURST_QUIET)),
                 };
                 if next.is_some() {
                     states.insert(

@@ -86,6 +86,38 @@ async fn a_push_right_after_the_previous_check_is_checked_at_once() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn one_push_during_a_check_is_checked_right_after_it() {
+    // A CI job pushes the next tag as soon as it sees the previous commit, while the check
+    // that made it is still finishing: the one request that came during the check makes the
+    // next check start as soon as it ends, not after a burst's quiet period.
+    let worker = Recorder::with(REPOS, Duration::ZERO, Duration::from_millis(50));
+    let h = harness(worker, Duration::from_millis(100));
+    let scope = Scope::Repository {
+        registry: "ghcr.io".into(),
+        repository: "acme/api".into(),
+    };
+    let pushed = tokio::time::Instant::now();
+    assert_eq!(
+        h.checks.request_debounced(scope.clone()),
+        Requested::Scheduled
+    );
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    assert_eq!(
+        h.checks.request_debounced(scope.clone()),
+        Requested::Coalesced
+    );
+    eventually(Duration::from_secs(5), || h.worker.events().len() == 3).await;
+    // The second check started when the first ended, at 50 ms (seen at the 10 ms step).
+    assert!(
+        pushed.elapsed() <= Duration::from_millis(60),
+        "{:?}",
+        pushed.elapsed()
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(h.worker.count(&scope), 2);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_leading_check_that_wrote_nothing_is_confirmed_once_a_debounce_later() {
     // The registry announced the tag before it could be listed: the check at once finds
     // nothing to write, so it runs once more 100 ms later, and no more.
