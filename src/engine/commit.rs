@@ -106,6 +106,10 @@ impl Engine {
         let mut commits = 0;
         // With `git.group_commits`: the apps whose files are written, awaiting one commit.
         let mut group = Group::default();
+        // The round reads histories at the head it started from, not after each of its commits.
+        let _pinned = apps
+            .first()
+            .and_then(|a| ctx.history.pin(checkout, &a.app.repo).ok());
         plan::prefetch_history(ctx, checkout, apps);
         for (index, (app, report)) in apps.iter().zip(reports.iter_mut()).enumerate() {
             *report = AppReport::new(&app.app.name);

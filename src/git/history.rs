@@ -115,7 +115,18 @@ impl Checkout {
         stop_at: Option<Oid>,
     ) -> Result<FileHistory, GitError> {
         let head = self.head()?;
-        walk(&self.repo, head, path, bound, stop_at).map_err(|e| self.local(e))
+        self.file_history_from(head, path, bound, stop_at)
+    }
+
+    /// [`Checkout::file_history`] from the commit `from` (on the branch) instead of the head.
+    pub fn file_history_from(
+        &self,
+        from: Oid,
+        path: &Path,
+        bound: WalkBound,
+        stop_at: Option<Oid>,
+    ) -> Result<FileHistory, GitError> {
+        walk(&self.repo, from, path, bound, stop_at).map_err(|e| self.local(e))
     }
 
     /// [`Checkout::file_history`] for several files at once, in one walk: a commit costs the
@@ -126,19 +137,21 @@ impl Checkout {
         paths: &[&str],
         bound: WalkBound,
     ) -> Result<Vec<FileHistory>, GitError> {
-        self.files_history_since(paths, bound, None)
+        let head = self.head()?;
+        self.files_history_since(head, paths, bound, None)
     }
 
-    /// [`Checkout::files_history`] that stops early at `stop_at` (end [`HistoryEnd::Known`]):
-    /// the files' new versions since a head whose history is known, in one walk.
+    /// [`Checkout::files_history`] from the commit `from` (on the branch), stopping early at
+    /// `stop_at` (end [`HistoryEnd::Known`]): the files' new versions since a commit whose
+    /// history is known, in one walk.
     pub fn files_history_since(
         &self,
+        from: Oid,
         paths: &[&str],
         bound: WalkBound,
         stop_at: Option<Oid>,
     ) -> Result<Vec<FileHistory>, GitError> {
-        let head = self.head()?;
-        walk_many(&self.repo, head, paths, bound, stop_at).map_err(|e| self.local(e))
+        walk_many(&self.repo, from, paths, bound, stop_at).map_err(|e| self.local(e))
     }
 
     /// The content of a blob of the clone.

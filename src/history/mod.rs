@@ -108,6 +108,23 @@ pub struct History {
     targets: Mutex<HashMap<TargetKey, (Oid, Arc<TargetHistory>)>>,
     commits_read: AtomicUsize,
     blobs_parsed: AtomicUsize,
+    /// Per (repository, branch), the head a round of commits started from ([`History::pin`]):
+    /// histories are read there, not at each of the bot's own commits of the round.
+    pinned: Mutex<HashMap<(String, String), Oid>>,
+}
+
+/// Keeps a branch's history pinned to a head until dropped ([`History::pin`]).
+pub struct Pinned<'a> {
+    history: &'a History,
+    key: (String, String),
+}
+
+impl Drop for Pinned<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut pinned) = self.history.pinned.lock() {
+            pinned.remove(&self.key);
+        }
+    }
 }
 
 /// Why a history could not be read.
@@ -123,6 +140,30 @@ impl History {
         History {
             bound,
             ..History::default()
+        }
+    }
+
+    /// Read the histories of the checkout's branch (of the repository `url`) at its current
+    /// head until the guard is dropped, whatever the bot commits meanwhile: a round that commits
+    /// app after app would otherwise read, for every app, the commits of all the apps before
+    /// it (a walk per file of up to one commit per app: quadratic in apps). The bot's own
+    /// commits of the round change no person's rollback.
+    pub fn pin(&self, checkout: &Checkout, url: &str) -> Result<Pinned<'_>, GitError> {
+        let key = (url.to_string(), checkout.branch().to_string());
+        let head = checkout.head()?;
+        if let Ok(mut pinned) = self.pinned.lock() {
+            pinned.insert(key.clone(), head);
+        }
+        Ok(Pinned { history: self, key })
+    }
+
+    /// The head histories of the checkout's branch are read at: the pinned one, else the
+    /// checkout's.
+    fn head(&self, checkout: &Checkout, url: &str) -> Result<Oid, GitError> {
+        let key = (url.to_string(), checkout.branch().to_string());
+        match self.pinned.lock().ok().and_then(|p| p.get(&key).copied()) {
+            Some(head) => Ok(head),
+            None => checkout.head(),
         }
     }
 
@@ -148,7 +189,7 @@ impl History {
         now: OffsetDateTime,
     ) -> Result<(), GitError> {
         let branch = checkout.branch().to_string();
-        let head = checkout.head()?;
+        let head = self.head(checkout, url)?;
         let key = |file: &str| (url.to_string(), branch.clone(), file.to_string());
         // Per starting point below the head (None: nothing cached), the files to read.
         let mut groups: HashMap<Option<Oid>, Vec<&str>> = HashMap::new();
@@ -171,7 +212,7 @@ impl History {
             if group.len() < 2 {
                 continue;
             }
-            let read = checkout.files_history_since(&group, self.walk_bound(now), since)?;
+            let read = checkout.files_history_since(head, &group, self.walk_bound(now), since)?;
             if let Some(first) = read.first() {
                 self.commits_read
                     .fetch_add(first.commits_read, Ordering::Relaxed);
@@ -232,7 +273,7 @@ impl History {
             file.to_string(),
             key.clone(),
         );
-        let head = checkout.head().map_err(wrap)?;
+        let head = self.head(checkout, url).map_err(wrap)?;
         if let Some(known) = self.targets.lock().ok().and_then(|targets| {
             targets
                 .get(&target_key)
@@ -292,7 +333,7 @@ impl History {
             checkout.branch().to_string(),
             file.to_string(),
         );
-        let head = checkout.head()?;
+        let head = self.head(checkout, url)?;
         let cached = self.files.lock().ok().and_then(|files| {
             files
                 .get(&key)
@@ -304,7 +345,8 @@ impl History {
             return Ok((Arc::clone(versions), *end));
         }
         let bound = self.walk_bound(now);
-        let read = checkout.file_history(
+        let read = checkout.file_history_from(
+            head,
             Path::new(file),
             bound,
             cached.as_ref().map(|(head, _, _)| *head),

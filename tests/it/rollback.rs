@@ -501,7 +501,7 @@ fn one_walk_for_many_files_reads_what_a_walk_per_file_reads() {
         .unwrap()
         .id();
     let together = checkout
-        .files_history_since(&paths, bound, Some(known))
+        .files_history_since(checkout.head().unwrap(), &paths, bound, Some(known))
         .unwrap();
     for (path, together) in paths.iter().zip(together) {
         let alone = checkout
