@@ -9,10 +9,11 @@
 //! Debounce has a leading edge: the first request for an idle scope starts its check at once
 //! (a lone push, or a push right after the previous one's commit, is acted on without waiting);
 //! requests that arrive before that check starts are covered by it, and a single request that
-//! arrives while it runs starts the next check as soon as it ends. Several requests during a
-//! run, or one less than half of `debounce` after the previous request (a burst the registry is
-//! still delivering), make one more check, which waits for a sliding quiet period
-//! of ten times `debounce`: it starts once no request for its scope came for that long, or
+//! arrives while it runs starts the next check as soon as it ends. A request less than half of
+//! `debounce` after the previous one, the scope being idle, waits until no request came for
+//! `debounce` (the rest of a burst, or a push right after a fast check). Several requests during
+//! a run (a burst the registry is still delivering) make one more check, which waits for a
+//! sliding quiet period of ten times `debounce`: it starts once no request for its scope came for that long, or
 //! `debounce_max` after it began waiting, whichever is sooner. A CI job pushing 100 tags one
 //! after the other therefore makes one check and at most one follow-up, and a registry that
 //! never stops sending still gets checked every `debounce_max`. A leading check that wrote
@@ -238,7 +239,7 @@ impl<W: Worker> Checks<W> {
     /// `quiet_first`: the first run waits for the quiet period too (a burst's tail).
     async fn drive(self: Arc<Self>, scope: Scope, quiet_first: bool) {
         // How many debounce periods of quiet to wait before the next run (none: at once).
-        let mut quiet = quiet_first.then_some(BURST_QUIET);
+        let mut quiet = quiet_first.then_some(1);
         // A webhook check started at once: it may have listed the tags before the registry
         // stored the pushed one.
         let mut leading = !quiet_first && matches!(scope, Scope::Repository { .. });
