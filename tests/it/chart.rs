@@ -10,8 +10,8 @@
 //! - `yamllint` is clean on the chart's plain YAML files;
 //! - the templates are structurally sound: balanced actions and blocks, and every `.Values.x.y`
 //!   they use exists in `values.yaml`;
-//! - the README's values table lists every value; the security invariants hold (one writer,
-//!   no RBAC, no API token, restricted pod security);
+//! - the README's values table lists every value; the security invariants hold (one replica
+//!   unless asked, no RBAC, no API token, restricted pod security);
 //! - the quickstarts work as written: the `kubectl create secret` commands of README.md,
 //!   docs/deploy.md and the chart README, read from the files, create every Secret and key the
 //!   pod rendered from docs/deploy.md's values reads, every file the config names is in a
@@ -353,6 +353,7 @@ fn every_template_is_non_empty_and_balanced() {
         "servicemonitor.yaml",
         "networkpolicy.yaml",
         "pvc.yaml",
+        "pdb.yaml",
         "NOTES.txt",
     ] {
         assert!(all.iter().any(|(n, _)| n == expected), "missing {expected}");
@@ -442,7 +443,7 @@ fn security_invariants_hold() {
     let get = |n: &str| &all.iter().find(|(name, _)| name == n).unwrap().1;
     let deployment = get("deployment.yaml");
     for needle in [
-        "replicas: 1\n",
+        "replicas: {{ .Values.replicaCount }}\n",
         "type: Recreate\n",
         "automountServiceAccountToken: false\n",
         "path: /healthz\n",
@@ -454,6 +455,7 @@ fn security_invariants_hold() {
     }
     assert!(get("serviceaccount.yaml").contains("automountServiceAccountToken: false\n"));
     let v = values();
+    assert_eq!(v["replicaCount"], 1, "one replica unless asked");
     let pod = &v["podSecurityContext"];
     let c = &v["securityContext"];
     assert_eq!(pod["runAsNonRoot"], true);
@@ -486,7 +488,10 @@ except Exception as e:
     out["schema_error"] = str(e) or type(e).__name__
     print(json.dumps(out)); sys.exit(0)
 out["lint"] = hc.lint(path, values, strict=True, kube_version="v1.30.0")
-out["manifests"] = c.render(values, name="ib", namespace="tools", is_install=True)
+try:
+    out["manifests"] = c.render(values, name="ib", namespace="tools", is_install=True)
+except Exception as e:
+    out["render_error"] = str(e) or type(e).__name__
 print(json.dumps(out))
 "#;
 
@@ -702,6 +707,100 @@ fn helm_renders_every_optional_object_and_user_apps() {
         policy["spec"]["policyTypes"],
         serde_json::json!(["Ingress", "Egress"])
     );
+}
+
+/// Issue 17: several replicas, unsharded (a Deployment) and sharded (a StatefulSet whose pod
+/// index is the shard), each with a PodDisruptionBudget and spread across nodes.
+#[test]
+fn helm_renders_several_replicas_in_either_mode() {
+    let docs = rendered(&serde_json::json!({"replicaCount": 3}));
+    let deployment = find(&docs, "Deployment");
+    assert_eq!(deployment["spec"]["replicas"], 3);
+    assert_eq!(deployment["spec"]["strategy"]["type"], "RollingUpdate");
+    let spec = &deployment["spec"]["template"]["spec"];
+    assert_eq!(
+        spec["topologySpreadConstraints"][0]["topologyKey"],
+        "kubernetes.io/hostname"
+    );
+    let env = spec["containers"][0]["env"].as_array().unwrap();
+    assert!(
+        !env.iter().any(|e| e["name"] == "IMAGEBUMP_SHARD"),
+        "{env:?}"
+    );
+    let pdb = find(&docs, "PodDisruptionBudget");
+    assert_eq!(pdb["spec"]["maxUnavailable"], 1);
+    assert_eq!(
+        pdb["spec"]["selector"]["matchLabels"],
+        spec["topologySpreadConstraints"][0]["labelSelector"]["matchLabels"]
+    );
+
+    let docs = rendered(&serde_json::json!({
+        "replicaCount": 3,
+        "sharding": {"enabled": true, "safetyNet": "15m"},
+        "persistence": {"enabled": true}
+    }));
+    let expected: BTreeSet<String> = [
+        "ConfigMap",
+        "PodDisruptionBudget",
+        "Service",
+        "ServiceAccount",
+        "StatefulSet",
+    ]
+    .map(String::from)
+    .into();
+    assert_eq!(kinds(&docs), expected, "no shared claim, no Deployment");
+    let set = find(&docs, "StatefulSet");
+    assert_eq!(set["spec"]["replicas"], 3);
+    assert_eq!(
+        set["spec"]["serviceName"],
+        find(&docs, "Service")["metadata"]["name"]
+    );
+    let spec = &set["spec"]["template"]["spec"];
+    let env = spec["containers"][0]["env"].as_array().unwrap();
+    let value = |name: &str| {
+        env.iter()
+            .find(|e| e["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {env:?}"))
+            .clone()
+    };
+    assert_eq!(
+        value("POD_NAME")["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.name"
+    );
+    assert_eq!(value("IMAGEBUMP_SHARD")["value"], "$(POD_NAME)/3");
+    assert_eq!(value("IMAGEBUMP_SHARD_SAFETY_NET")["value"], "15m");
+    // The daemon takes what Kubernetes makes of `$(POD_NAME)/3` for pod ib-imagebump-2.
+    let dir = tempfile::tempdir().unwrap();
+    let out = Imagebump::new(["run", "--config"])
+        .arg(dir.path().join("missing.yaml"))
+        .env("IMAGEBUMP_SHARD", "ib-imagebump-2/3")
+        .output();
+    assert!(!text(&out).contains("invalid shard"), "{}", text(&out));
+    // Each replica's own clone cache.
+    let claims = set["spec"]["volumeClaimTemplates"].as_array().unwrap();
+    assert_eq!(claims.len(), 1);
+    assert_eq!(claims[0]["metadata"]["name"], "cache");
+    let volumes = spec["volumes"].as_array().unwrap();
+    assert!(!volumes.iter().any(|v| v["name"] == "cache"), "{volumes:?}");
+    let mounts = spec["containers"][0]["volumeMounts"].as_array().unwrap();
+    assert!(mounts.iter().any(|m| m["name"] == "cache"), "{mounts:?}");
+
+    // Sharded without persistence: an emptyDir per pod.
+    let docs = rendered(&serde_json::json!({"replicaCount": 2, "sharding": {"enabled": true}}));
+    let spec = &find(&docs, "StatefulSet")["spec"]["template"]["spec"];
+    let cache = spec["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "cache")
+        .unwrap();
+    assert!(cache["emptyDir"].is_object(), "{cache}");
+
+    // Several unsharded replicas cannot share one ReadWriteOnce claim: refused with the fix.
+    let result = helm(&serde_json::json!({"replicaCount": 2, "persistence": {"enabled": true}}));
+    assert_eq!(result["manifests"], Value::Null, "{result:#}");
+    let error = result["render_error"].as_str().unwrap_or_default();
+    assert!(error.contains("needs sharding.enabled"), "{result:#}");
 }
 
 #[test]

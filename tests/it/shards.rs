@@ -9,11 +9,13 @@ use imagebump::shard::owner;
 
 use crate::support::config::ConfigDir;
 use crate::support::free_port;
-use crate::support::git::BareRepo;
+use crate::support::git::{BareRepo, GitHttpServer};
 use crate::support::imagebump::Process;
 use crate::support::registry::{FaultProxy, ImageSpec, TestRegistry};
 
 const APPS: usize = 6;
+const TOKEN: &str = "Bearer webhook-token-for-tests";
+const GIT_PASSWORD: &str = "git-password-for-tests";
 
 /// One replica: `imagebump run --shard ...`, stopped by its pid when dropped.
 struct Replica {
@@ -26,13 +28,15 @@ struct Replica {
 impl Replica {
     /// Starts a replica with its own config dir (the same text as the others') and waits until
     /// it is ready (its first cycle ended).
-    fn start(registry: &str, repo: &BareRepo, interval: &str, args: &[&str]) -> Replica {
+    fn start(registry: &str, repo: &str, interval: &str, args: &[&str]) -> Replica {
         let port = free_port();
         let dir = config(registry, repo, interval, port);
         let log = std::fs::File::create(dir.path().join("daemon.log")).unwrap();
         let child = dir
             .imagebump(["run", "--log-level", "debug"])
             .args(args)
+            .env("WEBHOOK_TOKEN", TOKEN)
+            .env("GIT_PASSWORD", GIT_PASSWORD)
             .spawn(Stdio::null(), log);
         let replica = Replica {
             _child: child,
@@ -78,17 +82,15 @@ impl Replica {
 
 /// The same config for every replica but the listen port: apps `app-0` … `app-5`, each with
 /// its own image `team/app-N` and its own file in one repo.
-fn config(registry: &str, repo: &BareRepo, interval: &str, port: u16) -> ConfigDir {
-    let mut dir = ConfigDir::new(
-        registry,
-        &format!("interval: {interval}\nwebhook:\n  listen: 127.0.0.1:{port}\n"),
-    );
+fn config(registry: &str, repo: &str, interval: &str, port: u16) -> ConfigDir {
+    let mut dir = ConfigDir::with_global(&format!(
+        "apps: apps\nworkdir: cache\ngit:\n  author: {{name: imagebump, email: bot@imagebump.test}}\n  credentials:\n    - url: http://127.0.0.1\n      username: tester\n      password_env: GIT_PASSWORD\ninterval: {interval}\nwebhook:\n  listen: 127.0.0.1:{port}\n  receivers:\n    - type: distribution\n      secret_env: WEBHOOK_TOKEN\nregistries:\n  - prefix: {registry}\n    insecure: true\n"
+    ));
     for i in 0..APPS {
         dir = dir.app(
             &format!("app-{i}"),
             &format!(
-                "name: app-{i}\nrepo: {}\nimages:\n  - name: api\n    image: {registry}/team/app-{i}\n    policy: {{semver: \"^1\"}}\n    targets:\n      - {{file: app-{i}.yaml, path: image.tag}}\n",
-                repo.file_url()
+                "name: app-{i}\nrepo: {repo}\nimages:\n  - name: api\n    image: {registry}/team/app-{i}\n    policy: {{semver: \"^1\"}}\n    targets:\n      - {{file: app-{i}.yaml, path: image.tag}}\n"
             ),
         );
     }
@@ -134,7 +136,7 @@ async fn three_shards_poll_each_app_from_exactly_one_replica_and_commit_each_upd
             .map(|i| {
                 Replica::start(
                     &host,
-                    &repo,
+                    &repo.file_url(),
                     "2s",
                     &["--shard", &format!("{i}/3"), "--shard-safety-net", "1h"],
                 )
@@ -207,7 +209,7 @@ async fn a_dead_shards_apps_are_updated_by_the_safety_net() {
             .map(|i| {
                 Replica::start(
                     &host,
-                    &repo,
+                    &repo.file_url(),
                     "1h",
                     &["--shard", &format!("{i}/3"), "--shard-safety-net", "3s"],
                 )
@@ -262,4 +264,125 @@ fn run_refuses_a_bad_shard_with_a_clear_message() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("INDEX/COUNT"), "{stderr}");
     }
+}
+
+/// Active-active: three unsharded replicas, only webhooks drive them (polling once an hour),
+/// each registry push announced to two replicas at random at once, so two replicas race on the
+/// same app. Every update lands exactly once: one commit per (app, update), none undone.
+#[tokio::test(flavor = "multi_thread")]
+async fn three_replicas_racing_on_webhooks_commit_each_update_exactly_once() {
+    let registry = TestRegistry::start_plain().await;
+    let repo = setup(&registry).await;
+    let host = registry.host();
+    let pusher = registry.pusher();
+    // Over smart HTTP (git http-backend): the remote's receive-pack updates the branch only if
+    // it is still where the push found it.
+    let server = GitHttpServer::start(repo.root(), "tester", GIT_PASSWORD);
+    let url = server.url("repo.git");
+    let (repo, replicas) = tokio::task::spawn_blocking(move || {
+        let replicas: Vec<Replica> = (0..3)
+            .map(|_| Replica::start(&host, &url, "1h", &[]))
+            .collect();
+        // The first cycle of each (they start one after another) took every app to 1.1.0 once.
+        assert_eq!(repo.log("main").len(), 1 + APPS, "{:?}", repo.log("main"));
+        (repo, replicas)
+    })
+    .await
+    .unwrap();
+    let host = registry.host();
+    let mut replicas = replicas;
+    let mut repo = repo;
+    for round in 2..=4 {
+        let tag = format!("1.{round}.0");
+        for i in 0..APPS {
+            pusher
+                .push_image(
+                    &format!("team/app-{i}"),
+                    &tag,
+                    &ImageSpec::new(&format!("2026-01-0{}T00:00:00Z", round + 1)),
+                )
+                .await;
+        }
+        let (back_repo, back_replicas) = tokio::task::spawn_blocking({
+            let (tag, host) = (tag.clone(), host.clone());
+            move || {
+                let mut threads = Vec::new();
+                for i in 0..APPS {
+                    let first = rand::random_range(0..3usize);
+                    let second = (first + rand::random_range(1..3usize)) % 3;
+                    for target in [first, second] {
+                        let port = replicas[target].port;
+                        let event = format!(
+                            r#"{{"events":[{{"action":"push","target":{{"mediaType":"application/vnd.oci.image.manifest.v1+json","repository":"team/app-{i}","tag":"{tag}"}},"request":{{"host":"{host}"}}}}]}}"#
+                        );
+                        threads.push(std::thread::spawn(move || post_webhook(port, &event)));
+                    }
+                }
+                for thread in threads {
+                    assert_eq!(thread.join().unwrap(), Some(202));
+                }
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while (0..APPS).any(|i| !repo.show("main", &format!("app-{i}.yaml")).contains(&tag)) {
+                    assert!(
+                        Instant::now() < deadline,
+                        "round {tag} never landed; logs:\n{}\n{}\n{}",
+                        replicas[0].log(),
+                        replicas[1].log(),
+                        replicas[2].log()
+                    );
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                (repo, replicas)
+            }
+        })
+        .await
+        .unwrap();
+        repo = back_repo;
+        replicas = back_replicas;
+    }
+    tokio::task::spawn_blocking(move || {
+        // Let the losers of each race finish: they must find the work done.
+        std::thread::sleep(Duration::from_secs(3));
+        let log = repo.log("main");
+        assert_eq!(
+            log.len(),
+            1 + APPS * 4,
+            "one commit per (app, update): {log:#?}"
+        );
+        for i in 0..APPS {
+            assert_eq!(
+                repo.show("main", &format!("app-{i}.yaml")),
+                "image:\n  tag: 1.4.0"
+            );
+        }
+        assert!(
+            !repo.any_forced_update("main"),
+            "a forced push; reflog:\n{}\nlog: {log:#?}",
+            std::fs::read_to_string(repo.path().join("logs/refs/heads/main")).unwrap_or_default()
+        );
+        for replica in &replicas {
+            let status = replica.status();
+            for app in &status.apps {
+                assert_eq!(app.last_error, None, "{}: {}", app.name, replica.log());
+            }
+        }
+    })
+    .await
+    .unwrap();
+}
+
+/// A registry notification to the `distribution` receiver on `port`; the HTTP status.
+fn post_webhook(port: u16, body: &str) -> Option<u16> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "POST /webhook/distribution HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: {TOKEN}\r\nContent-Type: application/vnd.docker.distribution.events.v1+json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split(' ').nth(1)?.parse().ok()
 }
