@@ -126,7 +126,13 @@ impl Checkout {
         bound: WalkBound,
         stop_at: Option<Oid>,
     ) -> Result<FileHistory, GitError> {
-        walk(&self.repo, from, path, bound, stop_at).map_err(|e| self.local(e))
+        // The one walk for many files, for one: config paths are strings, so nothing is lost.
+        let path = path.to_string_lossy();
+        let read = walk_many(&self.repo, from, &[path.as_ref()], bound, stop_at)
+            .map_err(|e| self.local(e))?;
+        read.into_iter()
+            .next()
+            .ok_or_else(|| self.local(git2::Error::from_str("a walk of one file read none")))
     }
 
     /// [`Checkout::file_history`] for several files at once, in one walk: a commit costs the
@@ -169,62 +175,6 @@ fn blob_in(commit: &Commit<'_>, path: &Path) -> Result<Option<Oid>, git2::Error>
         Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
         Err(e) => Err(e),
     }
-}
-
-fn walk(
-    repo: &Repository,
-    head: Oid,
-    path: &Path,
-    bound: WalkBound,
-    stop_at: Option<Oid>,
-) -> Result<FileHistory, git2::Error> {
-    let mut versions = Vec::new();
-    let mut commit = repo.find_commit(head)?;
-    let mut blob = blob_in(&commit, path)?;
-    let mut commits_read = 0;
-    let end = loop {
-        if Some(commit.id()) == stop_at {
-            break HistoryEnd::Known;
-        }
-        if commits_read >= bound.max_commits
-            || bound
-                .not_before
-                .is_some_and(|t| commit.committer().when().seconds() < t)
-        {
-            break HistoryEnd::Bound;
-        }
-        commits_read += 1;
-        let Ok(parent) = commit.parent(0) else {
-            if blob.is_some() {
-                versions.push(FileVersion {
-                    commit: CommitMeta::of(&commit),
-                    blob,
-                    origin: None,
-                });
-            }
-            break HistoryEnd::Root;
-        };
-        let parent_blob = blob_in(&parent, path)?;
-        if parent_blob != blob {
-            let origin = match blob {
-                Some(blob) if commit.parent_count() > 1 => merged_origin(&commit, path, blob)?,
-                _ => None,
-            };
-            versions.push(FileVersion {
-                commit: CommitMeta::of(&commit),
-                blob,
-                origin,
-            });
-        }
-        commit = parent;
-        blob = parent_blob;
-    };
-    Ok(FileHistory {
-        head,
-        versions,
-        end,
-        commits_read,
-    })
 }
 
 /// The wanted paths as a tree of names: each node the path components below it.

@@ -25,7 +25,9 @@ use std::sync::{Arc, Mutex};
 use time::{Duration, OffsetDateTime};
 
 use crate::edit::{self, Target};
-use crate::git::{Checkout, CommitMeta, FileVersion, GitError, HistoryEnd, Oid, WalkBound};
+use crate::git::{
+    Checkout, CommitMeta, FileHistory, FileVersion, GitError, HistoryEnd, Oid, WalkBound,
+};
 use crate::reference::ImageRef;
 
 /// How far back a history read goes.
@@ -85,11 +87,31 @@ pub struct TargetHistory {
 }
 
 /// One file's versions as last read, and the head they were read at.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct FileRecord {
     head: Oid,
     versions: Arc<Vec<FileVersion>>,
     end: HistoryEnd,
+}
+
+impl FileRecord {
+    /// The record at `head` after reading `read` from there: when the walk stopped at the
+    /// head of `known`, its new versions and then the known ones.
+    fn after(head: Oid, read: FileHistory, known: Option<&FileRecord>) -> FileRecord {
+        let (versions, end) = match (read.end, known) {
+            (HistoryEnd::Known, Some(older)) => {
+                let mut versions = read.versions;
+                versions.extend(older.versions.iter().cloned());
+                (versions, older.end)
+            }
+            (end, _) => (read.versions, end),
+        };
+        FileRecord {
+            head,
+            versions: Arc::new(versions),
+            end,
+        }
+    }
 }
 
 /// (repository URL, branch, file, target and image).
@@ -222,23 +244,8 @@ impl History {
             };
             for (file, history) in group.iter().zip(read) {
                 let key = key(file);
-                let (versions, end) = match (history.end, cached.get(&key)) {
-                    // Stopped at the cached head: the new versions, then the known ones.
-                    (HistoryEnd::Known, Some(older)) => {
-                        let mut versions = history.versions;
-                        versions.extend(older.versions.iter().cloned());
-                        (versions, older.end)
-                    }
-                    (end, _) => (history.versions, end),
-                };
-                cached.insert(
-                    key,
-                    FileRecord {
-                        head,
-                        versions: Arc::new(versions),
-                        end,
-                    },
-                );
+                let record = FileRecord::after(head, history, cached.get(&key));
+                cached.insert(key, record);
             }
         }
         Ok(())
@@ -334,43 +341,29 @@ impl History {
             file.to_string(),
         );
         let head = self.head(checkout, url)?;
-        let cached = self.files.lock().ok().and_then(|files| {
-            files
-                .get(&key)
-                .map(|r| (r.head, Arc::clone(&r.versions), r.end))
-        });
-        if let Some((cached_head, versions, end)) = &cached
-            && *cached_head == head
+        let cached = self
+            .files
+            .lock()
+            .ok()
+            .and_then(|files| files.get(&key).cloned());
+        if let Some(record) = &cached
+            && record.head == head
         {
-            return Ok((Arc::clone(versions), *end));
+            return Ok((Arc::clone(&record.versions), record.end));
         }
         let bound = self.walk_bound(now);
         let read = checkout.file_history_from(
             head,
             Path::new(file),
             bound,
-            cached.as_ref().map(|(head, _, _)| *head),
+            cached.as_ref().map(|record| record.head),
         )?;
         self.commits_read
             .fetch_add(read.commits_read, Ordering::Relaxed);
-        let (versions, end) = match (read.end, cached) {
-            (HistoryEnd::Known, Some((_, older, end))) => {
-                let mut versions = read.versions;
-                versions.extend(older.iter().cloned());
-                (versions, end)
-            }
-            (end, _) => (read.versions, end),
-        };
-        let versions = Arc::new(versions);
+        let record = FileRecord::after(head, read, cached.as_ref());
+        let (versions, end) = (Arc::clone(&record.versions), record.end);
         if let Ok(mut files) = self.files.lock() {
-            files.insert(
-                key,
-                FileRecord {
-                    head,
-                    versions: Arc::clone(&versions),
-                    end,
-                },
-            );
+            files.insert(key, record);
         }
         Ok((versions, end))
     }
