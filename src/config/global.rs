@@ -384,8 +384,8 @@ fn parse_webhook(node: &Node, diags: &mut Diagnostics) -> Option<WebhookConfig> 
                     }
                 });
             let secret = r
-                .opt_env("secret_env", diags)
-                .or_else(|| r.opt_env("token_env", diags));
+                .opt_daemon_env("secret_env", diags)
+                .or_else(|| r.opt_daemon_env("token_env", diags));
             if secret.is_none() {
                 diags.node(item, "a webhook receiver needs `secret_env` (or `token_env`): every receiver is authenticated");
             }

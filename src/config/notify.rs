@@ -192,7 +192,7 @@ fn secret_ref(
     base: &Path,
     diags: &mut Diagnostics,
 ) -> Option<SecretRef> {
-    let env = fields.opt_env(&format!("{key}_env"), diags);
+    let env = fields.opt_daemon_env(&format!("{key}_env"), diags);
     let file = fields.opt_str(&format!("{key}_file"), diags);
     match (env, file) {
         (Some(_), Some(_)) => {

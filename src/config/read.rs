@@ -95,6 +95,9 @@ pub struct EnvRef {
     pub key: String,
     pub var: String,
     pub at: Position,
+    /// Read only by `imagebump run` (notification sinks, webhook receivers): `once` neither
+    /// notifies nor listens, so it does not need the variable.
+    pub daemon_only: bool,
 }
 
 /// A notification sink an app file names (`notify:`), checked against the global file's.
@@ -244,6 +247,15 @@ impl<'a> Fields<'a> {
 
     /// An optional `*_env` key: the variable's name, recorded in `diags.refs` with its place.
     pub fn opt_env(&self, key: &str, diags: &mut Diagnostics) -> Option<String> {
+        self.env_ref(key, false, diags)
+    }
+
+    /// An optional `*_env` key that only the daemon reads (see [`EnvRef::daemon_only`]).
+    pub fn opt_daemon_env(&self, key: &str, diags: &mut Diagnostics) -> Option<String> {
+        self.env_ref(key, true, diags)
+    }
+
+    fn env_ref(&self, key: &str, daemon_only: bool, diags: &mut Diagnostics) -> Option<String> {
         let node = self.get(key)?;
         let var = string(node, key, diags)?;
         let at = diags.position(node);
@@ -251,6 +263,7 @@ impl<'a> Fields<'a> {
             key: key.to_string(),
             var: var.clone(),
             at,
+            daemon_only,
         });
         Some(var)
     }
