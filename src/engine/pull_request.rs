@@ -70,11 +70,11 @@ fn write_inner(
         report.diffs = planned.files.iter().map(|f| f.diff()).collect();
         // Fail where the real pass would, short of the remote and the forge.
         settings::forge(config)?;
-        render(app, pr_config, &rows)?;
+        render(app, pr_config, (&rows, &planned.promotions))?;
         return Ok(false);
     }
     let forge = Forge::new(settings::forge(config)?)?;
-    let texts = render(app, pr_config, &rows)?;
+    let texts = render(app, pr_config, (&rows, &planned.promotions))?;
     let found = ctx
         .handle
         .block_on(forge.find_pull_requests(&texts.branch, &config.branch))?;
@@ -123,7 +123,7 @@ struct Texts {
 fn render(
     app: &ResolvedApp,
     pr_config: &PullRequestConfig,
-    rows: &[ChangeRow],
+    (rows, promotions): (&[ChangeRow], &[forge::PromotionRow]),
 ) -> Result<Texts, AppError> {
     let name = &app.app.name;
     Ok(Texts {
@@ -133,7 +133,7 @@ fn render(
             .map_err(AppError::template)?,
         title: forge::render_title(pr_config.title.as_deref(), name, rows)
             .map_err(AppError::template)?,
-        body: forge::render_body(pr_config.body.as_deref(), name, rows)
+        body: forge::render_promoted_body(pr_config.body.as_deref(), name, rows, promotions)
             .map_err(AppError::template)?,
     })
 }
