@@ -1,29 +1,22 @@
 //! Many replicas without a coordinator (issue 17): several `imagebump run` daemons, each with its
 //! own workdir, on the same config, one real registry and one real git remote.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use imagebump::daemon::status::StatusResponse;
 use imagebump::shard::owner;
 
 use crate::support::config::ConfigDir;
 use crate::support::free_port;
 use crate::support::git::{BareRepo, GitHttpServer};
-use crate::support::imagebump::Process;
 use crate::support::registry::{FaultProxy, ImageSpec, TestRegistry};
+use crate::support::replica::{Daemon, apps_fixture, replica_config};
 
 const APPS: usize = 6;
 const TOKEN: &str = "Bearer webhook-token-for-tests";
 const GIT_PASSWORD: &str = "git-password-for-tests";
 
-/// One replica: `imagebump run --shard ...`, stopped by its pid when dropped.
-struct Replica {
-    /// Kept for its drop, which stops the daemon by its pid.
-    _child: Process,
-    port: u16,
-    dir: ConfigDir,
-}
+/// One replica: `imagebump run --shard ...` on [`config`], stopped by its pid when dropped.
+struct Replica(Daemon);
 
 impl Replica {
     /// Starts a replica with its own config dir (the same text as the others') and waits until
@@ -31,98 +24,28 @@ impl Replica {
     fn start(registry: &str, repo: &str, interval: &str, args: &[&str]) -> Replica {
         let port = free_port();
         let dir = config(registry, repo, interval, port);
-        let log = std::fs::File::create(dir.path().join("daemon.log")).unwrap();
-        let child = dir
-            .imagebump(["run", "--log-level", "debug"])
-            .args(args)
-            .env("WEBHOOK_TOKEN", TOKEN)
-            .env("GIT_PASSWORD", GIT_PASSWORD)
-            .spawn(Stdio::null(), log);
-        let replica = Replica {
-            _child: child,
-            port,
-            dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while replica.get("/readyz").map(|(status, _)| status) != Some(200) {
-            assert!(
-                Instant::now() < deadline,
-                "never ready; log:\n{}",
-                replica.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        replica
+        let env = [("WEBHOOK_TOKEN", TOKEN), ("GIT_PASSWORD", GIT_PASSWORD)];
+        Replica(Daemon::start(dir, port, args, &env))
     }
+}
 
-    fn get(&self, path: &str) -> Option<(u16, String)> {
-        use std::io::{Read as _, Write as _};
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).ok()?;
-        let status = response.split(' ').nth(1)?.parse().ok()?;
-        let body = response
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())?;
-        Some((status, body))
-    }
+impl std::ops::Deref for Replica {
+    type Target = Daemon;
 
-    fn status(&self) -> StatusResponse {
-        let (code, body) = self.get("/api/v1/status").unwrap();
-        assert_eq!(code, 200, "{body}");
-        serde_json::from_str(&body).unwrap()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    fn deref(&self) -> &Daemon {
+        &self.0
     }
 }
 
 /// The same config for every replica but the listen port: apps `app-0` … `app-5`, each with
 /// its own image `team/app-N` and its own file in one repo.
 fn config(registry: &str, repo: &str, interval: &str, port: u16) -> ConfigDir {
-    let mut dir = ConfigDir::with_global(&format!(
-        "apps: apps\nworkdir: cache\ngit:\n  author: {{name: imagebump, email: bot@imagebump.test}}\n  credentials:\n    - url: http://127.0.0.1\n      username: tester\n      password_env: GIT_PASSWORD\ninterval: {interval}\nwebhook:\n  listen: 127.0.0.1:{port}\n  receivers:\n    - type: distribution\n      secret_env: WEBHOOK_TOKEN\nregistries:\n  - prefix: {registry}\n    insecure: true\n"
-    ));
-    for i in 0..APPS {
-        dir = dir.app(
-            &format!("app-{i}"),
-            &format!(
-                "name: app-{i}\nrepo: {repo}\nimages:\n  - name: api\n    image: {registry}/team/app-{i}\n    policy: {{semver: \"^1\"}}\n    targets:\n      - {{file: app-{i}.yaml, path: image.tag}}\n"
-            ),
-        );
-    }
-    dir
+    replica_config(registry, repo, interval, port, APPS, "")
 }
 
 /// A repo with `app-N.yaml` at tag 1.0.0, and a registry with 1.0.0 and 1.1.0 of each image.
 async fn setup(registry: &TestRegistry) -> BareRepo {
-    let pusher = registry.pusher();
-    for i in 0..APPS {
-        for (tag, created) in [
-            ("1.0.0", "2026-01-01T00:00:00Z"),
-            ("1.1.0", "2026-01-02T00:00:00Z"),
-        ] {
-            pusher
-                .push_image(&format!("team/app-{i}"), tag, &ImageSpec::new(created))
-                .await;
-        }
-    }
-    let files: Vec<(String, String)> = (0..APPS)
-        .map(|i| {
-            (
-                format!("app-{i}.yaml"),
-                "image:\n  tag: 1.0.0\n".to_string(),
-            )
-        })
-        .collect();
-    let files: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(f, t)| (f.as_str(), t.as_str()))
-        .collect();
-    BareRepo::with_files("main", &files)
+    apps_fixture(registry, APPS).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
