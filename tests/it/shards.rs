@@ -9,7 +9,7 @@ use imagebump::shard::owner;
 
 use crate::support::config::ConfigDir;
 use crate::support::free_port;
-use crate::support::git::{BareRepo, GitHttpServer};
+use crate::support::git::{BareRepo, GitHttpServer, git};
 use crate::support::imagebump::Process;
 use crate::support::registry::{FaultProxy, ImageSpec, TestRegistry};
 
@@ -267,18 +267,42 @@ fn run_refuses_a_bad_shard_with_a_clear_message() {
 }
 
 /// Active-active: three unsharded replicas, only webhooks drive them (polling once an hour),
-/// each registry push announced to two replicas at random at once, so two replicas race on the
-/// same app. Every update lands exactly once: one commit per (app, update), none undone.
+/// each registry push announced to all three replicas at once, so they race on the same app. Every update lands exactly once: one commit per (app, update), none undone.
+/// Over smart HTTP (git http-backend), the remote's receive-pack updates the branch only if it
+/// is still where the push found it.
 #[tokio::test(flavor = "multi_thread")]
 async fn three_replicas_racing_on_webhooks_commit_each_update_exactly_once() {
+    three_replicas_race(Transport::SmartHttp).await;
+}
+
+/// The same race on a `file://` remote, where libgit2's local transport checks the fast-forward
+/// against the tip it saw and then wrote the ref without checking again: racing pushes
+/// overwrote each other (a lost update, seen in 2 runs of 4). The push now moves the branch
+/// with a compare-and-swap under the ref's lock file.
+#[tokio::test(flavor = "multi_thread")]
+async fn three_replicas_racing_on_a_file_remote_lose_no_update() {
+    three_replicas_race(Transport::File).await;
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Transport {
+    SmartHttp,
+    File,
+}
+
+async fn three_replicas_race(transport: Transport) {
     let registry = TestRegistry::start_plain().await;
     let repo = setup(&registry).await;
     let host = registry.host();
     let pusher = registry.pusher();
-    // Over smart HTTP (git http-backend): the remote's receive-pack updates the branch only if
-    // it is still where the push found it.
-    let server = GitHttpServer::start(repo.root(), "tester", GIT_PASSWORD);
-    let url = server.url("repo.git");
+    let server = match transport {
+        Transport::SmartHttp => Some(GitHttpServer::start(repo.root(), "tester", GIT_PASSWORD)),
+        Transport::File => None,
+    };
+    let url = match &server {
+        Some(server) => server.url("repo.git"),
+        None => repo.file_url(),
+    };
     let (repo, replicas) = tokio::task::spawn_blocking(move || {
         let replicas: Vec<Replica> = (0..3)
             .map(|_| Replica::start(&host, &url, "1h", &[]))
@@ -308,9 +332,7 @@ async fn three_replicas_racing_on_webhooks_commit_each_update_exactly_once() {
             move || {
                 let mut threads = Vec::new();
                 for i in 0..APPS {
-                    let first = rand::random_range(0..3usize);
-                    let second = (first + rand::random_range(1..3usize)) % 3;
-                    for target in [first, second] {
+                    for target in [0, 1, 2] {
                         let port = replicas[target].port;
                         let event = format!(
                             r#"{{"events":[{{"action":"push","target":{{"mediaType":"application/vnd.oci.image.manifest.v1+json","repository":"team/app-{i}","tag":"{tag}"}},"request":{{"host":"{host}"}}}}]}}"#
@@ -355,6 +377,9 @@ async fn three_replicas_racing_on_webhooks_commit_each_update_exactly_once() {
                 "image:\n  tag: 1.4.0"
             );
         }
+        // A push to a file:// remote parks its objects on a temporary ref: none is left.
+        let refs = git(repo.path(), &["for-each-ref", "refs/imagebump/incoming"]);
+        assert_eq!(refs, "", "temporary refs left in the remote");
         assert!(
             !repo.any_forced_update("main"),
             "a forced push; reflog:\n{}\nlog: {log:#?}",
@@ -385,4 +410,39 @@ fn post_webhook(port: u16, body: &str) -> Option<u16> {
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     response.split(' ').nth(1)?.parse().ok()
+}
+
+/// A writer killed while it held the branch's lock file on a `file://` remote (`kill -9` in
+/// the compare-and-swap, or git itself) leaves `refs/heads/main.lock`: the push is rejected
+/// with "failed to lock", retried, and reported as a failure, never as a success and never by
+/// overwriting the branch; once the file is gone the next run lands the update.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stale_lock_file_on_a_file_remote_fails_the_push_and_is_reported() {
+    let registry = TestRegistry::start_plain().await;
+    let repo = setup(&registry).await;
+    let host = registry.host();
+    tokio::task::spawn_blocking(move || {
+        let dir = config(&host, &repo.file_url(), "1h", free_port());
+        let lock = repo.path().join("refs/heads/main.lock");
+        std::fs::write(&lock, "left by a killed writer\n").unwrap();
+        let once = || {
+            dir.imagebump(["once"])
+                .env("WEBHOOK_TOKEN", TOKEN)
+                .env("GIT_PASSWORD", GIT_PASSWORD)
+                .output()
+        };
+        let out = once();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("failed to lock"), "{stderr}");
+        assert_eq!(repo.log("main").len(), 1, "nothing landed");
+        std::fs::remove_file(&lock).unwrap();
+        let out = once();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        assert_eq!(repo.log("main").len(), 1 + APPS);
+        let refs = git(repo.path(), &["for-each-ref", "refs/imagebump/incoming"]);
+        assert_eq!(refs, "", "temporary refs left in the remote");
+    })
+    .await
+    .unwrap();
 }
