@@ -19,8 +19,8 @@ const GIT_PASSWORD: &str = "git-password-for-tests";
 
 /// One replica: `imagebump run --shard ...`, stopped by its pid when dropped.
 struct Replica {
-    /// Kept for its drop, which stops the daemon by its pid.
-    _child: Process,
+    /// The daemon; its drop stops it by its pid.
+    child: Process,
     port: u16,
     dir: ConfigDir,
 }
@@ -30,7 +30,11 @@ impl Replica {
     /// it is ready (its first cycle ended).
     fn start(registry: &str, repo: &str, interval: &str, args: &[&str]) -> Replica {
         let port = free_port();
-        let dir = config(registry, repo, interval, port);
+        Replica::start_in(config(registry, repo, interval, port), port, args)
+    }
+
+    /// Starts `imagebump run` on the config in `dir`, which listens on `port`.
+    fn start_in(dir: ConfigDir, port: u16, args: &[&str]) -> Replica {
         let log = std::fs::File::create(dir.path().join("daemon.log")).unwrap();
         let child = dir
             .imagebump(["run", "--log-level", "debug"])
@@ -38,11 +42,7 @@ impl Replica {
             .env("WEBHOOK_TOKEN", TOKEN)
             .env("GIT_PASSWORD", GIT_PASSWORD)
             .spawn(Stdio::null(), log);
-        let replica = Replica {
-            _child: child,
-            port,
-            dir,
-        };
+        let replica = Replica { child, port, dir };
         let deadline = Instant::now() + Duration::from_secs(60);
         while replica.get("/readyz").map(|(status, _)| status) != Some(200) {
             assert!(
@@ -77,6 +77,15 @@ impl Replica {
 
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    /// The log without its debug lines, for assertion messages.
+    fn info_log(&self) -> String {
+        self.log()
+            .lines()
+            .filter(|line| !line.contains(" DEBUG "))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -442,6 +451,266 @@ async fn a_stale_lock_file_on_a_file_remote_fails_the_push_and_is_reported() {
         assert_eq!(repo.log("main").len(), 1 + APPS);
         let refs = git(repo.path(), &["for-each-ref", "refs/imagebump/incoming"]);
         assert_eq!(refs, "", "temporary refs left in the remote");
+    })
+    .await
+    .unwrap();
+}
+
+/// The issue's scenario: 20 apps across two repos, three replicas over smart HTTP.
+const SCENARIO_APPS: usize = 20;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Every replica polls every app, every 3 s.
+    ActiveActive,
+    /// `--shard i/3`, scheduled polls once an hour (so only webhooks and the safety net, every
+    /// 3 s, check apps).
+    Sharded,
+}
+
+/// Three unsharded daemons, 20 apps in 2 repos: 20 registry pushes at varied spacing, each
+/// announced to one replica at random, land once each; then `kill -9` of one replica right
+/// after it accepted a webhook, in the middle of 20 more pushes, some of them announced to the
+/// dead replica (refused, as a load balancer that has not noticed yet): the others' polls
+/// land every update.
+#[tokio::test(flavor = "multi_thread")]
+async fn twenty_apps_two_repos_random_webhooks_and_a_kill_9_active_active() {
+    scenario(Mode::ActiveActive).await;
+}
+
+/// The same with three shards: the dead shard's apps, whose webhooks went to the dead replica,
+/// are landed by the other replicas' safety-net poll.
+#[tokio::test(flavor = "multi_thread")]
+async fn twenty_apps_two_repos_random_webhooks_and_a_kill_9_sharded() {
+    scenario(Mode::Sharded).await;
+}
+
+/// The config of the scenario: `app-K` in repo K % 2, image `team/app-K`, file `app-K.yaml`.
+fn scenario_config(registry: &str, repos: &[String; 2], interval: &str, port: u16) -> ConfigDir {
+    let mut dir = ConfigDir::with_global(&format!(
+        "apps: apps\nworkdir: cache\ngit:\n  author: {{name: imagebump, email: bot@imagebump.test}}\n  credentials:\n    - url: http://127.0.0.1\n      username: tester\n      password_env: GIT_PASSWORD\ninterval: {interval}\nwebhook:\n  listen: 127.0.0.1:{port}\n  receivers:\n    - type: distribution\n      secret_env: WEBHOOK_TOKEN\nregistries:\n  - prefix: {registry}\n    insecure: true\n"
+    ));
+    for k in 0..SCENARIO_APPS {
+        dir = dir.app(
+            &format!("app-{k}"),
+            &format!(
+                "name: app-{k}\nrepo: {}\nimages:\n  - name: api\n    image: {registry}/team/app-{k}\n    policy: {{semver: \"^1\"}}\n    targets:\n      - {{file: app-{k}.yaml, path: image.tag}}\n",
+                repos[k % 2]
+            ),
+        );
+    }
+    dir
+}
+
+/// `(app file, tag)` of every commit on `main` after the first, oldest first; a commit that
+/// touches anything but one app file fails the test.
+fn commits_by_app(repo: &BareRepo) -> Vec<(String, String)> {
+    let shas = git(
+        repo.path(),
+        &["log", "--first-parent", "--reverse", "--format=%H", "main"],
+    );
+    shas.lines()
+        .skip(1)
+        .map(|sha| {
+            let files = git(
+                repo.path(),
+                &["diff-tree", "--no-commit-id", "--name-only", "-r", sha],
+            );
+            let files: Vec<&str> = files.lines().collect();
+            assert_eq!(files.len(), 1, "commit {sha} touches {files:?}");
+            let text = git(repo.path(), &["show", &format!("{sha}:{}", files[0])]);
+            let tag = text.trim().trim_start_matches("image:").trim();
+            let tag = tag.trim_start_matches("tag:").trim().to_string();
+            (files[0].trim_end_matches(".yaml").to_string(), tag)
+        })
+        .collect()
+}
+
+async fn scenario(mode: Mode) {
+    let registry = TestRegistry::start_plain().await;
+    let pusher = registry.pusher();
+    for k in 0..SCENARIO_APPS {
+        pusher
+            .push_image(
+                &format!("team/app-{k}"),
+                "1.0.0",
+                &ImageSpec::new("2026-01-01T00:00:00Z"),
+            )
+            .await;
+    }
+    let repos: Vec<BareRepo> = (0..2)
+        .map(|r| {
+            let files: Vec<(String, String)> = (0..SCENARIO_APPS)
+                .filter(|k| k % 2 == r)
+                .map(|k| {
+                    (
+                        format!("app-{k}.yaml"),
+                        "image:\n  tag: 1.0.0\n".to_string(),
+                    )
+                })
+                .collect();
+            let files: Vec<(&str, &str)> = files
+                .iter()
+                .map(|(f, t)| (f.as_str(), t.as_str()))
+                .collect();
+            BareRepo::with_files("main", &files)
+        })
+        .collect();
+    let servers: Vec<GitHttpServer> = repos
+        .iter()
+        .map(|repo| GitHttpServer::start(repo.root(), "tester", GIT_PASSWORD))
+        .collect();
+    let urls = [servers[0].url("repo.git"), servers[1].url("repo.git")];
+    let host = registry.host();
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let replicas: Vec<Replica> = (0..3)
+            .map(|i| {
+                let port = free_port();
+                let (interval, args) = match mode {
+                    Mode::ActiveActive => ("3s", vec![]),
+                    Mode::Sharded => (
+                        "1h",
+                        vec![
+                            "--shard".to_string(),
+                            format!("{i}/3"),
+                            "--shard-safety-net".to_string(),
+                            "3s".to_string(),
+                        ],
+                    ),
+                };
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                Replica::start_in(scenario_config(&host, &urls, interval, port), port, &args)
+            })
+            .collect();
+        let logs = |replicas: &[Replica]| {
+            replicas
+                .iter()
+                .enumerate()
+                .map(|(i, r)| format!("--- replica {i}:\n{}", r.info_log()))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let wait_for = |tag: &str, replicas: &[Replica]| {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while (0..SCENARIO_APPS).any(|k| {
+                !repos[k % 2]
+                    .show("main", &format!("app-{k}.yaml"))
+                    .contains(tag)
+            }) {
+                assert!(
+                    Instant::now() < deadline,
+                    "{tag} never landed everywhere; logs:\n{}",
+                    logs(replicas)
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        };
+        // The victim: in sharded mode a shard that owns apps; its apps' webhooks after the
+        // kill go to it (and are refused), so only the safety net can land them.
+        let victim = 1;
+        let victims_apps: Vec<usize> = (0..SCENARIO_APPS)
+            .filter(|k| match mode {
+                Mode::Sharded => owner(&format!("app-{k}"), 3) == victim as u32,
+                Mode::ActiveActive => k % 3 == 0,
+            })
+            .collect();
+        assert!(!victims_apps.is_empty());
+        let mut dead = false;
+        let mut refused = 0;
+        for (phase, tag) in [(1, "1.1.0"), (2, "1.2.0")] {
+            let mut order: Vec<usize> = (0..SCENARIO_APPS).collect();
+            rand::seq::SliceRandom::shuffle(order.as_mut_slice(), &mut rand::rng());
+            for (step, k) in order.into_iter().enumerate() {
+                let spacing = [0, 0, 10, 50, 150, 400][rand::random_range(0..6usize)];
+                std::thread::sleep(Duration::from_millis(spacing));
+                handle.block_on(pusher.push_image(
+                    &format!("team/app-{k}"),
+                    tag,
+                    &ImageSpec::new(&format!("2026-01-0{}T00:00:00Z", phase + 1)),
+                ));
+                let target = if dead && victims_apps.contains(&k) {
+                    victim
+                } else if phase == 2 && step == 9 {
+                    // The victim accepts this one and dies right after.
+                    victim
+                } else {
+                    loop {
+                        let target = rand::random_range(0..3usize);
+                        if !(dead && target == victim) {
+                            break target;
+                        }
+                    }
+                };
+                let event = format!(
+                    r#"{{"events":[{{"action":"push","target":{{"mediaType":"application/vnd.oci.image.manifest.v1+json","repository":"team/app-{k}","tag":"{tag}"}},"request":{{"host":"{host}"}}}}]}}"#
+                );
+                let answer = post_webhook(replicas[target].port, &event);
+                if dead && target == victim {
+                    assert_eq!(answer, None, "the dead replica answered");
+                    refused += 1;
+                } else {
+                    assert_eq!(answer, Some(202), "app-{k} to replica {target}");
+                }
+                if phase == 2 && step == 9 {
+                    replicas[victim].child.signal("KILL");
+                    dead = true;
+                }
+            }
+            wait_for(tag, &replicas);
+        }
+        assert!(refused > 0, "no webhook went to the dead replica");
+        // Let the losers of the last races finish: they must find the work done.
+        std::thread::sleep(Duration::from_secs(4));
+        for (r, repo) in repos.iter().enumerate() {
+            let commits = commits_by_app(repo);
+            for k in (0..SCENARIO_APPS).filter(|k| k % 2 == r) {
+                let app = format!("app-{k}");
+                let tags: Vec<&str> = commits
+                    .iter()
+                    .filter(|(a, _)| *a == app)
+                    .map(|(_, t)| t.as_str())
+                    .collect();
+                assert_eq!(
+                    tags,
+                    ["1.1.0", "1.2.0"],
+                    "{app}: one commit per update, in order, none undone; all commits \
+                     {commits:?}\n{}",
+                    logs(&replicas)
+                );
+                assert_eq!(
+                    repo.show("main", &format!("{app}.yaml")),
+                    "image:\n  tag: 1.2.0"
+                );
+            }
+            assert!(!repo.any_forced_update("main"), "a forced push in repo {r}");
+        }
+        // No live replica is left with a failed update: whatever failed was retried to success.
+        for (i, replica) in replicas.iter().enumerate().filter(|(i, _)| *i != victim) {
+            for app in &replica.status().apps {
+                assert_eq!(
+                    app.last_error, None,
+                    "{} on replica {i}: {}",
+                    app.name,
+                    replica.info_log()
+                );
+            }
+        }
+        let count = |needle: &str| -> usize {
+            replicas
+                .iter()
+                .map(|r| r.log().matches(needle).count())
+                .sum()
+        };
+        eprintln!(
+            "{mode:?}: {refused} webhooks refused by the dead replica, {} rejected pushes \
+             replanned, {} failed checks, {:.1} s",
+            count("push rejected; replanning"),
+            count("check failed"),
+            started.elapsed().as_secs_f64()
+        );
+        drop(servers);
     })
     .await
     .unwrap();
