@@ -137,6 +137,14 @@ impl ResolvedApp {
     }
 }
 
+/// The `history:` bound of the global file, as `history` reads it.
+fn history_bound(config: &crate::config::HistoryBound) -> crate::history::Bound {
+    crate::history::Bound {
+        max_commits: usize::try_from(config.max_commits).unwrap_or(usize::MAX),
+        max_age: time::Duration::try_from(config.max_age).unwrap_or(time::Duration::MAX),
+    }
+}
+
 struct Inner {
     config: Config,
     apps: Vec<ResolvedApp>,
@@ -193,6 +201,7 @@ impl Engine {
             max_attempts: config.global.git.push_retries.max(1),
             ..RetryOptions::default()
         };
+        let bound = history_bound(&config.global.history);
         Ok(Engine {
             inner: Arc::new(Inner {
                 config,
@@ -202,9 +211,7 @@ impl Engine {
                 git,
                 retry,
                 repo_locks: Mutex::new(HashMap::new()),
-                history: Arc::new(crate::history::History::new(
-                    crate::history::Bound::default(),
-                )),
+                history: Arc::new(crate::history::History::new(bound)),
                 shutdown: None,
             }),
         })

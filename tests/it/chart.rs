@@ -1064,11 +1064,15 @@ fn check_instructions(
         )
         .output();
     assert!(out.status.success(), "{what}: {}", text(&out));
-    assert!(
-        out.stderr.is_empty(),
-        "{what}: validate warns: {}",
-        text(&out)
-    );
+    // The only warnings allowed: files the pod mounts (checked above) that this machine lacks.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for line in stderr.lines() {
+        let mounted_file = line
+            .split_once(" names ")
+            .and_then(|(_, rest)| rest.split_once(", which does not exist"))
+            .is_some_and(|(file, _)| mounted.iter().any(|m| m == file));
+        assert!(mounted_file, "{what}: validate warns: {}", text(&out));
+    }
 }
 
 #[test]

@@ -736,3 +736,73 @@ async fn the_daemon_tells_a_failing_app_once_and_its_recovery() {
         events[2]
     );
 }
+
+/// `imagebump once` sends no notification and listens for no webhook, so a sink's or a
+/// receiver's unset secret variable must not stop it: the pass runs and commits, and the unset
+/// variables are named on stderr as unused by `once`. `validate` still names each one, and `run`,
+/// which needs them, still refuses to start without them.
+#[tokio::test(flavor = "multi_thread")]
+async fn once_runs_without_the_daemon_only_secrets_and_run_still_needs_them() {
+    use crate::support::git::BareRepo;
+    use crate::support::registry::{ImageSpec, TestRegistry};
+
+    let registry = TestRegistry::start_plain().await;
+    let host = registry.host();
+    let pusher = registry.pusher();
+    for tag in ["1.0.0", "1.1.0"] {
+        pusher
+            .push_image("team/api", tag, &ImageSpec::new("2026-01-01T00:00:00Z"))
+            .await;
+    }
+    let repo = BareRepo::with_files(
+        "main",
+        &[(
+            "values.yaml",
+            &format!("image:\n  repository: {host}/team/api\n  tag: 1.0.0\n"),
+        )],
+    );
+    let unset = "IMAGEBUMP_TEST_SURELY_UNSET";
+    let dir = ConfigDir::new(
+        &host,
+        &format!(
+            "notifications:\n  sinks:\n    - name: team\n      type: slack\n      url_env: {unset}_SLACK\n    - name: audit\n      type: webhook\n      url_env: {unset}_AUDIT_URL\n      secret_env: {unset}_AUDIT_KEY\nwebhook:\n  receivers:\n    - type: distribution\n      secret_env: {unset}_RECEIVER\n"
+        ),
+    )
+    .app(
+        "shop",
+        &format!(
+            "name: shop\nrepo: {}\nbranch: main\nimages:\n  - image: {host}/team/api\n    policy: {{semver: '^1'}}\n    targets: [{{file: values.yaml, path: image.tag}}]\n",
+            repo.file_url()
+        ),
+    );
+
+    let out = dir.imagebump(["once"]).output();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        crate::support::imagebump::text(&out)
+    );
+    assert!(repo.show("main", "values.yaml").contains("tag: 1.1.0"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for var in ["SLACK", "AUDIT_URL", "AUDIT_KEY", "RECEIVER"] {
+        assert!(
+            stderr.contains(&format!("`{unset}_{var}`")) && stderr.contains("unused by `once`"),
+            "{stderr}"
+        );
+    }
+
+    let out = dir.imagebump(["validate"]).output();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for var in ["SLACK", "AUDIT_URL", "AUDIT_KEY", "RECEIVER"] {
+        assert!(
+            stderr.contains(&format!("environment variable `{unset}_{var}`")),
+            "{stderr}"
+        );
+    }
+
+    let out = dir.imagebump(["run"]).output();
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("`{unset}_SLACK`")), "{stderr}");
+}

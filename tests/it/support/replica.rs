@@ -14,8 +14,8 @@ use super::registry::{ImageSpec, TestRegistry};
 
 /// A running daemon this test started.
 pub struct Daemon {
-    /// Kept for its drop, which stops the daemon by its pid.
-    child: Process,
+    /// The process (to `kill -9` it); its drop stops the daemon by its pid.
+    pub child: Process,
     pub port: u16,
     pub dir: ConfigDir,
 }
@@ -42,11 +42,6 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(50));
         }
         daemon
-    }
-
-    /// The process, e.g. to `kill -9` it.
-    pub fn process(&mut self) -> &mut Process {
-        &mut self.child
     }
 
     /// `GET path`: the status code and body, `None` if the daemon does not answer.
