@@ -28,5 +28,6 @@ mod run;
 mod select;
 mod set;
 mod shards;
+mod shards_pr;
 mod support;
 mod validate;
