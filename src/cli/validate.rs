@@ -65,6 +65,15 @@ pub fn run(args: Args) -> ExitCode {
             warning.message
         );
     }
+    for warning in &checked.warnings {
+        eprintln!(
+            "{}:{}:{}: warning: {}",
+            warning.file.display(),
+            warning.line,
+            warning.col,
+            warning.message
+        );
+    }
     if problems.is_empty() {
         let images: usize = checked.apps.iter().map(|a| a.images.len()).sum();
         println!(

@@ -27,6 +27,7 @@ pub(super) const GLOBAL_KEYS: &[&str] = &[
     "max_concurrent_checks",
     "registry_breaker",
     "notifications",
+    "history",
 ];
 
 /// Parse the global file's text. `path` locates the apps directory and names the file in
@@ -77,7 +78,12 @@ pub fn parse_global(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<
     let notifications = fields
         .get("notifications")
         .and_then(|node| super::notify::parse_notifications(node, base, diags));
+    let history = fields
+        .get("history")
+        .and_then(|node| parse_history(node, diags))
+        .unwrap_or_default();
     Some(Global {
+        history,
         notifications,
         max_concurrent_checks,
         registry_breaker,
@@ -88,6 +94,27 @@ pub fn parse_global(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<
         registries,
         webhook,
         http_listen,
+    })
+}
+
+/// `history: {max_commits, max_age}`: how far back a target's history is read.
+fn parse_history(node: &Node, diags: &mut Diagnostics) -> Option<HistoryBound> {
+    let fields = Fields::new(node, "`history`", &["max_commits", "max_age"], diags)?;
+    let default = HistoryBound::default();
+    let max_age = fields
+        .opt_duration("max_age", diags)
+        .unwrap_or(default.max_age);
+    if max_age.is_zero() {
+        diags.node(
+            fields.get("max_age").unwrap_or(node),
+            "`max_age` must be longer than 0s",
+        );
+    }
+    Some(HistoryBound {
+        max_commits: fields
+            .opt_u32("max_commits", diags)
+            .unwrap_or(default.max_commits),
+        max_age,
     })
 }
 

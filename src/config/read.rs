@@ -143,6 +143,8 @@ pub struct Diagnostics {
     file: PathBuf,
     pub list: Vec<Diagnostic>,
     pub refs: Refs,
+    /// What is allowed but probably not meant (`validate` prints them; they fail nothing).
+    pub warnings: Vec<Diagnostic>,
 }
 
 impl Diagnostics {
@@ -151,6 +153,7 @@ impl Diagnostics {
             file: file.to_path_buf(),
             list: Vec::new(),
             refs: Refs::default(),
+            warnings: Vec::new(),
         }
     }
 
@@ -174,6 +177,16 @@ impl Diagnostics {
 
     pub fn node(&mut self, node: &Node, message: impl Into<String>) {
         self.at(node.line, node.col, message);
+    }
+
+    /// A warning at `node`.
+    pub fn warn(&mut self, node: &Node, message: impl Into<String>) {
+        self.warnings.push(Diagnostic {
+            file: self.file.clone(),
+            line: node.line,
+            col: node.col,
+            message: message.into(),
+        });
     }
 }
 
