@@ -254,12 +254,15 @@ async fn a_registry_push_makes_a_commit_without_polling_and_a_burst_makes_one() 
     // 1.2.99 was pushed (and answered) before the other 99: its notification is checked at
     // once, and may be seen as a lone push when the others' notifications come more than half
     // a debounce later on a loaded machine. Then the burst: one check and at most one follow-up
-    // for the notifications that arrived while it ran. So at most three, never one per push
+    // for the notifications that arrived while it ran. On a machine loaded by other suites the
+    // registry's 99 notifications (sent one after another) can also pause longer than half a
+    // debounce once more, and a pause with the repository idle is a leading edge by design
+    // (seen: 4 checks, twice, with five suites on two cores). So a handful, never one per push
     // (the strict "100 at once cost at most 2" is tested on the paused clock in
     // daemon::queue and measured by the daemon bench).
     let burst_checks = after - repository_checks;
     assert!(
-        (1.0..=3.0).contains(&burst_checks),
+        (1.0..=5.0).contains(&burst_checks),
         "{burst_checks} checks for one burst; log:\n{}",
         daemon.log()
     );
