@@ -238,12 +238,18 @@ pub(crate) async fn decide(
     if !tags.contains(&tag) {
         return Ok(keep(Promotion::NotInRegistry { tag }));
     }
+    // The policy sees the candidate alone; with a rollback here, the deployed tag too (what a
+    // hold keeps).
+    let mut offered = vec![tag.clone()];
+    if let Some(deployed) = current.tag.filter(|t| rollback.is_some() && *t != tag) {
+        offered.push(deployed.to_string());
+    }
     let decided = rollback::decide(
         pass.registry,
         (pass.memo, pass.now),
         image,
         policy,
-        std::slice::from_ref(&tag),
+        &offered,
         current,
         rollback,
     )

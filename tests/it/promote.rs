@@ -308,12 +308,17 @@ async fn a_tag_staging_got_an_hour_ago_waits_and_says_until_when() {
     );
     assert!(case.forge.prs().is_empty(), "{:?}", case.forge.prs());
 
-    let out = once(&dir, &["--app", "shop-prod"]);
-    assert!(
-        text(&out).contains("1.5.0 soaking in shop-staging since"),
-        "{}",
-        text(&out)
-    );
+    for args in [
+        &["--app", "shop-prod"][..],
+        &["--app", "shop-prod", "--dry-run"],
+    ] {
+        let out = once(&dir, args);
+        assert!(
+            text(&out).contains("1.5.0 soaking in shop-staging since"),
+            "{}",
+            text(&out)
+        );
+    }
     let out = dir
         .imagebump(["explain", "shop-prod"])
         .env(TOKEN_ENV, TOKEN)
@@ -621,4 +626,172 @@ async fn a_history_deeper_than_the_bound_gives_a_clear_reason() {
     let dir = case.config("github", "from: shop-staging", "^1", "");
     once(&dir, &["--app", "shop-prod"]);
     assert_eq!(case.forge.prs().len(), 1, "{:?}", case.forge.prs());
+}
+
+/// Staging pinned 1.5.0 by digest: prod (`pin_digest`) gets the same digest; once the tag is
+/// pushed again with another image, it is not promoted (the registry no longer gives what
+/// staging ran).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pinned_digest_must_still_be_the_registrys() {
+    let case = Case::new(ForgeKind::Github).await;
+    let pusher = case.registry.pusher();
+    let ran = pusher
+        .push_image("team/api", "1.5.0", &ImageSpec::new("2026-01-01T00:00:00Z"))
+        .await
+        .digest;
+    case.staging("1.3.0", &[("1.3.0", 100), (&format!("1.5.0@{ran}"), 30)]);
+    let dir = case.config("github", "from: shop-staging", "^1", "").app(
+        "shop-prod",
+        &app_file(
+            "shop-prod",
+            &case.repo.file_url(),
+            &case.host(),
+            "prod/values.yaml",
+            &pr_keys(&case.forge, "github"),
+            "    policy: {semver: \"^1\"}\n    pin_digest: true\n    promote: {from: shop-staging}\n",
+        ),
+    );
+    let out = once(&dir, &["--app", "shop-prod", "--dry-run"]);
+    assert!(
+        text(&out).contains(&format!("1.5.0@{ran}")),
+        "{}",
+        text(&out)
+    );
+    // The tag moves to another image: staging's digest is no longer what 1.5.0 gives.
+    let moved = pusher
+        .push_image("team/api", "1.5.0", &ImageSpec::new("2026-02-01T00:00:00Z"))
+        .await
+        .digest;
+    assert_ne!(moved, ran);
+    let why = why(&dir, "shop-prod");
+    assert_eq!(why["promotion"], "digest_changed", "{why}");
+    assert_eq!(why["pinned"], ran.as_str());
+    assert_eq!(why["registry"], moved.as_str());
+    assert!(case.forge.prs().is_empty(), "{:?}", case.forge.prs());
+}
+
+/// Prod already runs something newer than what soaked in staging: no downgrade.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_soaked_tag_older_than_prods_is_not_proposed() {
+    let case = Case::new(ForgeKind::Github).await;
+    case.staging("1.5.0", &[("1.3.0", 100), ("1.4.0", 50)]);
+    let dir = case.config("github", "from: shop-staging", "^1", "");
+    let why = why(&dir, "shop-prod");
+    assert_eq!(why["kind"], "not_downgrading", "{why}");
+    assert!(case.forge.prs().is_empty(), "{:?}", case.forge.prs());
+}
+
+/// A person rolled prod back from 1.5.0 (which imagebump wrote): 1.5.0 soaked in staging is not
+/// proposed again (prod's own `on_rollback`, skip-version by default).
+#[tokio::test(flavor = "multi_thread")]
+async fn prods_own_rollback_holds_against_the_promotion() {
+    let case = Case::new(ForgeKind::Github).await;
+    let host = case.host();
+    case.staging("1.4.0", &[("1.4.0", 100), ("1.5.0", 50)]);
+    case.writer
+        .commit(&[("prod/values.yaml", &values(&host, "1.5.0"))], 10, BOT);
+    case.writer.commit(
+        &[("prod/values.yaml", &values(&host, "1.4.0"))],
+        5,
+        "jane@example.com",
+    );
+    let dir = case.config("github", "from: shop-staging", "^1", "");
+    let why = why(&dir, "shop-prod");
+    assert_eq!(why["kind"], "held", "{why}");
+    assert_eq!(why["tag"], "1.5.0", "{why}");
+    assert!(case.forge.prs().is_empty(), "{:?}", case.forge.prs());
+}
+
+/// `trust: bot`: a value a person wrote in staging is not promoted, and the reason says who.
+#[tokio::test(flavor = "multi_thread")]
+async fn under_trust_bot_a_persons_tag_in_staging_is_not_promoted() {
+    let case = Case::new(ForgeKind::Github).await;
+    case.staging("1.3.0", &[("1.3.0", 100)]);
+    case.writer.commit(
+        &[("staging/values.yaml", &values(&case.host(), "1.5.0"))],
+        30,
+        "jane@example.com",
+    );
+    let dir = case.config("github", "from: shop-staging, trust: bot", "^1", "");
+    let why = why(&dir, "shop-prod");
+    assert_eq!(why["promotion"], "untrusted", "{why}");
+    assert_eq!(why["by"], "jane@example.com", "{why}");
+    assert!(case.forge.prs().is_empty(), "{:?}", case.forge.prs());
+    // Under the default, `any`, it is.
+    let dir = case.config("github", "from: shop-staging", "^1", "");
+    once(&dir, &["--app", "shop-prod"]);
+    assert_eq!(case.forge.prs().len(), 1, "{:?}", case.forge.prs());
+}
+
+/// The clock is the first-parent commit: a tag committed 50 h ago on a side branch and merged
+/// an hour ago has soaked an hour.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_clock_is_the_merge_on_the_source_branch_not_the_side_commit() {
+    let case = Case::new(ForgeKind::Github).await;
+    case.staging("1.3.0", &[("1.3.0", 100)]);
+    let w = &case.writer;
+    let work = w.work.clone();
+    w.git_in(&work, &["checkout", "-q", "-b", "feature"], 0, BOT);
+    std::fs::write(
+        work.join("staging/values.yaml"),
+        values(&case.host(), "1.5.0"),
+    )
+    .unwrap();
+    w.git_in(
+        &work,
+        &["commit", "-q", "-am", "1.5.0 on a side branch"],
+        50,
+        BOT,
+    );
+    w.git_in(&work, &["checkout", "-q", "main"], 0, BOT);
+    w.git_in(
+        &work,
+        &["merge", "-q", "--no-ff", "-m", "merge feature", "feature"],
+        1,
+        "jane@example.com",
+    );
+    w.git_in(&work, &["push", "-q", "origin", "HEAD:main"], 0, BOT);
+    let dir = case.config("github", "from: shop-staging", "^1", "");
+    let why = why(&dir, "shop-prod");
+    assert_eq!(why["promotion"], "soaking", "{why}");
+    assert_eq!(why["tag"], "1.5.0", "{why}");
+    assert!(case.forge.prs().is_empty(), "{:?}", case.forge.prs());
+}
+
+/// The docs' YAML is the example's: every `yaml` block of docs/promotion.md is a part of one of
+/// the app files of config/promotion/ (which `every_example_config_validates` checks).
+#[test]
+fn the_docs_yaml_is_the_validated_examples() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let docs = std::fs::read_to_string(root.join("docs/promotion.md")).unwrap();
+    let apps = root.join("config/promotion/apps");
+    let examples: Vec<String> = std::fs::read_dir(&apps)
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    let blocks: Vec<&str> = docs
+        .split("```yaml\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .collect();
+    assert!(!blocks.is_empty());
+    for block in blocks {
+        assert!(
+            examples.iter().any(|e| e.contains(block)),
+            "not in config/promotion/apps:\n{block}"
+        );
+    }
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let section = readme.split("\n## Promotion\n").nth(1).unwrap();
+    let section = section.split("\n## ").next().unwrap();
+    for block in section
+        .split("```yaml\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+    {
+        assert!(
+            examples.iter().any(|e| e.contains(block)),
+            "README block not in config/promotion/apps:\n{block}"
+        );
+    }
 }
