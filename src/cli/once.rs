@@ -105,9 +105,13 @@ pub(super) fn load_engine(
         eprintln!("imagebump: {e}");
         return Err(ExitCode::from(EXIT_USAGE));
     }
+    let mut unused = Vec::new();
     let loaded = match config::load(config).and_then(|loaded| {
         let mut found = check::templates(&loaded.refs.templates);
-        found.extend(check::missing_env(&loaded.refs.env));
+        let (daemon_only, needed): (Vec<_>, Vec<_>) =
+            loaded.refs.env.iter().cloned().partition(|r| r.daemon_only);
+        found.extend(check::missing_env(&needed));
+        unused = check::missing_env(&daemon_only);
         loaded.with_problems(found)
     }) {
         Ok(loaded) => loaded,
@@ -118,6 +122,11 @@ pub(super) fn load_engine(
     };
     for problem in &loaded.problems {
         eprintln!("{problem}");
+    }
+    // Notification sinks and webhook receivers are the daemon's: `once` neither notifies nor
+    // listens, so their unset variables are named, not fatal.
+    for note in &unused {
+        eprintln!("{note}; unused by `once` (only `imagebump run` reads it)");
     }
     if let Some(app) = app
         && !loaded.config.apps.iter().any(|a| a.name == app)

@@ -28,6 +28,7 @@ mod fetch;
 pub mod message;
 mod plan;
 pub mod progress;
+mod promote;
 mod pull_request;
 mod rollback;
 pub mod settings;
@@ -95,10 +96,25 @@ pub(crate) struct WriteContext {
     /// The bot's email: commits by it are imagebump's (rollback detection).
     pub bot: String,
     pub progress: Arc<dyn progress::Progress>,
+    /// The promotion sources' histories, read before the repository jobs.
+    pub sources: promote::Sources,
+    /// The history bound as reasons say it (`5000 commits or 90d`).
+    pub bound: String,
 }
 
 impl WriteContext {
     /// What reading rollbacks needs, from this pass.
+    /// What deciding a promoted image needs, from this pass.
+    pub(crate) fn promotion<'a>(&'a self, registry: &'a registry::Client) -> promote::Pass<'a> {
+        promote::Pass {
+            registry,
+            memo: &self.memo,
+            now: self.now,
+            bot: &self.bot,
+            bound: &self.bound,
+        }
+    }
+
     pub(crate) fn rollbacks(&self) -> rollback::Reader<'_> {
         rollback::Reader {
             history: &self.history,
@@ -134,6 +150,14 @@ impl ResolvedApp {
             policies,
             targets,
         })
+    }
+}
+
+/// The `history:` bound of the global file, as `history` reads it.
+fn history_bound(config: &crate::config::HistoryBound) -> crate::history::Bound {
+    crate::history::Bound {
+        max_commits: usize::try_from(config.max_commits).unwrap_or(usize::MAX),
+        max_age: time::Duration::try_from(config.max_age).unwrap_or(time::Duration::MAX),
     }
 }
 
@@ -193,6 +217,7 @@ impl Engine {
             max_attempts: config.global.git.push_retries.max(1),
             ..RetryOptions::default()
         };
+        let bound = history_bound(&config.global.history);
         Ok(Engine {
             inner: Arc::new(Inner {
                 config,
@@ -202,9 +227,7 @@ impl Engine {
                 git,
                 retry,
                 repo_locks: Mutex::new(HashMap::new()),
-                history: Arc::new(crate::history::History::new(
-                    crate::history::Bound::default(),
-                )),
+                history: Arc::new(crate::history::History::new(bound)),
                 shutdown: None,
             }),
         })
@@ -298,13 +321,17 @@ impl Engine {
                 })
                 .collect();
         }
+        let now = OffsetDateTime::now_utc();
+        let sources = promote::read_sources(self, &selected, now).await;
         let ctx = Arc::new(WriteContext {
+            sources,
+            bound: promote::bound_text(self),
             mode: if options.dry_run {
                 Mode::DryRun
             } else {
                 Mode::Write
             },
-            now: OffsetDateTime::now_utc(),
+            now,
             tags,
             memo: fetch::MetaMemo::default(),
             handle: tokio::runtime::Handle::current(),

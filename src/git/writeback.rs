@@ -30,6 +30,13 @@ impl Default for RetryOptions {
     }
 }
 
+impl RetryOptions {
+    /// Wait before retry number `retry` (1-based), as [`commit_and_push`] waits.
+    pub fn backoff(&self, retry: u32) -> Duration {
+        backoff(self, retry)
+    }
+}
+
 /// What [`commit_and_push`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushReport {

@@ -137,6 +137,7 @@ pub(super) fn gitea(inner: &mut Inner, request: &Request) -> Response {
                     .to_string()
             };
             let (head, base) = (s("head"), s("base"));
+            another_client_opens_first(inner, &head, &base);
             if let Some(open) = inner
                 .prs
                 .iter()

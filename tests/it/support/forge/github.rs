@@ -109,6 +109,7 @@ pub(super) fn github(inner: &mut Inner, request: &Request) -> Response {
                     .to_string()
             };
             let (head, base) = (s("head"), s("base"));
+            another_client_opens_first(inner, &head, &base);
             if inner
                 .prs
                 .iter()

@@ -135,6 +135,7 @@ pub(super) fn gitlab(inner: &mut Inner, request: &Request) -> Response {
                     .to_string()
             };
             let (head, base) = (s("source_branch"), s("target_branch"));
+            another_client_opens_first(inner, &head, &base);
             if let Some(open) = inner.prs.iter().find(|p| p.open && p.head == head) {
                 return json_answer(
                     StatusCode::CONFLICT,
