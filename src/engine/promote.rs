@@ -132,6 +132,16 @@ fn read_branch(
                 .collect();
         }
     };
+    // Every source file of the branch in one walk (a cold start), not one walk per file.
+    let files: Vec<&str> = list
+        .iter()
+        .filter_map(|(app, index)| app.app.images[*index].targets.first())
+        .filter(|target| !target.names_directory())
+        .map(|target| target.file.as_str())
+        .collect();
+    if let Err(error) = engine.inner.history.prefetch(&checkout, url, &files, now) {
+        tracing::warn!(url = %git::redact_url(url), %error, "cannot read the promotion sources' history");
+    }
     list.iter()
         .map(|source| (key(source), read_one(engine, &checkout, source, now)))
         .collect()
