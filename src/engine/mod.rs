@@ -28,6 +28,7 @@ mod fetch;
 pub mod message;
 mod plan;
 pub mod progress;
+mod promote;
 mod pull_request;
 mod rollback;
 pub mod settings;
@@ -95,10 +96,25 @@ pub(crate) struct WriteContext {
     /// The bot's email: commits by it are imagebump's (rollback detection).
     pub bot: String,
     pub progress: Arc<dyn progress::Progress>,
+    /// The promotion sources' histories, read before the repository jobs.
+    pub sources: promote::Sources,
+    /// The history bound as reasons say it (`5000 commits or 90d`).
+    pub bound: String,
 }
 
 impl WriteContext {
     /// What reading rollbacks needs, from this pass.
+    /// What deciding a promoted image needs, from this pass.
+    pub(crate) fn promotion<'a>(&'a self, registry: &'a registry::Client) -> promote::Pass<'a> {
+        promote::Pass {
+            registry,
+            memo: &self.memo,
+            now: self.now,
+            bot: &self.bot,
+            bound: &self.bound,
+        }
+    }
+
     pub(crate) fn rollbacks(&self) -> rollback::Reader<'_> {
         rollback::Reader {
             history: &self.history,
@@ -294,13 +310,17 @@ impl Engine {
         progress.start(images.len(), selected.len(), config_repos.len());
         let tags = fetch::tag_lists(&inner.registry, &images, progress.as_ref()).await;
         report.tag_lists.clone_from(&tags.durations);
+        let now = OffsetDateTime::now_utc();
+        let sources = promote::read_sources(self, &selected, now).await;
         let ctx = Arc::new(WriteContext {
+            sources,
+            bound: promote::bound_text(self),
             mode: if options.dry_run {
                 Mode::DryRun
             } else {
                 Mode::Write
             },
-            now: OffsetDateTime::now_utc(),
+            now,
             tags,
             memo: fetch::MetaMemo::default(),
             handle: tokio::runtime::Handle::current(),

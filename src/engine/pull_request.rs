@@ -124,6 +124,9 @@ fn relist(engine: &Engine, ctx: &WriteContext, app: &ResolvedApp) -> WriteContex
         history: Arc::clone(&ctx.history),
         bot: ctx.bot.clone(),
         progress: Arc::new(Quiet),
+        // The sources as read for the pass (their clones may be this one, locked by this job).
+        sources: ctx.sources.clone(),
+        bound: ctx.bound.clone(),
     }
 }
 
@@ -155,11 +158,11 @@ fn write_inner(
         report.diffs = planned.files.iter().map(|f| f.diff()).collect();
         // Fail where the real pass would, short of the remote and the forge.
         settings::forge(config)?;
-        render(app, pr_config, &rows)?;
+        render(app, pr_config, (&rows, &planned.promotions))?;
         return Ok(Written::Done { pushed: false });
     }
     let forge = Forge::new(settings::forge(config)?)?;
-    let texts = render(app, pr_config, &rows)?;
+    let texts = render(app, pr_config, (&rows, &planned.promotions))?;
     let found = ctx
         .handle
         .block_on(forge.find_pull_requests(&texts.branch, &config.branch))?;
@@ -215,7 +218,7 @@ struct Texts {
 fn render(
     app: &ResolvedApp,
     pr_config: &PullRequestConfig,
-    rows: &[ChangeRow],
+    (rows, promotions): (&[ChangeRow], &[forge::PromotionRow]),
 ) -> Result<Texts, AppError> {
     let name = &app.app.name;
     Ok(Texts {
@@ -225,7 +228,7 @@ fn render(
             .map_err(AppError::template)?,
         title: forge::render_title(pr_config.title.as_deref(), name, rows)
             .map_err(AppError::template)?,
-        body: forge::render_body(pr_config.body.as_deref(), name, rows)
+        body: forge::render_promoted_body(pr_config.body.as_deref(), name, rows, promotions)
             .map_err(AppError::template)?,
     })
 }

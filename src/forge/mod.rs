@@ -36,8 +36,8 @@ use std::fmt;
 use std::time::Duration;
 
 pub use body::{
-    ChangeRow, DEFAULT_BODY_TEMPLATE, DEFAULT_TITLE_TEMPLATE, ImageRow, images, render_body,
-    render_title,
+    ChangeRow, DEFAULT_BODY_TEMPLATE, DEFAULT_TITLE_TEMPLATE, ImageRow, PromotionRow, images,
+    render_body, render_promoted_body, render_title,
 };
 pub use decide::{Action, decide, fingerprint, fingerprint_in_body};
 pub use link::commit_url;

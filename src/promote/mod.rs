@@ -109,6 +109,19 @@ pub fn choose(
         };
         let soaked = until - since;
         if soaked >= rules.soak {
+            // A newer tag the source rolled back from, older in its history, is still why
+            // that one is not promoted.
+            let newer = newer.or_else(|| {
+                changes.iter().skip(i + 1).find_map(|c| {
+                    let gone = c.value.as_ref()?;
+                    let gone_tag = gone.tag.as_deref()?;
+                    (rolled_back.contains(gone_tag) && older(value, gone) == Some(true)).then(
+                        || Promotion::RolledBack {
+                            tag: gone_tag.to_string(),
+                        },
+                    )
+                })
+            });
             return Outcome {
                 candidate: Some(Candidate {
                     tag: tag.clone(),
@@ -308,7 +321,7 @@ mod tests {
                 true,
                 ANY
             ),
-            "1.4.0 after 1d 16h; -"
+            "1.4.0 after 1d 16h; staging rolled back from 1.5.0: it is never promoted"
         );
         // ... and then 1.5.0 again, 25 h ago: still not.
         assert_eq!(

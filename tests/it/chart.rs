@@ -130,6 +130,10 @@ fn every_optional_global_key_passes_the_schema_and_validates() {
         .expect("config");
     config.insert("max_concurrent_checks".into(), json!(2));
     config.insert(
+        "history".into(),
+        json!({"max_commits": 2000, "max_age": "30d"}),
+    );
+    config.insert(
         "registry_breaker".into(),
         json!({"cooldown": "1m", "max_cooldown": "20m"}),
     );

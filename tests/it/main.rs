@@ -20,6 +20,7 @@ mod import_argo;
 mod notify;
 mod once;
 mod once_output;
+mod promote;
 mod pull_request;
 mod registry;
 mod rollback;

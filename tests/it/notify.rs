@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
 use hmac::{Hmac, Mac};
 use imagebump::config::Config;
 use imagebump::notify::{Notifier, Observer, Outcome, Retry, State as Failures};
@@ -30,12 +31,15 @@ enum Behaviour {
     AlwaysFail,
     /// Never answers.
     Hang,
+    /// 429 with `Retry-After: N` (seconds) for the first request, then 200.
+    RateLimited(u64),
 }
 
 #[derive(Clone, Debug)]
 struct Seen {
     headers: HeaderMap,
     body: Bytes,
+    at: Instant,
 }
 
 #[derive(Clone)]
@@ -92,17 +96,29 @@ async fn receive(
     State(state): State<ReceiverState>,
     headers: HeaderMap,
     body: Bytes,
-) -> StatusCode {
+) -> axum::response::Response {
     let n = {
         let mut seen = state.seen.lock().unwrap();
-        seen.push(Seen { headers, body });
+        seen.push(Seen {
+            headers,
+            body,
+            at: Instant::now(),
+        });
         seen.len()
     };
     match state.behaviour {
-        Behaviour::Ok => StatusCode::OK,
-        Behaviour::FailFirst(k) if n > k => StatusCode::OK,
-        Behaviour::FailFirst(_) | Behaviour::AlwaysFail => StatusCode::INTERNAL_SERVER_ERROR,
+        Behaviour::Ok => StatusCode::OK.into_response(),
+        Behaviour::FailFirst(k) if n > k => StatusCode::OK.into_response(),
+        Behaviour::FailFirst(_) | Behaviour::AlwaysFail => {
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
         Behaviour::Hang => std::future::pending().await,
+        Behaviour::RateLimited(_) if n > 1 => StatusCode::OK.into_response(),
+        Behaviour::RateLimited(secs) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(axum::http::header::RETRY_AFTER, secs.to_string())],
+        )
+            .into_response(),
     }
 }
 
@@ -415,6 +431,29 @@ async fn a_failing_sink_is_retried_and_given_up_after_its_attempts() {
     assert_eq!(ids[0], ids[1]);
     assert!(seen.iter().all(|s| verify(s, KEY).is_ok()));
     assert_eq!(down.wait_for(3).await.len(), 3, "attempts: 3");
+}
+
+/// A sink that answers 429 with `Retry-After` (as Slack does) is not asked again before that
+/// many seconds, though the backoff between tries is 10 ms; the event is then delivered.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rate_limited_sink_is_asked_again_only_after_its_retry_after() {
+    let limited = Receiver::start(Behaviour::RateLimited(1)).await;
+    let (_dir, config) = config(&[("limited", "slack", &limited)], "");
+    let outcomes = Arc::new(Outcomes::default());
+    let notifier =
+        Notifier::start_with(&config, Failures::default(), outcomes.clone(), quick()).unwrap();
+    notifier.observe(&[committed()], "2026-12-04T05:00:00Z");
+
+    assert_eq!(
+        outcomes.wait_for("limited", 2).await,
+        vec![Outcome::Retried, Outcome::Delivered]
+    );
+    let seen = limited.wait_for(2).await;
+    let gap = seen[1].at - seen[0].at;
+    assert!(
+        gap >= Duration::from_secs(1),
+        "asked again after {gap:?}, before the sink's Retry-After of 1 s"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
