@@ -153,6 +153,18 @@ impl ResolvedApp {
     }
 }
 
+/// Whether a target's `file` (a file, or a directory: written with a trailing `/` or found
+/// to be one on the branch) covers the repository file `path`.
+fn target_holds(file: &str, path: &str) -> bool {
+    let dir = file.trim_start_matches("./").trim_end_matches('/');
+    dir.is_empty()
+        || dir == "."
+        || path == dir
+        || path
+            .strip_prefix(dir)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
 /// The `history:` bound of the global file, as `history` reads it.
 fn history_bound(config: &crate::config::HistoryBound) -> crate::history::Bound {
     crate::history::Bound {
@@ -240,6 +252,30 @@ impl Engine {
             inner.shutdown = Some(shutdown);
         }
         self
+    }
+
+    /// Keep what `previous` (the engine of the configuration before a reload) read of the
+    /// targets' histories that this configuration still has, so a reload reads no history
+    /// again; records of targets no longer configured are dropped with `previous`. Call before
+    /// the engine is shared.
+    pub fn with_history_from(mut self, previous: &crate::history::History) -> Engine {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            let bound = history_bound(&inner.config.global.history);
+            let apps = &inner.config.apps;
+            let configured = |url: &str, branch: &str, file: &str| {
+                apps.iter()
+                    .filter(|app| app.repo == url && app.branch == branch)
+                    .flat_map(|app| app.images.iter().flat_map(|image| image.targets.iter()))
+                    .any(|target| target_holds(&target.file, file))
+            };
+            inner.history = Arc::new(previous.carried(bound, configured));
+        }
+        self
+    }
+
+    /// The targets' history cache (carried over a reload with [`Engine::with_history_from`]).
+    pub fn history(&self) -> Arc<crate::history::History> {
+        Arc::clone(&self.inner.history)
     }
 
     pub(crate) fn shutting_down(&self) -> bool {
@@ -444,5 +480,27 @@ impl Engine {
 
     pub(crate) fn author_email(&self) -> &str {
         &self.inner.config.global.git.author_email
+    }
+}
+
+#[cfg(test)]
+mod history_tests {
+    use super::target_holds;
+
+    #[test]
+    fn a_target_holds_its_file_or_the_files_under_its_directory() {
+        assert!(target_holds("apps/api/values.yaml", "apps/api/values.yaml"));
+        assert!(target_holds(
+            "./apps/api/values.yaml",
+            "apps/api/values.yaml"
+        ));
+        assert!(target_holds("apps/api/", "apps/api/deploy.yaml"));
+        assert!(target_holds("apps/api", "apps/api/sub/deploy.yaml"));
+        assert!(target_holds("./", "anything.yaml"));
+        assert!(!target_holds("apps/api", "apps/api2/deploy.yaml"));
+        assert!(!target_holds(
+            "apps/api/values.yaml",
+            "apps/web/values.yaml"
+        ));
     }
 }

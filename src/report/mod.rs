@@ -143,6 +143,9 @@ pub enum PullRequestAction {
     /// A person closed a pull request for exactly these versions without merging it: they are
     /// not proposed again (the reason says which).
     NotReopened(String),
+    /// The open pull request was closed: a person's rollback on the base branch leaves nothing
+    /// to propose (the reason names it).
+    Closed(String),
 }
 
 /// The outcome of one pass.

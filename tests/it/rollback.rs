@@ -403,6 +403,115 @@ async fn in_pull_request_mode_a_reverted_merge_is_not_proposed_again() {
     assert!(forge.violations().is_empty(), "{:?}", forge.violations());
 }
 
+/// The app keys of pull-request mode on `forge`.
+fn pull_request_keys(forge: &StandIn, kind: ForgeKind) -> String {
+    let name = match kind {
+        ForgeKind::Github => "github",
+        ForgeKind::Gitlab => "gitlab",
+        ForgeKind::Gitea => "gitea",
+    };
+    format!(
+        "write: pull-request\npull_request: {{forge: {name}, api_url: {}, project: {}, token_env: {TOKEN_ENV}}}\n",
+        forge.api_url(),
+        forge.project()
+    )
+}
+
+/// A person merges imagebump's open pull request `pr` with a merge commit (and the forge
+/// marks it merged).
+fn merge_pull_request(case: &Case, forge: &StandIn, pr: &crate::support::forge::StoredPr) {
+    let jane = &case.jane;
+    jane.pull();
+    jane.run(&["fetch", "-q", "origin", &pr.head]);
+    jane.run(&[
+        "merge",
+        "-q",
+        "--no-ff",
+        "-m",
+        "Merge pull request",
+        "FETCH_HEAD",
+    ]);
+    jane.run(&["push", "-q", "origin", "HEAD:main"]);
+    forge.merge(pr.number);
+}
+
+/// Issue 19, gap: after a rollback, imagebump's open pull request still proposed what the
+/// rules now refuse, and stayed open. Under `hold` it is closed with a comment naming the
+/// rollback (who, which commit) and not opened again for the same versions; under
+/// `skip-version` a newer tag stays proposed. On the GitHub, GitLab and Gitea stand-ins.
+#[tokio::test(flavor = "multi_thread")]
+async fn after_a_rollback_the_open_pull_request_is_closed_when_nothing_is_allowed() {
+    for kind in [ForgeKind::Github, ForgeKind::Gitlab, ForgeKind::Gitea] {
+        let forge = StandIn::start(kind).await;
+        let hold =
+            Case::with_app_keys(&pull_request_keys(&forge, kind), "    on_rollback: hold\n").await;
+        hold.once(&[]);
+        let first = forge.prs();
+        assert_eq!(first.len(), 1, "{kind:?}: {first:?}");
+        merge_pull_request(&hold, &forge, &first[0]);
+        assert_eq!(hold.deployed(), "1.2.0");
+        // A newer tag: imagebump's second pull request, open.
+        hold.push_tags(&["1.3.0"]).await;
+        hold.once(&[]);
+        let open: Vec<_> = forge.prs().into_iter().filter(|p| p.open).collect();
+        assert_eq!(open.len(), 1, "{kind:?}: {:?}", forge.prs());
+        assert!(open[0].body.contains("1.3.0"), "{}", open[0].body);
+        let number = open[0].number;
+
+        // A person reverts the merge of 1.2.0 on the base branch: under `hold` nothing may be
+        // proposed, so the open pull request for 1.3.0 is closed, saying why.
+        hold.jane.run(&["revert", "--no-edit", "-m", "1", "HEAD"]);
+        hold.jane.run(&["push", "-q", "origin", "HEAD:main"]);
+        let revert = hold.jane.run(&["rev-parse", "--short=7", "HEAD"]);
+        let out = hold.once(&[]);
+        let closed = forge.pr(number);
+        assert!(
+            !closed.open,
+            "{kind:?}: still open after the rollback: {closed:?}"
+        );
+        assert!(!closed.merged);
+        let comment = closed.comments.join("\n");
+        assert!(
+            comment.contains("jane@example.com") && comment.contains(&revert),
+            "{kind:?}: {comment}"
+        );
+        assert!(comment.contains("held: 1.2.0 rolled back"), "{comment}");
+        assert!(
+            text(&out).contains("closed: rolled back on main: api: held: 1.2.0"),
+            "{}",
+            text(&out)
+        );
+        assert_eq!(hold.deployed(), "1.1.0");
+
+        // Never opened again for the same versions.
+        let why = hold.why();
+        assert_eq!(why["kind"], "held", "{why}");
+        assert_eq!(forge.prs().len(), 2, "{kind:?}: {:?}", forge.prs());
+        assert!(forge.prs().iter().all(|p| !p.open), "{:?}", forge.prs());
+        assert!(
+            forge.violations().is_empty(),
+            "{kind:?}: {:?}",
+            forge.violations()
+        );
+    }
+
+    // `skip-version`: 1.3.0 is newer than the rolled-back 1.2.0, so its pull request stays.
+    let forge = StandIn::start(ForgeKind::Github).await;
+    let skip = Case::with_app_keys(&pull_request_keys(&forge, ForgeKind::Github), "").await;
+    skip.once(&[]);
+    merge_pull_request(&skip, &forge, &forge.prs()[0]);
+    skip.push_tags(&["1.3.0"]).await;
+    skip.once(&[]);
+    skip.jane.run(&["revert", "--no-edit", "-m", "1", "HEAD"]);
+    skip.jane.run(&["push", "-q", "origin", "HEAD:main"]);
+    skip.once(&[]);
+    let open: Vec<_> = forge.prs().into_iter().filter(|p| p.open).collect();
+    assert_eq!(open.len(), 1, "{:?}", forge.prs());
+    assert!(open[0].body.contains("1.3.0"), "{}", open[0].body);
+    assert!(open[0].comments.is_empty(), "{:?}", open[0].comments);
+    assert!(forge.violations().is_empty(), "{:?}", forge.violations());
+}
+
 /// `on_rollback: ignore` reads no history: the reverted tag is proposed again, as before.
 #[tokio::test(flavor = "multi_thread")]
 async fn on_rollback_ignore_proposes_the_reverted_tag_again() {
