@@ -346,6 +346,17 @@ impl Engine {
         progress.start(images.len(), selected.len(), config_repos.len());
         let tags = fetch::tag_lists(&inner.registry, &images, progress.as_ref()).await;
         report.tag_lists.clone_from(&tags.durations);
+        if let Some(repositories) = &options.repositories {
+            // A targeted check (a webhook's): what it listed tells later notifications of
+            // tags it already saw from news (the daemon's check queue).
+            report.listed = repositories
+                .iter()
+                .filter_map(|name| match tags.by_repository.get(name) {
+                    Some(Ok(list)) => Some((name.clone(), Arc::clone(list))),
+                    _ => None,
+                })
+                .collect();
+        }
         let now = OffsetDateTime::now_utc();
         let sources = promote::read_sources(self, &selected, now).await;
         let ctx = Arc::new(WriteContext {

@@ -159,6 +159,10 @@ pub struct PassReport {
     /// How long each tags listing of the pass took, by registry host (listings that ended).
     #[serde(skip)]
     pub tag_lists: Vec<(String, std::time::Duration)>,
+    /// The tags listed for each repository a pass was limited to (`registry/repository`, the
+    /// pass options' `repositories`); empty for a pass that was not limited.
+    #[serde(skip)]
+    pub listed: Vec<(String, std::sync::Arc<Vec<String>>)>,
 }
 
 impl PassReport {
