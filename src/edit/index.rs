@@ -23,6 +23,9 @@ use super::slot::{Field, plain_last_component};
 use super::tree::{Kind, NodeId, Tree};
 use crate::reference::ImageRef;
 
+/// A mapping's entries by scalar key.
+type ByKey = HashMap<String, Vec<(NodeId, NodeId)>>;
+
 /// Mappings with fewer entries than this are searched by walking them (cheaper than hashing).
 const INDEXED_MAP_ENTRIES: usize = 16;
 
@@ -33,7 +36,7 @@ pub(super) struct Index {
     /// Byte offsets of every `\n`.
     newlines: OnceLock<Vec<usize>>,
     /// For each mapping of at least [`INDEXED_MAP_ENTRIES`] entries: scalar key -> its entries.
-    keys: OnceLock<HashMap<NodeId, HashMap<String, Vec<(NodeId, NodeId)>>>>,
+    keys: OnceLock<HashMap<NodeId, ByKey>>,
     /// Per document (in `tree.roots` order): its Kustomize `images:` list, when it is a
     /// kustomization.
     kustomize: OnceLock<Vec<Option<ImagesList>>>,
@@ -256,7 +259,7 @@ fn memchr_all(bytes: &[u8], byte: u8) -> Vec<usize> {
 }
 
 /// The keys of every mapping with at least [`INDEXED_MAP_ENTRIES`] entries.
-fn index_keys(tree: &Tree) -> HashMap<NodeId, HashMap<String, Vec<(NodeId, NodeId)>>> {
+fn index_keys(tree: &Tree) -> HashMap<NodeId, ByKey> {
     let mut out = HashMap::new();
     for (id, node) in tree.nodes.iter().enumerate() {
         let Kind::Map(entries) = &node.kind else {
@@ -265,7 +268,7 @@ fn index_keys(tree: &Tree) -> HashMap<NodeId, HashMap<String, Vec<(NodeId, NodeI
         if entries.len() < INDEXED_MAP_ENTRIES {
             continue;
         }
-        let mut by_key: HashMap<String, Vec<(NodeId, NodeId)>> = HashMap::new();
+        let mut by_key = ByKey::new();
         for &(key, value) in entries {
             if let Some(name) = tree.scalar(key) {
                 by_key
