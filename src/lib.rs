@@ -9,6 +9,7 @@
 //! - [`edit`]: pure, format-preserving YAML edits (bytes in, bytes out).
 //! - [`git`]: clone cache, fetch, commit, push with conflict retry.
 //! - [`history`]: a target's value history on its branch (bounded, cached), and rollbacks.
+//! - [`promote`]: pure promotion decisions: the tag another app's history says soaked.
 //! - [`forge`]: merge requests on GitHub, GitLab and Gitea.
 //! - [`report`]: what a pass reports per app, with typed errors (the engine fills it, the daemon records it).
 //! - [`engine`]: the write-back spine that runs one pass over the apps (`imagebump once`).
@@ -37,6 +38,7 @@ pub mod history;
 pub mod import;
 pub mod notify;
 pub mod policy;
+pub mod promote;
 pub mod reference;
 pub mod registry;
 pub mod report;
@@ -128,6 +130,10 @@ mod tests {
                 "lib" | "main" | "cli" | "service" => &[],
                 "engine" => &["daemon", "service", "cli"],
                 "daemon" => &["engine", "service", "cli"],
+                // Pure: reads a history it is given, asks nothing of a registry or a forge.
+                "promote" => &[
+                    "engine", "daemon", "service", "cli", "registry", "forge", "notify",
+                ],
                 _ => &upper,
             };
             for name in &named {

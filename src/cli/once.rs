@@ -105,9 +105,13 @@ pub(super) fn load_engine(
         eprintln!("imagebump: {e}");
         return Err(ExitCode::from(EXIT_USAGE));
     }
+    let mut unused = Vec::new();
     let loaded = match config::load(config).and_then(|loaded| {
         let mut found = check::templates(&loaded.refs.templates);
-        found.extend(check::missing_env(&loaded.refs.env));
+        let (daemon_only, needed): (Vec<_>, Vec<_>) =
+            loaded.refs.env.iter().cloned().partition(|r| r.daemon_only);
+        found.extend(check::missing_env(&needed));
+        unused = check::missing_env(&daemon_only);
         loaded.with_problems(found)
     }) {
         Ok(loaded) => loaded,
@@ -118,6 +122,11 @@ pub(super) fn load_engine(
     };
     for problem in &loaded.problems {
         eprintln!("{problem}");
+    }
+    // Notification sinks and webhook receivers are the daemon's: `once` neither notifies nor
+    // listens, so their unset variables are named, not fatal.
+    for note in &unused {
+        eprintln!("{note}; unused by `once` (only `imagebump run` reads it)");
     }
     if let Some(app) = app
         && !loaded.config.apps.iter().any(|a| a.name == app)
@@ -175,6 +184,7 @@ impl State {
                 Some(PullRequestAction::Updated) => State::PullRequestUpdated,
                 Some(PullRequestAction::Unchanged) => State::AlreadyProposed,
                 Some(PullRequestAction::NotReopened(_)) => State::NotProposedAgain,
+                Some(PullRequestAction::Closed(_)) => State::UpToDate,
                 None if app.pushed => State::Updated,
                 None => State::ChangesPending,
             }
@@ -228,6 +238,9 @@ fn app_block(app: &AppReport, dry_run: bool) -> String {
         match &app.pull_request_action {
             Some(PullRequestAction::NotReopened(reason)) => {
                 out.push_str(&format!("  pull request {pr}: {reason}\n"));
+            }
+            Some(PullRequestAction::Closed(reason)) => {
+                out.push_str(&format!("  pull request {pr} closed: {reason}\n"));
             }
             _ => out.push_str(&format!("  pull request {pr}\n")),
         }

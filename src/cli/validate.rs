@@ -30,10 +30,44 @@ pub fn run(args: Args) -> ExitCode {
     config::read::sort(&mut problems, &args.config.config);
     // An unset secret variable is a warning here (validate may run where the secrets are not,
     // as in CI); `run` and `once` refuse to start without it.
-    let warnings = check::missing_env(&checked.refs.env);
-    for warning in &warnings {
+    // The same for a secret or key file that is not there (yet): it may be mounted at run time.
+    // A notification sink's or webhook receiver's is read only by `run`.
+    let (daemon_env, env): (Vec<_>, Vec<_>) = checked
+        .refs
+        .env
+        .iter()
+        .cloned()
+        .partition(|r| r.daemon_only);
+    let (daemon_files, files): (Vec<_>, Vec<_>) = checked
+        .refs
+        .files
+        .iter()
+        .cloned()
+        .partition(|r| r.daemon_only);
+    let mut warnings: Vec<_> = check::missing_env(&env)
+        .into_iter()
+        .chain(check::missing_files(&files))
+        .map(|w| (w, "`run` and `once` refuse"))
+        .chain(
+            check::missing_env(&daemon_env)
+                .into_iter()
+                .chain(check::missing_files(&daemon_files))
+                .map(|w| (w, "`run` refuses")),
+        )
+        .collect();
+    warnings.sort_by_key(|(w, _)| (w.file.clone(), w.line, w.col));
+    for (warning, who) in &warnings {
         eprintln!(
-            "{}:{}:{}: warning: {}; `run` and `once` refuse to start without it",
+            "{}:{}:{}: warning: {}; {who} to start without it",
+            warning.file.display(),
+            warning.line,
+            warning.col,
+            warning.message
+        );
+    }
+    for warning in &checked.warnings {
+        eprintln!(
+            "{}:{}:{}: warning: {}",
             warning.file.display(),
             warning.line,
             warning.col,

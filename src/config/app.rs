@@ -90,6 +90,7 @@ pub fn parse_app(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<App
             "`write: pull-request` needs a `pull_request:` section (forge, token_env)",
         );
     }
+    let write_explicit = fields.get("write").is_some();
     let commit_message = fields.opt_str("commit_message", diags);
     if let (Some(template), Some(node)) = (&commit_message, fields.get("commit_message")) {
         check_template(
@@ -124,12 +125,36 @@ pub fn parse_app(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<App
         }
         None => diags.node(&root, "missing required key `images` in an app"),
     }
+    // A promotion changes what staging or prod runs: it opens a pull request unless the
+    // file says otherwise (and then `validate` warns).
+    let mut write = write;
+    if let Some(image) = images.iter().find(|i: &&ImageConfig| i.promote.is_some()) {
+        match fields.get("write") {
+            None if fields.get("pull_request").is_none() => diags.node(
+                &root,
+                format!(
+                    "image `{}` is promoted, so this app opens pull requests by default: add a `pull_request:` section (forge, token_env), or set `write: commit`",
+                    image.name
+                ),
+            ),
+            None => write = WriteMode::PullRequest,
+            Some(at) if write == WriteMode::Commit => diags.warn(
+                at,
+                format!(
+                    "image `{}` is promoted and `write: commit` pushes it without a review; promotions usually go through a pull request",
+                    image.name
+                ),
+            ),
+            Some(_) => {}
+        }
+    }
     Some(App {
         file: path.to_path_buf(),
         name: name?,
         repo: repo?,
         branch,
         write,
+        write_explicit,
         pull_request,
         commit_message,
         schedule,
@@ -237,6 +262,7 @@ const IMAGE_KEYS: &[&str] = &[
     "platform",
     "targets",
     "on_rollback",
+    "promote",
 ];
 
 fn parse_image(node: &Node, diags: &mut Diagnostics) -> Option<ImageConfig> {
@@ -319,6 +345,9 @@ fn parse_image(node: &Node, diags: &mut Diagnostics) -> Option<ImageConfig> {
         }
         None => diags.node(node, "missing required key `targets` in an image"),
     }
+    let promote = fields
+        .get("promote")
+        .and_then(|node| parse_promote(node, name.as_deref(), diags));
     Some(ImageConfig {
         name: name?,
         image: image?,
@@ -334,6 +363,47 @@ fn parse_image(node: &Node, diags: &mut Diagnostics) -> Option<ImageConfig> {
         targets,
         line: node.line,
         on_rollback: parse_on_rollback(&fields, diags),
+        promote,
+    })
+}
+
+/// `promote: {from: <app>, image: <name>, soak: 24h, trust: any|bot}`. The checks across apps
+/// (an unknown app or image, a cycle) are [`super::promote`]'s.
+fn parse_promote(
+    node: &Node,
+    name: Option<&str>,
+    diags: &mut Diagnostics,
+) -> Option<PromoteConfig> {
+    let fields = Fields::new(
+        node,
+        "`promote`",
+        &["from", "image", "soak", "trust"],
+        diags,
+    )?;
+    let from_node = fields.get("from");
+    let from = fields.required_str("from", "`promote`", diags);
+    let image = fields.opt_str("image", diags).or(name.map(str::to_owned));
+    let soak = fields.opt_duration("soak", diags).unwrap_or(DEFAULT_SOAK);
+    let trust = match fields.opt_str("trust", diags).as_deref() {
+        None | Some("any") => PromoteTrust::Any,
+        Some("bot") => PromoteTrust::Bot,
+        Some(other) => {
+            if let Some(at) = fields.get("trust") {
+                diags.node(
+                    at,
+                    format!("`trust` must be `any` or `bot`, found `{other}`"),
+                );
+            }
+            PromoteTrust::Any
+        }
+    };
+    let at = from_node.map_or((node.line, node.col), |n| (n.line, n.col));
+    Some(PromoteConfig {
+        from: from?,
+        image: image?,
+        soak,
+        trust,
+        at,
     })
 }
 

@@ -5,7 +5,7 @@
 //! reports them all; a value that does not validate is left out, never guessed.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use super::read::{
@@ -27,6 +27,7 @@ pub(super) const GLOBAL_KEYS: &[&str] = &[
     "max_concurrent_checks",
     "registry_breaker",
     "notifications",
+    "history",
 ];
 
 /// Parse the global file's text. `path` locates the apps directory and names the file in
@@ -46,7 +47,7 @@ pub fn parse_global(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<
         .map(|w| base.join(w))
         .unwrap_or_else(|| base.join(".imagebump"));
     let git = match fields.get("git") {
-        Some(node) => parse_git(node, diags),
+        Some(node) => parse_git(node, base, diags),
         None => Some(GitConfig {
             author_name: "imagebump".into(),
             author_email: "imagebump@localhost".into(),
@@ -77,7 +78,12 @@ pub fn parse_global(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<
     let notifications = fields
         .get("notifications")
         .and_then(|node| super::notify::parse_notifications(node, base, diags));
+    let history = fields
+        .get("history")
+        .and_then(|node| parse_history(node, diags))
+        .unwrap_or_default();
     Some(Global {
+        history,
         notifications,
         max_concurrent_checks,
         registry_breaker,
@@ -88,6 +94,27 @@ pub fn parse_global(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<
         registries,
         webhook,
         http_listen,
+    })
+}
+
+/// `history: {max_commits, max_age}`: how far back a target's history is read.
+fn parse_history(node: &Node, diags: &mut Diagnostics) -> Option<HistoryBound> {
+    let fields = Fields::new(node, "`history`", &["max_commits", "max_age"], diags)?;
+    let default = HistoryBound::default();
+    let max_age = fields
+        .opt_duration("max_age", diags)
+        .unwrap_or(default.max_age);
+    if max_age.is_zero() {
+        diags.node(
+            fields.get("max_age").unwrap_or(node),
+            "`max_age` must be longer than 0s",
+        );
+    }
+    Some(HistoryBound {
+        max_commits: fields
+            .opt_u32("max_commits", diags)
+            .unwrap_or(default.max_commits),
+        max_age,
     })
 }
 
@@ -140,7 +167,7 @@ fn parse_tag_list(node: &Node, diags: &mut Diagnostics) -> Option<TagListCaps> {
     Some(caps)
 }
 
-fn parse_git(node: &Node, diags: &mut Diagnostics) -> Option<GitConfig> {
+fn parse_git(node: &Node, base: &Path, diags: &mut Diagnostics) -> Option<GitConfig> {
     let fields = Fields::new(
         node,
         "`git`",
@@ -178,7 +205,7 @@ fn parse_git(node: &Node, diags: &mut Diagnostics) -> Option<GitConfig> {
         .map(|node| {
             list(node, "credentials", diags)
                 .iter()
-                .filter_map(|item| parse_git_credential(item, diags))
+                .filter_map(|item| parse_git_credential(item, base, diags))
                 .collect()
         })
         .unwrap_or_default();
@@ -200,14 +227,18 @@ fn parse_git(node: &Node, diags: &mut Diagnostics) -> Option<GitConfig> {
         push_retries: fields.opt_u32("push_retries", diags).unwrap_or(5),
         group_commits: fields.opt_bool("group_commits", diags).unwrap_or(false),
         group_commit_message,
-        signing_key_file: fields.opt_str("signing_key_file", diags).map(PathBuf::from),
+        signing_key_file: fields.opt_file("signing_key_file", base, diags),
         workdir_wait: fields
             .opt_duration("workdir_wait", diags)
             .unwrap_or(DEFAULT_WORKDIR_WAIT),
     })
 }
 
-fn parse_git_credential(node: &Node, diags: &mut Diagnostics) -> Option<GitCredential> {
+fn parse_git_credential(
+    node: &Node,
+    base: &Path,
+    diags: &mut Diagnostics,
+) -> Option<GitCredential> {
     let fields = Fields::new(
         node,
         "a git credential",
@@ -226,10 +257,10 @@ fn parse_git_credential(node: &Node, diags: &mut Diagnostics) -> Option<GitCrede
         url: fields.required_str("url", "a git credential", diags)?,
         username: fields.opt_str("username", diags),
         password_env: fields.opt_env("password_env", diags),
-        password_file: fields.opt_str("password_file", diags).map(PathBuf::from),
-        ssh_key_file: fields.opt_str("ssh_key_file", diags).map(PathBuf::from),
+        password_file: fields.opt_file("password_file", base, diags),
+        ssh_key_file: fields.opt_file("ssh_key_file", base, diags),
         ssh_passphrase_env: fields.opt_env("ssh_passphrase_env", diags),
-        known_hosts_file: fields.opt_str("known_hosts_file", diags).map(PathBuf::from),
+        known_hosts_file: fields.opt_file("known_hosts_file", base, diags),
     };
     let https = credential.password_env.is_some() || credential.password_file.is_some();
     let ssh = credential.ssh_key_file.is_some();
@@ -276,14 +307,14 @@ fn parse_registry(node: &Node, base: &Path, diags: &mut Diagnostics) -> Option<R
     let platforms = fields.opt_str_list("platform", diags);
     let registry = RegistryConfig {
         prefix: fields.required_str("prefix", "a registry", diags)?,
-        docker_config: fields.opt_str("docker_config", diags).map(|p| base.join(p)),
+        docker_config: fields.opt_file("docker_config", base, diags),
         username: fields.opt_str("username", diags),
         password_env: fields.opt_env("password_env", diags),
         token_env: fields.opt_env("token_env", diags),
         requests_per_second: fields.opt_f64("requests_per_second", diags),
         max_concurrency: fields.opt_u32("max_concurrency", diags),
         insecure: fields.opt_bool("insecure", diags).unwrap_or(false),
-        ca_file: fields.opt_str("ca_file", diags).map(|p| base.join(p)),
+        ca_file: fields.opt_file("ca_file", base, diags),
         platform: platforms.first().cloned(),
         platforms,
         tag_list,
@@ -384,8 +415,8 @@ fn parse_webhook(node: &Node, diags: &mut Diagnostics) -> Option<WebhookConfig> 
                     }
                 });
             let secret = r
-                .opt_env("secret_env", diags)
-                .or_else(|| r.opt_env("token_env", diags));
+                .opt_daemon_env("secret_env", diags)
+                .or_else(|| r.opt_daemon_env("token_env", diags));
             if secret.is_none() {
                 diags.node(item, "a webhook receiver needs `secret_env` (or `token_env`): every receiver is authenticated");
             }

@@ -21,6 +21,7 @@ mod app;
 mod global;
 mod model;
 mod notify;
+mod promote;
 pub mod read;
 mod receiver;
 pub mod repo_url;
@@ -122,6 +123,8 @@ pub struct Checked {
     pub problems: Vec<Diagnostic>,
     /// The templates and secret references of every file, broken ones included.
     pub refs: Refs,
+    /// What is allowed but probably not meant (`validate` prints them).
+    pub warnings: Vec<Diagnostic>,
 }
 
 /// Read the global file and every app file, reporting the problems of all of them at once: a
@@ -163,6 +166,7 @@ pub fn check(path: &Path) -> Result<Checked, ConfigError> {
         }
     };
     let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut warnings = diags.warnings;
     for file in files {
         let text = match read_file(&file) {
             Ok(text) => text,
@@ -195,17 +199,20 @@ pub fn check(path: &Path) -> Result<Checked, ConfigError> {
             }
         }
         refs.extend(diags.refs);
+        warnings.extend(diags.warnings);
         match app {
             Some(app) if diags.list.is_empty() => apps.push(app),
             _ => problems.extend(diags.list),
         }
     }
+    promote::check(&mut apps, &seen, &mut problems);
     apps.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(Checked {
         global: parsed.filter(|_| global_ok),
         apps,
         problems,
         refs,
+        warnings,
     })
 }
 

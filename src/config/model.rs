@@ -46,6 +46,26 @@ pub struct Global {
     pub registry_breaker: BreakerConfig,
     /// `notifications`: the sinks and when they are told (`None`: no notifications).
     pub notifications: Option<NotificationsConfig>,
+    /// `history`: how far back a target's history is read (rollbacks, promotion).
+    pub history: HistoryBound,
+}
+
+/// `history:` of the global file: a history read stops at whichever comes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryBound {
+    /// `max_commits`: first-parent commits read at most (default 5,000).
+    pub max_commits: u32,
+    /// `max_age`: commits older than this are not read (default 90 days).
+    pub max_age: Duration,
+}
+
+impl Default for HistoryBound {
+    fn default() -> Self {
+        HistoryBound {
+            max_commits: 5000,
+            max_age: Duration::from_secs(90 * 24 * 3600),
+        }
+    }
 }
 
 /// `notifications:` of the global file.
@@ -262,6 +282,9 @@ pub struct App {
     pub notify: Vec<String>,
     /// `on_rollback`: what a person's rollback of an image means (an image's own overrides).
     pub on_rollback: Option<OnRollback>,
+    /// `write` was written in the file (not defaulted): a promoted app defaults to
+    /// `pull-request`, and an explicit `commit` is warned about.
+    pub write_explicit: bool,
 }
 
 /// `on_rollback`: what imagebump does once a person rolled an image back from a tag it wrote
@@ -335,6 +358,46 @@ pub struct ImageConfig {
     pub line: usize,
     /// `on_rollback` of this image; `None`: the app's.
     pub on_rollback: Option<OnRollback>,
+    /// `promote`: take the candidate from another app's history instead of the registry's
+    /// newest tag.
+    pub promote: Option<PromoteConfig>,
+}
+
+/// `promote: {from, image, soak, trust}` of an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromoteConfig {
+    /// The source app's name.
+    pub from: String,
+    /// The image's name in the source app (default: this image's name).
+    pub image: String,
+    /// How long the source must have held a tag continuously (default 24h).
+    pub soak: Duration,
+    pub trust: PromoteTrust,
+    /// Where `from` is written (line, column), for the cross-app checks.
+    pub at: (usize, usize),
+}
+
+/// Default of `promote.soak`.
+pub const DEFAULT_SOAK: Duration = Duration::from_secs(24 * 3600);
+
+/// `promote.trust`: which commits of the source's history count.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PromoteTrust {
+    /// Every commit (the clock is the committer time; see docs/promotion.md).
+    #[default]
+    Any,
+    /// Only values written by imagebump's own commits (author or committer is `git.author`).
+    Bot,
+}
+
+impl PromoteTrust {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PromoteTrust::Any => "any",
+            PromoteTrust::Bot => "bot",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -192,8 +192,8 @@ fn secret_ref(
     base: &Path,
     diags: &mut Diagnostics,
 ) -> Option<SecretRef> {
-    let env = fields.opt_env(&format!("{key}_env"), diags);
-    let file = fields.opt_str(&format!("{key}_file"), diags);
+    let env = fields.opt_daemon_env(&format!("{key}_env"), diags);
+    let file = fields.opt_daemon_file(&format!("{key}_file"), base, diags);
     match (env, file) {
         (Some(_), Some(_)) => {
             diags.node(
@@ -203,7 +203,7 @@ fn secret_ref(
             None
         }
         (Some(var), None) => Some(SecretRef::Env(var)),
-        (None, Some(path)) => Some(SecretRef::File(base.join(path))),
+        (None, Some(path)) => Some(SecretRef::File(path)),
         (None, None) => None,
     }
 }

@@ -95,6 +95,21 @@ pub struct EnvRef {
     pub key: String,
     pub var: String,
     pub at: Position,
+    /// Read only by `imagebump run` (notification sinks, webhook receivers): `once` neither
+    /// notifies nor listens, so it does not need the variable.
+    pub daemon_only: bool,
+}
+
+/// A `*_file` key (or `docker_config`, `ca_file`): a path the configuration reads a secret or
+/// key from, resolved against the global file's folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRef {
+    /// The key as written (`password_file`, `ssh_key_file`, ...).
+    pub key: String,
+    pub path: PathBuf,
+    pub at: Position,
+    /// Read only by `imagebump run` (see [`EnvRef::daemon_only`]).
+    pub daemon_only: bool,
 }
 
 /// A notification sink an app file names (`notify:`), checked against the global file's.
@@ -109,6 +124,7 @@ pub struct SinkRef {
 pub struct Refs {
     pub templates: Vec<TemplateRef>,
     pub env: Vec<EnvRef>,
+    pub files: Vec<FileRef>,
     pub sinks: Vec<SinkRef>,
 }
 
@@ -116,6 +132,7 @@ impl Refs {
     pub fn extend(&mut self, other: Refs) {
         self.templates.extend(other.templates);
         self.env.extend(other.env);
+        self.files.extend(other.files);
         self.sinks.extend(other.sinks);
     }
 }
@@ -126,6 +143,8 @@ pub struct Diagnostics {
     file: PathBuf,
     pub list: Vec<Diagnostic>,
     pub refs: Refs,
+    /// What is allowed but probably not meant (`validate` prints them; they fail nothing).
+    pub warnings: Vec<Diagnostic>,
 }
 
 impl Diagnostics {
@@ -134,6 +153,7 @@ impl Diagnostics {
             file: file.to_path_buf(),
             list: Vec::new(),
             refs: Refs::default(),
+            warnings: Vec::new(),
         }
     }
 
@@ -157,6 +177,16 @@ impl Diagnostics {
 
     pub fn node(&mut self, node: &Node, message: impl Into<String>) {
         self.at(node.line, node.col, message);
+    }
+
+    /// A warning at `node`.
+    pub fn warn(&mut self, node: &Node, message: impl Into<String>) {
+        self.warnings.push(Diagnostic {
+            file: self.file.clone(),
+            line: node.line,
+            col: node.col,
+            message: message.into(),
+        });
     }
 }
 
@@ -244,6 +274,15 @@ impl<'a> Fields<'a> {
 
     /// An optional `*_env` key: the variable's name, recorded in `diags.refs` with its place.
     pub fn opt_env(&self, key: &str, diags: &mut Diagnostics) -> Option<String> {
+        self.env_ref(key, false, diags)
+    }
+
+    /// An optional `*_env` key that only the daemon reads (see [`EnvRef::daemon_only`]).
+    pub fn opt_daemon_env(&self, key: &str, diags: &mut Diagnostics) -> Option<String> {
+        self.env_ref(key, true, diags)
+    }
+
+    fn env_ref(&self, key: &str, daemon_only: bool, diags: &mut Diagnostics) -> Option<String> {
         let node = self.get(key)?;
         let var = string(node, key, diags)?;
         let at = diags.position(node);
@@ -251,8 +290,45 @@ impl<'a> Fields<'a> {
             key: key.to_string(),
             var: var.clone(),
             at,
+            daemon_only,
         });
         Some(var)
+    }
+
+    /// An optional path key (`*_file`, `docker_config`, `ca_file`), resolved against `base`
+    /// (the global file's folder; an absolute path stays as written) and recorded in
+    /// `diags.refs` with its place.
+    pub fn opt_file(&self, key: &str, base: &Path, diags: &mut Diagnostics) -> Option<PathBuf> {
+        self.file_ref(key, base, false, diags)
+    }
+
+    /// An optional path key that only the daemon reads (see [`EnvRef::daemon_only`]).
+    pub fn opt_daemon_file(
+        &self,
+        key: &str,
+        base: &Path,
+        diags: &mut Diagnostics,
+    ) -> Option<PathBuf> {
+        self.file_ref(key, base, true, diags)
+    }
+
+    fn file_ref(
+        &self,
+        key: &str,
+        base: &Path,
+        daemon_only: bool,
+        diags: &mut Diagnostics,
+    ) -> Option<PathBuf> {
+        let node = self.get(key)?;
+        let path = base.join(string(node, key, diags)?);
+        let at = diags.position(node);
+        diags.refs.files.push(FileRef {
+            key: key.to_string(),
+            path: path.clone(),
+            at,
+            daemon_only,
+        });
+        Some(path)
     }
 
     /// A required `*_env` key (see [`Fields::opt_env`]).

@@ -389,3 +389,73 @@ fn on_rollback_is_read_at_app_and_image_level_and_checked() {
         ]
     );
 }
+
+#[test]
+fn promote_is_read_with_its_defaults_and_makes_the_app_open_pull_requests() {
+    let text = "name: shop-prod\nrepo: https://github.com/acme/c.git\npull_request: {forge: github, token_env: T}\nimages:\n  - image: ghcr.io/acme/api\n    policy: {semver: \"^1\"}\n    promote: {from: shop-staging}\n    targets: [{file: a.yaml}]\n";
+    let (parsed, errors) = app(text);
+    assert_eq!(errors, Vec::<String>::new());
+    let parsed = parsed.unwrap();
+    assert_eq!(parsed.write, WriteMode::PullRequest);
+    let promote = parsed.images[0].promote.clone().unwrap();
+    assert_eq!(promote.from, "shop-staging");
+    assert_eq!(promote.image, "api");
+    assert_eq!(promote.soak, DEFAULT_SOAK);
+    assert_eq!(promote.trust, PromoteTrust::Any);
+    assert_eq!(promote.at, (7, 21));
+
+    let explicit = text.replace(
+        "promote: {from: shop-staging}",
+        "promote: {from: shop-staging, image: backend, soak: 2h, trust: bot}",
+    );
+    let promote = app(&explicit).0.unwrap().images[0].promote.clone().unwrap();
+    assert_eq!(promote.image, "backend");
+    assert_eq!(promote.soak, Duration::from_secs(7200));
+    assert_eq!(promote.trust, PromoteTrust::Bot);
+
+    // Without a pull_request section: say what to add, or how to opt out.
+    let (_, errors) = app(&text.replace("pull_request: {forge: github, token_env: T}\n", ""));
+    assert_eq!(
+        errors,
+        vec![
+            "apps/shop.yaml:1:1: image `api` is promoted, so this app opens pull requests by default: add a `pull_request:` section (forge, token_env), or set `write: commit`"
+        ]
+    );
+    // An explicit `write: commit` is allowed, with a warning.
+    let commit = text.replace(
+        "pull_request: {forge: github, token_env: T}\n",
+        "write: commit\n",
+    );
+    let mut diags = Diagnostics::new(Path::new("apps/shop.yaml"));
+    let parsed = parse_app(Path::new("apps/shop.yaml"), &commit, &mut diags).unwrap();
+    assert!(diags.list.is_empty(), "{:?}", diags.list);
+    assert_eq!(parsed.write, WriteMode::Commit);
+    assert_eq!(diags.warnings.len(), 1);
+    assert!(
+        diags.warnings[0]
+            .to_string()
+            .starts_with("apps/shop.yaml:3:8: image `api` is promoted and `write: commit`")
+    );
+
+    let (_, errors) = app(&text.replace(
+        "{from: shop-staging}",
+        "{from: shop-staging, trust: signed}",
+    ));
+    assert_eq!(
+        errors,
+        vec!["apps/shop.yaml:7:42: `trust` must be `any` or `bot`, found `signed`"]
+    );
+}
+
+#[test]
+fn the_history_bound_is_a_global_key() {
+    let (parsed, errors) = global("history: {max_commits: 200, max_age: 30d}\n");
+    assert_eq!(errors, Vec::<String>::new());
+    let bound = parsed.unwrap().history;
+    assert_eq!(bound.max_commits, 200);
+    assert_eq!(bound.max_age, Duration::from_secs(30 * 86400));
+    let (parsed, _) = global("interval: 2m\n");
+    assert_eq!(parsed.unwrap().history, HistoryBound::default());
+    let (_, errors) = global("history: {max_commits: 0}\n");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+}

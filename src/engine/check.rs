@@ -7,7 +7,7 @@
 //! configuration records where each template and reference is ([`crate::config::read::Refs`]);
 //! this module only says what is wrong with it.
 
-use crate::config::read::{Diagnostic, EnvRef, TemplateKind, TemplateRef};
+use crate::config::read::{Diagnostic, EnvRef, FileRef, TemplateKind, TemplateRef};
 use crate::forge::{self, ChangeRow};
 
 use super::message::{self, GroupedChange};
@@ -141,6 +141,21 @@ pub fn templates(refs: &[TemplateRef]) -> Vec<Diagnostic> {
         }
     }
     problems
+}
+
+/// The path references (`*_file`, `docker_config`, `ca_file`) naming no existing file, each at
+/// its key.
+pub fn missing_files(refs: &[FileRef]) -> Vec<Diagnostic> {
+    refs.iter()
+        .filter(|r| !r.path.exists())
+        .map(|r| {
+            r.at.problem(format!(
+                "`{}` names {}, which does not exist",
+                r.key,
+                r.path.display()
+            ))
+        })
+        .collect()
 }
 
 /// The secret references whose environment variable is not set (or empty), each at its key.

@@ -16,7 +16,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::{
-    Engine, Mode, ResolvedApp, WriteContext, fetch, plan, pull_request, rollback, settings,
+    Engine, Mode, ResolvedApp, WriteContext, fetch, plan, promote, pull_request, rollback, settings,
 };
 use crate::config::{OnRollback, TargetConfig, WriteMode};
 use crate::edit;
@@ -192,9 +192,13 @@ impl Engine {
                 .entry(image.name())
                 .or_insert_with(|| image.clone());
         }
+        let now = OffsetDateTime::now_utc();
+        let sources = promote::read_sources(self, &[resolved], now).await;
         let ctx = Arc::new(WriteContext {
+            sources,
+            bound: promote::bound_text(self),
             mode: Mode::DryRun,
-            now: OffsetDateTime::now_utc(),
+            now,
             tags: fetch::tag_lists(&inner.registry, &repositories, &super::progress::Quiet).await,
             memo: fetch::MetaMemo::default(),
             handle: tokio::runtime::Handle::current(),
@@ -244,9 +248,27 @@ impl Engine {
                     tag: tag.as_deref(),
                     digest: digest.as_deref(),
                 };
-                let decided = match &found {
-                    Some(Err(error)) => Err(DecideError::Other(error.clone())),
-                    Some(Ok(found)) => rollback::decide(
+                let decided = match (&found, &config.promote) {
+                    (Some(Err(error)), _) => Err(DecideError::Other(error.clone())),
+                    (found, Some(promote_config)) => {
+                        let rollback = match found {
+                            Some(Ok(Some(r))) => Some((r, setting)),
+                            _ => None,
+                        };
+                        promote::decide_from(
+                            &ctx.promotion(&inner.registry),
+                            &ctx.sources,
+                            promote_config,
+                            (config, policy),
+                            &tags,
+                            current,
+                            rollback,
+                        )
+                        .await
+                        .map(|made| made.decision)
+                        .map_err(DecideError::from)
+                    }
+                    (Some(Ok(found)), None) => rollback::decide(
                         &inner.registry,
                         (&ctx.memo, ctx.now),
                         config,
@@ -257,7 +279,7 @@ impl Engine {
                     )
                     .await
                     .map_err(DecideError::from),
-                    None => rollback::decide(
+                    (None, None) => rollback::decide(
                         &inner.registry,
                         (&ctx.memo, ctx.now),
                         config,

@@ -167,6 +167,24 @@ pub(crate) async fn created(
     created
 }
 
+/// A tag's digest, from the pass's memo or else asked once (and kept in the memo); `None`
+/// when the registry could not tell.
+pub(crate) async fn digest(
+    client: &registry::Client,
+    memo: &MetaMemo,
+    image: &ImageRef,
+    tag: &str,
+) -> Option<String> {
+    let repository = image.name();
+    if let Some(meta) = memo.of(&repository).get(tag) {
+        return meta.digest.clone();
+    }
+    let meta = tag_meta(client, image, tag, false).await;
+    let digest = meta.digest.clone();
+    memo.insert(&repository, tag.to_string(), meta);
+    digest
+}
+
 /// A tag's digest and creation time, and with `want_platforms` the platforms it has images for
 /// (`None` when the registry failed to say: the policy then asks again, and the tag is never
 /// picked on a guess).

@@ -17,10 +17,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::message::ChangeContext;
+use super::promote;
 use super::rollback;
 use super::{ResolvedApp, WriteContext};
 use crate::config::{ImageConfig, OnRollback, TargetConfig};
 use crate::edit::{self, Target, Update};
+use crate::forge::PromotionRow;
 use crate::git::{self, Checkout};
 use crate::history::rollback::Rollback;
 use crate::policy::{Current, Decision};
@@ -61,6 +63,8 @@ pub struct AppPlan {
     /// Files that change, in path order.
     pub files: Vec<FileEdit>,
     pub errors: Vec<AppError>,
+    /// The evidence of every promoted image that changes (for the pull request's body).
+    pub promotions: Vec<PromotionRow>,
 }
 
 /// What one target deploys on the branch head: the tag and digest of the first reference to
@@ -112,6 +116,9 @@ type Rollbacks = Vec<Vec<Option<Result<Option<Rollback>, ImageError>>>>;
 /// missing, which the image already reports).
 type Decisions = Vec<Vec<Option<Result<Decision, ImageError>>>>;
 
+/// Per image, the evidence of its promotion, when it is promoted to a new tag.
+type Evidence = Vec<Option<PromotionRow>>;
+
 /// Plan `app` against the checked-out files, in three steps: read what each target deploys
 /// (and whether a person rolled it back), settle each image's decision (fetching the metadata
 /// its policy asks for), edit the files. Nothing is written here.
@@ -138,10 +145,22 @@ pub(crate) fn plan_app(
         tracing::warn!(app = %app.app.name, %error, "cannot read the targets' history");
     }
     let rollbacks = find_rollbacks(ctx, checkout, app, &deployed);
-    let decisions = ctx
+    let (decisions, evidence) = ctx
         .handle
         .block_on(decide_all(registry, ctx, app, &deployed, &rollbacks));
-    edit_files(ctx, app, deployed, &decisions)
+    let mut plan = edit_files(ctx, app, deployed, &decisions);
+    // The evidence of the promotions this plan writes.
+    for (image, row) in app.app.images.iter().zip(evidence) {
+        if let Some(row) = row
+            && plan
+                .changes
+                .iter()
+                .any(|c| c.name == image.name && c.tag == row.tag)
+        {
+            plan.promotions.push(row);
+        }
+    }
+    plan
 }
 
 /// A target is a directory when it is written as one (`clusters/prod/`) or when its path is a
@@ -401,15 +420,17 @@ fn find_rollbacks(
 }
 
 /// Step 2: the decision for every target whose deployed tag and tag list are known, one per
-/// distinct deployed version (and rollback) of an image.
+/// distinct deployed version (and rollback) of an image. A promoted image decides on the tag
+/// its source soaked ([`promote::decide`]).
 async fn decide_all(
     registry: &registry::Client,
     ctx: &WriteContext,
     app: &ResolvedApp,
     deployed: &DeployedApp,
     rollbacks: &Rollbacks,
-) -> Decisions {
+) -> (Decisions, Evidence) {
     let mut all = Vec::new();
+    let mut evidence = Vec::new();
     for (((image, policy), sites), rollbacks) in app
         .app
         .images
@@ -420,6 +441,7 @@ async fn decide_all(
     {
         let tags = ctx.tags.of(&image.image.name()).ok();
         let setting = rollback::setting(&app.app, image);
+        let mut promoted: Option<PromotionRow> = None;
         let mut settled: HashMap<(&Deployed, Option<&Rollback>), Result<Decision, ImageError>> =
             HashMap::new();
         let mut decisions = Vec::new();
@@ -438,24 +460,48 @@ async fn decide_all(
             };
             let key = (current, found);
             if let Entry::Vacant(slot) = settled.entry(key) {
-                slot.insert(
-                    rollback::decide(
-                        registry,
-                        (&ctx.memo, ctx.now),
-                        image,
-                        policy,
-                        tags,
-                        current.current(),
-                        found.map(|r| (r, setting)),
-                    )
-                    .await,
-                );
+                let rollback = found.map(|r| (r, setting));
+                let decided = match &image.promote {
+                    None => {
+                        rollback::decide(
+                            registry,
+                            (&ctx.memo, ctx.now),
+                            image,
+                            policy,
+                            tags,
+                            current.current(),
+                            rollback,
+                        )
+                        .await
+                    }
+                    Some(config) => {
+                        let pass = ctx.promotion(registry);
+                        let made = promote::decide_from(
+                            &pass,
+                            &ctx.sources,
+                            config,
+                            (image, policy),
+                            tags,
+                            current.current(),
+                            rollback,
+                        )
+                        .await;
+                        made.map(|made| {
+                            if promoted.is_none() {
+                                promoted = made.evidence;
+                            }
+                            made.decision
+                        })
+                    }
+                };
+                slot.insert(decided);
             }
             decisions.push(settled.get(&key).cloned());
         }
         all.push(decisions);
+        evidence.push(promoted);
     }
-    all
+    (all, evidence)
 }
 
 /// Step 3: apply every decision to the bytes read in step 1 (images in order, so several

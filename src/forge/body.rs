@@ -36,6 +36,16 @@ Why these tags:
 {% for i in images %}
 - `{{ i.name }}` → `{{ i.to }}`: {{ i.reason }}
 {% endfor %}
+{% if promotions %}
+
+Promoted after soaking:
+{% for p in promotions %}
+- `{{ p.name }}` `{{ p.tag }}` from **{{ p.source }}** (`{{ p.file }}{% if p.line %}:{{ p.line }}{% endif %}`): \
+written there by {% if p.link %}[`{{ p.short }}`]({{ p.link }}){% else %}`{{ p.commit }}`{% endif %} \
+on {{ p.since }}, soaked {{ p.soaked }}{% if p.digest %}, digest `{{ p.digest }}`{% endif %}
+
+{% endfor %}
+{% endif %}
 
 imagebump keeps this pull request up to date: newer images update it in place. Closing it without \
 merging stops imagebump from proposing these same versions again.
@@ -60,6 +70,33 @@ pub struct ChangeRow {
     pub reason: String,
     /// The new tag alone (`1.4.3`), whatever form `to` was written in.
     pub tag: String,
+}
+
+/// A promoted image's evidence (`promotions` in templates): where its new tag soaked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PromotionRow {
+    /// The image's name in the app config, `api`.
+    pub name: String,
+    /// The promoted tag.
+    pub tag: String,
+    /// The source app (`promote.from`).
+    pub source: String,
+    /// The source's target file, relative to its repository root.
+    pub file: String,
+    /// The line of the image's reference there, when found.
+    pub line: Option<usize>,
+    /// The first-parent commit that brought the tag to the source's branch (full id).
+    pub commit: String,
+    /// The same, abbreviated.
+    pub short: String,
+    /// A link to that commit, for the forges whose commit URLs are known.
+    pub link: Option<String>,
+    /// When (RFC 3339, UTC).
+    pub since: String,
+    /// How long the source has held it (`1d 1h`).
+    pub soaked: String,
+    /// The digest the registry gives for the tag (and the source pinned, if it did).
+    pub digest: Option<String>,
 }
 
 /// One image and its new tag, for templates that don't care about files or written forms:
@@ -134,7 +171,7 @@ fn render(
     which: &str,
     source: &str,
     app: &str,
-    changes: &[ChangeRow],
+    (changes, promotions): (&[ChangeRow], &[PromotionRow]),
 ) -> Result<String, ForgeError> {
     let env = environment();
     let error = |err: minijinja::Error| ForgeError::Template {
@@ -150,6 +187,7 @@ fn render(
             app => app,
             changes => changes,
             images => images(changes),
+            promotions => promotions,
             fingerprint => fingerprint(changes),
         })
         .map_err(error)
@@ -165,7 +203,7 @@ pub fn render_title(
         "title",
         template.unwrap_or(DEFAULT_TITLE_TEMPLATE),
         app,
-        changes,
+        (changes, &[]),
     )?;
     let title = text.split_whitespace().collect::<Vec<_>>().join(" ");
     if title.is_empty() {
@@ -185,11 +223,21 @@ pub fn render_body(
     app: &str,
     changes: &[ChangeRow],
 ) -> Result<String, ForgeError> {
+    render_promoted_body(template, app, changes, &[])
+}
+
+/// [`render_body`] with the evidence of the promoted images (`promotions`).
+pub fn render_promoted_body(
+    template: Option<&str>,
+    app: &str,
+    changes: &[ChangeRow],
+    promotions: &[PromotionRow],
+) -> Result<String, ForgeError> {
     let mut body = render(
         "body",
         template.unwrap_or(DEFAULT_BODY_TEMPLATE),
         app,
-        changes,
+        (changes, promotions),
     )?;
     let fp = fingerprint(changes);
     if super::fingerprint_in_body(&body) != Some(fp.as_str()) {
@@ -217,6 +265,44 @@ mod tests {
             reason: "semver ~1.4: newest of 3 matching tags".to_string(),
             tag: to.rsplit(':').next().unwrap_or(to).to_string(),
         }
+    }
+
+    #[test]
+    fn a_promotion_shows_its_evidence_with_a_link_to_the_source_commit() {
+        let changes = [row("api", "prod/values.yaml", "1.4.0", "1.5.0")];
+        let commit = "0123456789abcdef0123456789abcdef01234567";
+        let promoted = PromotionRow {
+            name: "api".into(),
+            tag: "1.5.0".into(),
+            source: "shop-staging".into(),
+            file: "staging/values.yaml".into(),
+            line: Some(12),
+            link: super::super::commit_url("https://github.com/acme/config.git", commit),
+            short: commit[..7].into(),
+            commit: commit.into(),
+            since: "2026-12-03T10:12:00Z".into(),
+            soaked: "1d 1h".into(),
+            digest: Some("sha256:abc".into()),
+        };
+        let body = render_promoted_body(None, "shop-prod", &changes, &[promoted]).expect("body");
+        assert!(
+            body.contains(
+                "- `api` `1.5.0` from **shop-staging** (`staging/values.yaml:12`): written there by \
+                 [`0123456`](https://github.com/acme/config/commit/0123456789abcdef0123456789abcdef01234567) \
+                 on 2026-12-03T10:12:00Z, soaked 1d 1h, digest `sha256:abc`\n\nimagebump keeps"
+            ),
+            "{body}"
+        );
+        // Without promotions, the body is the one it always was.
+        assert_eq!(
+            render_promoted_body(None, "shop-prod", &changes, &[]).expect("body"),
+            render_body(None, "shop-prod", &changes).expect("body")
+        );
+        assert!(
+            !render_body(None, "shop-prod", &changes)
+                .expect("body")
+                .contains("Promoted")
+        );
     }
 
     #[test]

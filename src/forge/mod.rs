@@ -36,8 +36,8 @@ use std::fmt;
 use std::time::Duration;
 
 pub use body::{
-    ChangeRow, DEFAULT_BODY_TEMPLATE, DEFAULT_TITLE_TEMPLATE, ImageRow, images, render_body,
-    render_title,
+    ChangeRow, DEFAULT_BODY_TEMPLATE, DEFAULT_TITLE_TEMPLATE, ImageRow, PromotionRow, images,
+    render_body, render_promoted_body, render_title,
 };
 pub use decide::{Action, decide, fingerprint, fingerprint_in_body};
 pub use link::commit_url;
@@ -169,6 +169,17 @@ pub struct Created {
     pub pull_request: PullRequest,
     /// Labels, reviewers or assignees the forge refused (unknown names, no permission).
     pub problems: Vec<ForgeError>,
+}
+
+/// What [`Forge::open`] did.
+#[derive(Debug)]
+pub enum Opened {
+    /// A new pull request.
+    Created(Created),
+    /// The forge refused the create because an open pull request for the same branches already
+    /// existed (another replica opened it between our look and our create): that one, its
+    /// title and body replaced by ours.
+    Adopted(PullRequest),
 }
 
 /// Errors of the forge API, classified so the caller can report them and retry next pass.
@@ -447,6 +458,39 @@ impl Forge {
         }
     }
 
+    /// Opens a pull request like [`Forge::create`], or adopts the open one another client
+    /// opened for the same branches first. Each forge refuses a second open pull request for a
+    /// branch in its own words (GitHub 422 "A pull request already exists for …", GitLab 409
+    /// "Another open merge request already exists for this source branch", Gitea 409 "pull
+    /// request already exists for these targets"); whatever the words, when the create is
+    /// refused (HTTP 400, 409 or 422) and an open pull request for `head_branch` into `base`
+    /// is then found, that one is adopted: its title and body are replaced by ours. Otherwise
+    /// the create's error is returned.
+    pub async fn open(
+        &self,
+        head_branch: &str,
+        base: &str,
+        title: &str,
+        body: &str,
+    ) -> Result<Opened, ForgeError> {
+        let refused = match self.create(head_branch, base, title, body).await {
+            Ok(created) => return Ok(Opened::Created(created)),
+            Err(refused @ ForgeError::Rejected { .. }) => refused,
+            Err(other) => return Err(other),
+        };
+        let found = match self.find_pull_requests(head_branch, base).await {
+            Ok(found) => found,
+            Err(error) => {
+                tracing::debug!(%error, "no second look after a refused create");
+                return Err(refused);
+            }
+        };
+        match found.into_iter().find(|pr| pr.state == PrState::Open) {
+            Some(open) => Ok(Opened::Adopted(self.update(&open, title, body).await?)),
+            None => Err(refused),
+        }
+    }
+
     /// Replaces the title and body of an open pull request. A draft marker in the current title
     /// (GitLab `Draft:`, Gitea `WIP:`) is kept, so an update does not mark it ready.
     pub async fn update(
@@ -460,6 +504,20 @@ impl Forge {
             ForgeKind::Github => github::update(&self.api, &self.settings, pr, &title, body).await,
             ForgeKind::Gitlab => gitlab::update(&self.api, &self.settings, pr, &title, body).await,
             ForgeKind::Gitea => gitea::update(&self.api, &self.settings, pr, &title, body).await,
+        }
+    }
+}
+
+impl Forge {
+    /// Comments `comment` on an open pull request, then closes it unmerged (issue 19: a
+    /// rollback on the base branch leaves nothing it may propose). Its body, and so its
+    /// fingerprint, is left as it was: the closed pull request keeps those versions from being
+    /// proposed again ([`decide`]).
+    pub async fn close(&self, pr: &PullRequest, comment: &str) -> Result<PullRequest, ForgeError> {
+        match self.settings.kind {
+            ForgeKind::Github => github::close(&self.api, &self.settings, pr, comment).await,
+            ForgeKind::Gitlab => gitlab::close(&self.api, &self.settings, pr, comment).await,
+            ForgeKind::Gitea => gitea::close(&self.api, &self.settings, pr, comment).await,
         }
     }
 }

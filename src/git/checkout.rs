@@ -343,6 +343,16 @@ impl Checkout {
         result.map_err(|e| self.local(e))
     }
 
+    /// Whether commits `a` and `b` have the same tree and the same parents (the same change on
+    /// the same base, whoever made it and when).
+    pub fn same_content(&self, a: Oid, b: Oid) -> Result<bool, GitError> {
+        let result = (|| {
+            let (a, b) = (self.repo.find_commit(a)?, self.repo.find_commit(b)?);
+            Ok(a.tree_id() == b.tree_id() && a.parent_ids().eq(b.parent_ids()))
+        })();
+        result.map_err(|e| self.local(e))
+    }
+
     /// The content of `path` in `commit` (`None` when the file does not exist there).
     pub fn file_at(&self, commit: Oid, path: &Path) -> Result<Option<Vec<u8>>, GitError> {
         let result = (|| {

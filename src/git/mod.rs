@@ -30,10 +30,12 @@
 //! Every file read, written or committed in a clone goes through [`inside_clone`] first: no
 //! path component may be a symlink, `..` or `.git`, whatever the config repository holds.
 //!
-//! Known limit: over `file://` libgit2 writes the remote ref itself and checks fast-forward
-//! against the ref it listed a moment before, so a writer that lands inside that window is
-//! not detected. Smart HTTP and SSH remotes check the old value atomically on the server, and
-//! that refusal is reported per ref like any other.
+//! Over `file://`, libgit2 would write the remote ref itself after checking the fast-forward
+//! against the ref it listed a moment before, so a writer landing in between would be
+//! overwritten: the push sends the objects to a temporary ref and moves the branch with a
+//! compare-and-swap in the remote repository instead (`push.rs`). Smart HTTP and SSH remotes
+//! check the old value atomically on the server, and that refusal is reported per ref like
+//! any other.
 
 mod auth;
 mod cache;

@@ -5,10 +5,15 @@
 //! **Invariant:** the normal push is never forced, and the only forced update checks in
 //! libgit2's `push_negotiation` callback that the remote branch is where the caller expects it
 //! before anything is sent. A tracking ref moves only after the remote accepted the update.
+//! Every branch update is a compare-and-swap on the branch's old value: smart HTTP and SSH
+//! servers (`git receive-pack`) check it under the ref's lock; for a `file://` remote, whose
+//! refs libgit2's local transport writes without checking again, imagebump does it itself
+//! ([`Checkout::push_local`]).
 
 use std::cell::{Cell, RefCell};
+use std::path::PathBuf;
 
-use git2::{ErrorCode, PushOptions};
+use git2::{ErrorCode, PushOptions, Repository};
 
 use super::auth::{self, CallbackState};
 use super::checkout::{Checkout, REMOTE, tracking_ref};
@@ -16,6 +21,49 @@ use super::{GitError, Oid};
 
 /// Local ref that holds a commit while [`Checkout::push_with_lease`] pushes it.
 const OUTGOING_REF: &str = "refs/imagebump/outgoing";
+
+/// Where a push to a `file://` remote puts its objects before the branch moves: one ref per
+/// push (process id and a random part), deleted again whatever the outcome.
+const INCOMING_PREFIX: &str = "refs/imagebump/incoming/";
+
+/// The repository path of a `file://` remote (percent-escapes decoded, as libgit2 does), `None`
+/// for any other transport. The config only accepts `file:///ABSOLUTE/PATH` for local remotes
+/// (`config::repo_url`), so a plain path never gets here.
+fn local_remote_path(url: &str) -> Option<PathBuf> {
+    let path = url.strip_prefix("file://")?;
+    let bytes = path.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .filter(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                decoded.push(byte);
+                i += 3;
+            }
+            None => {
+                decoded.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    use std::os::unix::ffi::OsStringExt as _;
+    Some(PathBuf::from(std::ffi::OsString::from_vec(decoded)))
+}
+
+/// How [`Checkout::push_local`] may move the remote branch.
+#[derive(Debug, Clone, Copy)]
+enum Update {
+    /// Only forward: the new commit must descend from wherever the branch is.
+    FastForward,
+    /// Only from this commit (`None`: the branch must not exist), whatever the new one is.
+    Lease(Option<Oid>),
+}
 
 /// What the remote did with a normal (fast-forward only) push.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,7 +159,11 @@ impl Checkout {
         self.write_pending_head()?;
         let head = self.head()?;
         let dst = format!("refs/heads/{}", self.branch);
-        match self.push_refspec(&format!("{dst}:{dst}"), &dst, None)? {
+        let sent = match local_remote_path(&self.url) {
+            Some(path) => self.push_local(&path, &dst, head, &dst, Update::FastForward)?,
+            None => self.push_refspec(&format!("{dst}:{dst}"), &dst, None)?,
+        };
+        match sent {
             Sent::Pushed => {
                 self.repo
                     .reference(&tracking_ref(&self.branch), head, true, "imagebump: pushed")
@@ -130,6 +182,7 @@ impl Checkout {
     /// it currently points at `expected_old` (`None`: the branch must not exist). The check runs
     /// in libgit2's `push_negotiation` callback against the remote's advertised tip; smart
     /// transports then send that tip as the old value, so the server re-checks it atomically.
+    /// A `file://` remote's branch is moved by [`Self::push_local`], under the ref's lock.
     pub fn push_with_lease(
         &self,
         commit: Oid,
@@ -140,20 +193,85 @@ impl Checkout {
             .reference(OUTGOING_REF, commit, true, "imagebump: outgoing")
             .map_err(|e| self.local(e))?;
         let dst = format!("refs/heads/{branch}");
-        let outcome =
-            match self.push_refspec(&format!("+{OUTGOING_REF}:{dst}"), &dst, Some(expected_old))? {
-                Sent::Pushed => LeaseOutcome::Pushed,
-                Sent::Stale { actual } => LeaseOutcome::Stale { actual },
-                Sent::Race { reason } | Sent::Refused { reason } => {
-                    LeaseOutcome::Rejected { reason }
-                }
-            };
+        let sent = match local_remote_path(&self.url) {
+            Some(path) => self.push_local(
+                &path,
+                OUTGOING_REF,
+                commit,
+                &dst,
+                Update::Lease(expected_old),
+            )?,
+            None => {
+                self.push_refspec(&format!("+{OUTGOING_REF}:{dst}"), &dst, Some(expected_old))?
+            }
+        };
+        let outcome = match sent {
+            Sent::Pushed => LeaseOutcome::Pushed,
+            Sent::Stale { actual } => LeaseOutcome::Stale { actual },
+            Sent::Race { reason } | Sent::Refused { reason } => LeaseOutcome::Rejected { reason },
+        };
         if outcome == LeaseOutcome::Pushed {
             self.repo
                 .reference(&tracking_ref(branch), commit, true, "imagebump: pushed")
                 .map_err(|e| self.local(e))?;
         }
         Ok(outcome)
+    }
+
+    /// A push to the `file://` remote at `path`: libgit2's local transport checks a
+    /// fast-forward (or the lease) against the tip it listed and then writes the ref without
+    /// checking again, so two replicas pushing at once could overwrite each other's commits.
+    /// Instead, the objects of `src` (a local ref at `commit`) go to a fresh temporary ref in
+    /// the remote, then the branch `dst` moves in the remote repository itself with a
+    /// compare-and-swap under its lock file (`git2::Repository::reference_matching`), and the
+    /// temporary ref is deleted, also when the swap fails. A branch that moved in between is a
+    /// race, answered like a non-fast-forward (fetch and plan again) or a stale lease.
+    fn push_local(
+        &self,
+        path: &std::path::Path,
+        src: &str,
+        commit: Oid,
+        dst: &str,
+        update: Update,
+    ) -> Result<Sent, GitError> {
+        let temporary = format!(
+            "{INCOMING_PREFIX}{}-{:016x}",
+            std::process::id(),
+            rand::random::<u64>()
+        );
+        let sent = self.push_refspec(&format!("+{src}:{temporary}"), &temporary, None);
+        let remote = Repository::open(path).map_err(|e| self.remote_error(&e));
+        let moved = match (&sent, &remote) {
+            (Ok(Sent::Pushed), Ok(remote)) => Some(swap(remote, dst, commit, update)),
+            _ => None,
+        };
+        // The temporary ref goes whatever happened (the push may have created it and failed
+        // after). A failure to delete it leaves only an unused ref, so it is logged, not fatal.
+        if let Ok(remote) = &remote
+            && let Ok(mut reference) = remote.find_reference(&temporary)
+            && let Err(e) = reference.delete()
+        {
+            tracing::warn!(
+                url = %self.display_url(),
+                reference = %temporary,
+                error = %e.message(),
+                "could not delete the temporary ref of a push"
+            );
+        }
+        let sent = sent?;
+        remote?;
+        match moved {
+            Some(moved) => moved.map_err(|e| self.remote_error(&e)),
+            None => Ok(sent),
+        }
+    }
+
+    fn remote_error(&self, e: &git2::Error) -> GitError {
+        GitError::Remote {
+            url: self.display_url(),
+            operation: "push",
+            reason: auth::scrub(&self.settings, &self.url, e.message()),
+        }
     }
 
     fn push_refspec(
@@ -233,6 +351,58 @@ impl Checkout {
     }
 }
 
+/// Moves `dst` in the (local) `remote` repository to `commit` as `update` allows, as a
+/// compare-and-swap: the old value is checked while the ref's lock file is held.
+fn swap(remote: &Repository, dst: &str, commit: Oid, update: Update) -> Result<Sent, git2::Error> {
+    let current = match remote.refname_to_id(dst) {
+        Ok(oid) => Some(oid),
+        Err(e) if e.code() == ErrorCode::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    let expected = match update {
+        Update::Lease(expected) if expected != current => {
+            return Ok(Sent::Stale { actual: current });
+        }
+        Update::Lease(expected) => expected,
+        Update::FastForward => {
+            if current == Some(commit) {
+                return Ok(Sent::Pushed);
+            }
+            if let Some(current) = current
+                && !remote.graph_descendant_of(commit, current)?
+            {
+                return Ok(Sent::Race {
+                    reason: format!("{dst}: non-fast-forward (the branch is at {current})"),
+                });
+            }
+            current
+        }
+    };
+    let result = match expected {
+        Some(old) => remote.reference_matching(dst, commit, true, old, "imagebump: push"),
+        // `force: false`: the ref must not exist, which the lock file makes atomic too.
+        None => remote.reference(dst, commit, false, "imagebump: push"),
+    };
+    match result {
+        Ok(_) => Ok(Sent::Pushed),
+        Err(e) if matches!(e.code(), ErrorCode::Modified | ErrorCode::Exists) => {
+            let actual = remote.refname_to_id(dst).ok();
+            Ok(match update {
+                Update::Lease(_) => Sent::Stale { actual },
+                Update::FastForward => Sent::Race {
+                    reason: format!("{dst}: stale info (the branch moved during the push)"),
+                },
+            })
+        }
+        // Another writer holds the ref's lock file right now: a race like the others. (A lock
+        // file left by a killed writer keeps failing; the retries end in a reported error.)
+        Err(e) if e.code() == ErrorCode::Locked => Ok(Sent::Race {
+            reason: format!("{dst}: failed to lock ({})", e.message()),
+        }),
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,6 +425,25 @@ mod tests {
             "refs/heads/main: hook declined",
         ] {
             assert!(!is_race(refusal), "{refusal}");
+        }
+    }
+
+    #[test]
+    fn only_file_urls_are_pushed_through_the_local_compare_and_swap() {
+        assert_eq!(
+            local_remote_path("file:///srv/git/my%20repo.git"),
+            Some(PathBuf::from("/srv/git/my repo.git"))
+        );
+        assert_eq!(
+            local_remote_path("file:///srv/100%.git"),
+            Some(PathBuf::from("/srv/100%.git"))
+        );
+        for url in [
+            "https://host/a.git",
+            "ssh://git@host/a.git",
+            "git@host:a.git",
+        ] {
+            assert_eq!(local_remote_path(url), None, "{url}");
         }
     }
 

@@ -30,6 +30,13 @@ impl Default for RetryOptions {
     }
 }
 
+impl RetryOptions {
+    /// Wait before retry number `retry` (1-based), as [`commit_and_push`] waits.
+    pub fn backoff(&self, retry: u32) -> Duration {
+        backoff(self, retry)
+    }
+}
+
 /// What [`commit_and_push`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushReport {
@@ -63,8 +70,8 @@ pub enum WriteBackError<E> {
         reason: String,
     },
     #[error(
-        "git {url}: push to `{branch}` was rejected {attempts} times (last: {reason}); \
-         another writer keeps moving the branch, the next pass will try again"
+        "git {url}: push to `{branch}` was rejected {attempts} times (last: {reason}); {}",
+        exhausted_hint(reason)
     )]
     Exhausted {
         url: String,
@@ -163,6 +170,18 @@ where
         attempts: max_attempts,
         reason: last_reason,
     })
+}
+
+/// What a run of rejections means: the branch kept moving, or (a `file://` remote) its lock
+/// file stayed taken, which a writer killed mid-push leaves behind.
+fn exhausted_hint(reason: &str) -> &'static str {
+    if reason.contains("failed to lock") {
+        "the branch's lock file in the remote stays taken: a writer killed mid-push leaves it \
+         behind; if no git process is writing to that repository, remove the `.lock` file named \
+         above. The next pass will try again"
+    } else {
+        "another writer keeps moving the branch, the next pass will try again"
+    }
 }
 
 /// Wait before retry number `retry` (1-based): half the capped exponential delay plus a random

@@ -116,7 +116,12 @@ pub async fn run(
                         Outcome::Retried,
                         Some(&failure.text),
                     );
-                    tokio::time::sleep(pause).await;
+                    // A sink that says when to come back (a 429 or 503 with `Retry-After`) is
+                    // not asked sooner, however short the backoff.
+                    let wait = failure
+                        .retry_after
+                        .map_or(pause, |asked| asked.min(MAX_RETRY_AFTER).max(pause));
+                    tokio::time::sleep(wait).await;
                     pause = (pause * 2).min(retry.max_backoff);
                 }
             }
@@ -128,7 +133,12 @@ struct Failure {
     text: String,
     /// Worth another try (a 5xx, 408, 429 or no answer), not a refusal for good.
     retry: bool,
+    /// The sink's `Retry-After`, in seconds (the form Slack sends), on a 429 or 503.
+    retry_after: Option<Duration>,
 }
+
+/// The longest `Retry-After` honoured: a sink asking for more is asked again after this.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 
 async fn send(target: &Target, client: &reqwest::Client, event: &Event) -> Result<(), Failure> {
     let mut request = client
@@ -156,16 +166,34 @@ async fn send(target: &Target, client: &reqwest::Client, event: &Event) -> Resul
     let response = request.body(body).send().await.map_err(|e| Failure {
         text: describe(&e),
         retry: true,
+        retry_after: None,
     })?;
     let status = response.status();
     if status.is_success() {
         return Ok(());
     }
+    let retry_after = matches!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+    )
+    .then(|| response.headers().get(reqwest::header::RETRY_AFTER))
+    .flatten()
+    .and_then(|v| v.to_str().ok())
+    .and_then(|v| v.trim().parse::<u64>().ok())
+    .map(Duration::from_secs);
     Err(Failure {
-        text: format!("the sink answered HTTP {}", status.as_u16()),
+        text: match retry_after {
+            Some(wait) => format!(
+                "the sink answered HTTP {} (retry after {} s)",
+                status.as_u16(),
+                wait.as_secs()
+            ),
+            None => format!("the sink answered HTTP {}", status.as_u16()),
+        },
         retry: status.is_server_error()
             || status == StatusCode::REQUEST_TIMEOUT
             || status == StatusCode::TOO_MANY_REQUESTS,
+        retry_after,
     })
 }
 

@@ -37,7 +37,7 @@ pub use explain::{Explanation, TagVerdict, Verdict};
 pub use filter::{Filter, FilterError};
 pub use order::{Order, OrderError};
 pub use semver::{Parsing, Range, RangeError, Version};
-pub use why::{HeldUntil, Lacking, Skipped, Why};
+pub use why::{HeldUntil, Lacking, Promotion, Skipped, Why};
 
 use filter::Skip;
 use order::Decimal;

@@ -77,6 +77,120 @@ pub enum Why {
         date: String,
         until: HeldUntil,
     },
+    /// The image is promoted from another app (`promote.from`): what its history says.
+    Promotion {
+        /// The source app.
+        source: String,
+        #[serde(flatten)]
+        step: Box<Promotion>,
+    },
+}
+
+/// Where a promotion stands, by kind (`promotion` in JSON). Times are RFC 3339, UTC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "promotion", rename_all = "snake_case")]
+pub enum Promotion {
+    /// `tag` soaked in the source and is proposed.
+    Promoted {
+        tag: String,
+        /// When the source got it (committer time of the first-parent commit).
+        since: String,
+        /// How long the source has held it (`29h`, `2d 3h`).
+        soaked: String,
+        /// That commit, abbreviated.
+        commit: String,
+    },
+    /// The newest tag of the source has not soaked yet (and no older one is newer than the
+    /// deployed tag).
+    Soaking {
+        tag: String,
+        since: String,
+        /// When it will have soaked.
+        ready: String,
+    },
+    /// The source moved from `tag` to an older tag: `tag` is never promoted.
+    RolledBack { tag: String },
+    /// `promote.trust: bot` and `tag` was written by someone else.
+    Untrusted { tag: String, by: String },
+    /// The source's target never held a tag.
+    NothingSoaked,
+    /// The source's history reaches past `history` before the change that matters.
+    TooDeep {
+        /// The bound, `5000 commits or 90d`.
+        bound: String,
+    },
+    /// `tag` soaked, but this app's own policy does not allow it.
+    NotAllowed { tag: String, policy: String },
+    /// `tag` soaked, but the registry now gives another digest than the source pinned.
+    DigestChanged {
+        tag: String,
+        pinned: String,
+        registry: String,
+    },
+    /// `tag` soaked, but the registry has no such tag.
+    NotInRegistry { tag: String },
+}
+
+/// `2026-12-04T10:12:00Z` as `2026-12-04 10:12 UTC`.
+fn minute(rfc3339: &str) -> String {
+    match rfc3339.get(..16) {
+        Some(text) if rfc3339.len() >= 17 => format!("{} UTC", text.replace('T', " ")),
+        _ => rfc3339.to_string(),
+    }
+}
+
+impl std::fmt::Display for Promotion {
+    /// The sentence after `… in <source>`-style subjects; see [`Why`]'s `Display`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.sentence("the source"))
+    }
+}
+
+impl Promotion {
+    /// A sentence naming the source app.
+    pub fn sentence(&self, source: &str) -> String {
+        match self {
+            Promotion::Promoted {
+                tag,
+                since,
+                soaked,
+                commit,
+            } => format!(
+                "{tag} promoted from {source}: there since {} ({commit}), soaked {soaked}",
+                minute(since)
+            ),
+            Promotion::Soaking { tag, since, ready } => format!(
+                "{tag} soaking in {source} since {} (ready at {})",
+                minute(since),
+                minute(ready)
+            ),
+            Promotion::RolledBack { tag } => {
+                format!("{source} rolled back from {tag}: it is never promoted")
+            }
+            Promotion::Untrusted { tag, by } => {
+                format!("{tag} in {source} was written by {by}, not imagebump (promote.trust: bot)")
+            }
+            Promotion::NothingSoaked => format!("nothing soaked yet in {source}"),
+            Promotion::TooDeep { bound } => format!(
+                "{source}'s history is deeper than the bound ({bound}): when it got its tag is unknown; raise `history` or wait for a new tag there"
+            ),
+            Promotion::NotAllowed { tag, policy } => {
+                format!(
+                    "{tag} soaked in {source}, but this app's policy ({policy}) does not allow it"
+                )
+            }
+            Promotion::DigestChanged {
+                tag,
+                pinned,
+                registry,
+            } => format!(
+                "{tag} soaked in {source} as {pinned}, but the registry now gives {registry}: not promoted"
+            ),
+            Promotion::NotInRegistry { tag } => {
+                format!("{tag} soaked in {source}, but the registry has no such tag")
+            }
+        }
+    }
 }
 
 /// What ends a hold after a rollback.
@@ -184,6 +298,7 @@ impl std::fmt::Display for Why {
                     }
                 }
             }
+            Why::Promotion { source, step } => f.write_str(&step.sentence(source)),
         }
     }
 }
@@ -213,5 +328,38 @@ mod tests {
         let json = serde_json::to_value(held(HeldUntil::NewerTag)).unwrap();
         assert_eq!(json["kind"], "held");
         assert_eq!(json["until"], "newer_tag");
+    }
+
+    #[test]
+    fn a_promotion_says_where_the_tag_soaks_and_when_it_is_ready() {
+        let why = Why::Promotion {
+            source: "shop-staging".into(),
+            step: Box::new(super::Promotion::Soaking {
+                tag: "1.5.0".into(),
+                since: "2026-12-04T10:12:00Z".into(),
+                ready: "2026-12-05T10:12:00Z".into(),
+            }),
+        };
+        assert_eq!(
+            why.to_string(),
+            "1.5.0 soaking in shop-staging since 2026-12-04 10:12 UTC (ready at 2026-12-05 10:12 UTC)"
+        );
+        let json = serde_json::to_value(&why).unwrap();
+        assert_eq!(json["kind"], "promotion");
+        assert_eq!(json["promotion"], "soaking");
+        assert_eq!(json["source"], "shop-staging");
+        assert_eq!(json["ready"], "2026-12-05T10:12:00Z");
+        let back: Why = serde_json::from_value(json).unwrap();
+        assert_eq!(back, why);
+        let rolled = Why::Promotion {
+            source: "shop-staging".into(),
+            step: Box::new(super::Promotion::RolledBack {
+                tag: "1.5.0".into(),
+            }),
+        };
+        assert_eq!(
+            rolled.to_string(),
+            "shop-staging rolled back from 1.5.0: it is never promoted"
+        );
     }
 }

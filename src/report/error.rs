@@ -126,6 +126,10 @@ pub enum ImageError {
     /// image is not updated this pass.
     #[error("{0}; not updating without knowing whether a person rolled it back")]
     History(crate::history::HistoryError),
+    /// The source of a promotion (`promote.from`) could not be read: the image is not updated
+    /// (never from the registry's newest instead).
+    #[error("promote.from {app}: {reason}; not promoting without its history")]
+    PromoteSource { app: String, reason: String },
 }
 
 /// Why one file of a directory target was skipped.
@@ -164,6 +168,7 @@ impl ImageError {
                 SkipReason::Read(_) | SkipReason::NameNotUtf8 => "io",
             },
             ImageError::History(_) => "history",
+            ImageError::PromoteSource { .. } => "promote",
         }
     }
 }

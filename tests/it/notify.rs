@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
 use hmac::{Hmac, Mac};
 use imagebump::config::Config;
 use imagebump::notify::{Notifier, Observer, Outcome, Retry, State as Failures};
@@ -30,12 +31,15 @@ enum Behaviour {
     AlwaysFail,
     /// Never answers.
     Hang,
+    /// 429 with `Retry-After: N` (seconds) for the first request, then 200.
+    RateLimited(u64),
 }
 
 #[derive(Clone, Debug)]
 struct Seen {
     headers: HeaderMap,
     body: Bytes,
+    at: Instant,
 }
 
 #[derive(Clone)]
@@ -92,17 +96,29 @@ async fn receive(
     State(state): State<ReceiverState>,
     headers: HeaderMap,
     body: Bytes,
-) -> StatusCode {
+) -> axum::response::Response {
     let n = {
         let mut seen = state.seen.lock().unwrap();
-        seen.push(Seen { headers, body });
+        seen.push(Seen {
+            headers,
+            body,
+            at: Instant::now(),
+        });
         seen.len()
     };
     match state.behaviour {
-        Behaviour::Ok => StatusCode::OK,
-        Behaviour::FailFirst(k) if n > k => StatusCode::OK,
-        Behaviour::FailFirst(_) | Behaviour::AlwaysFail => StatusCode::INTERNAL_SERVER_ERROR,
+        Behaviour::Ok => StatusCode::OK.into_response(),
+        Behaviour::FailFirst(k) if n > k => StatusCode::OK.into_response(),
+        Behaviour::FailFirst(_) | Behaviour::AlwaysFail => {
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
         Behaviour::Hang => std::future::pending().await,
+        Behaviour::RateLimited(_) if n > 1 => StatusCode::OK.into_response(),
+        Behaviour::RateLimited(secs) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(axum::http::header::RETRY_AFTER, secs.to_string())],
+        )
+            .into_response(),
     }
 }
 
@@ -415,6 +431,29 @@ async fn a_failing_sink_is_retried_and_given_up_after_its_attempts() {
     assert_eq!(ids[0], ids[1]);
     assert!(seen.iter().all(|s| verify(s, KEY).is_ok()));
     assert_eq!(down.wait_for(3).await.len(), 3, "attempts: 3");
+}
+
+/// A sink that answers 429 with `Retry-After` (as Slack does) is not asked again before that
+/// many seconds, though the backoff between tries is 10 ms; the event is then delivered.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rate_limited_sink_is_asked_again_only_after_its_retry_after() {
+    let limited = Receiver::start(Behaviour::RateLimited(1)).await;
+    let (_dir, config) = config(&[("limited", "slack", &limited)], "");
+    let outcomes = Arc::new(Outcomes::default());
+    let notifier =
+        Notifier::start_with(&config, Failures::default(), outcomes.clone(), quick()).unwrap();
+    notifier.observe(&[committed()], "2026-12-04T05:00:00Z");
+
+    assert_eq!(
+        outcomes.wait_for("limited", 2).await,
+        vec![Outcome::Retried, Outcome::Delivered]
+    );
+    let seen = limited.wait_for(2).await;
+    let gap = seen[1].at - seen[0].at;
+    assert!(
+        gap >= Duration::from_secs(1),
+        "asked again after {gap:?}, before the sink's Retry-After of 1 s"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -735,4 +774,74 @@ async fn the_daemon_tells_a_failing_app_once_and_its_recovery() {
         "{}",
         events[2]
     );
+}
+
+/// `imagebump once` sends no notification and listens for no webhook, so a sink's or a
+/// receiver's unset secret variable must not stop it: the pass runs and commits, and the unset
+/// variables are named on stderr as unused by `once`. `validate` still names each one, and `run`,
+/// which needs them, still refuses to start without them.
+#[tokio::test(flavor = "multi_thread")]
+async fn once_runs_without_the_daemon_only_secrets_and_run_still_needs_them() {
+    use crate::support::git::BareRepo;
+    use crate::support::registry::{ImageSpec, TestRegistry};
+
+    let registry = TestRegistry::start_plain().await;
+    let host = registry.host();
+    let pusher = registry.pusher();
+    for tag in ["1.0.0", "1.1.0"] {
+        pusher
+            .push_image("team/api", tag, &ImageSpec::new("2026-01-01T00:00:00Z"))
+            .await;
+    }
+    let repo = BareRepo::with_files(
+        "main",
+        &[(
+            "values.yaml",
+            &format!("image:\n  repository: {host}/team/api\n  tag: 1.0.0\n"),
+        )],
+    );
+    let unset = "IMAGEBUMP_TEST_SURELY_UNSET";
+    let dir = ConfigDir::new(
+        &host,
+        &format!(
+            "notifications:\n  sinks:\n    - name: team\n      type: slack\n      url_env: {unset}_SLACK\n    - name: audit\n      type: webhook\n      url_env: {unset}_AUDIT_URL\n      secret_env: {unset}_AUDIT_KEY\nwebhook:\n  receivers:\n    - type: distribution\n      secret_env: {unset}_RECEIVER\n"
+        ),
+    )
+    .app(
+        "shop",
+        &format!(
+            "name: shop\nrepo: {}\nbranch: main\nimages:\n  - image: {host}/team/api\n    policy: {{semver: '^1'}}\n    targets: [{{file: values.yaml, path: image.tag}}]\n",
+            repo.file_url()
+        ),
+    );
+
+    let out = dir.imagebump(["once"]).output();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        crate::support::imagebump::text(&out)
+    );
+    assert!(repo.show("main", "values.yaml").contains("tag: 1.1.0"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for var in ["SLACK", "AUDIT_URL", "AUDIT_KEY", "RECEIVER"] {
+        assert!(
+            stderr.contains(&format!("`{unset}_{var}`")) && stderr.contains("unused by `once`"),
+            "{stderr}"
+        );
+    }
+
+    let out = dir.imagebump(["validate"]).output();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for var in ["SLACK", "AUDIT_URL", "AUDIT_KEY", "RECEIVER"] {
+        assert!(
+            stderr.contains(&format!("environment variable `{unset}_{var}`")),
+            "{stderr}"
+        );
+    }
+
+    let out = dir.imagebump(["run"]).output();
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("`{unset}_SLACK`")), "{stderr}");
 }

@@ -837,3 +837,59 @@ async fn one_image_in_two_written_forms_is_one_image_in_the_commit_subject() {
         text(&out)
     );
 }
+
+/// Every `*_file` in the global file is read relative to that file's folder, as `ca_file`,
+/// `docker_config` and the notification files always were: `git.signing_key_file: keys/signing`
+/// next to the config signs the commit whatever the working directory. And `validate` names a
+/// `*_file` that does not exist, at its line, as a warning (the file may be mounted later).
+#[tokio::test(flavor = "multi_thread")]
+async fn relative_key_files_are_read_next_to_the_config_and_validate_names_missing_ones() {
+    let registry = TestRegistry::start_plain().await;
+    let host = registry.host();
+    push_tags(&registry, "team/api", &["1.0.0", "1.1.0"]).await;
+    let repo = seeded_repo(&host);
+    let setup = setup(
+        &host,
+        &[(
+            "shop",
+            app("shop", &repo.file_url(), &host, "{semver: \"^1\"}"),
+        )],
+    );
+    std::fs::create_dir(setup.path().join("keys")).unwrap();
+    ssh_keygen("ed25519", &setup.path().join("keys/signing"));
+    setup.edit_global(|text| {
+        text.replace(
+            "git:\n",
+            "git:\n  signing_key_file: keys/signing\n  credentials:\n    - {url: 'https://git.example.com/', username: bot, password_file: keys/token}\n",
+        )
+    });
+
+    let out = setup.imagebump(["validate"]).output();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stderr);
+    let token = setup.path().join("keys/token");
+    assert!(
+        said.contains(&format!(
+            "imagebump.yaml:6:71: warning: `password_file` names {}, which does not exist; `run` and `once` refuse to start without it",
+            token.display()
+        )),
+        "{said}"
+    );
+    assert!(!said.contains("keys/signing"), "{said}");
+
+    // `once` reads every credential file at its start: the token must be there.
+    std::fs::write(&token, "t0ken\n").unwrap();
+    let out = once(&setup, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let head = repo.log("main")[0].0.clone();
+    let commit = Command::new("git")
+        .arg("-C")
+        .arg(repo.path())
+        .args(["cat-file", "commit", &head])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&commit.stdout).contains("-----BEGIN SSH SIGNATURE-----"),
+        "the commit is not signed"
+    );
+}

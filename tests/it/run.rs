@@ -31,11 +31,19 @@ struct Daemon {
 
 impl Daemon {
     fn start(dir: ConfigDir, port: u16) -> Daemon {
+        Daemon::start_env(dir, port, &[])
+    }
+
+    /// [`Daemon::start`] with more environment variables.
+    fn start_env(dir: ConfigDir, port: u16, env: &[(&str, &str)]) -> Daemon {
         let log = dir.path().join("daemon.log");
-        let child = dir
+        let mut command = dir
             .imagebump(["run", "--log-level", "info"])
-            .env("WEBHOOK_TOKEN", TOKEN)
-            .spawn(Stdio::null(), std::fs::File::create(&log).unwrap());
+            .env("WEBHOOK_TOKEN", TOKEN);
+        for (name, value) in env {
+            command = command.env(name, value);
+        }
+        let child = command.spawn(Stdio::null(), std::fs::File::create(&log).unwrap());
         let daemon = Daemon {
             child,
             port,
@@ -246,12 +254,15 @@ async fn a_registry_push_makes_a_commit_without_polling_and_a_burst_makes_one() 
     // 1.2.99 was pushed (and answered) before the other 99: its notification is checked at
     // once, and may be seen as a lone push when the others' notifications come more than half
     // a debounce later on a loaded machine. Then the burst: one check and at most one follow-up
-    // for the notifications that arrived while it ran. So at most three, never one per push
+    // for the notifications that arrived while it ran. On a machine loaded by other suites the
+    // registry's 99 notifications (sent one after another) can also pause longer than half a
+    // debounce once more, and a pause with the repository idle is a leading edge by design
+    // (seen: 4 checks, twice, with five suites on two cores). So a handful, never one per push
     // (the strict "100 at once cost at most 2" is tested on the paused clock in
     // daemon::queue and measured by the daemon bench).
     let burst_checks = after - repository_checks;
     assert!(
-        (1.0..=3.0).contains(&burst_checks),
+        (1.0..=5.0).contains(&burst_checks),
         "{burst_checks} checks for one burst; log:\n{}",
         daemon.log()
     );
@@ -515,7 +526,7 @@ async fn a_template_typo_in_a_live_app_file_is_a_rejected_reload_naming_the_vari
 /// Regression (issue 13): `imagebump_tag_list_duration_seconds` was documented but never
 /// emitted, and per-app and per-registry series appeared only after a first event. Every metric
 /// docs/daemon.md lists (read from the file) has a sample on a running daemon after its first
-/// cycle.
+/// cycle (with a notification sink and as shard 0 of 1, so that their series exist too).
 #[tokio::test(flavor = "multi_thread")]
 async fn every_documented_metric_is_exported_by_a_running_daemon() {
     let port = free_port();
@@ -530,6 +541,11 @@ async fn every_documented_metric_is_exported_by_a_running_daemon() {
         &[("values.yaml", &VALUES.replace("REGISTRY", &host))],
     );
     let dir = setup(&registry, &repo, port, "1h");
+    // A sink nothing is sent to: the pass finds the app up to date.
+    dir.write("sink-url", "http://127.0.0.1:9/hook\n");
+    dir.edit_global(|text| {
+        format!("{text}notifications:\n  sinks:\n    - {{name: team, type: slack, url_file: sink-url}}\n")
+    });
     let docs =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/daemon.md")).unwrap();
     let documented: Vec<String> = docs
@@ -540,7 +556,7 @@ async fn every_documented_metric_is_exported_by_a_running_daemon() {
         .collect();
     assert!(documented.len() >= 14, "{documented:?}");
     tokio::task::spawn_blocking(move || {
-        let daemon = Daemon::start(dir, port);
+        let daemon = Daemon::start_env(dir, port, &[("IMAGEBUMP_SHARD", "0/1")]);
         let (_, text) = daemon.get("/metrics").unwrap();
         let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
         let missing: Vec<&String> = documented

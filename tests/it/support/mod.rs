@@ -14,3 +14,4 @@ pub mod git;
 pub mod imagebump;
 
 pub mod registry;
+pub mod replica;

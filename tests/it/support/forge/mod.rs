@@ -104,6 +104,8 @@ pub struct StoredPr {
     pub labels: Vec<String>,
     pub assignees: Vec<String>,
     pub reviewers: Vec<String>,
+    /// Comments (GitLab notes) posted on it, oldest first.
+    pub comments: Vec<String>,
     updated: u64,
 }
 
@@ -113,6 +115,12 @@ struct Inner {
     requests: Vec<Recorded>,
     violations: Vec<String>,
     fault: Option<(Fault, Option<Method>)>,
+    /// The next create finds an open pull request for its branches, opened by another client
+    /// just before it (see [`StandIn::race_next_create`]).
+    race_create: bool,
+    /// Runs before the next request that lists pull requests is answered (see
+    /// [`StandIn::before_next_list`]).
+    before_list: Option<Box<dyn FnOnce() + Send>>,
     clock: u64,
     base_url: String,
 }
@@ -146,6 +154,8 @@ impl StandIn {
             requests: Vec::new(),
             violations: Vec::new(),
             fault: None,
+            race_create: false,
+            before_list: None,
             clock: 0,
             base_url: format!("http://{addr}"),
         }));
@@ -256,6 +266,20 @@ impl StandIn {
         pr.updated = clock;
     }
 
+    /// The next request to open a pull request loses a race: just before it, another client
+    /// (another replica) opens one for the same head and base, so the forge answers the create
+    /// with its documented "already exists" error.
+    pub fn race_next_create(&self) {
+        self.lock().race_create = true;
+    }
+
+    /// Runs `hook` (on a blocking-capable thread, the stand-in unlocked) when the next request
+    /// listing pull requests arrives, before it is answered: what another replica does between
+    /// this client's planning and its look at the forge.
+    pub fn before_next_list(&self, hook: impl FnOnce() + Send + 'static) {
+        self.lock().before_list = Some(Box::new(hook));
+    }
+
     /// Answers every request (or only those with `method`) with `fault`; `None` heals.
     pub fn set_fault(&self, fault: Option<Fault>, method: Option<Method>) {
         self.lock().fault = fault.map(|f| (f, method));
@@ -273,6 +297,14 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let lists = method == Method::GET
+        && (uri.path().ends_with("/pulls") || uri.path().ends_with("/merge_requests"));
+    let hook = lists
+        .then(|| shared.lock().expect("state").before_list.take())
+        .flatten();
+    if let Some(hook) = hook {
+        tokio::task::block_in_place(hook);
+    }
     let fault = {
         let mut inner = shared.lock().expect("state");
         let url = reqwest::Url::parse(&format!("http://stand-in{uri}")).expect("uri");
@@ -527,6 +559,14 @@ fn fault_answer(kind: ForgeKind, fault: &Fault) -> Response {
             answer
         }
         Fault::Hang => (StatusCode::GATEWAY_TIMEOUT, "unreachable").into_response(),
+    }
+}
+
+/// When [`StandIn::race_next_create`] asked for it: another client opens a pull request from
+/// `head` into `base` first (its body is not imagebump's).
+fn another_client_opens_first(inner: &mut Inner, head: &str, base: &str) {
+    if std::mem::take(&mut inner.race_create) {
+        new_pr(inner, head, base, "opened by another client", "");
     }
 }
 
