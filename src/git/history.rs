@@ -161,6 +161,14 @@ impl Checkout {
     }
 
     /// The content of a blob of the clone.
+    /// The full message of commit `id` (lossy UTF-8).
+    pub fn commit_message(&self, id: Oid) -> Result<String, GitError> {
+        self.repo
+            .find_commit(id)
+            .map(|commit| String::from_utf8_lossy(commit.message_bytes()).into_owned())
+            .map_err(|e| self.local(e))
+    }
+
     pub fn blob(&self, id: Oid) -> Result<Vec<u8>, GitError> {
         self.repo
             .find_blob(id)

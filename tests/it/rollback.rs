@@ -512,6 +512,61 @@ async fn after_a_rollback_the_open_pull_request_is_closed_when_nothing_is_allowe
     assert!(forge.violations().is_empty(), "{:?}", forge.violations());
 }
 
+/// A forge's squash merge of imagebump's pull request records the person merging as author
+/// and committer; the message still says it is imagebump's change (GitHub's `Co-authored-by:`
+/// trailer, or the pull request's description with its fingerprint). A later revert of that
+/// tag is a rollback (it was missed: the squash counted as the person's own edit, and the
+/// reverted tag was proposed again).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollback_of_a_squash_merged_pull_request_of_imagebump_is_held() {
+    let forge = StandIn::start(ForgeKind::Github).await;
+    let case = Case::with_app_keys(&pull_request_keys(&forge, ForgeKind::Github), "").await;
+    let jane = &case.jane;
+    let squash_merge = |pr: &crate::support::forge::StoredPr, message: &str| {
+        jane.pull();
+        jane.run(&["fetch", "-q", "origin", &pr.head]);
+        jane.run(&["merge", "-q", "--squash", "FETCH_HEAD"]);
+        jane.run(&["commit", "-q", "-m", message]);
+        jane.run(&["push", "-q", "origin", "HEAD:main"]);
+        forge.merge(pr.number);
+    };
+
+    // GitHub's default squash message for one commit: its message, and a co-author trailer.
+    case.once(&[]);
+    let first = forge.prs().remove(0);
+    squash_merge(
+        &first,
+        &format!(
+            "{} (#{})\n\nCo-authored-by: imagebump <bot@imagebump.test>",
+            first.title, first.number
+        ),
+    );
+    assert_eq!(case.deployed(), "1.2.0");
+    let revert = jane.revert_head();
+    let why = case.why();
+    assert_eq!(why["kind"], "held", "{why}");
+    assert_eq!(why["tag"], "1.2.0", "{why}");
+    assert_eq!(why["commit"], revert.as_str(), "{why}");
+    assert!(
+        forge.prs().iter().all(|p| !p.open),
+        "1.2.0 proposed again: {:?}",
+        forge.prs()
+    );
+
+    // A squash message made of the pull request's title and description.
+    case.push_tags(&["1.3.0"]).await;
+    case.once(&[]);
+    let second = forge.prs().into_iter().find(|p| p.open).unwrap();
+    squash_merge(&second, &format!("{}\n\n{}", second.title, second.body));
+    assert_eq!(case.deployed(), "1.3.0");
+    jane.revert_head();
+    let why = case.why();
+    assert_eq!(why["kind"], "held", "{why}");
+    assert_eq!(why["tag"], "1.3.0", "{why}");
+    assert!(forge.prs().iter().all(|p| !p.open), "{:?}", forge.prs());
+    assert!(forge.violations().is_empty(), "{:?}", forge.violations());
+}
+
 /// `on_rollback: ignore` reads no history: the reverted tag is proposed again, as before.
 #[tokio::test(flavor = "multi_thread")]
 async fn on_rollback_ignore_proposes_the_reverted_tag_again() {
