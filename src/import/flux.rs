@@ -91,14 +91,29 @@ pub fn translate(objects: &[Object], options: &Options) -> Result<Imported, Impo
         } else {
             automation.name.clone()
         };
-        if let Some(app) = image_update_automation(
+        match image_update_automation(
             automation, name, &policies, &sources, options, &mut used, &mut out,
         )? {
-            out.apps.push(app);
+            Some(app) => out.apps.push(app),
+            // The commit author is in the global file all the same.
+            None => out.not_written(
+                &automation.id(),
+                &["spec.git.commit.author"],
+                "the automation has no app",
+            ),
         }
     }
     for ((namespace, name), policy) in &policies {
-        if !used.contains(&(namespace.clone(), name.clone())) {
+        if used.contains(&(namespace.clone(), name.clone())) {
+            continue;
+        }
+        let id = policy.object.id();
+        // An automation that selected it already said why it was left out.
+        if !out
+            .notes
+            .iter()
+            .any(|n| n.object == id && n.field == "metadata.name")
+        {
             out.note(
                 Outcome::NoEquivalent,
                 &policy.object,
@@ -106,8 +121,26 @@ pub fn translate(objects: &[Object], options: &Options) -> Result<Imported, Impo
                 "no ImageUpdateAutomation in the input writes this policy's markers: not imported",
             );
         }
+        out.not_written(&id, &[], "no app uses the policy");
+    }
+    // A repository no image uses: its registry settings are in the global file, its image
+    // and tag settings nowhere.
+    for object in objects.iter().filter(|o| o.kind == "ImageRepository") {
+        let image = repositories.get(&object.key()).map(|r| r.image.as_str());
+        if !out
+            .apps
+            .iter()
+            .any(|a| a.images.iter().any(|i| Some(i.image.as_str()) == image))
+        {
+            out.not_written(
+                &object.id(),
+                &["spec.insecure", "spec.secretRef", "spec.certSecretRef"],
+                "no app uses the image",
+            );
+        }
     }
     out.apps.sort_by(|a, b| a.name.cmp(&b.name));
+    out.nothing_written();
     Ok(out)
 }
 
@@ -705,6 +738,7 @@ fn image_update_automation(
         .unwrap_or_else(|| "./".to_string());
     let dir = directory_target(&path, object)?;
     let selected = selected_policies(object, policies, out)?;
+    let selected_none = selected.is_empty();
     // With a checkout, the policies none of whose markers are under the path are left out (as
     // Flux changes nothing for them); without one, every selected policy is an image.
     let markers = match &options.repo_dir {
@@ -745,21 +779,32 @@ fn image_update_automation(
         );
         app.images.push(image);
     }
+    if app.images.is_empty() {
+        let why = if selected_none {
+            match object.at("spec.policySelector") {
+                Some(_) => format!(
+                    "no policy selected (policySelector matches none in {})",
+                    object.namespace
+                ),
+                None => format!("no ImagePolicy in {} in the input", object.namespace),
+            }
+        } else {
+            format!("no marker of a selected policy under `{path}`")
+        };
+        out.note(
+            Outcome::NoEquivalent,
+            object,
+            "spec.update.path",
+            format!("{why}: no app written"),
+        );
+        return Ok(None);
+    }
     out.note(
         Outcome::Translated,
         object,
         "spec.update.path",
         format!("a directory target `file: {dir}` (every YAML file under it, on every pass)"),
     );
-    if app.images.is_empty() {
-        out.note(
-            Outcome::NoEquivalent,
-            object,
-            "spec.update.path",
-            "no marker of a selected policy found: no app written",
-        );
-        return Ok(None);
-    }
     Ok(Some(app))
 }
 

@@ -104,6 +104,34 @@ impl Imported {
         out
     }
 
+    /// Turn the `translated` notes of `object` (an id, `ImagePolicy ns/name`) into `no
+    /// equivalent` ones saying why they were not written, but for the `keep` fields: the report
+    /// never claims a field made it into a file that is not written.
+    pub(crate) fn not_written(&mut self, object: &str, keep: &[&str], why: &str) {
+        for note in &mut self.notes {
+            if note.outcome == Outcome::Translated
+                && note.object == object
+                && !keep.contains(&note.field.as_str())
+            {
+                note.outcome = Outcome::NoEquivalent;
+                note.message = format!("{}: not written, {why}", note.message);
+            }
+        }
+    }
+
+    /// With no app at all nothing is written: no note may say `translated`.
+    pub(crate) fn nothing_written(&mut self) {
+        if !self.apps.is_empty() {
+            return;
+        }
+        for note in &mut self.notes {
+            if note.outcome == Outcome::Translated {
+                note.outcome = Outcome::NoEquivalent;
+                note.message = format!("{}: not written, there is no app to write", note.message);
+            }
+        }
+    }
+
     pub(crate) fn note(
         &mut self,
         outcome: Outcome,

@@ -260,7 +260,8 @@ fn a_kubectl_list_imports_with_its_approximations_reported() {
         "approximated (2):",
         "ImagePolicy apps/web spec.digestReflectionPolicy: `pin_digest: true`; unlike IfNotPresent",
         "ImageUpdateAutomation apps/web-staging spec.git.commit.messageTemplate: uses Go template fields",
-        "no equivalent (1):",
+        "no equivalent (2):",
+        "ImagePolicy apps/docs spec.policy.alphabetical: `policy: {alphabetical: desc}`: not written, no app uses the policy",
         "ImagePolicy apps/docs metadata.name: no ImageUpdateAutomation in the input writes this policy's markers",
         "ImageRepository apps/web spec.secretRef: `docker_config: /var/run/secrets/imagebump/regcred/.dockerconfigjson`",
         "ImageUpdateAutomation apps/web-staging spec.git.push.branch: `write: pull-request` from `image-updates` into `main`",
@@ -542,4 +543,82 @@ async fn an_imported_automation_plans_the_updates_flux_would_make() {
         "{stderr}"
     );
     assert!(stderr.contains("no app written"), "{stderr}");
+}
+
+/// The report lines under one heading (`translated`, `approximated`, `no equivalent`).
+fn section<'a>(report: &'a str, heading: &str) -> Vec<&'a str> {
+    report
+        .lines()
+        .skip_while(|l| !l.starts_with(&format!("{heading} (")))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .collect()
+}
+
+/// Regression: an automation that writes no app (its selector picks no policy, or no policy
+/// has a marker under its path) was reported as translated (`spec.update.path`, its source,
+/// branch, interval, ...), and so were the policies no app uses: every such line now says it
+/// was not written.
+#[test]
+fn an_automation_that_writes_no_app_is_not_reported_as_translated() {
+    let fleet = fleet_checkout();
+    let out = tempfile::tempdir().unwrap();
+    let other = PODINFO[PODINFO.rfind("---\napiVersion: image.toolkit").unwrap()..]
+        .replace("name: flux-system\n  namespace", "name: other\n  namespace")
+        .replace(
+            "  update:\n",
+            "  policySelector:\n    matchLabels:\n      team: nobody\n  update:\n",
+        );
+    let orphan = "---\napiVersion: image.toolkit.fluxcd.io/v1beta2\nkind: ImagePolicy\nmetadata:\n  name: orphan\n  namespace: elsewhere\nspec:\n  imageRepositoryRef:\n    name: podinfo\n    namespace: flux-system\n  policy:\n    semver:\n      range: 6.x\n";
+    let run = Imagebump::new(["import", "flux", "-", "--repo-dir"])
+        .arg(fleet.path())
+        .arg("-o")
+        .arg(out.path().join("imported"))
+        .stdin(format!("{PODINFO}{other}{orphan}"))
+        .output();
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    let translated = section(&stderr, "translated");
+    assert!(
+        translated
+            .iter()
+            .any(|l| l.contains("ImageUpdateAutomation flux-system/flux-system spec.update.path")),
+        "{stderr}"
+    );
+    for gone in [
+        "ImageUpdateAutomation flux-system/other",
+        "ImagePolicy elsewhere/orphan",
+    ] {
+        assert!(
+            !translated.iter().any(|l| l.contains(gone)),
+            "{gone} is not written but reported as translated:\n{stderr}"
+        );
+    }
+    let dropped = section(&stderr, "no equivalent");
+    for line in [
+        "ImageUpdateAutomation flux-system/other spec.update.path: no policy selected (policySelector matches none in flux-system): no app written",
+        "ImageUpdateAutomation flux-system/other spec.sourceRef: `repo: ssh://git@github.com/acme/fleet-infra`: not written, the automation has no app",
+        "ImagePolicy elsewhere/orphan spec.policy.semver.range: `policy: {semver: \"6.x\", strict: true}` (Flux parses tags as strictly): not written, no app uses the policy",
+    ] {
+        assert!(
+            dropped.contains(&format!("  {line}").as_str()),
+            "missing {line:?} in:\n{stderr}"
+        );
+    }
+    assert!(!out.path().join("imported/apps/other.yaml").exists());
+
+    // Every selected policy left out for want of a marker: the same.
+    let unmarked = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(unmarked.path().join("clusters/my-cluster")).unwrap();
+    let run = Imagebump::new(["import", "flux", "-", "--check", "--repo-dir"])
+        .arg(unmarked.path())
+        .stdin(PODINFO)
+        .output();
+    assert_eq!(run.status.code(), Some(2), "{}", text(&run));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(section(&stderr, "translated").is_empty(), "{stderr}");
+    assert!(
+        section(&stderr, "no equivalent").contains(&"  ImageUpdateAutomation flux-system/flux-system spec.update.path: no marker of a selected policy under `./clusters/my-cluster`: no app written"),
+        "{stderr}"
+    );
 }
