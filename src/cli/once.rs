@@ -184,6 +184,7 @@ impl State {
                 Some(PullRequestAction::Updated) => State::PullRequestUpdated,
                 Some(PullRequestAction::Unchanged) => State::AlreadyProposed,
                 Some(PullRequestAction::NotReopened(_)) => State::NotProposedAgain,
+                Some(PullRequestAction::Closed(_)) => State::UpToDate,
                 None if app.pushed => State::Updated,
                 None => State::ChangesPending,
             }
@@ -237,6 +238,9 @@ fn app_block(app: &AppReport, dry_run: bool) -> String {
         match &app.pull_request_action {
             Some(PullRequestAction::NotReopened(reason)) => {
                 out.push_str(&format!("  pull request {pr}: {reason}\n"));
+            }
+            Some(PullRequestAction::Closed(reason)) => {
+                out.push_str(&format!("  pull request {pr} closed: {reason}\n"));
             }
             _ => out.push_str(&format!("  pull request {pr}\n")),
         }

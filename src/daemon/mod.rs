@@ -39,6 +39,7 @@ pub mod status;
 pub mod webhook;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::report::{AppReport, ImageStatus, PlannedChange};
@@ -129,6 +130,14 @@ pub trait Worker: Send + Sync + 'static {
     /// every check).
     fn registries(&self) -> Vec<RegistryStatus> {
         Vec::new()
+    }
+
+    /// The tags the last check of [`Scope::Repository`] `registry`/`repository` listed, if
+    /// the worker kept them: a webhook announcing one of them brings no news (see
+    /// [`queue`]).
+    fn listed(&self, registry: &str, repository: &str) -> Option<Arc<Vec<String>>> {
+        let _ = (registry, repository);
+        None
     }
 }
 

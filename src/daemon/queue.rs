@@ -9,18 +9,27 @@
 //! Debounce has a leading edge: the first request for an idle scope starts its check at once
 //! (a lone push, or a push right after the previous one's commit, is acted on without waiting);
 //! requests that arrive before that check starts are covered by it, and a single request that
-//! arrives while it runs starts the next check as soon as it ends. A request less than half of
-//! `debounce` after the previous one, the scope being idle, waits until no request came for
-//! `debounce` (the rest of a burst, or a push right after a fast check). Several requests during
+//! arrives while it runs starts the next check as soon as it ends (unless every tag it announced
+//! was listed by that check). A request that announces a tag the daemon does not know yet for
+//! its repository (not listed by the repository's last check, [`Worker::listed`], nor deployed,
+//! chosen or written by the last check that reported it), the scope being idle, is news: it is
+//! checked at once however soon it follows the previous request (a CI job pushing each tag as
+//! soon as it sees the previous commit, with a check faster than half a debounce). A request
+//! whose announced tags are all known (a burst's notifications delivered after the check that
+//! listed them, a repeated notification, a re-pushed tag) waits until no request came for
+//! `debounce`; so does a request without a tag less than half of `debounce` after the previous
+//! one, the scope being idle (timing is all there is to go by). Several requests during
 //! a run (a burst the registry is still delivering) make one more check, which waits for a
-//! sliding quiet period of ten times `debounce`: it starts once no request for its scope came for that long, or
-//! `debounce_max` after it began waiting, whichever is sooner. A CI job pushing 100 tags one
-//! after the other therefore makes one check and at most one follow-up, and a registry that
-//! never stops sending still gets checked every `debounce_max`. A leading check that wrote
-//! nothing is run once more a debounce later: a registry may announce a tag before it can be
-//! listed, and a push must not wait for the next poll.
+//! sliding quiet period of ten times `debounce`: it starts once no request for its scope came
+//! for that long, or `debounce_max` after it began waiting, whichever is sooner. A CI job pushing
+//! 100 tags one after the other therefore makes one check and at most one follow-up, and a
+//! registry that never stops sending still gets checked every `debounce_max`; new tags pushed
+//! one by one, each after the previous check ended, are checked one by one (nothing tells them
+//! from a job waiting for each commit). A leading check that wrote nothing is run once more a
+//! debounce later, unless it listed every tag its requests announced: a registry may announce a
+//! tag before it can be listed, and a push must not wait for the next poll. An announced tag is only a hint: it decides when to check, never what to write.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
@@ -39,10 +48,14 @@ use crate::shutdown::Shutdown;
 /// Debounce periods of quiet a burst's follow-up check waits for.
 const BURST_QUIET: u32 = 10;
 
+/// Announced tags kept per pending or running check; more make its requests unjudgeable.
+const MAX_HINTS: usize = 256;
+
 /// How checks are queued.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckOptions {
-    /// Half of it is the gap that tells a new push from the tail of a burst; a burst's follow-up
+    /// Half of it is the gap that tells a new push (one that announces no unknown tag) from the
+    /// tail of a burst; a burst's follow-up
     /// check waits until no request for its scope came for ten times this long.
     pub debounce: Duration,
     /// ... but never longer than this after it began waiting.
@@ -74,10 +87,36 @@ pub enum Requested {
 
 #[derive(Debug)]
 enum State {
-    /// Waiting for a free slot or for the quiet period; `last` is the latest request.
-    Pending { last: Instant },
-    /// Running; `again`: how many requests came meanwhile.
-    Running { again: u32 },
+    /// Waiting for a free slot or for the quiet period; `last` is the latest request, `hints`
+    /// what the requests it covers announced.
+    Pending { last: Instant, hints: Hints },
+    /// Running; `again`: how many requests came meanwhile, `hints`: what they announced.
+    Running { again: u32, hints: Hints },
+}
+
+/// The tags a check's requests announced. `blind`: some announced none (a schedule tick, a
+/// payload without a tag) or there were too many to keep, so they cannot be judged covered.
+#[derive(Debug, Default)]
+struct Hints {
+    tags: BTreeSet<String>,
+    blind: bool,
+}
+
+impl Hints {
+    fn of(tags: &[String]) -> Hints {
+        let mut hints = Hints::default();
+        hints.add(tags);
+        hints
+    }
+
+    fn add(&mut self, tags: &[String]) {
+        if tags.is_empty() || self.tags.len() + tags.len() > MAX_HINTS {
+            self.blind = true;
+            self.tags.clear();
+        } else if !self.blind {
+            self.tags.extend(tags.iter().cloned());
+        }
+    }
 }
 
 /// The queue of checks in front of a [`Worker`]. Create it with [`Checks::new`].
@@ -92,6 +131,9 @@ pub struct Checks<W: Worker> {
     /// previous one is the tail of a burst the registry is still delivering; a request later
     /// than that is a new push.
     last_request: Mutex<HashMap<Scope, Instant>>,
+    /// Per image repository (`registry/repository`), the tags the last report that covered it
+    /// found deployed, chose or wrote: an announced tag among them is no news.
+    known: Mutex<HashMap<String, BTreeSet<String>>>,
     metrics: Arc<Metrics>,
     status: Arc<StatusStore>,
     shutdown: Shutdown,
@@ -100,8 +142,8 @@ pub struct Checks<W: Worker> {
 
 /// The object-safe view of [`Checks`] used by the HTTP layer (the router is not generic).
 pub trait CheckQueue: Send + Sync {
-    /// Queues a debounced check of `scope`.
-    fn request(&self, scope: Scope) -> Requested;
+    /// Queues a debounced check of `scope` for a webhook that announced `tags` (hints).
+    fn request(&self, scope: Scope, tags: &[String]) -> Requested;
     /// Every `(registry, repository)` the current worker's apps use.
     fn repositories(&self) -> Vec<(String, String)>;
     /// How many full cycles (`Scope::All`) have ended.
@@ -131,6 +173,7 @@ impl<W: Worker> Checks<W> {
             max_concurrent,
             states: Mutex::new(HashMap::new()),
             last_request: Mutex::new(HashMap::new()),
+            known: Mutex::new(HashMap::new()),
             metrics,
             status,
             shutdown,
@@ -148,6 +191,15 @@ impl<W: Worker> Checks<W> {
 
     /// Replaces the worker (after a reload). Running checks finish with the old one.
     pub fn replace_worker(&self, worker: Arc<W>, options: &CheckOptions) {
+        let repositories: BTreeSet<String> = worker
+            .repositories()
+            .into_iter()
+            .map(|(registry, repository)| format!("{registry}/{repository}"))
+            .collect();
+        self.known
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .retain(|name, _| repositories.contains(name));
         self.status.set_apps(&worker.apps());
         self.status.set_details(worker.app_details());
         self.status.set_shard(worker.shard());
@@ -188,32 +240,50 @@ impl<W: Worker> Checks<W> {
     /// Queues a check of `scope` (webhooks): at once when the scope is idle and its previous
     /// request is not recent, otherwise after the debounce quiet period.
     pub fn request_debounced(&self, scope: Scope) -> Requested {
-        self.enqueue(scope, true)
+        self.enqueue(scope, true, &[])
+    }
+
+    /// Queues a check of `scope` for a webhook that announced `tags` (hints, possibly none): as
+    /// [`Checks::request_debounced`], except that a tag the daemon does not know yet for the
+    /// repository is news, checked at once when the scope is idle even right after the
+    /// previous request.
+    pub fn request_announced(&self, scope: Scope, tags: &[String]) -> Requested {
+        self.enqueue(scope, true, tags)
     }
 
     /// Queues a check of `scope` to start as soon as a slot is free (schedule ticks); if one is
     /// already pending or running, it is coalesced into one follow-up run.
     pub fn request_now(&self, scope: Scope) -> Requested {
-        self.enqueue(scope, false)
+        self.enqueue(scope, false, &[])
     }
 
-    fn enqueue(&self, scope: Scope, debounced: bool) -> Requested {
+    fn enqueue(&self, scope: Scope, debounced: bool, tags: &[String]) -> Requested {
         if self.shutdown.is_triggered() {
             return Requested::Refused;
         }
         let Some(me) = self.me.upgrade() else {
             return Requested::Refused;
         };
-        let burst_tail = debounced && self.note_request(&scope);
+        let recent = debounced && self.note_request(&scope);
+        // News is checked at once; announced tags that are all known (a late or repeated
+        // notification, a re-pushed tag) wait for quiet; without tags, the gap decides.
+        let burst_tail = debounced
+            && if tags.is_empty() {
+                recent
+            } else {
+                !self.news(&scope, tags)
+            };
         let mut states = self.states();
         match states.get_mut(&scope) {
-            Some(State::Pending { last }) => {
+            Some(State::Pending { last, hints }) => {
                 *last = Instant::now();
+                hints.add(tags);
                 self.metrics.check(scope.kind(), "coalesced", None);
                 Requested::Coalesced
             }
-            Some(State::Running { again }) => {
+            Some(State::Running { again, hints }) => {
                 *again = again.saturating_add(1);
+                hints.add(tags);
                 self.metrics.check(scope.kind(), "coalesced", None);
                 Requested::Coalesced
             }
@@ -222,6 +292,7 @@ impl<W: Worker> Checks<W> {
                     scope.clone(),
                     State::Pending {
                         last: Instant::now(),
+                        hints: Hints::of(tags),
                     },
                 );
                 drop(states);
@@ -259,38 +330,64 @@ impl<W: Worker> Checks<W> {
             if self.shutdown.is_triggered() {
                 return self.forget(&scope);
             }
-            self.states()
-                .insert(scope.clone(), State::Running { again: 0 });
+            let covering = {
+                let mut states = self.states();
+                let covering = match states.remove(&scope) {
+                    Some(State::Pending { hints, .. }) => hints,
+                    _ => Hints::of(&[]),
+                };
+                states.insert(
+                    scope.clone(),
+                    State::Running {
+                        again: 0,
+                        hints: Hints::default(),
+                    },
+                );
+                covering
+            };
             let wrote = self.run(&scope).await;
             drop(permit);
             // A leading check that wrote nothing is confirmed once, a debounce later: the
             // registry may notify before the tag it announces can be listed (the distribution
             // registry queues the event before it writes the tag), and a push must never be
-            // lost until the next poll.
-            let confirm = std::mem::take(&mut leading) && !wrote;
+            // lost until the next poll. Not when it listed every tag its requests announced.
+            let confirm =
+                std::mem::take(&mut leading) && !wrote && !self.covered(&scope, &covering);
             let repository = matches!(scope, Scope::Repository { .. });
             let next = {
                 let mut states = self.states();
-                let next = match states.remove(&scope) {
-                    _ if self.shutdown.is_triggered() => None,
+                let (again, hints) = match states.remove(&scope) {
+                    Some(State::Running { again, hints }) => (again, hints),
+                    None | Some(State::Pending { .. }) => (0, Hints::default()),
+                };
+                // Requests during the run that announced only tags it listed (a burst's
+                // notifications delivered while the check that saw them ran) need no check.
+                let again = if again > 0 && self.covered(&scope, &hints) {
+                    0
+                } else {
+                    again
+                };
+                let (next, hints) = match again {
+                    _ if self.shutdown.is_triggered() => (None, hints),
+                    0 if confirm => (Some(Some(1)), covering),
+                    0 => (None, hints),
                     // One request came while it ran: a push right after the one just checked
                     // (a CI job that pushes once the previous commit landed), checked at once
                     // and confirmed like any leading check. A schedule tick's follow-up, too,
                     // runs as soon as a slot is free.
-                    Some(State::Running { again: 1 }) => {
+                    1 => {
                         leading = repository;
-                        Some(None)
+                        (Some(None), hints)
                     }
-                    Some(State::Running { again: 0 }) if confirm => Some(Some(1)),
-                    Some(State::Running { again: 0 }) | None | Some(State::Pending { .. }) => None,
                     // Several: a webhook burst still going on waits for quiet.
-                    Some(State::Running { .. }) => Some(repository.then_some(BURST_QUIET)),
+                    _ => (Some(repository.then_some(BURST_QUIET)), hints),
                 };
                 if next.is_some() {
                     states.insert(
                         scope.clone(),
                         State::Pending {
                             last: Instant::now(),
+                            hints,
                         },
                     );
                 }
@@ -315,6 +412,60 @@ impl<W: Worker> Checks<W> {
             .is_some_and(|previous| now.duration_since(previous) < quiet / 2)
     }
 
+    /// Whether `tags`, announced for `scope`, hold one the daemon does not know yet for its
+    /// repository: neither listed by its last check nor deployed, chosen or written by the last
+    /// report of it (always false for a scope that is not a repository, or no tags).
+    fn news(&self, scope: &Scope, tags: &[String]) -> bool {
+        let Scope::Repository {
+            registry,
+            repository,
+        } = scope
+        else {
+            return false;
+        };
+        if tags.is_empty() {
+            return false;
+        }
+        let listed = self.worker().listed(registry, repository);
+        let known = self
+            .known
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let known = known.get(&format!("{registry}/{repository}"));
+        tags.iter().any(|tag| {
+            known.is_none_or(|known| !known.contains(tag))
+                && listed.as_ref().is_none_or(|listed| !listed.contains(tag))
+        })
+    }
+
+    /// Whether every request `hints` describes announced a tag, and none is news (the check
+    /// that just ran listed them all, or they are what it deployed, chose or wrote).
+    fn covered(&self, scope: &Scope, hints: &Hints) -> bool {
+        let tags: Vec<String> = hints.tags.iter().cloned().collect();
+        matches!(scope, Scope::Repository { .. })
+            && !hints.blind
+            && !tags.is_empty()
+            && !self.news(scope, &tags)
+    }
+
+    /// Keeps, for each image repository `report` covers, the tags it found deployed, chose or
+    /// wrote (replacing what an earlier report said of that repository).
+    fn learn(&self, report: &CycleReport) {
+        let mut learned: HashMap<String, BTreeSet<String>> = HashMap::new();
+        for app in &report.apps {
+            for image in &app.images {
+                let tags = learned.entry(image.image.clone()).or_default();
+                tags.extend(image.deployed.iter().cloned());
+                tags.extend(image.candidate.iter().cloned());
+                tags.extend(app.deployed_after(image));
+            }
+        }
+        self.known
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .extend(learned);
+    }
+
     /// Sleeps until no request for `scope` came for `periods` debounce periods (a burst's
     /// follow-up waits [`BURST_QUIET`]: robust to a registry that delivers a burst's
     /// notifications with gaps), or `debounce_max` after the wait began. Returns false if
@@ -325,7 +476,7 @@ impl<W: Worker> Checks<W> {
         let quiet = (quiet * periods).min(cap.max(quiet));
         loop {
             let last = match self.states().get(scope) {
-                Some(State::Pending { last }) => *last,
+                Some(State::Pending { last, .. }) => *last,
                 _ => first,
             };
             let due = (last + quiet).min(first + cap.max(quiet));
@@ -372,6 +523,7 @@ impl<W: Worker> Checks<W> {
 
     fn record(&self, scope: &Scope, report: &CycleReport, elapsed: Duration) {
         self.status.record(report, OffsetDateTime::now_utc());
+        self.learn(report);
         let mut checked = 0u64;
         let mut updated = 0u64;
         let mut failed = false;
@@ -428,8 +580,8 @@ impl<W: Worker> Checks<W> {
 }
 
 impl<W: Worker> CheckQueue for Checks<W> {
-    fn request(&self, scope: Scope) -> Requested {
-        self.request_debounced(scope)
+    fn request(&self, scope: Scope, tags: &[String]) -> Requested {
+        self.request_announced(scope, tags)
     }
 
     fn repositories(&self) -> Vec<(String, String)> {

@@ -3,7 +3,8 @@
 //! Invariant: nothing happens before a request is authenticated and fully parsed — an
 //! unauthenticated, oversized, mistyped or malformed request gets a 4xx and schedules nothing.
 //! A payload's tag is only a hint and is never written anywhere: an accepted event queues a
-//! [`Scope::Repository`] check and the worker asks the registry again.
+//! [`Scope::Repository`] check and the worker asks the registry again; the queue only uses the
+//! tag to tell a new push (checked at once) from one it already knows of.
 //!
 //! Design choice: every receiver is `POST /webhook/<type>` (or `/webhook/<type>/<secret>` for
 //! registries that can only put a secret in the URL: Docker Hub and Quay). Secrets are compared in
@@ -294,7 +295,8 @@ pub(crate) async fn accept(
         ignored: parsed.ignored,
         ..Accepted::default()
     };
-    let mut scopes: Vec<Scope> = Vec::new();
+    // Each scope once, with the tags announced for it (hints: they decide when to check).
+    let mut scopes: Vec<(Scope, Vec<String>)> = Vec::new();
     for push in &parsed.pushes {
         let matched = matching_scopes(&known, &push.registry, &push.repository);
         if known.iter().any(|(registry, _)| *registry == push.registry) {
@@ -312,13 +314,19 @@ pub(crate) async fn accept(
             );
         }
         for scope in matched {
-            if !scopes.contains(&scope) {
-                scopes.push(scope);
+            if !scopes.iter().any(|(seen, _)| *seen == scope) {
+                scopes.push((scope.clone(), Vec::new()));
+            }
+            if let (Some(tag), Some((_, tags))) = (
+                &push.tag,
+                scopes.iter_mut().find(|(seen, _)| *seen == scope),
+            ) {
+                tags.push(tag.clone());
             }
         }
     }
-    for scope in scopes {
-        match checks.request(scope.clone()) {
+    for (scope, tags) in scopes {
+        match checks.request(scope.clone(), &tags) {
             Requested::Scheduled => {
                 tracing::info!(receiver = kind.as_str(), %scope, "webhook scheduled a check");
                 accepted.scheduled += 1;

@@ -153,6 +153,18 @@ impl ResolvedApp {
     }
 }
 
+/// Whether a target's `file` (a file, or a directory: written with a trailing `/` or found
+/// to be one on the branch) covers the repository file `path`.
+fn target_holds(file: &str, path: &str) -> bool {
+    let dir = file.trim_start_matches("./").trim_end_matches('/');
+    dir.is_empty()
+        || dir == "."
+        || path == dir
+        || path
+            .strip_prefix(dir)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
 /// The `history:` bound of the global file, as `history` reads it.
 fn history_bound(config: &crate::config::HistoryBound) -> crate::history::Bound {
     crate::history::Bound {
@@ -242,6 +254,30 @@ impl Engine {
         self
     }
 
+    /// Keep what `previous` (the engine of the configuration before a reload) read of the
+    /// targets' histories that this configuration still has, so a reload reads no history
+    /// again; records of targets no longer configured are dropped with `previous`. Call before
+    /// the engine is shared.
+    pub fn with_history_from(mut self, previous: &crate::history::History) -> Engine {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            let bound = history_bound(&inner.config.global.history);
+            let apps = &inner.config.apps;
+            let configured = |url: &str, branch: &str, file: &str| {
+                apps.iter()
+                    .filter(|app| app.repo == url && app.branch == branch)
+                    .flat_map(|app| app.images.iter().flat_map(|image| image.targets.iter()))
+                    .any(|target| target_holds(&target.file, file))
+            };
+            inner.history = Arc::new(previous.carried(bound, configured));
+        }
+        self
+    }
+
+    /// The targets' history cache (carried over a reload with [`Engine::with_history_from`]).
+    pub fn history(&self) -> Arc<crate::history::History> {
+        Arc::clone(&self.inner.history)
+    }
+
     pub(crate) fn shutting_down(&self) -> bool {
         self.inner
             .shutdown
@@ -310,6 +346,17 @@ impl Engine {
         progress.start(images.len(), selected.len(), config_repos.len());
         let tags = fetch::tag_lists(&inner.registry, &images, progress.as_ref()).await;
         report.tag_lists.clone_from(&tags.durations);
+        if let Some(repositories) = &options.repositories {
+            // A targeted check (a webhook's): what it listed tells later notifications of
+            // tags it already saw from news (the daemon's check queue).
+            report.listed = repositories
+                .iter()
+                .filter_map(|name| match tags.by_repository.get(name) {
+                    Some(Ok(list)) => Some((name.clone(), Arc::clone(list))),
+                    _ => None,
+                })
+                .collect();
+        }
         let now = OffsetDateTime::now_utc();
         let sources = promote::read_sources(self, &selected, now).await;
         let ctx = Arc::new(WriteContext {
@@ -444,5 +491,27 @@ impl Engine {
 
     pub(crate) fn author_email(&self) -> &str {
         &self.inner.config.global.git.author_email
+    }
+}
+
+#[cfg(test)]
+mod history_tests {
+    use super::target_holds;
+
+    #[test]
+    fn a_target_holds_its_file_or_the_files_under_its_directory() {
+        assert!(target_holds("apps/api/values.yaml", "apps/api/values.yaml"));
+        assert!(target_holds(
+            "./apps/api/values.yaml",
+            "apps/api/values.yaml"
+        ));
+        assert!(target_holds("apps/api/", "apps/api/deploy.yaml"));
+        assert!(target_holds("apps/api", "apps/api/sub/deploy.yaml"));
+        assert!(target_holds("./", "anything.yaml"));
+        assert!(!target_holds("apps/api", "apps/api2/deploy.yaml"));
+        assert!(!target_holds(
+            "apps/api/values.yaml",
+            "apps/web/values.yaml"
+        ));
     }
 }

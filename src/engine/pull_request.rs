@@ -151,6 +151,9 @@ fn write_inner(
     report.errors = planned.errors;
     report.changes = planned.changes;
     if planned.files.is_empty() {
+        if ctx.mode != Mode::DryRun {
+            close_after_rollback(ctx, app, pr_config, report)?;
+        }
         return Ok(Written::Done { pushed: false });
     }
     let rows: Vec<ChangeRow> = contexts(&report.changes);
@@ -203,6 +206,66 @@ fn write_inner(
     report.pull_request = Some(pr.url);
     report.pull_request_action = Some(action);
     Ok(Written::Done { pushed })
+}
+
+/// When a person's rollback on the base branch leaves nothing to propose (`hold`, or
+/// `skip-version` with nothing newer) and the app's pull request is still open, proposing what
+/// the rules now refuse: comment the rollback (who, which commit) on it and close it. Its body
+/// keeps its fingerprint, so the same versions are not proposed again ([`forge::decide`]).
+/// Only when every image of the app was decided: an image that failed may still want what the
+/// pull request proposes.
+fn close_after_rollback(
+    ctx: &WriteContext,
+    app: &ResolvedApp,
+    pr_config: &PullRequestConfig,
+    report: &mut AppReport,
+) -> Result<(), AppError> {
+    let held: Vec<String> = report
+        .images
+        .iter()
+        .filter_map(|image| match &image.why {
+            Some(why @ crate::policy::Why::Held { .. }) => Some(format!("{}: {why}", image.name)),
+            _ => None,
+        })
+        .collect();
+    let failed = !report.errors.is_empty() || report.images.iter().any(|i| i.error.is_some());
+    if held.is_empty() || failed {
+        return Ok(());
+    }
+    let config = &app.app;
+    let branch = bot_branch(pr_config.branch.as_deref(), &config.name)
+        .map_err(PullRequestError::BotBranchName)?;
+    let forge = Forge::new(settings::forge(config)?)?;
+    let found = ctx
+        .handle
+        .block_on(forge.find_pull_requests(&branch, &config.branch))?;
+    let Some(open) = found.iter().find(|pr| pr.state == forge::PrState::Open) else {
+        return Ok(());
+    };
+    let reason = format!("rolled back on {}: {}", config.branch, held.join("; "));
+    let comment = format!(
+        "imagebump closes this pull request: a person rolled back on `{}` what it builds on, \
+         and the rollback rules (`on_rollback`) leave nothing to propose now.\n\n{}\n\n\
+         These versions are not proposed again; a newer tag (or, under `hold`, a person \
+         changing the value) opens a new pull request.",
+        config.branch,
+        held.iter()
+            .map(|line| format!("- {line}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let closed = ctx
+        .handle
+        .block_on(forge.close(open, &comment))
+        .map_err(|e| PullRequestError::NotUpdated {
+            branch: branch.clone(),
+            url: open.url.clone(),
+            error: Arc::new(e),
+        })?;
+    tracing::info!(app = %config.name, pr = %closed.url, %reason, "closed the pull request after a rollback");
+    report.pull_request = Some(closed.url);
+    report.pull_request_action = Some(PullRequestAction::Closed(reason));
+    Ok(())
 }
 
 /// The texts of an app's pull request: bot branch, commit message, title and body.

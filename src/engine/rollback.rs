@@ -50,7 +50,14 @@ pub(crate) fn find(
         .target(checkout, &app.repo, file, target, &image.image, reader.now)
         .map_err(ImageError::History)?;
     let older = |to: &TargetValue, from: &TargetValue| older(policy, to, from);
-    Ok(rollback::detect(&history.changes, reader.bot, &older))
+    // A person's commit is read (its message) only when it is the change a rollback replaced.
+    let is_bot = |meta: &crate::git::CommitMeta| {
+        rollback::by_bot(meta, reader.bot)
+            || checkout
+                .commit_message(meta.id)
+                .is_ok_and(|message| rollback::squashed_from_bot(&message, reader.bot))
+    };
+    Ok(rollback::detect(&history.changes, &is_bot, &older))
 }
 
 /// Whether `to` is older than `from` under `policy` (see [`rollback::Older`]).

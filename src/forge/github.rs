@@ -167,3 +167,32 @@ pub(super) async fn update(
         .await?;
     Ok(updated.into())
 }
+
+/// Comments `comment` on an open pull request, then closes it (the comment first, so a
+/// closed pull request always says why).
+pub(super) async fn close(
+    api: &Api,
+    settings: &ForgeSettings,
+    pr: &PullRequest,
+    comment: &str,
+) -> Result<PullRequest, ForgeError> {
+    let (owner, repo) = super::owner_repo(settings);
+    let number = pr.number.to_string();
+    let _: serde_json::Value = api
+        .call(
+            Method::POST,
+            api.url(&["repos", owner, repo, "issues", &number, "comments"]),
+            Some(json!({ "body": comment })),
+            "comment on the pull request",
+        )
+        .await?;
+    let closed: GhPull = api
+        .call(
+            Method::PATCH,
+            api.url(&["repos", owner, repo, "pulls", &number]),
+            Some(json!({ "state": "closed" })),
+            "close the pull request",
+        )
+        .await?;
+    Ok(closed.into())
+}

@@ -172,3 +172,36 @@ pub(super) async fn update(
         .await?;
     Ok(updated.into())
 }
+
+/// Comments `comment` on an open merge request (a note), then closes it.
+pub(super) async fn close(
+    api: &Api,
+    settings: &ForgeSettings,
+    pr: &PullRequest,
+    comment: &str,
+) -> Result<PullRequest, ForgeError> {
+    let iid = pr.number.to_string();
+    let _: serde_json::Value = api
+        .call(
+            Method::POST,
+            api.url(&[
+                "projects",
+                &settings.project,
+                "merge_requests",
+                &iid,
+                "notes",
+            ]),
+            Some(json!({ "body": comment })),
+            "comment on the merge request",
+        )
+        .await?;
+    let closed: GlMergeRequest = api
+        .call(
+            Method::PUT,
+            api.url(&["projects", &settings.project, "merge_requests", &iid]),
+            Some(json!({ "state_event": "close" })),
+            "close the merge request",
+        )
+        .await?;
+    Ok(closed.into())
+}

@@ -508,6 +508,20 @@ impl Forge {
     }
 }
 
+impl Forge {
+    /// Comments `comment` on an open pull request, then closes it unmerged (issue 19: a
+    /// rollback on the base branch leaves nothing it may propose). Its body, and so its
+    /// fingerprint, is left as it was: the closed pull request keeps those versions from being
+    /// proposed again ([`decide`]).
+    pub async fn close(&self, pr: &PullRequest, comment: &str) -> Result<PullRequest, ForgeError> {
+        match self.settings.kind {
+            ForgeKind::Github => github::close(&self.api, &self.settings, pr, comment).await,
+            ForgeKind::Gitlab => gitlab::close(&self.api, &self.settings, pr, comment).await,
+            ForgeKind::Gitea => gitea::close(&self.api, &self.settings, pr, comment).await,
+        }
+    }
+}
+
 /// `owner` and `repo` of a GitHub or Gitea project (checked to have two parts in `Api::new`).
 fn owner_repo(settings: &ForgeSettings) -> (&str, &str) {
     settings

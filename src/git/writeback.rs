@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rand::Rng as _;
 
-use super::{Checkout, CloneCache, GitError, Oid, PushOutcome, redact_url};
+use super::{Checkout, CloneCache, GitError, InMemory, Oid, PushOutcome, redact_url};
 
 /// How often and how patiently [`commit_and_push`] retries a rejected push.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,8 +70,8 @@ pub enum WriteBackError<E> {
         reason: String,
     },
     #[error(
-        "git {url}: push to `{branch}` was rejected {attempts} times (last: {reason}); \
-         another writer keeps moving the branch, the next pass will try again"
+        "git {url}: push to `{branch}` was rejected {attempts} times (last: {reason}); {}",
+        exhausted_hint(reason)
     )]
     Exhausted {
         url: String,
@@ -97,6 +97,23 @@ pub fn commit_and_push<E, F>(
 where
     F: FnMut(&Checkout) -> Result<usize, E>,
 {
+    commit_and_push_with(cache, url, branch, options, |checkout, _| {
+        make_commits(checkout)
+    })
+}
+
+/// [`commit_and_push`], with `make_commits` also given the round's in-memory objects, to
+/// write them out between commits ([`InMemory::persist_if_large`]) when it makes many.
+pub fn commit_and_push_with<E, F>(
+    cache: &CloneCache,
+    url: &str,
+    branch: &str,
+    options: &RetryOptions,
+    mut make_commits: F,
+) -> Result<PushReport, WriteBackError<E>>
+where
+    F: FnMut(&Checkout, &InMemory<'_>) -> Result<usize, E>,
+{
     let max_attempts = options.max_attempts.max(1);
     let checkout = cache.checkout(url, branch)?;
     let mut last_reason = String::new();
@@ -106,7 +123,7 @@ where
             checkout.refresh()?;
         }
         checkout
-            .with_objects_in_memory(|| make_commits(&checkout))?
+            .with_objects_in_memory(|memory| make_commits(&checkout, memory))?
             .map_err(|source| WriteBackError::Plan {
                 url: redact_url(url),
                 branch: branch.to_string(),
@@ -153,6 +170,18 @@ where
         attempts: max_attempts,
         reason: last_reason,
     })
+}
+
+/// What a run of rejections means: the branch kept moving, or (a `file://` remote) its lock
+/// file stayed taken, which a writer killed mid-push leaves behind.
+fn exhausted_hint(reason: &str) -> &'static str {
+    if reason.contains("failed to lock") {
+        "the branch's lock file in the remote stays taken: a writer killed mid-push leaves it \
+         behind; if no git process is writing to that repository, remove the `.lock` file named \
+         above. The next pass will try again"
+    } else {
+        "another writer keeps moving the branch, the next pass will try again"
+    }
 }
 
 /// Wait before retry number `retry` (1-based): half the capped exponential delay plus a random

@@ -6,7 +6,10 @@
 //! 90 days) and cached per (repository, branch, file): a pass whose branch head is the one
 //! read before reads no commit at all, a pass on a new head reads only the commits since, a
 //! cold start reads all of a branch's target files in one walk ([`History::prefetch`]), and a
-//! file's blob is parsed once per target however often it is asked about. The walk itself
+//! file's blob is parsed once per target however often it is asked about. The cache stays
+//! within the bound too: a record extended by new commits is cut to what a cold read would
+//! hold (and the parsed values of blobs cut with it are forgotten), and a daemon reload keeps
+//! only the records of targets still configured ([`History::carried`]). The walk itself
 //! lives in `git` ([`crate::git::Checkout::file_history`]); the YAML reading is `edit`'s;
 //! this module joins the two and keeps the cache. It never writes.
 //!
@@ -17,9 +20,9 @@
 
 pub mod rollback;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use time::{Duration, OffsetDateTime};
@@ -92,26 +95,58 @@ struct FileRecord {
     head: Oid,
     versions: Arc<Vec<FileVersion>>,
     end: HistoryEnd,
+    /// Versions were cut off when this record was made ([`trim`]).
+    trimmed: bool,
 }
 
 impl FileRecord {
     /// The record at `head` after reading `read` from there: when the walk stopped at the
-    /// head of `known`, its new versions and then the known ones.
-    fn after(head: Oid, read: FileHistory, known: Option<&FileRecord>) -> FileRecord {
-        let (versions, end) = match (read.end, known) {
+    /// head of `known`, its new versions and then the known ones, trimmed to `bound`.
+    fn after(
+        head: Oid,
+        read: FileHistory,
+        known: Option<&FileRecord>,
+        bound: WalkBound,
+    ) -> FileRecord {
+        let (versions, end, trimmed) = match (read.end, known) {
             (HistoryEnd::Known, Some(older)) => {
                 let mut versions = read.versions;
                 versions.extend(older.versions.iter().cloned());
-                (versions, older.end)
+                trim(versions, older.end, bound)
             }
-            (end, _) => (read.versions, end),
+            (end, _) => (read.versions, end, false),
         };
         FileRecord {
             head,
             versions: Arc::new(versions),
             end,
+            trimmed,
         }
     }
+}
+
+/// `versions` (newest first, ending at `end`) cut to what a fresh read within `bound` keeps:
+/// no version older than its age limit (committer time; from the first such version on, as the
+/// walk stops there) and no more versions than its commit limit (a first-parent commit writes
+/// at most one version, so a fresh read holds no more). Whatever is cut, the record then ends
+/// at the bound: an extended record never grows past what a cold read would hold.
+fn trim(
+    mut versions: Vec<FileVersion>,
+    end: HistoryEnd,
+    bound: WalkBound,
+) -> (Vec<FileVersion>, HistoryEnd, bool) {
+    let too_old = bound.not_before.and_then(|not_before| {
+        versions
+            .iter()
+            .position(|version| version.commit.time < not_before)
+    });
+    let keep = too_old.unwrap_or(versions.len()).min(bound.max_commits);
+    if keep < versions.len() {
+        versions.truncate(keep);
+        versions.shrink_to_fit();
+        return (versions, HistoryEnd::Bound, true);
+    }
+    (versions, end, false)
 }
 
 /// (repository URL, branch, file, target and image).
@@ -130,9 +165,14 @@ pub struct History {
     targets: Mutex<HashMap<TargetKey, (Oid, Arc<TargetHistory>)>>,
     commits_read: AtomicUsize,
     blobs_parsed: AtomicUsize,
+    /// A record was trimmed since the parsed values were last swept ([`History::sweep`]).
+    trimmed: AtomicBool,
     /// Per (repository, branch), the head a round of commits started from ([`History::pin`]):
     /// histories are read there, not at each of the bot's own commits of the round.
     pinned: Mutex<HashMap<(String, String), Oid>>,
+    /// The last blob parsed, kept parsed: the images of one file are read one after another
+    /// in the same versions, and a file of 2,500 images was read and parsed 2,500 times.
+    last_parsed: Mutex<Option<(Oid, Arc<Option<edit::OwnedDocument>>)>>,
 }
 
 /// Keeps a branch's history pinned to a head until dropped ([`History::pin`]).
@@ -189,6 +229,95 @@ impl History {
         }
     }
 
+    /// After a record was trimmed: forget the parsed values of blobs no record holds any more
+    /// (one look over the records, only when something was cut).
+    fn sweep(&self) {
+        if !self.trimmed.swap(false, Ordering::Relaxed) {
+            return;
+        }
+        let live: HashSet<Oid> = match self.files.lock() {
+            Ok(files) => files
+                .values()
+                .flat_map(|record| record.versions.iter().filter_map(|v| v.blob))
+                .collect(),
+            Err(_) => return,
+        };
+        if let Ok(mut values) = self.values.lock() {
+            values.retain(|(blob, _), _| live.contains(blob));
+            values.shrink_to_fit();
+        }
+    }
+
+    /// A cache for a new configuration (a daemon reload) with `bound`: this one's records of
+    /// the (repository, branch, file)s `configured` still names, so a reload reads no history
+    /// again for them and keeps nothing of targets gone. With another bound it starts empty
+    /// (a record read within the old bound is not one read within the new).
+    pub fn carried(&self, bound: Bound, configured: impl Fn(&str, &str, &str) -> bool) -> History {
+        let fresh = History::new(bound);
+        if bound != self.bound {
+            return fresh;
+        }
+        let keep = |(url, branch, file): &(String, String, String)| configured(url, branch, file);
+        let files: HashMap<_, _> = match self.files.lock() {
+            Ok(files) => files
+                .iter()
+                .filter(|(key, _)| keep(key))
+                .map(|(key, record)| (key.clone(), record.clone()))
+                .collect(),
+            Err(_) => return fresh,
+        };
+        let live: HashSet<Oid> = files
+            .values()
+            .flat_map(|record| record.versions.iter().filter_map(|v| v.blob))
+            .collect();
+        let values = self
+            .values
+            .lock()
+            .map(|values| {
+                values
+                    .iter()
+                    .filter(|((blob, _), _)| live.contains(blob))
+                    .map(|(key, value)| (key.clone(), value.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let targets = self
+            .targets
+            .lock()
+            .map(|targets| {
+                targets
+                    .iter()
+                    .filter(|((url, branch, file, _), _)| configured(url, branch, file))
+                    .map(|(key, known)| (key.clone(), known.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        History {
+            files: Mutex::new(files),
+            values: Mutex::new(values),
+            targets: Mutex::new(targets),
+            ..fresh
+        }
+    }
+
+    /// What the cache holds: (file records, versions in them, parsed values, target
+    /// histories). What stays bounded shows here.
+    pub fn size(&self) -> (usize, usize, usize, usize) {
+        let (records, versions) = self
+            .files
+            .lock()
+            .map(|files| {
+                (
+                    files.len(),
+                    files.values().map(|record| record.versions.len()).sum(),
+                )
+            })
+            .unwrap_or_default();
+        let values = self.values.lock().map(|v| v.len()).unwrap_or_default();
+        let targets = self.targets.lock().map(|t| t.len()).unwrap_or_default();
+        (records, versions, values, targets)
+    }
+
     /// First-parent commits read so far (all files), and blobs parsed: what the cache saved
     /// shows here (a steady-state pass adds nothing).
     pub fn cost(&self) -> (usize, usize) {
@@ -234,7 +363,8 @@ impl History {
             if group.len() < 2 {
                 continue;
             }
-            let read = checkout.files_history_since(head, &group, self.walk_bound(now), since)?;
+            let bound = self.walk_bound(now);
+            let read = checkout.files_history_since(head, &group, bound, since)?;
             if let Some(first) = read.first() {
                 self.commits_read
                     .fetch_add(first.commits_read, Ordering::Relaxed);
@@ -244,10 +374,14 @@ impl History {
             };
             for (file, history) in group.iter().zip(read) {
                 let key = key(file);
-                let record = FileRecord::after(head, history, cached.get(&key));
+                let record = FileRecord::after(head, history, cached.get(&key), bound);
+                if record.trimmed {
+                    self.trimmed.store(true, Ordering::Relaxed);
+                }
                 cached.insert(key, record);
             }
         }
+        self.sweep();
         Ok(())
     }
 
@@ -360,12 +494,37 @@ impl History {
         )?;
         self.commits_read
             .fetch_add(read.commits_read, Ordering::Relaxed);
-        let record = FileRecord::after(head, read, cached.as_ref());
+        let record = FileRecord::after(head, read, cached.as_ref(), bound);
         let (versions, end) = (Arc::clone(&record.versions), record.end);
+        if record.trimmed {
+            self.trimmed.store(true, Ordering::Relaxed);
+        }
         if let Ok(mut files) = self.files.lock() {
             files.insert(key, record);
         }
+        self.sweep();
         Ok((versions, end))
+    }
+
+    /// Blob `blob` parsed (`None`: it does not parse), reusing the last one parsed.
+    fn parsed(
+        &self,
+        checkout: &Checkout,
+        blob: Oid,
+    ) -> Result<Arc<Option<edit::OwnedDocument>>, GitError> {
+        if let Ok(last) = self.last_parsed.lock()
+            && let Some((id, document)) = last.as_ref()
+            && *id == blob
+        {
+            return Ok(Arc::clone(document));
+        }
+        let bytes = checkout.blob(blob)?;
+        self.blobs_parsed.fetch_add(1, Ordering::Relaxed);
+        let document = Arc::new(edit::OwnedDocument::parse(bytes).ok());
+        if let Ok(mut last) = self.last_parsed.lock() {
+            *last = Some((blob, Arc::clone(&document)));
+        }
+        Ok(document)
     }
 
     /// The target's value in one blob, parsed once per blob and target.
@@ -387,11 +546,11 @@ impl History {
         {
             return Ok(value);
         }
-        let bytes = checkout.blob(blob)?;
-        self.blobs_parsed.fetch_add(1, Ordering::Relaxed);
+        let document = self.parsed(checkout, blob)?;
         // A version that does not parse, or has no reference to the image, holds no value.
-        let value = edit::Document::parse(&bytes)
-            .ok()
+        let value = document
+            .as_ref()
+            .as_ref()
             .and_then(|document| document.find(target, image).ok())
             .and_then(|found| {
                 found.first().map(|first| TargetValue {
@@ -403,5 +562,187 @@ impl History {
             values.insert(cache_key, value.clone());
         }
         Ok(value)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::path::Path;
+    use std::process::Command;
+
+    use super::*;
+    use crate::git::{Author, CloneCache, GitSettings};
+
+    const FILE: &str = "values.yaml";
+    const DAY: i64 = 86_400;
+    /// 2026-12-01, the tests' "now" on the first pass.
+    const T0: i64 = 1_796_083_200;
+
+    fn git(dir: &Path, args: &[&str], when: i64) {
+        let date = format!("@{when} +0000");
+        let status = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_AUTHOR_NAME", "jane")
+            .env("GIT_AUTHOR_EMAIL", "jane@example.com")
+            .env("GIT_COMMITTER_NAME", "jane")
+            .env("GIT_COMMITTER_EMAIL", "jane@example.com")
+            .env("GIT_AUTHOR_DATE", &date)
+            .env("GIT_COMMITTER_DATE", &date)
+            .output()
+            .unwrap();
+        assert!(status.status.success(), "git {args:?}: {status:?}");
+    }
+
+    /// A remote and a working clone to push from, and a clone cache for the reader.
+    struct Repo {
+        _root: tempfile::TempDir,
+        work: std::path::PathBuf,
+        url: String,
+        cache: CloneCache,
+    }
+
+    impl Repo {
+        fn new() -> Repo {
+            let root = tempfile::tempdir().unwrap();
+            let bare = root.path().join("remote.git");
+            let work = root.path().join("work");
+            std::fs::create_dir_all(&bare).unwrap();
+            std::fs::create_dir_all(&work).unwrap();
+            git(&bare, &["init", "-q", "--bare", "-b", "main"], T0);
+            git(&work, &["init", "-q", "-b", "main"], T0);
+            let url = format!("file://{}", bare.display());
+            git(&work, &["remote", "add", "origin", &url], T0);
+            let settings = GitSettings {
+                author: Author {
+                    name: "imagebump".into(),
+                    email: "bot@imagebump.test".into(),
+                },
+                credentials: vec![],
+                accept_unknown_hosts: false,
+                signing_key: None,
+            };
+            let cache = CloneCache::new(root.path().join("cache"), settings);
+            Repo {
+                _root: root,
+                work,
+                url,
+                cache,
+            }
+        }
+
+        /// Commit `tag` into `file` at `when` and push.
+        fn bump(&self, file: &str, tag: &str, when: i64) {
+            let manifest = format!(
+                "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n    - name: api\n      image: ghcr.io/acme/api:{tag}\n"
+            );
+            std::fs::write(self.work.join(file), manifest).unwrap();
+            git(&self.work, &["add", file], when);
+            git(&self.work, &["commit", "-q", "-m", tag], when);
+            git(&self.work, &["push", "-q", "origin", "HEAD:main"], when);
+        }
+
+        fn checkout(&self) -> Checkout {
+            self.cache.checkout(&self.url, "main").unwrap()
+        }
+    }
+
+    fn at(unix: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(unix).unwrap()
+    }
+
+    fn read(history: &History, repo: &Repo, file: &str, now: i64) -> Arc<TargetHistory> {
+        let image = ImageRef::parse("ghcr.io/acme/api").unwrap();
+        history
+            .target(
+                &repo.checkout(),
+                &repo.url,
+                file,
+                &Target::Auto,
+                &image,
+                at(now),
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn an_extended_record_is_trimmed_to_the_commit_bound() {
+        let repo = Repo::new();
+        let history = History::new(Bound {
+            max_commits: 3,
+            max_age: Duration::days(90),
+        });
+        for n in 0..10 {
+            let when = T0 + n * 60;
+            repo.bump(FILE, &format!("1.0.{n}"), when);
+            read(&history, &repo, FILE, when);
+            let (records, versions, values, _) = history.size();
+            assert_eq!(records, 1);
+            assert!(versions <= 3, "pass {n}: {versions} versions cached");
+            assert!(values <= 4, "pass {n}: {values} parsed values cached");
+        }
+        // What is kept is the newest, and the record no longer claims to reach the root.
+        let known = read(&history, &repo, FILE, T0 + 600);
+        assert!(!known.complete);
+        let tags: Vec<String> = known
+            .changes
+            .iter()
+            .map(|c| c.value.as_ref().unwrap().to_string())
+            .collect();
+        assert_eq!(tags, ["1.0.9", "1.0.8"]);
+    }
+
+    #[test]
+    fn an_extended_record_is_trimmed_to_the_age_bound() {
+        let repo = Repo::new();
+        let history = History::new(Bound {
+            max_commits: 5000,
+            max_age: Duration::days(10),
+        });
+        // One bump a day for 30 days, read every day: never more than 10 days are kept.
+        for day in 0..30 {
+            let when = T0 + day * DAY;
+            repo.bump(FILE, &format!("1.0.{day}"), when);
+            read(&history, &repo, FILE, when + 60);
+            let (_, versions, values, _) = history.size();
+            assert!(versions <= 11, "day {day}: {versions} versions cached");
+            assert!(values <= 12, "day {day}: {values} parsed values cached");
+        }
+        // The same as a cold read within the bound.
+        let cold = History::new(history.bound);
+        let now = T0 + 29 * DAY + 60;
+        assert_eq!(
+            read(&cold, &repo, FILE, now),
+            read(&history, &repo, FILE, now)
+        );
+    }
+
+    #[test]
+    fn a_reload_keeps_the_configured_files_only() {
+        let repo = Repo::new();
+        let history = History::new(Bound::default());
+        repo.bump("a.yaml", "1.0.0", T0);
+        repo.bump("b.yaml", "1.0.0", T0 + 60);
+        repo.bump("a.yaml", "1.1.0", T0 + 120);
+        read(&history, &repo, "a.yaml", T0 + 180);
+        read(&history, &repo, "b.yaml", T0 + 180);
+        assert_eq!(history.size().0, 2);
+
+        let kept = history.carried(Bound::default(), |url, branch, file| {
+            url == repo.url && branch == "main" && file == "a.yaml"
+        });
+        let (records, versions, values, targets) = kept.size();
+        assert_eq!((records, versions, values, targets), (1, 2, 2, 1));
+        // Served from what was carried: no commit read, no blob parsed.
+        read(&kept, &repo, "a.yaml", T0 + 180);
+        assert_eq!(kept.cost(), (0, 0));
+
+        // Another bound: nothing carried (it was read within the old one).
+        let other = Bound {
+            max_commits: 10,
+            max_age: Duration::days(1),
+        };
+        assert_eq!(history.carried(other, |_, _, _| true).size(), (0, 0, 0, 0));
     }
 }

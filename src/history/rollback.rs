@@ -2,7 +2,8 @@
 //!
 //! A rollback is: the latest change of the target's value was not made by imagebump (neither
 //! its author nor its committer is the bot's identity), the change before it was (so the value
-//! it replaced is one imagebump wrote), and it moved the value to an older one. A person moving
+//! it replaced is one imagebump wrote: by its identity, or a squash merge of its pull request
+//! whose message says so, [`squashed_from_bot`]), and it moved the value to an older one. A person moving
 //! the value forward, to a value the policy cannot rank, or editing another line (no value
 //! change) is not a rollback; neither is a revert of a rollback (it moves forward).
 //!
@@ -49,21 +50,39 @@ pub fn by_bot(meta: &CommitMeta, bot: &str) -> bool {
     meta.author.email.eq_ignore_ascii_case(bot) || meta.committer.email.eq_ignore_ascii_case(bot)
 }
 
+/// Whether a commit message says the commit carries imagebump's own change, though a person
+/// made it (a forge's squash merge of imagebump's pull request records the merger as author
+/// and committer): it holds the fingerprint marker of imagebump's pull request bodies (a
+/// squash message built from the pull request's description), or a `Co-authored-by:` trailer
+/// with the bot's email (GitHub adds one per author of the squashed commits).
+pub fn squashed_from_bot(message: &str, bot: &str) -> bool {
+    message.contains("<!-- imagebump:fingerprint=")
+        || message.lines().any(|line| {
+            line.trim()
+                .strip_prefix("Co-authored-by:")
+                .and_then(|who| who.rsplit_once('<'))
+                .and_then(|(_, email)| email.trim().strip_suffix('>'))
+                .is_some_and(|email| email.trim().eq_ignore_ascii_case(bot))
+        })
+}
+
+/// Tells imagebump's changes: [`by_bot`], else, for a change a person made, whether its
+/// commit message says it is imagebump's squash-merged change ([`squashed_from_bot`]).
+pub type IsBot<'a> = &'a dyn Fn(&CommitMeta) -> bool;
+
 /// The rollback the latest change of a target is, if it is one. `changes` are the target's
 /// value changes, newest first.
-pub fn detect(changes: &[ValueChange], bot: &str, older: Older<'_>) -> Option<Rollback> {
+pub fn detect(changes: &[ValueChange], is_bot: IsBot<'_>, older: Older<'_>) -> Option<Rollback> {
     let [latest, replaced, earlier @ ..] = changes else {
         return None;
     };
-    if by_bot(&latest.by, bot) || !by_bot(&replaced.by, bot) {
-        return None;
-    }
     let (to, from) = (latest.value.as_ref()?, replaced.value.as_ref()?);
     let is_older = match older(to, from) {
         Some(answer) => answer,
         None => earlier.iter().any(|c| c.value.as_ref() == Some(to)),
     };
-    if !is_older {
+    // Who made the two changes is asked last: `is_bot` may read a commit.
+    if !is_older || is_bot(&latest.by) || !is_bot(&replaced.by) {
         return None;
     }
     let id = latest.by.id.to_string();
@@ -129,7 +148,7 @@ mod tests {
     }
 
     fn check(list: &[(&str, &str)], older: Older<'_>) -> Option<(String, String)> {
-        detect(&changes(list), BOT, older)
+        detect(&changes(list), &|meta| by_bot(meta, BOT), older)
             .map(|r| (r.from.to_string(), format!("{} {}", r.to, r.by)))
     }
 
@@ -185,5 +204,19 @@ mod tests {
         squashed.committer.email = "BOT@imagebump.test".into();
         assert!(by_bot(&squashed, BOT));
         assert!(!by_bot(&meta(1, "jane@x"), BOT));
+    }
+
+    #[test]
+    fn a_squash_merge_of_the_bots_pull_request_is_known_by_its_message() {
+        let github = "chore(shop): update api to 1.2.0 (#7)\n\n* chore(shop): update api to 1.2.0\n\nCo-authored-by: imagebump <BOT@imagebump.test>\n";
+        assert!(squashed_from_bot(github, BOT));
+        let described = "Update api (#7)\n\nimagebump proposes new image tags\n\n<!-- imagebump:fingerprint=abc -->\n";
+        assert!(squashed_from_bot(described, BOT));
+        let person = "Roll back api\n\nCo-authored-by: joe <joe@example.com>\n";
+        assert!(!squashed_from_bot(person, BOT));
+        assert!(!squashed_from_bot(
+            "mentions bot@imagebump.test in passing",
+            BOT
+        ));
     }
 }

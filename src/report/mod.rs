@@ -143,6 +143,9 @@ pub enum PullRequestAction {
     /// A person closed a pull request for exactly these versions without merging it: they are
     /// not proposed again (the reason says which).
     NotReopened(String),
+    /// The open pull request was closed: a person's rollback on the base branch leaves nothing
+    /// to propose (the reason names it).
+    Closed(String),
 }
 
 /// The outcome of one pass.
@@ -156,6 +159,10 @@ pub struct PassReport {
     /// How long each tags listing of the pass took, by registry host (listings that ended).
     #[serde(skip)]
     pub tag_lists: Vec<(String, std::time::Duration)>,
+    /// The tags listed for each repository a pass was limited to (`registry/repository`, the
+    /// pass options' `repositories`); empty for a pass that was not limited.
+    #[serde(skip)]
+    pub listed: Vec<(String, std::sync::Arc<Vec<String>>)>,
 }
 
 impl PassReport {

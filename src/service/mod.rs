@@ -54,6 +54,9 @@ impl Sharding {
 pub struct LastGood {
     apps: BTreeMap<PathBuf, App>,
     notifications: notify::State,
+    /// The running engine's history cache: a reload keeps its records of the targets still
+    /// configured (and drops the others).
+    history: Option<Arc<crate::history::History>>,
 }
 
 /// The notification outcomes, counted in the metrics (and shown on the status page).
@@ -143,9 +146,13 @@ pub fn load(
     let notifier =
         notify::Notifier::start(&loaded.config, last_good.notifications.clone(), observer)
             .map_err(|e| e.to_string())?;
-    let engine = Engine::new(loaded.config)
+    let mut engine = Engine::new(loaded.config)
         .map_err(|e| e.to_string())?
         .with_shutdown(shutdown.clone());
+    if let Some(previous) = &last_good.history {
+        engine = engine.with_history_from(previous);
+    }
+    last_good.history = Some(engine.history());
     // Only once this configuration is taken: a rejected reload leaves the page's sinks alone.
     metrics.notification_sinks(
         &notifier.sink_names(),

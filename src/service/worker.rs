@@ -4,7 +4,7 @@
 //! Invariant: a check reports every app it covered, and a change counts as written only when its
 //! app's push reached the remote.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -32,6 +32,9 @@ pub struct EngineWorker {
     notifier: Option<Notifier>,
     /// This replica's shard and its safety-net interval (`None`: not sharded, polls every app).
     shard: Option<(Shard, String)>,
+    /// The tags the last check of each repository a webhook named listed (`registry/repository`;
+    /// bounded by the configured repositories, each list shared with the pass that read it).
+    listed: Mutex<HashMap<String, Arc<Vec<String>>>>,
 }
 
 impl EngineWorker {
@@ -52,6 +55,7 @@ impl EngineWorker {
             exported,
             notifier: None,
             shard: None,
+            listed: Mutex::new(HashMap::new()),
         }
     }
 
@@ -181,7 +185,10 @@ impl Worker for EngineWorker {
             self.engine.registry().note_alive(registry);
         }
         let options = self.options(&scope);
-        let report = self.engine.run_pass(&options).await;
+        let mut report = self.engine.run_pass(&options).await;
+        if let Ok(mut listed) = self.listed.lock() {
+            listed.extend(std::mem::take(&mut report.listed));
+        }
         self.export_registry_stats();
         self.export_pass(&report);
         if let Some(notifier) = &self.notifier {
@@ -197,6 +204,14 @@ impl Worker for EngineWorker {
             apps: report.apps,
             duration: started.elapsed(),
         }
+    }
+
+    fn listed(&self, registry: &str, repository: &str) -> Option<Arc<Vec<String>>> {
+        self.listed
+            .lock()
+            .ok()?
+            .get(&format!("{registry}/{repository}"))
+            .cloned()
     }
 
     fn repositories(&self) -> Vec<(String, String)> {

@@ -403,6 +403,170 @@ async fn in_pull_request_mode_a_reverted_merge_is_not_proposed_again() {
     assert!(forge.violations().is_empty(), "{:?}", forge.violations());
 }
 
+/// The app keys of pull-request mode on `forge`.
+fn pull_request_keys(forge: &StandIn, kind: ForgeKind) -> String {
+    let name = match kind {
+        ForgeKind::Github => "github",
+        ForgeKind::Gitlab => "gitlab",
+        ForgeKind::Gitea => "gitea",
+    };
+    format!(
+        "write: pull-request\npull_request: {{forge: {name}, api_url: {}, project: {}, token_env: {TOKEN_ENV}}}\n",
+        forge.api_url(),
+        forge.project()
+    )
+}
+
+/// A person merges imagebump's open pull request `pr` with a merge commit (and the forge
+/// marks it merged).
+fn merge_pull_request(case: &Case, forge: &StandIn, pr: &crate::support::forge::StoredPr) {
+    let jane = &case.jane;
+    jane.pull();
+    jane.run(&["fetch", "-q", "origin", &pr.head]);
+    jane.run(&[
+        "merge",
+        "-q",
+        "--no-ff",
+        "-m",
+        "Merge pull request",
+        "FETCH_HEAD",
+    ]);
+    jane.run(&["push", "-q", "origin", "HEAD:main"]);
+    forge.merge(pr.number);
+}
+
+/// Issue 19, gap: after a rollback, imagebump's open pull request still proposed what the
+/// rules now refuse, and stayed open. Under `hold` it is closed with a comment naming the
+/// rollback (who, which commit) and not opened again for the same versions; under
+/// `skip-version` a newer tag stays proposed. On the GitHub, GitLab and Gitea stand-ins.
+#[tokio::test(flavor = "multi_thread")]
+async fn after_a_rollback_the_open_pull_request_is_closed_when_nothing_is_allowed() {
+    for kind in [ForgeKind::Github, ForgeKind::Gitlab, ForgeKind::Gitea] {
+        let forge = StandIn::start(kind).await;
+        let hold =
+            Case::with_app_keys(&pull_request_keys(&forge, kind), "    on_rollback: hold\n").await;
+        hold.once(&[]);
+        let first = forge.prs();
+        assert_eq!(first.len(), 1, "{kind:?}: {first:?}");
+        merge_pull_request(&hold, &forge, &first[0]);
+        assert_eq!(hold.deployed(), "1.2.0");
+        // A newer tag: imagebump's second pull request, open.
+        hold.push_tags(&["1.3.0"]).await;
+        hold.once(&[]);
+        let open: Vec<_> = forge.prs().into_iter().filter(|p| p.open).collect();
+        assert_eq!(open.len(), 1, "{kind:?}: {:?}", forge.prs());
+        assert!(open[0].body.contains("1.3.0"), "{}", open[0].body);
+        let number = open[0].number;
+
+        // A person reverts the merge of 1.2.0 on the base branch: under `hold` nothing may be
+        // proposed, so the open pull request for 1.3.0 is closed, saying why.
+        hold.jane.run(&["revert", "--no-edit", "-m", "1", "HEAD"]);
+        hold.jane.run(&["push", "-q", "origin", "HEAD:main"]);
+        let revert = hold.jane.run(&["rev-parse", "--short=7", "HEAD"]);
+        let out = hold.once(&[]);
+        let closed = forge.pr(number);
+        assert!(
+            !closed.open,
+            "{kind:?}: still open after the rollback: {closed:?}"
+        );
+        assert!(!closed.merged);
+        let comment = closed.comments.join("\n");
+        assert!(
+            comment.contains("jane@example.com") && comment.contains(&revert),
+            "{kind:?}: {comment}"
+        );
+        assert!(comment.contains("held: 1.2.0 rolled back"), "{comment}");
+        assert!(
+            text(&out).contains("closed: rolled back on main: api: held: 1.2.0"),
+            "{}",
+            text(&out)
+        );
+        assert_eq!(hold.deployed(), "1.1.0");
+
+        // Never opened again for the same versions.
+        let why = hold.why();
+        assert_eq!(why["kind"], "held", "{why}");
+        assert_eq!(forge.prs().len(), 2, "{kind:?}: {:?}", forge.prs());
+        assert!(forge.prs().iter().all(|p| !p.open), "{:?}", forge.prs());
+        assert!(
+            forge.violations().is_empty(),
+            "{kind:?}: {:?}",
+            forge.violations()
+        );
+    }
+
+    // `skip-version`: 1.3.0 is newer than the rolled-back 1.2.0, so its pull request stays.
+    let forge = StandIn::start(ForgeKind::Github).await;
+    let skip = Case::with_app_keys(&pull_request_keys(&forge, ForgeKind::Github), "").await;
+    skip.once(&[]);
+    merge_pull_request(&skip, &forge, &forge.prs()[0]);
+    skip.push_tags(&["1.3.0"]).await;
+    skip.once(&[]);
+    skip.jane.run(&["revert", "--no-edit", "-m", "1", "HEAD"]);
+    skip.jane.run(&["push", "-q", "origin", "HEAD:main"]);
+    skip.once(&[]);
+    let open: Vec<_> = forge.prs().into_iter().filter(|p| p.open).collect();
+    assert_eq!(open.len(), 1, "{:?}", forge.prs());
+    assert!(open[0].body.contains("1.3.0"), "{}", open[0].body);
+    assert!(open[0].comments.is_empty(), "{:?}", open[0].comments);
+    assert!(forge.violations().is_empty(), "{:?}", forge.violations());
+}
+
+/// A forge's squash merge of imagebump's pull request records the person merging as author
+/// and committer; the message still says it is imagebump's change (GitHub's `Co-authored-by:`
+/// trailer, or the pull request's description with its fingerprint). A later revert of that
+/// tag is a rollback (it was missed: the squash counted as the person's own edit, and the
+/// reverted tag was proposed again).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollback_of_a_squash_merged_pull_request_of_imagebump_is_held() {
+    let forge = StandIn::start(ForgeKind::Github).await;
+    let case = Case::with_app_keys(&pull_request_keys(&forge, ForgeKind::Github), "").await;
+    let jane = &case.jane;
+    let squash_merge = |pr: &crate::support::forge::StoredPr, message: &str| {
+        jane.pull();
+        jane.run(&["fetch", "-q", "origin", &pr.head]);
+        jane.run(&["merge", "-q", "--squash", "FETCH_HEAD"]);
+        jane.run(&["commit", "-q", "-m", message]);
+        jane.run(&["push", "-q", "origin", "HEAD:main"]);
+        forge.merge(pr.number);
+    };
+
+    // GitHub's default squash message for one commit: its message, and a co-author trailer.
+    case.once(&[]);
+    let first = forge.prs().remove(0);
+    squash_merge(
+        &first,
+        &format!(
+            "{} (#{})\n\nCo-authored-by: imagebump <bot@imagebump.test>",
+            first.title, first.number
+        ),
+    );
+    assert_eq!(case.deployed(), "1.2.0");
+    let revert = jane.revert_head();
+    let why = case.why();
+    assert_eq!(why["kind"], "held", "{why}");
+    assert_eq!(why["tag"], "1.2.0", "{why}");
+    assert_eq!(why["commit"], revert.as_str(), "{why}");
+    assert!(
+        forge.prs().iter().all(|p| !p.open),
+        "1.2.0 proposed again: {:?}",
+        forge.prs()
+    );
+
+    // A squash message made of the pull request's title and description.
+    case.push_tags(&["1.3.0"]).await;
+    case.once(&[]);
+    let second = forge.prs().into_iter().find(|p| p.open).unwrap();
+    squash_merge(&second, &format!("{}\n\n{}", second.title, second.body));
+    assert_eq!(case.deployed(), "1.3.0");
+    jane.revert_head();
+    let why = case.why();
+    assert_eq!(why["kind"], "held", "{why}");
+    assert_eq!(why["tag"], "1.3.0", "{why}");
+    assert!(forge.prs().iter().all(|p| !p.open), "{:?}", forge.prs());
+    assert!(forge.violations().is_empty(), "{:?}", forge.violations());
+}
+
 /// `on_rollback: ignore` reads no history: the reverted tag is proposed again, as before.
 #[tokio::test(flavor = "multi_thread")]
 async fn on_rollback_ignore_proposes_the_reverted_tag_again() {
@@ -648,4 +812,190 @@ async fn a_reverted_update_of_a_directory_target_stays_reverted() {
     assert_eq!(why["commit"], revert.as_str());
     assert!(both("1.1.0"));
     assert_eq!(repo.log("main").len(), commits);
+}
+
+impl Case {
+    /// A case of its own: the repo holds `files` (`REGISTRY` replaced by the registry's host),
+    /// the app has `images` (its `images:` list, `REGISTRY` replaced too, `REPO` by the repo),
+    /// and the registry nothing yet.
+    async fn custom(files: &[(&str, &str)], images: &str) -> Case {
+        let registry = TestRegistry::start_plain().await;
+        let host = registry.host();
+        let files: Vec<(&str, String)> = files
+            .iter()
+            .map(|(name, text)| (*name, text.replace("REGISTRY", &host)))
+            .collect();
+        let refs: Vec<(&str, &str)> = files.iter().map(|(n, t)| (*n, t.as_str())).collect();
+        let repo = BareRepo::with_files("main", &refs);
+        let dir = ConfigDir::new(&host, "").app(
+            "shop",
+            &format!(
+                "name: shop\nrepo: {}\nimages:\n{}",
+                repo.file_url(),
+                images.replace("REGISTRY", &host)
+            ),
+        );
+        let jane = Person::clone_of(&repo, "jane@example.com");
+        Case {
+            registry,
+            repo,
+            dir,
+            jane,
+        }
+    }
+
+    /// Push `tag` of team/api built at `created`; its digest.
+    async fn push_built(&self, tag: &str, created: &str) -> String {
+        let spec = crate::support::registry::ImageSpec::new(created);
+        let pushed = self
+            .registry
+            .pusher()
+            .push_image("team/api", tag, &spec)
+            .await;
+        pushed.digest
+    }
+}
+
+/// `newest_build` ranks by build time, not by the tag: a person's revert of imagebump's
+/// newest-build tag is held (a tag built before the rolled-back one is not proposed either),
+/// and a tag built after it is.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reverted_newest_build_tag_is_held_until_a_newer_build() {
+    let case = Case::custom(
+        &[("values.yaml", VALUES)],
+        "  - name: api\n    image: REGISTRY/team/api\n    policy: {newest_build: {}}\n    targets:\n      - {file: values.yaml, path: api.image.tag}\n",
+    )
+    .await;
+    case.push_built("1.1.0", "2026-01-01T00:00:00Z").await;
+    case.push_built("1.2.0", "2026-02-01T00:00:00Z").await;
+    case.once(&[]);
+    assert_eq!(case.deployed(), "1.2.0");
+    let revert = case.jane.revert_head();
+    assert_eq!(case.deployed(), "1.1.0");
+
+    // Built between the deployed and the rolled-back tag: not newer than the rolled-back build.
+    case.push_built("1.1.5", "2026-01-15T00:00:00Z").await;
+    let why = case.why();
+    assert_eq!(why["kind"], "held", "{why}");
+    assert_eq!(why["tag"], "1.2.0", "{why}");
+    assert_eq!(why["commit"], revert.as_str(), "{why}");
+    assert_eq!(case.deployed(), "1.1.0");
+
+    // Built after it: proposed as usual.
+    case.push_built("0.9.0", "2026-03-01T00:00:00Z").await;
+    let why = case.why();
+    assert_eq!(why["kind"], "newer", "{why}");
+    assert_eq!(case.deployed(), "0.9.0");
+}
+
+/// `digest` (a mutable tag): imagebump pins the digest `latest` has; a person reverts the pin
+/// back to the previous digest. The next pass holds it while `latest` still points at the
+/// rolled-back digest, and pins a new digest once `latest` moves on.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reverted_digest_pin_is_held_until_the_tag_moves_on() {
+    let case = Case::custom(
+        &[(
+            "kustomization.yaml",
+            "images:\n  - name: REGISTRY/team/api\n    newTag: latest\n",
+        )],
+        "  - name: api\n    image: REGISTRY/team/api\n    policy: {digest: latest}\n    targets: [{file: kustomization.yaml}]\n",
+    )
+    .await;
+    let pinned = || case.repo.show("main", "kustomization.yaml");
+    let first = case.push_built("latest", "2026-01-01T00:00:00Z").await;
+    case.once(&[]);
+    assert!(
+        pinned().contains(&format!("digest: {first}")),
+        "{}",
+        pinned()
+    );
+    let second = case.push_built("latest", "2026-01-02T00:00:00Z").await;
+    case.once(&[]);
+    assert!(
+        pinned().contains(&format!("digest: {second}")),
+        "{}",
+        pinned()
+    );
+
+    let revert = case.jane.revert_head();
+    assert!(
+        pinned().contains(&format!("digest: {first}")),
+        "{}",
+        pinned()
+    );
+    let why = case.why();
+    assert_eq!(why["kind"], "held", "{why}");
+    assert_eq!(why["commit"], revert.as_str(), "{why}");
+    assert!(
+        why["tag"].as_str().unwrap().contains(&second),
+        "the rolled-back value names its digest: {why}"
+    );
+    assert!(
+        pinned().contains(&format!("digest: {first}")),
+        "{}",
+        pinned()
+    );
+
+    let third = case.push_built("latest", "2026-01-03T00:00:00Z").await;
+    let why = case.why();
+    assert_eq!(why["kind"], "new_digest", "{why}");
+    assert!(
+        pinned().contains(&format!("digest: {third}")),
+        "{}",
+        pinned()
+    );
+}
+
+/// When the target's history cannot be read (here: a blob of an old version is gone from
+/// imagebump's clone), the image fails loudly, naming the file, and nothing is written: it is
+/// never updated as if no rollback had happened.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreadable_history_fails_the_image_and_writes_nothing() {
+    let case = Case::new("").await;
+    case.once(&[]);
+    assert_eq!(case.deployed(), "1.2.0");
+    // The blob imagebump wrote (1.2.0), loose in its clone since it made the commit.
+    let blob = crate::support::git::git(case.repo.path(), &["rev-parse", "main:values.yaml"]);
+    let blob = blob.trim();
+    case.jane.revert_head();
+    let commits = case.repo.log("main").len();
+    let clones = case.dir.clones();
+    assert_eq!(clones.len(), 1, "{clones:?}");
+    let objects = clones[0].join(".git/objects");
+    // Its objects are packed: unpack them all (loose), then remove that one blob.
+    let packs: Vec<PathBuf> = std::fs::read_dir(objects.join("pack"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pack"))
+        .collect();
+    for pack in packs {
+        let bytes = std::fs::read(&pack).unwrap();
+        std::fs::remove_file(&pack).unwrap();
+        std::fs::remove_file(pack.with_extension("idx")).unwrap();
+        let mut child = Command::new("git")
+            .args(["unpack-objects", "-q"])
+            .current_dir(&clones[0])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), &bytes).unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+    std::fs::remove_file(objects.join(&blob[..2]).join(&blob[2..])).unwrap();
+
+    let out = case
+        .dir
+        .imagebump(["once", "--output", "json"])
+        .env(TOKEN_ENV, TOKEN)
+        .output();
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let image = &report["apps"][0]["images"][0];
+    let error = image["error"].to_string();
+    assert!(
+        error.contains("reading the history of values.yaml"),
+        "{image}"
+    );
+    assert_eq!(case.deployed(), "1.1.0");
+    assert_eq!(case.repo.log("main").len(), commits, "nothing committed");
 }

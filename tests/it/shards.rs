@@ -371,6 +371,11 @@ async fn a_stale_lock_file_on_a_file_remote_fails_the_push_and_is_reported() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{stderr}");
         assert!(stderr.contains("failed to lock"), "{stderr}");
+        assert!(
+            stderr.contains("a writer killed mid-push leaves it behind")
+                && !stderr.contains("another writer keeps moving the branch"),
+            "{stderr}"
+        );
         assert_eq!(repo.log("main").len(), 1, "nothing landed");
         std::fs::remove_file(&lock).unwrap();
         let out = once();

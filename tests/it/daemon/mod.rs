@@ -53,6 +53,9 @@ struct Record {
     max_same_scope: AtomicUsize,
     /// Its checks write nothing (as one that listed the tags before the pushed one was stored).
     writes_nothing: bool,
+    /// The tags its checks list for every repository (kept once a check ran, as the engine's
+    /// worker keeps them).
+    listing: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -83,6 +86,18 @@ impl Recorder {
             repositories: recorder.0.repositories.clone(),
             apps: recorder.0.apps.clone(),
             writes_nothing: true,
+            ..Record::default()
+        }))
+    }
+
+    /// A worker whose checks take `delay` and list `tags`.
+    fn listing(repositories: &[(&str, &str)], delay: Duration, tags: Vec<String>) -> Recorder {
+        let recorder = Recorder::with(repositories, Duration::ZERO, delay);
+        Recorder(Arc::new(Record {
+            repositories: recorder.0.repositories.clone(),
+            apps: recorder.0.apps.clone(),
+            other_delay: delay,
+            listing: tags,
             ..Record::default()
         }))
     }
@@ -180,6 +195,11 @@ impl Worker for Recorder {
 
     fn apps(&self) -> Vec<String> {
         self.0.apps.clone()
+    }
+
+    fn listed(&self, _registry: &str, _repository: &str) -> Option<Arc<Vec<String>>> {
+        let checked = !self.calls().is_empty();
+        (checked && !self.0.listing.is_empty()).then(|| Arc::new(self.0.listing.clone()))
     }
 }
 

@@ -1,4 +1,5 @@
-//! The check queue: a lone push is checked at once, a burst is one check and at most one
+//! The check queue: a lone push is checked at once, so is a push of a new tag right after a
+//! fast check, a burst (also of new tags) is one check and at most one
 //! follow-up after the debounce window, a never-quiet registry is still checked at the cap,
 //! pushes during a check make one follow-up, webhook checks run beside
 //! a long poll cycle, nothing starts after shutdown began, a panicking check frees its scope.
@@ -85,6 +86,149 @@ async fn a_push_right_after_the_previous_check_is_checked_at_once() {
     assert_eq!(h.worker.count(&scope), 5);
 }
 
+/// A ghcr `package` webhook announcing `tag` for ghcr.io/acme/api.
+fn ghcr_push(tag: &str) -> Request<Body> {
+    let case = &cases()[4];
+    let mut body = case.body.clone();
+    body["package"]["package_version"]["container_metadata"]["tag"]["name"] = json!(tag);
+    build(
+        case,
+        serde_json::to_vec(&body).expect("json"),
+        Creds::Good,
+        case.content_type,
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_push_of_a_new_tag_right_after_a_fast_check_is_checked_at_once() {
+    // Each check takes 13 ms (as the daemon bench's pass that commits); the next push comes
+    // 7 ms after the check ended (a CI job that pushes as soon as it sees the commit): 20 ms
+    // after the previous push, less than half the 100 ms debounce, which timing alone takes
+    // for a burst's tail. Its tag is one the daemon does not know for the repository (the last
+    // check deployed 1.4.2 and wrote 1.4.3): each push is checked at once.
+    let worker = Recorder::with(REPOS, Duration::ZERO, Duration::from_millis(13));
+    let h = harness(worker, Duration::from_millis(100));
+    let scope = Scope::Repository {
+        registry: "ghcr.io".into(),
+        repository: "acme/api".into(),
+    };
+    for push in 1..=5 {
+        let requested = tokio::time::Instant::now();
+        let (status, answer) = send(&h.router, ghcr_push(&format!("1.5.{push}"))).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+        assert_eq!(
+            serde_json::from_str::<Value>(&answer).expect("json")["scheduled"],
+            json!(1),
+            "{answer}"
+        );
+        eventually(Duration::from_secs(10), || {
+            h.worker.events().len() == push * 2
+        })
+        .await;
+        // Started at once, ended after its 13 ms (seen at the end of the 10 ms step).
+        assert_eq!(
+            requested.elapsed(),
+            Duration::from_millis(20),
+            "push {push}"
+        );
+    }
+    assert_eq!(h.worker.count(&scope), 5);
+    // A notification of a tag the last check wrote (late, or sent twice), even a second
+    // later: no news, so it waits for one debounce of quiet.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let requested = tokio::time::Instant::now();
+    let (status, _) = send(&h.router, ghcr_push("1.4.3")).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    tokio::time::sleep_until(requested + Duration::from_millis(99)).await;
+    assert_eq!(h.worker.count(&scope), 5, "no news, checked too early");
+    eventually(Duration::from_secs(5), || h.worker.count(&scope) == 6).await;
+    assert!(
+        requested.elapsed() <= Duration::from_millis(110),
+        "{:?}",
+        requested.elapsed()
+    );
+    // A request without a tag, 20 ms after a new tag's (checked at once), is timed the same
+    // way.
+    eventually(Duration::from_secs(5), || h.worker.events().len() == 12).await;
+    let (status, _) = send(&h.router, ghcr_push("1.6.0")).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    eventually(Duration::from_secs(5), || h.worker.events().len() == 14).await;
+    assert_eq!(h.worker.count(&scope), 7);
+    let requested = tokio::time::Instant::now();
+    assert_eq!(
+        h.checks.request_debounced(scope.clone()),
+        Requested::Scheduled
+    );
+    tokio::time::sleep_until(requested + Duration::from_millis(99)).await;
+    assert_eq!(h.worker.count(&scope), 7, "no tag, checked too early");
+    eventually(Duration::from_secs(5), || h.worker.count(&scope) == 8).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(h.worker.count(&scope), 8);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_burst_of_new_tags_still_makes_one_check_and_one_follow_up() {
+    // 100 pushes of new tags 2 ms apart (the daemon bench's burst took 140 ms), each check
+    // 13 ms: the first is checked at once, the pushes during it are a burst, whose follow-up
+    // waits for ten debounce periods (1 s) of quiet after the last push (the wait is capped at
+    // 5 s, `webhook.debounce_max`'s default). New tags do not break a burst up.
+    let worker = Recorder::with(REPOS, Duration::ZERO, Duration::from_millis(13));
+    let h = harness_capped(worker, Duration::from_millis(100), Duration::from_secs(5));
+    let mut last = tokio::time::Instant::now();
+    for push in 0..100 {
+        let (status, _) = send(&h.router, ghcr_push(&format!("2.0.{push}"))).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        last = tokio::time::Instant::now();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert_eq!(h.worker.calls().len(), 1, "{:?}", h.worker.calls());
+    tokio::time::sleep_until(last + Duration::from_millis(999)).await;
+    assert_eq!(h.worker.calls().len(), 1, "follow-up before 1 s of quiet");
+    eventually(Duration::from_secs(5), || h.worker.calls().len() == 2).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(h.worker.calls().len(), 2, "{:?}", h.worker.calls());
+}
+
+#[tokio::test(start_paused = true)]
+async fn notifications_of_tags_the_last_check_listed_are_no_news() {
+    // 100 tags pushed at once, the newest first; the registry delivers one more notification
+    // while the first check (13 ms) runs, and the other 98 one by one, 20 ms apart, after it
+    // ended. That check listed all 100 tags: the one during it needs no check of its own, and
+    // the late ones are no news: timed like a burst's tail, they wait for one debounce of
+    // quiet and make one check, not one each.
+    let tags: Vec<String> = (0..100).map(|i| format!("2.1.{i}")).collect();
+    let worker = Recorder::listing(REPOS, Duration::from_millis(13), tags);
+    let h = harness_capped(worker, Duration::from_millis(100), Duration::from_secs(5));
+    let (status, _) = send(&h.router, ghcr_push("2.1.99")).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let (status, answer) = send(&h.router, ghcr_push("2.1.98")).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(
+        serde_json::from_str::<Value>(&answer).expect("json")["coalesced"],
+        json!(1),
+        "{answer}"
+    );
+    tokio::time::sleep(Duration::from_millis(15)).await;
+    assert_eq!(h.worker.events().len(), 2, "{:?}", h.worker.events());
+    let mut last = tokio::time::Instant::now();
+    for i in 0..98 {
+        let (status, _) = send(&h.router, ghcr_push(&format!("2.1.{i}"))).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        last = tokio::time::Instant::now();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(h.worker.calls().len(), 1, "{:?}", h.worker.calls());
+    eventually(Duration::from_secs(5), || h.worker.calls().len() == 2).await;
+    assert!(
+        last.elapsed() <= Duration::from_millis(110),
+        "{:?}",
+        last.elapsed()
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(h.worker.calls().len(), 2);
+}
+
 #[tokio::test(start_paused = true)]
 async fn one_push_during_a_check_is_checked_right_after_it() {
     // A CI job pushes the next tag as soon as it sees the previous commit, while the check
@@ -145,6 +289,39 @@ async fn a_leading_check_that_wrote_nothing_is_confirmed_once_a_debounce_later()
     );
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(h.worker.calls(), vec![scope.clone(), scope]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_leading_check_that_listed_the_announced_tag_is_not_confirmed() {
+    // The check at once writes nothing (the tag is not an update for the policy) but listed
+    // the announced tag: nothing to confirm. A tag it did not list (announced before the
+    // registry stored it) is confirmed a debounce later, as before.
+    let recorder = Recorder::new(REPOS);
+    let worker = Recorder(Arc::new(Record {
+        repositories: recorder.0.repositories.clone(),
+        apps: recorder.0.apps.clone(),
+        writes_nothing: true,
+        listing: vec!["3.0.0".into()],
+        ..Record::default()
+    }));
+    let h = harness(worker, Duration::from_millis(100));
+    let (status, _) = send(&h.router, ghcr_push("3.0.0")).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(h.worker.calls().len(), 1, "confirmed a listed tag");
+    let pushed = tokio::time::Instant::now();
+    let (status, _) = send(&h.router, ghcr_push("3.0.1")).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    tokio::time::sleep_until(pushed + Duration::from_millis(99)).await;
+    assert_eq!(h.worker.calls().len(), 2, "the check at once");
+    eventually(Duration::from_secs(5), || h.worker.calls().len() == 3).await;
+    assert!(
+        pushed.elapsed() <= Duration::from_millis(110),
+        "{:?}",
+        pushed.elapsed()
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(h.worker.calls().len(), 3);
 }
 
 #[tokio::test(start_paused = true)]

@@ -25,20 +25,37 @@ impl Daemon {
     /// `port`) with `env`, its log in `dir/daemon.log`, and waits until it is ready (its first
     /// cycle ended).
     pub fn start(dir: ConfigDir, port: u16, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_logging("debug", dir, port, args, env)
+    }
+
+    /// [`Daemon::start`] with another `--log-level` (a benchmark's daemon logs little).
+    pub fn start_logging(
+        level: &str,
+        dir: ConfigDir,
+        port: u16,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let log = std::fs::File::create(dir.path().join("daemon.log")).expect("daemon.log");
         let child = dir
-            .imagebump(["run", "--log-level", "debug"])
+            .imagebump(["run", "--log-level", level])
             .args(args)
             .envs(env.iter().copied())
             .spawn(Stdio::null(), log);
-        let daemon = Daemon { child, port, dir };
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut daemon = Daemon { child, port, dir };
+        let deadline = Instant::now() + Duration::from_secs(120);
         while daemon.get("/readyz").map(|(status, _)| status) != Some(200) {
             assert!(
                 Instant::now() < deadline,
                 "never ready; log:\n{}",
                 daemon.log()
             );
+            if let Some(status) = daemon.child.try_wait() {
+                panic!(
+                    "exited ({status}) before it was ready; log:\n{}",
+                    daemon.log()
+                );
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
         daemon

@@ -150,6 +150,7 @@ pub(super) fn new_pr(inner: &mut Inner, head: &str, base: &str, title: &str, bod
         labels: Vec::new(),
         assignees: Vec::new(),
         reviewers: Vec::new(),
+        comments: Vec::new(),
         updated: inner.clock,
     });
     inner.prs.len() - 1
@@ -158,4 +159,35 @@ pub(super) fn new_pr(inner: &mut Inner, head: &str, base: &str, title: &str, bod
 pub(super) fn pr_index(inner: &Inner, number: &str) -> Option<usize> {
     let number: u64 = number.parse().ok()?;
     inner.prs.iter().position(|p| p.number == number)
+}
+
+/// A comment posted on pull request `number` (`body` the required text field): stored, and
+/// answered `201` with `answer(id, body)`.
+pub(super) fn comment(
+    inner: &mut Inner,
+    request: &Request,
+    number: &str,
+    fields: &[(&str, Ty)],
+    answer: impl Fn(usize, &str) -> Value,
+) -> Response {
+    let map = match check_body(&request.body, fields, &["body"]) {
+        Ok(map) => map.clone(),
+        Err(problem) => return body_problem(inner, request, problem),
+    };
+    let Some(index) = pr_index(inner, number) else {
+        return error(inner.kind, StatusCode::NOT_FOUND, "Not Found");
+    };
+    let body = map.get("body").and_then(Value::as_str).unwrap_or_default();
+    inner.prs[index].comments.push(body.to_string());
+    let id = inner.prs.iter().map(|p| p.comments.len()).sum::<usize>();
+    json_answer(StatusCode::CREATED, answer(id, body))
+}
+
+/// `state` of a PATCH body (GitHub and Gitea: `open` or `closed`) applied to `pr`.
+pub(super) fn apply_state(pr: &mut StoredPr, map: &Map<String, Value>) {
+    match map.get("state").and_then(Value::as_str) {
+        Some("closed") => pr.open = false,
+        Some("open") if !pr.merged => pr.open = true,
+        _ => {}
+    }
 }

@@ -221,9 +221,20 @@ pub(super) fn gitea(inner: &mut Inner, request: &Request) -> Response {
             if let Some(body) = map.get("body").and_then(Value::as_str) {
                 pr.body = body.to_string();
             }
+            apply_state(pr, &map);
             pr.updated = clock;
             // Gitea documents 201 for an edited pull request.
             json_answer(StatusCode::CREATED, gitea_pr_json(&base_url, pr))
+        }
+        (&Method::POST, ["issues", number, "comments"]) => {
+            let number = number.to_string();
+            comment(
+                inner,
+                request,
+                &number,
+                &[("body", Ty::Str)],
+                |id, body| json!({ "id": id, "body": body, "html_url": format!("https://gitea.example/{OWNER}/{REPO}/pulls/{number}#issuecomment-{id}"), "user": { "login": "imagebump" } }),
+            )
         }
         (&Method::POST, ["pulls", number, "requested_reviewers"]) => {
             let fields = [("reviewers", Ty::StrList), ("team_reviewers", Ty::StrList)];

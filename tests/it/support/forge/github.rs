@@ -156,8 +156,19 @@ pub(super) fn github(inner: &mut Inner, request: &Request) -> Response {
             if let Some(body) = map.get("body").and_then(Value::as_str) {
                 pr.body = body.to_string();
             }
+            apply_state(pr, &map);
             pr.updated = clock;
             json_answer(StatusCode::OK, github_pr_json(&base_url, pr))
+        }
+        (&Method::POST, ["issues", number, "comments"]) => {
+            let number = number.to_string();
+            comment(
+                inner,
+                request,
+                &number,
+                &[("body", Ty::Str)],
+                |id, body| json!({ "id": id, "body": body, "html_url": format!("https://github.com/{OWNER}/{REPO}/pull/{number}#issuecomment-{id}"), "user": { "login": "imagebump" } }),
+            )
         }
         (&Method::POST, ["issues", number, "labels"]) => {
             let map = match check_body(&request.body, &[("labels", Ty::StrList)], &["labels"]) {

@@ -208,8 +208,28 @@ pub(super) fn gitlab(inner: &mut Inner, request: &Request) -> Response {
             if let Some(body) = map.get("description").and_then(Value::as_str) {
                 pr.body = body.to_string();
             }
+            match map.get("state_event").and_then(Value::as_str) {
+                Some("close") => pr.open = false,
+                Some("reopen") if !pr.merged => pr.open = true,
+                _ => {}
+            }
             pr.updated = clock;
             json_answer(StatusCode::OK, gitlab_mr_json(pr))
+        }
+        (&Method::POST, ["merge_requests", iid, "notes"]) => {
+            let fields = [
+                ("body", Ty::Str),
+                ("internal", Ty::Bool),
+                ("created_at", Ty::Str),
+                ("merge_request_diff_head_sha", Ty::Str),
+            ];
+            comment(
+                inner,
+                request,
+                iid,
+                &fields,
+                |id, body| json!({ "id": id, "body": body, "noteable_type": "MergeRequest", "system": false, "author": { "username": "imagebump" } }),
+            )
         }
         _ => unknown_route(inner, request),
     }

@@ -104,6 +104,8 @@ pub struct StoredPr {
     pub labels: Vec<String>,
     pub assignees: Vec<String>,
     pub reviewers: Vec<String>,
+    /// Comments (GitLab notes) posted on it, oldest first.
+    pub comments: Vec<String>,
     updated: u64,
 }
 

@@ -78,6 +78,8 @@ pub struct RegistryConfig {
     /// With `tls`: serve a self-signed certificate made the quick way (`openssl req -x509`,
     /// which marks it as a CA), and give that certificate itself as [`TestRegistry::ca_file`].
     pub self_signed: bool,
+    /// Write an access log line per request into the registry's log (to count requests).
+    pub access_log: bool,
 }
 
 /// A running `docker-registry`; killed (with its token server) on drop.
@@ -162,6 +164,9 @@ impl TestRegistry {
             "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: imagebump-test-secret\n",
             storage.display()
         );
+        if config.access_log {
+            yaml = yaml.replace("    disabled: true\n", "    disabled: false\n");
+        }
         let mut ca_file = None;
         if config.tls {
             let (ca, cert, key) = if config.self_signed {
