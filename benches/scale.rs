@@ -12,7 +12,7 @@
 //! `/proc/self/stat`'s `cutime`/`cstime`, in clock ticks) and wall time, CPU per image (flat when
 //! the cost is linear), and the goal (≤ 0.3 s of CPU at 1,000 images). No timed assertion.
 //!
-//! Run: `cargo bench --bench scale`.
+//! Run: `cargo bench --bench scale` (`-- two` or `-- per` for one layout).
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 #[path = "../tests/it/support/mod.rs"]
@@ -183,7 +183,18 @@ fn main() {
         "  {:<17}  {:>6}  {:>8}  {:>8}  {:>12}  {:>16}",
         "layout", "images", "CPU s", "wall s", "CPU µs/image", "goal (1,000)"
     );
+    // `cargo bench --bench scale -- two` (or `-- per`) runs one layout; no filter, both.
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let wanted = |kind: Layout| {
+        filters.is_empty() || filters.iter().any(|f| kind.label().contains(f.as_str()))
+    };
     for kind in [Layout::TwoFiles, Layout::FilePerImage] {
+        if !wanted(kind) {
+            continue;
+        }
         for n in SIZES {
             let (files, apps) = layout(kind, n, &host);
             let refs: Vec<(&str, &str)> = files

@@ -12,6 +12,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::error::EditError;
+use super::index::Index;
 use super::slot::{Field, Slot};
 use super::tree::{Kind, NodeId, Tree, line_col};
 use crate::reference::{ImageRef, is_valid_digest, is_valid_tag};
@@ -200,7 +201,13 @@ fn follow(src: &str, tree: &Tree, path: &ValuePath, v: NodeId) -> Result<NodeId,
 }
 
 /// Walk `path` in one document.
-fn walk(src: &str, tree: &Tree, root: NodeId, path: &ValuePath) -> Result<NodeId, EditError> {
+fn walk(
+    src: &str,
+    tree: &Tree,
+    index: &Index,
+    root: NodeId,
+    path: &ValuePath,
+) -> Result<NodeId, EditError> {
     let mut here = tree.resolve(root);
     for (i, seg) in path.0.iter().enumerate() {
         let so_far = ValuePath(path.0[..i].to_vec());
@@ -215,7 +222,7 @@ fn walk(src: &str, tree: &Tree, root: NodeId, path: &ValuePath) -> Result<NodeId
         };
         here = match (seg, &tree.nodes[here].kind) {
             (PathSegment::Key(key), Kind::Map(_)) => {
-                let all = tree.get_all(here, key);
+                let all = index.get_all(tree, here, key);
                 match all.as_slice() {
                     [] => return Err(not_found(format!("{so_far} has no key {key:?}"))),
                     [(_, v)] => follow(src, tree, path, *v)?,
@@ -274,11 +281,17 @@ fn walk(src: &str, tree: &Tree, root: NodeId, path: &ValuePath) -> Result<NodeId
 }
 
 /// The one scalar `path` designates (searching every document; more than one is ambiguous).
-pub fn slot(src: &str, tree: &Tree, path: &ValuePath, field: HelmField) -> Result<Slot, EditError> {
+pub fn slot(
+    src: &str,
+    tree: &Tree,
+    index: &Index,
+    path: &ValuePath,
+    field: HelmField,
+) -> Result<Slot, EditError> {
     let mut hits = Vec::new();
     let mut first_error = None;
     for &root in &tree.roots {
-        match walk(src, tree, root, path) {
+        match walk(src, tree, index, root, path) {
             Ok(node) => hits.push(node),
             Err(e @ EditError::PathNotFound { .. }) => {
                 first_error.get_or_insert(e);
@@ -316,7 +329,7 @@ pub fn slot(src: &str, tree: &Tree, path: &ValuePath, field: HelmField) -> Resul
     }
     let field = match field {
         HelmField::Tag => Field::HelmTag {
-            digest: digest_sibling(src, tree, path, node),
+            digest: digest_sibling(src, tree, index, path, node),
         },
         HelmField::Repository => Field::Name,
         HelmField::Ref => Field::Ref,
@@ -327,21 +340,27 @@ pub fn slot(src: &str, tree: &Tree, path: &ValuePath, field: HelmField) -> Resul
 
 /// The scalar `digest` key next to the tag `node` that `path` leads to (`image.digest` for
 /// `image.tag`), when the mapping has exactly one.
-fn digest_sibling(src: &str, tree: &Tree, path: &ValuePath, node: NodeId) -> Option<NodeId> {
+fn digest_sibling(
+    src: &str,
+    tree: &Tree,
+    index: &Index,
+    path: &ValuePath,
+    node: NodeId,
+) -> Option<NodeId> {
     let (PathSegment::Key(key), parent) = path.0.split_last()? else {
         return None;
     };
     let parent = ValuePath(parent.to_vec());
     tree.roots.iter().find_map(|&root| {
-        let map = walk(src, tree, root, &parent).ok()?;
+        let map = walk(src, tree, index, root, &parent).ok()?;
         if !matches!(tree.nodes[map].kind, Kind::Map(_)) {
             return None;
         }
-        let mine = tree.get_all(map, key);
+        let mine = index.get_all(tree, map, key);
         if !matches!(mine.as_slice(), [(_, v)] if tree.resolve(*v) == node) {
             return None;
         }
-        match tree.get_all(map, "digest").as_slice() {
+        match index.get_all(tree, map, "digest").as_slice() {
             [(_, v)] => {
                 let v = tree.resolve(*v);
                 matches!(tree.nodes[v].kind, Kind::Scalar { .. }).then_some(v)

@@ -9,23 +9,42 @@
 //! by its file name, so the same rule serves `kustomization.yaml`, `Kustomization` and tests.
 
 use super::error::EditError;
+use super::index::{ImagesList, Index};
 use super::slot::{Slot, names};
 use super::tree::{Kind, NodeId, Tree, line_col};
 use crate::reference::ImageRef;
 
+/// The `images:` list of document `root`, when it is a kustomization (a top-level `images:`
+/// sequence), from the document's index.
+fn images_list<'i>(
+    src: &str,
+    tree: &Tree,
+    index: &'i Index,
+    root: NodeId,
+) -> Option<&'i ImagesList> {
+    index.kustomize(tree, root, |entry| {
+        Ok([
+            single(src, tree, entry, "name")?,
+            single(src, tree, entry, "newName")?,
+        ])
+    })
+}
+
 /// True when document `root` has a top-level `images:` sequence.
-pub fn is_kustomization(tree: &Tree, root: NodeId) -> bool {
-    tree.get(root, "images")
-        .is_some_and(|images| tree.seq(images).is_some())
+pub fn is_kustomization(src: &str, tree: &Tree, index: &Index, root: NodeId) -> bool {
+    images_list(src, tree, index, root).is_some()
 }
 
 /// Entries naming `image` in every kustomization document.
-pub fn slots(src: &str, tree: &Tree, image: Option<&[ImageRef]>) -> Result<Vec<Slot>, EditError> {
+pub fn slots(
+    src: &str,
+    tree: &Tree,
+    index: &Index,
+    image: Option<&[ImageRef]>,
+) -> Result<Vec<Slot>, EditError> {
     let mut out = Vec::new();
     for &root in &tree.roots {
-        if is_kustomization(tree, root) {
-            out.extend(slots_in(src, tree, root, image)?);
-        }
+        out.extend(slots_in(src, tree, index, root, image)?);
     }
     Ok(out)
 }
@@ -68,22 +87,32 @@ fn single(src: &str, tree: &Tree, map: NodeId, key: &str) -> Result<Option<NodeI
     Ok(Some(value))
 }
 
-/// Entries naming `image` in the kustomization document `root`.
+/// Entries naming `image` in the kustomization document `root` (none when it is not one).
+///
+/// The entries are walked in list order, and the walk stops at the first entry it cannot read
+/// or at a second entry naming the image. With images given, only the entries the index says
+/// may name one of them are walked (and the first unreadable entry): the others would be
+/// passed over.
 pub fn slots_in(
     src: &str,
     tree: &Tree,
+    index: &Index,
     root: NodeId,
     image: Option<&[ImageRef]>,
 ) -> Result<Vec<Slot>, EditError> {
-    let Some(images) = tree.get(root, "images") else {
+    let Some(list) = images_list(src, tree, index, root) else {
         return Ok(Vec::new());
     };
-    let mut out = Vec::new();
-    for &entry in tree.seq(images).unwrap_or_default() {
-        let entry = tree.resolve(entry);
-        if tree.map(entry).is_none() {
-            continue;
+    let candidates;
+    let entries = match image {
+        Some(images) => {
+            candidates = list.walk(images);
+            &candidates[..]
         }
+        None => &list.entries[..],
+    };
+    let mut out = Vec::new();
+    for &entry in entries {
         let name = single(src, tree, entry, "name")?;
         let new_name = single(src, tree, entry, "newName")?;
         let matches = |node: Option<NodeId>| {

@@ -10,6 +10,7 @@
 //! a `spec` key and holds one of the container lists. This covers every kind with a pod
 //! template, wherever the template sits (`spec.template.spec`, `spec.jobTemplate.spec.template.spec`).
 
+use super::index::Index;
 use super::slot::{Field, Slot, names};
 use super::tree::{Kind, NodeId, Tree};
 use crate::reference::ImageRef;
@@ -17,15 +18,40 @@ use crate::reference::ImageRef;
 const CONTAINER_LISTS: [&str; 3] = ["containers", "initContainers", "ephemeralContainers"];
 
 /// Container images naming `image` in every document.
-pub fn slots(tree: &Tree, image: Option<&[ImageRef]>) -> Vec<Slot> {
+pub fn slots(tree: &Tree, index: &Index, image: Option<&[ImageRef]>) -> Vec<Slot> {
     tree.roots
         .iter()
-        .flat_map(|&root| slots_in(tree, root, image))
+        .flat_map(|&root| slots_in(tree, index, root, image))
         .collect()
 }
 
-/// Container images naming `image` in the document `root`.
-pub fn slots_in(tree: &Tree, root: NodeId, image: Option<&[ImageRef]>) -> Vec<Slot> {
+/// Container images naming `image` in the document `root`, in node order. With images given,
+/// only the `image:` scalars the index says may name one of them are parsed.
+pub fn slots_in(tree: &Tree, index: &Index, root: NodeId, image: Option<&[ImageRef]>) -> Vec<Slot> {
+    let Some(containers) = index.containers(tree, root, |root| container_images(tree, root)) else {
+        return Vec::new();
+    };
+    let candidates;
+    let nodes = match image {
+        Some(images) => {
+            candidates = containers.candidates(images);
+            &candidates[..]
+        }
+        None => &containers.images[..],
+    };
+    nodes
+        .iter()
+        .filter(|&&node| tree.scalar(node).is_some_and(|v| names(v, image)))
+        .map(|&node| Slot::Scalar {
+            node,
+            field: Field::Ref,
+        })
+        .collect()
+}
+
+/// The `image:` value of every container of document `root` (aliases resolved; scalars or
+/// not), in node order.
+fn container_images(tree: &Tree, root: NodeId) -> Vec<NodeId> {
     let mut out = Vec::new();
     // Only real nodes are walked (aliases are not followed), so each node is seen once.
     let mut stack = vec![(root, false)];
@@ -39,14 +65,7 @@ pub fn slots_in(tree: &Tree, root: NodeId, image: Option<&[ImageRef]>) -> Vec<Sl
                             let Some(node) = tree.get(container, "image") else {
                                 continue;
                             };
-                            let node = tree.resolve(node);
-                            let matches = tree.scalar(node).is_some_and(|v| names(v, image));
-                            if matches {
-                                out.push(Slot::Scalar {
-                                    node,
-                                    field: Field::Ref,
-                                });
-                            }
+                            out.push(tree.resolve(node));
                         }
                     } else {
                         stack.push((value, key == Some("spec")));
@@ -57,9 +76,7 @@ pub fn slots_in(tree: &Tree, root: NodeId, image: Option<&[ImageRef]>) -> Vec<Sl
             _ => {}
         }
     }
-    out.sort_by_key(|s| match s {
-        Slot::Scalar { node, .. } => *node,
-        Slot::Kustomize { entry, .. } => *entry,
-    });
+    // Stable: a node reached twice (through aliases) stays twice, as the walk found it.
+    out.sort();
     out
 }

@@ -14,6 +14,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+use super::index::{Index, Marker};
 use super::slot::{Field, Slot, names};
 use super::tree::{Kind, NodeId, Tree};
 use crate::reference::ImageRef;
@@ -45,14 +46,8 @@ fn marked_scalar(src: &str, tree: &Tree, at: usize) -> Option<NodeId> {
     best
 }
 
-/// Scalars marked for `policy` (any part), or with `policy` = None, whole-reference markers of
-/// any policy whose value names `image`.
-pub fn slots(
-    src: &str,
-    tree: &Tree,
-    policy: Option<&str>,
-    image: Option<&[ImageRef]>,
-) -> Vec<Slot> {
+/// Every marker of the text that marks a scalar, in text order.
+fn all_markers(src: &str, tree: &Tree) -> Vec<Marker> {
     let mut out = Vec::new();
     if !src.contains("$imagepolicy") {
         return out;
@@ -72,6 +67,31 @@ pub fn slots(
         let Some(node) = marked_scalar(src, tree, whole.start()) else {
             continue;
         };
+        out.push(Marker {
+            policy: name,
+            field,
+            node,
+        });
+    }
+    out
+}
+
+/// Scalars marked for `policy` (any part), or with `policy` = None, whole-reference markers of
+/// any policy whose value names `image`. The markers are found once per document (`index`).
+pub fn slots(
+    src: &str,
+    tree: &Tree,
+    index: &Index,
+    policy: Option<&str>,
+    image: Option<&[ImageRef]>,
+) -> Vec<Slot> {
+    let mut out = Vec::new();
+    for &Marker {
+        policy: ref name,
+        field,
+        node,
+    } in index.markers(|| all_markers(src, tree))
+    {
         let value = tree.scalar(node).unwrap_or_default();
         let wanted = match policy {
             Some(p) => p == name,

@@ -13,8 +13,9 @@
 //! Modules, each importing only the ones below it (no two import each other): [`tree`] is the
 //! positioned tree and `error` the one error type; [`scan`] (the full parser) and `quick` (the
 //! fast reader) build trees, and [`read`] is the door that tries the quick one first; [`scalar`]
-//! holds the quoting rules; `slot` says what a slot is, one module per target (`kustomize`,
-//! `manifest`, `helm`, `marker`) finds them, and `slots` dispatches a [`Target`] to them;
+//! holds the quoting rules; `slot` says what a slot is, `index` holds the lookups built once per
+//! document, one module per target (`kustomize`, `manifest`, `helm`, `marker`) finds slots
+//! with them, and `slots` dispatches a [`Target`] to them;
 //! `update` validates an [`Update`], `edits` plans the edits of a slot, `splice` applies them
 //! and `verify` is the safety net. This file is the public surface: [`Document`] and the free
 //! functions.
@@ -22,6 +23,7 @@
 mod edits;
 mod error;
 mod helm;
+mod index;
 mod kustomize;
 mod manifest;
 mod marker;
@@ -60,10 +62,15 @@ fn text(src: &[u8]) -> Result<&str, EditError> {
 /// A file parsed once, for callers that [`Document::find`] and then [`Document::apply`] on the
 /// same bytes (the free functions parse on every call). Edits are still verified by a fresh parse
 /// of the edited text.
+///
+/// Lookups over the tree (entries by image name, keys of large mappings, line starts) are built
+/// once, when first needed, and shared by every image looked up, so a file of thousands of
+/// images costs each image about the same as a file of one ([`index`]).
 #[derive(Debug, Clone)]
 pub struct Document<'a> {
     text: &'a str,
     tree: tree::Tree,
+    index: index::Index,
 }
 
 impl<'a> Document<'a> {
@@ -71,38 +78,33 @@ impl<'a> Document<'a> {
     pub fn parse(src: &'a [u8]) -> Result<Document<'a>, EditError> {
         let text = text(src)?;
         let tree = read::parse(text)?;
-        Ok(Document { text, tree })
+        Ok(Document {
+            text,
+            tree,
+            index: index::Index::default(),
+        })
     }
 
     /// What is deployed now for `image`: one [`Found`] per slot (see [`find`]).
     pub fn find(&self, target: &Target, image: &ImageRef) -> Result<Vec<Found>, EditError> {
-        let slots = slots(
-            self.text,
-            &self.tree,
-            target,
-            Some(std::slice::from_ref(image)),
-        )?;
-        Ok(slots
-            .iter()
-            .map(|s| found(self.text, &self.tree, s))
-            .collect())
+        find_in(self.text, &self.tree, &self.index, target, image)
     }
 
     /// Apply `update` to every slot of every target (see [`apply_all`]).
     pub fn apply_all(&self, targets: &[Target], update: &Update) -> Result<Edited, EditError> {
         update.validate()?;
-        let (text, tree) = (self.text, &self.tree);
+        let (text, tree, index) = (self.text, &self.tree, &self.index);
         let names = update.names();
         let mut all = Vec::new();
         let mut seen = HashSet::new();
         for target in targets {
-            for slot in slots(text, tree, target, Some(&names))? {
+            for slot in slots(text, tree, index, target, Some(&names))? {
                 if seen.insert(slot_key(tree, &slot)) {
                     all.extend(edits_for(text, tree, &slot, update)?);
                 }
             }
         }
-        splice(text, tree, all)
+        splice(text, tree, index, all)
     }
 
     /// Apply `update` to every slot `target` designates (see [`apply`]).
@@ -117,13 +119,13 @@ impl<'a> Document<'a> {
     /// are refused together ([`EditError::Ambiguous`]); the caller can then apply them one by
     /// one to tell which.
     pub fn apply_each(&self, items: &[(&Target, &Update)]) -> Result<EditedEach, EditError> {
-        let (text, tree) = (self.text, &self.tree);
+        let (text, tree, index) = (self.text, &self.tree, &self.index);
         let mut all = Vec::new();
         for (owner, (target, update)) in items.iter().enumerate() {
             update.validate()?;
             let names = update.names();
             let mut seen = HashSet::new();
-            for slot in slots(text, tree, target, Some(&names))? {
+            for slot in slots(text, tree, index, target, Some(&names))? {
                 if seen.insert(slot_key(tree, &slot)) {
                     all.extend(
                         edits_for(text, tree, &slot, update)?
@@ -133,8 +135,47 @@ impl<'a> Document<'a> {
                 }
             }
         }
-        let (bytes, changes) = splice::splice_each(text, tree, all, items.len())?;
+        let (bytes, changes) = splice::splice_each(text, tree, index, all, items.len())?;
         Ok(EditedEach { bytes, changes })
+    }
+}
+
+/// What is deployed for `image` in a parsed text (the body of [`Document::find`]).
+fn find_in(
+    text: &str,
+    tree: &tree::Tree,
+    index: &index::Index,
+    target: &Target,
+    image: &ImageRef,
+) -> Result<Vec<Found>, EditError> {
+    let slots = slots(text, tree, index, target, Some(std::slice::from_ref(image)))?;
+    Ok(slots.iter().map(|s| found(text, tree, index, s)).collect())
+}
+
+/// A [`Document`] that owns its text, for a caller that keeps a parsed file to look up one image
+/// after another (the rollback history reads every image of a file in the same versions).
+#[derive(Debug, Clone)]
+pub struct OwnedDocument {
+    text: String,
+    tree: tree::Tree,
+    index: index::Index,
+}
+
+impl OwnedDocument {
+    /// Parse `src` (refused as [`Document::parse`] refuses it).
+    pub fn parse(src: Vec<u8>) -> Result<OwnedDocument, EditError> {
+        let text = String::from_utf8(src).map_err(|_| EditError::NotUtf8)?;
+        let tree = read::parse(&text)?;
+        Ok(OwnedDocument {
+            text,
+            tree,
+            index: index::Index::default(),
+        })
+    }
+
+    /// What is deployed now for `image` (see [`Document::find`]).
+    pub fn find(&self, target: &Target, image: &ImageRef) -> Result<Vec<Found>, EditError> {
+        find_in(&self.text, &self.tree, &self.index, target, image)
     }
 }
 
@@ -182,7 +223,8 @@ pub fn set_value(
     helm::validate_value(field, value)?;
     let text = text(src)?;
     let tree = read::parse(text)?;
-    let slot = helm::slot(text, &tree, path, field)?;
+    let index = index::Index::default();
+    let slot = helm::slot(text, &tree, &index, path, field)?;
     let mut edits = Vec::new();
     if let Slot::Scalar { node, .. } = slot
         && tree.scalar(node) != Some(value)
@@ -192,7 +234,7 @@ pub fn set_value(
             value: value.to_string(),
         });
     }
-    splice(text, &tree, edits)
+    splice(text, &tree, &index, edits)
 }
 
 #[cfg(test)]

@@ -72,16 +72,24 @@ pub(super) fn names(value: &str, images: Option<&[ImageRef]>) -> bool {
 /// front, so a reference whose last component differs never names the image. Anything else is
 /// left to the full parse. A Kustomize list of 500 entries is matched 500 times per pass.
 fn rules_out(value: &str, images: &[ImageRef]) -> bool {
-    let (name, _, _) = split_reference(value);
+    plain_last_component(value).is_some_and(|last| {
+        images
+            .iter()
+            .all(|image| image.repository.rsplit('/').next() != Some(last))
+    })
+}
+
+/// The last path component of the name in `reference` as written, when it is a plain one
+/// (lowercase letters, digits, `.`, `_`, `-`): what [`rules_out`] compares, and what
+/// [`super::index`] files references under.
+pub(super) fn plain_last_component(reference: &str) -> Option<&str> {
+    let (name, _, _) = split_reference(reference);
     let last = name.rsplit('/').next().unwrap_or(name);
     let plain = !last.is_empty()
         && last
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b".-_".contains(&b));
-    plain
-        && images
-            .iter()
-            .all(|image| image.repository.rsplit('/').next() != Some(last))
+    plain.then_some(last)
 }
 
 /// Split a reference as written into (name, tag, digest) without normalising anything.

@@ -8,8 +8,9 @@ use std::collections::HashSet;
 
 use super::error::EditError;
 use super::helm::{HelmField, ValuePath};
+use super::index::Index;
 use super::slot::{Field, Slot, split_reference};
-use super::tree::{NodeId, Tree, line_col};
+use super::tree::{NodeId, Tree};
 use super::{helm, kustomize, manifest, marker};
 use crate::reference::ImageRef;
 
@@ -48,24 +49,25 @@ pub struct Found {
 pub(super) fn slots(
     src: &str,
     tree: &Tree,
+    index: &Index,
     target: &Target,
     image: Option<&[ImageRef]>,
 ) -> Result<Vec<Slot>, EditError> {
     let mut out = match target {
-        Target::Kustomize => kustomize::slots(src, tree, image)?,
-        Target::Manifest => manifest::slots(tree, image),
-        Target::Helm { path, field } => vec![helm::slot(src, tree, path, *field)?],
-        Target::Marker { policy } => marker::slots(src, tree, Some(policy), image),
+        Target::Kustomize => kustomize::slots(src, tree, index, image)?,
+        Target::Manifest => manifest::slots(tree, index, image),
+        Target::Helm { path, field } => vec![helm::slot(src, tree, index, path, *field)?],
+        Target::Marker { policy } => marker::slots(src, tree, index, Some(policy), image),
         Target::Auto => {
             let mut all = Vec::new();
             for &root in &tree.roots {
-                if kustomize::is_kustomization(tree, root) {
-                    all.extend(kustomize::slots_in(src, tree, root, image)?);
+                if kustomize::is_kustomization(src, tree, index, root) {
+                    all.extend(kustomize::slots_in(src, tree, index, root, image)?);
                 } else {
-                    all.extend(manifest::slots_in(tree, root, image));
+                    all.extend(manifest::slots_in(tree, index, root, image));
                 }
             }
-            all.extend(marker::slots(src, tree, None, image));
+            all.extend(marker::slots(src, tree, index, None, image));
             all
         }
     };
@@ -77,8 +79,8 @@ pub(super) fn slots(
     Ok(out)
 }
 
-pub(super) fn found(src: &str, tree: &Tree, slot: &Slot) -> Found {
-    let at = |node: NodeId| line_col(src, tree.nodes[tree.resolve(node)].start);
+pub(super) fn found(src: &str, tree: &Tree, index: &Index, slot: &Slot) -> Found {
+    let at = |node: NodeId| index.line_col(src, tree.nodes[tree.resolve(node)].start);
     let value = |node: Option<NodeId>| node.and_then(|n| tree.scalar(n)).map(str::to_string);
     match slot {
         Slot::Scalar { node, field } => {

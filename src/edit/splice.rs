@@ -8,7 +8,8 @@
 
 use super::edits::Edit;
 use super::error::EditError;
-use super::tree::{Kind, NodeId, Style, Tree, line_col};
+use super::index::Index;
+use super::tree::{Kind, NodeId, Style, Tree};
 use super::{scalar, verify};
 
 /// One change made to a file.
@@ -45,8 +46,14 @@ struct Piece {
 }
 
 /// Turn edits into byte replacements, apply them, and verify the result.
-pub(super) fn splice(src: &str, tree: &Tree, edits: Vec<Edit>) -> Result<Edited, EditError> {
-    let (bytes, changes) = splice_each(src, tree, edits.into_iter().map(|e| (0, e)).collect(), 1)?;
+pub(super) fn splice(
+    src: &str,
+    tree: &Tree,
+    index: &Index,
+    edits: Vec<Edit>,
+) -> Result<Edited, EditError> {
+    let edits = edits.into_iter().map(|e| (0, e)).collect();
+    let (bytes, changes) = splice_each(src, tree, index, edits, 1)?;
     Ok(Edited {
         bytes,
         changes: changes.into_iter().flatten().collect(),
@@ -59,6 +66,7 @@ pub(super) fn splice(src: &str, tree: &Tree, edits: Vec<Edit>) -> Result<Edited,
 pub(super) fn splice_each(
     src: &str,
     tree: &Tree,
+    index: &Index,
     edits: Vec<(usize, Edit)>,
     owners: usize,
 ) -> Result<(Vec<u8>, Vec<Vec<Change>>), EditError> {
@@ -67,16 +75,16 @@ pub(super) fn splice_each(
     for (owner, edit) in edits {
         match edit {
             Edit::Replace { node, value } => {
-                pieces.extend(replacement(src, tree, node, value, &mut expect)?.map(
-                    |mut piece| {
+                pieces.extend(
+                    replacement(src, tree, index, node, value, &mut expect)?.map(|mut piece| {
                         piece.owner = owner;
                         piece
-                    },
-                ));
+                    }),
+                );
             }
             Edit::Insert { map, key, value } => {
-                let (at, text) = insertion(src, tree, map, &key, &value)?;
-                let (line, column) = line_col(src, at);
+                let (at, text) = insertion(src, tree, index, map, &key, &value)?;
+                let (line, column) = index.line_col(src, at);
                 let line = if text.starts_with(['\r', '\n']) {
                     line + 1
                 } else {
@@ -121,13 +129,14 @@ pub(super) fn splice_each(
 fn replacement(
     src: &str,
     tree: &Tree,
+    index: &Index,
     node: NodeId,
     value: String,
     expect: &mut verify::Expectations,
 ) -> Result<Option<Piece>, EditError> {
     let node = tree.resolve(node);
     let n = &tree.nodes[node];
-    let (line, column) = line_col(src, n.start);
+    let (line, column) = index.line_col(src, n.start);
     let Kind::Scalar {
         value: old, style, ..
     } = &n.kind
@@ -227,12 +236,13 @@ fn line_ending(src: &str, at: usize) -> &'static str {
 fn insertion(
     src: &str,
     tree: &Tree,
+    index: &Index,
     map: NodeId,
     key: &str,
     value: &str,
 ) -> Result<(usize, String), EditError> {
     let node = &tree.nodes[map];
-    let (line, col) = line_col(src, node.start);
+    let (line, col) = index.line_col(src, node.start);
     let entries = tree.map(map).unwrap_or_default();
     let Some(&(first_key, _)) = entries.first() else {
         return Err(EditError::Unsupported {
@@ -269,7 +279,7 @@ fn insertion(
         });
     }
     let key_start = tree.nodes[first_key].start;
-    let (_, key_col) = line_col(src, key_start);
+    let (_, key_col) = index.line_col(src, key_start);
     let indent = " ".repeat(key_col - 1);
     let eol = line_ending(src, last_end);
     match src[last_end..].find('\n') {

@@ -60,14 +60,16 @@ impl Engine {
     ) -> (Vec<AppReport>, bool) {
         let mut reports: Vec<AppReport> =
             apps.iter().map(|a| AppReport::new(&a.app.name)).collect();
-        let result = git::commit_and_push(self.git(), url, branch, self.retry(), |checkout| {
-            Ok::<usize, std::convert::Infallible>(self.commit_apps(
-                ctx,
-                checkout,
-                apps,
-                &mut reports,
-            ))
-        });
+        let result =
+            git::commit_and_push_with(self.git(), url, branch, self.retry(), |checkout, memory| {
+                Ok::<usize, std::convert::Infallible>(self.commit_apps(
+                    ctx,
+                    checkout,
+                    memory,
+                    apps,
+                    &mut reports,
+                ))
+            });
         let pushed = match result {
             Ok(push) => {
                 for report in &mut reports {
@@ -94,11 +96,13 @@ impl Engine {
 
     /// One round on a fresh checkout of the branch head: plan each app, then commit it (or,
     /// with `git.group_commits`, write its files and commit them all at the end). Returns the
-    /// commits made.
+    /// commits made. The round's objects are written out between commits once they weigh
+    /// enough (`memory`), so a round of 1,000 commits does not hold all their trees.
     fn commit_apps(
         &self,
         ctx: &WriteContext,
         checkout: &Checkout,
+        memory: &git::InMemory<'_>,
         apps: &[ResolvedApp],
         reports: &mut [AppReport],
     ) -> usize {
@@ -144,6 +148,7 @@ impl Engine {
                 Ok(Some(oid)) => {
                     report.commit = Some(oid.to_string());
                     commits += 1;
+                    memory.persist_if_large();
                 }
                 Ok(None) => {}
                 Err(e) => report.errors.push(e),

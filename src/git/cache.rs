@@ -190,6 +190,7 @@ impl CloneCache {
                 os_lock,
                 pending_head: Cell::new(None),
                 mempack_rounds: Cell::new(0),
+                in_memory: Default::default(),
                 repo,
                 dir: dir.clone(),
                 url: url.to_string(),

@@ -27,6 +27,11 @@ use super::{GitError, GitSettings, Oid, redact_url};
 pub(super) const REMOTE: &str = "origin";
 /// Priority of the first in-memory object backend (libgit2's own backends use 1 and 2).
 const MEMPACK_PRIORITY: i32 = 1000;
+/// Tree entries written into a round's in-memory objects after which
+/// [`InMemory::persist_if_large`] writes them out: about 4 MB of trees. A round of 1,000
+/// one-app commits in a directory of 1,000 apps writes 1,000 trees of 1,000 entries (35 MB);
+/// held to the end of the round they were a third of the daemon's peak memory.
+const PERSIST_TREE_ENTRIES: usize = 100_000;
 
 /// Marker file in `.git`: the clone hit a local error and is rebuilt on its next checkout.
 pub(super) const REBUILD_MARKER: &str = "imagebump-rebuild";
@@ -38,6 +43,26 @@ fn is_local_damage(err: &git2::Error) -> bool {
         err.class(),
         C::Odb | C::Object | C::Zlib | C::Repository | C::Index | C::Tree | C::Reference
     )
+}
+
+/// The objects a round wrote into memory (see [`InMemory::persist_if_large`]).
+#[derive(Default)]
+pub(super) struct Written {
+    ids: std::cell::RefCell<Vec<Oid>>,
+    tree_entries: Cell<usize>,
+}
+
+impl Written {
+    fn add(&self, id: Oid, tree_entries: usize) {
+        self.ids.borrow_mut().push(id);
+        self.tree_entries
+            .set(self.tree_entries.get() + tree_entries);
+    }
+
+    fn clear(&self) {
+        self.ids.borrow_mut().clear();
+        self.tree_entries.set(0);
+    }
 }
 
 /// A commit as the pull-request mode needs to see it.
@@ -60,6 +85,8 @@ pub struct Checkout {
     pub(super) pending_head: Cell<Option<Oid>>,
     /// Rounds of [`Checkout::with_objects_in_memory`] so far (see the priority there).
     pub(super) mempack_rounds: Cell<i32>,
+    /// The objects written in memory since they were last persisted, and their tree entries.
+    pub(super) in_memory: Written,
     pub(super) repo: Repository,
     pub(super) dir: PathBuf,
     pub(super) url: String,
@@ -213,7 +240,11 @@ impl Checkout {
                 let abs = self.dir.join(rel);
                 let content = match std::fs::symlink_metadata(&abs) {
                     Ok(meta) => Some(NewBlob {
-                        id: self.repo.blob_path(&abs)?,
+                        id: {
+                            let id = self.repo.blob_path(&abs)?;
+                            self.in_memory.add(id, 0);
+                            id
+                        },
                         mode: if is_executable(&meta) {
                             0o100755
                         } else {
@@ -228,7 +259,8 @@ impl Checkout {
                 .iter()
                 .map(|(names, content)| (names.as_slice(), content.as_ref()))
                 .collect();
-            let tree_id = match update_tree(&self.repo, Some(&parent.tree()?), &changes)? {
+            let written = &self.in_memory;
+            let tree_id = match update_tree(&self.repo, Some(&parent.tree()?), &changes, written)? {
                 Some(id) => id,
                 None => self.repo.treebuilder(None)?.write()?,
             };
@@ -258,6 +290,7 @@ impl Checkout {
                         .commit_signed(content, &key.sign(content.as_bytes()), None)?
                 }
             };
+            self.in_memory.add(oid, 0);
             if move_branch {
                 self.pending_head.set(Some(oid));
             }
@@ -347,13 +380,79 @@ impl Checkout {
     }
 }
 
+/// The objects of one round of [`Checkout::with_objects_in_memory`], held in memory until the
+/// round ends or [`InMemory::persist_if_large`] writes them out.
+pub struct InMemory<'a> {
+    checkout: &'a Checkout,
+    odb: &'a git2::Odb<'a>,
+    mempack: git2::Mempack<'a>,
+}
+
+impl InMemory<'_> {
+    /// Writes the objects held so far to disk once their trees hold more than
+    /// [`PERSIST_TREE_ENTRIES`] entries, so that a round of many commits keeps a few MB in
+    /// memory instead of all its trees. Call it between commits. A failure is only logged:
+    /// the objects stay in memory, and the end of the round persists them or fails the round.
+    ///
+    /// They are written as loose objects, not as a pack: libgit2 keeps a cache of delta bases
+    /// of up to 16 MB per pack file, so a round split into ten packs of deltified trees made
+    /// the push that reads them all hold 35 MB of them; a loose object is read whole and
+    /// dropped. The loose writes go through a second handle on the clone, whose object
+    /// database has no in-memory backend (in this one, the round's backend takes every write).
+    pub fn persist_if_large(&self) {
+        if self.checkout.in_memory.tree_entries.get() < PERSIST_TREE_ENTRIES {
+            return;
+        }
+        if let Err(e) = self.persist_loose() {
+            tracing::warn!(
+                url = %self.checkout.display_url(),
+                error = %e,
+                "could not write this round's objects yet; the end of the round tries again"
+            );
+        }
+    }
+
+    /// Copies every object written since the last persist to loose objects on disk, then
+    /// clears the memory (the objects are on disk before they leave memory).
+    fn persist_loose(&self) -> Result<(), git2::Error> {
+        let loose = Repository::open(self.checkout.repo.path())?;
+        let loose = loose.odb()?;
+        for &id in self.checkout.in_memory.ids.borrow().iter() {
+            let object = self.odb.read(id)?;
+            loose.write(object.kind(), object.data())?;
+        }
+        self.mempack.reset()?;
+        self.checkout.in_memory.clear();
+        Ok(())
+    }
+
+    /// Writes every object held to disk as one pack (the pack is on disk before the memory
+    /// is cleared, so no object is ever in neither place).
+    fn persist(&self) -> Result<(), git2::Error> {
+        let mut buf = git2::Buf::new();
+        self.mempack.dump(&self.checkout.repo, &mut buf)?;
+        if buf.len() > 32 {
+            // More than a pack header and trailer: at least one object.
+            let mut writer = self.odb.packwriter()?;
+            std::io::Write::write_all(&mut writer, &buf)
+                .map_err(|e| git2::Error::from_str(&format!("writing pack: {e}")))?;
+            drop(buf);
+            writer.commit()?;
+        }
+        self.mempack.reset()?;
+        self.checkout.in_memory.clear();
+        Ok(())
+    }
+}
+
 impl Checkout {
     /// Runs `f` with new objects (blobs, trees, commits) kept in memory, then writes them to
-    /// disk as one pack: hundreds of commits in a pass cost one file instead of four each.
+    /// disk as one pack (or a few, when `f` calls [`InMemory::persist_if_large`] between
+    /// commits): hundreds of commits in a pass cost a few files instead of four each.
     /// Refs only ever point at objects on disk once this returns.
     pub(crate) fn with_objects_in_memory<T, E>(
         &self,
-        f: impl FnOnce() -> Result<T, E>,
+        f: impl FnOnce(&InMemory<'_>) -> Result<T, E>,
     ) -> Result<Result<T, E>, GitError> {
         let odb = self.repo.odb().map_err(|e| self.local(e))?;
         // libgit2 writes new objects to the first writable backend in priority order, and a
@@ -365,20 +464,14 @@ impl Checkout {
         let mempack = odb
             .add_new_mempack_backend(priority)
             .map_err(|e| self.local(e))?;
-        let result = f();
-        let persisted = (|| {
-            let mut buf = git2::Buf::new();
-            mempack.dump(&self.repo, &mut buf)?;
-            if buf.len() > 32 {
-                // More than a pack header and trailer: at least one object.
-                let mut writer = odb.packwriter()?;
-                std::io::Write::write_all(&mut writer, &buf)
-                    .map_err(|e| git2::Error::from_str(&format!("writing pack: {e}")))?;
-                writer.commit()?;
-            }
-            mempack.reset()
-        })();
-        persisted.map_err(|e| self.local(e))?;
+        self.in_memory.clear();
+        let memory = InMemory {
+            checkout: self,
+            odb: &odb,
+            mempack,
+        };
+        let result = f(&memory);
+        memory.persist().map_err(|e| self.local(e))?;
         self.write_pending_head()?;
         Ok(result)
     }
@@ -422,10 +515,12 @@ type Change<'a> = (&'a [&'a OsStr], Option<&'a NewBlob>);
 /// an index read from `base`, updated with the same paths and written would give: a file keeps
 /// its mode, a directory disappears with its last file, and a file replaces a directory (or
 /// any other entry) of the same name and the other way round.
+/// Every tree written is added to `written`.
 fn update_tree(
     repo: &Repository,
     base: Option<&Tree<'_>>,
     changes: &[Change<'_>],
+    written: &Written,
 ) -> Result<Option<Oid>, git2::Error> {
     type Slot<'a> = (Option<Option<&'a NewBlob>>, Vec<Change<'a>>);
     let mut by_name: BTreeMap<&OsStr, Slot<'_>> = BTreeMap::new();
@@ -466,7 +561,7 @@ fn update_tree(
             Some((id, _, true)) => Some(repo.find_tree(id)?),
             _ => None,
         };
-        match update_tree(repo, subtree.as_ref(), &deeper)? {
+        match update_tree(repo, subtree.as_ref(), &deeper, written)? {
             Some(id) => {
                 builder.insert(name, id, 0o040000)?;
             }
@@ -477,7 +572,10 @@ fn update_tree(
     if builder.is_empty() {
         Ok(None)
     } else {
-        builder.write().map(Some)
+        let entries = builder.len();
+        let id = builder.write()?;
+        written.add(id, entries);
+        Ok(Some(id))
     }
 }
 

@@ -215,6 +215,27 @@ fn entry_of(tree: Option<&Tree<'_>>, name: &str) -> (Option<Oid>, bool) {
     }
 }
 
+/// The id of every wanted path in `tree` (left `None` when missing), opening each subtree on
+/// the way once: 5,000 files in one directory cost one read of that directory, not 5,000 (a
+/// large tree is not kept in libgit2's object cache, so each lookup read and hashed it again).
+fn blobs_in(
+    repo: &Repository,
+    tree: &Tree<'_>,
+    node: &PathTrie,
+    out: &mut [Option<Oid>],
+) -> Result<(), git2::Error> {
+    for (name, child) in &node.children {
+        let (id, is_tree) = entry_of(Some(tree), name);
+        if let Some(index) = child.leaf {
+            out[index] = id;
+        }
+        if let Some(id) = id.filter(|_| is_tree && !child.children.is_empty()) {
+            blobs_in(repo, &repo.find_tree(id)?, child, out)?;
+        }
+    }
+    Ok(())
+}
+
 /// The wanted paths whose entry differs between `new` and `old`, each with its id in `old`:
 /// only subtrees whose ids differ are opened.
 fn changed_paths<'r>(
@@ -255,10 +276,18 @@ fn walk_many(
 ) -> Result<Vec<FileHistory>, git2::Error> {
     let trie = PathTrie::new(paths);
     let mut commit = repo.find_commit(head)?;
-    let mut blobs = paths
-        .iter()
-        .map(|path| blob_in(&commit, Path::new(path)))
-        .collect::<Result<Vec<Option<Oid>>, git2::Error>>()?;
+    let distinct = paths.iter().collect::<std::collections::HashSet<_>>().len() == paths.len();
+    let mut blobs = if distinct {
+        let mut blobs = vec![None; paths.len()];
+        blobs_in(repo, &commit.tree()?, &trie, &mut blobs)?;
+        blobs
+    } else {
+        // A path given twice has one leaf in the trie: looked up one by one.
+        paths
+            .iter()
+            .map(|path| blob_in(&commit, Path::new(path)))
+            .collect::<Result<Vec<Option<Oid>>, git2::Error>>()?
+    };
     let mut versions: Vec<Vec<FileVersion>> = vec![Vec::new(); paths.len()];
     let mut commits_read = 0;
     let mut changed = Vec::new();

@@ -16,7 +16,10 @@
 //!
 //! Speed: a pass of [`commit_and_push`] builds its blobs, trees and commits in memory (a
 //! libgit2 mempack) and writes them as one pack with one branch-ref update before pushing, so
-//! hundreds of one-app commits cost a few files, not four each (see `benches/git.rs`).
+//! hundreds of one-app commits cost a few files, not four each (see `benches/git.rs`). Memory:
+//! a round that writes more than about 4 MB of trees (1,000 commits in a directory of 1,000
+//! apps) writes them out as loose objects as it goes ([`InMemory::persist_if_large`]), so it
+//! never holds them all.
 //!
 //! All calls block (libgit2 is synchronous); async callers wrap them in `spawn_blocking`.
 //! One [`CloneCache`] directory serves one URL and one [`Checkout`] at a time (a second one is
@@ -49,13 +52,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use cache::{CloneCache, DEFAULT_LOCK_WAIT};
-pub use checkout::{Checkout, CommitInfo};
+pub use checkout::{Checkout, CommitInfo, InMemory};
 pub use git2::Oid;
 pub use history::{CommitMeta, FileHistory, FileVersion, HistoryEnd, Person, WalkBound};
 pub use push::{LeaseOutcome, PushOutcome};
 pub use signing::SigningKey;
 pub use tree_path::{YamlFiles, inside_clone, yaml_files_under};
-pub use writeback::{PushReport, RetryOptions, WriteBackError, commit_and_push};
+pub use writeback::{
+    PushReport, RetryOptions, WriteBackError, commit_and_push, commit_and_push_with,
+};
 
 /// Author and committer of every commit imagebump makes.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rand::Rng as _;
 
-use super::{Checkout, CloneCache, GitError, Oid, PushOutcome, redact_url};
+use super::{Checkout, CloneCache, GitError, InMemory, Oid, PushOutcome, redact_url};
 
 /// How often and how patiently [`commit_and_push`] retries a rejected push.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +97,23 @@ pub fn commit_and_push<E, F>(
 where
     F: FnMut(&Checkout) -> Result<usize, E>,
 {
+    commit_and_push_with(cache, url, branch, options, |checkout, _| {
+        make_commits(checkout)
+    })
+}
+
+/// [`commit_and_push`], with `make_commits` also given the round's in-memory objects, to
+/// write them out between commits ([`InMemory::persist_if_large`]) when it makes many.
+pub fn commit_and_push_with<E, F>(
+    cache: &CloneCache,
+    url: &str,
+    branch: &str,
+    options: &RetryOptions,
+    mut make_commits: F,
+) -> Result<PushReport, WriteBackError<E>>
+where
+    F: FnMut(&Checkout, &InMemory<'_>) -> Result<usize, E>,
+{
     let max_attempts = options.max_attempts.max(1);
     let checkout = cache.checkout(url, branch)?;
     let mut last_reason = String::new();
@@ -106,7 +123,7 @@ where
             checkout.refresh()?;
         }
         checkout
-            .with_objects_in_memory(|| make_commits(&checkout))?
+            .with_objects_in_memory(|memory| make_commits(&checkout, memory))?
             .map_err(|source| WriteBackError::Plan {
                 url: redact_url(url),
                 branch: branch.to_string(),

@@ -170,6 +170,9 @@ pub struct History {
     /// Per (repository, branch), the head a round of commits started from ([`History::pin`]):
     /// histories are read there, not at each of the bot's own commits of the round.
     pinned: Mutex<HashMap<(String, String), Oid>>,
+    /// The last blob parsed, kept parsed: the images of one file are read one after another
+    /// in the same versions, and a file of 2,500 images was read and parsed 2,500 times.
+    last_parsed: Mutex<Option<(Oid, Arc<Option<edit::OwnedDocument>>)>>,
 }
 
 /// Keeps a branch's history pinned to a head until dropped ([`History::pin`]).
@@ -503,6 +506,27 @@ impl History {
         Ok((versions, end))
     }
 
+    /// Blob `blob` parsed (`None`: it does not parse), reusing the last one parsed.
+    fn parsed(
+        &self,
+        checkout: &Checkout,
+        blob: Oid,
+    ) -> Result<Arc<Option<edit::OwnedDocument>>, GitError> {
+        if let Ok(last) = self.last_parsed.lock()
+            && let Some((id, document)) = last.as_ref()
+            && *id == blob
+        {
+            return Ok(Arc::clone(document));
+        }
+        let bytes = checkout.blob(blob)?;
+        self.blobs_parsed.fetch_add(1, Ordering::Relaxed);
+        let document = Arc::new(edit::OwnedDocument::parse(bytes).ok());
+        if let Ok(mut last) = self.last_parsed.lock() {
+            *last = Some((blob, Arc::clone(&document)));
+        }
+        Ok(document)
+    }
+
     /// The target's value in one blob, parsed once per blob and target.
     fn value(
         &self,
@@ -522,11 +546,11 @@ impl History {
         {
             return Ok(value);
         }
-        let bytes = checkout.blob(blob)?;
-        self.blobs_parsed.fetch_add(1, Ordering::Relaxed);
+        let document = self.parsed(checkout, blob)?;
         // A version that does not parse, or has no reference to the image, holds no value.
-        let value = edit::Document::parse(&bytes)
-            .ok()
+        let value = document
+            .as_ref()
+            .as_ref()
             .and_then(|document| document.find(target, image).ok())
             .and_then(|found| {
                 found.first().map(|first| TargetValue {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use imagebump::git::{
     Author, Checkout, CloneCache, Credential, CredentialRule, GitError, GitSettings, LeaseOutcome,
-    Oid, PushOutcome, RetryOptions, Secret, WriteBackError, commit_and_push,
+    Oid, PushOutcome, RetryOptions, Secret, WriteBackError, commit_and_push, commit_and_push_with,
 };
 
 use crate::support::git::{BareRepo, GitHttpServer, KEY_PASSPHRASE, SshServer};
@@ -436,6 +436,79 @@ fn append_line(checkout: &Checkout, line: &str) -> Result<usize, PlanError> {
         .commit(&[PathBuf::from("ours.txt")], &format!("imagebump: {line}"))
         .unwrap();
     Ok(usize::from(made.is_some()))
+}
+
+/// Loose objects (`objects/xx/yyyy…`) under `dir`, at any depth.
+fn loose_objects(dir: &Path) -> usize {
+    let mut count = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().to_string();
+            if path.is_dir() {
+                stack.push(path);
+            } else if name.len() == 38
+                && dir.file_name().is_some_and(|d| d.len() == 2)
+                && dir.parent().is_some_and(|p| p.ends_with("objects"))
+            {
+                count += 1;
+            }
+        }
+    }
+    count
+}
+
+/// A round of many commits in a large directory (300 commits rewriting a 400-entry tree:
+/// 120,000 tree entries) writes its objects out between commits instead of holding them all in
+/// memory (issue 18): every commit and file still reaches the remote, and the next round reads
+/// them back from the clone.
+#[test]
+fn a_round_of_many_commits_writes_its_objects_out_as_it_goes() {
+    let files: Vec<(String, String)> = (0..400)
+        .map(|i| (format!("apps/a{i:03}.yaml"), "v: 0\n".to_string()))
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    let bare = BareRepo::with_files("main", &refs);
+    let work = tempfile::tempdir().unwrap();
+    let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![]));
+    let report = commit_and_push_with(
+        &cache,
+        &bare.file_url(),
+        "main",
+        &fast_retry(1),
+        |checkout, memory| {
+            for i in 0..300 {
+                let file = PathBuf::from(format!("apps/a{i:03}.yaml"));
+                std::fs::write(checkout.workdir().join(&file), "v: 1\n").unwrap();
+                checkout.commit(&[file], &format!("app {i}")).unwrap();
+                memory.persist_if_large();
+            }
+            Ok::<_, PlanError>(300)
+        },
+    )
+    .unwrap();
+    assert!(report.pushed);
+    assert!(
+        loose_objects(work.path()) > 0,
+        "the round's objects were written out before its end"
+    );
+    assert_eq!(bare.log("main").len(), 301);
+    for i in [0, 150, 299] {
+        assert_eq!(bare.show("main", &format!("apps/a{i:03}.yaml")), "v: 1");
+    }
+    assert_eq!(bare.show("main", "apps/a399.yaml"), "v: 0");
+    // The next round builds on the objects written out (read back from the clone).
+    let report = commit_and_push(&cache, &bare.file_url(), "main", &fast_retry(1), |c| {
+        append_line(c, "after")
+    })
+    .unwrap();
+    assert!(report.pushed);
+    assert_eq!(bare.log("main").len(), 302);
+    assert_eq!(bare.show("main", "apps/a299.yaml"), "v: 1");
 }
 
 /// 20 rounds; in each, another writer pushes between our fetch and our push. Every one of our
