@@ -15,8 +15,12 @@
 //!    on the bare remote (its ref read with libgit2 every 5 ms). Prints p50/p90/p99/max beside
 //!    the goal, then a burst of 100 pushes back to back and the webhook checks it cost.
 //!
-//! No timed assertion. Run: `cargo bench --bench daemon` (`-- poll` or `-- webhook` for one
-//! part).
+//! The poll cycle runs twice, each in a process of its own: with the config repo over
+//! `file://` (libgit2 indexes the pushed pack in this process) and over smart HTTP (`git
+//! http-backend` does, in its own process, as a forge would).
+//!
+//! No timed assertion. Run: `cargo bench --bench daemon` (`-- poll`, `-- poll-http` or
+//! `-- webhook` for one part).
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 #[path = "../tests/it/support/mod.rs"]
@@ -32,7 +36,7 @@ use imagebump::daemon::{
 };
 use imagebump::engine::{Engine, PassOptions};
 use imagebump::service::worker::EngineWorker;
-use support::git::BareRepo;
+use support::git::{BareRepo, GitHttpServer};
 use support::registry::{ImageSpec, NotificationEndpoint, RegistryConfig, TestRegistry};
 
 const REPOSITORIES: usize = 1_000;
@@ -90,7 +94,17 @@ fn reset_peak() -> bool {
 /// Issue 18's memory goal: 60 MB (decimal) of peak RSS for a poll cycle.
 const PEAK_GOAL_KIB: u64 = 60_000_000 / 1024;
 
-async fn poll_cycle() {
+/// Where the poll-cycle bench's config repo lives.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Remote {
+    /// `file://`: libgit2 writes the pushed pack into the remote (and indexes it) inside this
+    /// process, work a real remote does on its own side.
+    File,
+    /// Smart HTTP through `git http-backend` (its own process), as a forge serves it.
+    Http,
+}
+
+async fn poll_cycle(remote: Remote) {
     let registry = TestRegistry::start_plain().await;
     let host = registry.host();
     let setup = Instant::now();
@@ -126,9 +140,28 @@ async fn poll_cycle() {
         .collect();
     let repo = BareRepo::with_files("main", &refs);
     let dir = tempfile::tempdir().unwrap();
-    write_config(dir.path(), &host, &repo.file_url(), &apps);
+    let _server;
+    let (url, over) = match remote {
+        Remote::File => (repo.file_url(), "file://"),
+        Remote::Http => {
+            let server = GitHttpServer::start(repo.root(), "bot", "bench-git-password");
+            let url = server.url("repo.git");
+            _server = server;
+            (url, "smart HTTP (git http-backend)")
+        }
+    };
+    write_config(dir.path(), &host, &url, &apps);
+    if remote == Remote::Http {
+        std::fs::write(dir.path().join("git-password"), "bench-git-password").unwrap();
+        let global = dir.path().join("imagebump.yaml");
+        let text = std::fs::read_to_string(&global).unwrap().replace(
+            "git:\n",
+            &format!("git:\n  credentials:\n    - {{url: '{url}', username: bot, password_file: git-password}}\n"),
+        );
+        std::fs::write(global, text).unwrap();
+    }
     println!(
-        "poll cycle: {REPOSITORIES} image repositories (5 tags each), {REPOSITORIES} apps with one image each, one config repo over file:// (setup {:.1} s)",
+        "poll cycle: {REPOSITORIES} image repositories (5 tags each), {REPOSITORIES} apps with one image each, one config repo over {over} (setup {:.1} s)",
         setup.elapsed().as_secs_f64()
     );
 
@@ -439,9 +472,25 @@ fn main() {
         .collect();
     let wanted =
         |part: &str| filters.is_empty() || filters.iter().any(|f| part.contains(f.as_str()));
-    // The poll cycle first, so the peak memory is not the latency run's.
-    if wanted("poll") {
-        runtime.block_on(poll_cycle());
+    // The poll cycles first, so the peak memory is not the latency run's; each in a process of
+    // its own (this bench run again with its name), so that neither starts on memory the other
+    // left to the allocator.
+    let child = std::env::var_os("IMAGEBUMP_BENCH_CHILD").is_some();
+    for (part, remote) in [("poll-file", Remote::File), ("poll-http", Remote::Http)] {
+        if !wanted(part) {
+            continue;
+        }
+        if child {
+            runtime.block_on(poll_cycle(remote));
+        } else {
+            let exe = std::env::current_exe().expect("the bench's own path");
+            let status = std::process::Command::new(exe)
+                .arg(part)
+                .env("IMAGEBUMP_BENCH_CHILD", "1")
+                .status()
+                .expect("run the poll part");
+            assert!(status.success(), "{part}: {status}");
+        }
         println!();
     }
     if wanted("webhook") {

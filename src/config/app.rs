@@ -377,7 +377,7 @@ fn parse_promote(
     let fields = Fields::new(
         node,
         "`promote`",
-        &["from", "image", "soak", "trust"],
+        &["from", "image", "soak", "trust", "allowed_signers"],
         diags,
     )?;
     let from_node = fields.get("from");
@@ -387,22 +387,45 @@ fn parse_promote(
     let trust = match fields.opt_str("trust", diags).as_deref() {
         None | Some("any") => PromoteTrust::Any,
         Some("bot") => PromoteTrust::Bot,
+        Some("signed") => PromoteTrust::Signed,
         Some(other) => {
             if let Some(at) = fields.get("trust") {
                 diags.node(
                     at,
-                    format!("`trust` must be `any` or `bot`, found `{other}`"),
+                    format!("`trust` must be `any`, `bot` or `signed`, found `{other}`"),
                 );
             }
             PromoteTrust::Any
         }
     };
+    let allowed_signers = fields
+        .opt_str("allowed_signers", diags)
+        .map(std::path::PathBuf::from);
+    match (&allowed_signers, trust, fields.get("allowed_signers")) {
+        (Some(file), PromoteTrust::Signed, Some(at)) if !file.is_absolute() => diags.node(
+            at,
+            format!(
+                "`allowed_signers` must be an absolute path, found `{}`",
+                file.display()
+            ),
+        ),
+        (None, PromoteTrust::Signed, _) => diags.node(
+            fields.get("trust").unwrap_or(node),
+            "`trust: signed` needs `allowed_signers`: an OpenSSH allowed-signers file (`principals ssh-ed25519 AAAA…` per line)",
+        ),
+        (Some(_), PromoteTrust::Any | PromoteTrust::Bot, Some(at)) => diags.node(
+            at,
+            "`allowed_signers` is read only with `trust: signed`",
+        ),
+        _ => {}
+    }
     let at = from_node.map_or((node.line, node.col), |n| (n.line, n.col));
     Some(PromoteConfig {
         from: from?,
         image: image?,
         soak,
         trust,
+        allowed_signers,
         at,
     })
 }

@@ -373,6 +373,9 @@ pub struct PromoteConfig {
     /// How long the source must have held a tag continuously (default 24h).
     pub soak: Duration,
     pub trust: PromoteTrust,
+    /// `allowed_signers`: the OpenSSH allowed-signers file `trust: signed` checks commits
+    /// against (an absolute path).
+    pub allowed_signers: Option<PathBuf>,
     /// Where `from` is written (line, column), for the cross-app checks.
     pub at: (usize, usize),
 }
@@ -388,6 +391,9 @@ pub enum PromoteTrust {
     Any,
     /// Only values written by imagebump's own commits (author or committer is `git.author`).
     Bot,
+    /// Only values whose first-parent commit carries an SSH signature by a key of
+    /// `allowed_signers`.
+    Signed,
 }
 
 impl PromoteTrust {
@@ -396,6 +402,7 @@ impl PromoteTrust {
         match self {
             PromoteTrust::Any => "any",
             PromoteTrust::Bot => "bot",
+            PromoteTrust::Signed => "signed",
         }
     }
 }

@@ -437,13 +437,36 @@ fn promote_is_read_with_its_defaults_and_makes_the_app_open_pull_requests() {
             .starts_with("apps/shop.yaml:3:8: image `api` is promoted and `write: commit`")
     );
 
+    let (_, errors) =
+        app(&text.replace("{from: shop-staging}", "{from: shop-staging, trust: gpg}"));
+    assert_eq!(
+        errors,
+        vec!["apps/shop.yaml:7:42: `trust` must be `any`, `bot` or `signed`, found `gpg`"]
+    );
+    let signed = text.replace(
+        "{from: shop-staging}",
+        "{from: shop-staging, trust: signed, allowed_signers: /etc/imagebump/allowed_signers}",
+    );
+    let promote = app(&signed).0.unwrap().images[0].promote.clone().unwrap();
+    assert_eq!(promote.trust, PromoteTrust::Signed);
+    assert_eq!(
+        promote.allowed_signers.as_deref(),
+        Some(Path::new("/etc/imagebump/allowed_signers"))
+    );
     let (_, errors) = app(&text.replace(
         "{from: shop-staging}",
         "{from: shop-staging, trust: signed}",
     ));
     assert_eq!(
         errors,
-        vec!["apps/shop.yaml:7:42: `trust` must be `any` or `bot`, found `signed`"]
+        vec![
+            "apps/shop.yaml:7:42: `trust: signed` needs `allowed_signers`: an OpenSSH allowed-signers file (`principals ssh-ed25519 AAAA…` per line)"
+        ]
+    );
+    let (_, errors) = app(&signed.replace("/etc/imagebump/allowed_signers", "signers"));
+    assert_eq!(
+        errors,
+        vec!["apps/shop.yaml:7:67: `allowed_signers` must be an absolute path, found `signers`"]
     );
 }
 

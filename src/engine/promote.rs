@@ -9,13 +9,13 @@
 //! engine's history cache, in its own clone (one per repository URL), under that clone's lock.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use time::OffsetDateTime;
 
 use super::{Engine, ResolvedApp, fetch, rollback};
-use crate::config::{ImageConfig, PromoteConfig};
+use crate::config::{ImageConfig, PromoteConfig, PromoteTrust};
 use crate::edit;
 use crate::forge::{self, PromotionRow};
 use crate::git;
@@ -37,6 +37,9 @@ pub(crate) struct SourceRead {
     /// The line of the image's reference on the source branch's head, when found.
     pub line: Option<usize>,
     pub history: Arc<TargetHistory>,
+    /// Per allowed-signers file a `trust: signed` image names, the first-parent commits of the
+    /// history whose signature verified (or why the file could not be read).
+    pub verified: HashMap<PathBuf, Result<BTreeSet<git::Oid>, String>>,
 }
 
 /// One source as read, or why it could not be.
@@ -60,23 +63,33 @@ pub(crate) async fn read_sources(
     apps: &[&ResolvedApp],
     now: OffsetDateTime,
 ) -> Sources {
-    let wanted: BTreeSet<(String, String)> = apps
+    // Per source, the allowed-signers files its `trust: signed` readers name.
+    let mut wanted: BTreeMap<(String, String), BTreeSet<PathBuf>> = BTreeMap::new();
+    for promote in apps
         .iter()
         .flat_map(|a| a.app.images.iter())
         .filter_map(|i| i.promote.as_ref())
-        .map(|p| (p.from.clone(), p.image.clone()))
-        .collect();
+    {
+        let files = wanted
+            .entry((promote.from.clone(), promote.image.clone()))
+            .or_default();
+        if promote.trust == PromoteTrust::Signed
+            && let Some(file) = &promote.allowed_signers
+        {
+            files.insert(file.clone());
+        }
+    }
     let mut sources = Sources::new();
     // Per repository and branch, the sources there.
-    let mut by_repo: BTreeMap<(String, String), Vec<(ResolvedApp, usize)>> = BTreeMap::new();
-    for (from, image) in wanted {
+    let mut by_repo: BTreeMap<(String, String), Vec<Wanted>> = BTreeMap::new();
+    for ((from, image), signers) in wanted {
         let found = engine.inner.apps.iter().find(|a| a.app.name == from);
         let index = found.and_then(|a| a.app.images.iter().position(|i| i.name == image));
         match (found, index) {
             (Some(source), Some(index)) => by_repo
                 .entry((source.app.repo.clone(), source.app.branch.clone()))
                 .or_default()
-                .push((source.clone(), index)),
+                .push((source.clone(), index, signers)),
             _ => {
                 let reason = match engine.inner.broken.iter().find(|(name, _)| *name == from) {
                     Some((_, error)) => format!("its settings are broken: {error}"),
@@ -106,17 +119,20 @@ pub(crate) async fn read_sources(
     sources
 }
 
+/// A source to read: its app, the image's index there, the allowed-signers files to check its
+/// commits against.
+type Wanted = (ResolvedApp, usize, BTreeSet<PathBuf>);
+
 /// The sources on one branch of one repository, from one checkout.
 fn read_branch(
     engine: &Engine,
     url: &str,
     branch: &str,
-    list: &[(ResolvedApp, usize)],
+    list: &[Wanted],
     now: OffsetDateTime,
 ) -> Sources {
-    let key = |(app, index): &(ResolvedApp, usize)| {
-        (app.app.name.clone(), app.app.images[*index].name.clone())
-    };
+    let key =
+        |(app, index, _): &Wanted| (app.app.name.clone(), app.app.images[*index].name.clone());
     let checkout = match engine.git().checkout(url, branch) {
         Ok(checkout) => checkout,
         Err(error) => {
@@ -135,7 +151,7 @@ fn read_branch(
     // Every source file of the branch in one walk (a cold start), not one walk per file.
     let files: Vec<&str> = list
         .iter()
-        .filter_map(|(app, index)| app.app.images[*index].targets.first())
+        .filter_map(|(app, index, _)| app.app.images[*index].targets.first())
         .filter(|target| !target.names_directory())
         .map(|target| target.file.as_str())
         .collect();
@@ -151,7 +167,7 @@ fn read_branch(
 fn read_one(
     engine: &Engine,
     checkout: &git::Checkout,
-    (source, index): &(ResolvedApp, usize),
+    (source, index, signers): &Wanted,
     now: OffsetDateTime,
 ) -> Result<Arc<SourceRead>, ImageError> {
     let app = &source.app;
@@ -184,13 +200,40 @@ fn read_one(
         let found = document.find(target, &image.image).ok()?;
         found.first().map(|f| f.line)
     });
+    let verified = signers
+        .iter()
+        .map(|file| (file.clone(), verify_all(checkout, &history, file)))
+        .collect();
     Ok(Arc::new(SourceRead {
         app: app.name.clone(),
         repo: app.repo.clone(),
         file: config.file.clone(),
         line,
         history,
+        verified,
     }))
+}
+
+/// The first-parent commits of `history` signed by a key of the allowed-signers `file`.
+fn verify_all(
+    checkout: &git::Checkout,
+    history: &TargetHistory,
+    file: &Path,
+) -> Result<BTreeSet<git::Oid>, String> {
+    let signers = git::AllowedSigners::from_file(file)?;
+    let mut verified = BTreeSet::new();
+    for change in &history.changes {
+        let id = change.landed.id;
+        if !verified.contains(&id)
+            && checkout
+                .verify_commit(id, &signers)
+                .map_err(|e| e.to_string())?
+                .is_some()
+        {
+            verified.insert(id);
+        }
+    }
+    Ok(verified)
 }
 
 /// The history bound as a reason says it: `5000 commits or 90d`.
@@ -229,11 +272,30 @@ pub(crate) async fn decide(
     current: Current<'_>,
     rollback: Option<(&Rollback, crate::config::OnRollback)>,
 ) -> Result<Promoted, ImageError> {
+    let verified = match (promote_config.trust, &promote_config.allowed_signers) {
+        (PromoteTrust::Signed, Some(file)) => match source.verified.get(file) {
+            Some(Ok(verified)) => Some(verified),
+            Some(Err(reason)) => {
+                return Err(ImageError::PromoteSource {
+                    app: source.app.clone(),
+                    reason: reason.clone(),
+                });
+            }
+            None => {
+                return Err(ImageError::PromoteSource {
+                    app: source.app.clone(),
+                    reason: format!("{} was not read in this pass", file.display()),
+                });
+            }
+        },
+        _ => None,
+    };
     let rules = Rules {
         soak: time::Duration::try_from(promote_config.soak).unwrap_or(time::Duration::MAX),
         trust: promote_config.trust,
         bot: pass.bot,
         bound: pass.bound,
+        verified,
     };
     let older = |to: &TargetValue, from: &TargetValue| older(policy, to, from);
     let outcome = promote::choose(&source.history, &rules, pass.now, &older);

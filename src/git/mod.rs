@@ -45,6 +45,7 @@ mod known_hosts;
 mod push;
 mod signing;
 mod tree_path;
+mod verify;
 mod writeback;
 
 pub use crate::secret::Secret;
@@ -58,6 +59,7 @@ pub use history::{CommitMeta, FileHistory, FileVersion, HistoryEnd, Person, Walk
 pub use push::{LeaseOutcome, PushOutcome};
 pub use signing::SigningKey;
 pub use tree_path::{YamlFiles, inside_clone, yaml_files_under};
+pub use verify::AllowedSigners;
 pub use writeback::{
     PushReport, RetryOptions, WriteBackError, commit_and_push, commit_and_push_with,
 };

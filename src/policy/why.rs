@@ -112,6 +112,9 @@ pub enum Promotion {
     RolledBack { tag: String },
     /// `promote.trust: bot` and `tag` was written by someone else.
     Untrusted { tag: String, by: String },
+    /// `promote.trust: signed` and the commit that brought `tag` (abbreviated) is not signed by
+    /// a key of `allowed_signers`.
+    Unsigned { tag: String, commit: String },
     /// The source's target never held a tag.
     NothingSoaked,
     /// The source's history reaches past `history` before the change that matters.
@@ -170,6 +173,9 @@ impl Promotion {
             Promotion::Untrusted { tag, by } => {
                 format!("{tag} in {source} was written by {by}, not imagebump (promote.trust: bot)")
             }
+            Promotion::Unsigned { tag, commit } => format!(
+                "{tag} came to {source} in {commit}, which no key of promote.allowed_signers signed (promote.trust: signed)"
+            ),
             Promotion::NothingSoaked => format!("nothing soaked yet in {source}"),
             Promotion::TooDeep { bound } => format!(
                 "{source}'s history is deeper than the bound ({bound}): when it got its tag is unknown; raise `history` or wait for a new tag there"

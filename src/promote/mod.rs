@@ -21,7 +21,7 @@ use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
 use crate::config::PromoteTrust;
-use crate::git::CommitMeta;
+use crate::git::{CommitMeta, Oid};
 use crate::history::rollback::{Older, by_bot};
 use crate::history::{TargetHistory, TargetValue};
 use crate::policy::Promotion;
@@ -36,6 +36,8 @@ pub struct Rules<'a> {
     pub bot: &'a str,
     /// The history bound, as said in a reason (`5000 commits or 90d`).
     pub bound: &'a str,
+    /// Under `trust: signed`, the source's first-parent commits whose signature verified.
+    pub verified: Option<&'a BTreeSet<Oid>>,
 }
 
 /// A tag that soaked in the source, with the evidence.
@@ -99,6 +101,18 @@ pub fn choose(
             newer.get_or_insert_with(|| Promotion::Untrusted {
                 tag: tag.clone(),
                 by: change.by.author.email.clone(),
+            });
+            continue;
+        }
+        if rules.trust == PromoteTrust::Signed
+            && !rules
+                .verified
+                .is_some_and(|verified| verified.contains(&change.landed.id))
+        {
+            let id = change.landed.id.to_string();
+            newer.get_or_insert_with(|| Promotion::Unsigned {
+                tag: tag.clone(),
+                commit: id.get(..7).unwrap_or(&id).to_string(),
             });
             continue;
         }
@@ -255,6 +269,7 @@ mod tests {
             trust,
             bot: BOT,
             bound: "5000 commits or 90d",
+            verified: None,
         }
     }
 
@@ -365,6 +380,23 @@ mod tests {
         assert_eq!(
             check(&[("1.5.0", 30, "jane@x")], true, ANY),
             "1.5.0 after 1d 6h; -"
+        );
+    }
+
+    #[test]
+    fn under_trust_signed_only_verified_commits_count() {
+        let history = history(&[("1.5.0", 30, BOT), ("1.4.0", 60, BOT)], true);
+        let verified: BTreeSet<Oid> = [history.changes[1].landed.id].into();
+        let rules = Rules {
+            trust: PromoteTrust::Signed,
+            verified: Some(&verified),
+            ..rules(ANY)
+        };
+        let outcome = choose(&history, &rules, time_of(NOW), &semver_ish);
+        assert_eq!(outcome.candidate.map(|c| c.tag), Some("1.4.0".into()));
+        assert_eq!(
+            outcome.newer.map(|w| w.sentence("staging")),
+            Some("1.5.0 came to staging in 0101010, which no key of promote.allowed_signers signed (promote.trust: signed)".into())
         );
     }
 

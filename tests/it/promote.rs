@@ -795,3 +795,76 @@ fn the_docs_yaml_is_the_validated_examples() {
         );
     }
 }
+
+/// `trust: signed`: only a tag whose first-parent commit in staging carries an SSH signature by
+/// a key of the allowed-signers file is promoted; an unsigned newer one is passed over, and with
+/// another key nothing is promoted, the reason naming the commit.
+#[tokio::test(flavor = "multi_thread")]
+async fn under_trust_signed_only_a_signed_commits_tag_is_promoted() {
+    let case = Case::new(ForgeKind::Github).await;
+    let keys = tempfile::tempdir().unwrap();
+    let keygen = |name: &str| {
+        let key = keys.path().join(name);
+        let status = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "", "-f"])
+            .arg(&key)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+        (key, public.trim().to_string())
+    };
+    let (ops_key, ops_public) = keygen("ops");
+    let (_, other_public) = keygen("other");
+    let signers = keys.path().join("allowed_signers");
+    std::fs::write(&signers, format!("ops@example.com {ops_public}\n")).unwrap();
+    let others = keys.path().join("other_signers");
+    std::fs::write(&others, format!("other@example.com {other_public}\n")).unwrap();
+
+    case.staging("1.3.0", &[("1.3.0", 100)]);
+    let host = case.host();
+    // 1.4.0 in a signed commit 60 h ago, 1.5.0 unsigned 30 h ago.
+    let w = &case.writer;
+    std::fs::write(w.work.join("staging/values.yaml"), values(&host, "1.4.0")).unwrap();
+    let key = ops_key.display().to_string();
+    w.git_in(
+        &w.work,
+        &[
+            "-c",
+            "gpg.format=ssh",
+            "-c",
+            &format!("user.signingkey={key}"),
+            "commit",
+            "-q",
+            "-S",
+            "-am",
+            "1.4.0, signed",
+        ],
+        60,
+        BOT,
+    );
+    w.git_in(&w.work, &["push", "-q", "origin", "HEAD:main"], 0, BOT);
+    let unsigned = w.commit(&[("staging/values.yaml", &values(&host, "1.5.0"))], 30, BOT);
+
+    let trust = |file: &Path| {
+        format!(
+            "from: shop-staging, trust: signed, allowed_signers: {}",
+            file.display()
+        )
+    };
+    let dir = case.config("github", &trust(&others), "^1", "");
+    let why = why(&dir, "shop-prod");
+    assert_eq!(why["promotion"], "unsigned", "{why}");
+    assert_eq!(why["tag"], "1.5.0", "{why}");
+    assert_eq!(why["commit"], &unsigned[..7], "{why}");
+    assert!(case.forge.prs().is_empty(), "{:?}", case.forge.prs());
+
+    let dir = case.config("github", &trust(&signers), "^1", "");
+    once(&dir, &["--app", "shop-prod"]);
+    let prs = case.forge.prs();
+    assert_eq!(prs.len(), 1, "{prs:?}");
+    assert_eq!(
+        tag_in(&case.repo.show(&prs[0].head, "prod/values.yaml")),
+        "1.4.0"
+    );
+}

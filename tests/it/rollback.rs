@@ -567,6 +567,58 @@ async fn a_rollback_of_a_squash_merged_pull_request_of_imagebump_is_held() {
     assert!(forge.violations().is_empty(), "{:?}", forge.violations());
 }
 
+/// After a rollback, an open pull request that proposes the held image and another one is
+/// updated in place to the other image alone: what the rules still allow.
+#[tokio::test(flavor = "multi_thread")]
+async fn after_a_rollback_the_open_pull_request_is_updated_to_what_is_still_allowed() {
+    let forge = StandIn::start(ForgeKind::Github).await;
+    let values =
+        format!("{VALUES}web:\n  image:\n    repository: REGISTRY/team/web\n    tag: 2.0.0\n");
+    let case = Case::custom(
+        &[("values.yaml", &values)],
+        &format!(
+            "  - name: api\n    image: REGISTRY/team/api\n    policy: {{semver: \"^1\"}}\n    on_rollback: hold\n    targets:\n      - {{file: values.yaml, path: api.image.tag}}\n  - name: web\n    image: REGISTRY/team/web\n    policy: {{semver: \"^2\"}}\n    targets:\n      - {{file: values.yaml, path: web.image.tag}}\n{}",
+            pull_request_keys(&forge, ForgeKind::Github)
+        ),
+    )
+    .await;
+    let pusher = case.registry.pusher();
+    let spec = crate::support::registry::ImageSpec::new("2026-01-01T00:00:00Z");
+    pusher.push_image("team/web", "2.0.0", &spec).await;
+    case.push_tags(&["1.1.0", "1.2.0"]).await;
+    case.once(&[]);
+    merge_pull_request(&case, &forge, &forge.prs()[0]);
+    assert_eq!(case.deployed(), "1.2.0");
+
+    case.push_tags(&["1.3.0"]).await;
+    pusher.push_image("team/web", "2.1.0", &spec).await;
+    case.once(&[]);
+    let open = forge.prs().into_iter().find(|p| p.open).unwrap();
+    assert!(
+        open.body.contains("1.3.0") && open.body.contains("2.1.0"),
+        "{}",
+        open.body
+    );
+
+    case.jane.run(&["revert", "--no-edit", "-m", "1", "HEAD"]);
+    case.jane.run(&["push", "-q", "origin", "HEAD:main"]);
+    let out = case.once(&[]);
+    assert!(
+        text(&out).contains("pull request updated"),
+        "{}",
+        text(&out)
+    );
+    let updated = forge.pr(open.number);
+    assert!(updated.open, "{updated:?}");
+    assert!(
+        updated.body.contains("2.1.0") && !updated.body.contains("1.3.0"),
+        "{}",
+        updated.body
+    );
+    assert_eq!(forge.prs().len(), 2, "{:?}", forge.prs());
+    assert!(forge.violations().is_empty(), "{:?}", forge.violations());
+}
+
 /// `on_rollback: ignore` reads no history: the reverted tag is proposed again, as before.
 #[tokio::test(flavor = "multi_thread")]
 async fn on_rollback_ignore_proposes_the_reverted_tag_again() {
