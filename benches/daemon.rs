@@ -180,7 +180,7 @@ async fn poll_cycle(remote: Remote) {
     );
     // Peak RSS per pass (VmHWM reset before each) and of the whole process so far.
     println!(
-        "  {:<26}  {:>9}  {:>8}  {:>7}  {:>9}  {:>13}  {:>16}  {:>22}",
+        "  {:<26}  {:>9}  {:>8}  {:>7}  {:>9}  {:>13}  {:>16}  {:>22}  {:>15}",
         "pass",
         "wall ms",
         "commits",
@@ -188,7 +188,8 @@ async fn poll_cycle(remote: Remote) {
         "requests",
         "pass peak MiB",
         "process peak MiB",
-        "goal ≤ 60 MB (57.2 MiB)"
+        "goal ≤ 60 MB (57.2 MiB)",
+        "goal ≤ 1 s wall"
     );
     let mut process_peak = hwm_before.max(proc_status_kib("VmHWM:"));
     for kind in ["first (clone, 1000 commits)", "steady (nothing new)"] {
@@ -200,7 +201,7 @@ async fn poll_cycle(remote: Remote) {
         let peak = proc_status_kib("VmHWM:");
         process_peak = process_peak.max(peak);
         println!(
-            "  {:<26}  {:>9.1}  {:>8}  {:>7}  {:>9}  {:>13}  {:>16.1}  {:>22}",
+            "  {:<26}  {:>9.1}  {:>8}  {:>7}  {:>9}  {:>13}  {:>16.1}  {:>22}  {:>15}",
             kind,
             wall.as_secs_f64() * 1e3,
             report.apps.iter().filter(|a| a.commit.is_some()).count(),
@@ -215,6 +216,14 @@ async fn poll_cycle(remote: Remote) {
             if !per_pass {
                 "n/a"
             } else if peak <= PEAK_GOAL_KIB {
+                "met"
+            } else {
+                "MISSED"
+            },
+            // The goal is a poll cycle's; the first pass also clones and writes 1,000 commits.
+            if kind.starts_with("first") {
+                "n/a (commits)"
+            } else if wall <= Duration::from_secs(1) {
                 "met"
             } else {
                 "MISSED"
