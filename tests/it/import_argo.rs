@@ -901,3 +901,59 @@ images:
     assert!(target.join("apps/legacy.yaml").is_file());
     validate(&target.join("imagebump.yaml"));
 }
+
+/// `labelSelectors.matchExpressions` as Kubernetes defines them: In, NotIn, Exists,
+/// DoesNotExist, with matchLabels all holding; a malformed expression is an error.
+#[test]
+fn label_selector_expressions_select_as_kubernetes_does() {
+    let out = tempfile::tempdir().unwrap();
+    let selecting = |expressions: &str| {
+        PULL_REQUEST_UPDATER.replace(
+            "        matchLabels: {team: web}\n",
+            &format!("        matchExpressions: {expressions}\n"),
+        )
+    };
+    let line = "ImageUpdater argocd/my-image-updater spec.applicationRefs[0].namePattern: ";
+    for (index, (expressions, expected)) in [
+        ("[{key: team, operator: In, values: [web, ops]}]", "selects my-app-web\n"),
+        ("[{key: team, operator: NotIn, values: [web]}]", "selects my-app-db\n"),
+        ("[{key: team, operator: Exists}]", "selects my-app-web, my-app-db\n"),
+        ("[{key: tier, operator: NotIn, values: [x]}, {key: team, operator: In, values: [data]}]", "selects my-app-db\n"),
+        ("[{key: team, operator: DoesNotExist}]", "no Application in the input matches `my-app-*`"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let run = import(&selecting(expressions), &out.path().join(index.to_string()));
+        assert_eq!(run.status.code(), Some(0), "{expressions}: {}", text(&run));
+        assert_has(&String::from_utf8_lossy(&run.stderr), &[&format!("{line}{expected}")]);
+    }
+    let field = "`spec.applicationRefs[0].labelSelectors.matchExpressions[0]";
+    for (expressions, expected) in [
+        (
+            "[{key: team, operator: Has}]",
+            format!("{field}.operator`: `Has`: expected In, NotIn, Exists or DoesNotExist"),
+        ),
+        (
+            "[{key: team, operator: In}]",
+            format!("{field}.values`: `In` needs at least one value"),
+        ),
+        (
+            "[{key: team, operator: Exists, values: [web]}]",
+            format!("{field}.values`: `Exists` takes no values"),
+        ),
+        (
+            "[{operator: Exists}]",
+            format!("{field}.key`: is required but missing"),
+        ),
+    ] {
+        let target = out.path().join("bad");
+        let run = import(&selecting(expressions), &target);
+        assert_eq!(run.status.code(), Some(2), "{expressions}: {}", text(&run));
+        assert_has(
+            &String::from_utf8_lossy(&run.stderr),
+            &[&expected, "nothing was written"],
+        );
+        assert!(!target.exists());
+    }
+}
