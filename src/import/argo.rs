@@ -597,6 +597,20 @@ fn commit_template(at: &At, template: &str, out: &mut Imported) -> Option<String
 // ---------------------------------------------------------------------------------------------
 // ApplicationSets: the list generator is expanded here; other generators need the cluster.
 
+/// What a generator other than `list` needs that an offline import does not have.
+fn generator_needs(kinds: &[&str]) -> &'static str {
+    match kinds {
+        ["git"] => "it reads the repository's directories or files",
+        ["clusters"] => "it reads the cluster Secrets Argo CD holds",
+        ["matrix" | "merge"] => "it combines other generators' parameters",
+        ["scmProvider"] => "it lists repositories on the forge",
+        ["pullRequest"] => "it lists open pull requests on the forge",
+        ["clusterDecisionResource"] => "it reads a custom resource in the cluster",
+        ["plugin"] => "it calls a plugin service",
+        _ => "not a generator this import knows",
+    }
+}
+
 fn application_set(object: &Object, out: &mut Imported) -> Result<Vec<Object>, ImportError> {
     let Some(template) = object.at("spec.template") else {
         return Err(object.error("spec.template", "is required but missing"));
@@ -618,7 +632,10 @@ fn application_set(object: &Object, out: &mut Imported) -> Result<Vec<Object>, I
                 object,
                 &format!("{field}.{}", kinds.join(",")),
                 format!(
-                    "only list generators are expanded offline: import the Applications this one generates instead (`kubectl get applications -n {} -o yaml`)",
+                    "{} generator in {}: only list generators are expanded offline ({}): import the Applications this one generates instead (`kubectl get applications -n {} -o yaml`)",
+                    kinds.join(","),
+                    object.origin,
+                    generator_needs(&kinds),
                     object.namespace
                 ),
             );
