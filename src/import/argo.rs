@@ -597,6 +597,20 @@ fn commit_template(at: &At, template: &str, out: &mut Imported) -> Option<String
 // ---------------------------------------------------------------------------------------------
 // ApplicationSets: the list generator is expanded here; other generators need the cluster.
 
+/// What a generator other than `list` needs that an offline import does not have.
+fn generator_needs(kinds: &[&str]) -> &'static str {
+    match kinds {
+        ["git"] => "it reads the repository's directories or files",
+        ["clusters"] => "it reads the cluster Secrets Argo CD holds",
+        ["matrix" | "merge"] => "it combines other generators' parameters",
+        ["scmProvider"] => "it lists repositories on the forge",
+        ["pullRequest"] => "it lists open pull requests on the forge",
+        ["clusterDecisionResource"] => "it reads a custom resource in the cluster",
+        ["plugin"] => "it calls a plugin service",
+        _ => "not a generator this import knows",
+    }
+}
+
 fn application_set(object: &Object, out: &mut Imported) -> Result<Vec<Object>, ImportError> {
     let Some(template) = object.at("spec.template") else {
         return Err(object.error("spec.template", "is required but missing"));
@@ -618,7 +632,10 @@ fn application_set(object: &Object, out: &mut Imported) -> Result<Vec<Object>, I
                 object,
                 &format!("{field}.{}", kinds.join(",")),
                 format!(
-                    "only list generators are expanded offline: import the Applications this one generates instead (`kubectl get applications -n {} -o yaml`)",
+                    "{} generator in {}: only list generators are expanded offline ({}): import the Applications this one generates instead (`kubectl get applications -n {} -o yaml`)",
+                    kinds.join(","),
+                    object.origin,
+                    generator_needs(&kinds),
                     object.namespace
                 ),
             );
@@ -946,6 +963,103 @@ fn last_part(image: &ImageRef) -> String {
 // ---------------------------------------------------------------------------------------------
 // Settings from an ImageUpdater.
 
+/// A Kubernetes label selector: `matchLabels` and `matchExpressions` (In, NotIn, Exists,
+/// DoesNotExist), all of which must hold.
+#[derive(Default)]
+struct LabelSelector {
+    labels: Vec<(String, String)>,
+    /// `(key, operator, values)`.
+    expressions: Vec<(String, String, Vec<String>)>,
+}
+
+impl LabelSelector {
+    fn parse(object: &Object, selector: &Value, field: &str) -> Result<Self, ImportError> {
+        let mut parsed = LabelSelector::default();
+        match get(selector, "matchLabels") {
+            None => {}
+            Some(Value::Mapping(map)) => {
+                for (k, v) in map {
+                    match (k.as_str(), v.as_str()) {
+                        (Some(k), Some(v)) => parsed.labels.push((k.to_string(), v.to_string())),
+                        _ => {
+                            return Err(object.error(
+                                &format!("{field}.matchLabels"),
+                                "expected a mapping of labels to strings",
+                            ));
+                        }
+                    }
+                }
+            }
+            Some(_) => {
+                return Err(object.error(
+                    &format!("{field}.matchLabels"),
+                    "expected a mapping of labels",
+                ));
+            }
+        }
+        let expressions = match get(selector, "matchExpressions") {
+            None => return Ok(parsed),
+            Some(Value::Sequence(items)) => items,
+            Some(_) => {
+                return Err(object.error(
+                    &format!("{field}.matchExpressions"),
+                    "expected a list of {key, operator, values}",
+                ));
+            }
+        };
+        for (index, item) in expressions.iter().enumerate() {
+            let at = format!("{field}.matchExpressions[{index}]");
+            let key = string(object, item, &at, "key")?
+                .ok_or_else(|| object.error(&format!("{at}.key"), "is required but missing"))?
+                .value;
+            let operator = string(object, item, &at, "operator")?
+                .ok_or_else(|| object.error(&format!("{at}.operator"), "is required but missing"))?
+                .value;
+            let values = strings(object, item, &at, "values")?
+                .map(|(values, _)| values)
+                .unwrap_or_default();
+            match (operator.as_str(), values.is_empty()) {
+                ("In" | "NotIn", false) | ("Exists" | "DoesNotExist", true) => {}
+                ("In" | "NotIn", true) => {
+                    return Err(object.error(
+                        &format!("{at}.values"),
+                        format!("`{operator}` needs at least one value"),
+                    ));
+                }
+                ("Exists" | "DoesNotExist", false) => {
+                    return Err(object.error(
+                        &format!("{at}.values"),
+                        format!("`{operator}` takes no values"),
+                    ));
+                }
+                _ => {
+                    return Err(object.error(
+                        &format!("{at}.operator"),
+                        format!("`{operator}`: expected In, NotIn, Exists or DoesNotExist"),
+                    ));
+                }
+            }
+            parsed.expressions.push((key, operator, values));
+        }
+        Ok(parsed)
+    }
+
+    fn matches(&self, labels: &[(String, String)]) -> bool {
+        let value = |key: &str| labels.iter().find(|(k, _)| k == key).map(|(_, v)| v);
+        self.labels.iter().all(|pair| labels.contains(pair))
+            && self
+                .expressions
+                .iter()
+                .all(|(key, operator, values)| match operator.as_str() {
+                    "In" => value(key).is_some_and(|v| values.contains(v)),
+                    "NotIn" => !value(key).is_some_and(|v| values.contains(v)),
+                    "Exists" => value(key).is_some(),
+                    // DoesNotExist: the only operator left after `parse`.
+                    _ => value(key).is_none(),
+                })
+    }
+}
+
 /// Record which Applications each `applicationRefs[]` item of `updater` selects.
 fn select<'a>(
     updater: &'a Object,
@@ -985,30 +1099,10 @@ fn select<'a>(
         let glob = glob_regex(&pattern).map_err(|e| {
             updater.error(&format!("{field}.namePattern"), format!("`{pattern}`: {e}"))
         })?;
-        let labels = match get(reference, "labelSelectors") {
-            None => Vec::new(),
+        let selector = match get(reference, "labelSelectors") {
+            None => LabelSelector::default(),
             Some(selector) => {
-                if get(selector, "matchExpressions").is_some() {
-                    return Err(updater.error(
-                        &format!("{field}.labelSelectors.matchExpressions"),
-                        "not supported by import: use matchLabels, or edit the app files",
-                    ));
-                }
-                match get(selector, "matchLabels") {
-                    None => Vec::new(),
-                    Some(Value::Mapping(map)) => map
-                        .iter()
-                        .filter_map(|(k, v)| {
-                            Some((k.as_str()?.to_string(), v.as_str()?.to_string()))
-                        })
-                        .collect(),
-                    Some(_) => {
-                        return Err(updater.error(
-                            &format!("{field}.labelSelectors.matchLabels"),
-                            "expected a mapping of labels",
-                        ));
-                    }
-                }
+                LabelSelector::parse(updater, selector, &format!("{field}.labelSelectors"))?
             }
         };
         let mut matched = Vec::new();
@@ -1017,7 +1111,7 @@ fn select<'a>(
                 continue;
             }
             let app_labels = application.string_map("metadata.labels")?;
-            if !labels.iter().all(|pair| app_labels.contains(pair)) {
+            if !selector.matches(&app_labels) {
                 continue;
             }
             if let Some((other, _)) = selected.get(&app_index)

@@ -445,21 +445,59 @@ images:
     assert!(target.join("apps/myapp-staging.yaml").is_file());
     validate(&target.join("imagebump.yaml"));
 
-    // A generator that needs the cluster is reported, and the rest still imports.
-    let with_git = APPLICATION_SET.replace(
-        "  generators:\n",
-        "  generators:\n    - git: {repoURL: 'https://github.com/your-org/gitops.git', revision: HEAD, directories: [{path: 'apps/*'}]}\n",
-    );
-    let run = Imagebump::new(["import", "argo", "--check"])
-        .stdin(with_git)
-        .output();
-    assert_eq!(run.status.code(), Some(1), "{}", text(&run));
-    assert_has(
-        &String::from_utf8_lossy(&run.stderr),
-        &[
-            "ApplicationSet argocd/myapp spec.generators[0].git: only list generators are expanded offline: import the Applications this one generates instead",
-        ],
-    );
+    // Every generator that needs the cluster, a forge or a plugin is reported by name, with
+    // the document it is in and what to do, and the rest still imports.
+    for (generator, needs) in [
+        (
+            "git: {repoURL: 'https://github.com/your-org/gitops.git', revision: HEAD, directories: [{path: 'apps/*'}]}",
+            "it reads the repository's directories or files",
+        ),
+        ("clusters: {}", "it reads the cluster Secrets Argo CD holds"),
+        (
+            "matrix: {generators: []}",
+            "it combines other generators' parameters",
+        ),
+        (
+            "merge: {mergeKeys: [server], generators: []}",
+            "it combines other generators' parameters",
+        ),
+        (
+            "scmProvider: {github: {organization: acme}}",
+            "it lists repositories on the forge",
+        ),
+        (
+            "pullRequest: {github: {owner: acme, repo: web}}",
+            "it lists open pull requests on the forge",
+        ),
+        (
+            "clusterDecisionResource: {configMapRef: my-configmap}",
+            "it reads a custom resource in the cluster",
+        ),
+        (
+            "plugin: {configMapRef: {name: my-plugin}}",
+            "it calls a plugin service",
+        ),
+    ] {
+        let kind = &generator[..generator.find(':').unwrap()];
+        let input = APPLICATION_SET.replace(
+            "  generators:\n",
+            &format!("  generators:\n    - {generator}\n"),
+        );
+        let run = Imagebump::new(["import", "argo", "--check"])
+            .stdin(input)
+            .output();
+        assert_eq!(run.status.code(), Some(1), "{}", text(&run));
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_has(
+            &stderr,
+            &[
+                &format!(
+                    "ApplicationSet argocd/myapp spec.generators[0].{kind}: {kind} generator in <stdin> document 1: only list generators are expanded offline ({needs}): import the Applications this one generates instead"
+                ),
+                "ApplicationSet argocd/myapp spec.generators[1].list: expanded to the Applications myapp-staging, myapp-production",
+            ],
+        );
+    }
 }
 
 const VALUES: &str = "\
@@ -900,4 +938,60 @@ images:
     );
     assert!(target.join("apps/legacy.yaml").is_file());
     validate(&target.join("imagebump.yaml"));
+}
+
+/// `labelSelectors.matchExpressions` as Kubernetes defines them: In, NotIn, Exists,
+/// DoesNotExist, with matchLabels all holding; a malformed expression is an error.
+#[test]
+fn label_selector_expressions_select_as_kubernetes_does() {
+    let out = tempfile::tempdir().unwrap();
+    let selecting = |expressions: &str| {
+        PULL_REQUEST_UPDATER.replace(
+            "        matchLabels: {team: web}\n",
+            &format!("        matchExpressions: {expressions}\n"),
+        )
+    };
+    let line = "ImageUpdater argocd/my-image-updater spec.applicationRefs[0].namePattern: ";
+    for (index, (expressions, expected)) in [
+        ("[{key: team, operator: In, values: [web, ops]}]", "selects my-app-web\n"),
+        ("[{key: team, operator: NotIn, values: [web]}]", "selects my-app-db\n"),
+        ("[{key: team, operator: Exists}]", "selects my-app-web, my-app-db\n"),
+        ("[{key: tier, operator: NotIn, values: [x]}, {key: team, operator: In, values: [data]}]", "selects my-app-db\n"),
+        ("[{key: team, operator: DoesNotExist}]", "no Application in the input matches `my-app-*`"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let run = import(&selecting(expressions), &out.path().join(index.to_string()));
+        assert_eq!(run.status.code(), Some(0), "{expressions}: {}", text(&run));
+        assert_has(&String::from_utf8_lossy(&run.stderr), &[&format!("{line}{expected}")]);
+    }
+    let field = "`spec.applicationRefs[0].labelSelectors.matchExpressions[0]";
+    for (expressions, expected) in [
+        (
+            "[{key: team, operator: Has}]",
+            format!("{field}.operator`: `Has`: expected In, NotIn, Exists or DoesNotExist"),
+        ),
+        (
+            "[{key: team, operator: In}]",
+            format!("{field}.values`: `In` needs at least one value"),
+        ),
+        (
+            "[{key: team, operator: Exists, values: [web]}]",
+            format!("{field}.values`: `Exists` takes no values"),
+        ),
+        (
+            "[{operator: Exists}]",
+            format!("{field}.key`: is required but missing"),
+        ),
+    ] {
+        let target = out.path().join("bad");
+        let run = import(&selecting(expressions), &target);
+        assert_eq!(run.status.code(), Some(2), "{expressions}: {}", text(&run));
+        assert_has(
+            &String::from_utf8_lossy(&run.stderr),
+            &[&expected, "nothing was written"],
+        );
+        assert!(!target.exists());
+    }
 }
