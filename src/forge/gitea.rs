@@ -228,30 +228,12 @@ pub(super) async fn update(
     Ok(updated.into())
 }
 
-/// Comments `comment` on an open pull request, then closes it.
+/// Comments `comment` on an open pull request, then closes it: the same paths as GitHub's.
 pub(super) async fn close(
     api: &Api,
     settings: &ForgeSettings,
     pr: &PullRequest,
     comment: &str,
 ) -> Result<PullRequest, ForgeError> {
-    let (owner, repo) = super::owner_repo(settings);
-    let number = pr.number.to_string();
-    let _: serde_json::Value = api
-        .call(
-            Method::POST,
-            api.url(&["repos", owner, repo, "issues", &number, "comments"]),
-            Some(json!({ "body": comment })),
-            "comment on the pull request",
-        )
-        .await?;
-    let closed: GtPull = api
-        .call(
-            Method::PATCH,
-            api.url(&["repos", owner, repo, "pulls", &number]),
-            Some(json!({ "state": "closed" })),
-            "close the pull request",
-        )
-        .await?;
-    Ok(closed.into())
+    super::github::close_as::<GtPull>(api, settings, pr, comment).await
 }

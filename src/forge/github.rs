@@ -176,6 +176,17 @@ pub(super) async fn close(
     pr: &PullRequest,
     comment: &str,
 ) -> Result<PullRequest, ForgeError> {
+    close_as::<GhPull>(api, settings, pr, comment).await
+}
+
+/// [`close`] for a forge with GitHub's paths (Gitea's are the same), reading its own pull
+/// request shape `P`.
+pub(super) async fn close_as<P: serde::de::DeserializeOwned + Into<PullRequest>>(
+    api: &Api,
+    settings: &ForgeSettings,
+    pr: &PullRequest,
+    comment: &str,
+) -> Result<PullRequest, ForgeError> {
     let (owner, repo) = super::owner_repo(settings);
     let number = pr.number.to_string();
     let _: serde_json::Value = api
@@ -186,7 +197,7 @@ pub(super) async fn close(
             "comment on the pull request",
         )
         .await?;
-    let closed: GhPull = api
+    let closed: P = api
         .call(
             Method::PATCH,
             api.url(&["repos", owner, repo, "pulls", &number]),
