@@ -8,7 +8,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use time::OffsetDateTime;
+
 use super::message;
+use super::pending::Pending;
 use super::plan::{self, FileEdit, contexts};
 use super::{Engine, Mode, ResolvedApp, WriteContext};
 use crate::config::App;
@@ -53,22 +56,33 @@ impl Engine {
     /// push; replan on the new head when the push is rejected.
     pub(crate) fn write_branch(
         &self,
-        ctx: &WriteContext,
+        pending: &Pending,
+        now: OffsetDateTime,
         url: &str,
         branch: &str,
         apps: &[ResolvedApp],
     ) -> (Vec<AppReport>, bool) {
         let mut reports: Vec<AppReport> =
             apps.iter().map(|a| AppReport::new(&a.app.name)).collect();
+        let history = self.history();
         let result =
             git::commit_and_push_with(self.git(), url, branch, self.retry(), |checkout, memory| {
-                Ok::<usize, std::convert::Infallible>(self.commit_apps(
-                    ctx,
-                    checkout,
-                    memory,
-                    apps,
-                    &mut reports,
-                ))
+                // The round reads histories at the head it started from, not after each of its
+                // commits; they are read before the tag lists are in (see `pending`).
+                let _pinned = history.pin(checkout, url).ok();
+                plan::prefetch_history(&history, now, checkout, apps);
+                let commits = match pending.get() {
+                    Ok(ctx) => self.commit_apps(ctx, checkout, memory, apps, &mut reports),
+                    Err(abandoned) => {
+                        for report in &mut reports {
+                            report
+                                .errors
+                                .push(AppError::Internal(abandoned.to_string()));
+                        }
+                        0
+                    }
+                };
+                Ok::<usize, std::convert::Infallible>(commits)
             });
         let pushed = match result {
             Ok(push) => {
@@ -110,11 +124,6 @@ impl Engine {
         let mut commits = 0;
         // With `git.group_commits`: the apps whose files are written, awaiting one commit.
         let mut group = Group::default();
-        // The round reads histories at the head it started from, not after each of its commits.
-        let _pinned = apps
-            .first()
-            .and_then(|a| ctx.history.pin(checkout, &a.app.repo).ok());
-        plan::prefetch_history(ctx, checkout, apps);
         for (index, (app, report)) in apps.iter().zip(reports.iter_mut()).enumerate() {
             *report = AppReport::new(&app.app.name);
             let planned = plan::plan_app(self.registry(), ctx, checkout, app);
