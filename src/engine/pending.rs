@@ -1,12 +1,11 @@
-//! The pass's context as a repository job receives it: the job fetches its checkout and reads
-//! its targets' histories while the registry's tag lists are still coming in, and waits for the
-//! context only when it is about to plan.
+//! The pass's context as a repository job receives it: the job prepares its round (fetch,
+//! history) while the registry's tag lists are still coming in, and waits for the context only
+//! when it is about to plan.
 //!
 //! Invariant: a job plans with the pass's one complete context or not at all; a pass that ends
 //! before its context is complete (cancelled, or panicked while listing) wakes every waiting job
-//! with [`PassAbandoned`], so no job waits forever holding its repository's lock.
+//! with [`PassAbandoned`], so no job waits forever.
 
-use std::cell::OnceCell;
 use std::sync::Arc;
 use std::sync::mpsc;
 
@@ -17,11 +16,8 @@ use super::WriteContext;
 #[error("the pass ended before its tag lists were ready; nothing was planned")]
 pub(crate) struct PassAbandoned;
 
-/// One job's handle on the pass's context (a job runs on one blocking thread).
-pub(crate) struct Pending {
-    receiver: mpsc::Receiver<Arc<WriteContext>>,
-    received: OnceCell<Arc<WriteContext>>,
-}
+/// One job's handle on the pass's context.
+pub(crate) struct Pending(mpsc::Receiver<Arc<WriteContext>>);
 
 /// The pass's side: sends the context to every job once it is complete.
 pub(crate) struct Senders(Vec<mpsc::SyncSender<Arc<WriteContext>>>);
@@ -35,29 +31,22 @@ impl Senders {
     pub(crate) fn pending(&mut self) -> Pending {
         let (sender, receiver) = mpsc::sync_channel(1);
         self.0.push(sender);
-        Pending {
-            receiver,
-            received: OnceCell::new(),
-        }
+        Pending(receiver)
     }
 
     /// Hands the complete context to every job.
     pub(crate) fn send(self, ctx: &Arc<WriteContext>) {
         for sender in self.0 {
-            // A job that already ended (it had nothing to wait for) dropped its receiver.
+            // A job that is gone (it panicked) dropped its receiver: nothing to hand.
             let _ = sender.send(Arc::clone(ctx));
         }
     }
 }
 
 impl Pending {
-    /// The pass's context, waiting for it the first time.
-    pub(crate) fn get(&self) -> Result<&Arc<WriteContext>, PassAbandoned> {
-        if let Some(ctx) = self.received.get() {
-            return Ok(ctx);
-        }
-        let ctx = self.receiver.recv().map_err(|_| PassAbandoned)?;
-        Ok(self.received.get_or_init(|| ctx))
+    /// Blocks until the pass's context is complete.
+    pub(crate) fn wait(self) -> Result<Arc<WriteContext>, PassAbandoned> {
+        self.0.recv().map_err(|_| PassAbandoned)
     }
 }
 
@@ -69,7 +58,7 @@ mod tests {
     fn a_job_whose_pass_ended_without_a_context_is_told_so() {
         let mut senders = Senders::new();
         let pending = senders.pending();
-        let waiting = std::thread::spawn(move || pending.get().map(drop));
+        let waiting = std::thread::spawn(move || pending.wait().map(drop));
         drop(senders);
         assert!(matches!(waiting.join(), Ok(Err(PassAbandoned))));
     }
