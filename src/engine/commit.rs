@@ -5,13 +5,16 @@
 //! Invariant: an app's report says `pushed` only when the commit carrying its changes reached
 //! the remote; every app of a branch whose push failed gets the push's error.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use time::OffsetDateTime;
 
 use super::message;
 use super::plan::{self, FileEdit, contexts};
 use super::{Engine, Mode, ResolvedApp, WriteContext};
-use crate::config::App;
+use crate::config::{App, WriteMode};
 use crate::git::{self, Checkout, Oid};
 use crate::report::AppError;
 use crate::report::{AppReport, PlannedChange};
@@ -49,6 +52,35 @@ impl Group {
 }
 
 impl Engine {
+    /// Before the tag lists are in: fetch each commit-mode branch of the repository and read
+    /// its targets' histories into the engine's cache, so that the round after the listing
+    /// finds both done (the fetch again is a no-op when nothing moved; the history walk of the
+    /// commits since the last pass, the costly part, is not repeated). Each branch's checkout is
+    /// held only while it is read, so a check that needs the repository meanwhile (a webhook's,
+    /// during a long poll cycle) is not kept waiting for this pass's registries. A failure here
+    /// is left to the round, which meets it again and reports it.
+    pub(crate) fn prepare_repository(&self, url: &str, apps: &[ResolvedApp], now: OffsetDateTime) {
+        let mut by_branch: BTreeMap<&str, Vec<ResolvedApp>> = BTreeMap::new();
+        for app in apps
+            .iter()
+            .filter(|a| a.app.write != WriteMode::PullRequest)
+        {
+            by_branch
+                .entry(app.app.branch.as_str())
+                .or_default()
+                .push(app.clone());
+        }
+        let history = self.history();
+        for (branch, apps) in by_branch {
+            match self.git().checkout(url, branch) {
+                Ok(checkout) => plan::prefetch_history(&history, now, &checkout, &apps),
+                Err(error) => {
+                    tracing::debug!(url = %git::redact_url(url), branch, %error, "preparing the round failed; the round retries");
+                }
+            }
+        }
+    }
+
     /// Commit mode: plan every app of one branch on the remote head, one commit per app, one
     /// push; replan on the new head when the push is rejected.
     pub(crate) fn write_branch(
@@ -114,7 +146,7 @@ impl Engine {
         let _pinned = apps
             .first()
             .and_then(|a| ctx.history.pin(checkout, &a.app.repo).ok());
-        plan::prefetch_history(ctx, checkout, apps);
+        plan::prefetch_history(&ctx.history, ctx.now, checkout, apps);
         for (index, (app, report)) in apps.iter().zip(reports.iter_mut()).enumerate() {
             *report = AppReport::new(&app.app.name);
             let planned = plan::plan_app(self.registry(), ctx, checkout, app);

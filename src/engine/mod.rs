@@ -7,8 +7,10 @@
 //! and the failure isolation (a failing registry, repo or app never stops the others).
 //!
 //! Design choice: a pass has one shape. The async start lists every image repository once
-//! ([`fetch`]). Then one job per config repository, in parallel, runs on a blocking thread
-//! (libgit2 is synchronous) and plans each app the same way whatever the mode ([`plan`]): read
+//! ([`fetch`]). Meanwhile one job per config repository, in parallel, runs on a blocking thread
+//! (libgit2 is synchronous): it fetches its branches and reads its targets' histories, waits
+//! for the complete [`WriteContext`] ([`pending`]) without holding the repository, and plans
+//! each app the same way whatever the mode ([`plan`]): read
 //! what each target deploys on the branch head, settle each image's decision in one async loop
 //! that fetches the metadata its policy asks for, edit the bytes read. Commit mode ([`commit`])
 //! commits per app and pushes per branch, replanning on the new remote head when a push is
@@ -26,6 +28,7 @@ mod commit;
 pub mod explain;
 mod fetch;
 pub mod message;
+mod pending;
 mod plan;
 pub mod progress;
 mod promote;
@@ -344,7 +347,56 @@ impl Engine {
         }
         let config_repos: BTreeSet<&str> = selected.iter().map(|a| a.app.repo.as_str()).collect();
         progress.start(images.len(), selected.len(), config_repos.len());
-        let tags = fetch::tag_lists(&inner.registry, &images, progress.as_ref()).await;
+        let now = OffsetDateTime::now_utc();
+        // One blocking job per config repository, all in parallel. While the registry lists
+        // the tags, each prepares its round under its repository's lock (fetch, the targets'
+        // histories), lets the lock go, and waits for the pass's context; then it takes the lock
+        // again and writes. No lock is held while waiting, so a check that needs the repository
+        // meanwhile (a webhook's, during a poll cycle stuck on a slow registry) is not kept
+        // waiting for this pass's registries. Both halves run on the job's one thread, so what
+        // the first frees the second reuses (glibc keeps freed memory per thread arena).
+        let mut by_repo: BTreeMap<String, Vec<ResolvedApp>> = BTreeMap::new();
+        for app in &selected {
+            by_repo
+                .entry(app.app.repo.clone())
+                .or_default()
+                .push((*app).clone());
+        }
+        let mut senders = pending::Senders::new();
+        let mut jobs = JoinSet::new();
+        for (url, apps) in by_repo {
+            let engine = self.clone();
+            let lock = self.repo_lock(&url);
+            let pending = senders.pending();
+            jobs.spawn_blocking(move || {
+                {
+                    let _guard = lock.blocking_lock();
+                    engine.prepare_repository(&url, &apps, now);
+                }
+                let ctx = match pending.wait() {
+                    Ok(ctx) => ctx,
+                    Err(abandoned) => {
+                        let reports = apps
+                            .iter()
+                            .map(|app| {
+                                let mut report = AppReport::new(&app.app.name);
+                                report
+                                    .errors
+                                    .push(AppError::Internal(abandoned.to_string()));
+                                report
+                            })
+                            .collect();
+                        return (reports, 0);
+                    }
+                };
+                let _guard = lock.blocking_lock();
+                engine.write_repository(&ctx, &url, apps)
+            });
+        }
+        let (tags, sources) = tokio::join!(
+            fetch::tag_lists(&inner.registry, &images, progress.as_ref()),
+            promote::read_sources(self, &selected, now)
+        );
         report.tag_lists.clone_from(&tags.durations);
         if let Some(repositories) = &options.repositories {
             // A targeted check (a webhook's): what it listed tells later notifications of
@@ -357,8 +409,6 @@ impl Engine {
                 })
                 .collect();
         }
-        let now = OffsetDateTime::now_utc();
-        let sources = promote::read_sources(self, &selected, now).await;
         let ctx = Arc::new(WriteContext {
             sources,
             bound: promote::bound_text(self),
@@ -376,30 +426,10 @@ impl Engine {
             progress,
         });
 
-        // One blocking job per config repository, all in parallel.
-        let mut by_repo: BTreeMap<String, Vec<ResolvedApp>> = BTreeMap::new();
-        for app in selected {
-            by_repo
-                .entry(app.app.repo.clone())
-                .or_default()
-                .push(app.clone());
-        }
-        let mut jobs = JoinSet::new();
-        for (url, apps) in by_repo {
-            let engine = self.clone();
-            let ctx = Arc::clone(&ctx);
-            let lock = self.repo_lock(&url);
-            jobs.spawn(async move {
-                let guard = lock.lock_owned().await;
-                tokio::task::spawn_blocking(move || {
-                    let _guard = guard;
-                    engine.write_repository(&ctx, &url, apps)
-                })
-                .await
-            });
-        }
+        senders.send(&ctx);
+        drop(ctx);
         while let Some(result) = jobs.join_next().await {
-            match result.and_then(|inner| inner) {
+            match result {
                 Ok((apps, pushes)) => {
                     report.pushes += pushes;
                     report.apps.extend(apps);

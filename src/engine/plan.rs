@@ -16,6 +16,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
+use time::OffsetDateTime;
+
 use super::message::ChangeContext;
 use super::promote;
 use super::rollback;
@@ -24,6 +26,7 @@ use crate::config::{ImageConfig, OnRollback, TargetConfig};
 use crate::edit::{self, Target, Update};
 use crate::forge::PromotionRow;
 use crate::git::{self, Checkout};
+use crate::history::History;
 use crate::history::rollback::Rollback;
 use crate::policy::{Current, Decision};
 use crate::registry;
@@ -364,7 +367,12 @@ fn find_in_file(
 /// nothing cached: a cold start), instead of one walk per file. Directory targets are read
 /// per app, once their files are known ([`plan_app`]). A failure is only logged here: each
 /// target's own read then reports it.
-pub(crate) fn prefetch_history(ctx: &WriteContext, checkout: &Checkout, apps: &[ResolvedApp]) {
+pub(crate) fn prefetch_history(
+    history: &History,
+    now: OffsetDateTime,
+    checkout: &Checkout,
+    apps: &[ResolvedApp],
+) {
     let Some(url) = apps.first().map(|a| a.app.repo.as_str()) else {
         return;
     };
@@ -380,7 +388,7 @@ pub(crate) fn prefetch_history(ctx: &WriteContext, checkout: &Checkout, apps: &[
                 .map(|t| t.file.as_str())
         })
         .collect();
-    if let Err(error) = ctx.history.prefetch(checkout, url, &files, ctx.now) {
+    if let Err(error) = history.prefetch(checkout, url, &files, now) {
         tracing::warn!(url = %git::redact_url(url), %error, "cannot read the targets' history");
     }
 }

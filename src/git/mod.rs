@@ -32,8 +32,8 @@
 //!
 //! Over `file://`, libgit2 would write the remote ref itself after checking the fast-forward
 //! against the ref it listed a moment before, so a writer landing in between would be
-//! overwritten: the push sends the objects to a temporary ref and moves the branch with a
-//! compare-and-swap in the remote repository instead (`push.rs`). Smart HTTP and SSH remotes
+//! overwritten: the push copies the objects the remote lacks into it and moves the branch
+//! with a compare-and-swap in the remote repository instead (`push.rs`). Smart HTTP and SSH remotes
 //! check the old value atomically on the server, and that refusal is reported per ref like
 //! any other.
 

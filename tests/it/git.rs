@@ -475,6 +475,7 @@ fn a_round_of_many_commits_writes_its_objects_out_as_it_goes() {
     let bare = BareRepo::with_files("main", &refs);
     let work = tempfile::tempdir().unwrap();
     let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![]));
+    let (packs_before, loose_before) = (pack_files(bare.path()), loose_objects(bare.path()));
     let report = commit_and_push_with(
         &cache,
         &bare.file_url(),
@@ -501,6 +502,11 @@ fn a_round_of_many_commits_writes_its_objects_out_as_it_goes() {
         assert_eq!(bare.show("main", &format!("apps/a{i:03}.yaml")), "v: 1");
     }
     assert_eq!(bare.show("main", "apps/a399.yaml"), "v: 0");
+    // Over file://, exactly the objects the remote lacked were copied in, one by one and not as
+    // one pack that this process indexes: per commit the commit, its root tree and its `apps`
+    // tree, and the one blob `v: 1` all 300 share. Nothing unchanged went again.
+    assert_eq!(loose_objects(bare.path()) - loose_before, 300 * 3 + 1);
+    crate::support::git::git(bare.path(), &["fsck", "--full", "--strict"]);
     // The next round builds on the objects written out (read back from the clone).
     let report = commit_and_push(&cache, &bare.file_url(), "main", &fast_retry(1), |c| {
         append_line(c, "after")
@@ -509,6 +515,49 @@ fn a_round_of_many_commits_writes_its_objects_out_as_it_goes() {
     assert!(report.pushed);
     assert_eq!(bare.log("main").len(), 302);
     assert_eq!(bare.show("main", "apps/a299.yaml"), "v: 1");
+    assert_eq!(pack_files(bare.path()), packs_before, "no pack was written");
+}
+
+fn pack_files(repo: &Path) -> usize {
+    std::fs::read_dir(repo.join("objects/pack"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".pack"))
+        .count()
+}
+
+/// A `file://` remote with a work tree is refused, and says what it needs: moving its branch
+/// would leave the files checked out there behind it (libgit2's local transport refuses it too).
+#[test]
+fn a_file_remote_with_a_work_tree_is_refused_by_name() {
+    use crate::support::git::git;
+    let dir = tempfile::tempdir().unwrap();
+    git(dir.path(), &["init", "-q", "-b", "main"]);
+    std::fs::write(dir.path().join("app.yaml"), "tag: 1.0.0\n").unwrap();
+    git(dir.path(), &["add", "."]);
+    git(dir.path(), &["commit", "-q", "-m", "seed"]);
+    let head = git(dir.path(), &["rev-parse", "HEAD"]);
+    let url = format!("file://{}", dir.path().display());
+    let work = tempfile::tempdir().unwrap();
+    let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![]));
+    let checkout = cache.checkout(&url, "main").unwrap();
+    let file = write(&checkout, "app.yaml", "tag: 1.1.0\n");
+    checkout.commit(&[file], "bump").unwrap().unwrap();
+    match checkout.push().unwrap() {
+        PushOutcome::Refused { reason } => {
+            assert!(reason.contains("bare repository"), "{reason}");
+            assert!(
+                reason.contains(&dir.path().display().to_string()),
+                "{reason}"
+            );
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(
+        git(dir.path(), &["rev-parse", "HEAD"]),
+        head,
+        "the branch did not move"
+    );
 }
 
 /// 20 rounds; in each, another writer pushes between our fetch and our push. Every one of our

@@ -315,6 +315,92 @@ async fn fifty_apps_of_one_repo_are_pushed_once_and_each_image_listed_once() {
     );
 }
 
+/// A pass prepares its config repositories (fetch, history) while its registries answer; a
+/// check that needs the same repository meanwhile (a webhook's, during a poll cycle stuck on a
+/// registry that does not answer) must not wait for that pass's listing. Regression: the first
+/// version of the overlap held the repository's lock from the preparation to the end of the
+/// pass, so the webhook's commit came only after the stuck registry's timeout.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_targeted_check_is_not_kept_waiting_by_a_pass_stuck_on_another_registry() {
+    use imagebump::engine::{Engine, PassOptions};
+    use std::collections::BTreeSet;
+
+    let registry = TestRegistry::start_plain().await;
+    push_tags(&registry, "team/api", &["1.0.0"]).await;
+    let host = registry.host();
+    // A registry that accepts connections and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_host = silent.local_addr().unwrap().to_string();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            open.push(socket);
+        }
+    });
+    let repo = seeded_repo(&host);
+    repo.push_files(
+        "main",
+        &[("slow.yaml", "image:\n  tag: 1.0.0\n")],
+        "slow app",
+    );
+    let setup = setup(
+        &host,
+        &[
+            (
+                "shop",
+                app("shop", &repo.file_url(), &host, "{semver: \"^1\"}"),
+            ),
+            (
+                "slow",
+                format!(
+                    "name: slow\nrepo: {}\nbranch: main\nimages:\n  - name: slow\n    image: {silent_host}/team/slow\n    policy: {{semver: \"^1\"}}\n    targets:\n      - file: slow.yaml\n        path: image.tag\n",
+                    repo.file_url()
+                ),
+            ),
+        ],
+    );
+    setup.edit_global(|text| {
+        text + &format!(
+            "  - prefix: {silent_host}\n    insecure: true\n    tag_list: {{timeout: 8s}}\n"
+        )
+    });
+    let loaded = imagebump::config::load(&setup.global()).unwrap();
+    assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+    let engine = Engine::new(loaded.config).unwrap();
+
+    // The poll cycle: stuck listing the silent registry for 8 s.
+    let all = {
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.run_pass(&PassOptions::default()).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // A push, and the webhook's check of that one repository, during the stuck cycle.
+    push_tags(&registry, "team/api", &["1.1.0"]).await;
+    let targeted = engine
+        .run_pass(&PassOptions {
+            repositories: Some(BTreeSet::from([format!("{host}/team/api")])),
+            ..PassOptions::default()
+        })
+        .await;
+    assert!(
+        !all.is_finished(),
+        "the targeted check ended only after the stuck cycle"
+    );
+    let shop = targeted.apps.iter().find(|a| a.name == "shop").unwrap();
+    assert_eq!(shop.error_text(), None, "{targeted:?}");
+    assert!(shop.pushed, "{targeted:?}");
+    assert!(repo.show("main", "values.yaml").contains("'1.1.0'"));
+
+    // The cycle still ends, with the silent registry's failure reported and nothing lost.
+    let cycle = all.await.unwrap();
+    let slow = cycle.apps.iter().find(|a| a.name == "slow").unwrap();
+    assert!(slow.error_text().is_some(), "{cycle:?}");
+    let shop = cycle.apps.iter().find(|a| a.name == "shop").unwrap();
+    assert_eq!(shop.error_text(), None, "{cycle:?}");
+    assert!(repo.show("main", "values.yaml").contains("'1.1.0'"));
+    held.abort();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_registry_given_up_is_asked_again_at_once_on_its_webhook() {
     use imagebump::daemon::{Metrics, Scope, Worker};
