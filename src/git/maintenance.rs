@@ -324,9 +324,13 @@ fn repack(
     let objects = builder.object_count();
     let staged = staging.join("pack");
     std::fs::create_dir_all(&staged).map_err(|e| failed("creating the staging directory", &e))?;
-    builder
-        .write(&staged, 0)
-        .map_err(|e| failed("writing the new pack", &e.message()))?;
+    builder.write(&staged, 0).map_err(|e| match e.class() {
+        // The builder reads every object's data only now: a corrupt one is damage.
+        git2::ErrorClass::Zlib | git2::ErrorClass::Object => {
+            RepackError::Unreadable(e.message().to_string())
+        }
+        _ => failed("writing the new pack", &e.message()),
+    })?;
     drop(builder);
     let mut new_files: Vec<PathBuf> = files_in(&staged).into_iter().map(|(p, _)| p).collect();
     // The index goes in last: libgit2 and git find a pack through its `.idx`.
@@ -493,4 +497,50 @@ fn check_complete(dir: &Path, staging: &Path, roots: &Roots) -> Result<(), git2:
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_census_counts_packs_and_loose_objects_and_the_limits_are_exclusive() {
+        let dir = tempfile::tempdir().unwrap();
+        let objects = dir.path().join("objects");
+        std::fs::create_dir_all(objects.join("pack")).unwrap();
+        std::fs::create_dir_all(objects.join("ab")).unwrap();
+        std::fs::create_dir_all(objects.join("info")).unwrap();
+        for (path, bytes) in [
+            ("pack/pack-1.pack", 100),
+            ("pack/pack-1.idx", 10),
+            ("pack/pack-2.pack", 50),
+            ("pack/pack-2.idx", 5),
+            (&format!("ab/{}", "c".repeat(38)), 7),
+            (&format!("ab/{}", "d".repeat(38)), 3),
+            ("ab/not-an-object", 1000),
+            ("info/packs", 1000),
+        ] {
+            std::fs::write(objects.join(path), vec![0u8; bytes]).unwrap();
+        }
+        let census = census(dir.path());
+        assert_eq!(
+            census,
+            Census {
+                packs: 2,
+                pack_bytes: 165,
+                loose_objects: 2,
+                loose_bytes: 10,
+            }
+        );
+        assert_eq!(census.bytes(), 175);
+        let limits = |max_packs, max_loose_objects| Maintenance {
+            max_packs,
+            max_loose_objects,
+        };
+        assert!(!limits(2, 2).wanted(&census));
+        assert!(limits(1, 2).wanted(&census));
+        assert!(limits(2, 1).wanted(&census));
+        assert!(!Maintenance::OFF.wanted(&census));
+        assert!(!Maintenance::DEFAULT.wanted(&census));
+    }
 }
