@@ -5,7 +5,9 @@
 //! process through the shared in-use set, across processes through an OS file lock on
 //! `<clone dir>.lock` that holds the holder's PID - and git's own `*.lock` files in a clone are
 //! removed only while holding that OS lock. A clone marked for rebuild (or with too many packs)
-//! is deleted and cloned again on its next checkout, never used as it is.
+//! is deleted and cloned again on its next checkout, never used as it is. A clone past
+//! [`Maintenance`]'s limits is repacked right after its fetch, under the same locks
+//! (`maintenance.rs`); a repack that fails leaves it as it was.
 
 use std::cell::Cell;
 use std::collections::HashSet;
@@ -19,6 +21,7 @@ use git2::Repository;
 use sha2::Digest as _;
 
 use super::checkout::{Checkout, InUse, REBUILD_MARKER, REMOTE};
+use super::maintenance::{self, Census, Maintenance, RepackError, Repacked};
 use super::{GitError, GitSettings, redact_url};
 
 /// One working clone per repository URL under `workdir`, reused across passes.
@@ -37,6 +40,7 @@ pub struct CloneCache {
     settings: Arc<GitSettings>,
     in_use: Arc<Mutex<HashSet<PathBuf>>>,
     lock_wait: Duration,
+    maintenance: Maintenance,
 }
 
 /// How long [`CloneCache::checkout`] waits by default for another process's lock on a clone.
@@ -110,7 +114,20 @@ impl CloneCache {
             settings: Arc::new(settings),
             in_use: Arc::default(),
             lock_wait: DEFAULT_LOCK_WAIT,
+            maintenance: Maintenance::DEFAULT,
         }
+    }
+
+    /// When a clone is repacked, right after a checkout has fetched it
+    /// ([`Maintenance::DEFAULT`] unless set).
+    pub fn with_maintenance(mut self, maintenance: Maintenance) -> Self {
+        self.maintenance = maintenance;
+        self
+    }
+
+    /// What the clone of `url` holds on disk: packs, loose objects and their bytes.
+    pub fn census(&self, url: &str) -> Census {
+        maintenance::census(&self.dir_for(url).join(".git"))
     }
 
     /// How long a checkout waits for another process that works in the same clone.
@@ -177,7 +194,16 @@ impl CloneCache {
                 settings: Arc::clone(&self.settings),
             };
             match checkout.refresh() {
-                Ok(()) => return Ok(checkout),
+                Ok(()) => {
+                    let mut checkout = checkout;
+                    // An object its refs reach is lost: clone again, like any broken clone.
+                    if self.maintain(&mut checkout, url) || rebuilt {
+                        return Ok(checkout);
+                    }
+                    rebuilt = true;
+                    in_use = checkout._in_use;
+                    os_lock = checkout.os_lock;
+                }
                 // The clone itself is broken (the failing call marked it): start from scratch once.
                 Err(err) if !rebuilt && needs_rebuild(&dir) => {
                     tracing::warn!(url = %redact_url(url), %err, "clone is damaged; cloning again");
@@ -188,6 +214,63 @@ impl CloneCache {
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+impl CloneCache {
+    /// Repacks the clone of `checkout` when [`Maintenance`] says so (see `maintenance.rs`),
+    /// right after its fetch, under its locks. A failure never fails the checkout: it is
+    /// logged and the old objects stay. `false`: an object its refs reach cannot be read, and
+    /// the clone is marked for rebuild.
+    fn maintain(&self, checkout: &mut Checkout, url: &str) -> bool {
+        let dir = checkout.dir.clone();
+        let shown = redact_url(url);
+        let outcome = maintenance::maintain(&dir, self.maintenance);
+        if matches!(outcome, Ok(Repacked::NotNeeded)) {
+            return true;
+        }
+        // Packs may have moved under the checkout's handle: it reads through a fresh one.
+        match Repository::open(&dir) {
+            Ok(repo) => checkout.repo = repo,
+            Err(e) => {
+                tracing::warn!(url = %shown, error = %e.message(), "clone cannot be opened after a repack; cloning again");
+                checkout.mark_for_rebuild();
+                return false;
+            }
+        }
+        match outcome {
+            Ok(Repacked::NotNeeded) => {}
+            Ok(Repacked::Done {
+                before,
+                after,
+                objects,
+                left,
+            }) => {
+                tracing::info!(
+                    url = %shown,
+                    packs_before = before.packs,
+                    packs_after = after.packs,
+                    loose_before = before.loose_objects,
+                    loose_after = after.loose_objects,
+                    bytes_before = before.bytes(),
+                    bytes_after = after.bytes(),
+                    objects,
+                    "repacked the clone"
+                );
+                if left > 0 {
+                    tracing::warn!(url = %shown, files = left, "repack could not delete some old object files; they stay until the next repack");
+                }
+            }
+            Err(RepackError::Unreadable(reason)) => {
+                tracing::warn!(url = %shown, %reason, "clone is damaged (found while repacking); cloning again");
+                checkout.mark_for_rebuild();
+                return false;
+            }
+            Err(err @ RepackError::Failed(_)) => {
+                tracing::warn!(url = %shown, error = %err, "repack failed; the clone keeps its old objects");
+            }
+        }
+        true
     }
 }
 
@@ -225,8 +308,9 @@ fn needs_rebuild(dir: &Path) -> bool {
     dir.join(".git").join(REBUILD_MARKER).exists()
 }
 
-/// libgit2 writes one pack per fetch and never repacks; past this many packs object lookups
-/// slow down, and the clone is rebuilt (a fresh clone of a config repository is cheap).
+/// libgit2 writes one pack per fetch and never repacks; a checkout repacks a clone past
+/// [`Maintenance::max_packs`]. Past this many (repacks failing, or maintenance off) object
+/// lookups slow down, and the clone is rebuilt (a fresh clone of a config repository is cheap).
 const MAX_PACKS: usize = 200;
 
 fn too_many_packs(dir: &Path) -> bool {

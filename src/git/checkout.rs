@@ -37,7 +37,7 @@ const PERSIST_TREE_ENTRIES: usize = 100_000;
 pub(super) const REBUILD_MARKER: &str = "imagebump-rebuild";
 
 /// Errors that mean the clone's own files are damaged, as opposed to a network or remote problem.
-fn is_local_damage(err: &git2::Error) -> bool {
+pub(super) fn is_local_damage(err: &git2::Error) -> bool {
     use git2::ErrorClass as C;
     matches!(
         err.class(),
@@ -493,7 +493,7 @@ impl Checkout {
         Ok(())
     }
 
-    fn mark_for_rebuild(&self) {
+    pub(super) fn mark_for_rebuild(&self) {
         // Best effort: if even this write fails, the next checkout reports the error again.
         let _ = std::fs::write(self.repo.path().join(REBUILD_MARKER), b"");
     }

@@ -23,6 +23,7 @@ mod once_output;
 mod promote;
 mod pull_request;
 mod registry;
+mod repack;
 mod rollback;
 mod run;
 mod select;

@@ -1,0 +1,496 @@
+//! Cache maintenance: a cached clone whose packs or loose objects have piled up is repacked
+//! into one pack, in-process (libgit2 has no `gc`, and the container image has no `git`).
+//!
+//! **Invariant:** no object, pack or reflog of a clone is deleted before one new pack holding
+//! every object reachable from the clone's refs (every ref: branches, remote-tracking refs,
+//! imagebump's own `refs/imagebump/*`; `HEAD`; the index's blobs) has been written with its
+//! index, checked to hold all of them on its own, and made durable (both files fsynced,
+//! renamed into `objects/pack`, the directory fsynced). It runs only under the clone's locks
+//! (in-process claim and OS lock), between rounds (no object in memory, no pending head), and
+//! never talks to the remote. A repack that fails at any step before that point leaves every
+//! old object where it was; one that fails while deleting leaves some duplicates, never a
+//! missing object.
+//!
+//! What is dropped: objects no ref reaches (the commits of a round whose push was rejected, a
+//! branch deleted on the remote), and the reflogs, which imagebump never reads and which would
+//! name dropped commits. Fetching them again is always possible: the remote is the source of
+//! truth.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use git2::{ObjectType, Odb, Oid, Repository};
+
+/// When a cached clone is repacked ([`super::CloneCache::with_maintenance`]).
+///
+/// Defaults ([`Maintenance::DEFAULT`]): more than 50 packs (git's own `gc.autoPackLimit`:
+/// libgit2 looks an object up in each pack's index in turn, so every lookup that misses the
+/// last pack used costs one binary search per pack, and each open pack holds a file handle and
+/// mapped windows; a daemon committing on 1-minute polls reaches 50 in under an hour) or more
+/// than 5,000 loose objects (below git's `gc.auto` of 6,700: each is a file of at least one
+/// 4 KB block, and a round that writes its trees out as it goes writes hundreds of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Maintenance {
+    /// Repack when the clone holds more packs than this.
+    pub max_packs: usize,
+    /// Repack when the clone holds more loose objects than this.
+    pub max_loose_objects: usize,
+}
+
+impl Maintenance {
+    pub const DEFAULT: Maintenance = Maintenance {
+        max_packs: 50,
+        max_loose_objects: 5_000,
+    };
+
+    /// Never repack (the clone then grows by a pack or more per pass).
+    pub const OFF: Maintenance = Maintenance {
+        max_packs: usize::MAX,
+        max_loose_objects: usize::MAX,
+    };
+
+    fn wanted(&self, census: &Census) -> bool {
+        census.packs > self.max_packs || census.loose_objects > self.max_loose_objects
+    }
+}
+
+impl Default for Maintenance {
+    fn default() -> Self {
+        Maintenance::DEFAULT
+    }
+}
+
+/// What a clone's object store holds on disk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Census {
+    pub packs: usize,
+    /// Bytes of every file in `objects/pack` (packs, their indexes, anything else there).
+    pub pack_bytes: u64,
+    pub loose_objects: usize,
+    pub loose_bytes: u64,
+}
+
+impl Census {
+    /// Bytes of the object store.
+    pub fn bytes(&self) -> u64 {
+        self.pack_bytes + self.loose_bytes
+    }
+}
+
+/// Counts the packs and loose objects of the clone whose `.git` directory is `git_dir`.
+/// Unreadable directories count as empty.
+pub fn census(git_dir: &Path) -> Census {
+    let objects = git_dir.join("objects");
+    let mut census = Census::default();
+    for (path, meta) in files_in(&objects.join("pack")) {
+        census.pack_bytes += meta.len();
+        if path.extension().is_some_and(|ext| ext == "pack") {
+            census.packs += 1;
+        }
+    }
+    for (_, meta) in loose_objects(&objects) {
+        census.loose_objects += 1;
+        census.loose_bytes += meta.len();
+    }
+    census
+}
+
+/// The regular files directly in `dir` (none when it cannot be read).
+fn files_in(dir: &Path) -> Vec<(PathBuf, std::fs::Metadata)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let meta = entry.metadata().ok()?;
+            meta.is_file().then(|| (entry.path(), meta))
+        })
+        .collect()
+}
+
+fn is_hex(name: &str, len: usize) -> bool {
+    name.len() == len && name.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The loose object files under `objects` (`xx/` + 38 hex digits), and libgit2's temporary
+/// files of an interrupted loose write there.
+fn loose_objects(objects: &Path) -> Vec<(PathBuf, std::fs::Metadata)> {
+    let Ok(entries) = std::fs::read_dir(objects) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for entry in entries.filter_map(Result::ok) {
+        if !entry.file_name().to_str().is_some_and(|n| is_hex(n, 2)) {
+            continue;
+        }
+        for (path, meta) in files_in(&entry.path()) {
+            if path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| is_hex(n, 38) || n.starts_with("tmp_object_git2_"))
+            {
+                found.push((path, meta));
+            }
+        }
+    }
+    found
+}
+
+/// What a maintenance run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Repacked {
+    /// The clone is below both limits.
+    NotNeeded,
+    /// One new pack holds every reachable object; `left` old files could not be deleted (they
+    /// only duplicate objects of the new pack, or are unreachable).
+    Done {
+        before: Census,
+        after: Census,
+        objects: usize,
+        left: usize,
+    },
+}
+
+/// Why a repack did not happen.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum RepackError {
+    /// An object reachable from the clone's refs cannot be read: the clone is damaged.
+    #[error("the clone cannot be read: {0}")]
+    Unreadable(String),
+    /// Writing, checking or installing the new pack failed; no old object was deleted.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Where the new pack is written and checked before it is moved into `objects/pack`.
+const STAGING: &str = "imagebump-repack";
+
+/// Repacks the clone at `dir` (a work tree with its `.git`) when `limits` say so.
+/// Call only while holding the clone's locks, with no round of objects in memory.
+pub(super) fn maintain(dir: &Path, limits: Maintenance) -> Result<Repacked, RepackError> {
+    let git_dir = dir.join(".git");
+    let before = census(&git_dir);
+    if !limits.wanted(&before) {
+        return Ok(Repacked::NotNeeded);
+    }
+    let staging = git_dir.join(STAGING);
+    let failed =
+        |what: &str, e: &dyn std::fmt::Display| RepackError::Failed(format!("{what}: {e}"));
+    if staging.exists() {
+        // Left by a repack that died: never moved into objects/pack, so never relied on.
+        std::fs::remove_dir_all(&staging)
+            .map_err(|e| failed("removing an earlier unfinished repack", &e))?;
+    }
+    let result = repack(dir, &git_dir, &staging, before);
+    if staging.exists()
+        && let Err(e) = std::fs::remove_dir_all(&staging)
+    {
+        tracing::warn!(path = %staging.display(), error = %e, "could not remove the repack's staging directory");
+    }
+    result
+}
+
+/// The objects a new pack must hold: the refs' and HEAD's targets, and the index's blobs.
+struct Roots {
+    tips: Vec<Oid>,
+    index_blobs: Vec<Oid>,
+    refs: Vec<String>,
+}
+
+fn roots(repo: &Repository) -> Result<Roots, git2::Error> {
+    let mut tips = Vec::new();
+    let mut refs = Vec::new();
+    for reference in repo.references()? {
+        let reference = reference?;
+        if let Ok(name) = reference.name() {
+            refs.push(name.to_string());
+        }
+        if let Some(id) = reference.resolve()?.target() {
+            tips.push(id);
+        }
+    }
+    match repo.head() {
+        Ok(head) => tips.extend(head.target()),
+        Err(e)
+            if matches!(
+                e.code(),
+                git2::ErrorCode::UnbornBranch | git2::ErrorCode::NotFound
+            ) => {}
+        Err(e) => return Err(e),
+    }
+    let mut index_blobs = Vec::new();
+    for entry in repo.index()?.iter() {
+        // Gitlinks (submodules) name a commit of another repository.
+        if entry.mode != 0o160000 {
+            index_blobs.push(entry.id);
+        }
+    }
+    tips.sort();
+    tips.dedup();
+    Ok(Roots {
+        tips,
+        index_blobs,
+        refs,
+    })
+}
+
+/// Calls `commit`, `tree` or `other` for what `tip` is, peeling annotated tags (whose own ids
+/// go to `other`).
+fn peel(
+    repo: &Repository,
+    tip: Oid,
+    mut commit: impl FnMut(Oid) -> Result<(), git2::Error>,
+    mut tree: impl FnMut(Oid) -> Result<(), git2::Error>,
+    mut other: impl FnMut(Oid) -> Result<(), git2::Error>,
+) -> Result<(), git2::Error> {
+    let mut id = tip;
+    // A tag of a tag of ...: bounded, a cycle is impossible in a content-addressed store.
+    for _ in 0..64 {
+        let object = repo.find_object(id, None)?;
+        match object.kind() {
+            Some(ObjectType::Commit) => return commit(id),
+            Some(ObjectType::Tree) => return tree(id),
+            Some(ObjectType::Tag) => {
+                other(id)?;
+                id = object
+                    .as_tag()
+                    .ok_or_else(|| git2::Error::from_str("a tag object that is not a tag"))?
+                    .target_id();
+            }
+            _ => return other(id),
+        }
+    }
+    Err(git2::Error::from_str("tags nested too deep"))
+}
+
+/// Is this failure the clone's own damage (an object that is missing or corrupt), not a
+/// failure to write?
+fn is_damage(e: &git2::Error) -> bool {
+    super::checkout::is_local_damage(e)
+}
+
+fn repack(
+    dir: &Path,
+    git_dir: &Path,
+    staging: &Path,
+    before: Census,
+) -> Result<Repacked, RepackError> {
+    let failed =
+        |what: &str, e: &dyn std::fmt::Display| RepackError::Failed(format!("{what}: {e}"));
+    let reading = |e: git2::Error| {
+        if is_damage(&e) {
+            RepackError::Unreadable(e.message().to_string())
+        } else {
+            RepackError::Failed(format!("reading the clone: {}", e.message()))
+        }
+    };
+    let repo = Repository::open(dir).map_err(reading)?;
+    let roots = roots(&repo).map_err(reading)?;
+    if roots.tips.is_empty() {
+        // Nothing reachable would mean deleting everything: never.
+        return Err(RepackError::Failed("the clone has no refs".into()));
+    }
+
+    // 1. One pack of everything reachable, written to the staging directory.
+    let mut builder = repo.packbuilder().map_err(reading)?;
+    let mut walk = repo.revwalk().map_err(reading)?;
+    let mut trees = Vec::new();
+    let mut others = Vec::new();
+    for &tip in &roots.tips {
+        peel(
+            &repo,
+            tip,
+            |id| walk.push(id),
+            |id| {
+                trees.push(id);
+                Ok(())
+            },
+            |id| {
+                others.push(id);
+                Ok(())
+            },
+        )
+        .map_err(reading)?;
+    }
+    builder.insert_walk(&mut walk).map_err(reading)?;
+    for &id in &trees {
+        builder.insert_tree(id).map_err(reading)?;
+    }
+    for &id in others.iter().chain(&roots.index_blobs) {
+        builder.insert_object(id, None).map_err(reading)?;
+    }
+    let objects = builder.object_count();
+    let staged = staging.join("pack");
+    std::fs::create_dir_all(&staged).map_err(|e| failed("creating the staging directory", &e))?;
+    builder
+        .write(&staged, 0)
+        .map_err(|e| failed("writing the new pack", &e.message()))?;
+    drop(builder);
+    let mut new_files: Vec<PathBuf> = files_in(&staged).into_iter().map(|(p, _)| p).collect();
+    // The index goes in last: libgit2 and git find a pack through its `.idx`.
+    new_files.sort_by_key(|p| p.extension().is_some_and(|ext| ext == "idx"));
+    if !new_files
+        .iter()
+        .any(|p| p.extension().is_some_and(|e| e == "pack"))
+        || !new_files
+            .iter()
+            .any(|p| p.extension().is_some_and(|e| e == "idx"))
+    {
+        return Err(RepackError::Failed(
+            "the new pack or its index is missing".into(),
+        ));
+    }
+    for file in &new_files {
+        File::open(file)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| failed(&format!("syncing {}", file.display()), &e))?;
+    }
+
+    // 2. The new pack alone must hold every root and everything they reach.
+    check_complete(dir, staging, &roots).map_err(|e| {
+        RepackError::Failed(format!(
+            "the new pack does not hold every reachable object: {e}"
+        ))
+    })?;
+
+    // 3. Into objects/pack, durably.
+    let pack_dir = git_dir.join("objects").join("pack");
+    let mut new_names = HashSet::new();
+    for file in &new_files {
+        let Some(name) = file.file_name() else {
+            continue;
+        };
+        std::fs::rename(file, pack_dir.join(name)).map_err(|e| {
+            failed(
+                &format!("moving the new pack into {}", pack_dir.display()),
+                &e,
+            )
+        })?;
+        new_names.insert(name.to_os_string());
+    }
+    File::open(&pack_dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| failed(&format!("syncing {}", pack_dir.display()), &e))?;
+
+    // 4. Only now: the reflogs (they name commits about to go), the old packs, the loose
+    // objects. A failure here leaves duplicates of objects the new pack holds.
+    for name in roots.refs.iter().map(String::as_str).chain(["HEAD"]) {
+        if let Err(e) = repo.reflog_delete(name) {
+            // A reflog that stays names objects that go: keep every old object this time.
+            return Err(failed(
+                &format!("deleting the reflog of {name}"),
+                &e.message(),
+            ));
+        }
+    }
+    let mut left = 0;
+    let new_stems: HashSet<PathBuf> = new_names
+        .iter()
+        .map(|name| Path::new(name).with_extension(""))
+        .collect();
+    let mut old_pack_files: Vec<PathBuf> = files_in(&pack_dir)
+        .into_iter()
+        .map(|(p, _)| p)
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("pack-"))
+                && p.file_name()
+                    .map(|n| !new_stems.contains(&Path::new(n).with_extension("")))
+                    .unwrap_or(false)
+        })
+        .collect();
+    // Indexes first: a reader never finds an index whose pack is gone.
+    old_pack_files.sort_by_key(|p| p.extension().is_none_or(|ext| ext != "idx"));
+    for file in old_pack_files {
+        if std::fs::remove_file(&file).is_err() {
+            left += 1;
+        }
+    }
+    let objects_dir = git_dir.join("objects");
+    for (file, _) in loose_objects(&objects_dir) {
+        if std::fs::remove_file(&file).is_err() {
+            left += 1;
+        }
+    }
+    // The emptied fan-out directories (a non-empty one stays: remove_dir refuses it).
+    if let Ok(entries) = std::fs::read_dir(&objects_dir) {
+        for entry in entries.filter_map(Result::ok) {
+            if entry.file_name().to_str().is_some_and(|n| is_hex(n, 2)) {
+                let _ = std::fs::remove_dir(entry.path());
+            }
+        }
+    }
+    Ok(Repacked::Done {
+        before,
+        after: census(git_dir),
+        objects,
+        left,
+    })
+}
+
+/// Checks, through an object database made of the staging directory only, that every root
+/// and every object reachable from them is there.
+fn check_complete(dir: &Path, staging: &Path, roots: &Roots) -> Result<(), git2::Error> {
+    let repo = Repository::open(dir)?;
+    let odb = Odb::new()?;
+    let staging = staging
+        .to_str()
+        .ok_or_else(|| git2::Error::from_str("the clone's path is not UTF-8"))?;
+    odb.add_disk_alternate(staging)?;
+    repo.set_odb(&odb)?;
+    let mut walk = repo.revwalk()?;
+    let mut trees = Vec::new();
+    for &tip in &roots.tips {
+        peel(
+            &repo,
+            tip,
+            |id| walk.push(id),
+            |id| {
+                trees.push(id);
+                Ok(())
+            },
+            |id| {
+                if odb.exists(id) {
+                    Ok(())
+                } else {
+                    Err(git2::Error::from_str(&format!("{id} is missing")))
+                }
+            },
+        )?;
+    }
+    let mut seen = HashSet::new();
+    for commit in walk {
+        let commit = repo.find_commit(commit?)?;
+        trees.push(commit.tree_id());
+    }
+    while let Some(id) = trees.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        let tree = repo.find_tree(id)?;
+        for entry in tree.iter() {
+            match entry.kind() {
+                Some(ObjectType::Tree) => trees.push(entry.id()),
+                Some(ObjectType::Blob) if seen.insert(entry.id()) && !odb.exists(entry.id()) => {
+                    return Err(git2::Error::from_str(&format!(
+                        "blob {} is missing",
+                        entry.id()
+                    )));
+                }
+                // Gitlinks name commits of other repositories; a blob seen before is there.
+                _ => {}
+            }
+        }
+    }
+    for &id in &roots.index_blobs {
+        if !odb.exists(id) {
+            return Err(git2::Error::from_str(&format!(
+                "index blob {id} is missing"
+            )));
+        }
+    }
+    Ok(())
+}

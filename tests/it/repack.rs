@@ -1,0 +1,382 @@
+//! Cache maintenance against real remotes (file:// and smart HTTP): a clone whose packs or
+//! loose objects pile up is repacked into one pack right after a checkout, `git fsck --full`
+//! (the real git) finds it whole, and later passes still commit and push. A repack that cannot
+//! write leaves the clone as it was; a clone that has lost an object is cloned again.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use imagebump::git::{
+    Author, CloneCache, Credential, CredentialRule, GitSettings, Maintenance, RetryOptions, Secret,
+    commit_and_push, commit_and_push_with,
+};
+
+use crate::support::git::{BareRepo, GitHttpServer, git};
+
+const PASSWORD: &str = "repack-pa55";
+
+fn settings(credentials: Vec<CredentialRule>) -> GitSettings {
+    GitSettings {
+        author: Author {
+            name: "imagebump".into(),
+            email: "imagebump@example.com".into(),
+        },
+        credentials,
+        accept_unknown_hosts: false,
+        signing_key: None,
+    }
+}
+
+fn retry() -> RetryOptions {
+    RetryOptions {
+        max_attempts: 3,
+        initial_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(5),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("planner failed")]
+struct PlanError;
+
+/// One pass of the bot: sets `file` to `content` and pushes (one commit).
+fn bot_pass(cache: &CloneCache, url: &str, file: &str, content: &str) {
+    let report = commit_and_push(cache, url, "main", &retry(), |checkout| {
+        let path = checkout.workdir().join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, content).unwrap();
+        let made = checkout
+            .commit(&[PathBuf::from(file)], &format!("bot: {file}"))
+            .unwrap();
+        Ok::<_, PlanError>(usize::from(made.is_some()))
+    })
+    .unwrap();
+    assert!(report.pushed, "{file}: {content}");
+}
+
+/// `git fsck --full` in the clone: panics with git's own output when it finds a problem.
+fn fsck(dir: &Path) {
+    let output = Command::new("git")
+        .args(["fsck", "--full", "--no-progress", "--strict"])
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", dir)
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success(),
+        "git fsck in {}: {said}",
+        dir.display()
+    );
+    for line in said.lines() {
+        assert!(
+            line.starts_with("dangling ") || line.trim().is_empty(),
+            "git fsck in {}: {said}",
+            dir.display()
+        );
+    }
+}
+
+/// Packs and loose objects of the clone at `dir`, counted on disk.
+fn on_disk(dir: &Path) -> (usize, usize) {
+    let objects = dir.join(".git/objects");
+    let packs = std::fs::read_dir(objects.join("pack"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "pack"))
+        .count();
+    let mut loose = 0;
+    for fanout in std::fs::read_dir(&objects).unwrap().flatten() {
+        let name = fanout.file_name().to_string_lossy().to_string();
+        if name.len() == 2 && fanout.path().is_dir() {
+            loose += std::fs::read_dir(fanout.path()).unwrap().count();
+        }
+    }
+    (packs, loose)
+}
+
+/// Passes of a bot and a human both committing pile up packs (one per fetch, one per round of
+/// the bot's commits); past `max_packs` the next checkout leaves exactly one pack, the clone
+/// is whole, and the passes after it still commit and push on top of the human's commits.
+#[test]
+fn packs_piled_up_by_passes_over_http_are_repacked_into_one() {
+    let bare = BareRepo::with_files(
+        "main",
+        &[("README", "config\n"), ("app.yaml", "tag: init\n")],
+    );
+    let server = GitHttpServer::start(bare.root(), "tester", PASSWORD);
+    let url = server.url("repo.git");
+    let rule = CredentialRule {
+        url_prefix: url.clone(),
+        credential: Credential::UserPass {
+            username: "tester".into(),
+            password: Secret::new(PASSWORD),
+        },
+    };
+    let work = tempfile::tempdir().unwrap();
+    let limits = Maintenance {
+        max_packs: 6,
+        max_loose_objects: 5_000,
+    };
+    let cache =
+        CloneCache::new(work.path().to_path_buf(), settings(vec![rule])).with_maintenance(limits);
+    let dir = cache.dir_for(&url);
+    let mut most = 0;
+    let mut repacked_at = None;
+    let mut commits = 1;
+    for round in 0..8 {
+        bare.push_files("main", &[(&format!("human-{round}.txt"), "h\n")], "human");
+        bot_pass(&cache, &url, "app.yaml", &format!("tag: {round}\n"));
+        commits += 2;
+        let (packs, _) = on_disk(&dir);
+        if packs < most && repacked_at.is_none() {
+            repacked_at = Some(round);
+        }
+        most = most.max(packs);
+        assert!(
+            packs <= limits.max_packs + 2,
+            "round {round}: {packs} packs"
+        );
+    }
+    assert!(
+        repacked_at.is_some(),
+        "never repacked (at most {most} packs)"
+    );
+    // Piled past the limit again (maintenance off for a while), a checkout alone repacks: one
+    // pack, nothing loose, git finds the clone whole, and its work tree is the remote head.
+    let piling = cache.clone().with_maintenance(Maintenance::OFF);
+    while on_disk(&dir).0 <= limits.max_packs {
+        let packs = on_disk(&dir).0;
+        bare.push_files("main", &[("human.txt", &format!("{packs}\n"))], "human");
+        bot_pass(&piling, &url, "app.yaml", &format!("tag: x{packs}\n"));
+        commits += 2;
+    }
+    let head = bare.push_files("main", &[("last.txt", "l\n")], "human");
+    commits += 1;
+    let checkout = cache.checkout(&url, "main").unwrap();
+    assert_eq!(on_disk(&dir), (1, 0));
+    assert_eq!(cache.census(&url).packs, 1);
+    assert_eq!(checkout.head().unwrap().to_string(), head);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("last.txt")).unwrap(),
+        "l\n"
+    );
+    drop(checkout);
+    fsck(&dir);
+    // Later passes build on the repacked clone.
+    for round in 0..3 {
+        bot_pass(&cache, &url, "app.yaml", &format!("tag: after-{round}\n"));
+    }
+    assert_eq!(bare.show("main", "app.yaml"), "tag: after-2");
+    assert_eq!(bare.show("main", "last.txt"), "l");
+    assert_eq!(
+        bare.log("main").len(),
+        commits + 3,
+        "every commit of both writers is kept"
+    );
+    fsck(&dir);
+    assert_eq!(
+        git(&dir, &["rev-parse", "HEAD"]),
+        bare.head("main").unwrap()
+    );
+}
+
+/// A round of many commits in a large directory writes its trees out as loose objects as it
+/// goes; past `max_loose_objects` the next checkout packs them with the rest and deletes them.
+#[test]
+fn loose_objects_of_a_large_round_over_file_are_packed_and_deleted() {
+    let files: Vec<(String, String)> = (0..400)
+        .map(|i| (format!("apps/a{i:03}.yaml"), "v: 0\n".to_string()))
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    let bare = BareRepo::with_files("main", &refs);
+    let url = bare.file_url();
+    let work = tempfile::tempdir().unwrap();
+    let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![])).with_maintenance(
+        Maintenance {
+            max_packs: 50,
+            max_loose_objects: 20,
+        },
+    );
+    let dir = cache.dir_for(&url);
+    let report = commit_and_push_with(&cache, &url, "main", &retry(), |checkout, memory| {
+        for i in 0..300 {
+            let file = PathBuf::from(format!("apps/a{i:03}.yaml"));
+            std::fs::write(checkout.workdir().join(&file), "v: 1\n").unwrap();
+            checkout.commit(&[file], &format!("app {i}")).unwrap();
+            memory.persist_if_large();
+        }
+        Ok::<_, PlanError>(300)
+    })
+    .unwrap();
+    assert!(report.pushed);
+    let (_, loose) = on_disk(&dir);
+    assert!(loose > 20, "the round wrote {loose} loose objects");
+    let checkout = cache.checkout(&url, "main").unwrap();
+    assert_eq!(on_disk(&dir), (1, 0));
+    assert_eq!(
+        checkout.head().unwrap().to_string(),
+        bare.head("main").unwrap()
+    );
+    drop(checkout);
+    fsck(&dir);
+    bot_pass(&cache, &url, "apps/a399.yaml", "v: 2\n");
+    assert_eq!(bare.log("main").len(), 302);
+    assert_eq!(bare.show("main", "apps/a150.yaml"), "v: 1");
+    assert_eq!(bare.show("main", "apps/a399.yaml"), "v: 2");
+    fsck(&dir);
+}
+
+/// Makes `dir` unwritable for this process (root too: the immutable attribute) until dropped.
+struct Unwritable(PathBuf);
+
+impl Unwritable {
+    fn new(dir: &Path) -> Self {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+        let guard = Unwritable(dir.to_path_buf());
+        if std::fs::write(dir.join("probe"), b"").is_ok() {
+            std::fs::remove_file(dir.join("probe")).unwrap();
+            // Root ignores modes: `chattr +i` stops it.
+            let status = Command::new("chattr").arg("+i").arg(dir).status();
+            assert!(
+                status.is_ok_and(|s| s.success())
+                    && std::fs::write(dir.join("probe"), b"").is_err(),
+                "cannot make {} unwritable here (neither its mode nor chattr +i)",
+                dir.display()
+            );
+        }
+        guard
+    }
+}
+
+impl Drop for Unwritable {
+    fn drop(&mut self) {
+        use std::os::unix::fs::PermissionsExt as _;
+        let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
+        let _ = std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(0o755));
+    }
+}
+
+/// A repack that cannot install its pack (the pack directory is not writable) fails the
+/// checkout of nothing: the old packs stay, the clone reads and git finds it whole; once the
+/// directory is writable again the next checkout repacks and passes go on.
+#[test]
+fn a_repack_that_cannot_write_leaves_the_clone_usable() {
+    let bare = BareRepo::with_files(
+        "main",
+        &[("README", "config\n"), ("app.yaml", "tag: init\n")],
+    );
+    let url = bare.file_url();
+    let work = tempfile::tempdir().unwrap();
+    let piling = CloneCache::new(work.path().to_path_buf(), settings(vec![]))
+        .with_maintenance(Maintenance::OFF);
+    let dir = piling.dir_for(&url);
+    for round in 0..4 {
+        bare.push_files("main", &[("human.txt", &format!("{round}\n"))], "human");
+        bot_pass(&piling, &url, "app.yaml", &format!("tag: {round}\n"));
+    }
+    let (packs, _) = on_disk(&dir);
+    assert!(packs >= 5, "{packs} packs");
+    let cache = piling.clone().with_maintenance(Maintenance {
+        max_packs: 2,
+        max_loose_objects: 5_000,
+    });
+    {
+        let _unwritable = Unwritable::new(&dir.join(".git/objects/pack"));
+        let checkout = cache.checkout(&url, "main").unwrap();
+        let head = checkout.head().unwrap();
+        assert_eq!(head.to_string(), bare.head("main").unwrap());
+        assert_eq!(
+            checkout
+                .file_at(head, Path::new("app.yaml"))
+                .unwrap()
+                .unwrap(),
+            b"tag: 3\n" as &[u8]
+        );
+        assert_eq!(on_disk(&dir), (packs, 0), "nothing was deleted");
+        assert!(!dir.join(".git/imagebump-repack").exists());
+    }
+    fsck(&dir);
+    assert!(
+        !dir.join(".git/imagebump-rebuild").exists(),
+        "not marked for rebuild"
+    );
+    bot_pass(&cache, &url, "app.yaml", "tag: after\n");
+    assert_eq!(bare.show("main", "app.yaml"), "tag: after");
+    let (packs_after, _) = on_disk(&dir);
+    assert!(
+        packs_after <= 2,
+        "{packs_after} packs after the repack that could write"
+    );
+    fsck(&dir);
+}
+
+/// A clone that lost an object one of its refs reaches (a disk problem) is found out by the
+/// repack, which deletes nothing, and is cloned again at once.
+#[test]
+fn a_clone_that_lost_an_object_is_cloned_again_instead_of_repacked() {
+    let bare = BareRepo::with_files(
+        "main",
+        &[("README", "config\n"), ("app.yaml", "tag: init\n")],
+    );
+    let url = bare.file_url();
+    let work = tempfile::tempdir().unwrap();
+    let piling = CloneCache::new(work.path().to_path_buf(), settings(vec![]))
+        .with_maintenance(Maintenance::OFF);
+    let dir = piling.dir_for(&url);
+    for round in 0..3 {
+        bot_pass(&piling, &url, "app.yaml", &format!("tag: {round}\n"));
+    }
+    // A commit of imagebump's own outgoing ref whose blob is a loose object, then lost.
+    std::fs::write(dir.join("lost.txt"), "lost\n").unwrap();
+    let blob = git(&dir, &["hash-object", "-w", "lost.txt"]);
+    std::fs::remove_file(dir.join("lost.txt")).unwrap();
+    let tree = {
+        let mut child = Command::new("git")
+            .args(["mktree"])
+            .current_dir(&dir)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        writeln!(child.stdin.take().unwrap(), "100644 blob {blob}\tlost.txt").unwrap();
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let commit = git(
+        &dir,
+        &["commit-tree", &tree, "-p", "HEAD", "-m", "outgoing"],
+    );
+    git(&dir, &["update-ref", "refs/imagebump/outgoing", &commit]);
+    std::fs::remove_file(dir.join(".git/objects").join(&blob[..2]).join(&blob[2..])).unwrap();
+
+    let cache = piling.clone().with_maintenance(Maintenance {
+        max_packs: 0,
+        max_loose_objects: 0,
+    });
+    let checkout = cache.checkout(&url, "main").unwrap();
+    assert_eq!(
+        checkout.head().unwrap().to_string(),
+        bare.head("main").unwrap()
+    );
+    drop(checkout);
+    // Cloned again: the lost object's ref is gone, and the fresh clone was repacked.
+    assert!(git(&dir, &["for-each-ref", "refs/imagebump/"]).is_empty());
+    assert_eq!(on_disk(&dir), (1, 0));
+    fsck(&dir);
+    bot_pass(&cache, &url, "app.yaml", "tag: after\n");
+    assert_eq!(bare.show("main", "app.yaml"), "tag: after");
+    fsck(&dir);
+}
