@@ -52,13 +52,13 @@ impl Group {
 }
 
 impl Engine {
-    /// Before the tag lists are in: fetch each commit-mode branch of the repository and read
-    /// its targets' histories into the engine's cache, so that the round after the listing
-    /// finds both done (the fetch again is a no-op when nothing moved; the history walk of the
-    /// commits since the last pass, the costly part, is not repeated). Each branch's checkout is
-    /// held only while it is read, so a check that needs the repository meanwhile (a webhook's,
-    /// during a long poll cycle) is not kept waiting for this pass's registries. A failure here
-    /// is left to the round, which meets it again and reports it.
+    /// Before the tag lists are in: read the targets' histories of each commit-mode branch of
+    /// the repository into the engine's cache, from the clone as it is (the branch as last
+    /// fetched or pushed; no fetch, so the round's fetch stays the only network call). The
+    /// round then reads only what its fetch brought; the costly part, the walk over the commits
+    /// of the last pass (a round of 1,000 commits), is done while the registry answers. Nothing
+    /// is done for a repository not cloned yet. A failure is left to the round, which reads
+    /// again and reports it.
     pub(crate) fn prepare_repository(&self, url: &str, apps: &[ResolvedApp], now: OffsetDateTime) {
         let mut by_branch: BTreeMap<&str, Vec<ResolvedApp>> = BTreeMap::new();
         for app in apps
@@ -72,12 +72,18 @@ impl Engine {
         }
         let history = self.history();
         for (branch, apps) in by_branch {
-            match self.git().checkout(url, branch) {
-                Ok(checkout) => plan::prefetch_history(&history, now, &checkout, &apps),
-                Err(error) => {
-                    tracing::debug!(url = %git::redact_url(url), branch, %error, "preparing the round failed; the round retries");
+            let opened = self.git().open_cached(url, branch);
+            let Ok(Some(checkout)) = opened else {
+                if let Err(error) = opened {
+                    tracing::debug!(url = %git::redact_url(url), branch, %error, "reading the history ahead of the round failed; the round reads it");
                 }
-            }
+                continue;
+            };
+            let Ok(head) = checkout.remote_head() else {
+                continue;
+            };
+            let _pinned = history.pin_at(&checkout, url, head);
+            plan::prefetch_history(&history, now, &checkout, &apps);
         }
     }
 

@@ -8,9 +8,9 @@
 //!
 //! Design choice: a pass has one shape. The async start lists every image repository once
 //! ([`fetch`]). Meanwhile one job per config repository, in parallel, runs on a blocking thread
-//! (libgit2 is synchronous): it fetches its branches and reads its targets' histories, waits
-//! for the complete [`WriteContext`] ([`pending`]) without holding the repository, and plans
-//! each app the same way whatever the mode ([`plan`]): read
+//! (libgit2 is synchronous): it reads its targets' histories from its clone as it is, waits
+//! for the complete [`WriteContext`] ([`pending`]) without holding the repository, fetches,
+//! and plans each app the same way whatever the mode ([`plan`]): read
 //! what each target deploys on the branch head, settle each image's decision in one async loop
 //! that fetches the metadata its policy asks for, edit the bytes read. Commit mode ([`commit`])
 //! commits per app and pushes per branch, replanning on the new remote head when a push is
@@ -349,9 +349,9 @@ impl Engine {
         progress.start(images.len(), selected.len(), config_repos.len());
         let now = OffsetDateTime::now_utc();
         // One blocking job per config repository, all in parallel. While the registry lists
-        // the tags, each prepares its round under its repository's lock (fetch, the targets'
-        // histories), lets the lock go, and waits for the pass's context; then it takes the lock
-        // again and writes. No lock is held while waiting, so a check that needs the repository
+        // the tags, each reads its targets' histories from its clone under its repository's
+        // lock (no fetch), lets the lock go, and waits for the pass's context; then it takes the
+        // lock again, fetches and writes. No lock is held while waiting, so a check that needs the repository
         // meanwhile (a webhook's, during a poll cycle stuck on a slow registry) is not kept
         // waiting for this pass's registries. Both halves run on the job's one thread, so what
         // the first frees the second reuses (glibc keeps freed memory per thread arena).

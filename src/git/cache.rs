@@ -177,28 +177,7 @@ impl CloneCache {
         if !git2::Reference::is_valid_name(&format!("refs/heads/{branch}")) {
             return Err(local(format!("`{branch}` is not a valid branch name")));
         }
-        let mut in_use = InUse::claim(&self.in_use, &dir).ok_or_else(|| GitError::Busy {
-            url: redact_url(url),
-        })?;
-        let mut os_lock = match lock_clone(&dir, self.lock_wait) {
-            Ok(file) => file,
-            Err(LockFailure::Held { pid }) => {
-                return Err(GitError::WorkdirInUse {
-                    url: redact_url(url),
-                    path: dir.clone(),
-                    pid,
-                    waited: self.lock_wait,
-                });
-            }
-            Err(LockFailure::Io(reason)) => return Err(local(reason)),
-        };
-        // Holding the clone's OS lock, no other process or thread uses it: git's own lock
-        // files in it were left by a process that died mid-write (`kill -9` during a fetch or a
-        // commit) and would fail every later fetch of this repository.
-        let removed = remove_stale_git_locks(&dir.join(".git"));
-        if removed > 0 {
-            tracing::info!(url = %redact_url(url), removed, "removed lock files left by a killed process");
-        }
+        let (mut in_use, mut os_lock) = self.claim(url, &dir)?;
         let mut rebuilt = false;
         loop {
             let repo = open_or_init(&dir, url).map_err(|e| local(e.message().to_string()))?;
@@ -344,6 +323,76 @@ fn too_many_packs(dir: &Path) -> bool {
                 > MAX_PACKS
         })
         .unwrap_or(false)
+}
+
+impl CloneCache {
+    /// The existing clone of `url` as it is on disk, without fetching: `None` when there is no
+    /// usable clone yet (the next [`Self::checkout`] clones it). Its work tree may hold the
+    /// leftovers of an earlier round; read it at [`Checkout::remote_head`], the branch as last
+    /// fetched or pushed. For reading history ahead of a round while the registry answers,
+    /// so that the round's one fetch stays the only network call.
+    pub fn open_cached(&self, url: &str, branch: &str) -> Result<Option<Checkout>, GitError> {
+        let dir = self.dir_for(url);
+        if !dir.join(".git").is_dir() || needs_rebuild(&dir) {
+            return Ok(None);
+        }
+        let (in_use, os_lock) = self.claim(url, &dir)?;
+        let repo = match Repository::open(&dir) {
+            Ok(repo)
+                if !repo.is_bare()
+                    && repo.find_remote(REMOTE).is_ok_and(|r| r.url() == Ok(url)) =>
+            {
+                repo
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some(Checkout {
+            _in_use: in_use,
+            os_lock,
+            pending_head: Cell::new(None),
+            mempack_rounds: Cell::new(0),
+            in_memory: Default::default(),
+            repo,
+            dir,
+            url: url.to_string(),
+            branch: branch.to_string(),
+            settings: Arc::clone(&self.settings),
+        }))
+    }
+
+    /// Claims the clone `dir` of `url` in this process and takes its OS lock, then removes the
+    /// git lock files a killed process left in it.
+    fn claim(&self, url: &str, dir: &Path) -> Result<(InUse, File), GitError> {
+        let in_use = InUse::claim(&self.in_use, dir).ok_or_else(|| GitError::Busy {
+            url: redact_url(url),
+        })?;
+        let os_lock = match lock_clone(dir, self.lock_wait) {
+            Ok(file) => file,
+            Err(LockFailure::Held { pid }) => {
+                return Err(GitError::WorkdirInUse {
+                    url: redact_url(url),
+                    path: dir.to_path_buf(),
+                    pid,
+                    waited: self.lock_wait,
+                });
+            }
+            Err(LockFailure::Io(reason)) => {
+                return Err(GitError::Local {
+                    url: redact_url(url),
+                    path: dir.to_path_buf(),
+                    reason,
+                });
+            }
+        };
+        // Holding the clone's OS lock, no other process or thread uses it: git's own lock
+        // files in it were left by a process that died mid-write (`kill -9` during a fetch or a
+        // commit) and would fail every later fetch of this repository.
+        let removed = remove_stale_git_locks(&dir.join(".git"));
+        if removed > 0 {
+            tracing::info!(url = %redact_url(url), removed, "removed lock files left by a killed process");
+        }
+        Ok((in_use, os_lock))
+    }
 }
 
 fn open_or_init(dir: &Path, url: &str) -> Result<Repository, git2::Error> {

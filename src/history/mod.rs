@@ -211,12 +211,18 @@ impl History {
     /// it (a walk per file of up to one commit per app: quadratic in apps). The bot's own
     /// commits of the round change no person's rollback.
     pub fn pin(&self, checkout: &Checkout, url: &str) -> Result<Pinned<'_>, GitError> {
-        let key = (url.to_string(), checkout.branch().to_string());
         let head = checkout.head()?;
+        Ok(self.pin_at(checkout, url, head))
+    }
+
+    /// As [`Self::pin`], at `head` instead of the checkout's (a clone read before its fetch,
+    /// at the branch as last fetched or pushed).
+    pub fn pin_at(&self, checkout: &Checkout, url: &str, head: Oid) -> Pinned<'_> {
+        let key = (url.to_string(), checkout.branch().to_string());
         if let Ok(mut pinned) = self.pinned.lock() {
             pinned.insert(key.clone(), head);
         }
-        Ok(Pinned { history: self, key })
+        Pinned { history: self, key }
     }
 
     /// The head histories of the checkout's branch are read at: the pinned one, else the

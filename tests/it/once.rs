@@ -308,6 +308,15 @@ async fn fifty_apps_of_one_repo_are_pushed_once_and_each_image_listed_once() {
         "exactly one push"
     );
     assert_eq!(repo.log("main").len(), 51, "one commit per app");
+    // A second pass, on the clone the first left: its config repo is fetched once (the history
+    // is read from the clone while the registry answers, without a fetch of its own).
+    let fetches = server.fetches();
+    let again = setup
+        .imagebump(["once", "--output", "json"])
+        .env("TEST_GIT_PASSWORD", http_password)
+        .output();
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert_eq!(server.fetches() - fetches, 1, "one fetch per pass");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !stderr.contains(http_password),

@@ -291,7 +291,16 @@ pub struct GitHttpServer {
     port: u16,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
-    receive_packs: Arc<AtomicUsize>,
+    counts: Arc<Counts>,
+}
+
+/// What a [`GitHttpServer`] has served.
+#[derive(Default)]
+struct Counts {
+    /// Completed `git-receive-pack` POSTs.
+    receive_packs: AtomicUsize,
+    /// Completed `info/refs?service=git-upload-pack` GETs: one per fetch or clone.
+    fetches: AtomicUsize,
 }
 
 impl GitHttpServer {
@@ -301,7 +310,7 @@ impl GitHttpServer {
         let port = listener.local_addr().expect("addr").port();
         listener.set_nonblocking(true).expect("nonblocking");
         let stop = Arc::new(AtomicBool::new(false));
-        let receive_packs = Arc::new(AtomicUsize::new(0));
+        let counts = Arc::new(Counts::default());
         let expected_auth = format!(
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
@@ -309,17 +318,16 @@ impl GitHttpServer {
         let root = project_root.to_path_buf();
         let thread = {
             let stop = Arc::clone(&stop);
-            let receive_packs = Arc::clone(&receive_packs);
+            let counts = Arc::clone(&counts);
             std::thread::spawn(move || {
                 while !stop.load(Ordering::SeqCst) {
                     match listener.accept() {
                         Ok((stream, _)) => {
                             let root = root.clone();
                             let expected_auth = expected_auth.clone();
-                            let receive_packs = Arc::clone(&receive_packs);
+                            let counts = Arc::clone(&counts);
                             std::thread::spawn(move || {
-                                let _ =
-                                    serve_connection(stream, &root, &expected_auth, &receive_packs);
+                                let _ = serve_connection(stream, &root, &expected_auth, &counts);
                             });
                         }
                         Err(_) => std::thread::sleep(Duration::from_millis(5)),
@@ -331,7 +339,7 @@ impl GitHttpServer {
             port,
             stop,
             thread: Some(thread),
-            receive_packs,
+            counts,
         }
     }
 
@@ -342,7 +350,13 @@ impl GitHttpServer {
 
     /// Completed `git-receive-pack` POSTs (pushes that reached the server).
     pub fn receive_packs(&self) -> usize {
-        self.receive_packs.load(Ordering::SeqCst)
+        self.counts.receive_packs.load(Ordering::SeqCst)
+    }
+
+    /// Completed ref advertisements for fetching (`info/refs?service=git-upload-pack`): one
+    /// per fetch or clone, whether or not it then downloads anything.
+    pub fn fetches(&self) -> usize {
+        self.counts.fetches.load(Ordering::SeqCst)
     }
 }
 
@@ -359,7 +373,7 @@ fn serve_connection(
     stream: TcpStream,
     root: &Path,
     expected_auth: &str,
-    receive_packs: &AtomicUsize,
+    counts: &Counts,
 ) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
@@ -469,7 +483,14 @@ fn serve_connection(
         }
         if method == "POST" && path.ends_with("/git-receive-pack") && status_line.starts_with("200")
         {
-            receive_packs.fetch_add(1, Ordering::SeqCst);
+            counts.receive_packs.fetch_add(1, Ordering::SeqCst);
+        }
+        if method == "GET"
+            && path.ends_with("/info/refs")
+            && query.contains("service=git-upload-pack")
+            && status_line.starts_with("200")
+        {
+            counts.fetches.fetch_add(1, Ordering::SeqCst);
         }
         write!(
             writer,
