@@ -501,6 +501,7 @@ fn check_complete(dir: &Path, staging: &Path, roots: &Roots) -> Result<(), git2:
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
