@@ -118,6 +118,7 @@ pub struct Metrics {
     notifications: Family<SinkOutcome, Counter>,
     /// The same per sink, with the last problem, for the status page.
     sinks: std::sync::Mutex<Vec<SinkStatus>>,
+    check_retries: Family<OutcomeLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -183,6 +184,12 @@ impl Metrics {
             "push_retries",
             "Git pushes retried after a conflict",
             push_retries.clone(),
+        );
+        let check_retries = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "check_retries",
+            "Retries of failed webhook checks: scheduled, cancelled (a later request or check covered it), exhausted (attempts used up; the next poll retries)",
+            check_retries.clone(),
         );
         let webhook_events = Family::<ReceiverOutcome, Counter>::default();
         registry.register(
@@ -277,6 +284,7 @@ impl Metrics {
             registry_given_up,
             notifications,
             sinks: std::sync::Mutex::default(),
+            check_retries,
         }
     }
 
@@ -439,6 +447,13 @@ impl Metrics {
     /// A commit was created.
     pub fn commit(&self) {
         self.commits.inc();
+    }
+
+    /// A retry of a failed webhook check was `scheduled`, `cancelled` or `exhausted`.
+    pub fn check_retry(&self, outcome: &'static str) {
+        self.check_retries
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
     }
 
     /// A push ended; `outcome` is e.g. `ok`, `rejected`, `error`.

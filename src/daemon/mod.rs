@@ -33,6 +33,7 @@ pub mod logging;
 pub mod metrics;
 pub mod page;
 pub mod queue;
+pub mod retry;
 pub mod run;
 pub mod serve;
 pub mod status;
@@ -47,6 +48,7 @@ pub use crate::schedule::Schedule;
 pub use crate::shutdown::Shutdown;
 pub use metrics::Metrics;
 pub use queue::{CheckOptions, Checks, Requested};
+pub use retry::RetryOptions;
 pub use run::{Control, DaemonError, Loaded, Settings, run};
 pub use status::{
     AppDetails, ConfigProblem, ImageDetails, RegistryStatus, ShardStatus, StatusStore,

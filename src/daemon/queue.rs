@@ -28,6 +28,16 @@
 //! from a job waiting for each commit). A leading check that wrote nothing is run once more a
 //! debounce later, unless it listed every tag its requests announced: a registry may announce a
 //! tag before it can be listed, and a push must not wait for the next poll. An announced tag is only a hint: it decides when to check, never what to write.
+//!
+//! Retries: a check of a scope other than [`Scope::All`] whose report failed only in ways
+//! [`super::retry::report_retryable`] deems transient, with no further check queued for its
+//! scope, is requested again after a backoff ([`RetryOptions`]), at most `max_attempts` times;
+//! the retry is an ordinary request, so the invariants above hold for it too, and none is
+//! scheduled or fires after shutdown began. A pending retry is cancelled by a new request for
+//! its scope (whose check restarts the count), by a successful or non-retryable check of it,
+//! and by the end of a full cycle (which covered it). Each step is logged and counted
+//! (`imagebump_check_retries_total{outcome}`); when attempts run out, the next poll is the
+//! safety net.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,6 +51,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::metrics::Metrics;
+pub use super::retry::RetryOptions;
 use super::status::StatusStore;
 use super::{CycleReport, Scope, Worker};
 use crate::shutdown::Shutdown;
@@ -62,6 +73,8 @@ pub struct CheckOptions {
     pub debounce_max: Duration,
     /// Checks running at once, all scopes together (at least 1).
     pub max_concurrent: usize,
+    /// How failed webhook checks are retried.
+    pub retry: RetryOptions,
 }
 
 impl Default for CheckOptions {
@@ -70,6 +83,7 @@ impl Default for CheckOptions {
             debounce: Duration::from_millis(250),
             debounce_max: Duration::from_secs(5),
             max_concurrent: 4,
+            retry: RetryOptions::default(),
         }
     }
 }
@@ -138,6 +152,28 @@ pub struct Checks<W: Worker> {
     status: Arc<StatusStore>,
     shutdown: Shutdown,
     full_cycles: AtomicU64,
+    retry: RwLock<RetryOptions>,
+    /// The retry state of each scope whose last check failed transiently.
+    retries: Mutex<HashMap<Scope, Retry>>,
+    retry_generation: AtomicU64,
+}
+
+/// A scope's retry: `attempt` retries made or scheduled; `due` while waiting to fire (`None`
+/// once its check was requested); `generation` tells a stale timer from the current one.
+#[derive(Debug)]
+struct Retry {
+    attempt: u32,
+    due: Option<Instant>,
+    generation: u64,
+}
+
+/// What one run of a check found.
+struct Ran {
+    wrote: bool,
+    /// Some app failed.
+    failed: bool,
+    /// ... and every failure may go away by itself.
+    retryable: bool,
 }
 
 /// The object-safe view of [`Checks`] used by the HTTP layer (the router is not generic).
@@ -178,6 +214,9 @@ impl<W: Worker> Checks<W> {
             status,
             shutdown,
             full_cycles: AtomicU64::new(0),
+            retry: RwLock::new(options.retry),
+            retries: Mutex::new(HashMap::new()),
+            retry_generation: AtomicU64::new(0),
         })
     }
 
@@ -212,6 +251,10 @@ impl<W: Worker> Checks<W> {
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) =
             (options.debounce, options.debounce_max);
+        *self
+            .retry
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = options.retry.clone();
     }
 
     /// The metrics this queue records into.
@@ -258,6 +301,15 @@ impl<W: Worker> Checks<W> {
     }
 
     fn enqueue(&self, scope: Scope, debounced: bool, tags: &[String]) -> Requested {
+        if self.shutdown.is_triggered() {
+            return Requested::Refused;
+        }
+        // A new request covers a pending retry; its check restarts the count.
+        self.cancel_retry(&scope, "a new request");
+        self.enqueue_inner(scope, debounced, tags)
+    }
+
+    fn enqueue_inner(&self, scope: Scope, debounced: bool, tags: &[String]) -> Requested {
         if self.shutdown.is_triggered() {
             return Requested::Refused;
         }
@@ -345,14 +397,18 @@ impl<W: Worker> Checks<W> {
                 );
                 covering
             };
-            let wrote = self.run(&scope).await;
+            let ran = self.run(&scope).await;
+            let wrote = ran.wrote;
             drop(permit);
             // A leading check that wrote nothing is confirmed once, a debounce later: the
             // registry may notify before the tag it announces can be listed (the distribution
             // registry queues the event before it writes the tag), and a push must never be
             // lost until the next poll. Not when it listed every tag its requests announced.
-            let confirm =
-                std::mem::take(&mut leading) && !wrote && !self.covered(&scope, &covering);
+            // Not when it failed transiently either: the retry (below, in `after`) covers it.
+            let confirm = std::mem::take(&mut leading)
+                && !wrote
+                && !ran.retryable
+                && !self.covered(&scope, &covering);
             let repository = matches!(scope, Scope::Repository { .. });
             let next = {
                 let mut states = self.states();
@@ -395,7 +451,7 @@ impl<W: Worker> Checks<W> {
             };
             match next {
                 Some(periods) => quiet = periods,
-                None => return,
+                None => return self.after(&scope, &ran),
             }
         }
     }
@@ -493,7 +549,7 @@ impl<W: Worker> Checks<W> {
     /// Calls the worker and records the report; whether the check wrote an update. The check
     /// runs in its own task, so a panic in the worker is reported as a failed check instead of
     /// leaving the scope stuck "running".
-    async fn run(&self, scope: &Scope) -> bool {
+    async fn run(&self, scope: &Scope) -> Ran {
         let worker = self.worker();
         let started = Instant::now();
         tracing::debug!(%scope, "check started");
@@ -507,16 +563,24 @@ impl<W: Worker> Checks<W> {
         match result {
             Ok(report) => {
                 self.record(scope, &report, started.elapsed());
-                report
-                    .apps
-                    .iter()
-                    .any(|app| app.images.iter().any(|i| app.written(&i.name).is_some()))
+                Ran {
+                    wrote: report
+                        .apps
+                        .iter()
+                        .any(|app| app.images.iter().any(|i| app.written(&i.name).is_some())),
+                    failed: report.apps.iter().any(|app| !app.errors.is_empty()),
+                    retryable: super::retry::report_retryable(&report),
+                }
             }
             Err(error) => {
                 tracing::error!(%scope, %error, "check panicked or was cancelled");
                 self.metrics
                     .check(scope.kind(), "error", Some(started.elapsed()));
-                false
+                Ran {
+                    wrote: false,
+                    failed: true,
+                    retryable: false,
+                }
             }
         }
     }
@@ -563,6 +627,118 @@ impl<W: Worker> Checks<W> {
             self.full_cycles.fetch_add(1, Ordering::SeqCst);
         }
         info!(%scope, apps = report.apps.len(), images = checked, updated, elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX), outcome, "check done");
+    }
+
+    fn retries(&self) -> std::sync::MutexGuard<'_, HashMap<Scope, Retry>> {
+        self.retries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Forgets the retry state of `scope`; a retry still waiting is counted and logged as
+    /// cancelled by `cause`.
+    fn cancel_retry(&self, scope: &Scope, cause: &str) {
+        let removed = self.retries().remove(scope);
+        if let Some(Retry {
+            attempt,
+            due: Some(_),
+            ..
+        }) = removed
+        {
+            self.metrics.check_retry("cancelled");
+            info!(%scope, attempt, cause, "check retry cancelled");
+        }
+    }
+
+    /// The retries scheduled now, for the status: scope, attempt, and how long until it fires.
+    pub fn pending_retries(&self) -> Vec<(Scope, u32, Duration)> {
+        let now = Instant::now();
+        let mut pending: Vec<(Scope, u32, Duration)> = self
+            .retries()
+            .iter()
+            .filter_map(|(scope, retry)| {
+                retry
+                    .due
+                    .map(|due| (scope.clone(), retry.attempt, due.saturating_duration_since(now)))
+            })
+            .collect();
+        pending.sort_by_key(|(scope, ..)| scope.to_string());
+        pending
+    }
+
+    /// After the last check queued for `scope` ended: schedules a retry if it failed
+    /// transiently and attempts are left; forgets the retry state otherwise. A full cycle
+    /// cancels every retry waiting (it covered their scopes).
+    fn after(&self, scope: &Scope, ran: &Ran) {
+        if *scope == Scope::All {
+            let waiting: Vec<Scope> = self
+                .retries()
+                .iter()
+                .filter(|(_, retry)| retry.due.is_some())
+                .map(|(scope, _)| scope.clone())
+                .collect();
+            for scope in waiting {
+                self.cancel_retry(&scope, "a full cycle covered it");
+            }
+            return;
+        }
+        if !ran.failed || !ran.retryable || self.shutdown.is_triggered() {
+            self.cancel_retry(scope, "the check ended without a transient failure");
+            return;
+        }
+        let options = self
+            .retry
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        let mut retries = self.retries();
+        let attempt = retries.get(scope).map_or(0, |retry| retry.attempt) + 1;
+        if attempt > options.max_attempts {
+            retries.remove(scope);
+            drop(retries);
+            if options.max_attempts > 0 {
+                self.metrics.check_retry("exhausted");
+                warn!(%scope, attempts = options.max_attempts, "check still failing after its retries; the next poll tries again");
+            }
+            return;
+        }
+        let Some(me) = self.me.upgrade() else {
+            return;
+        };
+        let delay = options.delay(attempt);
+        let generation = self.retry_generation.fetch_add(1, Ordering::SeqCst);
+        let due = Instant::now() + delay;
+        retries.insert(
+            scope.clone(),
+            Retry {
+                attempt,
+                due: Some(due),
+                generation,
+            },
+        );
+        drop(retries);
+        self.metrics.check_retry("scheduled");
+        info!(%scope, attempt, of = options.max_attempts, delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), "check failed transiently; retry scheduled");
+        tokio::spawn(me.fire_retry(scope.clone(), generation, due));
+    }
+
+    /// Requests the check of `scope` at `due`, unless the retry was cancelled or replaced, or
+    /// shutdown began, meanwhile.
+    async fn fire_retry(self: Arc<Self>, scope: Scope, generation: u64, due: Instant) {
+        tokio::select! {
+            () = tokio::time::sleep_until(due) => {}
+            () = self.shutdown.wait() => return,
+        }
+        {
+            let mut retries = self.retries();
+            match retries.get_mut(&scope) {
+                Some(retry) if retry.generation == generation && retry.due.is_some() => {
+                    retry.due = None;
+                }
+                _ => return,
+            }
+        }
+        self.enqueue_inner(scope, false, &[]);
     }
 
     /// Waits until no check is running (call after shutdown was triggered, so none starts), at

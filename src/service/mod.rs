@@ -223,6 +223,11 @@ fn daemon_settings(config: &Config, ready_at_start: bool) -> Result<Settings, St
     if let Some(n) = config.global.max_concurrent_checks {
         settings.checks.max_concurrent = n as usize;
     }
+    // A failed webhook check's retries never wait longer than half the poll interval (the
+    // poll is the safety net after them).
+    if let daemon::Schedule::Interval(interval) = &settings.schedule {
+        settings.checks.retry.max = settings.checks.retry.max.min(*interval / 2);
+    }
     settings.watch_paths = vec![config.file.clone(), config.global.apps_dir.clone()];
     Ok(settings)
 }

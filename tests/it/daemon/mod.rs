@@ -31,6 +31,7 @@ use crate::support::imagebump::Imagebump;
 use crate::support::registry::{ImageSpec, NotificationEndpoint, RegistryConfig, TestRegistry};
 
 mod queue;
+mod retry;
 mod registry;
 mod serve;
 mod status;
@@ -264,6 +265,7 @@ fn harness_capped(worker: Recorder, debounce: Duration, debounce_max: Duration) 
             debounce,
             debounce_max,
             max_concurrent: 4,
+            ..CheckOptions::default()
         },
         metrics.clone(),
         Arc::new(StatusStore::new()),

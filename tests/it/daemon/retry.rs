@@ -1,0 +1,207 @@
+//! Retries of failed webhook checks, on tokio's paused clock: a transient failure is checked
+//! again after 2 s, 4 s, 8 s ... up to the cap; attempts stop at `max_attempts` (counted as
+//! exhausted); a full cycle or a new request cancels a waiting retry; a failure that needs a
+//! person is not retried.
+
+use std::future::Future;
+
+use imagebump::daemon::RetryOptions;
+use imagebump::registry::RegistryError;
+use imagebump::report::{AppError, ImageError, SettingsError};
+
+use super::*;
+
+/// A worker whose repository checks fail the first `failures` times (with `error`), and whose
+/// full cycles succeed. Records when each check started, on tokio's clock.
+#[derive(Clone)]
+struct Flaky {
+    failures: usize,
+    retryable: bool,
+    calls: Arc<Mutex<Vec<(Scope, Duration)>>>,
+    start: tokio::time::Instant,
+}
+
+impl Flaky {
+    fn new(failures: usize, retryable: bool) -> Flaky {
+        Flaky {
+            failures,
+            retryable,
+            calls: Arc::default(),
+            start: tokio::time::Instant::now(),
+        }
+    }
+
+    /// When each check of `scope` started, in whole seconds since the worker was made.
+    fn starts(&self, scope: &Scope) -> Vec<u64> {
+        self.calls
+            .lock()
+            .expect("calls")
+            .iter()
+            .filter(|(s, _)| s == scope)
+            .map(|(_, at)| at.as_secs())
+            .collect()
+    }
+}
+
+fn error(retryable: bool) -> AppError {
+    if retryable {
+        AppError::Image {
+            image: "api".into(),
+            error: Box::new(ImageError::Registry(RegistryError::Unreachable {
+                registry: "ghcr.io".into(),
+                repository: "acme/api".into(),
+                detail: "HTTP 503".into(),
+            })),
+        }
+    } else {
+        AppError::Settings(SettingsError::MissingEnv {
+            var: "GHCR_TOKEN".into(),
+            what: "registry password".into(),
+        })
+    }
+}
+
+impl Worker for Flaky {
+    fn check(&self, scope: Scope) -> impl Future<Output = CycleReport> + Send {
+        let this = self.clone();
+        async move {
+            let failed = {
+                let mut calls = this.calls.lock().expect("calls");
+                calls.push((scope.clone(), this.start.elapsed()));
+                scope != Scope::All
+                    && calls.iter().filter(|(s, _)| *s != Scope::All).count() <= this.failures
+            };
+            let mut app = updated_app("shop");
+            if failed {
+                app.errors = vec![error(this.retryable)];
+                app.changes.clear();
+                app.pushed = false;
+            }
+            CycleReport {
+                apps: vec![app],
+                duration: Duration::from_millis(1),
+            }
+        }
+    }
+
+    fn repositories(&self) -> Vec<(String, String)> {
+        vec![("ghcr.io".into(), "acme/api".into())]
+    }
+}
+
+fn api() -> Scope {
+    Scope::Repository {
+        registry: "ghcr.io".into(),
+        repository: "acme/api".into(),
+    }
+}
+
+fn queue(worker: &Flaky, max_attempts: u32) -> (Arc<Checks<Flaky>>, Arc<Metrics>, Shutdown) {
+    let metrics = Arc::new(Metrics::new());
+    let shutdown = Shutdown::new();
+    let checks = Checks::new(
+        Arc::new(worker.clone()),
+        CheckOptions {
+            debounce: Duration::from_millis(100),
+            debounce_max: Duration::from_secs(1),
+            max_concurrent: 4,
+            retry: RetryOptions {
+                max_attempts,
+                initial: Duration::from_secs(2),
+                max: Duration::from_secs(5),
+            },
+        },
+        metrics.clone(),
+        Arc::new(StatusStore::new()),
+        shutdown.clone(),
+    );
+    (checks, metrics, shutdown)
+}
+
+fn retries(metrics: &Metrics, outcome: &str) -> u64 {
+    let wanted = format!("imagebump_check_retries_total{{outcome=\"{outcome}\"}} ");
+    metrics
+        .encode()
+        .lines()
+        .find_map(|line| line.strip_prefix(&wanted).map(|n| n.parse().unwrap_or(0)))
+        .unwrap_or(0)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_transient_failure_is_retried_with_doubling_delays_up_to_the_cap() {
+    let worker = Flaky::new(3, true);
+    let (checks, metrics, _shutdown) = queue(&worker, 5);
+    assert_eq!(checks.request_debounced(api()), Requested::Scheduled);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let pending = checks.pending_retries();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!((pending[0].0.clone(), pending[0].1), (api(), 1));
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    // Failed at 0 s, retried at 2 s (+2), 6 s (+4), 11 s (+8 capped at 5), which succeeded.
+    assert_eq!(worker.starts(&api()), [0, 2, 6, 11]);
+    assert_eq!(retries(&metrics, "scheduled"), 3);
+    assert_eq!(retries(&metrics, "exhausted"), 0);
+    assert!(checks.pending_retries().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_stop_after_max_attempts_and_say_so() {
+    let worker = Flaky::new(usize::MAX, true);
+    let (checks, metrics, _shutdown) = queue(&worker, 2);
+    checks.request_debounced(api());
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(worker.starts(&api()), [0, 2, 6]);
+    assert_eq!(retries(&metrics, "scheduled"), 2);
+    assert_eq!(retries(&metrics, "exhausted"), 1);
+    assert!(checks.pending_retries().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_cycle_cancels_a_waiting_retry() {
+    let worker = Flaky::new(usize::MAX, true);
+    let (checks, metrics, _shutdown) = queue(&worker, 5);
+    checks.request_debounced(api());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    checks.request_now(Scope::All);
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(worker.starts(&api()), [0]);
+    assert_eq!(worker.starts(&Scope::All), [1]);
+    assert_eq!(retries(&metrics, "cancelled"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_request_replaces_a_waiting_retry_and_restarts_the_count() {
+    let worker = Flaky::new(2, true);
+    let (checks, metrics, _shutdown) = queue(&worker, 5);
+    checks.request_debounced(api());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The retry due at 2 s is cancelled; the request is checked at once (fails, retried 2 s
+    // later, at 3 s, which succeeds): no check at 2 s.
+    checks.request_debounced(api());
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(worker.starts(&api()), [0, 1, 3]);
+    assert_eq!(retries(&metrics, "cancelled"), 1);
+    assert_eq!(retries(&metrics, "scheduled"), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_needing_a_person_is_not_retried() {
+    let worker = Flaky::new(usize::MAX, false);
+    let (checks, metrics, _shutdown) = queue(&worker, 5);
+    // Announcing a tag the check lists: no confirmation check either.
+    checks.request_announced(api(), &["1.4.3".to_string()]);
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(worker.starts(&api()), [0]);
+    assert_eq!(retries(&metrics, "scheduled"), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_retry_fires_after_shutdown() {
+    let worker = Flaky::new(usize::MAX, true);
+    let (checks, _metrics, shutdown) = queue(&worker, 5);
+    checks.request_debounced(api());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    shutdown.trigger();
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(worker.starts(&api()), [0]);
+}
