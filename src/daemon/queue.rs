@@ -657,9 +657,13 @@ impl<W: Worker> Checks<W> {
             .retries()
             .iter()
             .filter_map(|(scope, retry)| {
-                retry
-                    .due
-                    .map(|due| (scope.clone(), retry.attempt, due.saturating_duration_since(now)))
+                retry.due.map(|due| {
+                    (
+                        scope.clone(),
+                        retry.attempt,
+                        due.saturating_duration_since(now),
+                    )
+                })
             })
             .collect();
         pending.sort_by_key(|(scope, ..)| scope.to_string());

@@ -52,7 +52,11 @@ impl RetryOptions {
 /// is retryable (a report that also holds an error needing a person is not retried: the retry
 /// would fail again on that one, while the next poll covers the rest).
 pub fn report_retryable(report: &CycleReport) -> bool {
-    let mut errors = report.apps.iter().flat_map(|app| app.errors.iter()).peekable();
+    let mut errors = report
+        .apps
+        .iter()
+        .flat_map(|app| app.errors.iter())
+        .peekable();
     errors.peek().is_some() && errors.all(retryable)
 }
 

@@ -31,8 +31,8 @@ use crate::support::imagebump::Imagebump;
 use crate::support::registry::{ImageSpec, NotificationEndpoint, RegistryConfig, TestRegistry};
 
 mod queue;
-mod retry;
 mod registry;
+mod retry;
 mod serve;
 mod status;
 mod webhooks;
