@@ -191,6 +191,10 @@ impl Metrics {
             "Retries of failed webhook checks: scheduled, cancelled (a later request or check covered it), exhausted (attempts used up; the next poll retries)",
             check_retries.clone(),
         );
+        // Every outcome exists from the start, at zero, so an alert on an increase sees the first.
+        for outcome in ["scheduled", "cancelled", "exhausted"] {
+            check_retries.get_or_create(&OutcomeLabel { outcome });
+        }
         let webhook_events = Family::<ReceiverOutcome, Counter>::default();
         registry.register(
             "webhook_events",
