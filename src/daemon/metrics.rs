@@ -193,7 +193,7 @@ impl Metrics {
         );
         // Every outcome exists from the start, at zero, so an alert on an increase sees the first.
         for outcome in ["scheduled", "cancelled", "exhausted"] {
-            check_retries.get_or_create(&OutcomeLabel { outcome });
+            drop(check_retries.get_or_create(&OutcomeLabel { outcome }));
         }
         let webhook_events = Family::<ReceiverOutcome, Counter>::default();
         registry.register(
