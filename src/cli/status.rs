@@ -193,6 +193,7 @@ mod tests {
     fn table_has_one_row_per_image() {
         let status = StatusResponse {
             ready: true,
+            retries: Vec::new(),
             apps: vec![
                 AppStatus {
                     name: "shop".into(),
@@ -234,6 +235,7 @@ blog  -      -         -          -                                             
     fn app_files_that_do_not_load_are_listed_with_their_errors() {
         let status = StatusResponse {
             ready: true,
+            retries: Vec::new(),
             apps: Vec::new(),
             config_errors: vec![
                 ConfigProblem {

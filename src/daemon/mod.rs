@@ -51,7 +51,7 @@ pub use queue::{CheckOptions, Checks, Requested};
 pub use retry::RetryOptions;
 pub use run::{Control, DaemonError, Loaded, Settings, run};
 pub use status::{
-    AppDetails, ConfigProblem, ImageDetails, RegistryStatus, ShardStatus, StatusStore,
+    AppDetails, ConfigProblem, ImageDetails, RegistryStatus, RetryStatus, ShardStatus, StatusStore,
 };
 pub use webhook::{Receiver, ReceiverKind, Secret};
 

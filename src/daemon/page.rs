@@ -196,6 +196,7 @@ mod tests {
     fn values_are_escaped_and_errors_shown() {
         let status = StatusResponse {
             ready: true,
+            retries: Vec::new(),
             apps: vec![AppStatus {
                 name: "shop".into(),
                 images: vec![ImageStatus {
@@ -247,6 +248,7 @@ mod tests {
     fn registries_show_traffic_a_given_up_breaker_and_the_last_webhook() {
         let status = StatusResponse {
             ready: true,
+            retries: Vec::new(),
             registries: vec![
                 RegistryStatus {
                     name: "ghcr.io".into(),

@@ -643,11 +643,42 @@ impl<W: Worker> Checks<W> {
             attempt,
             due: Some(_),
             ..
-        }) = removed
+        }) = &removed
         {
             self.metrics.check_retry("cancelled");
             info!(%scope, attempt, cause, "check retry cancelled");
         }
+        if removed.is_some() {
+            self.publish_retries();
+        }
+    }
+
+    /// Shows the retries waiting on the status.
+    fn publish_retries(&self) {
+        let max_attempts = self
+            .retry
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .max_attempts;
+        let now = OffsetDateTime::now_utc();
+        let retries = self
+            .pending_retries()
+            .into_iter()
+            .map(|(scope, attempt, wait)| super::status::RetryStatus {
+                scope: scope.to_string(),
+                attempt,
+                max_attempts,
+                at: time::Duration::try_from(wait)
+                    .ok()
+                    .and_then(|wait| now.checked_add(wait))
+                    .and_then(|at| at.replace_nanosecond(0).ok())
+                    .and_then(|at| {
+                        at.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    }),
+            })
+            .collect();
+        self.status.set_retries(retries);
     }
 
     /// The retries scheduled now, for the status: scope, attempt, and how long until it fires.
@@ -700,6 +731,7 @@ impl<W: Worker> Checks<W> {
         if attempt > options.max_attempts {
             retries.remove(scope);
             drop(retries);
+            self.publish_retries();
             if options.max_attempts > 0 {
                 self.metrics.check_retry("exhausted");
                 warn!(%scope, attempts = options.max_attempts, "check still failing after its retries; the next poll tries again");
@@ -721,6 +753,7 @@ impl<W: Worker> Checks<W> {
             },
         );
         drop(retries);
+        self.publish_retries();
         self.metrics.check_retry("scheduled");
         info!(%scope, attempt, of = options.max_attempts, delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), "check failed transiently; retry scheduled");
         tokio::spawn(me.fire_retry(scope.clone(), generation, due));
@@ -742,6 +775,7 @@ impl<W: Worker> Checks<W> {
                 _ => return,
             }
         }
+        self.publish_retries();
         self.enqueue_inner(scope, false, &[]);
     }
 

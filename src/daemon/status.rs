@@ -31,6 +31,22 @@ pub struct StatusResponse {
     /// Which shard this replica is and which apps it polls (absent when not sharded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<ShardStatus>,
+    /// Webhook checks that failed transiently and are retried soon, by scope.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retries: Vec<RetryStatus>,
+}
+
+/// A failed webhook check's scheduled retry.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryStatus {
+    /// What is checked again (`repository ghcr.io/acme/api`).
+    pub scope: String,
+    /// Which retry this is (1 is the first) ...
+    pub attempt: u32,
+    /// ... of at most this many.
+    pub max_attempts: u32,
+    /// RFC 3339 time it is due.
+    pub at: Option<String>,
 }
 
 /// A sharded replica: its shard `index` of `count`, and the apps it owns (polls on the
@@ -178,6 +194,7 @@ pub struct StatusStore {
     problems: Mutex<Vec<ConfigProblem>>,
     registries: Mutex<BTreeMap<String, RegistryStatus>>,
     shard: Mutex<Option<ShardStatus>>,
+    retries: Mutex<Vec<RetryStatus>>,
 }
 
 /// RFC 3339 in UTC, to the second (sub-second precision is noise in a status).
@@ -294,6 +311,14 @@ impl StatusStore {
         }
     }
 
+    /// Replaces the retries scheduled (the check queue keeps it current).
+    pub fn set_retries(&self, retries: Vec<RetryStatus>) {
+        *self
+            .retries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = retries;
+    }
+
     /// A snapshot, sorted by app name.
     pub fn snapshot(&self, ready: bool) -> StatusResponse {
         let config_errors = self
@@ -315,6 +340,11 @@ impl StatusStore {
             registries: self.registries().values().cloned().collect(),
             shard: self
                 .shard
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .clone(),
+            retries: self
+                .retries
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .clone(),

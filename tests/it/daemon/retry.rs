@@ -136,12 +136,19 @@ async fn a_transient_failure_is_retried_with_doubling_delays_up_to_the_cap() {
     let pending = checks.pending_retries();
     assert_eq!(pending.len(), 1, "{pending:?}");
     assert_eq!((pending[0].0.clone(), pending[0].1), (api(), 1));
+    // The status JSON shows it.
+    let status = serde_json::to_value(checks.status().snapshot(true)).expect("json");
+    assert_eq!(status["retries"][0]["scope"], "repository ghcr.io/acme/api");
+    assert_eq!(status["retries"][0]["attempt"], 1);
+    assert_eq!(status["retries"][0]["max_attempts"], 5);
+    assert!(status["retries"][0]["at"].is_string(), "{status}");
     tokio::time::sleep(Duration::from_secs(120)).await;
     // Failed at 0 s, retried at 2 s (+2), 6 s (+4), 11 s (+8 capped at 5), which succeeded.
     assert_eq!(worker.starts(&api()), [0, 2, 6, 11]);
     assert_eq!(retries(&metrics, "scheduled"), 3);
     assert_eq!(retries(&metrics, "exhausted"), 0);
     assert!(checks.pending_retries().is_empty());
+    assert!(checks.status().snapshot(true).retries.is_empty());
 }
 
 #[tokio::test(start_paused = true)]
