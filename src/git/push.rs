@@ -13,9 +13,10 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
+use std::io::Write as _;
 use std::path::PathBuf;
 
-use git2::{ErrorCode, ObjectType, OdbLookupFlags, PushOptions, Repository};
+use git2::{ErrorCode, OdbLookupFlags, PushOptions, Repository, Sort};
 
 use super::auth::{self, CallbackState};
 use super::checkout::{Checkout, REMOTE, tracking_ref};
@@ -215,8 +216,8 @@ impl Checkout {
     /// checking again, so two replicas pushing at once could overwrite each other's commits; and
     /// it indexes the whole pack it sends in this process (for a round of 1,000 commits, a
     /// delta cache of 16 MB on top of everything else the round holds). Instead, the objects
-    /// `commit` needs that the remote lacks are copied into its object database one at a time
-    /// ([`copy_objects`]), then the branch `dst` moves in the remote repository itself with a
+    /// `commit` needs that the remote lacks are written into its object database as packs of a
+    /// few commits each ([`copy_objects`]), then the branch `dst` moves in the remote repository itself with a
     /// compare-and-swap under its lock file (`git2::Repository::reference_matching`). A branch
     /// that moved in between is a race, answered like a non-fast-forward (fetch and plan again)
     /// or a stale lease. As with libgit2's local transport, a remote with a work tree is
@@ -326,87 +327,82 @@ impl Checkout {
     }
 }
 
-/// Copies into `remote`'s object database every object `commit` needs that it lacks: the
-/// commits back to the first one it holds, and the trees and blobs they add. A commit or tree
-/// the remote holds is not entered, since everything it reaches is there too (a repository
-/// holds whole histories). Each object is read and written alone, as a loose object (as
-/// `git receive-pack` stores small pushes), so the memory used is one object's whatever the
-/// size of the round. Nothing refers to the copied objects until the branch moves. Returns how
-/// many objects were copied.
+/// Commits per pack [`copy_objects`] writes into a `file://` remote.
+const COMMITS_PER_PACK: usize = 50;
+
+/// Copies into `remote`'s object database every object `commit` needs that it lacks, as packs
+/// of at most [`COMMITS_PER_PACK`] commits each (oldest first) with the trees and blobs they
+/// add. libgit2 indexes each pack as it writes it into the remote (in this process), and
+/// resolving a pack's deltas keeps a cache of up to 16 MB of its objects: one pack for a round
+/// of 1,000 commits rewriting a 1,000-entry tree filled it, packs of 50 commits keep it to what
+/// 50 commits add. (Loose objects, one file each, cost no memory but 2-3 times the time.)
+/// Nothing refers to the copied objects until the branch moves. Returns how many packs were
+/// written.
 fn copy_objects(
     local: &Repository,
     remote: &Repository,
     commit: Oid,
 ) -> Result<usize, git2::Error> {
-    let mut copy = Copy {
-        from: local.odb()?,
-        to: remote.odb()?,
-        present: HashSet::new(),
-        copied: 0,
-    };
-    let mut commits = vec![commit];
-    let mut trees = Vec::new();
-    while let Some(next) = commits.pop() {
-        if copy.has(next) {
+    let to = remote.odb()?;
+    // The commits the remote lacks, and the ones it has where the walk stopped.
+    let mut missing = HashSet::new();
+    let mut known = Vec::new();
+    let mut stack = vec![commit];
+    while let Some(next) = stack.pop() {
+        if missing.contains(&next) {
             continue;
         }
-        let parsed = local.find_commit(next)?;
-        trees.push(parsed.tree_id());
-        while let Some(tree) = trees.pop() {
-            if copy.has(tree) {
-                continue;
-            }
-            for entry in local.find_tree(tree)?.iter() {
-                match entry.kind() {
-                    Some(ObjectType::Tree) => trees.push(entry.id()),
-                    Some(ObjectType::Blob) if !copy.has(entry.id()) => copy.object(entry.id())?,
-                    // A submodule's commit lives in another repository.
-                    _ => {}
-                }
-            }
-            copy.object(tree)?;
+        if to.exists_ext(next, OdbLookupFlags::NO_REFRESH) {
+            known.push(next);
+            continue;
         }
-        commits.extend(parsed.parent_ids());
-        copy.object(next)?;
+        missing.insert(next);
+        stack.extend(local.find_commit(next)?.parent_ids());
     }
-    Ok(copy.copied)
-}
-
-/// The state of one [`copy_objects`].
-struct Copy<'a> {
-    from: git2::Odb<'a>,
-    to: git2::Odb<'a>,
-    /// Objects known to be in the remote: looked up there once, or copied by this push.
-    present: HashSet<Oid>,
-    copied: usize,
-}
-
-impl Copy<'_> {
-    /// Whether the remote holds `oid`. Its list of packs is not read again on each miss: a
-    /// pack written meanwhile only means an object is written again, loose.
-    fn has(&mut self, oid: Oid) -> bool {
-        if self.present.contains(&oid) {
-            return true;
-        }
-        let found = self.to.exists_ext(oid, OdbLookupFlags::NO_REFRESH);
-        if found {
-            self.present.insert(oid);
-        }
-        found
+    if missing.is_empty() {
+        return Ok(0);
     }
-
-    fn object(&mut self, oid: Oid) -> Result<(), git2::Error> {
-        let object = self.from.read(oid)?;
-        let written = self.to.write(object.kind(), object.data())?;
-        if written != oid {
+    let mut walk = local.revwalk()?;
+    walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)?;
+    walk.push(commit)?;
+    for oid in &known {
+        walk.hide(*oid)?;
+    }
+    let oldest_first = walk.collect::<Result<Vec<Oid>, _>>()?;
+    // The previous pack's newest commit is hidden with the remote's: what it reaches is there.
+    // (Only that one: hiding every commit sent makes each walk mark their trees again. With
+    // merges, a side commit of an earlier pack may go again; that only repeats an object.)
+    let mut previous: Option<Oid> = None;
+    let mut packs = 0;
+    for chunk in oldest_first.chunks(COMMITS_PER_PACK) {
+        let mut walk = local.revwalk()?;
+        for oid in chunk {
+            walk.push(*oid)?;
+        }
+        for oid in known.iter().chain(&previous) {
+            walk.hide(*oid)?;
+        }
+        let mut builder = local.packbuilder()?;
+        builder.insert_walk(&mut walk)?;
+        let mut writer = to.packwriter()?;
+        let mut failed = None;
+        builder.foreach(|bytes| match writer.write_all(bytes) {
+            Ok(()) => true,
+            Err(e) => {
+                failed = Some(e);
+                false
+            }
+        })?;
+        if let Some(e) = failed {
             return Err(git2::Error::from_str(&format!(
-                "object {oid} was written as {written}"
+                "cannot write a pack into the remote: {e}"
             )));
         }
-        self.present.insert(oid);
-        self.copied += 1;
-        Ok(())
+        writer.commit()?;
+        previous = chunk.last().copied();
+        packs += 1;
     }
+    Ok(packs)
 }
 
 /// Moves `dst` in the (local) `remote` repository to `commit` as `update` allows, as a
