@@ -181,18 +181,7 @@ impl CloneCache {
         let mut rebuilt = false;
         loop {
             let repo = open_or_init(&dir, url).map_err(|e| local(e.message().to_string()))?;
-            let checkout = Checkout {
-                _in_use: in_use,
-                os_lock,
-                pending_head: Cell::new(None),
-                mempack_rounds: Cell::new(0),
-                in_memory: Default::default(),
-                repo,
-                dir: dir.clone(),
-                url: url.to_string(),
-                branch: branch.to_string(),
-                settings: Arc::clone(&self.settings),
-            };
+            let checkout = self.hand_out(in_use, os_lock, repo, dir.clone(), url, branch);
             match checkout.refresh() {
                 Ok(()) => {
                     let mut checkout = checkout;
@@ -346,7 +335,20 @@ impl CloneCache {
             }
             _ => return Ok(None),
         };
-        Ok(Some(Checkout {
+        Ok(Some(self.hand_out(in_use, os_lock, repo, dir, url, branch)))
+    }
+
+    /// The [`Checkout`] of a claimed clone (see [`Self::claim`]).
+    fn hand_out(
+        &self,
+        in_use: InUse,
+        os_lock: File,
+        repo: Repository,
+        dir: PathBuf,
+        url: &str,
+        branch: &str,
+    ) -> Checkout {
+        Checkout {
             _in_use: in_use,
             os_lock,
             pending_head: Cell::new(None),
@@ -357,7 +359,7 @@ impl CloneCache {
             url: url.to_string(),
             branch: branch.to_string(),
             settings: Arc::clone(&self.settings),
-        }))
+        }
     }
 
     /// Claims the clone `dir` of `url` in this process and takes its OS lock, then removes the
