@@ -97,6 +97,7 @@ pub(super) fn load_engine(
     log_level: Option<&str>,
     log_format: LogFormat,
 ) -> Result<(Engine, bool), ExitCode> {
+    Engine::warm_up();
     let level = log_level
         .map(str::to_owned)
         .or_else(|| std::env::var("RUST_LOG").ok())

@@ -44,7 +44,7 @@ use tokio::task::JoinSet;
 
 use crate::config::{App, Config, WriteMode};
 use crate::edit::Target;
-use crate::git::{CloneCache, RetryOptions};
+use crate::git::{self, CloneCache, RetryOptions};
 use crate::policy::Policy;
 use crate::reference::ImageRef;
 use crate::registry::{self, ClientOptions};
@@ -200,6 +200,14 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// Start, on threads of their own, the one-time setups a pass needs whatever the
+    /// configuration (libgit2's, see [`git::warm_up`]), and return at once: a command calls this
+    /// before reading its configuration, so the two overlap instead of the setup landing on a
+    /// pass while the registry is being asked.
+    pub fn warm_up() {
+        git::warm_up();
+    }
+
     /// Build the registry client, the clone cache and every app's policies and targets.
     pub fn new(config: Config) -> Result<Engine, EngineError> {
         let breaker = &config.global.registry_breaker;

@@ -168,6 +168,23 @@ pub enum GitError {
     },
 }
 
+/// Start libgit2 on a thread of its own and return at once. Its one-time setup loads OpenSSL's
+/// CA store (the system bundle, parsed certificate by certificate: about 25 ms of CPU), which
+/// would otherwise land on the first repository a pass opens, while the registry is being
+/// asked. A command calls this first thing, so the setup overlaps with reading the
+/// configuration. A git call made before the setup ends waits for it (it runs once, under a
+/// lock); if the thread cannot be started, the first git call does the setup, as it would
+/// without this.
+pub fn warm_up() {
+    let spawned = std::thread::Builder::new()
+        .name("git-setup".to_string())
+        .spawn(|| {
+            // The cheapest call that runs the setup; its result is of no interest.
+            let _ = git2::Oid::from_str("0");
+        });
+    drop(spawned);
+}
+
 /// `url` without any `user:password@` part, for messages and logs.
 pub fn redact_url(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
