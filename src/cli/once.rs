@@ -63,6 +63,8 @@ pub fn run(args: Args) -> ExitCode {
     let options = PassOptions {
         app: args.app.clone(),
         dry_run: args.dry_run,
+        // Only the text output prints the diffs.
+        without_diffs: args.output == Output::Json,
         ..PassOptions::default()
     };
     let terminal = std::io::stderr().is_terminal();

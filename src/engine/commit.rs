@@ -163,7 +163,9 @@ impl Engine {
                 continue;
             }
             if ctx.mode == Mode::DryRun {
-                report.diffs = planned.files.iter().map(FileEdit::diff).collect();
+                if ctx.diffs {
+                    report.diffs = planned.files.iter().map(FileEdit::diff).collect();
+                }
                 // The message a commit would carry: a template that fails here fails there.
                 if let Err(e) = self.render_message(&app.app, &report.changes) {
                     report.errors.push(e);

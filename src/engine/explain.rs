@@ -198,6 +198,7 @@ impl Engine {
             sources,
             bound: promote::bound_text(self),
             mode: Mode::DryRun,
+            diffs: false,
             now,
             tags: fetch::tag_lists(&inner.registry, &repositories, &super::progress::Quiet).await,
             memo: fetch::MetaMemo::default(),

@@ -66,6 +66,9 @@ pub struct PassOptions {
     pub exclude: BTreeSet<String>,
     /// Plan only: no commit, no push, no pull request.
     pub dry_run: bool,
+    /// A dry run leaves the diffs out of the report (`AppReport::diffs`): for a caller that
+    /// prints none (`once --dry-run --output json`), so it does not pay for them.
+    pub without_diffs: bool,
 }
 
 /// Errors that keep the engine from starting (bad settings, missing secrets).
@@ -90,6 +93,8 @@ pub(crate) enum Mode {
 /// lists, the metadata memo, and the runtime the blocking jobs fetch more metadata on.
 pub(crate) struct WriteContext {
     pub mode: Mode,
+    /// In a dry run, whether the reports carry each changed file's diff.
+    pub diffs: bool,
     pub now: OffsetDateTime,
     pub tags: fetch::TagLists,
     pub memo: fetch::MetaMemo,
@@ -425,6 +430,7 @@ impl Engine {
             } else {
                 Mode::Write
             },
+            diffs: !options.without_diffs,
             now,
             tags,
             memo: fetch::MetaMemo::default(),

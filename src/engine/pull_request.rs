@@ -117,6 +117,7 @@ fn relist(engine: &Engine, ctx: &WriteContext, app: &ResolvedApp) -> WriteContex
         .block_on(fetch::tag_lists(engine.registry(), &images, &Quiet));
     WriteContext {
         mode: ctx.mode,
+        diffs: ctx.diffs,
         now: OffsetDateTime::now_utc(),
         tags,
         memo: fetch::MetaMemo::default(),
@@ -158,7 +159,9 @@ fn write_inner(
     }
     let rows: Vec<ChangeRow> = contexts(&report.changes);
     if ctx.mode == Mode::DryRun {
-        report.diffs = planned.files.iter().map(|f| f.diff()).collect();
+        if ctx.diffs {
+            report.diffs = planned.files.iter().map(|f| f.diff()).collect();
+        }
         // Fail where the real pass would, short of the remote and the forge.
         settings::forge(config)?;
         render(app, pr_config, (&rows, &planned.promotions))?;

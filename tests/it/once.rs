@@ -988,3 +988,47 @@ async fn relative_key_files_are_read_next_to_the_config_and_validate_names_missi
         "the commit is not signed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dry_run_without_diffs_plans_the_same_changes_and_leaves_the_diffs_out() {
+    use imagebump::engine::{Engine, PassOptions};
+    let registry = TestRegistry::start_plain().await;
+    let host = registry.host();
+    push_tags(&registry, "team/api", &["1.0.0", "1.1.0"]).await;
+    let repo = seeded_repo(&host);
+    let setup = setup(
+        &host,
+        &[(
+            "shop",
+            app("shop", &repo.file_url(), &host, "{semver: \"^1\"}"),
+        )],
+    );
+    let loaded = imagebump::config::load(&setup.global()).unwrap();
+    assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+    let engine = Engine::new(loaded.config).unwrap();
+    let pass = |without_diffs| {
+        let engine = engine.clone();
+        async move {
+            engine
+                .run_pass(&PassOptions {
+                    dry_run: true,
+                    without_diffs,
+                    ..PassOptions::default()
+                })
+                .await
+        }
+    };
+    let with = pass(false).await;
+    let without = pass(true).await;
+    let (with, without) = (&with.apps[0], &without.apps[0]);
+    assert_eq!(with.error_text(), None, "{with:?}");
+    assert_eq!(with.changes.len(), 2, "{with:?}");
+    assert_eq!(
+        format!("{:?}", with.changes),
+        format!("{:?}", without.changes)
+    );
+    assert_eq!(with.diffs.len(), 2, "one diff per changed file: {with:?}");
+    assert!(with.diffs[0].contains("+++ b/"), "{:?}", with.diffs);
+    assert!(without.diffs.is_empty(), "{without:?}");
+    assert_eq!(repo.log("main").len(), 1, "a dry run writes nothing");
+}
