@@ -129,10 +129,13 @@ impl Client {
         options: ClientOptions,
     ) -> Result<Self, RegistryError> {
         let mut entries = Vec::with_capacity(settings.len());
+        // The HTTP client of every entry without a `ca_file` (the fallback's too): one, since
+        // they are built alike, and each build loads the system's root certificates.
+        let mut plain = None;
         for settings in settings {
-            entries.push(Self::entry(settings, &options)?);
+            entries.push(Self::entry(settings, &options, &mut plain)?);
         }
-        let fallback = Self::entry(RegistrySettings::new("*"), &options)?;
+        let fallback = Self::entry(RegistrySettings::new("*"), &options, &mut plain)?;
         Ok(Client {
             inner: Arc::new(Inner {
                 entries,
@@ -146,7 +149,13 @@ impl Client {
         })
     }
 
-    fn entry(settings: RegistrySettings, options: &ClientOptions) -> Result<Entry, RegistryError> {
+    /// A settings entry, validated, with its HTTP client: its own if it names a `ca_file`,
+    /// else `plain` (built by the first entry that needs it).
+    fn entry(
+        settings: RegistrySettings,
+        options: &ClientOptions,
+        plain: &mut Option<reqwest::Client>,
+    ) -> Result<Entry, RegistryError> {
         let invalid = |detail: String| RegistryError::Settings {
             prefix: settings.prefix.clone(),
             detail,
@@ -164,6 +173,16 @@ impl Client {
             return Err(invalid(format!(
                 "requests_per_second must be a positive number, not {rps}"
             )));
+        }
+        if settings.ca_file.is_none()
+            && let Some(http) = plain
+        {
+            let http = http.clone();
+            return Ok(Entry {
+                settings,
+                prefix,
+                http,
+            });
         }
         let mut builder = reqwest::Client::builder()
             .user_agent(options.user_agent.clone())
@@ -190,6 +209,9 @@ impl Client {
         let http = builder
             .build()
             .map_err(|e| invalid(format!("cannot build the HTTP client: {e}")))?;
+        if settings.ca_file.is_none() {
+            *plain = Some(http.clone());
+        }
         Ok(Entry {
             settings,
             prefix,
