@@ -159,12 +159,14 @@ pub struct Checks<W: Worker> {
 }
 
 /// A scope's retry: `attempt` retries made or scheduled; `due` while waiting to fire (`None`
-/// once its check was requested); `generation` tells a stale timer from the current one.
+/// once its check was requested); `generation` tells a stale timer from the current one;
+/// `error` what the last check of the scope failed with.
 #[derive(Debug)]
 struct Retry {
     attempt: u32,
     due: Option<Instant>,
     generation: u64,
+    error: Option<String>,
 }
 
 /// What one run of a check found.
@@ -174,6 +176,8 @@ struct Ran {
     failed: bool,
     /// ... and every failure may go away by itself.
     retryable: bool,
+    /// The first failing app's error (`app: error`), and how many more apps failed.
+    error: Option<String>,
 }
 
 /// The object-safe view of [`Checks`] used by the HTTP layer (the router is not generic).
@@ -570,6 +574,7 @@ impl<W: Worker> Checks<W> {
                         .any(|app| app.images.iter().any(|i| app.written(&i.name).is_some())),
                     failed: report.apps.iter().any(|app| !app.errors.is_empty()),
                     retryable: super::retry::report_retryable(&report),
+                    error: first_error(&report),
                 }
             }
             Err(error) => {
@@ -580,6 +585,7 @@ impl<W: Worker> Checks<W> {
                     wrote: false,
                     failed: true,
                     retryable: false,
+                    error: Some(format!("the check panicked or was cancelled: {error}")),
                 }
             }
         }
@@ -664,8 +670,9 @@ impl<W: Worker> Checks<W> {
         let retries = self
             .pending_retries()
             .into_iter()
-            .map(|(scope, attempt, wait)| super::status::RetryStatus {
+            .map(|(scope, attempt, wait, error)| super::status::RetryStatus {
                 scope: scope.to_string(),
+                last_error: error,
                 attempt,
                 max_attempts,
                 at: time::Duration::try_from(wait)
@@ -681,10 +688,11 @@ impl<W: Worker> Checks<W> {
         self.status.set_retries(retries);
     }
 
-    /// The retries scheduled now, for the status: scope, attempt, and how long until it fires.
-    pub fn pending_retries(&self) -> Vec<(Scope, u32, Duration)> {
+    /// The retries scheduled now, for the status: scope, attempt, how long until it fires, and
+    /// what the check it retries failed with.
+    pub fn pending_retries(&self) -> Vec<(Scope, u32, Duration, Option<String>)> {
         let now = Instant::now();
-        let mut pending: Vec<(Scope, u32, Duration)> = self
+        let mut pending: Vec<(Scope, u32, Duration, Option<String>)> = self
             .retries()
             .iter()
             .filter_map(|(scope, retry)| {
@@ -693,6 +701,7 @@ impl<W: Worker> Checks<W> {
                         scope.clone(),
                         retry.attempt,
                         due.saturating_duration_since(now),
+                        retry.error.clone(),
                     )
                 })
             })
@@ -750,6 +759,7 @@ impl<W: Worker> Checks<W> {
                 attempt,
                 due: Some(due),
                 generation,
+                error: ran.error.clone(),
             },
         );
         drop(retries);
@@ -791,6 +801,19 @@ impl<W: Worker> Checks<W> {
             Ok(Err(_)) | Err(_) => false,
         }
     }
+}
+
+/// The first failing app's error in `report` (`app: error`), saying how many more apps failed.
+fn first_error(report: &CycleReport) -> Option<String> {
+    let mut failing = report
+        .apps
+        .iter()
+        .filter_map(|app| Some((&app.name, app.error_text()?)));
+    let (name, error) = failing.next()?;
+    Some(match failing.count() {
+        0 => format!("{name}: {error}"),
+        more => format!("{name}: {error} (and {more} more app(s) failing)"),
+    })
 }
 
 impl<W: Worker> CheckQueue for Checks<W> {

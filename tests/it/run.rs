@@ -583,7 +583,7 @@ async fn every_documented_metric_is_exported_by_a_running_daemon() {
 
 /// Runs headless Chromium (Debian's `chromium`) on `url` with `args`, for at most a minute,
 /// and returns its stdout. Stopped by its pid if it hangs.
-fn chromium(url: &str, args: &[&str]) -> String {
+pub(crate) fn chromium(url: &str, args: &[&str]) -> String {
     let profile = tempfile::tempdir().unwrap();
     let mut child = std::process::Command::new("chromium")
         .args([

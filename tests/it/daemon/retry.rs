@@ -50,7 +50,7 @@ fn error(retryable: bool) -> AppError {
             error: Box::new(ImageError::Registry(RegistryError::Unreachable {
                 registry: "ghcr.io".into(),
                 repository: "acme/api".into(),
-                detail: "HTTP 503".into(),
+                detail: "HTTP 503 from <edge-proxy>".into(),
             })),
         }
     } else {
@@ -97,6 +97,17 @@ fn api() -> Scope {
 }
 
 fn queue(worker: &Flaky, max_attempts: u32) -> (Arc<Checks<Flaky>>, Arc<Metrics>, Shutdown) {
+    queue_with(
+        worker,
+        RetryOptions {
+            max_attempts,
+            initial: Duration::from_secs(2),
+            max: Duration::from_secs(5),
+        },
+    )
+}
+
+fn queue_with(worker: &Flaky, retry: RetryOptions) -> (Arc<Checks<Flaky>>, Arc<Metrics>, Shutdown) {
     let metrics = Arc::new(Metrics::new());
     let shutdown = Shutdown::new();
     let checks = Checks::new(
@@ -105,11 +116,7 @@ fn queue(worker: &Flaky, max_attempts: u32) -> (Arc<Checks<Flaky>>, Arc<Metrics>
             debounce: Duration::from_millis(100),
             debounce_max: Duration::from_secs(1),
             max_concurrent: 4,
-            retry: RetryOptions {
-                max_attempts,
-                initial: Duration::from_secs(2),
-                max: Duration::from_secs(5),
-            },
+            retry,
         },
         metrics.clone(),
         Arc::new(StatusStore::new()),
@@ -142,6 +149,10 @@ async fn a_transient_failure_is_retried_with_doubling_delays_up_to_the_cap() {
     assert_eq!(status["retries"][0]["attempt"], 1);
     assert_eq!(status["retries"][0]["max_attempts"], 5);
     assert!(status["retries"][0]["at"].is_string(), "{status}");
+    assert_eq!(
+        status["retries"][0]["last_error"],
+        "shop: api: cannot reach ghcr.io (repository acme/api): HTTP 503 from <edge-proxy>"
+    );
     tokio::time::sleep(Duration::from_secs(120)).await;
     // Failed at 0 s, retried at 2 s (+2), 6 s (+4), 11 s (+8 capped at 5), which succeeded.
     assert_eq!(worker.starts(&api()), [0, 2, 6, 11]);
@@ -211,4 +222,54 @@ async fn no_retry_fires_after_shutdown() {
     shutdown.trigger();
     tokio::time::sleep(Duration::from_secs(600)).await;
     assert_eq!(worker.starts(&api()), [0]);
+}
+
+/// The status page, loaded in headless Chromium from the daemon's router on a real port, lists
+/// the retry waiting: its scope, attempt n of max, when it is due and what the check failed
+/// with, escaped (the error names `<edge-proxy>`: text, never an element).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_status_page_in_a_real_browser_lists_the_retries_waiting() {
+    let worker = Flaky::new(usize::MAX, true);
+    // A long first delay: the retry still waits while the browser loads the page.
+    let (checks, _metrics, shutdown) = queue_with(
+        &worker,
+        RetryOptions {
+            max_attempts: 5,
+            initial: Duration::from_secs(120),
+            max: Duration::from_secs(300),
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let app = router(HttpState::new(&checks, Vec::new(), true));
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    checks.request_debounced(api());
+    eventually(Duration::from_secs(10), || {
+        !checks.pending_retries().is_empty()
+    })
+    .await;
+    let status = checks.status().snapshot(true);
+    assert_eq!(status.retries.len(), 1, "{status:?}");
+    let due = status.retries[0].at.clone().expect("a due time");
+    let url = format!("http://127.0.0.1:{port}/");
+    let dom = tokio::task::spawn_blocking(move || crate::run::chromium(&url, &["--dump-dom"]))
+        .await
+        .expect("chromium");
+    for expected in [
+        "<h2 id=\"retries-title\">Retries waiting</h2>".to_string(),
+        "<th scope=\"row\"><code>repository ghcr.io/acme/api</code></th>".to_string(),
+        "<td class=\"attempt\">1 of 5</td>".to_string(),
+        format!("<td class=\"due\"><time datetime=\"{due}\">{due}</time></td>"),
+        "<td class=\"last-error\">shop: api: cannot reach ghcr.io (repository acme/api): HTTP 503 from &lt;edge-proxy&gt;</td>".to_string(),
+    ] {
+        assert!(
+            dom.contains(&expected),
+            "the rendered page lacks {expected:?}:\n{dom}"
+        );
+    }
+    assert!(!dom.contains("<edge-proxy>"), "{dom}");
+    shutdown.trigger();
+    server.abort();
 }
