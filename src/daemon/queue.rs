@@ -408,10 +408,11 @@ impl<W: Worker> Checks<W> {
             // registry may notify before the tag it announces can be listed (the distribution
             // registry queues the event before it writes the tag), and a push must never be
             // lost until the next poll. Not when it listed every tag its requests announced.
-            // Not when it failed transiently either: the retry (below, in `after`) covers it.
+            // Not when it failed transiently either, with retries on: the retry (below, in
+            // `after`) covers it.
             let confirm = std::mem::take(&mut leading)
                 && !wrote
-                && !ran.retryable
+                && !(ran.retryable && self.retry_options().max_attempts > 0)
                 && !self.covered(&scope, &covering);
             let repository = matches!(scope, Scope::Repository { .. });
             let next = {
@@ -635,6 +636,13 @@ impl<W: Worker> Checks<W> {
         info!(%scope, apps = report.apps.len(), images = checked, updated, elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX), outcome, "check done");
     }
 
+    fn retry_options(&self) -> RetryOptions {
+        self.retry
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
     fn retries(&self) -> std::sync::MutexGuard<'_, HashMap<Scope, Retry>> {
         self.retries
             .lock()
@@ -730,11 +738,7 @@ impl<W: Worker> Checks<W> {
             self.cancel_retry(scope, "the check ended without a transient failure");
             return;
         }
-        let options = self
-            .retry
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone();
+        let options = self.retry_options();
         let mut retries = self.retries();
         let attempt = retries.get(scope).map_or(0, |retry| retry.attempt) + 1;
         if attempt > options.max_attempts {
