@@ -410,9 +410,10 @@ impl<W: Worker> Checks<W> {
             // lost until the next poll. Not when it listed every tag its requests announced.
             // Not when it failed transiently either, with retries on: the retry (below, in
             // `after`) covers it.
+            let retried = ran.retryable && self.retry_options().max_attempts > 0;
             let confirm = std::mem::take(&mut leading)
                 && !wrote
-                && !(ran.retryable && self.retry_options().max_attempts > 0)
+                && !retried
                 && !self.covered(&scope, &covering);
             let repository = matches!(scope, Scope::Repository { .. });
             let next = {
