@@ -16,7 +16,8 @@ use crate::report::{AppError, ImageError, PullRequestError};
 
 use super::CycleReport;
 
-/// How failed webhook checks are retried.
+/// How failed webhook checks are retried (`webhook.retry` of the global file; the service
+/// fills it in).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RetryOptions {
     /// Retries after the first failed check (0: never retried before the next poll).

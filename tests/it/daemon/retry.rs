@@ -310,7 +310,8 @@ fn push_event(host: &str, repository: &str, tag: &str) -> String {
 /// retry 2 s later still fails, and the second, 4 s after that, lists the tag and commits it.
 /// No poll ran meanwhile: only the retries can explain the commit (without them, nothing is
 /// committed before the next poll, an hour later). The metric counts the two retries, the
-/// status showed the retry waiting with the error, and shows none once it succeeded.
+/// status showed the retry waiting with the error and the configured `max_attempts`, and shows
+/// none once it succeeded.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_webhook_check_that_failed_transiently_is_retried_and_commits_without_a_poll() {
     use crate::run::{Daemon, VALUES};
@@ -333,7 +334,7 @@ async fn a_webhook_check_that_failed_transiently_is_retried_and_commits_without_
     let dir = ConfigDir::new(
         &host,
         &format!(
-            "interval: 1h\nwebhook:\n  listen: 127.0.0.1:{port}\n  receivers:\n    - type: distribution\n      secret_env: WEBHOOK_TOKEN\n"
+            "interval: 1h\nwebhook:\n  listen: 127.0.0.1:{port}\n  retry: {{max_attempts: 3, initial: 2s}}\n  receivers:\n    - type: distribution\n      secret_env: WEBHOOK_TOKEN\n"
         ),
     )
     .app(
@@ -383,6 +384,8 @@ async fn a_webhook_check_that_failed_transiently_is_retried_and_commits_without_
             std::thread::sleep(Duration::from_millis(20));
         };
         assert_eq!(waiting["scope"], format!("repository {host}/team/api"));
+        // As `webhook.retry` says.
+        assert_eq!(waiting["max_attempts"], 3, "{waiting}");
         assert!(
             waiting["last_error"]
                 .as_str()
