@@ -29,13 +29,15 @@
 //! debounce later, unless it listed every tag its requests announced: a registry may announce a
 //! tag before it can be listed, and a push must not wait for the next poll. An announced tag is only a hint: it decides when to check, never what to write.
 //!
-//! Retries: a check of a scope other than [`Scope::All`] whose report failed only in ways
-//! [`super::retry::report_retryable`] deems transient, with no further check queued for its
-//! scope, is requested again after a backoff ([`RetryOptions`]), at most `max_attempts` times;
+//! Retries: a check of a repository or an app ([`super::retry::retried_scope`]; polls are not
+//! retried) whose report failed only in ways [`super::retry::report_retryable`] deems
+//! transient, with no further check queued for its scope, is requested again after a backoff
+//! ([`RetryOptions`]), at most `max_attempts` times;
 //! the retry is an ordinary request, so the invariants above hold for it too, and none is
 //! scheduled or fires after shutdown began. A pending retry is cancelled by a new request for
 //! its scope (whose check restarts the count), by a successful or non-retryable check of it,
-//! and by the end of a full cycle (which covered it). Each step is logged and counted
+//! and by the end of a full cycle (which covered it; not an app's retry: the cycle left the
+//! app out). Each step is logged and counted
 //! (`imagebump_check_retries_total{outcome}`); when attempts run out, the next poll is the
 //! safety net.
 
@@ -721,18 +723,25 @@ impl<W: Worker> Checks<W> {
 
     /// After the last check queued for `scope` ended: schedules a retry if it failed
     /// transiently and attempts are left; forgets the retry state otherwise. A full cycle
-    /// cancels every retry waiting (it covered their scopes).
+    /// cancels every repository retry waiting (it covered their scopes), not an app's (a full
+    /// cycle leaves out the apps with their own schedule). Polls (a full cycle, the other
+    /// shards' safety net) are never retried: see [`super::retry`].
     fn after(&self, scope: &Scope, ran: &Ran) {
         if *scope == Scope::All {
             let waiting: Vec<Scope> = self
                 .retries()
                 .iter()
-                .filter(|(_, retry)| retry.due.is_some())
+                .filter(|(scope, retry)| {
+                    retry.due.is_some() && matches!(scope, Scope::Repository { .. })
+                })
                 .map(|(scope, _)| scope.clone())
                 .collect();
             for scope in waiting {
                 self.cancel_retry(&scope, "a full cycle covered it");
             }
+            return;
+        }
+        if !super::retry::retried_scope(scope) {
             return;
         }
         if !ran.failed || !ran.retryable || self.shutdown.is_triggered() {

@@ -190,6 +190,35 @@ async fn a_full_cycle_cancels_a_waiting_retry() {
     assert_eq!(retries(&metrics, "cancelled"), 1);
 }
 
+/// The safety-net poll of other shards' apps is a poll: not retried (their owners poll them,
+/// and its own next tick comes).
+#[tokio::test(start_paused = true)]
+async fn the_other_shards_safety_net_is_not_retried() {
+    let worker = Flaky::new(usize::MAX, true);
+    let (checks, metrics, _shutdown) = queue(&worker, 5);
+    checks.request_now(Scope::OtherShards);
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(worker.starts(&Scope::OtherShards), [0]);
+    assert_eq!(retries(&metrics, "scheduled"), 0);
+}
+
+/// An app with its own schedule is left out of full cycles: its scheduled check is retried,
+/// and a full cycle meanwhile does not cancel that retry.
+#[tokio::test(start_paused = true)]
+async fn a_full_cycle_keeps_the_retry_of_an_app_with_its_own_schedule() {
+    let worker = Flaky::new(1, true);
+    let (checks, metrics, _shutdown) = queue(&worker, 5);
+    let app = Scope::App("shop".into());
+    checks.request_now(app.clone());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    checks.request_now(Scope::All);
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(worker.starts(&app), [0, 2]);
+    assert_eq!(worker.starts(&Scope::All), [1]);
+    assert_eq!(retries(&metrics, "scheduled"), 1);
+    assert_eq!(retries(&metrics, "cancelled"), 0);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_new_request_replaces_a_waiting_retry_and_restarts_the_count() {
     let worker = Flaky::new(2, true);
