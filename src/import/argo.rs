@@ -22,6 +22,7 @@ use std::path::{Component, Path, PathBuf};
 use yaml_serde::Value;
 
 use super::flux::SECRETS_DIR;
+use super::selector::LabelSelector;
 use super::{
     AppOut, ImageOut, ImportError, Imported, Object, Outcome, PullRequestOut, RegistryOut,
     TargetOut, render::q,
@@ -963,103 +964,6 @@ fn last_part(image: &ImageRef) -> String {
 // ---------------------------------------------------------------------------------------------
 // Settings from an ImageUpdater.
 
-/// A Kubernetes label selector: `matchLabels` and `matchExpressions` (In, NotIn, Exists,
-/// DoesNotExist), all of which must hold.
-#[derive(Default)]
-struct LabelSelector {
-    labels: Vec<(String, String)>,
-    /// `(key, operator, values)`.
-    expressions: Vec<(String, String, Vec<String>)>,
-}
-
-impl LabelSelector {
-    fn parse(object: &Object, selector: &Value, field: &str) -> Result<Self, ImportError> {
-        let mut parsed = LabelSelector::default();
-        match get(selector, "matchLabels") {
-            None => {}
-            Some(Value::Mapping(map)) => {
-                for (k, v) in map {
-                    match (k.as_str(), v.as_str()) {
-                        (Some(k), Some(v)) => parsed.labels.push((k.to_string(), v.to_string())),
-                        _ => {
-                            return Err(object.error(
-                                &format!("{field}.matchLabels"),
-                                "expected a mapping of labels to strings",
-                            ));
-                        }
-                    }
-                }
-            }
-            Some(_) => {
-                return Err(object.error(
-                    &format!("{field}.matchLabels"),
-                    "expected a mapping of labels",
-                ));
-            }
-        }
-        let expressions = match get(selector, "matchExpressions") {
-            None => return Ok(parsed),
-            Some(Value::Sequence(items)) => items,
-            Some(_) => {
-                return Err(object.error(
-                    &format!("{field}.matchExpressions"),
-                    "expected a list of {key, operator, values}",
-                ));
-            }
-        };
-        for (index, item) in expressions.iter().enumerate() {
-            let at = format!("{field}.matchExpressions[{index}]");
-            let key = string(object, item, &at, "key")?
-                .ok_or_else(|| object.error(&format!("{at}.key"), "is required but missing"))?
-                .value;
-            let operator = string(object, item, &at, "operator")?
-                .ok_or_else(|| object.error(&format!("{at}.operator"), "is required but missing"))?
-                .value;
-            let values = strings(object, item, &at, "values")?
-                .map(|(values, _)| values)
-                .unwrap_or_default();
-            match (operator.as_str(), values.is_empty()) {
-                ("In" | "NotIn", false) | ("Exists" | "DoesNotExist", true) => {}
-                ("In" | "NotIn", true) => {
-                    return Err(object.error(
-                        &format!("{at}.values"),
-                        format!("`{operator}` needs at least one value"),
-                    ));
-                }
-                ("Exists" | "DoesNotExist", false) => {
-                    return Err(object.error(
-                        &format!("{at}.values"),
-                        format!("`{operator}` takes no values"),
-                    ));
-                }
-                _ => {
-                    return Err(object.error(
-                        &format!("{at}.operator"),
-                        format!("`{operator}`: expected In, NotIn, Exists or DoesNotExist"),
-                    ));
-                }
-            }
-            parsed.expressions.push((key, operator, values));
-        }
-        Ok(parsed)
-    }
-
-    fn matches(&self, labels: &[(String, String)]) -> bool {
-        let value = |key: &str| labels.iter().find(|(k, _)| k == key).map(|(_, v)| v);
-        self.labels.iter().all(|pair| labels.contains(pair))
-            && self
-                .expressions
-                .iter()
-                .all(|(key, operator, values)| match operator.as_str() {
-                    "In" => value(key).is_some_and(|v| values.contains(v)),
-                    "NotIn" => !value(key).is_some_and(|v| values.contains(v)),
-                    "Exists" => value(key).is_some(),
-                    // DoesNotExist: the only operator left after `parse`.
-                    _ => value(key).is_none(),
-                })
-    }
-}
-
 /// Record which Applications each `applicationRefs[]` item of `updater` selects.
 fn select<'a>(
     updater: &'a Object,
@@ -1102,7 +1006,7 @@ fn select<'a>(
         let selector = match get(reference, "labelSelectors") {
             None => LabelSelector::default(),
             Some(selector) => {
-                LabelSelector::parse(updater, selector, &format!("{field}.labelSelectors"))?
+                LabelSelector::parse_value(updater, selector, &format!("{field}.labelSelectors"))?
             }
         };
         let mut matched = Vec::new();

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use super::{
     AppOut, ImageOut, ImportError, Imported, Object, Outcome, PullRequestOut, RegistryOut,
-    TargetOut, render::q,
+    TargetOut, render::q, selector::LabelSelector,
 };
 use crate::reference::ImageRef;
 
@@ -839,25 +839,21 @@ fn selected_policies<'a>(
     policies: &'a BTreeMap<(String, String), Policy>,
     out: &mut Imported,
 ) -> Result<Vec<(&'a Key, &'a Policy)>, ImportError> {
-    let wanted = object.string_map("spec.policySelector.matchLabels")?;
-    if object.at("spec.policySelector.matchExpressions").is_some() {
-        return Err(object.error(
-            "spec.policySelector.matchExpressions",
-            "not supported by import: use matchLabels, or edit the app files",
-        ));
-    }
-    if !wanted.is_empty() {
+    // Flux: the same selector as `Deployment.spec.selector`, over the ImagePolicies in the
+    // automation's namespace; none (or `{}`) selects them all.
+    let selector = LabelSelector::parse(object, "spec.policySelector")?;
+    if !selector.is_empty() {
         out.note(
             Outcome::Translated,
             object,
             "spec.policySelector",
-            "only the policies with these labels become images",
+            format!("only the policies it selects ({selector}) become images"),
         );
     }
     Ok(policies
         .iter()
         .filter(|((namespace, _), policy)| {
-            *namespace == object.namespace && wanted.iter().all(|pair| policy.labels.contains(pair))
+            *namespace == object.namespace && selector.matches(&policy.labels)
         })
         .collect())
 }

@@ -19,6 +19,7 @@ use yaml_serde::Value;
 pub mod argo;
 pub mod flux;
 mod render;
+pub mod selector;
 
 pub use render::{AppOut, GlobalOut, ImageOut, PullRequestOut, RegistryOut, TargetOut};
 

@@ -622,3 +622,74 @@ fn an_automation_that_writes_no_app_is_not_reported_as_translated() {
         "{stderr}"
     );
 }
+
+/// `policySelector.matchExpressions` (Flux's docs: the same selectors as
+/// `Deployment.spec.selector`) picks the policies as Kubernetes would, on `kubectl get -o yaml`
+/// output; a malformed expression is bad input naming its field.
+#[test]
+fn policy_selector_expressions_pick_the_policies_flux_would() {
+    let checkout = apps_checkout();
+    let out = tempfile::tempdir().unwrap();
+    let selecting = |expressions: &str| {
+        KUBECTL_LIST.replace(
+            "      matchLabels: {team: web}\n",
+            &format!("      matchExpressions: {expressions}\n"),
+        )
+    };
+    for (index, (expressions, images, selector)) in [
+        (
+            "[{key: team, operator: In, values: [web, ops]}]",
+            vec!["web"],
+            "team in (web, ops)",
+        ),
+        (
+            "[{key: team, operator: DoesNotExist}]",
+            vec!["docs"],
+            "!team",
+        ),
+        (
+            "[{key: team, operator: NotIn, values: [ops]}]",
+            vec!["docs", "web"],
+            "team notin (ops)",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let target = out.path().join(index.to_string());
+        let run = Imagebump::new(["import", "flux", "--repo-dir"])
+            .arg(checkout.path())
+            .arg("-o")
+            .arg(&target)
+            .stdin(selecting(expressions))
+            .output();
+        assert_eq!(run.status.code(), Some(0), "{expressions}: {}", text(&run));
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(
+            section(&stderr, "translated").iter().any(|l| l.ends_with(&format!(
+                "ImageUpdateAutomation apps/web-staging spec.policySelector: only the policies it selects ({selector}) become images"
+            ))),
+            "{stderr}"
+        );
+        let app = read(&target.join("apps/web-staging.yaml"));
+        let named: Vec<&str> = app
+            .lines()
+            .filter_map(|l| l.strip_prefix("  - name: \""))
+            .map(|l| l.trim_end_matches('"'))
+            .collect();
+        assert_eq!(named, images, "{expressions}:\n{app}");
+    }
+    let target = out.path().join("bad");
+    let run = Imagebump::new(["import", "flux", "-o"])
+        .arg(&target)
+        .stdin(selecting("[{key: team, operator: Exists, values: [web]}]"))
+        .output();
+    assert_eq!(run.status.code(), Some(2), "{}", text(&run));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr
+            .contains("`spec.policySelector.matchExpressions[0].values`: `Exists` takes no values"),
+        "{stderr}"
+    );
+    assert!(!target.exists());
+}
