@@ -81,8 +81,8 @@ pub enum Command {
     Man(completions::ManArgs),
 }
 
-/// A tokio runtime for a command: multi-threaded for the engine and the daemon, on the calling
-/// thread for one request. On failure the error is printed and the exit code returned.
+/// A tokio runtime for a command: multi-threaded for the daemon and `explain`, on the calling
+/// thread for one request and for `once` (its blocking git work runs on the blocking pool). On failure the error is printed and the exit code returned.
 fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, ExitCode> {
     let mut builder = if multi_thread {
         tokio::runtime::Builder::new_multi_thread()
