@@ -53,7 +53,7 @@ impl Group {
 
 impl Engine {
     /// Before the tag lists are in: read the targets' histories of each commit-mode branch of
-    /// the repository into the engine's cache, from the clone as it is (the branch as last
+    /// the repository, and each file target's value history, into the engine's cache, from the clone as it is (the branch as last
     /// fetched or pushed; no fetch, so the round's fetch stays the only network call). The
     /// round then reads only what its fetch brought; the costly part, the walk over the commits
     /// of the last pass (a round of 1,000 commits), is done while the registry answers. Nothing
@@ -84,6 +84,7 @@ impl Engine {
             };
             let _pinned = history.pin_at(&checkout, url, head);
             plan::prefetch_history(&history, now, &checkout, &apps);
+            plan::prefetch_targets(&history, now, &checkout, &apps);
         }
     }
 

@@ -393,6 +393,40 @@ pub(crate) fn prefetch_history(
     }
 }
 
+/// Ahead of a round, while the registry lists the tags: each file target's value history at
+/// the pinned head, so that the round's rollback checks ([`find_rollbacks`]) find it cached
+/// when the branch has not moved since. A target whose history cannot be read is logged here
+/// and read again, and reported, by the round (a damaged clone is cloned again by then).
+pub(crate) fn prefetch_targets(
+    history: &History,
+    now: OffsetDateTime,
+    checkout: &Checkout,
+    apps: &[ResolvedApp],
+) {
+    for app in apps {
+        for (image, targets) in app.app.images.iter().zip(&app.targets) {
+            if rollback::setting(&app.app, image) == OnRollback::Ignore {
+                continue;
+            }
+            for (config, target) in image.targets.iter().zip(targets) {
+                if config.names_directory() {
+                    continue;
+                }
+                if let Err(error) = history.target(
+                    checkout,
+                    &app.app.repo,
+                    &config.file,
+                    target,
+                    &image.image,
+                    now,
+                ) {
+                    tracing::warn!(app = %app.app.name, image = %image.name, %error, "reading ahead: the target's history cannot be read; the round reads it again");
+                }
+            }
+        }
+    }
+}
+
 /// Step 1b: per target that was read, whether its latest change is a person's rollback of a
 /// value imagebump wrote (read from the branch's history, cached across passes).
 fn find_rollbacks(

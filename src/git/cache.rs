@@ -401,6 +401,9 @@ fn open_or_init(dir: &Path, url: &str) -> Result<Repository, git2::Error> {
     let repo = match Repository::open(dir) {
         Ok(repo) if !repo.is_bare() && !needs_rebuild(dir) && !too_many_packs(dir) => repo,
         _ => {
+            if needs_rebuild(dir) {
+                tracing::warn!(url = %redact_url(url), "clone was found damaged by an earlier read; cloning again");
+            }
             if dir.exists() {
                 // Not a usable clone (interrupted init, corruption): start over.
                 std::fs::remove_dir_all(dir)

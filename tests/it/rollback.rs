@@ -998,15 +998,12 @@ async fn a_reverted_digest_pin_is_held_until_the_tag_moves_on() {
     );
 }
 
-/// When the target's history cannot be read (here: a blob of an old version is gone from
-/// imagebump's clone), the image fails loudly, naming the file, and nothing is written: it is
-/// never updated as if no rollback had happened.
-#[tokio::test(flavor = "multi_thread")]
-async fn an_unreadable_history_fails_the_image_and_writes_nothing() {
-    let case = Case::new("").await;
+/// After a first pass wrote 1.2.0 and Jane reverted it: the blob imagebump wrote (1.2.0) is
+/// removed from imagebump's clone (its objects unpacked, that one deleted). Returns the number
+/// of commits on main and the clone's path.
+fn damage_the_clone(case: &Case) -> (usize, PathBuf) {
     case.once(&[]);
     assert_eq!(case.deployed(), "1.2.0");
-    // The blob imagebump wrote (1.2.0), loose in its clone since it made the commit.
     let blob = crate::support::git::git(case.repo.path(), &["rev-parse", "main:values.yaml"]);
     let blob = blob.trim();
     case.jane.revert_head();
@@ -1034,6 +1031,23 @@ async fn an_unreadable_history_fails_the_image_and_writes_nothing() {
         assert!(child.wait().unwrap().success());
     }
     std::fs::remove_file(objects.join(&blob[..2]).join(&blob[2..])).unwrap();
+    (commits, clones[0].clone())
+}
+
+/// When the target's history cannot be read (a blob of an old version is gone from
+/// imagebump's clone), the image fails loudly, naming the file, and nothing is written: it is
+/// never updated as if no rollback had happened. The read-ahead that runs while the registry
+/// answers reads the history at the clone's last-fetched head, and would have the clone
+/// rebuilt at once on meeting the damage (next test): that head is set back to the commit
+/// before the damaged version, so only the round, after its fetch, meets it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreadable_history_fails_the_image_and_writes_nothing() {
+    let case = Case::new("").await;
+    let (commits, clone) = damage_the_clone(&case);
+    crate::support::git::git(
+        &clone,
+        &["update-ref", "refs/remotes/origin/main", "HEAD~1"],
+    );
 
     let out = case
         .dir
@@ -1048,6 +1062,36 @@ async fn an_unreadable_history_fails_the_image_and_writes_nothing() {
         error.contains("reading the history of values.yaml"),
         "{image}"
     );
+    assert_eq!(case.deployed(), "1.1.0");
+    assert_eq!(case.repo.log("main").len(), commits, "nothing committed");
+}
+
+/// The same damage met by the read-ahead (the clone's last-fetched head is the version whose
+/// blob is gone): the read-ahead says so at warn and marks the clone damaged, the round clones
+/// it again (at warn too), reads the whole history and keeps Jane's rollback. Nothing is
+/// written.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_damaged_clone_met_while_reading_ahead_is_cloned_again_in_the_same_pass() {
+    let case = Case::new("").await;
+    let (commits, _) = damage_the_clone(&case);
+
+    let out = case
+        .dir
+        .imagebump(["once", "--output", "json"])
+        .env(TOKEN_ENV, TOKEN)
+        .output();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("reading ahead: the target's history cannot be read")
+            && stderr.contains("reading the history of values.yaml")
+            && stderr.contains("clone was found damaged by an earlier read; cloning again"),
+        "{stderr}"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let image = &report["apps"][0]["images"][0];
+    assert_eq!(image["error"], serde_json::Value::Null, "{image}");
+    assert_eq!(image["why"]["kind"], "held", "{image}");
     assert_eq!(case.deployed(), "1.1.0");
     assert_eq!(case.repo.log("main").len(), commits, "nothing committed");
 }
