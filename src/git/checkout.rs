@@ -133,7 +133,19 @@ impl Checkout {
     pub fn remote_head(&self) -> Result<Oid, GitError> {
         self.repo
             .refname_to_id(&tracking_ref(&self.branch))
-            .map_err(|e| self.local(e))
+            .map_err(|e| {
+                // No tracking ref is no damage: the branch was never fetched here, or the last
+                // fetch failed after dropping the stale one (a remote gone for a while).
+                if e.code() == ErrorCode::NotFound {
+                    GitError::Local {
+                        url: self.display_url(),
+                        path: self.dir.clone(),
+                        reason: auth::scrub(&self.settings, &self.url, e.message()),
+                    }
+                } else {
+                    self.local(e)
+                }
+            })
     }
 
     /// Fetches the branch and hard-resets the work tree to its new remote head, discarding
