@@ -177,7 +177,7 @@ pub fn translate(objects: &[Object], options: &Options) -> Result<Imported, Impo
     for updater in &updaters {
         select(updater, &applications, &mut selected, &mut out)?;
     }
-    let mut apps: Vec<(AppOut, String)> = Vec::new();
+    let mut apps: Vec<(AppOut, &Object)> = Vec::new();
     for (index, application) in applications.iter().enumerate() {
         let settings = match selected.get(&index) {
             Some((updater, reference)) => {
@@ -203,20 +203,19 @@ pub fn translate(objects: &[Object], options: &Options) -> Result<Imported, Impo
             if let Some(message) = &commit_message {
                 app.commit_message = Some(message.clone());
             }
-            apps.push((app, application.to_string()));
+            apps.push((app, application));
         }
     }
-    let mut names: BTreeMap<String, String> = BTreeMap::new();
-    for (app, origin) in &apps {
-        if let Some(first) = names.insert(app.name.clone(), origin.clone()) {
-            return Err(ImportError::Field {
-                object: origin.clone(),
-                field: "metadata.name".to_string(),
-                message: format!(
+    let mut names: BTreeMap<String, &Object> = BTreeMap::new();
+    for (app, application) in &apps {
+        if let Some(first) = names.insert(app.name.clone(), application) {
+            return Err(application.error(
+                "metadata.name",
+                format!(
                     "app `{}` is also imported from {first}: give the input each Application once",
                     app.name
                 ),
-            });
+            ));
         }
     }
     out.apps = apps.into_iter().map(|(app, _)| app).collect();
@@ -633,9 +632,8 @@ fn application_set(object: &Object, out: &mut Imported) -> Result<Vec<Object>, I
                 object,
                 &format!("{field}.{}", kinds.join(",")),
                 format!(
-                    "{} generator in {}: only list generators are expanded offline ({}): import the Applications this one generates instead (`kubectl get applications -n {} -o yaml`)",
+                    "{} generator: only list generators are expanded offline ({}): import the Applications this one generates instead (`kubectl get applications -n {} -o yaml`)",
                     kinds.join(","),
-                    object.origin,
                     generator_needs(&kinds),
                     object.namespace
                 ),
@@ -688,7 +686,11 @@ fn application_set(object: &Object, out: &mut Imported) -> Result<Vec<Object>, I
                 .to_string();
             names.push(name.clone());
             apps.push(Object {
-                origin: format!("{}, {element_field}", object.origin),
+                origin: object.origin.generated(
+                    "spec.template",
+                    &element_field,
+                    format!("{} {element_field}", object.id()),
+                ),
                 api_version: ARGO_API.to_string(),
                 kind: "Application".to_string(),
                 name,
