@@ -361,13 +361,70 @@ fn parse_http(node: &Node, diags: &mut Diagnostics) -> Option<SocketAddr> {
     }
 }
 
+/// `webhook.retry: {max_attempts, initial, max}`: retries of a targeted check that failed
+/// transiently. `max_attempts: 0` turns them off; `max` defaults to the larger of 5m and
+/// `initial`.
+fn parse_retry(node: &Node, diags: &mut Diagnostics) -> Option<RetryConfig> {
+    let fields = Fields::new(node, "`retry`", &["max_attempts", "initial", "max"], diags)?;
+    let default = RetryConfig::default();
+    let max_attempts = match fields.get("max_attempts") {
+        None => default.max_attempts,
+        Some(at) => {
+            let (parsed, found) = match &at.value {
+                super::yaml::Value::Scalar {
+                    text,
+                    quoted: false,
+                } => (text.parse::<u32>().ok(), text.clone()),
+                super::yaml::Value::Scalar { text, .. } => (None, format!("\"{text}\"")),
+                _ => (None, "a list or mapping".to_string()),
+            };
+            parsed.unwrap_or_else(|| {
+                diags.node(
+                    at,
+                    format!(
+                        "`max_attempts` must be a whole number (0 turns retries off), found `{found}`"
+                    ),
+                );
+                default.max_attempts
+            })
+        }
+    };
+    let initial = fields
+        .opt_duration("initial", diags)
+        .unwrap_or(default.initial);
+    if initial.is_zero() {
+        diags.node(
+            fields.get("initial").unwrap_or(node),
+            "`initial` must be longer than 0s (it is the wait before the first retry)",
+        );
+    }
+    let max = fields
+        .opt_duration("max", diags)
+        .unwrap_or(default.max.max(initial));
+    if max < initial {
+        diags.node(
+            fields.get("max").unwrap_or(node),
+            "`max` must be at least `initial`",
+        );
+    }
+    Some(RetryConfig {
+        max_attempts,
+        initial,
+        max,
+    })
+}
+
 fn parse_webhook(node: &Node, diags: &mut Diagnostics) -> Option<WebhookConfig> {
     let fields = Fields::new(
         node,
         "`webhook`",
-        &["listen", "receivers", "debounce", "debounce_max"],
+        &["listen", "receivers", "debounce", "debounce_max", "retry"],
         diags,
     )?;
+    let retry = fields
+        .get("retry")
+        .and_then(|node| parse_retry(node, diags))
+        .unwrap_or_default();
     let debounce = fields.opt_duration("debounce", diags);
     let debounce_max = fields.opt_duration("debounce_max", diags);
     let listen_text = fields
@@ -436,5 +493,6 @@ fn parse_webhook(node: &Node, diags: &mut Diagnostics) -> Option<WebhookConfig> 
         receivers,
         debounce,
         debounce_max,
+        retry,
     })
 }

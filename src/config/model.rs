@@ -252,6 +252,28 @@ pub struct WebhookConfig {
     pub debounce: Option<Duration>,
     /// Longest wait after the first event of a burst (default 5 s).
     pub debounce_max: Option<Duration>,
+    /// `retry`: how a targeted check that failed transiently is retried.
+    pub retry: RetryConfig,
+}
+
+/// `webhook.retry:` a targeted check (a webhook's) that failed only in ways that may go away by
+/// themselves is checked again after `initial`, doubling, never longer than `max`, at most
+/// `max_attempts` times (0: never; the next poll is the safety net).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryConfig {
+    pub max_attempts: u32,
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            max_attempts: 5,
+            initial: Duration::from_secs(2),
+            max: Duration::from_secs(300),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -482,3 +482,60 @@ fn the_history_bound_is_a_global_key() {
     let (_, errors) = global("history: {max_commits: 0}\n");
     assert_eq!(errors.len(), 1, "{errors:?}");
 }
+
+#[test]
+fn webhook_retries_have_defaults_and_are_checked() {
+    let retry = |text: &str| {
+        let (g, errors) = global(text);
+        assert!(errors.is_empty(), "{errors:#?}");
+        g.unwrap().webhook.unwrap().retry
+    };
+    let defaults = RetryConfig {
+        max_attempts: 5,
+        initial: Duration::from_secs(2),
+        max: Duration::from_secs(300),
+    };
+    assert_eq!(retry("webhook:\n  listen: 127.0.0.1:8080\n"), defaults);
+    assert_eq!(RetryConfig::default(), defaults);
+    assert_eq!(
+        retry("webhook:\n  retry: {max_attempts: 3, initial: 10s, max: 1m}\n"),
+        RetryConfig {
+            max_attempts: 3,
+            initial: Duration::from_secs(10),
+            max: Duration::from_secs(60),
+        }
+    );
+    // 0 turns retries off; a longer `initial` than the default `max` raises `max` to it.
+    assert_eq!(
+        retry("webhook:\n  retry: {max_attempts: 0}\n").max_attempts,
+        0
+    );
+    assert_eq!(
+        retry("webhook:\n  retry: {initial: 10m}\n").max,
+        Duration::from_secs(600)
+    );
+
+    let (_, errors) =
+        global("webhook:\n  retry:\n    max_attempts: -1\n    initial: 0s\n    maxx: 1s\n");
+    for want in [
+        "imagebump.yaml:3:",
+        "`max_attempts` must be a whole number (0 turns retries off), found `-1`",
+        "imagebump.yaml:4:",
+        "`initial` must be longer than 0s",
+        "imagebump.yaml:5:",
+        "did you mean `max`?",
+    ] {
+        assert!(
+            errors.iter().any(|e| e.contains(want)),
+            "missing {want:?} in {errors:#?}"
+        );
+    }
+    let (_, errors) = global("webhook:\n  retry:\n    initial: 1m\n    max: 10s\n");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("imagebump.yaml:4:")
+                && e.contains("`max` must be at least `initial`")),
+        "{errors:#?}"
+    );
+}

@@ -10,7 +10,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::metrics::SinkStatus;
-use super::status::{AppStatus, ConfigProblem, RegistryStatus, StatusResponse, Update};
+use super::status::{
+    AppStatus, ConfigProblem, RegistryStatus, RetryStatus, StatusResponse, Update,
+};
 use crate::forge;
 
 /// Seconds between two refreshes of the page.
@@ -28,6 +30,7 @@ struct Page<'a> {
     notifications: Vec<SinkView<'a>>,
     registries: &'a [RegistryStatus],
     shard: Option<&'a super::status::ShardStatus>,
+    retries: &'a [RetryStatus],
 }
 
 /// One notification sink's line (section "Notifications").
@@ -119,6 +122,7 @@ pub fn render_with_notifications(
         notifications: notifications.iter().map(sink_view).collect(),
         registries: &status.registries,
         shard: status.shard.as_ref(),
+        retries: &status.retries,
     };
     env.get_template("status.html")?.render(&page)
 }
@@ -324,6 +328,35 @@ mod tests {
             !render(&status, "2026-12-04T05:00:01Z")
                 .unwrap()
                 .contains("Notifications")
+        );
+    }
+
+    #[test]
+    fn retries_waiting_are_listed_with_their_errors_escaped() {
+        let mut status = StatusResponse {
+            ready: true,
+            ..StatusResponse::default()
+        };
+        let html = render(&status, "2026-12-04T10:00:00Z").unwrap();
+        assert!(
+            !html.contains("id=\"retries\""),
+            "no retry waiting: no section"
+        );
+        status.retries = vec![crate::daemon::status::RetryStatus {
+            scope: "repository ghcr.io/acme/api".into(),
+            attempt: 2,
+            max_attempts: 5,
+            at: Some("2026-12-04T10:00:04Z".into()),
+            last_error: Some("shop: registry <ghcr.io> answered HTTP 503".into()),
+        }];
+        let html = render(&status, "2026-12-04T10:00:00Z").unwrap();
+        assert!(
+            html.contains("<h2 id=\"retries-title\">Retries waiting</h2>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<tr class=\"retry\"><th scope=\"row\"><code>repository ghcr.io&#x2f;acme&#x2f;api</code></th><td class=\"attempt\">2 of 5</td><td class=\"due\"><time datetime=\"2026-12-04T10:00:04Z\">2026-12-04T10:00:04Z</time></td><td class=\"last-error\">shop: registry &lt;ghcr.io&gt; answered HTTP 503</td></tr>"),
+            "{html}"
         );
     }
 

@@ -29,13 +29,15 @@
 //! debounce later, unless it listed every tag its requests announced: a registry may announce a
 //! tag before it can be listed, and a push must not wait for the next poll. An announced tag is only a hint: it decides when to check, never what to write.
 //!
-//! Retries: a check of a scope other than [`Scope::All`] whose report failed only in ways
-//! [`super::retry::report_retryable`] deems transient, with no further check queued for its
-//! scope, is requested again after a backoff ([`RetryOptions`]), at most `max_attempts` times;
+//! Retries: a check of a repository or an app ([`super::retry::retried_scope`]; polls are not
+//! retried) whose report failed only in ways [`super::retry::report_retryable`] deems
+//! transient, with no further check queued for its scope, is requested again after a backoff
+//! ([`RetryOptions`]), at most `max_attempts` times;
 //! the retry is an ordinary request, so the invariants above hold for it too, and none is
 //! scheduled or fires after shutdown began. A pending retry is cancelled by a new request for
 //! its scope (whose check restarts the count), by a successful or non-retryable check of it,
-//! and by the end of a full cycle (which covered it). Each step is logged and counted
+//! and by the end of a full cycle (which covered it; not an app's retry: the cycle left the
+//! app out). Each step is logged and counted
 //! (`imagebump_check_retries_total{outcome}`); when attempts run out, the next poll is the
 //! safety net.
 
@@ -159,12 +161,14 @@ pub struct Checks<W: Worker> {
 }
 
 /// A scope's retry: `attempt` retries made or scheduled; `due` while waiting to fire (`None`
-/// once its check was requested); `generation` tells a stale timer from the current one.
+/// once its check was requested); `generation` tells a stale timer from the current one;
+/// `error` what the last check of the scope failed with.
 #[derive(Debug)]
 struct Retry {
     attempt: u32,
     due: Option<Instant>,
     generation: u64,
+    error: Option<String>,
 }
 
 /// What one run of a check found.
@@ -174,6 +178,8 @@ struct Ran {
     failed: bool,
     /// ... and every failure may go away by itself.
     retryable: bool,
+    /// The first failing app's error (`app: error`), and how many more apps failed.
+    error: Option<String>,
 }
 
 /// The object-safe view of [`Checks`] used by the HTTP layer (the router is not generic).
@@ -404,10 +410,12 @@ impl<W: Worker> Checks<W> {
             // registry may notify before the tag it announces can be listed (the distribution
             // registry queues the event before it writes the tag), and a push must never be
             // lost until the next poll. Not when it listed every tag its requests announced.
-            // Not when it failed transiently either: the retry (below, in `after`) covers it.
+            // Not when it failed transiently either, with retries on: the retry (below, in
+            // `after`) covers it.
+            let retried = ran.retryable && self.retry_options().max_attempts > 0;
             let confirm = std::mem::take(&mut leading)
                 && !wrote
-                && !ran.retryable
+                && !retried
                 && !self.covered(&scope, &covering);
             let repository = matches!(scope, Scope::Repository { .. });
             let next = {
@@ -570,6 +578,7 @@ impl<W: Worker> Checks<W> {
                         .any(|app| app.images.iter().any(|i| app.written(&i.name).is_some())),
                     failed: report.apps.iter().any(|app| !app.errors.is_empty()),
                     retryable: super::retry::report_retryable(&report),
+                    error: first_error(&report),
                 }
             }
             Err(error) => {
@@ -580,6 +589,7 @@ impl<W: Worker> Checks<W> {
                     wrote: false,
                     failed: true,
                     retryable: false,
+                    error: Some(format!("the check panicked or was cancelled: {error}")),
                 }
             }
         }
@@ -629,6 +639,13 @@ impl<W: Worker> Checks<W> {
         info!(%scope, apps = report.apps.len(), images = checked, updated, elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX), outcome, "check done");
     }
 
+    fn retry_options(&self) -> RetryOptions {
+        self.retry
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
     fn retries(&self) -> std::sync::MutexGuard<'_, HashMap<Scope, Retry>> {
         self.retries
             .lock()
@@ -664,8 +681,9 @@ impl<W: Worker> Checks<W> {
         let retries = self
             .pending_retries()
             .into_iter()
-            .map(|(scope, attempt, wait)| super::status::RetryStatus {
+            .map(|(scope, attempt, wait, error)| super::status::RetryStatus {
                 scope: scope.to_string(),
+                last_error: error,
                 attempt,
                 max_attempts,
                 at: time::Duration::try_from(wait)
@@ -681,10 +699,11 @@ impl<W: Worker> Checks<W> {
         self.status.set_retries(retries);
     }
 
-    /// The retries scheduled now, for the status: scope, attempt, and how long until it fires.
-    pub fn pending_retries(&self) -> Vec<(Scope, u32, Duration)> {
+    /// The retries scheduled now, for the status: scope, attempt, how long until it fires, and
+    /// what the check it retries failed with.
+    pub fn pending_retries(&self) -> Vec<(Scope, u32, Duration, Option<String>)> {
         let now = Instant::now();
-        let mut pending: Vec<(Scope, u32, Duration)> = self
+        let mut pending: Vec<(Scope, u32, Duration, Option<String>)> = self
             .retries()
             .iter()
             .filter_map(|(scope, retry)| {
@@ -693,6 +712,7 @@ impl<W: Worker> Checks<W> {
                         scope.clone(),
                         retry.attempt,
                         due.saturating_duration_since(now),
+                        retry.error.clone(),
                     )
                 })
             })
@@ -703,13 +723,17 @@ impl<W: Worker> Checks<W> {
 
     /// After the last check queued for `scope` ended: schedules a retry if it failed
     /// transiently and attempts are left; forgets the retry state otherwise. A full cycle
-    /// cancels every retry waiting (it covered their scopes).
+    /// cancels every repository retry waiting (it covered their scopes), not an app's (a full
+    /// cycle leaves out the apps with their own schedule). Polls (a full cycle, the other
+    /// shards' safety net) are never retried: see [`super::retry`].
     fn after(&self, scope: &Scope, ran: &Ran) {
         if *scope == Scope::All {
             let waiting: Vec<Scope> = self
                 .retries()
                 .iter()
-                .filter(|(_, retry)| retry.due.is_some())
+                .filter(|(scope, retry)| {
+                    retry.due.is_some() && matches!(scope, Scope::Repository { .. })
+                })
                 .map(|(scope, _)| scope.clone())
                 .collect();
             for scope in waiting {
@@ -717,15 +741,14 @@ impl<W: Worker> Checks<W> {
             }
             return;
         }
+        if !super::retry::retried_scope(scope) {
+            return;
+        }
         if !ran.failed || !ran.retryable || self.shutdown.is_triggered() {
             self.cancel_retry(scope, "the check ended without a transient failure");
             return;
         }
-        let options = self
-            .retry
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone();
+        let options = self.retry_options();
         let mut retries = self.retries();
         let attempt = retries.get(scope).map_or(0, |retry| retry.attempt) + 1;
         if attempt > options.max_attempts {
@@ -750,6 +773,7 @@ impl<W: Worker> Checks<W> {
                 attempt,
                 due: Some(due),
                 generation,
+                error: ran.error.clone(),
             },
         );
         drop(retries);
@@ -791,6 +815,19 @@ impl<W: Worker> Checks<W> {
             Ok(Err(_)) | Err(_) => false,
         }
     }
+}
+
+/// The first failing app's error in `report` (`app: error`), saying how many more apps failed.
+fn first_error(report: &CycleReport) -> Option<String> {
+    let mut failing = report
+        .apps
+        .iter()
+        .filter_map(|app| Some((&app.name, app.error_text()?)));
+    let (name, error) = failing.next()?;
+    Some(match failing.count() {
+        0 => format!("{name}: {error}"),
+        more => format!("{name}: {error} (and {more} more app(s) failing)"),
+    })
 }
 
 impl<W: Worker> CheckQueue for Checks<W> {

@@ -6,6 +6,18 @@
 //! person (settings, policy, a template, a refused push, a token the forge rejects) is not,
 //! and neither is a check with no error at all. The delay doubles from `initial` per attempt and
 //! never exceeds `max`.
+//!
+//! Which checks are retried ([`retried_scope`]), a decision: a webhook's check of a repository,
+//! and the scheduled check of an app with its own `interval`/`schedule`. Such an app is left
+//! out of the full cycles, so its next tick is its only safety net, possibly a day away with a
+//! cron: a transient failure there is the same "nothing happened" pain as a webhook's, and
+//! its retry survives a full cycle (which a repository's does not: the cycle covered it).
+//! Polls are not retried: a full cycle, and a sharded replica's safety net over the other
+//! shards' apps (those apps' owners poll them on every interval, and its own next tick
+//! comes); retrying them would multiply the requests to a failing registry by the replicas.
+//! A gap left: a full cycle cancels a repository retry although it left out the apps with
+//! their own schedule (and, sharded, the other shards' apps) that use the repository; their
+//! own ticks (or their owners' polls) cover them, as before retries existed.
 
 use std::time::Duration;
 
@@ -14,9 +26,10 @@ use crate::git::{GitError, WriteBackError};
 use crate::registry::RegistryError;
 use crate::report::{AppError, ImageError, PullRequestError};
 
-use super::CycleReport;
+use super::{CycleReport, Scope};
 
-/// How failed webhook checks are retried.
+/// How failed webhook checks are retried (`webhook.retry` of the global file; the service
+/// fills it in).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RetryOptions {
     /// Retries after the first failed check (0: never retried before the next poll).
@@ -46,6 +59,12 @@ impl RetryOptions {
             .unwrap_or(u32::MAX);
         self.initial.saturating_mul(factor).min(self.max)
     }
+}
+
+/// Whether a check of `scope` that failed transiently is retried: a repository's (webhooks)
+/// and an app's (its own schedule), not a poll's.
+pub fn retried_scope(scope: &Scope) -> bool {
+    matches!(scope, Scope::Repository { .. } | Scope::App(_))
 }
 
 /// Whether `report` failed in a way a retry may fix: some app has an error, and every error

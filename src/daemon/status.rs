@@ -47,6 +47,9 @@ pub struct RetryStatus {
     pub max_attempts: u32,
     /// RFC 3339 time it is due.
     pub at: Option<String>,
+    /// What the check it retries failed with (`app: error`, the first failing app's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 /// A sharded replica: its shard `index` of `count`, and the apps it owns (polls on the

@@ -223,6 +223,13 @@ fn daemon_settings(config: &Config, ready_at_start: bool) -> Result<Settings, St
     if let Some(n) = config.global.max_concurrent_checks {
         settings.checks.max_concurrent = n as usize;
     }
+    if let Some(retry) = webhook.map(|w| w.retry) {
+        settings.checks.retry = daemon::RetryOptions {
+            max_attempts: retry.max_attempts,
+            initial: retry.initial,
+            max: retry.max,
+        };
+    }
     // A failed webhook check's retries never wait longer than half the poll interval (the
     // poll is the safety net after them).
     if let daemon::Schedule::Interval(interval) = &settings.schedule {

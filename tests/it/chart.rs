@@ -137,6 +137,14 @@ fn every_optional_global_key_passes_the_schema_and_validates() {
         "registry_breaker".into(),
         json!({"cooldown": "1m", "max_cooldown": "20m"}),
     );
+    config
+        .get_mut("webhook")
+        .and_then(Value::as_object_mut)
+        .expect("webhook")
+        .insert(
+            "retry".into(),
+            json!({"max_attempts": 3, "initial": "5s", "max": "2m"}),
+        );
     let git = config
         .get_mut("git")
         .and_then(Value::as_object_mut)

@@ -13,7 +13,7 @@ use crate::support::registry::{ImageSpec, NotificationEndpoint, RegistryConfig, 
 
 const TOKEN: &str = "Bearer webhook-token-for-tests";
 
-const VALUES: &str = "\
+pub(crate) const VALUES: &str = "\
 # values
 api:
   image:
@@ -22,7 +22,7 @@ api:
 ";
 
 /// `imagebump run`, stopped by its pid when dropped.
-struct Daemon {
+pub(crate) struct Daemon {
     child: Process,
     port: u16,
     dir: ConfigDir,
@@ -30,7 +30,7 @@ struct Daemon {
 }
 
 impl Daemon {
-    fn start(dir: ConfigDir, port: u16) -> Daemon {
+    pub(crate) fn start(dir: ConfigDir, port: u16) -> Daemon {
         Daemon::start_env(dir, port, &[])
     }
 
@@ -55,7 +55,7 @@ impl Daemon {
     }
 
     /// A registry notification to the `distribution` receiver; the HTTP status.
-    fn post_webhook(&self, body: &str) -> Option<u16> {
+    pub(crate) fn post_webhook(&self, body: &str) -> Option<u16> {
         use std::io::{Read as _, Write as _};
         let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
         stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
@@ -71,7 +71,7 @@ impl Daemon {
     }
 
     /// A plain HTTP/1.0 GET (the test threads are blocking).
-    fn get(&self, path: &str) -> Option<(u16, String)> {
+    pub(crate) fn get(&self, path: &str) -> Option<(u16, String)> {
         use std::io::{Read as _, Write as _};
         let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
         stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
@@ -102,12 +102,12 @@ impl Daemon {
         }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// The value of a metric line that starts with `prefix` (0 when absent).
-    fn metric(&self, prefix: &str) -> f64 {
+    pub(crate) fn metric(&self, prefix: &str) -> f64 {
         let (_, text) = self.get("/metrics").unwrap_or_default();
         text.lines()
             .filter(|l| l.starts_with(prefix))
@@ -583,7 +583,7 @@ async fn every_documented_metric_is_exported_by_a_running_daemon() {
 
 /// Runs headless Chromium (Debian's `chromium`) on `url` with `args`, for at most a minute,
 /// and returns its stdout. Stopped by its pid if it hangs.
-fn chromium(url: &str, args: &[&str]) -> String {
+pub(crate) fn chromium(url: &str, args: &[&str]) -> String {
     let profile = tempfile::tempdir().unwrap();
     let mut child = std::process::Command::new("chromium")
         .args([

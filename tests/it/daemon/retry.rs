@@ -1,7 +1,10 @@
 //! Retries of failed webhook checks, on tokio's paused clock: a transient failure is checked
 //! again after 2 s, 4 s, 8 s ... up to the cap; attempts stop at `max_attempts` (counted as
 //! exhausted); a full cycle or a new request cancels a waiting retry; a failure that needs a
-//! person is not retried.
+//! person is not retried; with retries off, a failed webhook check is still confirmed once.
+//! The status page shows a retry waiting (headless Chromium). End to end, `imagebump run` with
+//! the real `docker-registry` behind a proxy answering 503 and a real git remote commits a
+//! pushed tag through the retries, without a poll.
 
 use std::future::Future;
 
@@ -50,7 +53,7 @@ fn error(retryable: bool) -> AppError {
             error: Box::new(ImageError::Registry(RegistryError::Unreachable {
                 registry: "ghcr.io".into(),
                 repository: "acme/api".into(),
-                detail: "HTTP 503".into(),
+                detail: "HTTP 503 from <edge-proxy>".into(),
             })),
         }
     } else {
@@ -97,6 +100,17 @@ fn api() -> Scope {
 }
 
 fn queue(worker: &Flaky, max_attempts: u32) -> (Arc<Checks<Flaky>>, Arc<Metrics>, Shutdown) {
+    queue_with(
+        worker,
+        RetryOptions {
+            max_attempts,
+            initial: Duration::from_secs(2),
+            max: Duration::from_secs(5),
+        },
+    )
+}
+
+fn queue_with(worker: &Flaky, retry: RetryOptions) -> (Arc<Checks<Flaky>>, Arc<Metrics>, Shutdown) {
     let metrics = Arc::new(Metrics::new());
     let shutdown = Shutdown::new();
     let checks = Checks::new(
@@ -105,11 +119,7 @@ fn queue(worker: &Flaky, max_attempts: u32) -> (Arc<Checks<Flaky>>, Arc<Metrics>
             debounce: Duration::from_millis(100),
             debounce_max: Duration::from_secs(1),
             max_concurrent: 4,
-            retry: RetryOptions {
-                max_attempts,
-                initial: Duration::from_secs(2),
-                max: Duration::from_secs(5),
-            },
+            retry,
         },
         metrics.clone(),
         Arc::new(StatusStore::new()),
@@ -142,6 +152,10 @@ async fn a_transient_failure_is_retried_with_doubling_delays_up_to_the_cap() {
     assert_eq!(status["retries"][0]["attempt"], 1);
     assert_eq!(status["retries"][0]["max_attempts"], 5);
     assert!(status["retries"][0]["at"].is_string(), "{status}");
+    assert_eq!(
+        status["retries"][0]["last_error"],
+        "shop: api: cannot reach ghcr.io (repository acme/api): HTTP 503 from <edge-proxy>"
+    );
     tokio::time::sleep(Duration::from_secs(120)).await;
     // Failed at 0 s, retried at 2 s (+2), 6 s (+4), 11 s (+8 capped at 5), which succeeded.
     assert_eq!(worker.starts(&api()), [0, 2, 6, 11]);
@@ -176,6 +190,35 @@ async fn a_full_cycle_cancels_a_waiting_retry() {
     assert_eq!(retries(&metrics, "cancelled"), 1);
 }
 
+/// The safety-net poll of other shards' apps is a poll: not retried (their owners poll them,
+/// and its own next tick comes).
+#[tokio::test(start_paused = true)]
+async fn the_other_shards_safety_net_is_not_retried() {
+    let worker = Flaky::new(usize::MAX, true);
+    let (checks, metrics, _shutdown) = queue(&worker, 5);
+    checks.request_now(Scope::OtherShards);
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(worker.starts(&Scope::OtherShards), [0]);
+    assert_eq!(retries(&metrics, "scheduled"), 0);
+}
+
+/// An app with its own schedule is left out of full cycles: its scheduled check is retried,
+/// and a full cycle meanwhile does not cancel that retry.
+#[tokio::test(start_paused = true)]
+async fn a_full_cycle_keeps_the_retry_of_an_app_with_its_own_schedule() {
+    let worker = Flaky::new(1, true);
+    let (checks, metrics, _shutdown) = queue(&worker, 5);
+    let app = Scope::App("shop".into());
+    checks.request_now(app.clone());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    checks.request_now(Scope::All);
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(worker.starts(&app), [0, 2]);
+    assert_eq!(worker.starts(&Scope::All), [1]);
+    assert_eq!(retries(&metrics, "scheduled"), 1);
+    assert_eq!(retries(&metrics, "cancelled"), 0);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_new_request_replaces_a_waiting_retry_and_restarts_the_count() {
     let worker = Flaky::new(2, true);
@@ -202,6 +245,22 @@ async fn a_failure_needing_a_person_is_not_retried() {
     assert_eq!(retries(&metrics, "scheduled"), 0);
 }
 
+/// With retries off (`max_attempts: 0`), a webhook check that failed transiently is confirmed
+/// once a debounce later, as any leading check that wrote nothing (before retries existed):
+/// turning retries off must not take that away.
+#[tokio::test(start_paused = true)]
+async fn with_retries_off_a_transient_failure_is_still_confirmed_once() {
+    let worker = Flaky::new(usize::MAX, true);
+    let (checks, metrics, _shutdown) = queue(&worker, 0);
+    checks.request_debounced(api());
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    let starts = worker.calls.lock().expect("calls").len();
+    assert_eq!(starts, 2, "the check and its confirmation");
+    assert_eq!(retries(&metrics, "scheduled"), 0);
+    assert_eq!(retries(&metrics, "exhausted"), 0);
+    assert!(checks.pending_retries().is_empty());
+}
+
 #[tokio::test(start_paused = true)]
 async fn no_retry_fires_after_shutdown() {
     let worker = Flaky::new(usize::MAX, true);
@@ -211,4 +270,192 @@ async fn no_retry_fires_after_shutdown() {
     shutdown.trigger();
     tokio::time::sleep(Duration::from_secs(600)).await;
     assert_eq!(worker.starts(&api()), [0]);
+}
+
+/// The status page, loaded in headless Chromium from the daemon's router on a real port, lists
+/// the retry waiting: its scope, attempt n of max, when it is due and what the check failed
+/// with, escaped (the error names `<edge-proxy>`: text, never an element).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_status_page_in_a_real_browser_lists_the_retries_waiting() {
+    let worker = Flaky::new(usize::MAX, true);
+    // A long first delay: the retry still waits while the browser loads the page.
+    let (checks, _metrics, shutdown) = queue_with(
+        &worker,
+        RetryOptions {
+            max_attempts: 5,
+            initial: Duration::from_secs(120),
+            max: Duration::from_secs(300),
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let app = router(HttpState::new(&checks, Vec::new(), true));
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    checks.request_debounced(api());
+    eventually(Duration::from_secs(10), || {
+        !checks.pending_retries().is_empty()
+    })
+    .await;
+    let status = checks.status().snapshot(true);
+    assert_eq!(status.retries.len(), 1, "{status:?}");
+    let due = status.retries[0].at.clone().expect("a due time");
+    let url = format!("http://127.0.0.1:{port}/");
+    let dom = tokio::task::spawn_blocking(move || crate::run::chromium(&url, &["--dump-dom"]))
+        .await
+        .expect("chromium");
+    for expected in [
+        "<h2 id=\"retries-title\">Retries waiting</h2>".to_string(),
+        "<th scope=\"row\"><code>repository ghcr.io/acme/api</code></th>".to_string(),
+        "<td class=\"attempt\">1 of 5</td>".to_string(),
+        format!("<td class=\"due\"><time datetime=\"{due}\">{due}</time></td>"),
+        "<td class=\"last-error\">shop: api: cannot reach ghcr.io (repository acme/api): HTTP 503 from &lt;edge-proxy&gt;</td>".to_string(),
+    ] {
+        assert!(
+            dom.contains(&expected),
+            "the rendered page lacks {expected:?}:\n{dom}"
+        );
+    }
+    assert!(!dom.contains("<edge-proxy>"), "{dom}");
+    shutdown.trigger();
+    server.abort();
+}
+
+// ---------------------------------------------------------------------------------------------
+// End to end: `imagebump run`, the real `docker-registry` behind a fault-injecting proxy, a real
+// git remote.
+
+/// A registry notification announcing `repository:tag` pushed to `host`.
+fn push_event(host: &str, repository: &str, tag: &str) -> String {
+    format!(
+        r#"{{"events":[{{"action":"push","target":{{"mediaType":"application/vnd.oci.image.manifest.v1+json","repository":"{repository}","tag":"{tag}"}},"request":{{"host":"{host}"}}}}]}}"#
+    )
+}
+
+/// The daemon polls once an hour; a webhook announces a new tag while the registry answers 503
+/// to tag lists (a load balancer in front of it failing for a few seconds): the webhook check
+/// fails (after the registry client's own 4 attempts), its confirmation would too, the first
+/// retry 2 s later still fails, and the second, 4 s after that, lists the tag and commits it.
+/// No poll ran meanwhile: only the retries can explain the commit (without them, nothing is
+/// committed before the next poll, an hour later). The metric counts the two retries, the
+/// status showed the retry waiting with the error and the configured `max_attempts`, and shows
+/// none once it succeeded.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_webhook_check_that_failed_transiently_is_retried_and_commits_without_a_poll() {
+    use crate::run::{Daemon, VALUES};
+    use crate::support::config::ConfigDir;
+    use crate::support::git::BareRepo;
+    use crate::support::registry::{Fault, FaultProxy};
+
+    let port = support::free_port();
+    let registry = TestRegistry::start_plain().await;
+    let proxy = FaultProxy::start(&registry.url()).await;
+    let host = proxy.host();
+    let pusher = registry.pusher();
+    let first = pusher
+        .push_image("team/api", "1.0.0", &ImageSpec::new("2026-01-01T00:00:00Z"))
+        .await;
+    let repo = BareRepo::with_files(
+        "main",
+        &[("values.yaml", &VALUES.replace("REGISTRY", &host))],
+    );
+    let dir = ConfigDir::new(
+        &host,
+        &format!(
+            "interval: 1h\nwebhook:\n  listen: 127.0.0.1:{port}\n  retry: {{max_attempts: 3, initial: 2s}}\n  receivers:\n    - type: distribution\n      secret_env: WEBHOOK_TOKEN\n"
+        ),
+    )
+    .app(
+        "shop",
+        &format!(
+            "name: shop\nrepo: {}\nimages:\n  - name: api\n    image: {host}/team/api\n    policy: {{semver: \"^1\"}}\n    targets:\n      - {{file: values.yaml, path: api.image.tag}}\n",
+            repo.file_url()
+        ),
+    );
+    let daemon = tokio::task::spawn_blocking(move || Daemon::start(dir, port))
+        .await
+        .unwrap();
+    assert_eq!(
+        repo.log("main").len(),
+        1,
+        "nothing to do on the first cycle"
+    );
+
+    pusher
+        .push_manifest("team/api", "1.1.0", &first.media_type, &first.body)
+        .await;
+    // Two checks' worth of 503s: each tags list is tried 4 times by the registry client.
+    proxy.fault(
+        "/tags/list",
+        Fault::Status {
+            status: 503,
+            retry_after: None,
+        },
+        8,
+    );
+    let event = push_event(&host, "team/api", "1.1.0");
+    tokio::task::spawn_blocking(move || {
+        assert_eq!(daemon.post_webhook(&event), Some(202), "{}", daemon.log());
+        // The status shows the retry waiting, with what the check failed with.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let waiting = loop {
+            let (_, body) = daemon.get("/api/v1/status").unwrap_or_default();
+            let status: Value = serde_json::from_str(&body).unwrap_or_default();
+            if status["retries"][0].is_object() {
+                break status["retries"][0].clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no retry shown; log:\n{}",
+                daemon.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(waiting["scope"], format!("repository {host}/team/api"));
+        // As `webhook.retry` says.
+        assert_eq!(waiting["max_attempts"], 3, "{waiting}");
+        assert!(
+            waiting["last_error"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("shop: ") && e.contains("HTTP 503")),
+            "{waiting}"
+        );
+
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while repo.log("main").len() < 2 {
+            assert!(
+                Instant::now() < deadline,
+                "the retry never committed; log:\n{}",
+                daemon.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(repo.show("main", "values.yaml").contains("tag: 1.1.0"));
+        assert_eq!(
+            daemon.metric("imagebump_check_retries_total{outcome=\"scheduled\"}"),
+            2.0,
+            "{}",
+            daemon.log()
+        );
+        assert_eq!(
+            daemon.metric("imagebump_check_retries_total{outcome=\"exhausted\"}"),
+            0.0
+        );
+        // The only full cycle is the first one: no poll made the commit.
+        assert_eq!(daemon.metric("imagebump_checks_total{scope=\"all\""), 1.0);
+        let (_, body) = daemon.get("/api/v1/status").unwrap();
+        let status: Value = serde_json::from_str(&body).unwrap();
+        assert!(status.get("retries").is_none(), "{status}");
+        assert_eq!(status["apps"][0]["last_error"], Value::Null, "{status}");
+        assert!(
+            daemon
+                .log()
+                .contains("check failed transiently; retry scheduled"),
+            "{}",
+            daemon.log()
+        );
+    })
+    .await
+    .unwrap();
 }
