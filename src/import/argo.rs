@@ -199,11 +199,30 @@ pub fn translate(objects: &[Object], options: &Options) -> Result<Imported, Impo
                 None => continue,
             },
         };
-        if let Some(mut app) = build_app(application, &settings, options, &mut out)? {
-            if let Some(message) = &commit_message {
-                app.commit_message = Some(message.clone());
+        match build_app(application, &settings, options, &mut out)? {
+            Some(mut app) => {
+                if let Some(message) = &commit_message {
+                    app.commit_message = Some(message.clone());
+                }
+                apps.push((app, application));
             }
-            apps.push((app, application));
+            // What was read for it (its source, images, the updater's settings for it) is
+            // written nowhere: the report must not say `translated`.
+            None => {
+                let id = application.id();
+                let updater = settings.updater.map(Object::id);
+                // The updater's notes about this Application: `Application NAME: …` or
+                // `Application NAME, image …: …`.
+                let about = format!("Application {}", application.name);
+                out.not_written_if("no app is written for the Application", |note| {
+                    note.object == id
+                        || (Some(&note.object) == updater.as_ref()
+                            && note
+                                .message
+                                .strip_prefix(&about)
+                                .is_some_and(|rest| rest.starts_with([':', ','])))
+                });
+            }
         }
     }
     let mut names: BTreeMap<String, &Object> = BTreeMap::new();
@@ -220,6 +239,7 @@ pub fn translate(objects: &[Object], options: &Options) -> Result<Imported, Impo
     }
     out.apps = apps.into_iter().map(|(app, _)| app).collect();
     out.apps.sort_by(|a, b| a.name.cmp(&b.name));
+    out.nothing_written();
     Ok(out)
 }
 

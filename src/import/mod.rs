@@ -114,11 +114,16 @@ impl Imported {
     /// equivalent` ones saying why they were not written, but for the `keep` fields: the report
     /// never claims a field made it into a file that is not written.
     pub(crate) fn not_written(&mut self, object: &str, keep: &[&str], why: &str) {
+        self.not_written_if(why, |note| {
+            note.object == object && !keep.contains(&note.field.as_str())
+        });
+    }
+
+    /// Turn the `translated` notes `which` picks into `no equivalent` ones saying why they were
+    /// not written.
+    pub(crate) fn not_written_if(&mut self, why: &str, which: impl Fn(&Note) -> bool) {
         for note in &mut self.notes {
-            if note.outcome == Outcome::Translated
-                && note.object == object
-                && !keep.contains(&note.field.as_str())
-            {
+            if note.outcome == Outcome::Translated && which(note) {
                 note.outcome = Outcome::NoEquivalent;
                 note.message = format!("{}: not written, {why}", note.message);
             }
@@ -215,7 +220,10 @@ impl Origin {
     /// a missing `spec.policy.semver.range` names the `semver:` line). An annotation key names
     /// its line under `metadata.annotations`.
     pub fn place(&self, field: &str) -> String {
-        format!("{}:{}", self.file, self.line_of(field))
+        match &self.tree {
+            Some(_) => format!("{}:{}", self.file, self.line_of(field)),
+            None => self.to_string(),
+        }
     }
 
     /// The line `place` names.
@@ -883,6 +891,26 @@ mod tests {
         assert_eq!(
             objects[1].error("spec.bad", "no").to_string(),
             "in.yaml:15: J d/y: `spec.bad`: no"
+        );
+    }
+
+    /// A document past the loader's bound on nodes (a very large `kind: List`) still imports;
+    /// its items are named by the document's line and their place in it.
+    #[test]
+    fn a_document_too_large_for_positions_names_items_by_route() {
+        let mut text = String::from("apiVersion: v1\nkind: List\nitems:\n");
+        for i in 0..12_000 {
+            text.push_str(&format!(
+                "- apiVersion: a/v1\n  kind: K\n  metadata: {{name: x{i}, namespace: ns}}\n"
+            ));
+        }
+        let objects = read_objects("in.yaml", &text, "default").unwrap();
+        assert_eq!(objects.len(), 12_000);
+        let last = &objects[11_999];
+        assert_eq!(last.origin.to_string(), "in.yaml:1 (items[11999])");
+        assert_eq!(
+            last.error("spec", "no").to_string(),
+            "in.yaml:1 (items[11999]): K ns/x11999: `spec`: no"
         );
     }
 

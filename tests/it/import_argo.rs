@@ -995,3 +995,67 @@ fn label_selector_expressions_select_as_kubernetes_does() {
         assert!(!target.exists());
     }
 }
+
+/// The report lines under one heading (`translated`, `approximated`, `no equivalent`).
+fn section<'a>(report: &'a str, heading: &str) -> Vec<&'a str> {
+    report
+        .lines()
+        .skip_while(|l| !l.starts_with(&format!("{heading} (")))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .collect()
+}
+
+/// Regression: an Application for which no app file is written (here: its updater asks for
+/// pull requests on a forge imagebump does not open them on) was still reported as translated
+/// (its repo, branch, images...): every such line now says it was not written.
+#[test]
+fn an_application_that_writes_no_app_is_not_reported_as_translated() {
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("imported");
+    let run = import(
+        &PULL_REQUEST_UPDATER.replace("        github: {}\n", "        bitbucketServer: {}\n"),
+        &target,
+    );
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!target.join("apps/my-app-web.yaml").exists());
+    assert!(target.join("apps/legacy.yaml").is_file());
+    let translated = section(&stderr, "translated");
+    for gone in ["Application argocd/my-app-web ", "Application my-app-web:"] {
+        assert!(
+            !translated.iter().any(|l| l.contains(gone)),
+            "{gone} is not written but reported as translated:\n{stderr}"
+        );
+    }
+    assert!(
+        section(&stderr, "no equivalent").iter().any(|l| l.contains(
+            "spec.writeBackConfig.gitConfig.pullRequest.bitbucketServer: `bitbucketServer` pull requests are not supported"
+        )),
+        "{stderr}"
+    );
+}
+
+/// An error in an Application an ApplicationSet generates names the line in the
+/// ApplicationSet's template and the list element that made it.
+#[test]
+fn an_error_in_a_generated_application_names_the_template_line_and_element() {
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("imported");
+    let run = import(
+        &APPLICATION_SET.replace(
+            "myapp=ghcr.io/your-org/myapp:^1.0\n",
+            "myapp=ghcr.io/your-org/myapp:^1.0\n        argocd-image-updater.argoproj.io/myapp.allow-tags: 'regexp:^v[0-9'\n",
+        ),
+        &target,
+    );
+    assert_eq!(run.status.code(), Some(2), "{}", text(&run));
+    assert_has(
+        &String::from_utf8_lossy(&run.stderr),
+        &[
+            "<stdin>:20: Application argocd/myapp-staging (from ApplicationSet argocd/myapp spec.generators[0].list.elements[0]): `argocd-image-updater.argoproj.io/myapp.allow-tags`: `^v[0-9` is not a valid regex",
+            "nothing was written",
+        ],
+    );
+    assert!(!target.exists());
+}
