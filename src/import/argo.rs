@@ -177,7 +177,7 @@ pub fn translate(objects: &[Object], options: &Options) -> Result<Imported, Impo
     for updater in &updaters {
         select(updater, &applications, &mut selected, &mut out)?;
     }
-    let mut apps: Vec<(AppOut, String)> = Vec::new();
+    let mut apps: Vec<(AppOut, &Object)> = Vec::new();
     for (index, application) in applications.iter().enumerate() {
         let settings = match selected.get(&index) {
             Some((updater, reference)) => {
@@ -199,28 +199,47 @@ pub fn translate(objects: &[Object], options: &Options) -> Result<Imported, Impo
                 None => continue,
             },
         };
-        if let Some(mut app) = build_app(application, &settings, options, &mut out)? {
-            if let Some(message) = &commit_message {
-                app.commit_message = Some(message.clone());
+        match build_app(application, &settings, options, &mut out)? {
+            Some(mut app) => {
+                if let Some(message) = &commit_message {
+                    app.commit_message = Some(message.clone());
+                }
+                apps.push((app, application));
             }
-            apps.push((app, application.to_string()));
+            // What was read for it (its source, images, the updater's settings for it) is
+            // written nowhere: the report must not say `translated`.
+            None => {
+                let id = application.id();
+                let updater = settings.updater.map(Object::id);
+                // The updater's notes about this Application: `Application NAME: …` or
+                // `Application NAME, image …: …`.
+                let about = format!("Application {}", application.name);
+                out.not_written_if("no app is written for the Application", |note| {
+                    note.object == id
+                        || (Some(&note.object) == updater.as_ref()
+                            && note
+                                .message
+                                .strip_prefix(&about)
+                                .is_some_and(|rest| rest.starts_with([':', ','])))
+                });
+            }
         }
     }
-    let mut names: BTreeMap<String, String> = BTreeMap::new();
-    for (app, origin) in &apps {
-        if let Some(first) = names.insert(app.name.clone(), origin.clone()) {
-            return Err(ImportError::Field {
-                object: origin.clone(),
-                field: "metadata.name".to_string(),
-                message: format!(
+    let mut names: BTreeMap<String, &Object> = BTreeMap::new();
+    for (app, application) in &apps {
+        if let Some(first) = names.insert(app.name.clone(), application) {
+            return Err(application.error(
+                "metadata.name",
+                format!(
                     "app `{}` is also imported from {first}: give the input each Application once",
                     app.name
                 ),
-            });
+            ));
         }
     }
     out.apps = apps.into_iter().map(|(app, _)| app).collect();
     out.apps.sort_by(|a, b| a.name.cmp(&b.name));
+    out.nothing_written();
     Ok(out)
 }
 
@@ -633,9 +652,8 @@ fn application_set(object: &Object, out: &mut Imported) -> Result<Vec<Object>, I
                 object,
                 &format!("{field}.{}", kinds.join(",")),
                 format!(
-                    "{} generator in {}: only list generators are expanded offline ({}): import the Applications this one generates instead (`kubectl get applications -n {} -o yaml`)",
+                    "{} generator: only list generators are expanded offline ({}): import the Applications this one generates instead (`kubectl get applications -n {} -o yaml`)",
                     kinds.join(","),
-                    object.origin,
                     generator_needs(&kinds),
                     object.namespace
                 ),
@@ -688,7 +706,11 @@ fn application_set(object: &Object, out: &mut Imported) -> Result<Vec<Object>, I
                 .to_string();
             names.push(name.clone());
             apps.push(Object {
-                origin: format!("{}, {element_field}", object.origin),
+                origin: object.origin.generated(
+                    "spec.template",
+                    &element_field,
+                    format!("{} {element_field}", object.id()),
+                ),
                 api_version: ARGO_API.to_string(),
                 kind: "Application".to_string(),
                 name,

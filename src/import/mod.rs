@@ -12,9 +12,12 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use serde::Deserialize as _;
+use saphyr_parser::{Event, Parser};
 use yaml_serde::Value;
+
+use crate::config::yaml;
 
 pub mod argo;
 pub mod flux;
@@ -48,6 +51,8 @@ impl Outcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Note {
     pub outcome: Outcome,
+    /// `flux.yaml:23`: the input file and the line of the field (or of the object).
+    pub place: String,
     /// `ImagePolicy flux-system/podinfo`.
     pub object: String,
     /// `spec.policy.semver.range`.
@@ -97,8 +102,8 @@ impl Imported {
             out.push_str(&format!("{} ({}):\n", outcome.heading(), notes.len()));
             for note in notes {
                 out.push_str(&format!(
-                    "  {} {}: {}\n",
-                    note.object, note.field, note.message
+                    "  {}: {} {}: {}\n",
+                    note.place, note.object, note.field, note.message
                 ));
             }
         }
@@ -109,11 +114,16 @@ impl Imported {
     /// equivalent` ones saying why they were not written, but for the `keep` fields: the report
     /// never claims a field made it into a file that is not written.
     pub(crate) fn not_written(&mut self, object: &str, keep: &[&str], why: &str) {
+        self.not_written_if(why, |note| {
+            note.object == object && !keep.contains(&note.field.as_str())
+        });
+    }
+
+    /// Turn the `translated` notes `which` picks into `no equivalent` ones saying why they were
+    /// not written.
+    pub(crate) fn not_written_if(&mut self, why: &str, which: impl Fn(&Note) -> bool) {
         for note in &mut self.notes {
-            if note.outcome == Outcome::Translated
-                && note.object == object
-                && !keep.contains(&note.field.as_str())
-            {
+            if note.outcome == Outcome::Translated && which(note) {
                 note.outcome = Outcome::NoEquivalent;
                 note.message = format!("{}: not written, {why}", note.message);
             }
@@ -142,6 +152,7 @@ impl Imported {
     ) {
         self.notes.push(Note {
             outcome,
+            place: object.origin.place(field),
             object: object.id(),
             field: field.to_string(),
             message: message.into(),
@@ -152,14 +163,15 @@ impl Imported {
 /// Why an import failed. Nothing was written.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
-    #[error("{source_name}: document {document}: not YAML: {message}")]
-    Yaml {
-        source_name: String,
-        document: usize,
-        message: String,
-    },
-    #[error("{object}: `{field}`: {message}")]
+    /// `place` is `file:line:col`.
+    #[error("{place}: not YAML: {message}")]
+    Yaml { place: String, message: String },
+    /// `place` is `file:line`, the line of the field where it is present, else of the nearest
+    /// part of it that is (or of the object).
+    #[error("{place}: {object}: `{field}`: {message}")]
     Field {
+        place: String,
+        /// `ImagePolicy flux-system/podinfo`, or `(document)` before the object is known.
         object: String,
         field: String,
         message: String,
@@ -172,11 +184,216 @@ pub enum ImportError {
     Invalid(String),
 }
 
+/// Where an object is in the input: the file, the line the object starts on, and the
+/// positions of its document's nodes, so a field can be named with its own line.
+///
+/// The values the import reads come from `yaml_serde`, which keeps no positions; the lines come
+/// from the configuration loader's tree ([`crate::config::yaml`]) of the same document.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// `flux.yaml`, `<stdin>`.
+    pub file: String,
+    /// The object's first line (1-based).
+    pub line: usize,
+    /// The document's tree; `None` when the document is too large for the loader's bound (the
+    /// object's line is then its document's, and `route` is shown beside it).
+    tree: Option<Arc<Tree>>,
+    /// Where the object is inside its document: empty, `items[2]` (a `kind: List` item),
+    /// `spec.template` (an Application an ApplicationSet generates).
+    route: String,
+    /// For an object the input does not hold as such: what it was made from
+    /// (`ApplicationSet argocd/apps spec.generators[0].list.elements[1]`).
+    pub via: Option<String>,
+}
+
+/// One document's positions.
+#[derive(Debug)]
+struct Tree {
+    root: yaml::Node,
+    /// The document's lines in `root` count from the first line of its text: add this.
+    offset: usize,
+}
+
+impl Origin {
+    /// `file:line` of `field` (a dotted path, `[n]` for list items: `spec.generators[0].list`)
+    /// of the object: the line of the field's key, or of the nearest enclosing key present (so
+    /// a missing `spec.policy.semver.range` names the `semver:` line). An annotation key names
+    /// its line under `metadata.annotations`.
+    pub fn place(&self, field: &str) -> String {
+        match &self.tree {
+            Some(_) => format!("{}:{}", self.file, self.line_of(field)),
+            None => self.to_string(),
+        }
+    }
+
+    /// The line `place` names.
+    pub fn line_of(&self, field: &str) -> usize {
+        let Some(tree) = &self.tree else {
+            return self.line;
+        };
+        if field.is_empty() {
+            return self.line;
+        }
+        let own = resolve(&tree.root, &self.route).depth;
+        let direct = resolve(&tree.root, &join_route(&self.route, field));
+        if direct.depth > own {
+            return direct.line + tree.offset;
+        }
+        let annotation = format!("metadata.annotations.{field}");
+        let annotation = resolve(&tree.root, &join_route(&self.route, &annotation));
+        if annotation.complete {
+            return annotation.line + tree.offset;
+        }
+        self.line
+    }
+
+    /// The origin of the part of this object at `route` (`items[2]`).
+    fn at_route(&self, route: &str) -> Origin {
+        let route = join_route(&self.route, route);
+        let line = match &self.tree {
+            Some(tree) => {
+                let found = resolve(&tree.root, &route);
+                if found.complete {
+                    found.line + tree.offset
+                } else {
+                    self.line
+                }
+            }
+            None => self.line,
+        };
+        Origin {
+            line,
+            route,
+            ..self.clone()
+        }
+    }
+
+    /// The origin of an object made from the part of this one at `route` (the template of an
+    /// ApplicationSet): its fields' lines are looked up under `route`, its own line is that of
+    /// `from` (the list element that made it), and `via` says what it was made from.
+    pub fn generated(&self, route: &str, from: &str, via: String) -> Origin {
+        Origin {
+            line: self.line_of(from),
+            route: join_route(&self.route, route),
+            via: Some(via),
+            ..self.clone()
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    /// `flux.yaml:12`; without a tree, the route too (`flux.yaml:1 (items[36])`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)?;
+        if self.tree.is_none() && !self.route.is_empty() {
+            write!(f, " ({})", self.route)?;
+        }
+        Ok(())
+    }
+}
+
+fn join_route(route: &str, field: &str) -> String {
+    match (route.is_empty(), field.is_empty() || field.starts_with('[')) {
+        (true, _) => field.to_string(),
+        (false, true) => format!("{route}{field}"),
+        (false, false) => format!("{route}.{field}"),
+    }
+}
+
+/// How far a route went in a tree.
+struct Found {
+    /// The line of the last key (or list item) matched.
+    line: usize,
+    /// How many steps matched (a key holding dots counts as many).
+    depth: usize,
+    /// Every step matched.
+    complete: bool,
+}
+
+/// `spec.generators[0].list` -> `spec`, `generators`, `[0]`, `list`. A key may itself hold dots
+/// (`registries.conf`, annotation keys): [`resolve`] matches keys against the text, not these
+/// steps; they are only counted.
+fn steps(route: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    for part in route.split('.').filter(|p| !p.is_empty()) {
+        let mut rest = part;
+        while let Some(open) = rest.find('[') {
+            if open > 0 {
+                out.push(&rest[..open]);
+            }
+            let close = rest[open..].find(']').map_or(rest.len(), |c| open + c + 1);
+            out.push(&rest[open..close]);
+            rest = &rest[close..];
+        }
+        if !rest.is_empty() {
+            out.push(rest);
+        }
+    }
+    out
+}
+
+/// Follow `route` from `node` as far as it goes. At a mapping the longest key that `route`
+/// starts with (followed by `.`, `[` or the end) is taken, so keys holding dots match whole.
+fn resolve(node: &yaml::Node, route: &str) -> Found {
+    let mut node = node;
+    let mut rest = route;
+    let mut found = Found {
+        line: node.line,
+        depth: 0,
+        complete: false,
+    };
+    loop {
+        rest = rest.strip_prefix('.').unwrap_or(rest);
+        if rest.is_empty() {
+            found.complete = true;
+            return found;
+        }
+        match &node.value {
+            yaml::Value::Map(entries) => {
+                let matched = entries
+                    .iter()
+                    .filter_map(|(key, value)| match &key.value {
+                        yaml::Value::Scalar { text, .. }
+                            if rest.strip_prefix(text.as_str()).is_some_and(|after| {
+                                after.is_empty() || after.starts_with(['.', '[', ':'])
+                            }) =>
+                        {
+                            Some((text.len(), key, value))
+                        }
+                        _ => None,
+                    })
+                    .max_by_key(|(len, _, _)| *len);
+                let Some((len, key, value)) = matched else {
+                    return found;
+                };
+                found.line = key.line;
+                found.depth += steps(&rest[..len]).len();
+                rest = &rest[len..];
+                node = value;
+            }
+            yaml::Value::Seq(items) => {
+                let item = rest
+                    .strip_prefix('[')
+                    .and_then(|r| r.split_once(']'))
+                    .and_then(|(n, after)| Some((items.get(n.parse::<usize>().ok()?)?, after)));
+                let Some((item, after)) = item else {
+                    return found;
+                };
+                found.line = item.line;
+                found.depth += 1;
+                rest = after;
+                node = item;
+            }
+            _ => return found,
+        }
+    }
+}
+
 /// One Kubernetes object of the input, with where it came from.
 #[derive(Debug, Clone)]
 pub struct Object {
-    /// `flux.yaml document 2` (or `… item 3` inside a `kind: List`).
-    pub origin: String,
+    /// Where it is in the input.
+    pub origin: Origin,
     pub api_version: String,
     pub kind: String,
     pub name: String,
@@ -198,7 +415,11 @@ impl Object {
     /// An error about `field` of this object, naming where it came from.
     pub fn error(&self, field: &str, message: impl Into<String>) -> ImportError {
         ImportError::Field {
-            object: format!("{} ({})", self.origin, self.id()),
+            place: self.origin.place(field),
+            object: match &self.origin.via {
+                Some(via) => format!("{} (from {via})", self.id()),
+                None => self.id(),
+            },
             field: field.to_string(),
             message: message.into(),
         }
@@ -297,8 +518,9 @@ fn at<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
 }
 
 impl fmt::Display for Object {
+    /// `ImagePolicy flux-system/podinfo (flux.yaml:12)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.origin, self.id())
+        write!(f, "{} ({})", self.id(), self.origin)
     }
 }
 
@@ -310,17 +532,34 @@ pub fn read_objects(
     namespace: &str,
 ) -> Result<Vec<Object>, ImportError> {
     let mut objects = Vec::new();
-    for (index, document) in yaml_serde::Deserializer::from_str(text).enumerate() {
-        let number = index + 1;
-        let value = Value::deserialize(document).map_err(|e| ImportError::Yaml {
-            source_name: source_name.to_string(),
-            document: number,
-            message: e.to_string(),
+    for document in documents(source_name, text)? {
+        let value: Value = yaml_serde::from_str(document.text).map_err(|e| {
+            let line = e
+                .location()
+                .map_or(document.line, |l| document.offset + l.line());
+            ImportError::Yaml {
+                place: format!("{source_name}:{line}"),
+                message: shift_lines(&e.to_string(), document.offset),
+            }
         })?;
         if value.is_null() {
             continue;
         }
-        let origin = format!("{source_name} document {number}");
+        // The loader's tree of the same text, for the lines of fields; past its bound on nodes
+        // (a very large `kind: List`) objects are named by their document's line.
+        let tree = yaml::parse(document.text).ok().flatten().map(|root| Tree {
+            root,
+            offset: document.offset,
+        });
+        let origin = Origin {
+            file: source_name.to_string(),
+            line: tree
+                .as_ref()
+                .map_or(document.line, |t| t.root.line + t.offset),
+            tree: tree.map(Arc::new),
+            route: String::new(),
+            via: None,
+        };
         let object = object(origin, value, namespace)?;
         if object.kind == "List" {
             let items = match object.value.get("items") {
@@ -328,8 +567,8 @@ pub fn read_objects(
                 None | Some(Value::Null) => Vec::new(),
                 Some(_) => return Err(object.error("items", "expected a list of objects")),
             };
-            for (item_index, item) in items.into_iter().enumerate() {
-                let origin = format!("{} item {}", object.origin, item_index + 1);
+            for (index, item) in items.into_iter().enumerate() {
+                let origin = object.origin.at_route(&format!("items[{index}]"));
                 objects.push(self::object(origin, item, namespace)?);
             }
         } else {
@@ -339,15 +578,94 @@ pub fn read_objects(
     Ok(objects)
 }
 
-fn object(origin: String, value: Value, namespace: &str) -> Result<Object, ImportError> {
+/// One document of a YAML stream.
+struct Document<'t> {
+    /// Its text, from the end of the previous document (directives and comments included).
+    text: &'t str,
+    /// The line of the stream `text` starts on, less one: add it to a line of `text`.
+    offset: usize,
+    /// The line the document starts on (its `---`, or its first node).
+    line: usize,
+}
+
+/// Split a YAML stream into its documents, with the parser's events (which carry positions).
+/// A syntax error is named with its line and column.
+fn documents<'t>(source_name: &str, text: &'t str) -> Result<Vec<Document<'t>>, ImportError> {
+    let mut found = Vec::new();
+    // Where the next document's text starts: (char index, line), and its byte offset.
+    let mut cut = (0, 1, 0);
+    let mut start = 1;
+    // Markers count characters; a cursor turns them into byte offsets as they grow.
+    let mut cursor = (0, 0);
+    let mut byte_at = |char_index: usize| {
+        let (chars, bytes) = &mut cursor;
+        for c in text[*bytes..].chars() {
+            if *chars >= char_index {
+                break;
+            }
+            *chars += 1;
+            *bytes += c.len_utf8();
+        }
+        *bytes
+    };
+    for event in Parser::new_from_str(text) {
+        let (event, span) = event.map_err(|e| ImportError::Yaml {
+            place: format!(
+                "{source_name}:{}:{}",
+                e.marker().line(),
+                e.marker().col() + 1
+            ),
+            message: e.info().to_string(),
+        })?;
+        match event {
+            Event::DocumentStart(_) => start = span.start.line(),
+            Event::DocumentEnd => {
+                // An implicit end's span is the next document's `---`, which belongs to it;
+                // an explicit `...` ends this one.
+                let from = byte_at(span.start.index());
+                let to = byte_at(span.end.index());
+                let end = if text[from..to].starts_with("...") {
+                    (span.end.index(), span.end.line(), to)
+                } else {
+                    (span.start.index(), span.start.line(), from)
+                };
+                found.push(Document {
+                    text: &text[cut.2..end.2],
+                    offset: cut.1 - 1,
+                    line: start,
+                });
+                cut = end;
+            }
+            _ => {}
+        }
+    }
+    Ok(found)
+}
+
+/// A `yaml_serde` message about one document's text, its `line N` made lines of the stream.
+fn shift_lines(message: &str, offset: usize) -> String {
+    // A constant pattern: it always compiles.
+    #[allow(clippy::expect_used)]
+    let pattern = regex::Regex::new(r"\bline (\d+)").expect("a valid pattern");
+    pattern
+        .replace_all(message, |c: &regex::Captures<'_>| {
+            let line: usize = c[1].parse().unwrap_or(0);
+            format!("line {}", line + offset)
+        })
+        .into_owned()
+}
+
+fn object(origin: Origin, value: Value, namespace: &str) -> Result<Object, ImportError> {
     let missing = |field: &str| ImportError::Field {
-        object: origin.clone(),
+        place: origin.place(field),
+        object: "(document)".to_string(),
         field: field.to_string(),
         message: "is required but missing (is this a Kubernetes object?)".to_string(),
     };
     if !value.is_mapping() {
         return Err(ImportError::Field {
-            object: origin,
+            place: origin.to_string(),
+            object: "(document)".to_string(),
             field: "(document)".to_string(),
             message: "expected a Kubernetes object (a mapping with apiVersion, kind, metadata)"
                 .to_string(),
@@ -517,27 +835,110 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lists_and_documents_become_objects_with_their_origin() {
+    fn lists_and_documents_become_objects_with_their_lines() {
         let text = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: a/v1\n  kind: K\n  metadata: {name: x, namespace: ns}\n---\n---\napiVersion: b/v1\nkind: J\nmetadata: {name: y}\n";
         let objects = read_objects("in.yaml", text, "default").unwrap();
         assert_eq!(objects.len(), 2);
-        assert_eq!(objects[0].origin, "in.yaml document 1 item 1");
+        assert_eq!(objects[0].origin.to_string(), "in.yaml:4");
         assert_eq!(objects[0].id(), "K ns/x");
-        assert_eq!(objects[1].origin, "in.yaml document 3");
+        assert_eq!(objects[1].origin.to_string(), "in.yaml:9");
         assert_eq!(objects[1].id(), "J default/y");
+        assert_eq!(objects[0].to_string(), "K ns/x (in.yaml:4)");
+    }
+
+    /// A field is named by the line of its key, or of the nearest enclosing key present; list
+    /// items, keys holding dots and annotation keys too.
+    #[test]
+    fn fields_are_named_with_their_lines() {
+        let text = "# flux export\n---\napiVersion: a/v1\nkind: K\nmetadata:\n  name: x\n  annotations:\n    example.io/image-list: web=nginx\nspec:\n  policy:\n    semver:\n      rnage: 1.x\n  refs:\n  - name: a\n  - name: b\n    labels: {team: web}\ndata:\n  registries.conf: |\n    registries: []\n";
+        let objects = read_objects("in.yaml", text, "default").unwrap();
+        let origin = &objects[0].origin;
+        for (field, line) in [
+            ("", 3),
+            ("kind", 4),
+            ("spec.policy.semver.rnage", 12),
+            // Missing: the nearest key present.
+            ("spec.policy.semver.range", 11),
+            ("spec.suspend", 9),
+            ("spec.refs[1]", 15),
+            ("spec.refs[1].labels.team", 16),
+            ("spec.refs[7].name", 13),
+            ("data.registries.conf", 18),
+            ("data.registries.conf: registries[0].prefix", 18),
+            ("example.io/image-list", 8),
+            ("nothing.here", 3),
+        ] {
+            assert_eq!(origin.line_of(field), line, "{field}");
+        }
+        assert_eq!(origin.place("kind"), "in.yaml:4");
+    }
+
+    /// Documents after the first (after `...` and a directive too) are named with the lines of
+    /// the whole stream, not of their own text.
+    #[test]
+    fn later_documents_count_lines_from_the_top_of_the_stream() {
+        let text = "a: 1\n...\n%YAML 1.2\n---\napiVersion: v1\nkind: K\nmetadata: {name: x}\n---\n\n\napiVersion: v1\nkind: J\nmetadata:\n  name: y\nspec:\n  é: ü\n  bad: 1\n";
+        let err = read_objects("in.yaml", text, "d").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "in.yaml:1: (document): `apiVersion`: is required but missing (is this a Kubernetes object?)"
+        );
+        let objects = read_objects("in.yaml", &text[text.find("%YAML").unwrap()..], "d").unwrap();
+        // The text now starts at `%YAML`: its lines count from there.
+        assert_eq!(objects[0].origin.to_string(), "in.yaml:3");
+        assert_eq!(objects[1].origin.to_string(), "in.yaml:9");
+        assert_eq!(objects[1].origin.line_of("spec.bad"), 15);
+        assert_eq!(
+            objects[1].error("spec.bad", "no").to_string(),
+            "in.yaml:15: J d/y: `spec.bad`: no"
+        );
+    }
+
+    /// A document past the loader's bound on nodes (a very large `kind: List`) still imports;
+    /// its items are named by the document's line and their place in it.
+    #[test]
+    fn a_document_too_large_for_positions_names_items_by_route() {
+        let mut text = String::from("apiVersion: v1\nkind: List\nitems:\n");
+        for i in 0..12_000 {
+            text.push_str(&format!(
+                "- apiVersion: a/v1\n  kind: K\n  metadata: {{name: x{i}, namespace: ns}}\n"
+            ));
+        }
+        let objects = read_objects("in.yaml", &text, "default").unwrap();
+        assert_eq!(objects.len(), 12_000);
+        let last = &objects[11_999];
+        assert_eq!(last.origin.to_string(), "in.yaml:1 (items[11999])");
+        assert_eq!(
+            last.error("spec", "no").to_string(),
+            "in.yaml:1 (items[11999]): K ns/x11999: `spec`: no"
+        );
     }
 
     #[test]
-    fn not_yaml_and_missing_fields_name_the_document() {
-        let err = read_objects("in.yaml", "a: [\n", "default").unwrap_err();
+    fn not_yaml_and_missing_fields_name_the_line() {
+        let err = read_objects("in.yaml", "a: 1\n---\nb: [\n", "default").unwrap_err();
         assert!(
-            err.to_string().starts_with("in.yaml: document 1: not YAML"),
+            err.to_string().starts_with("in.yaml:4:1: not YAML: "),
             "{err}"
         );
         let err = read_objects("in.yaml", "---\nkind: K\nmetadata: {name: x}\n", "d").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "in.yaml document 1: `apiVersion`: is required but missing (is this a Kubernetes object?)"
+            "in.yaml:2: (document): `apiVersion`: is required but missing (is this a Kubernetes object?)"
+        );
+        let object = "apiVersion: v1\nkind: K\nmetadata: {name: x}\n---\n";
+        let err = read_objects("in.yaml", &format!("{object}- a\n"), "d").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("in.yaml:5: (document): `(document)`: expected a Kubernetes object"),
+            "{err}"
+        );
+        // A key the parser accepts and yaml_serde refuses: the line is the stream's.
+        let err = read_objects("in.yaml", &format!("{object}b: 1\nb: 2\n"), "d").unwrap_err();
+        // (yaml_serde places it at the mapping's first key.)
+        assert_eq!(
+            err.to_string(),
+            "in.yaml:5: not YAML: duplicate entry with key \"b\" at line 5 column 1"
         );
     }
 }

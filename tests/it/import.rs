@@ -352,34 +352,35 @@ fn files_and_directories_are_inputs_too() {
 }
 
 #[test]
-fn bad_input_names_the_document_and_field_and_writes_nothing() {
+fn bad_input_names_the_line_and_field_and_writes_nothing() {
     let fleet = fleet_checkout();
     let out = tempfile::tempdir().unwrap();
     let target = out.path().join("imported");
     let cases = [
-        ("a: [\n", "<stdin>: document 1: not YAML"),
+        ("a: [\n", "<stdin>:2:1: not YAML"),
         (
             "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n",
-            "<stdin> document 1 (Deployment default/web): `kind`: `Deployment` is not a Flux image automation object",
+            "<stdin>:2: Deployment default/web: `kind`: `Deployment` is not a Flux image automation object",
         ),
         (
             "apiVersion: image.toolkit.fluxcd.io/v1alpha1\nkind: ImagePolicy\nmetadata: {name: p}\n",
-            "`apiVersion`: `image.toolkit.fluxcd.io/v1alpha1` is not supported: expected image.toolkit.fluxcd.io/v1beta1",
+            "<stdin>:1: ImagePolicy default/p: `apiVersion`: `image.toolkit.fluxcd.io/v1alpha1` is not supported: expected image.toolkit.fluxcd.io/v1beta1",
         ),
         (
             &PODINFO.replace("      range: 5.0.x\n", "      rnage: 5.0.x\n"),
-            "<stdin> document 3 (ImagePolicy flux-system/podinfo): `spec.policy.semver.range`: is required but missing",
+            // Missing: the line of the nearest key present, `semver:`.
+            "<stdin>:33: ImagePolicy flux-system/podinfo: `spec.policy.semver.range`: is required but missing",
         ),
         (
             &PODINFO.replace(
                 "    name: podinfo\n  policy:",
                 "    name: podinfoo\n  policy:",
             ),
-            "`spec.imageRepositoryRef.name`: ImageRepository flux-system/podinfoo is not in the input",
+            "<stdin>:31: ImagePolicy flux-system/podinfo: `spec.imageRepositoryRef.name`: ImageRepository flux-system/podinfoo is not in the input",
         ),
         (
             &PODINFO[PODINFO.find("---\napiVersion: image.toolkit").unwrap()..],
-            "`spec.sourceRef.name`: GitRepository flux-system/flux-system is not in the input",
+            "<stdin>:32: ImageUpdateAutomation flux-system/flux-system: `spec.sourceRef.name`: GitRepository flux-system/flux-system is not in the input",
         ),
     ];
     for (input, expected) in cases {
@@ -472,6 +473,14 @@ async fn an_imported_automation_plans_the_updates_flux_would_make() {
         .current_dir(out.path())
         .output();
     assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    // The README's example report line.
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains(
+            "\n  flux.yaml:33: ImagePolicy flux-system/podinfo spec.policy.semver.range: "
+        ),
+        "{}",
+        text(&run)
+    );
     let validate = Imagebump::new(["validate", "-c", "imported/imagebump.yaml"])
         .current_dir(out.path())
         .output();
@@ -596,9 +605,9 @@ fn an_automation_that_writes_no_app_is_not_reported_as_translated() {
     }
     let dropped = section(&stderr, "no equivalent");
     for line in [
-        "ImageUpdateAutomation flux-system/other spec.update.path: no policy selected (policySelector matches none in flux-system): no app written",
-        "ImageUpdateAutomation flux-system/other spec.sourceRef: `repo: ssh://git@github.com/acme/fleet-infra`: not written, the automation has no app",
-        "ImagePolicy elsewhere/orphan spec.policy.semver.range: `policy: {semver: \"6.x\", strict: true}` (Flux parses tags as strictly): not written, no app uses the policy",
+        "<stdin>:86: ImageUpdateAutomation flux-system/other spec.update.path: no policy selected (policySelector matches none in flux-system): no app written",
+        "<stdin>:68: ImageUpdateAutomation flux-system/other spec.sourceRef: `repo: ssh://git@github.com/acme/fleet-infra`: not written, the automation has no app",
+        "<stdin>:100: ImagePolicy elsewhere/orphan spec.policy.semver.range: `policy: {semver: \"6.x\", strict: true}` (Flux parses tags as strictly): not written, no app uses the policy",
     ] {
         assert!(
             dropped.contains(&format!("  {line}").as_str()),
@@ -618,7 +627,7 @@ fn an_automation_that_writes_no_app_is_not_reported_as_translated() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(section(&stderr, "translated").is_empty(), "{stderr}");
     assert!(
-        section(&stderr, "no equivalent").contains(&"  ImageUpdateAutomation flux-system/flux-system spec.update.path: no marker of a selected policy under `./clusters/my-cluster`: no app written"),
+        section(&stderr, "no equivalent").contains(&"  <stdin>:58: ImageUpdateAutomation flux-system/flux-system spec.update.path: no marker of a selected policy under `./clusters/my-cluster`: no app written"),
         "{stderr}"
     );
 }
@@ -692,4 +701,71 @@ fn policy_selector_expressions_pick_the_policies_flux_would() {
         "{stderr}"
     );
     assert!(!target.exists());
+}
+
+/// Errors and report lines name `file:line`: a bad field in the third document of a
+/// multi-document file is named with its own line (counted from the top of the file, not of
+/// its document), and so is one in an item of a `kind: List`.
+#[test]
+fn errors_and_report_lines_name_the_file_and_line() {
+    let out = tempfile::tempdir().unwrap();
+    let flux = out.path().join("flux.yaml");
+    // PODINFO's third document is the ImagePolicy; the new line is line 35 of the file.
+    std::fs::write(
+        &flux,
+        PODINFO.replace(
+            "      range: 5.0.x\n",
+            "      range: 5.0.x\n  digestReflectionPolicy: Sometimes\n",
+        ),
+    )
+    .unwrap();
+    let run = Imagebump::new(["import", "flux", "flux.yaml", "-o", "imported/"])
+        .current_dir(out.path())
+        .output();
+    assert_eq!(run.status.code(), Some(2), "{}", text(&run));
+    assert_eq!(
+        String::from_utf8_lossy(&run.stderr),
+        "imagebump import flux: flux.yaml:35: ImagePolicy flux-system/podinfo: `spec.digestReflectionPolicy`: expected Never, IfNotPresent or Always, found `Sometimes`\nnothing was written\n"
+    );
+    assert!(!out.path().join("imported").exists());
+
+    // The third item of a List: its field's line in the whole text.
+    let run = Imagebump::new(["import", "flux", "-o", "imported/"])
+        .current_dir(out.path())
+        .stdin(KUBECTL_LIST.replace(
+            "digestReflectionPolicy: IfNotPresent",
+            "digestReflectionPolicy: Sometimes",
+        ))
+        .output();
+    assert_eq!(run.status.code(), Some(2), "{}", text(&run));
+    assert!(
+        String::from_utf8_lossy(&run.stderr).starts_with(
+            "imagebump import flux: <stdin>:32: ImagePolicy apps/web: `spec.digestReflectionPolicy`: expected"
+        ),
+        "{}",
+        text(&run)
+    );
+
+    // The report: each line with the line of its field (or of the object, for a field it
+    // has not got).
+    let run = Imagebump::new(["import", "flux", "--check"])
+        .stdin(KUBECTL_LIST)
+        .output();
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(
+        section(&stderr, "approximated"),
+        [
+            "  <stdin>:32: ImagePolicy apps/web spec.digestReflectionPolicy: `pin_digest: true`; unlike IfNotPresent, a re-pushed tag's new digest is written too (as Always)",
+            "  <stdin>:50: ImageUpdateAutomation apps/web-staging spec.git.push.branch: commits go to `image-updates`, which must exist (Flux branches it from `main`); pass --pull-request to open pull requests from it instead",
+            "  <stdin>:53: ImageUpdateAutomation apps/web-staging spec.git.commit.messageTemplate: uses Go template fields with no one-to-one match: the default message (one line per change) is used; write `commit_message` with `changes`/`images` (docs/pull-requests.md)",
+        ],
+        "{stderr}"
+    );
+    assert!(
+        section(&stderr, "no equivalent").contains(
+            &"  <stdin>:35: ImagePolicy apps/docs metadata.name: no ImageUpdateAutomation in the input writes this policy's markers: not imported"
+        ),
+        "{stderr}"
+    );
 }

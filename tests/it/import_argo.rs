@@ -446,7 +446,7 @@ images:
     validate(&target.join("imagebump.yaml"));
 
     // Every generator that needs the cluster, a forge or a plugin is reported by name, with
-    // the document it is in and what to do, and the rest still imports.
+    // the line it is on and what to do, and the rest still imports.
     for (generator, needs) in [
         (
             "git: {repoURL: 'https://github.com/your-org/gitops.git', revision: HEAD, directories: [{path: 'apps/*'}]}",
@@ -492,7 +492,7 @@ images:
             &stderr,
             &[
                 &format!(
-                    "ApplicationSet argocd/myapp spec.generators[0].{kind}: {kind} generator in <stdin> document 1: only list generators are expanded offline ({needs}): import the Applications this one generates instead"
+                    "<stdin>:9: ApplicationSet argocd/myapp spec.generators[0].{kind}: {kind} generator: only list generators are expanded offline ({needs}): import the Applications this one generates instead"
                 ),
                 "ApplicationSet argocd/myapp spec.generators[1].list: expanded to the Applications myapp-staging, myapp-production",
             ],
@@ -738,58 +738,58 @@ async fn the_readme_migration_plans_the_updates_argo_would_make() {
 }
 
 #[test]
-fn bad_input_names_the_document_and_field_and_writes_nothing() {
+fn bad_input_names_the_line_and_field_and_writes_nothing() {
     let out = tempfile::tempdir().unwrap();
     let target = out.path().join("imported");
     let cases = [
-        ("a: [\n", "<stdin>: document 1: not YAML"),
+        ("a: [\n", "<stdin>:2:1: not YAML"),
         (
             "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n",
-            "<stdin> document 1 (Deployment default/web): `kind`: `Deployment` is not an Argo CD Image Updater input",
+            "<stdin>:2: Deployment default/web: `kind`: `Deployment` is not an Argo CD Image Updater input",
         ),
         (
             "apiVersion: argoproj.io/v1beta1\nkind: Application\nmetadata: {name: web}\n",
-            "`apiVersion`: `argoproj.io/v1beta1` is not supported: expected argoproj.io/v1alpha1",
+            "<stdin>:1: Application default/web: `apiVersion`: `argoproj.io/v1beta1` is not supported: expected argoproj.io/v1alpha1",
         ),
         (
             &DOCS_EXAMPLES.replace(
                 "    repoURL: https://github.com/example/example.git\n    path: helm/dex\n",
                 "    path: helm/dex\n",
             ),
-            "<stdin> document 1 (Application argocd/dex): `spec.source.repoURL`: is required but missing",
+            "<stdin>:14: Application argocd/dex: `spec.source.repoURL`: is required but missing",
         ),
         (
             &DOCS_EXAMPLES.replace("regexp:^v1.0.0-[0-9a-zA-Z]+$", "regexp:^v1.0.0-[0-9a-zA-Z+$"),
-            "<stdin> document 4 (Application argocd/yourtool): `argocd-image-updater.argoproj.io/yourtool.allow-tags`: `^v1.0.0-[0-9a-zA-Z+$` is not a valid regex",
+            "<stdin>:69: Application argocd/yourtool: `argocd-image-updater.argoproj.io/yourtool.allow-tags`: `^v1.0.0-[0-9a-zA-Z+$` is not a valid regex",
         ),
         (
             &DOCS_EXAMPLES.replace(
                 "argocd.kustomize.image-name: quay.io/argoproj/argocd\n",
                 "argocd.kustomize.image-name: quay.io/argoproj/argocd\n    argocd-image-updater.argoproj.io/argocd.ignore-tags: \"[a-\"\n",
             ),
-            "<stdin> document 3 (Application argocd/argocd): `argocd-image-updater.argoproj.io/argocd.ignore-tags`: `[a-`: has a `[` with no `]`",
+            "<stdin>:52: Application argocd/argocd: `argocd-image-updater.argoproj.io/argocd.ignore-tags`: `[a-`: has a `[` with no `]`",
         ),
         (
             &DOCS_EXAMPLES.replace(
                 "argocd=ghcr.io/argoproj/argocd\n",
                 "argocd=ghcr.io/argoproj/argocd\n    argocd-image-updater.argoproj.io/argocd.update-strategy: digest\n",
             ),
-            "<stdin> document 3 (Application argocd/argocd): `argocd-image-updater.argoproj.io/image-list`: the digest strategy follows a tag: write `ghcr.io/argoproj/argocd:TAG`",
+            "<stdin>:50: Application argocd/argocd: `argocd-image-updater.argoproj.io/image-list`: the digest strategy follows a tag: write `ghcr.io/argoproj/argocd:TAG`",
         ),
         (
             &MIGRATION_BEFORE.replace(
                 "    argocd-image-updater.argoproj.io/git-repository: git@github.com:myorg/myrepo.git\n    argocd-image-updater.argoproj.io/git-branch: main\n",
                 "",
             ),
-            "<stdin> document 1 (Application argocd/production-app): `spec.source.repoURL`: `https://charts.example.com` is a Helm chart repository, not git",
+            "<stdin>:16: Application argocd/production-app: `spec.source.repoURL`: `https://charts.example.com` is a Helm chart repository, not git",
         ),
         (
             &MIGRATION_AFTER.replace("  namespace: argocd\n  writeBackConfig", "  writeBackConfig"),
-            "<stdin> document 1 (ImageUpdater argocd/multi-app-image-updater): `spec.namespace`: is required but missing",
+            "<stdin>:6: ImageUpdater argocd/multi-app-image-updater: `spec.namespace`: is required but missing",
         ),
         (
             "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: web\n  annotations:\n    argocd-image-updater.argoproj.io/image-list: ghcr.io/acme/web:~1\nspec:\n  source: {repoURL: 'https://github.com/acme/gitops', path: web, targetRevision: main}\n",
-            "<stdin> document 1 (Application default/web): `spec.source`: cannot tell whether this is a Helm or a Kustomize source",
+            "<stdin>:8: Application default/web: `spec.source`: cannot tell whether this is a Helm or a Kustomize source",
         ),
     ];
     for (input, expected) in cases {
@@ -994,4 +994,68 @@ fn label_selector_expressions_select_as_kubernetes_does() {
         );
         assert!(!target.exists());
     }
+}
+
+/// The report lines under one heading (`translated`, `approximated`, `no equivalent`).
+fn section<'a>(report: &'a str, heading: &str) -> Vec<&'a str> {
+    report
+        .lines()
+        .skip_while(|l| !l.starts_with(&format!("{heading} (")))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .collect()
+}
+
+/// Regression: an Application for which no app file is written (here: its updater asks for
+/// pull requests on a forge imagebump does not open them on) was still reported as translated
+/// (its repo, branch, images...): every such line now says it was not written.
+#[test]
+fn an_application_that_writes_no_app_is_not_reported_as_translated() {
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("imported");
+    let run = import(
+        &PULL_REQUEST_UPDATER.replace("        github: {}\n", "        bitbucketServer: {}\n"),
+        &target,
+    );
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!target.join("apps/my-app-web.yaml").exists());
+    assert!(target.join("apps/legacy.yaml").is_file());
+    let translated = section(&stderr, "translated");
+    for gone in ["Application argocd/my-app-web ", "Application my-app-web:"] {
+        assert!(
+            !translated.iter().any(|l| l.contains(gone)),
+            "{gone} is not written but reported as translated:\n{stderr}"
+        );
+    }
+    assert!(
+        section(&stderr, "no equivalent").iter().any(|l| l.contains(
+            "spec.writeBackConfig.gitConfig.pullRequest.bitbucketServer: `bitbucketServer` pull requests are not supported"
+        )),
+        "{stderr}"
+    );
+}
+
+/// An error in an Application an ApplicationSet generates names the line in the
+/// ApplicationSet's template and the list element that made it.
+#[test]
+fn an_error_in_a_generated_application_names_the_template_line_and_element() {
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("imported");
+    let run = import(
+        &APPLICATION_SET.replace(
+            "myapp=ghcr.io/your-org/myapp:^1.0\n",
+            "myapp=ghcr.io/your-org/myapp:^1.0\n        argocd-image-updater.argoproj.io/myapp.allow-tags: 'regexp:^v[0-9'\n",
+        ),
+        &target,
+    );
+    assert_eq!(run.status.code(), Some(2), "{}", text(&run));
+    assert_has(
+        &String::from_utf8_lossy(&run.stderr),
+        &[
+            "<stdin>:20: Application argocd/myapp-staging (from ApplicationSet argocd/myapp spec.generators[0].list.elements[0]): `argocd-image-updater.argoproj.io/myapp.allow-tags`: `^v[0-9` is not a valid regex",
+            "nothing was written",
+        ],
+    );
+    assert!(!target.exists());
 }
