@@ -109,7 +109,7 @@ pub(super) fn load_engine(
     log_level: Option<&str>,
     log_format: LogFormat,
 ) -> Result<(Engine, bool), ExitCode> {
-    Engine::warm_up();
+    let warm = Engine::warm_up();
     let level = log_level
         .map(str::to_owned)
         .or_else(|| std::env::var("RUST_LOG").ok())
@@ -151,7 +151,7 @@ pub(super) fn load_engine(
         return Err(ExitCode::from(EXIT_USAGE));
     }
     let problems = !loaded.problems.is_empty();
-    match Engine::new(loaded.config) {
+    match Engine::new_warmed(loaded.config, warm) {
         Ok(engine) => Ok((engine, problems)),
         Err(e) => {
             eprintln!("imagebump: {e}");

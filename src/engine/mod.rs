@@ -204,25 +204,39 @@ pub struct Engine {
     inner: Arc<Inner>,
 }
 
+/// What [`Engine::warm_up`] started, for [`Engine::new_warmed`].
+pub struct WarmUp {
+    http: Option<registry::PlainHttp>,
+}
+
 impl Engine {
-    /// Start, on threads of their own, the one-time setups a pass needs whatever the
-    /// configuration (libgit2's, see [`git::warm_up`]), and return at once: a command calls this
-    /// before reading its configuration, so the two overlap instead of the setup landing on a
-    /// pass while the registry is being asked.
-    pub fn warm_up() {
+    /// Start, on threads of their own, the one-time setups an engine needs whatever the
+    /// configuration (libgit2's, see [`git::warm_up`]; the registry's HTTP client, see
+    /// [`registry::PlainHttp`]), and return at once: a command calls this before reading its
+    /// configuration, so the two overlap. Hand the result to [`Engine::new_warmed`].
+    pub fn warm_up() -> WarmUp {
         git::warm_up();
+        WarmUp {
+            http: registry::PlainHttp::build_in_background(&ClientOptions::default()),
+        }
     }
 
     /// Build the registry client, the clone cache and every app's policies and targets.
     pub fn new(config: Config) -> Result<Engine, EngineError> {
+        Self::new_warmed(config, WarmUp { http: None })
+    }
+
+    /// [`Engine::new`], using what [`Engine::warm_up`] prepared.
+    pub fn new_warmed(config: Config, warm: WarmUp) -> Result<Engine, EngineError> {
         let breaker = &config.global.registry_breaker;
-        let registry = registry::Client::new(
+        let registry = registry::Client::with_plain_http(
             settings::registries(&config)?,
             ClientOptions {
                 breaker_cooldown: breaker.cooldown,
                 max_breaker_cooldown: breaker.max_cooldown,
                 ..ClientOptions::default()
             },
+            warm.http,
         )?;
         let git_settings = settings::git(&config)?;
         if let Some(key) = &git_settings.signing_key {

@@ -122,16 +122,78 @@ fn normalize_prefix(prefix: &str) -> String {
     }
 }
 
+/// The HTTP client every settings entry without a `ca_file` uses, built on a thread of its own
+/// ahead of [`Client::with_plain_http`]: the build loads and parses the system's root
+/// certificates (about 4 ms), which a command can overlap with reading its configuration.
+pub struct PlainHttp {
+    /// What the client was built with: it is used only by a client with the same options.
+    built_with: (String, std::time::Duration, std::time::Duration),
+    build: std::thread::JoinHandle<Option<reqwest::Client>>,
+}
+
+impl PlainHttp {
+    /// Start building the client `options` call for; `None` when no thread can be started
+    /// (the client is then built by [`Client::with_plain_http`], as without this).
+    pub fn build_in_background(options: &ClientOptions) -> Option<PlainHttp> {
+        let builder = http_builder(options);
+        let build = std::thread::Builder::new()
+            .name("http-setup".to_string())
+            // A failed build is left to `Client::with_plain_http`, which reports it.
+            .spawn(move || builder.build().ok())
+            .ok()?;
+        Some(PlainHttp {
+            built_with: built_with(options),
+            build,
+        })
+    }
+
+    /// The client, if it was built for `options`.
+    fn take(self, options: &ClientOptions) -> Option<reqwest::Client> {
+        if self.built_with != built_with(options) {
+            return None;
+        }
+        self.build.join().ok().flatten()
+    }
+}
+
+/// The options an HTTP client is built with (see [`http_builder`]).
+fn built_with(options: &ClientOptions) -> (String, std::time::Duration, std::time::Duration) {
+    (
+        options.user_agent.clone(),
+        options.connect_timeout,
+        options.request_timeout,
+    )
+}
+
+/// An HTTP client builder with the client-wide options; a `ca_file` is added by the caller.
+fn http_builder(options: &ClientOptions) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .user_agent(options.user_agent.clone())
+        .connect_timeout(options.connect_timeout)
+        .timeout(options.request_timeout)
+        .redirect(reqwest::redirect::Policy::limited(5))
+}
+
 impl Client {
     /// Build a client for these registry settings (validated here: prefixes, limits, CA files).
     pub fn new(
         settings: Vec<RegistrySettings>,
         options: ClientOptions,
     ) -> Result<Self, RegistryError> {
+        Self::with_plain_http(settings, options, None)
+    }
+
+    /// [`Client::new`], with the HTTP client of the entries without a `ca_file` taken from
+    /// `plain` when it was built for these options.
+    pub fn with_plain_http(
+        settings: Vec<RegistrySettings>,
+        options: ClientOptions,
+        plain: Option<PlainHttp>,
+    ) -> Result<Self, RegistryError> {
         let mut entries = Vec::with_capacity(settings.len());
         // The HTTP client of every entry without a `ca_file` (the fallback's too): one, since
         // they are built alike, and each build loads the system's root certificates.
-        let mut plain = None;
+        let mut plain = plain.and_then(|plain| plain.take(&options));
         for settings in settings {
             entries.push(Self::entry(settings, &options, &mut plain)?);
         }
@@ -184,11 +246,7 @@ impl Client {
                 http,
             });
         }
-        let mut builder = reqwest::Client::builder()
-            .user_agent(options.user_agent.clone())
-            .connect_timeout(options.connect_timeout)
-            .timeout(options.request_timeout)
-            .redirect(reqwest::redirect::Policy::limited(5));
+        let mut builder = http_builder(options);
         if let Some(ca_file) = &settings.ca_file {
             let pem = std::fs::read(ca_file)
                 .map_err(|e| invalid(format!("cannot read ca_file {}: {e}", ca_file.display())))?;
@@ -329,6 +387,24 @@ impl Client {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn a_prebuilt_http_client_is_used_only_for_the_options_it_was_built_with() {
+        let options = ClientOptions::default();
+        let built = PlainHttp::build_in_background(&options).unwrap();
+        assert!(built.take(&options).is_some());
+        let built = PlainHttp::build_in_background(&options).unwrap();
+        let other = ClientOptions {
+            user_agent: "someone-else/1".to_string(),
+            ..ClientOptions::default()
+        };
+        assert!(built.take(&other).is_none());
+        // A client built with a prebuilt one still validates its settings.
+        let built = PlainHttp::build_in_background(&options);
+        let mut zero = RegistrySettings::new("a.example");
+        zero.max_concurrency = 0;
+        assert!(Client::with_plain_http(vec![zero], options, built).is_err());
+    }
 
     #[test]
     fn client_is_shareable_across_tasks() {
