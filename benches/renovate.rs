@@ -9,7 +9,10 @@
 //! - Renovate: `renovate --platform=local --dry-run=lookup` in a checkout of the same files,
 //!   managers `kustomize` and `helm-values`, updates limited to `1.x` (as the imagebump policy),
 //!   the registry reached over plain HTTP through a `registryUrls` package rule, a fresh cache
-//!   directory per run (no tag list served from an earlier run); one run.
+//!   directory per run (no tag list served from an earlier run); three runs, the middle one.
+//!
+//! Before every measured run of every tool the bench waits (at most 30 s) for half a second
+//! with 90% of the machine's CPU idle, so that no run starts in the wake of the previous one.
 //!
 //! Each row shows wall time, the child's CPU (user + system), the registry requests it sent
 //! (counted in the registry's access log) and how many images it found an update for (both
@@ -110,10 +113,42 @@ fn load() -> String {
         .to_string()
 }
 
+/// The share of the machine's CPU time that was idle over `window` (from `/proc/stat`).
+fn idle_share(window: Duration) -> f64 {
+    let sample = || -> (u64, u64) {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let fields: Vec<u64> = stat
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        // idle + iowait, and the total.
+        let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
+        (idle, fields.iter().sum())
+    };
+    let (idle_before, total_before) = sample();
+    std::thread::sleep(window);
+    let (idle_after, total_after) = sample();
+    let total = total_after.saturating_sub(total_before).max(1);
+    idle_after.saturating_sub(idle_before) as f64 / total as f64
+}
+
+/// Wait (at most 30 s) for a quiet machine: half a second with 90% of the CPU idle, so that
+/// no tool is measured in the wake of the previous one (Renovate's 30 s of CPU, the fixture's
+/// setup) or of another process. Every tool, every run, gets the same wait.
+fn wait_quiet() {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while idle_share(Duration::from_millis(500)) < 0.9 && Instant::now() < deadline {}
+}
+
 /// One measured run of a child: (wall, CPU s, registry requests, stdout+stderr).
 fn measure(registry: &TestRegistry, command: &mut Command) -> (Duration, f64, usize, String) {
     // The registry writes its log line after the response; let the previous run's settle.
     std::thread::sleep(Duration::from_millis(300));
+    wait_quiet();
     let requests_before = registry_requests(registry);
     let cpu_before = children_cpu();
     let started = Instant::now();
@@ -306,8 +341,8 @@ fn main() {
                 .unwrap();
             assert!(status.success(), "git {args:?}");
         }
-        let scratch = tempfile::tempdir().unwrap();
-        let renovate_config = scratch.path().join("config.json");
+        let config_dir = tempfile::tempdir().unwrap();
+        let renovate_config = config_dir.path().join("config.json");
         std::fs::write(
             &renovate_config,
             serde_json::json!({
@@ -324,19 +359,28 @@ fn main() {
             .to_string(),
         )
         .unwrap();
-        let report = scratch.path().join("report.json");
-        let (wall, cpu, requests, text) = measure(
-            &registry,
-            Command::new(&renovate)
-                .args(["--platform=local", "--dry-run=lookup", "--report-type=file"])
-                .arg(format!("--report-path={}", report.display()))
-                .current_dir(checkout.path())
-                .env("RENOVATE_CONFIG_FILE", &renovate_config)
-                .env("RENOVATE_CACHE_DIR", scratch.path().join("cache"))
-                .env("RENOVATE_BASE_DIR", scratch.path().join("base"))
-                .env("LOG_LEVEL", "info"),
-        );
-        let updates = renovate_updates(&report);
+        // Three runs, each with a fresh cache (no tag list served from an earlier run); the
+        // middle wall time is shown, as for imagebump.
+        let mut renovate_runs: Vec<(Duration, f64, usize, usize, String)> = (0..RUNS)
+            .map(|_| {
+                let scratch = tempfile::tempdir().unwrap();
+                let report = scratch.path().join("report.json");
+                let (wall, cpu, requests, text) = measure(
+                    &registry,
+                    Command::new(&renovate)
+                        .args(["--platform=local", "--dry-run=lookup", "--report-type=file"])
+                        .arg(format!("--report-path={}", report.display()))
+                        .current_dir(checkout.path())
+                        .env("RENOVATE_CONFIG_FILE", &renovate_config)
+                        .env("RENOVATE_CACHE_DIR", scratch.path().join("cache"))
+                        .env("RENOVATE_BASE_DIR", scratch.path().join("base"))
+                        .env("LOG_LEVEL", "info"),
+                );
+                (wall, cpu, requests, renovate_updates(&report), text)
+            })
+            .collect();
+        renovate_runs.sort_by_key(|run| run.0);
+        let (wall, cpu, requests, updates, text) = renovate_runs.swap_remove(RUNS / 2);
         if updates != n {
             println!(
                 "  Renovate found {updates} of {n} updates; its output:\n{}",
