@@ -60,6 +60,24 @@ async fn push_tags(registry: &TestRegistry, repository: &str, tags: &[&str]) {
     }
 }
 
+/// A registry with `team/api` at 1.0.0 and 1.1.0, the seeded repo (at 1.0.0) and one app,
+/// `shop`, with `semver: "^1"` on it: one update to make. The registry lives as long as the
+/// returned value.
+async fn shop_with_one_update() -> (TestRegistry, BareRepo, ConfigDir) {
+    let registry = TestRegistry::start_plain().await;
+    let host = registry.host();
+    push_tags(&registry, "team/api", &["1.0.0", "1.1.0"]).await;
+    let repo = seeded_repo(&host);
+    let setup = setup(
+        &host,
+        &[(
+            "shop",
+            app("shop", &repo.file_url(), &host, "{semver: \"^1\"}"),
+        )],
+    );
+    (registry, repo, setup)
+}
+
 fn seeded_repo(registry: &str) -> BareRepo {
     BareRepo::with_files(
         "main",
@@ -488,17 +506,7 @@ fn ssh_keygen(key_type: &str, path: &Path) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn commits_are_ssh_signed_and_git_verifies_them() {
-    let registry = TestRegistry::start_plain().await;
-    let host = registry.host();
-    push_tags(&registry, "team/api", &["1.0.0", "1.1.0"]).await;
-    let repo = seeded_repo(&host);
-    let setup = setup(
-        &host,
-        &[(
-            "shop",
-            app("shop", &repo.file_url(), &host, "{semver: \"^1\"}"),
-        )],
-    );
+    let (_registry, repo, setup) = shop_with_one_update().await;
     let keys = tempfile::tempdir().unwrap();
     let key = keys.path().join("signing");
     let public = ssh_keygen("ed25519", &key);
@@ -939,17 +947,7 @@ async fn one_image_in_two_written_forms_is_one_image_in_the_commit_subject() {
 /// `*_file` that does not exist, at its line, as a warning (the file may be mounted later).
 #[tokio::test(flavor = "multi_thread")]
 async fn relative_key_files_are_read_next_to_the_config_and_validate_names_missing_ones() {
-    let registry = TestRegistry::start_plain().await;
-    let host = registry.host();
-    push_tags(&registry, "team/api", &["1.0.0", "1.1.0"]).await;
-    let repo = seeded_repo(&host);
-    let setup = setup(
-        &host,
-        &[(
-            "shop",
-            app("shop", &repo.file_url(), &host, "{semver: \"^1\"}"),
-        )],
-    );
+    let (_registry, repo, setup) = shop_with_one_update().await;
     std::fs::create_dir(setup.path().join("keys")).unwrap();
     ssh_keygen("ed25519", &setup.path().join("keys/signing"));
     setup.edit_global(|text| {
@@ -992,17 +990,7 @@ async fn relative_key_files_are_read_next_to_the_config_and_validate_names_missi
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dry_run_without_diffs_plans_the_same_changes_and_leaves_the_diffs_out() {
     use imagebump::engine::{Engine, PassOptions};
-    let registry = TestRegistry::start_plain().await;
-    let host = registry.host();
-    push_tags(&registry, "team/api", &["1.0.0", "1.1.0"]).await;
-    let repo = seeded_repo(&host);
-    let setup = setup(
-        &host,
-        &[(
-            "shop",
-            app("shop", &repo.file_url(), &host, "{semver: \"^1\"}"),
-        )],
-    );
+    let (_registry, repo, setup) = shop_with_one_update().await;
     let loaded = imagebump::config::load(&setup.global()).unwrap();
     assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
     let engine = Engine::new(loaded.config).unwrap();
