@@ -53,12 +53,12 @@ impl Group {
 
 impl Engine {
     /// Before the tag lists are in: read the targets' histories of each commit-mode branch of
-    /// the repository, and each file target's value history, into the engine's cache, from the clone as it is (the branch as last
-    /// fetched or pushed; no fetch, so the round's fetch stays the only network call). The
-    /// round then reads only what its fetch brought; the costly part, the walk over the commits
-    /// of the last pass (a round of 1,000 commits), is done while the registry answers. Nothing
-    /// is done for a repository not cloned yet. A failure is left to the round, which reads
-    /// again and reports it.
+    /// the repository, and each file target's value history, into the engine's cache, from the
+    /// clone as it is (the branch as last fetched or pushed; no fetch, so the round's fetch
+    /// stays the only network call). The round then reads only what its fetch brought; the
+    /// costly part, the walk over the commits of the last pass (a round of 1,000 commits), is
+    /// done while the registry answers. Nothing is done for a repository not cloned yet. A
+    /// failure is left to the round, which reads again and reports it.
     pub(crate) fn prepare_repository(&self, url: &str, apps: &[ResolvedApp], now: OffsetDateTime) {
         let mut by_branch: BTreeMap<&str, Vec<ResolvedApp>> = BTreeMap::new();
         for app in apps

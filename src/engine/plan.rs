@@ -409,7 +409,9 @@ pub(crate) fn prefetch_targets(
                 continue;
             }
             for (config, target) in image.targets.iter().zip(targets) {
-                if config.names_directory() {
+                // A directory's files are known only once it is listed ([`plan_app`]); its own
+                // path has no value history (and reading it as a file would fail).
+                if is_directory(checkout.workdir(), config) {
                     continue;
                 }
                 if let Err(error) = history.target(

@@ -337,3 +337,32 @@ async fn a_directory_that_mentions_the_image_nowhere_is_one_problem() {
     }
     assert_eq!(repo.log("main").len(), 1, "nothing committed");
 }
+
+/// A directory target written without the trailing slash has no value history of its own: the
+/// read-ahead before the tag lists skips it, as the round does. It read the directory's path as
+/// a file once (session 8), which failed and marked the clone damaged: every second pass cloned
+/// the repository again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_directory_target_without_a_slash_is_not_read_ahead_as_a_file() {
+    let registry = registry_with_api_tags().await;
+    let host = registry.host();
+    let repo = BareRepo::empty("main");
+    let deploy = format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: api}}\nspec:\n  template:\n    spec:\n      containers:\n        - name: api\n          image: {host}/team/api:1.0.0\n"
+    );
+    push_tree(&repo, &[("clusters/dev/api.yaml", deploy)], &[]);
+    let setup = ConfigDir::new(&host, "").apps(&[(
+        "plain",
+        app("plain", &repo, &host, "      - file: clusters/dev\n"),
+    )]);
+    for pass in 1..=3 {
+        let out = setup.imagebump(["once"]).output();
+        let all = text(&out);
+        assert_eq!(out.status.code(), Some(0), "pass {pass}: {all}");
+        assert!(
+            !all.contains("reading ahead") && !all.contains("cloning again"),
+            "pass {pass}: {all}"
+        );
+    }
+    assert!(blob(&repo, "clusters/dev/api.yaml").ends_with(b"team/api:1.1.0\n"));
+}
