@@ -5,7 +5,7 @@
 //! never goes past its bound: it says where it stopped ([`HistoryEnd`]) instead of guessing.
 //! What the blobs mean is the caller's business (`git` knows nothing about YAML).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use git2::{Commit, ErrorCode, ObjectType, Repository, Tree};
@@ -208,11 +208,8 @@ impl PathTrie {
 }
 
 /// The id of the entry `name` of a tree, and whether it is a tree.
-fn entry_of(tree: Option<&Tree<'_>>, name: &str) -> (Option<Oid>, bool) {
-    match tree.and_then(|t| t.get_name(name)) {
-        Some(entry) => (Some(entry.id()), entry.kind() == Some(ObjectType::Tree)),
-        None => (None, false),
-    }
+fn entry_of(tree: Option<&Tree<'_>>, name: &str) -> Entry {
+    entry(tree.and_then(|t| t.get_name(name)))
 }
 
 /// The id of every wanted path in `tree` (left `None` when missing), opening each subtree on
@@ -236,33 +233,130 @@ fn blobs_in(
     Ok(())
 }
 
+/// Trees opened by a walk, kept for one more commit: a commit's parent's trees are the next
+/// commit's own, and a large tree is not kept in libgit2's object cache (its default limit for
+/// trees is 4 KiB), so without this each was read, inflated and hashed twice.
+struct Trees<'r> {
+    repo: &'r Repository,
+    /// Opened for the commit being compared.
+    current: HashMap<Oid, Tree<'r>>,
+    /// Opened for the commit before it.
+    previous: HashMap<Oid, Tree<'r>>,
+}
+
+impl<'r> Trees<'r> {
+    fn new(repo: &'r Repository) -> Trees<'r> {
+        Trees {
+            repo,
+            current: HashMap::new(),
+            previous: HashMap::new(),
+        }
+    }
+
+    fn open(&mut self, id: Oid) -> Result<Tree<'r>, git2::Error> {
+        if let Some(tree) = self.current.get(&id) {
+            return Ok(tree.clone());
+        }
+        let tree = match self.previous.remove(&id) {
+            Some(tree) => tree,
+            None => self.repo.find_tree(id)?,
+        };
+        self.current.insert(id, tree.clone());
+        Ok(tree)
+    }
+
+    /// On to the next commit: what was not opened again is let go.
+    fn step(&mut self) {
+        self.previous = std::mem::take(&mut self.current);
+    }
+}
+
+/// A tree entry as a walk compares it: its id, and whether it is a tree.
+type Entry = (Option<Oid>, bool);
+
+fn entry(found: Option<git2::TreeEntry<'_>>) -> Entry {
+    match found {
+        Some(entry) => (Some(entry.id()), entry.kind() == Some(ObjectType::Tree)),
+        None => (None, false),
+    }
+}
+
+/// A node is compared entry by entry, not by a lookup per wanted name, when its wanted names
+/// are at least this fraction of the tree (1 in N): a lookup costs a binary search and an
+/// allocation, a step of the scan two short comparisons.
+const SCAN_WHEN_ONE_IN: usize = 16;
+
+/// The entries that differ between two trees with the same names in the same order, by
+/// position (`None`: the names differ somewhere, so positions say nothing).
+fn changed_by_position<'t>(
+    new: &'t Tree<'_>,
+    old: &'t Tree<'_>,
+) -> Option<Vec<(git2::TreeEntry<'t>, git2::TreeEntry<'t>)>> {
+    if new.len() != old.len() {
+        return None;
+    }
+    let mut changed = Vec::new();
+    for (a, b) in new.iter().zip(old.iter()) {
+        if a.name_bytes() != b.name_bytes() {
+            return None;
+        }
+        if a.id() != b.id() {
+            changed.push((a, b));
+        }
+    }
+    Some(changed)
+}
+
 /// The wanted paths whose entry differs between `new` and `old`, each with its id in `old`:
 /// only subtrees whose ids differ are opened.
 fn changed_paths<'r>(
-    repo: &'r Repository,
+    trees: &mut Trees<'r>,
     new: Option<&Tree<'r>>,
     old: Option<&Tree<'r>>,
     node: &PathTrie,
     out: &mut Vec<(usize, Option<Oid>)>,
 ) -> Result<(), git2::Error> {
+    if let (Some(new_tree), Some(old_tree)) = (new, old)
+        && node.children.len().saturating_mul(SCAN_WHEN_ONE_IN) >= new_tree.len()
+        && let Some(changed) = changed_by_position(new_tree, old_tree)
+    {
+        for (a, b) in changed {
+            let name = std::str::from_utf8(a.name_bytes()).ok();
+            // A name that is not UTF-8 is no config path: never wanted.
+            if let Some(child) = name.and_then(|name| node.children.get(name)) {
+                compare(trees, entry(Some(a)), entry(Some(b)), child, out)?;
+            }
+        }
+        return Ok(());
+    }
     for (name, child) in &node.children {
-        let (new_id, new_is_tree) = entry_of(new, name);
-        let (old_id, old_is_tree) = entry_of(old, name);
-        if new_id == old_id {
-            continue;
-        }
-        if let Some(index) = child.leaf {
-            out.push((index, old_id));
-        }
-        if !child.children.is_empty() {
-            let open = |id: Option<Oid>, is_tree: bool| match id {
-                Some(id) if is_tree => repo.find_tree(id).map(Some),
-                _ => Ok(None),
-            };
-            let new_sub = open(new_id, new_is_tree)?;
-            let old_sub = open(old_id, old_is_tree)?;
-            changed_paths(repo, new_sub.as_ref(), old_sub.as_ref(), child, out)?;
-        }
+        compare(trees, entry_of(new, name), entry_of(old, name), child, out)?;
+    }
+    Ok(())
+}
+
+/// [`changed_paths`] for one wanted name, given its entries in the new and the old tree.
+fn compare<'r>(
+    trees: &mut Trees<'r>,
+    (new_id, new_is_tree): Entry,
+    (old_id, old_is_tree): Entry,
+    child: &PathTrie,
+    out: &mut Vec<(usize, Option<Oid>)>,
+) -> Result<(), git2::Error> {
+    if new_id == old_id {
+        return Ok(());
+    }
+    if let Some(index) = child.leaf {
+        out.push((index, old_id));
+    }
+    if !child.children.is_empty() {
+        let mut open = |id: Option<Oid>, is_tree: bool| match id {
+            Some(id) if is_tree => trees.open(id).map(Some),
+            _ => Ok(None),
+        };
+        let new_sub = open(new_id, new_is_tree)?;
+        let old_sub = open(old_id, old_is_tree)?;
+        changed_paths(trees, new_sub.as_ref(), old_sub.as_ref(), child, out)?;
     }
     Ok(())
 }
@@ -291,6 +385,7 @@ fn walk_many(
     let mut versions: Vec<Vec<FileVersion>> = vec![Vec::new(); paths.len()];
     let mut commits_read = 0;
     let mut changed = Vec::new();
+    let mut trees = Trees::new(repo);
     let end = loop {
         if Some(commit.id()) == stop_at {
             break HistoryEnd::Known;
@@ -316,10 +411,18 @@ fn walk_many(
             break HistoryEnd::Root;
         };
         changed.clear();
-        let (tree, parent_tree) = (commit.tree()?, parent.tree()?);
-        if tree.id() != parent_tree.id() {
-            changed_paths(repo, Some(&tree), Some(&parent_tree), &trie, &mut changed)?;
+        let (tree, parent_tree) = (commit.tree_id(), parent.tree_id());
+        if tree != parent_tree {
+            let (tree, parent_tree) = (trees.open(tree)?, trees.open(parent_tree)?);
+            changed_paths(
+                &mut trees,
+                Some(&tree),
+                Some(&parent_tree),
+                &trie,
+                &mut changed,
+            )?;
         }
+        trees.step();
         for &(index, parent_blob) in &changed {
             let blob = blobs[index];
             let origin = match blob {

@@ -8,7 +8,7 @@ use imagebump::forge::ForgeKind;
 
 use crate::support::config::ConfigDir;
 use crate::support::forge::{StandIn, TOKEN, TOKEN_ENV};
-use crate::support::git::BareRepo;
+use crate::support::git::{BareRepo, git};
 use crate::support::imagebump::text;
 use crate::support::registry::TestRegistry;
 
@@ -740,6 +740,132 @@ fn one_walk_for_many_files_reads_what_a_walk_per_file_reads() {
             .unwrap();
         assert_eq!(together.versions, alone.versions, "{path}");
         assert_eq!(together.end, alone.end, "{path}");
+    }
+}
+
+/// The one walk finds, for every file, the commits `git log --first-parent -- FILE` lists and
+/// the blobs `git rev-parse COMMIT:FILE` names, in large folders compared entry by entry (many
+/// wanted files) and name by name (few), with files added, deleted and renamed beside the
+/// wanted ones (the entry-by-entry comparison then has nothing to line up).
+#[test]
+fn the_walk_finds_the_commits_and_blobs_git_log_finds() {
+    use imagebump::git::{Author, CloneCache, GitSettings, WalkBound};
+
+    let repo = BareRepo::with_files("main", &[("seed.yaml", "v: 1\n")]);
+    let jane = Person::clone_of(&repo, "jane@example.com");
+    jane.pull();
+    let write = |files: &[(&str, &str)], message: &str| {
+        for (file, text) in files {
+            let path = jane.work.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        jane.run(&["add", "-A"]);
+        jane.run(&["commit", "-q", "--allow-empty", "-m", message]);
+    };
+    let names: Vec<String> = (0..60).map(|i| format!("f{i:02}.yaml")).collect();
+    let all = |dir: &str, v: &str| -> Vec<(String, String)> {
+        names
+            .iter()
+            .map(|n| (format!("{dir}/{n}"), format!("v: {v}\n")))
+            .collect()
+    };
+    let many = all("apps/many", "1");
+    let few = all("apps/few", "1");
+    for (files, message) in [(&many, "many"), (&few, "few")] {
+        let files: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        write(&files, message);
+    }
+    write(
+        &[
+            ("apps/many/f03.yaml", "v: 2\n"),
+            ("apps/few/f10.yaml", "v: 2\n"),
+        ],
+        "bump",
+    );
+    write(&[("apps/many/f40.yaml", "v: 2\n")], "unwanted neighbour");
+    write(
+        &[
+            ("apps/many/g.yaml", "new\n"),
+            ("apps/many/f01.yaml", "v: 3\n"),
+        ],
+        "add beside",
+    );
+    jane.run(&["rm", "-q", "apps/many/f02.yaml"]);
+    jane.run(&["mv", "apps/many/f04.yaml", "apps/many/z.yaml"]);
+    write(&[("apps/few/f10.yaml", "v: 3\n")], "delete, rename, bump");
+    write(&[("apps/many/f02.yaml", "v: back\n")], "f02 back");
+    write(&[("apps/many/f00.yaml", "v: 1\n")], "same bytes: no change");
+    write(&[], "empty");
+    jane.run(&["checkout", "-q", "-b", "side"]);
+    write(&[("apps/many/f05.yaml", "v: side\n")], "side");
+    jane.run(&["checkout", "-q", "main"]);
+    write(&[("apps/few/f59.yaml", "v: main\n")], "main");
+    jane.run(&["merge", "-q", "--no-ff", "-m", "merge side", "side"]);
+    jane.run(&["push", "-q", "origin", "HEAD:main"]);
+
+    let workdir = tempfile::tempdir().unwrap();
+    let settings = GitSettings {
+        author: Author {
+            name: "imagebump".into(),
+            email: "bot@imagebump.test".into(),
+        },
+        credentials: vec![],
+        accept_unknown_hosts: false,
+        signing_key: None,
+    };
+    let cache = CloneCache::new(workdir.path().to_path_buf(), settings);
+    let checkout = cache.checkout(&repo.file_url(), "main").unwrap();
+    let bound = WalkBound {
+        max_commits: 100,
+        not_before: None,
+    };
+    // Six of apps/many's entries are wanted (compared entry by entry), one of apps/few's
+    // (looked up by name).
+    let paths = [
+        "seed.yaml",
+        "apps/many/f00.yaml",
+        "apps/many/f01.yaml",
+        "apps/many/f02.yaml",
+        "apps/many/f03.yaml",
+        "apps/many/f04.yaml",
+        "apps/many/f05.yaml",
+        "apps/few/f10.yaml",
+        "apps/few/f59.yaml",
+    ];
+    let walked = checkout.files_history(&paths, bound).unwrap();
+    let bare = repo.path();
+    for (path, history) in paths.iter().zip(walked) {
+        let listed = git(
+            bare,
+            &["log", "--first-parent", "--format=%H", "main", "--", path],
+        );
+        let listed: Vec<&str> = listed.lines().collect();
+        let found: Vec<String> = history
+            .versions
+            .iter()
+            .map(|v| v.commit.id.to_string())
+            .collect();
+        assert_eq!(found, listed, "{path}");
+        for version in &history.versions {
+            let blob = version.blob.map(|b| b.to_string());
+            let named = Command::new("git")
+                .args(["rev-parse", "-q", "--verify"])
+                .arg(format!("{}:{path}", version.commit.id))
+                .current_dir(bare)
+                .output()
+                .unwrap();
+            let named = String::from_utf8_lossy(&named.stdout).trim().to_string();
+            assert_eq!(
+                blob.unwrap_or_default(),
+                named,
+                "{path} at {}",
+                version.commit.id
+            );
+        }
     }
 }
 
