@@ -111,6 +111,10 @@ impl Engine {
             });
         let pushed = match result {
             Ok(push) => {
+                if push.pushed {
+                    ctx.history
+                        .record_own_commits(url, branch, push.base, &push.commits, ctx.now);
+                }
                 for report in &mut reports {
                     report.push_attempts = push.attempts;
                     report.pushed = push.pushed && report.commit.is_some();

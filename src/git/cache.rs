@@ -354,6 +354,7 @@ impl CloneCache {
             pending_head: Cell::new(None),
             mempack_rounds: Cell::new(0),
             in_memory: Default::default(),
+            own: Default::default(),
             repo,
             dir,
             url: url.to_string(),

@@ -8,7 +8,7 @@
 //! round of in-memory objects has been persisted as one pack. Any local git failure marks the
 //! clone for rebuild.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::File;
@@ -22,6 +22,7 @@ use git2::{
 };
 
 use super::auth::{self, CallbackState};
+use super::history::{CommitMeta, OwnCommit};
 use super::{GitError, GitSettings, Oid, redact_url};
 
 pub(super) const REMOTE: &str = "origin";
@@ -87,6 +88,8 @@ pub struct Checkout {
     pub(super) mempack_rounds: Cell<i32>,
     /// The objects written in memory since they were last persisted, and their tree entries.
     pub(super) in_memory: Written,
+    /// The commits [`Checkout::commit`] made on the branch since the last reset, oldest first.
+    pub(super) own: RefCell<Vec<OwnCommit>>,
     pub(super) repo: Repository,
     pub(super) dir: PathBuf,
     pub(super) url: String,
@@ -162,6 +165,7 @@ impl Checkout {
 
     fn reset_to(&self, oid: Oid) -> Result<(), GitError> {
         self.pending_head.set(None);
+        self.own.borrow_mut().clear();
         let result = (|| {
             let commit = self.repo.find_commit(oid)?;
             let head_ref = format!("refs/heads/{}", self.branch);
@@ -269,13 +273,17 @@ impl Checkout {
             }
             let changes: Vec<Change<'_>> = changes
                 .iter()
-                .map(|(names, content)| (names.as_slice(), content.as_ref()))
+                .enumerate()
+                .map(|(index, (names, content))| (names.as_slice(), content.as_ref(), index))
                 .collect();
             let written = &self.in_memory;
-            let tree_id = match update_tree(&self.repo, Some(&parent.tree()?), &changes, written)? {
-                Some(id) => id,
-                None => self.repo.treebuilder(None)?.write()?,
-            };
+            let mut before = vec![None; changes.len()];
+            let base = parent.tree()?;
+            let tree_id =
+                match update_tree(&self.repo, Some(&base), &changes, written, &mut before)? {
+                    Some(id) => id,
+                    None => self.repo.treebuilder(None)?.write()?,
+                };
             if tree_id == parent.tree_id() {
                 return Ok(None);
             }
@@ -305,6 +313,24 @@ impl Checkout {
             self.in_memory.add(oid, 0);
             if move_branch {
                 self.pending_head.set(Some(oid));
+                let mut files: Vec<(String, Option<Oid>)> = Vec::new();
+                // A path listed twice was written once, with its last content.
+                for (index, (names, content, _)) in changes.iter().enumerate().rev() {
+                    let path = names
+                        .iter()
+                        .map(|n| n.to_string_lossy())
+                        .collect::<Vec<_>>();
+                    let path = path.join("/");
+                    let blob = content.map(|c| c.id);
+                    if blob != before[index] && !files.iter().any(|(p, _)| *p == path) {
+                        files.push((path, blob));
+                    }
+                }
+                self.own.borrow_mut().push(OwnCommit {
+                    commit: CommitMeta::of_signature(oid, &signature),
+                    parent: parent.id(),
+                    files,
+                });
             }
             Ok(Some(oid))
         })();
@@ -518,8 +544,9 @@ struct NewBlob {
     mode: i32,
 }
 
-/// One listed path split into its names, with its new content (`None`: the file is gone).
-type Change<'a> = (&'a [&'a OsStr], Option<&'a NewBlob>);
+/// One listed path split into its names, with its new content (`None`: the file is gone) and
+/// its place in the list.
+type Change<'a> = (&'a [&'a OsStr], Option<&'a NewBlob>, usize);
 
 /// Writes `base` with `changes` applied and returns its id (`None` when it ends up empty).
 /// Only the trees along the changed paths are rebuilt; every other subtree keeps its id, so a
@@ -527,24 +554,29 @@ type Change<'a> = (&'a [&'a OsStr], Option<&'a NewBlob>);
 /// an index read from `base`, updated with the same paths and written would give: a file keeps
 /// its mode, a directory disappears with its last file, and a file replaces a directory (or
 /// any other entry) of the same name and the other way round.
-/// Every tree written is added to `written`.
+/// Every tree written is added to `written`; `before[i]` is set to the id the path of change
+/// `i` had in `base` (of whatever kind; left alone when it had none).
 fn update_tree(
     repo: &Repository,
     base: Option<&Tree<'_>>,
     changes: &[Change<'_>],
     written: &Written,
+    before: &mut [Option<Oid>],
 ) -> Result<Option<Oid>, git2::Error> {
     type Slot<'a> = (Option<Option<&'a NewBlob>>, Vec<Change<'a>>);
     let mut by_name: BTreeMap<&OsStr, Slot<'_>> = BTreeMap::new();
-    for &(names, content) in changes {
+    for &(names, content, index) in changes {
         let Some((first, rest)) = names.split_first() else {
             continue;
         };
         let slot = by_name.entry(*first).or_default();
         if rest.is_empty() {
             slot.0 = Some(content);
+            if let Some(entry) = base.and_then(|b| b.get_name_bytes(first.as_encoded_bytes())) {
+                before[index] = Some(entry.id());
+            }
         } else {
-            slot.1.push((rest, content));
+            slot.1.push((rest, content, index));
         }
     }
     let mut builder = repo.treebuilder(base)?;
@@ -573,7 +605,7 @@ fn update_tree(
             Some((id, _, true)) => Some(repo.find_tree(id)?),
             _ => None,
         };
-        match update_tree(repo, subtree.as_ref(), &deeper, written)? {
+        match update_tree(repo, subtree.as_ref(), &deeper, written, before)? {
             Some(id) => {
                 builder.insert(name, id, 0o040000)?;
             }

@@ -49,6 +49,30 @@ impl CommitMeta {
     }
 }
 
+impl CommitMeta {
+    /// A commit made with `signature` as author and committer.
+    pub(super) fn of_signature(id: Oid, signature: &git2::Signature<'_>) -> CommitMeta {
+        let person = Person::of(signature);
+        CommitMeta {
+            id,
+            author: person.clone(),
+            committer: person,
+            time: signature.when().seconds(),
+        }
+    }
+}
+
+/// A commit the bot made on its branch ([`Checkout::commit`]), as a first-parent walk over it
+/// reads it: so that the history of the bot's own commits need not be read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnCommit {
+    pub commit: CommitMeta,
+    pub parent: Oid,
+    /// The paths (from the work tree's root, `/`-separated) whose entry it changed, each with
+    /// its blob from this commit on (`None`: removed).
+    pub files: Vec<(String, Option<Oid>)>,
+}
+
 /// A first-parent commit that gave the file a new blob.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileVersion {
@@ -160,7 +184,12 @@ impl Checkout {
         walk_many(&self.repo, from, paths, bound, stop_at).map_err(|e| self.local(e))
     }
 
-    /// The content of a blob of the clone.
+    /// The commits [`Checkout::commit`] made on the branch since the checkout was last reset
+    /// to the remote head, oldest first.
+    pub fn own_commits(&self) -> Vec<OwnCommit> {
+        self.own.borrow().clone()
+    }
+
     /// The full message of commit `id` (lossy UTF-8).
     pub fn commit_message(&self, id: Oid) -> Result<String, GitError> {
         self.repo
@@ -169,6 +198,7 @@ impl Checkout {
             .map_err(|e| self.local(e))
     }
 
+    /// The content of a blob of the clone.
     pub fn blob(&self, id: Oid) -> Result<Vec<u8>, GitError> {
         self.repo
             .find_blob(id)

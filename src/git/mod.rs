@@ -56,7 +56,7 @@ use std::sync::Arc;
 pub use cache::{CloneCache, DEFAULT_LOCK_WAIT};
 pub use checkout::{Checkout, CommitInfo, InMemory};
 pub use git2::Oid;
-pub use history::{CommitMeta, FileHistory, FileVersion, HistoryEnd, Person, WalkBound};
+pub use history::{CommitMeta, FileHistory, FileVersion, HistoryEnd, OwnCommit, Person, WalkBound};
 pub use maintenance::{Census, Maintenance};
 pub use push::{LeaseOutcome, PushOutcome};
 pub use signing::SigningKey;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rand::Rng as _;
 
-use super::{Checkout, CloneCache, GitError, InMemory, Oid, PushOutcome, redact_url};
+use super::{Checkout, CloneCache, GitError, InMemory, Oid, OwnCommit, PushOutcome, redact_url};
 
 /// How often and how patiently [`commit_and_push`] retries a rejected push.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +46,10 @@ pub struct PushReport {
     pub head: Oid,
     /// Whether a push happened; `false` when the planner made no commit on the last round.
     pub pushed: bool,
+    /// The remote head the last round started from.
+    pub base: Oid,
+    /// The commits the last round made on `base`, oldest first (pushed when `pushed`).
+    pub commits: Vec<OwnCommit>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +126,7 @@ where
             std::thread::sleep(backoff(options, attempt - 1));
             checkout.refresh()?;
         }
+        let base = checkout.head()?;
         checkout
             .with_objects_in_memory(|memory| make_commits(&checkout, memory))?
             .map_err(|source| WriteBackError::Plan {
@@ -135,6 +140,8 @@ where
                 attempts: attempt,
                 head,
                 pushed: false,
+                base,
+                commits: Vec::new(),
             });
         }
         match checkout.push()? {
@@ -143,6 +150,8 @@ where
                     attempts: attempt,
                     head,
                     pushed: true,
+                    base,
+                    commits: checkout.own_commits(),
                 });
             }
             PushOutcome::Refused { reason } => {

@@ -29,7 +29,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::edit::{self, Target};
 use crate::git::{
-    Checkout, CommitMeta, FileHistory, FileVersion, GitError, HistoryEnd, Oid, WalkBound,
+    Checkout, CommitMeta, FileHistory, FileVersion, GitError, HistoryEnd, Oid, OwnCommit, WalkBound,
 };
 use crate::reference::ImageRef;
 
@@ -147,6 +147,14 @@ fn trim(
         return (versions, HistoryEnd::Bound, true);
     }
     (versions, end, false)
+}
+
+/// `file` as a walk looks it up: its names between slashes, without empty or `.` ones.
+fn walked_path(file: &str) -> String {
+    file.split('/')
+        .filter(|name| !name.is_empty() && *name != ".")
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// (repository URL, branch, file, target and image).
@@ -389,6 +397,84 @@ impl History {
         }
         self.sweep();
         Ok(())
+    }
+
+    /// After a push of the bot's own `commits` (oldest first, the first made on `base`, each on
+    /// the one before) to `url`'s `branch`: the records read at `base` are carried over them
+    /// as a walk from the last of them down to `base` would carry them, without reading them
+    /// back (after a round of 1,000 commits, that walk was most of the next pass's own CPU).
+    /// Left to be read as before: everything, when the commits do not chain from `base` or a
+    /// walk would stop inside them (the bound); a record whose path is a folder of a changed
+    /// path or lies under one (its entry then changes in ways the commits' files do not say).
+    pub fn record_own_commits(
+        &self,
+        url: &str,
+        branch: &str,
+        base: Oid,
+        commits: &[OwnCommit],
+        now: OffsetDateTime,
+    ) {
+        let Some(last) = commits.last() else {
+            return;
+        };
+        let mut parent = base;
+        for commit in commits {
+            if commit.parent != parent {
+                return;
+            }
+            parent = commit.commit.id;
+        }
+        let bound = self.walk_bound(now);
+        let within = commits.len() <= bound.max_commits
+            && commits
+                .iter()
+                .all(|c| bound.not_before.is_none_or(|t| c.commit.time >= t));
+        if !within {
+            return;
+        }
+        let head = last.commit.id;
+        // Per changed path, its new versions, newest first.
+        let mut changed: HashMap<&str, Vec<FileVersion>> = HashMap::new();
+        for commit in commits.iter().rev() {
+            for (path, blob) in &commit.files {
+                changed.entry(path.as_str()).or_default().push(FileVersion {
+                    commit: commit.commit.clone(),
+                    blob: *blob,
+                    origin: None,
+                });
+            }
+        }
+        let folders: HashSet<&str> = changed
+            .keys()
+            .flat_map(|path| path.match_indices('/').map(|(at, _)| &path[..at]))
+            .collect();
+        let Ok(mut files) = self.files.lock() else {
+            return;
+        };
+        for ((record_url, record_branch, file), record) in files.iter_mut() {
+            if record_url != url || record_branch != branch || record.head != base {
+                continue;
+            }
+            let path = walked_path(file);
+            let under_changed = path
+                .match_indices('/')
+                .any(|(at, _)| changed.contains_key(&path[..at]));
+            if path.is_empty() || folders.contains(path.as_str()) || under_changed {
+                continue;
+            }
+            let read = FileHistory {
+                head,
+                versions: changed.get(path.as_str()).cloned().unwrap_or_default(),
+                end: HistoryEnd::Known,
+                commits_read: commits.len(),
+            };
+            *record = FileRecord::after(head, read, Some(record), bound);
+            if record.trimmed {
+                self.trimmed.store(true, Ordering::Relaxed);
+            }
+        }
+        drop(files);
+        self.sweep();
     }
 
     fn walk_bound(&self, now: OffsetDateTime) -> WalkBound {
@@ -750,5 +836,145 @@ mod tests {
             max_age: Duration::days(1),
         };
         assert_eq!(history.carried(other, |_, _, _| true).size(), (0, 0, 0, 0));
+    }
+
+    /// The records of `files` in `history` at `url`'s main: (head, versions, end) per file.
+    fn records(
+        history: &History,
+        url: &str,
+        files: &[&str],
+    ) -> Vec<(Oid, Vec<FileVersion>, HistoryEnd)> {
+        let cached = history.files.lock().unwrap();
+        files
+            .iter()
+            .map(|file| {
+                let record = &cached[&(url.to_string(), "main".to_string(), file.to_string())];
+                (record.head, record.versions.to_vec(), record.end)
+            })
+            .collect()
+    }
+
+    /// The bot's own commits, then pushed: a file changed twice, one in a folder, one removed,
+    /// one created, one written with the same bytes beside a change, a commit touching no
+    /// wanted file, and a record of the folder itself.
+    fn own_round(repo: &Repo) -> (Checkout, Oid) {
+        let checkout = repo.checkout();
+        let base = checkout.head().unwrap();
+        let manifest = |tag: &str| {
+            format!(
+                "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n    - name: api\n      image: ghcr.io/acme/api:{tag}\n"
+            )
+        };
+        let commit = |writes: &[(&str, Option<&str>)]| {
+            let mut paths = Vec::new();
+            for (file, tag) in writes {
+                let path = checkout.workdir().join(file);
+                match tag {
+                    Some(tag) => {
+                        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                        std::fs::write(&path, manifest(tag)).unwrap();
+                    }
+                    None => std::fs::remove_file(&path).unwrap(),
+                }
+                paths.push(std::path::PathBuf::from(file));
+            }
+            checkout.commit(&paths, "bot").unwrap().expect("a commit");
+        };
+        commit(&[("a.yaml", Some("2.0.0"))]);
+        commit(&[("apps/b.yaml", Some("2.0.0"))]);
+        commit(&[("a.yaml", Some("2.1.0")), ("apps/c.yaml", Some("1.0.0"))]);
+        commit(&[("d.yaml", None)]);
+        commit(&[("e.yaml", Some("1.0.0"))]);
+        commit(&[("other.txt", Some("x"))]);
+        assert!(matches!(
+            checkout.push().unwrap(),
+            crate::git::PushOutcome::Pushed { .. }
+        ));
+        (checkout, base)
+    }
+
+    const OWN_FILES: [&str; 7] = [
+        "a.yaml",
+        "apps/b.yaml",
+        "./apps/c.yaml",
+        "d.yaml",
+        "e.yaml",
+        "untouched.yaml",
+        "apps",
+    ];
+
+    fn seeded() -> Repo {
+        let repo = Repo::new();
+        repo.bump("a.yaml", "1.0.0", T0);
+        std::fs::create_dir_all(repo.work.join("apps")).unwrap();
+        repo.bump("apps/b.yaml", "1.0.0", T0 + 60);
+        repo.bump("apps/c.yaml", "1.0.0", T0 + 120);
+        repo.bump("d.yaml", "1.0.0", T0 + 180);
+        repo.bump("untouched.yaml", "1.0.0", T0 + 240);
+        repo
+    }
+
+    #[test]
+    fn the_bots_pushed_commits_carry_the_records_as_a_walk_over_them_would() {
+        let repo = seeded();
+        let now = OffsetDateTime::now_utc();
+        let history = History::new(Bound::default());
+        history
+            .prefetch(&repo.checkout(), &repo.url, &OWN_FILES, now)
+            .unwrap();
+        let (checkout, base) = own_round(&repo);
+        let commits = checkout.own_commits();
+        assert_eq!(commits.len(), 6);
+        let read_before = history.cost().0;
+        history.record_own_commits(&repo.url, "main", base, &commits, now);
+        let carried = records(&history, &repo.url, &OWN_FILES);
+        assert_eq!(history.cost().0, read_before, "nothing was read");
+        let head = checkout.head().unwrap();
+        for ((file, (at, _, _)), expected) in OWN_FILES.iter().zip(&carried).zip([head; 6]) {
+            assert_eq!(*at, expected, "{file} carried to the pushed head");
+        }
+        assert_eq!(carried[6].0, base, "the folder's record is left to be read");
+
+        // What a cold read of the pushed head finds, record for record.
+        let cold = History::new(Bound::default());
+        cold.prefetch(&checkout, &repo.url, &OWN_FILES, now)
+            .unwrap();
+        let walked = records(&cold, &repo.url, &OWN_FILES);
+        assert_eq!(carried[..6], walked[..6]);
+        // The record left behind is read from where it was: then it is the cold read's too.
+        history
+            .file_versions(&checkout, &repo.url, "apps", now)
+            .unwrap();
+        assert_eq!(records(&history, &repo.url, &OWN_FILES), walked);
+    }
+
+    #[test]
+    fn commits_that_do_not_chain_from_the_base_or_pass_the_bound_carry_nothing() {
+        let now = OffsetDateTime::now_utc();
+        for (bound, wrong_base) in [
+            (Bound::default(), true),
+            (
+                Bound {
+                    max_commits: 5,
+                    max_age: Duration::days(90),
+                },
+                false,
+            ),
+        ] {
+            let repo = seeded();
+            let history = History::new(bound);
+            history
+                .prefetch(&repo.checkout(), &repo.url, &OWN_FILES, now)
+                .unwrap();
+            let (checkout, base) = own_round(&repo);
+            let before = records(&history, &repo.url, &OWN_FILES);
+            let from = if wrong_base {
+                checkout.own_commits()[0].commit.id
+            } else {
+                base
+            };
+            history.record_own_commits(&repo.url, "main", from, &checkout.own_commits(), now);
+            assert_eq!(records(&history, &repo.url, &OWN_FILES), before);
+        }
     }
 }

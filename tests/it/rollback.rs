@@ -631,6 +631,36 @@ async fn on_rollback_ignore_proposes_the_reverted_tag_again() {
     assert_eq!(case.deployed(), "1.2.0");
 }
 
+/// A long-lived engine (the daemon's) reads none of its own round's commits back on the next
+/// pass, and a revert a person pushes after that is still seen: one commit read, the tag held.
+#[tokio::test(flavor = "multi_thread")]
+async fn after_its_own_round_a_long_lived_engine_reads_only_the_commits_of_others() {
+    use imagebump::engine::{Engine, PassOptions};
+
+    let case = Case::new("").await;
+    let loaded = imagebump::config::load(&case.dir.global()).unwrap();
+    assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+    let engine = Engine::new(loaded.config).unwrap();
+    let round = engine.run_pass(&PassOptions::default()).await;
+    assert!(round.apps[0].pushed, "{round:?}");
+    assert_eq!(case.deployed(), "1.2.0");
+    let (read, _) = engine.history_cost();
+
+    let steady = engine.run_pass(&PassOptions::default()).await;
+    assert!(!steady.failed() && !steady.apps[0].pushed, "{steady:?}");
+    assert_eq!(
+        engine.history_cost().0,
+        read,
+        "the pass after the round read the round's commit back"
+    );
+
+    case.jane.revert_head();
+    let after = engine.run_pass(&PassOptions::default()).await;
+    assert!(!after.failed() && !after.apps[0].pushed, "{after:?}");
+    assert_eq!(engine.history_cost().0, read + 1, "the revert, only");
+    assert_eq!(case.deployed(), "1.1.0");
+}
+
 /// The one walk a pass makes for all of a branch's target files (`files_history`) reads the
 /// same versions as a walk per file: edits in nested folders, a merge from a side branch, a
 /// file deleted and created again, commits that touch none of them.
