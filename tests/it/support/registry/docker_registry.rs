@@ -285,6 +285,11 @@ impl TestRegistry {
         }
     }
 
+    /// The `docker-registry` process's id (benches read its CPU time from `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `127.0.0.1:PORT`, the registry part of image names.
     pub fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
