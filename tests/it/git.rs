@@ -161,6 +161,42 @@ fn stale_local_state_is_discarded() {
     assert!(!dir.join("junk").exists());
 }
 
+/// Regression: after the bot's own pushed commits, the next checkout left the index without
+/// stat data for the files they changed (their content was already right, so the reset did not
+/// write them, and rebuilt their entries from the tree), and every later checkout hashed those
+/// files again: 1,000 files per pass after a round of 1,000 commits.
+#[test]
+fn after_the_bots_own_commits_the_index_knows_the_files_stat_again() {
+    let bare = seeded();
+    let work = tempfile::tempdir().unwrap();
+    let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![]));
+    let url = bare.file_url();
+    let first = cache.checkout(&url, "main").unwrap();
+    // As the engine writes a file: to a temporary file, renamed over it.
+    let temporary = first.workdir().join("app.yaml.new");
+    std::fs::write(&temporary, "tag: 1.1.0\n").unwrap();
+    std::fs::rename(&temporary, first.workdir().join("app.yaml")).unwrap();
+    first
+        .commit(&[PathBuf::from("app.yaml")], "bump")
+        .unwrap()
+        .unwrap();
+    assert!(matches!(first.push().unwrap(), PushOutcome::Pushed { .. }));
+    drop(first);
+
+    let second = cache.checkout(&url, "main").unwrap();
+    let repo = git2::Repository::open(second.workdir()).unwrap();
+    let index = repo.index().unwrap();
+    let unknown: Vec<String> = index
+        .iter()
+        .filter(|entry| entry.ino == 0 && entry.mtime.seconds() == 0)
+        .map(|entry| String::from_utf8_lossy(&entry.path).into_owned())
+        .collect();
+    assert!(unknown.is_empty(), "entries without stat data: {unknown:?}");
+    assert_eq!(read(&second, "app.yaml"), "tag: 1.1.0\n");
+    let status = repo.statuses(None).unwrap();
+    assert!(status.is_empty(), "the work tree is the pushed head");
+}
+
 /// Regression: `kill -9` during a fetch or commit leaves git's own lock files (`*.lock` next to a
 /// ref, the index, packed-refs) in the clone; the next pass failed with "failed to lock file
 /// ... for writing" for every app of the repository, forever. They are stale by construction
