@@ -189,18 +189,23 @@ impl Checkout {
     /// A file the bot committed is already right when the next reset comes: the reset leaves
     /// it alone and rebuilds its index entry from the tree, without stat data, so every later
     /// reset hashed it again (1,000 files per pass after a round of 1,000 commits). A diff of
-    /// the index against the work tree that updates the index records their stat data once;
-    /// with none missing, nothing is scanned.
+    /// the index against the work tree, limited to those files, records their stat data once;
+    /// with none missing, nothing is looked at.
     fn refresh_index_stat(&self) -> Result<(), git2::Error> {
         let mut index = self.repo.index()?;
-        if !index
-            .iter()
-            .any(|entry| entry.ino == 0 && entry.mtime.seconds() == 0)
-        {
+        let mut options = DiffOptions::new();
+        let mut unknown = 0;
+        for entry in index.iter() {
+            if entry.ino == 0 && entry.mtime.seconds() == 0 {
+                options.pathspec(entry.path);
+                unknown += 1;
+            }
+        }
+        if unknown == 0 {
             return Ok(());
         }
-        let mut options = DiffOptions::new();
-        options.update_index(true);
+        // Exact paths: the diff then looks at those files only, not the whole work tree.
+        options.update_index(true).disable_pathspec_match(true);
         self.repo
             .diff_index_to_workdir(Some(&index), Some(&mut options))?;
         index.write()

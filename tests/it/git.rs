@@ -173,13 +173,16 @@ fn after_the_bots_own_commits_the_index_knows_the_files_stat_again() {
     let url = bare.file_url();
     let first = cache.checkout(&url, "main").unwrap();
     // As the engine writes a file: to a temporary file, renamed over it.
-    let temporary = first.workdir().join("app.yaml.new");
-    std::fs::write(&temporary, "tag: 1.1.0\n").unwrap();
-    std::fs::rename(&temporary, first.workdir().join("app.yaml")).unwrap();
-    first
-        .commit(&[PathBuf::from("app.yaml")], "bump")
-        .unwrap()
-        .unwrap();
+    let files = ["app.yaml", "apps/api/values.yaml"];
+    for file in files {
+        let path = first.workdir().join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let temporary = path.with_extension("new");
+        std::fs::write(&temporary, "tag: 1.1.0\n").unwrap();
+        std::fs::rename(&temporary, &path).unwrap();
+    }
+    let paths: Vec<PathBuf> = files.iter().map(PathBuf::from).collect();
+    first.commit(&paths, "bump").unwrap().unwrap();
     assert!(matches!(first.push().unwrap(), PushOutcome::Pushed { .. }));
     drop(first);
 
@@ -192,7 +195,9 @@ fn after_the_bots_own_commits_the_index_knows_the_files_stat_again() {
         .map(|entry| String::from_utf8_lossy(&entry.path).into_owned())
         .collect();
     assert!(unknown.is_empty(), "entries without stat data: {unknown:?}");
-    assert_eq!(read(&second, "app.yaml"), "tag: 1.1.0\n");
+    for file in files {
+        assert_eq!(read(&second, file), "tag: 1.1.0\n");
+    }
     let status = repo.statuses(None).unwrap();
     assert!(status.is_empty(), "the work tree is the pushed head");
 }
