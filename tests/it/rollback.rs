@@ -661,12 +661,31 @@ async fn after_its_own_round_a_long_lived_engine_reads_only_the_commits_of_other
     assert_eq!(case.deployed(), "1.1.0");
 }
 
+/// A clone of `repo`'s main in a clone cache of its own (kept while the directory lives).
+fn bot_checkout(repo: &BareRepo) -> (tempfile::TempDir, imagebump::git::Checkout) {
+    use imagebump::git::{Author, CloneCache, GitSettings};
+
+    let workdir = tempfile::tempdir().unwrap();
+    let settings = GitSettings {
+        author: Author {
+            name: "imagebump".into(),
+            email: "bot@imagebump.test".into(),
+        },
+        credentials: vec![],
+        accept_unknown_hosts: false,
+        signing_key: None,
+    };
+    let cache = CloneCache::new(workdir.path().to_path_buf(), settings);
+    let checkout = cache.checkout(&repo.file_url(), "main").unwrap();
+    (workdir, checkout)
+}
+
 /// The one walk a pass makes for all of a branch's target files (`files_history`) reads the
 /// same versions as a walk per file: edits in nested folders, a merge from a side branch, a
 /// file deleted and created again, commits that touch none of them.
 #[test]
 fn one_walk_for_many_files_reads_what_a_walk_per_file_reads() {
-    use imagebump::git::{Author, CloneCache, GitSettings, WalkBound};
+    use imagebump::git::WalkBound;
 
     let repo = BareRepo::with_files(
         "main",
@@ -698,18 +717,7 @@ fn one_walk_for_many_files_reads_what_a_walk_per_file_reads() {
     write("apps/x/b.yaml", "v: 4\n");
     jane.run(&["push", "-q", "origin", "HEAD:main"]);
 
-    let workdir = tempfile::tempdir().unwrap();
-    let settings = GitSettings {
-        author: Author {
-            name: "imagebump".into(),
-            email: "bot@imagebump.test".into(),
-        },
-        credentials: vec![],
-        accept_unknown_hosts: false,
-        signing_key: None,
-    };
-    let cache = CloneCache::new(workdir.path().to_path_buf(), settings);
-    let checkout = cache.checkout(&repo.file_url(), "main").unwrap();
+    let (_workdir, checkout) = bot_checkout(&repo);
     let bound = WalkBound {
         max_commits: 100,
         not_before: None,
@@ -779,7 +787,7 @@ fn one_walk_for_many_files_reads_what_a_walk_per_file_reads() {
 /// wanted ones (the entry-by-entry comparison then has nothing to line up).
 #[test]
 fn the_walk_finds_the_commits_and_blobs_git_log_finds() {
-    use imagebump::git::{Author, CloneCache, GitSettings, WalkBound};
+    use imagebump::git::WalkBound;
 
     let repo = BareRepo::with_files("main", &[("seed.yaml", "v: 1\n")]);
     let jane = Person::clone_of(&repo, "jane@example.com");
@@ -837,18 +845,7 @@ fn the_walk_finds_the_commits_and_blobs_git_log_finds() {
     jane.run(&["merge", "-q", "--no-ff", "-m", "merge side", "side"]);
     jane.run(&["push", "-q", "origin", "HEAD:main"]);
 
-    let workdir = tempfile::tempdir().unwrap();
-    let settings = GitSettings {
-        author: Author {
-            name: "imagebump".into(),
-            email: "bot@imagebump.test".into(),
-        },
-        credentials: vec![],
-        accept_unknown_hosts: false,
-        signing_key: None,
-    };
-    let cache = CloneCache::new(workdir.path().to_path_buf(), settings);
-    let checkout = cache.checkout(&repo.file_url(), "main").unwrap();
+    let (_workdir, checkout) = bot_checkout(&repo);
     let bound = WalkBound {
         max_commits: 100,
         not_before: None,
