@@ -180,10 +180,14 @@ impl Checkout {
             // HEAD with `remove_untracked` drops them.
             let mut options = CheckoutBuilder::new();
             options.force().remove_untracked(true).remove_ignored(true);
-            self.repo.checkout_head(Some(&mut options))?;
-            self.refresh_index_stat()
+            self.repo.checkout_head(Some(&mut options))
         })();
-        result.map_err(|e| self.local(e))
+        result.map_err(|e| self.local(e))?;
+        // Only a saving for later resets: the work tree is already the remote head's.
+        if let Err(error) = self.refresh_index_stat() {
+            tracing::warn!(url = %self.display_url(), error = %error.message(), "cannot record the stat data of committed files in the clone's index; the next reset hashes them again");
+        }
+        Ok(())
     }
 
     /// A file the bot committed is already right when the next reset comes: the reset leaves
