@@ -344,15 +344,16 @@ impl Checkout {
             if move_branch {
                 self.pending_head.set(Some(oid));
                 let mut files: Vec<(String, Option<Oid>)> = Vec::new();
+                let mut seen = HashSet::new();
                 // A path listed twice was written once, with its last content.
                 for (index, (names, content, _)) in changes.iter().enumerate().rev() {
                     let path = names
                         .iter()
                         .map(|n| n.to_string_lossy())
-                        .collect::<Vec<_>>();
-                    let path = path.join("/");
+                        .collect::<Vec<_>>()
+                        .join("/");
                     let blob = content.map(|c| c.id);
-                    if blob != before[index] && !files.iter().any(|(p, _)| *p == path) {
+                    if seen.insert(path.clone()) && blob != before[index] {
                         files.push((path, blob));
                     }
                 }
