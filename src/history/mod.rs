@@ -4,7 +4,8 @@
 //!
 //! Invariant: reading is bounded (by default [`Bound::default`]: 5,000 first-parent commits or
 //! 90 days) and cached per (repository, branch, file): a pass whose branch head is the one
-//! read before reads no commit at all, a pass on a new head reads only the commits since, a
+//! read before reads no commit at all, a pass on a new head reads only the commits since (but
+//! not the bot's own pushed commits, recorded as they are pushed: [`History::record_own_commits`]), a
 //! cold start reads all of a branch's target files in one walk ([`History::prefetch`]), and a
 //! file's blob is parsed once per target however often it is asked about. The cache stays
 //! within the bound too: a record extended by new commits is cut to what a cold read would
