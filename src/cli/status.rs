@@ -164,6 +164,19 @@ pub fn render_table(status: &StatusResponse) -> String {
     if !status.ready {
         out.push_str("(daemon not ready yet: the first check cycle has not ended)\n");
     }
+    if !status.retries.is_empty() {
+        out.push_str("\nCHECKS WAITING TO BE RETRIED\n");
+        for retry in &status.retries {
+            let at = retry.at.as_deref().unwrap_or("-");
+            out.push_str(&format!(
+                "{}: retry {} of {} at {at}\n",
+                retry.scope, retry.attempt, retry.max_attempts
+            ));
+            if let Some(error) = &retry.last_error {
+                out.push_str(&format!("  failed with: {}\n", one_line(error, 200)));
+            }
+        }
+    }
     if !status.config_errors.is_empty() {
         out.push_str("\nAPP FILES THAT DO NOT LOAD\n");
         for problem in &status.config_errors {
@@ -187,7 +200,7 @@ pub fn render_table(status: &StatusResponse) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::status::{AppStatus, ConfigProblem, ImageStatus};
+    use crate::daemon::status::{AppStatus, ConfigProblem, ImageStatus, RetryStatus};
 
     #[test]
     fn table_has_one_row_per_image() {
@@ -263,6 +276,42 @@ apps/shop.yaml: FAILED since 2026-01-01T10:00:00Z (shop runs from its last good 
 apps/new.yaml: FAILED since - (not running)
   apps/new.yaml:1:1: invalid YAML: x
   apps/new.yaml:2:1: y
+";
+        assert_eq!(render_table(&status), expected);
+    }
+
+    #[test]
+    fn checks_waiting_to_be_retried_are_listed_with_what_they_failed_with() {
+        let status = StatusResponse {
+            ready: true,
+            retries: vec![
+                RetryStatus {
+                    scope: "repository ghcr.io/acme/api".into(),
+                    attempt: 2,
+                    max_attempts: 5,
+                    at: Some("2026-01-01T10:00:04Z".into()),
+                    last_error: Some("shop: registry ghcr.io\nanswered HTTP 503".into()),
+                },
+                RetryStatus {
+                    scope: "app blog".into(),
+                    attempt: 1,
+                    max_attempts: 5,
+                    at: None,
+                    last_error: None,
+                },
+            ],
+            apps: Vec::new(),
+            config_errors: Vec::new(),
+            registries: Vec::new(),
+            shard: None,
+        };
+        let expected = "\
+APP  IMAGE  DEPLOYED  CANDIDATE  WHY  LAST CHECK  LAST ERROR
+
+CHECKS WAITING TO BE RETRIED
+repository ghcr.io/acme/api: retry 2 of 5 at 2026-01-01T10:00:04Z
+  failed with: shop: registry ghcr.io answered HTTP 503
+app blog: retry 1 of 5 at -
 ";
         assert_eq!(render_table(&status), expected);
     }

@@ -421,6 +421,22 @@ async fn a_webhook_check_that_failed_transiently_is_retried_and_commits_without_
                 .is_some_and(|e| e.starts_with("shop: ") && e.contains("HTTP 503")),
             "{waiting}"
         );
+        // `imagebump status` prints it too (the first retry waits 2 s, the second 4 s more).
+        let out = crate::support::imagebump::Imagebump::new([
+            "status",
+            "--url",
+            &format!("http://127.0.0.1:{port}"),
+        ])
+        .output();
+        let table = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{table}");
+        let shown = format!("CHECKS WAITING TO BE RETRIED\nrepository {host}/team/api: retry ");
+        assert!(
+            table.contains(&shown)
+                && table.contains(" of 3 at ")
+                && table.contains("  failed with: shop: "),
+            "{table}"
+        );
 
         let deadline = Instant::now() + Duration::from_secs(30);
         while repo.log("main").len() < 2 {
