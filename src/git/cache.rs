@@ -355,6 +355,7 @@ impl CloneCache {
             mempack_rounds: Cell::new(0),
             in_memory: Default::default(),
             own: Default::default(),
+            committed_stat: Default::default(),
             repo,
             dir,
             url: url.to_string(),

@@ -9,7 +9,7 @@
 //! clone for rebuild.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::File;
 use std::path::{Component, Path, PathBuf};
@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex};
 
 use git2::build::CheckoutBuilder;
 use git2::{
-    AutotagOption, DiffOptions, ErrorCode, FetchOptions, ObjectType, Repository, ResetType,
-    Signature, Sort, Tree,
+    AutotagOption, DiffOptions, ErrorCode, FetchOptions, IndexEntry, ObjectType, Repository,
+    ResetType, Signature, Sort, Tree,
 };
 
 use super::auth::{self, CallbackState};
@@ -90,6 +90,10 @@ pub struct Checkout {
     pub(super) in_memory: Written,
     /// The commits [`Checkout::commit`] made on the branch since the last reset, oldest first.
     pub(super) own: RefCell<Vec<OwnCommit>>,
+    /// Index entries, with the stat data taken just before they were hashed, of the files
+    /// [`Checkout::commit`] committed since the last reset, by path (see
+    /// [`Checkout::record_committed_stat`]).
+    pub(super) committed_stat: RefCell<HashMap<Vec<u8>, IndexEntry>>,
     pub(super) repo: Repository,
     pub(super) dir: PathBuf,
     pub(super) url: String,
@@ -166,6 +170,7 @@ impl Checkout {
     fn reset_to(&self, oid: Oid) -> Result<(), GitError> {
         self.pending_head.set(None);
         self.own.borrow_mut().clear();
+        self.keep_committed_stat();
         let result = (|| {
             let commit = self.repo.find_commit(oid)?;
             let head_ref = format!("refs/heads/{}", self.branch);
@@ -282,9 +287,13 @@ impl Checkout {
         let result = (|| {
             let parent = self.repo.find_commit(parent)?;
             let mut changes = Vec::with_capacity(relative.len());
+            let mut stats = Vec::with_capacity(relative.len());
             for rel in &relative {
                 let abs = self.dir.join(rel);
-                let content = match std::fs::symlink_metadata(&abs) {
+                let meta = std::fs::symlink_metadata(&abs);
+                // Taken before the content is hashed: a later change shows in the stat data.
+                stats.push(meta.as_ref().ok().filter(|m| m.is_file()).cloned());
+                let content = match meta {
                     Ok(meta) => Some(NewBlob {
                         id: {
                             let id = self.repo.blob_path(&abs)?;
@@ -362,10 +371,93 @@ impl Checkout {
                     parent: parent.id(),
                     files,
                 });
+                self.record_committed_stat(&tree, &relative, &stats);
             }
             Ok(Some(oid))
         })();
         result.map_err(|e| self.local(e))
+    }
+
+    /// Keeps, for each committed regular file, the index entry a `git add` would have written:
+    /// its blob and mode in the commit's tree and the stat data taken before it was hashed.
+    /// Once written to the index ([`Self::keep_committed_stat`]), the reset to the pushed
+    /// commit sees the files as unchanged without hashing them, and keeps their stat data for
+    /// the resets after it (libgit2 keeps an entry's stat data when its blob and mode stay the
+    /// same). A file written again after its commit differs in its stat data: the engine writes
+    /// by rename, so its inode changes (the recorded inode is still taken when the new file is
+    /// created), and a write in place changes its size or times. Should the stat data still
+    /// match, the shortcut is the one `git add` and git's index take too.
+    #[cfg(unix)]
+    fn record_committed_stat(
+        &self,
+        tree: &Tree<'_>,
+        relative: &[PathBuf],
+        stats: &[Option<std::fs::Metadata>],
+    ) {
+        use std::os::unix::ffi::OsStrExt as _;
+        use std::os::unix::fs::MetadataExt as _;
+        let mut recorded = self.committed_stat.borrow_mut();
+        for (rel, meta) in relative.iter().zip(stats) {
+            let path = rel.as_os_str().as_bytes().to_vec();
+            let entry = tree.get_path(rel).ok();
+            let (Some(meta), Some(entry)) = (meta, entry) else {
+                recorded.remove(&path);
+                continue;
+            };
+            // Index fields are 32 bits wide; git truncates them the same way.
+            let time =
+                |seconds: i64, nanos: i64| git2::IndexTime::new(seconds as i32, nanos as u32);
+            recorded.insert(
+                path.clone(),
+                IndexEntry {
+                    ctime: time(meta.ctime(), meta.ctime_nsec()),
+                    mtime: time(meta.mtime(), meta.mtime_nsec()),
+                    dev: meta.dev() as u32,
+                    ino: meta.ino() as u32,
+                    mode: entry.filemode() as u32,
+                    uid: meta.uid(),
+                    gid: meta.gid(),
+                    file_size: meta.size() as u32,
+                    id: entry.id(),
+                    flags: 0,
+                    // The entry is known to match the file (it was hashed from it), as libgit2
+                    // marks an entry it adds from the work tree itself.
+                    flags_extended: git2::IndexEntryExtendedFlag::UPTODATE.bits(),
+                    path,
+                },
+            );
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn record_committed_stat(
+        &self,
+        _tree: &Tree<'_>,
+        _relative: &[PathBuf],
+        _stats: &[Option<std::fs::Metadata>],
+    ) {
+    }
+
+    /// Writes the entries [`Self::record_committed_stat`] kept into the clone's index: after a
+    /// push (the next checkout, often another process, resets to the pushed head) and before a
+    /// reset in the same checkout. Only a saving: without them the next reset hashes the
+    /// committed files, so a failure is a warning.
+    pub(super) fn keep_committed_stat(&self) {
+        if let Err(error) = self.write_committed_stat() {
+            tracing::warn!(url = %self.display_url(), error = %error.message(), "cannot record the stat data of committed files in the clone's index; the next reset hashes them");
+        }
+    }
+
+    fn write_committed_stat(&self) -> Result<(), git2::Error> {
+        let recorded = std::mem::take(&mut *self.committed_stat.borrow_mut());
+        if recorded.is_empty() {
+            return Ok(());
+        }
+        let mut index = self.repo.index()?;
+        for entry in recorded.values() {
+            index.add(entry)?;
+        }
+        index.write()
     }
 
     fn relative_path(&self, path: &Path) -> Result<PathBuf, GitError> {

@@ -167,6 +167,7 @@ impl Checkout {
                 self.repo
                     .reference(&tracking_ref(&self.branch), head, true, "imagebump: pushed")
                     .map_err(|e| self.local(e))?;
+                self.keep_committed_stat();
                 Ok(PushOutcome::Pushed { head })
             }
             Sent::Race { reason } => Ok(PushOutcome::Rejected { reason }),

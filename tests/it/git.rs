@@ -172,14 +172,9 @@ fn after_the_bots_own_commits_the_index_knows_the_files_stat_again() {
     let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![]));
     let url = bare.file_url();
     let first = cache.checkout(&url, "main").unwrap();
-    // As the engine writes a file: to a temporary file, renamed over it.
     let files = ["app.yaml", "apps/api/values.yaml"];
     for file in files {
-        let path = first.workdir().join(file);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        let temporary = path.with_extension("new");
-        std::fs::write(&temporary, "tag: 1.1.0\n").unwrap();
-        std::fs::rename(&temporary, &path).unwrap();
+        write_by_rename(&first, file, "tag: 1.1.0\n");
     }
     let paths: Vec<PathBuf> = files.iter().map(PathBuf::from).collect();
     first.commit(&paths, "bump").unwrap().unwrap();
@@ -200,6 +195,58 @@ fn after_the_bots_own_commits_the_index_knows_the_files_stat_again() {
     }
     let status = repo.statuses(None).unwrap();
     assert!(status.is_empty(), "the work tree is the pushed head");
+}
+
+/// As the engine writes a file: to a temporary file, renamed over it.
+fn write_by_rename(checkout: &Checkout, file: &str, content: &str) {
+    let path = checkout.workdir().join(file);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let temporary = path.with_extension("new");
+    std::fs::write(&temporary, content).unwrap();
+    std::fs::rename(&temporary, &path).unwrap();
+}
+
+/// The checkout keeps the stat data of the files it committed, to spare the next reset from
+/// hashing them. A file written again after its commit (same size, by rename as the engine
+/// writes, or in place) and a commit that never reached the remote must still leave the work
+/// tree exactly at the remote head after the next checkout.
+#[test]
+fn a_committed_file_written_again_or_never_pushed_is_reset_to_the_remote_head() {
+    let bare = seeded();
+    let work = tempfile::tempdir().unwrap();
+    let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![]));
+    let url = bare.file_url();
+    let first = cache.checkout(&url, "main").unwrap();
+    write_by_rename(&first, "app.yaml", "tag: 1.1.0\n");
+    write_by_rename(&first, "README", "config, changed\n");
+    let paths = [PathBuf::from("app.yaml"), PathBuf::from("README")];
+    first.commit(&paths, "bump").unwrap().unwrap();
+    // Written again after the commit, not committed: by rename at the same size (a new
+    // inode), and in place at another size.
+    write_by_rename(&first, "app.yaml", "tag: 9.9.9\n");
+    std::fs::write(first.workdir().join("README"), "config, changed again\n").unwrap();
+    assert!(matches!(first.push().unwrap(), PushOutcome::Pushed { .. }));
+    drop(first);
+
+    let second = cache.checkout(&url, "main").unwrap();
+    assert_eq!(read(&second, "app.yaml"), "tag: 1.1.0\n");
+    assert_eq!(read(&second, "README"), "config, changed\n");
+    let repo = git2::Repository::open(second.workdir()).unwrap();
+    assert!(repo.statuses(None).unwrap().is_empty());
+    // A commit that is never pushed: the next checkout is the remote head again.
+    write_by_rename(&second, "app.yaml", "tag: 1.2.0\n");
+    second
+        .commit(&[PathBuf::from("app.yaml")], "bump")
+        .unwrap()
+        .unwrap();
+    drop(second);
+    let third = cache.checkout(&url, "main").unwrap();
+    assert_eq!(read(&third, "app.yaml"), "tag: 1.1.0\n");
+    assert_eq!(
+        third.head().unwrap().to_string(),
+        bare.head("main").unwrap()
+    );
+    assert!(repo.statuses(None).unwrap().is_empty());
 }
 
 /// Regression: `kill -9` during a fetch or commit leaves git's own lock files (`*.lock` next to a
