@@ -32,7 +32,8 @@
 //! Retries: a check of a repository or an app ([`super::retry::retried_scope`]; polls are not
 //! retried) whose report failed only in ways [`super::retry::report_retryable`] deems
 //! transient, with no further check queued for its scope, is requested again after a backoff
-//! ([`RetryOptions`]), at most `max_attempts` times;
+//! ([`RetryOptions`]; never before the time its errors say a registry or forge will be asked
+//! again, see [`super::retry`]), at most `max_attempts` times;
 //! the retry is an ordinary request, so the invariants above hold for it too, and none is
 //! scheduled or fires after shutdown began. A pending retry is cancelled by a new request for
 //! its scope (whose check restarts the count), by a successful or non-retryable check of it,
@@ -178,6 +179,8 @@ struct Ran {
     failed: bool,
     /// ... and every failure may go away by itself.
     retryable: bool,
+    /// The longest wait its errors asked for ([`super::retry::report_wait`]).
+    wait: Option<Duration>,
     /// The first failing app's error (`app: error`), and how many more apps failed.
     error: Option<String>,
 }
@@ -578,6 +581,7 @@ impl<W: Worker> Checks<W> {
                         .any(|app| app.images.iter().any(|i| app.written(&i.name).is_some())),
                     failed: report.apps.iter().any(|app| !app.errors.is_empty()),
                     retryable: super::retry::report_retryable(&report),
+                    wait: super::retry::report_wait(&report),
                     error: first_error(&report),
                 }
             }
@@ -589,6 +593,7 @@ impl<W: Worker> Checks<W> {
                     wrote: false,
                     failed: true,
                     retryable: false,
+                    wait: None,
                     error: Some(format!("the check panicked or was cancelled: {error}")),
                 }
             }
@@ -764,7 +769,11 @@ impl<W: Worker> Checks<W> {
         let Some(me) = self.me.upgrade() else {
             return;
         };
-        let delay = options.delay(attempt);
+        // Not before the registry or forge is asked again (its breaker, its Retry-After): an
+        // attempt then would fail without asking. Such a wait is cut to `max` like the rest.
+        let delay = options
+            .delay(attempt)
+            .max(ran.wait.unwrap_or_default().min(options.max));
         let generation = self.retry_generation.fetch_add(1, Ordering::SeqCst);
         let due = Instant::now() + delay;
         retries.insert(

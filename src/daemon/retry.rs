@@ -5,7 +5,10 @@
 //! that lost every race, a remote that could not be reached) is retryable; one that needs a
 //! person (settings, policy, a template, a refused push, a token the forge rejects) is not,
 //! and neither is a check with no error at all. The delay doubles from `initial` per attempt and
-//! never exceeds `max`.
+//! never exceeds `max`. A registry left alone by its circuit breaker (its requests kept failing
+//! transiently) is retryable too, and so is a rate limit: the retry then waits at least as long
+//! as the error says nothing will be asked or answered ([`report_wait`]; at most `max`), so an
+//! attempt is not spent on a registry that is not being asked.
 //!
 //! Which checks are retried ([`retried_scope`]), a decision: a webhook's check of a repository,
 //! and the scheduled check of an app with its own `interval`/`schedule`. Such an app is left
@@ -79,6 +82,36 @@ pub fn report_retryable(report: &CycleReport) -> bool {
     errors.peek().is_some() && errors.all(retryable)
 }
 
+/// The longest wait the errors of `report` ask for before anything is asked again: the time
+/// left before a registry's circuit breaker lets a request through, a registry's or forge's
+/// `Retry-After` (plus a quarter second, so the retry comes after it, not on its edge).
+pub fn report_wait(report: &CycleReport) -> Option<Duration> {
+    report
+        .apps
+        .iter()
+        .flat_map(|app| app.errors.iter())
+        .filter_map(wait)
+        .max()
+        .map(|wait| wait + Duration::from_millis(250))
+}
+
+/// The wait `error` asks for, if any.
+fn wait(error: &AppError) -> Option<Duration> {
+    let forge = |error: &ForgeError| error.retry_after();
+    match error {
+        AppError::Image { error, .. } => match error.as_ref() {
+            ImageError::Registry(RegistryError::Unavailable { retry_in, .. }) => Some(*retry_in),
+            ImageError::Registry(RegistryError::RateLimited { retry_after, .. }) => *retry_after,
+            _ => None,
+        },
+        AppError::Forge(error) => forge(error),
+        AppError::PullRequest(
+            PullRequestError::NotOpened { error, .. } | PullRequestError::NotUpdated { error, .. },
+        ) => forge(error),
+        _ => None,
+    }
+}
+
 /// Whether `error` may go away by itself.
 pub fn retryable(error: &AppError) -> bool {
     match error {
@@ -114,6 +147,7 @@ fn registry_retryable(error: &RegistryError) -> bool {
         RegistryError::RateLimited { .. }
             | RegistryError::Unreachable { .. }
             | RegistryError::BadResponse { .. }
+            | RegistryError::Unavailable { .. }
     )
 }
 

@@ -20,6 +20,8 @@ use super::*;
 struct Flaky {
     failures: usize,
     retryable: bool,
+    /// The error of a failed check, instead of [`error`]'s.
+    failing_with: Option<AppError>,
     calls: Arc<Mutex<Vec<(Scope, Duration)>>>,
     start: tokio::time::Instant,
 }
@@ -29,9 +31,15 @@ impl Flaky {
         Flaky {
             failures,
             retryable,
+            failing_with: None,
             calls: Arc::default(),
             start: tokio::time::Instant::now(),
         }
+    }
+
+    fn failing_with(mut self, error: AppError) -> Flaky {
+        self.failing_with = Some(error);
+        self
     }
 
     /// When each check of `scope` started, in whole seconds since the worker was made.
@@ -76,7 +84,11 @@ impl Worker for Flaky {
             };
             let mut app = updated_app("shop");
             if failed {
-                app.errors = vec![error(this.retryable)];
+                app.errors = vec![
+                    this.failing_with
+                        .clone()
+                        .unwrap_or_else(|| error(this.retryable)),
+                ];
                 app.changes.clear();
                 app.pushed = false;
             }
@@ -163,6 +175,60 @@ async fn a_transient_failure_is_retried_with_doubling_delays_up_to_the_cap() {
     assert_eq!(retries(&metrics, "exhausted"), 0);
     assert!(checks.pending_retries().is_empty());
     assert!(checks.status().snapshot(true).retries.is_empty());
+}
+
+fn registry_error(error: RegistryError) -> AppError {
+    AppError::Image {
+        image: "api".into(),
+        error: Box::new(ImageError::Registry(error)),
+    }
+}
+
+/// Regression: a registry whose requests kept failing is left alone by its circuit breaker for
+/// a cooldown, and a check meanwhile fails with `Unavailable`, which ended the retries (it was
+/// not deemed transient): a webhook's push then waited for the next poll. The retry now comes
+/// when the breaker lets requests through again; a registry's `Retry-After` is waited for the
+/// same way; a wait longer than `max` is cut to `max`.
+#[tokio::test(start_paused = true)]
+async fn a_retry_waits_for_the_registry_breaker_or_its_retry_after_instead_of_giving_up() {
+    let unavailable = |retry_in: u64| {
+        registry_error(RegistryError::Unavailable {
+            registry: "ghcr.io".into(),
+            repository: "acme/api".into(),
+            failures: 3,
+            last_error: "HTTP 503".into(),
+            retry_in: Duration::from_secs(retry_in),
+        })
+    };
+    let options = RetryOptions {
+        max_attempts: 5,
+        initial: Duration::from_secs(2),
+        max: Duration::from_secs(60),
+    };
+    // Left alone for 30 s: retried after 30 s (the backoff alone said 2, then 4).
+    let worker = Flaky::new(2, true).failing_with(unavailable(30));
+    let (checks, metrics, _shutdown) = queue_with(&worker, options.clone());
+    checks.request_debounced(api());
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(worker.starts(&api()), [0, 30, 60]);
+    assert_eq!(retries(&metrics, "scheduled"), 2);
+    assert_eq!(retries(&metrics, "cancelled"), 0);
+    // Rate limited with Retry-After: 10 s.
+    let worker = Flaky::new(1, true).failing_with(registry_error(RegistryError::RateLimited {
+        registry: "ghcr.io".into(),
+        repository: "acme/api".into(),
+        retry_after: Some(Duration::from_secs(10)),
+    }));
+    let (checks, _metrics, _shutdown) = queue_with(&worker, options.clone());
+    checks.request_debounced(api());
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(worker.starts(&api()), [0, 10]);
+    // A cooldown of 10 minutes: the retry comes at `max`.
+    let worker = Flaky::new(1, true).failing_with(unavailable(600));
+    let (checks, _metrics, _shutdown) = queue_with(&worker, options);
+    checks.request_debounced(api());
+    tokio::time::sleep(Duration::from_secs(900)).await;
+    assert_eq!(worker.starts(&api()), [0, 60]);
 }
 
 #[tokio::test(start_paused = true)]
