@@ -37,8 +37,9 @@
 //! the retry is an ordinary request, so the invariants above hold for it too, and none is
 //! scheduled or fires after shutdown began. A pending retry is cancelled by a new request for
 //! its scope (whose check restarts the count), by a successful or non-retryable check of it,
-//! and by the end of a full cycle (which covered it; not an app's retry: the cycle left the
-//! app out). Each step is logged and counted
+//! and by the end of a full cycle that checked every app the retried check failed on (not an
+//! app's retry, nor a repository's whose failing apps the cycle left out: an app with its own
+//! schedule, another shard's app). Each step is logged and counted
 //! (`imagebump_check_retries_total{outcome}`); when attempts run out, the next poll is the
 //! safety net.
 
@@ -170,6 +171,8 @@ struct Retry {
     due: Option<Instant>,
     generation: u64,
     error: Option<String>,
+    /// The apps the check it retries failed on.
+    failing: Vec<String>,
 }
 
 /// What one run of a check found.
@@ -183,6 +186,9 @@ struct Ran {
     wait: Option<Duration>,
     /// The first failing app's error (`app: error`), and how many more apps failed.
     error: Option<String>,
+    /// Every app the check reported on, and those of them that failed.
+    apps: Vec<String>,
+    failing: Vec<String>,
 }
 
 /// The object-safe view of [`Checks`] used by the HTTP layer (the router is not generic).
@@ -583,6 +589,13 @@ impl<W: Worker> Checks<W> {
                     retryable: super::retry::report_retryable(&report),
                     wait: super::retry::report_wait(&report),
                     error: first_error(&report),
+                    apps: report.apps.iter().map(|app| app.name.clone()).collect(),
+                    failing: report
+                        .apps
+                        .iter()
+                        .filter(|app| !app.errors.is_empty())
+                        .map(|app| app.name.clone())
+                        .collect(),
                 }
             }
             Err(error) => {
@@ -595,6 +608,8 @@ impl<W: Worker> Checks<W> {
                     retryable: false,
                     wait: None,
                     error: Some(format!("the check panicked or was cancelled: {error}")),
+                    apps: Vec::new(),
+                    failing: Vec::new(),
                 }
             }
         }
@@ -728,16 +743,25 @@ impl<W: Worker> Checks<W> {
 
     /// After the last check queued for `scope` ended: schedules a retry if it failed
     /// transiently and attempts are left; forgets the retry state otherwise. A full cycle
-    /// cancels every repository retry waiting (it covered their scopes), not an app's (a full
-    /// cycle leaves out the apps with their own schedule). Polls (a full cycle, the other
-    /// shards' safety net) are never retried: see [`super::retry`].
+    /// cancels a repository retry waiting when it checked every app the retried check failed
+    /// on; it keeps it when it left one out (an app with its own schedule, another shard's
+    /// app), and never cancels an app's retry (a full cycle leaves out the apps with their
+    /// own schedule). Polls (a full cycle, the other shards' safety net) are never retried:
+    /// see [`super::retry`].
     fn after(&self, scope: &Scope, ran: &Ran) {
         if *scope == Scope::All {
+            let covered: std::collections::HashSet<&str> =
+                ran.apps.iter().map(String::as_str).collect();
             let waiting: Vec<Scope> = self
                 .retries()
                 .iter()
                 .filter(|(scope, retry)| {
-                    retry.due.is_some() && matches!(scope, Scope::Repository { .. })
+                    retry.due.is_some()
+                        && matches!(scope, Scope::Repository { .. })
+                        && retry
+                            .failing
+                            .iter()
+                            .all(|app| covered.contains(app.as_str()))
                 })
                 .map(|(scope, _)| scope.clone())
                 .collect();
@@ -783,6 +807,7 @@ impl<W: Worker> Checks<W> {
                 due: Some(due),
                 generation,
                 error: ran.error.clone(),
+                failing: ran.failing.clone(),
             },
         );
         drop(retries);

@@ -14,13 +14,12 @@
 //! and the scheduled check of an app with its own `interval`/`schedule`. Such an app is left
 //! out of the full cycles, so its next tick is its only safety net, possibly a day away with a
 //! cron: a transient failure there is the same "nothing happened" pain as a webhook's, and
-//! its retry survives a full cycle (which a repository's does not: the cycle covered it).
+//! its retry survives a full cycle. A repository's retry survives one too when the cycle
+//! left out an app the retried check failed on (one with its own schedule, another shard's):
+//! only the apps the cycle checked are covered by it.
 //! Polls are not retried: a full cycle, and a sharded replica's safety net over the other
 //! shards' apps (those apps' owners poll them on every interval, and its own next tick
 //! comes); retrying them would multiply the requests to a failing registry by the replicas.
-//! A gap left: a full cycle cancels a repository retry although it left out the apps with
-//! their own schedule (and, sharded, the other shards' apps) that use the repository; their
-//! own ticks (or their owners' polls) cover them, as before retries existed.
 
 use std::time::Duration;
 

@@ -22,6 +22,8 @@ struct Flaky {
     retryable: bool,
     /// The error of a failed check, instead of [`error`]'s.
     failing_with: Option<AppError>,
+    /// An app with its own schedule: in the reports of repository checks, not of full cycles.
+    own_schedule: Option<&'static str>,
     calls: Arc<Mutex<Vec<(Scope, Duration)>>>,
     start: tokio::time::Instant,
 }
@@ -32,6 +34,7 @@ impl Flaky {
             failures,
             retryable,
             failing_with: None,
+            own_schedule: None,
             calls: Arc::default(),
             start: tokio::time::Instant::now(),
         }
@@ -82,8 +85,13 @@ impl Worker for Flaky {
                 scope != Scope::All
                     && calls.iter().filter(|(s, _)| *s != Scope::All).count() <= this.failures
             };
-            let mut app = updated_app("shop");
-            if failed {
+            let mut apps = vec![updated_app("shop")];
+            if let Some(name) = this.own_schedule
+                && scope != Scope::All
+            {
+                apps.push(updated_app(name));
+            }
+            for app in apps.iter_mut().filter(|_| failed) {
                 app.errors = vec![
                     this.failing_with
                         .clone()
@@ -93,7 +101,7 @@ impl Worker for Flaky {
                 app.pushed = false;
             }
             CycleReport {
-                apps: vec![app],
+                apps,
                 duration: Duration::from_millis(1),
             }
         }
@@ -266,6 +274,26 @@ async fn the_other_shards_safety_net_is_not_retried() {
     tokio::time::sleep(Duration::from_secs(600)).await;
     assert_eq!(worker.starts(&Scope::OtherShards), [0]);
     assert_eq!(retries(&metrics, "scheduled"), 0);
+}
+
+/// Regression: a full cycle cancelled a waiting repository retry although the retried check
+/// had failed on an app the cycle left out (one with its own schedule, or another shard's):
+/// that app's pushed tag then waited for its own next tick, possibly a day away with a cron.
+/// The retry is kept when the cycle left out a failing app, and cancelled when it checked them
+/// all.
+#[tokio::test(start_paused = true)]
+async fn a_full_cycle_keeps_a_repository_retry_for_the_apps_it_left_out() {
+    let mut worker = Flaky::new(1, true);
+    worker.own_schedule = Some("nightly");
+    let (checks, metrics, _shutdown) = queue(&worker, 5);
+    checks.request_debounced(api());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    checks.request_now(Scope::All);
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(worker.starts(&Scope::All), [1]);
+    assert_eq!(worker.starts(&api()), [0, 2]);
+    assert_eq!(retries(&metrics, "cancelled"), 0);
+    assert!(checks.pending_retries().is_empty());
 }
 
 /// An app with its own schedule is left out of full cycles: its scheduled check is retried,
