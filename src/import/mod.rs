@@ -166,8 +166,8 @@ pub enum ImportError {
     /// `place` is `file:line:col`.
     #[error("{place}: not YAML: {message}")]
     Yaml { place: String, message: String },
-    /// `place` is `file:line`, the line of the field where it is present, else of the nearest
-    /// part of it that is (or of the object).
+    /// `place` is `file:line:col` of the field's value where it is present, else `file:line`
+    /// of the nearest part of it that is (or of the object).
     #[error("{place}: {object}: `{field}`: {message}")]
     Field {
         place: String,
@@ -214,11 +214,20 @@ struct Tree {
     offset: usize,
 }
 
+/// Where a field is (lines of a document's text, or of the stream).
+struct Position {
+    /// The line of the field's key, or of the nearest enclosing key present.
+    line: usize,
+    /// The line and column of the field's value, when the field is present.
+    value: Option<(usize, usize)>,
+}
+
 impl Origin {
     /// `file:line` of `field` (a dotted path, `[n]` for list items: `spec.generators[0].list`)
     /// of the object: the line of the field's key, or of the nearest enclosing key present (so
     /// a missing `spec.policy.semver.range` names the `semver:` line). An annotation key names
-    /// its line under `metadata.annotations`.
+    /// its line under `metadata.annotations`. A field inside YAML text embedded in a scalar is
+    /// written `KEY: ROUTE` (`data.registries.conf: registries[2].prefix`) and named by KEY.
     pub fn place(&self, field: &str) -> String {
         match &self.tree {
             Some(_) => format!("{}:{}", self.file, self.line_of(field)),
@@ -226,25 +235,54 @@ impl Origin {
         }
     }
 
+    /// `file:line:col` of the value of `field`, as `imagebump validate` names a config file's
+    /// values; when the field is not present, [`Origin::place`] (the nearest key's line).
+    pub fn value_place(&self, field: &str) -> String {
+        match (&self.tree, self.position(field).value) {
+            (Some(_), Some((line, col))) => format!("{}:{line}:{col}", self.file),
+            _ => self.place(field),
+        }
+    }
+
     /// The line `place` names.
     pub fn line_of(&self, field: &str) -> usize {
+        self.position(field).line
+    }
+
+    /// Where `field` is, in lines of the stream.
+    fn position(&self, field: &str) -> Position {
+        let object = Position {
+            line: self.line,
+            value: None,
+        };
         let Some(tree) = &self.tree else {
-            return self.line;
+            return object;
         };
         if field.is_empty() {
-            return self.line;
+            return object;
         }
+        // `KEY: ROUTE`, a field inside the YAML text of KEY's value, is named by KEY.
+        let outer = field.split_once(": ").map_or(field, |(outer, _)| outer);
         let own = resolve(&tree.root, &self.route).depth;
-        let direct = resolve(&tree.root, &join_route(&self.route, field));
-        if direct.depth > own {
-            return direct.line + tree.offset;
+        let direct = resolve(&tree.root, &join_route(&self.route, outer));
+        let found = if direct.depth > own {
+            direct
+        } else {
+            let annotation = format!("metadata.annotations.{outer}");
+            let annotation = resolve(&tree.root, &join_route(&self.route, &annotation));
+            if !annotation.complete {
+                return object;
+            }
+            annotation
+        };
+        let position = Position {
+            line: found.line,
+            value: found.complete.then_some((found.node.line, found.node.col)),
+        };
+        Position {
+            line: position.line + tree.offset,
+            value: position.value.map(|(line, col)| (line + tree.offset, col)),
         }
-        let annotation = format!("metadata.annotations.{field}");
-        let annotation = resolve(&tree.root, &join_route(&self.route, &annotation));
-        if annotation.complete {
-            return annotation.line + tree.offset;
-        }
-        self.line
     }
 
     /// The origin of the part of this object at `route` (`items[2]`).
@@ -301,9 +339,11 @@ fn join_route(route: &str, field: &str) -> String {
 }
 
 /// How far a route went in a tree.
-struct Found {
+struct Found<'n> {
     /// The line of the last key (or list item) matched.
     line: usize,
+    /// The node reached: the value of the last key (or the list item) matched.
+    node: &'n yaml::Node,
     /// How many steps matched (a key holding dots counts as many).
     depth: usize,
     /// Every step matched.
@@ -334,11 +374,12 @@ fn steps(route: &str) -> Vec<&str> {
 
 /// Follow `route` from `node` as far as it goes. At a mapping the longest key that `route`
 /// starts with (followed by `.`, `[` or the end) is taken, so keys holding dots match whole.
-fn resolve(node: &yaml::Node, route: &str) -> Found {
+fn resolve<'n>(node: &'n yaml::Node, route: &str) -> Found<'n> {
     let mut node = node;
     let mut rest = route;
     let mut found = Found {
         line: node.line,
+        node,
         depth: 0,
         complete: false,
     };
@@ -367,6 +408,7 @@ fn resolve(node: &yaml::Node, route: &str) -> Found {
                     return found;
                 };
                 found.line = key.line;
+                found.node = value;
                 found.depth += steps(&rest[..len]).len();
                 rest = &rest[len..];
                 node = value;
@@ -380,6 +422,7 @@ fn resolve(node: &yaml::Node, route: &str) -> Found {
                     return found;
                 };
                 found.line = item.line;
+                found.node = item;
                 found.depth += 1;
                 rest = after;
                 node = item;
@@ -415,7 +458,7 @@ impl Object {
     /// An error about `field` of this object, naming where it came from.
     pub fn error(&self, field: &str, message: impl Into<String>) -> ImportError {
         ImportError::Field {
-            place: self.origin.place(field),
+            place: self.origin.value_place(field),
             object: match &self.origin.via {
                 Some(via) => format!("{} (from {via})", self.id()),
                 None => self.id(),
@@ -657,7 +700,7 @@ fn shift_lines(message: &str, offset: usize) -> String {
 
 fn object(origin: Origin, value: Value, namespace: &str) -> Result<Object, ImportError> {
     let missing = |field: &str| ImportError::Field {
-        place: origin.place(field),
+        place: origin.value_place(field),
         object: "(document)".to_string(),
         field: field.to_string(),
         message: "is required but missing (is this a Kubernetes object?)".to_string(),
@@ -890,7 +933,7 @@ mod tests {
         assert_eq!(objects[1].origin.line_of("spec.bad"), 15);
         assert_eq!(
             objects[1].error("spec.bad", "no").to_string(),
-            "in.yaml:15: J d/y: `spec.bad`: no"
+            "in.yaml:15:8: J d/y: `spec.bad`: no"
         );
     }
 

@@ -745,11 +745,11 @@ fn bad_input_names_the_line_and_field_and_writes_nothing() {
         ("a: [\n", "<stdin>:2:1: not YAML"),
         (
             "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n",
-            "<stdin>:2: Deployment default/web: `kind`: `Deployment` is not an Argo CD Image Updater input",
+            "<stdin>:2:7: Deployment default/web: `kind`: `Deployment` is not an Argo CD Image Updater input",
         ),
         (
             "apiVersion: argoproj.io/v1beta1\nkind: Application\nmetadata: {name: web}\n",
-            "<stdin>:1: Application default/web: `apiVersion`: `argoproj.io/v1beta1` is not supported: expected argoproj.io/v1alpha1",
+            "<stdin>:1:13: Application default/web: `apiVersion`: `argoproj.io/v1beta1` is not supported: expected argoproj.io/v1alpha1",
         ),
         (
             &DOCS_EXAMPLES.replace(
@@ -760,28 +760,28 @@ fn bad_input_names_the_line_and_field_and_writes_nothing() {
         ),
         (
             &DOCS_EXAMPLES.replace("regexp:^v1.0.0-[0-9a-zA-Z]+$", "regexp:^v1.0.0-[0-9a-zA-Z+$"),
-            "<stdin>:69: Application argocd/yourtool: `argocd-image-updater.argoproj.io/yourtool.allow-tags`: `^v1.0.0-[0-9a-zA-Z+$` is not a valid regex",
+            "<stdin>:69:59: Application argocd/yourtool: `argocd-image-updater.argoproj.io/yourtool.allow-tags`: `^v1.0.0-[0-9a-zA-Z+$` is not a valid regex",
         ),
         (
             &DOCS_EXAMPLES.replace(
                 "argocd.kustomize.image-name: quay.io/argoproj/argocd\n",
                 "argocd.kustomize.image-name: quay.io/argoproj/argocd\n    argocd-image-updater.argoproj.io/argocd.ignore-tags: \"[a-\"\n",
             ),
-            "<stdin>:52: Application argocd/argocd: `argocd-image-updater.argoproj.io/argocd.ignore-tags`: `[a-`: has a `[` with no `]`",
+            "<stdin>:52:58: Application argocd/argocd: `argocd-image-updater.argoproj.io/argocd.ignore-tags`: `[a-`: has a `[` with no `]`",
         ),
         (
             &DOCS_EXAMPLES.replace(
                 "argocd=ghcr.io/argoproj/argocd\n",
                 "argocd=ghcr.io/argoproj/argocd\n    argocd-image-updater.argoproj.io/argocd.update-strategy: digest\n",
             ),
-            "<stdin>:50: Application argocd/argocd: `argocd-image-updater.argoproj.io/image-list`: the digest strategy follows a tag: write `ghcr.io/argoproj/argocd:TAG`",
+            "<stdin>:50:50: Application argocd/argocd: `argocd-image-updater.argoproj.io/image-list`: the digest strategy follows a tag: write `ghcr.io/argoproj/argocd:TAG`",
         ),
         (
             &MIGRATION_BEFORE.replace(
                 "    argocd-image-updater.argoproj.io/git-repository: git@github.com:myorg/myrepo.git\n    argocd-image-updater.argoproj.io/git-branch: main\n",
                 "",
             ),
-            "<stdin>:16: Application argocd/production-app: `spec.source.repoURL`: `https://charts.example.com` is a Helm chart repository, not git",
+            "<stdin>:16:21: Application argocd/production-app: `spec.source.repoURL`: `https://charts.example.com` is a Helm chart repository, not git",
         ),
         (
             &MIGRATION_AFTER.replace("  namespace: argocd\n  writeBackConfig", "  writeBackConfig"),
@@ -789,7 +789,7 @@ fn bad_input_names_the_line_and_field_and_writes_nothing() {
         ),
         (
             "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: web\n  annotations:\n    argocd-image-updater.argoproj.io/image-list: ghcr.io/acme/web:~1\nspec:\n  source: {repoURL: 'https://github.com/acme/gitops', path: web, targetRevision: main}\n",
-            "<stdin>:8: Application default/web: `spec.source`: cannot tell whether this is a Helm or a Kustomize source",
+            "<stdin>:8:11: Application default/web: `spec.source`: cannot tell whether this is a Helm or a Kustomize source",
         ),
     ];
     for (input, expected) in cases {
@@ -1053,7 +1053,7 @@ fn an_error_in_a_generated_application_names_the_template_line_and_element() {
     assert_has(
         &String::from_utf8_lossy(&run.stderr),
         &[
-            "<stdin>:20: Application argocd/myapp-staging (from ApplicationSet argocd/myapp spec.generators[0].list.elements[0]): `argocd-image-updater.argoproj.io/myapp.allow-tags`: `^v[0-9` is not a valid regex",
+            "<stdin>:20:60: Application argocd/myapp-staging (from ApplicationSet argocd/myapp spec.generators[0].list.elements[0]): `argocd-image-updater.argoproj.io/myapp.allow-tags`: `^v[0-9` is not a valid regex",
             "nothing was written",
         ],
     );
