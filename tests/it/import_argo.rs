@@ -1059,3 +1059,86 @@ fn an_error_in_a_generated_application_names_the_template_line_and_element() {
     );
     assert!(!target.exists());
 }
+
+/// The updater's ConfigMap with three registries in `registries.conf` (a blank line between
+/// the first two), and an Application that uses the third.
+const REGISTRIES_CONF: &str = r#"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: argocd-image-updater-config
+  namespace: argocd
+data:
+  registries.conf: |
+    registries:
+    - name: Docker Hub
+      prefix: docker.io
+      api_url: https://registry-1.docker.io
+      credentials: pullsecret:argocd/dockerhub
+
+    - name: Quay
+      prefix: quay.io
+      api_url: https://quay.io
+      credsexpire: 2h
+    - name: Internal
+      prefix: registry.internal:5000
+      api_url: https://registry.internal:5000
+      limit: 5
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: web
+  namespace: argocd
+  annotations:
+    argocd-image-updater.argoproj.io/image-list: web=registry.internal:5000/acme/web:~1
+    argocd-image-updater.argoproj.io/write-back-method: git
+spec:
+  source: {repoURL: 'https://github.com/acme/gitops', path: web, targetRevision: main}
+status:
+  sourceType: Kustomize
+"#;
+
+/// Regression: an entry of `registries.conf` was named by the `registries.conf:` line of the
+/// ConfigMap; errors and report lines now name the entry's own line in the file (the block
+/// scalar's header line plus its line in the embedded text), and errors its value's column.
+#[test]
+fn a_registries_conf_entry_is_named_by_its_own_line() {
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("imported");
+    let run = import(
+        &REGISTRIES_CONF.replace(
+            "api_url: https://registry.internal:5000",
+            "api_url: ftp://registry.internal:5000",
+        ),
+        &target,
+    );
+    assert_eq!(run.status.code(), Some(2), "{}", text(&run));
+    assert_eq!(
+        String::from_utf8_lossy(&run.stderr),
+        "imagebump import argo: <stdin>:20:16: ConfigMap argocd/argocd-image-updater-config: `data.registries.conf: registries[2].api_url`: expected an http:// or https:// URL\nnothing was written\n"
+    );
+    // An entry with no prefix: named where the entry starts.
+    let run = import(
+        &REGISTRIES_CONF.replace("      prefix: registry.internal:5000\n", ""),
+        &target,
+    );
+    assert_eq!(run.status.code(), Some(2), "{}", text(&run));
+    assert_eq!(
+        String::from_utf8_lossy(&run.stderr),
+        "imagebump import argo: <stdin>:18:7: ConfigMap argocd/argocd-image-updater-config: `data.registries.conf: registries[2]`: `prefix` is required but missing\nnothing was written\n"
+    );
+    assert!(!target.exists());
+
+    // The report: each entry's field on its own line.
+    let run = import(REGISTRIES_CONF, &target);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    assert_has(
+        &String::from_utf8_lossy(&run.stderr),
+        &[
+            "\n  <stdin>:12: ConfigMap argocd/argocd-image-updater-config data.registries.conf: registries[0].credentials: `docker_config: ",
+            "\n  <stdin>:17: ConfigMap argocd/argocd-image-updater-config data.registries.conf: registries[1].credsexpire: credentials are read on every pass\n",
+            "\n  <stdin>:21: ConfigMap argocd/argocd-image-updater-config data.registries.conf: registries[2].limit: `requests_per_second: 5`\n",
+        ],
+    );
+    validate(&target.join("imagebump.yaml"));
+}
