@@ -1142,3 +1142,47 @@ fn a_registries_conf_entry_is_named_by_its_own_line() {
     );
     validate(&target.join("imagebump.yaml"));
 }
+
+/// Regression: an `applicationRefs[]` item's "selects NAME" line said translated when what it
+/// selects was not carried over: the Application got no app file (its pull requests are on a
+/// forge imagebump does not open them on), or an earlier item of the same updater selected it
+/// too and its app took that item's settings. Each selected Application is now reported by
+/// what became of it.
+#[test]
+fn a_selection_that_is_not_written_is_not_reported_as_translated() {
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("imported");
+    let run = import(
+        &PULL_REQUEST_UPDATER
+            .replace("        github: {}\n", "        bitbucketServer: {}\n")
+            .replace("namePattern: \"other-*\"", "namePattern: \"legacy\""),
+        &target,
+    );
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    let selections = |heading: &str| -> Vec<String> {
+        section(&stderr, heading)
+            .into_iter()
+            .filter(|l| l.contains(".namePattern: "))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(
+        selections("translated"),
+        [
+            "  <stdin>:29: ImageUpdater argocd/my-image-updater spec.applicationRefs[1].namePattern: selects legacy"
+        ],
+        "{stderr}"
+    );
+    assert_eq!(
+        selections("no equivalent"),
+        [
+            "  <stdin>:16: ImageUpdater argocd/my-image-updater spec.applicationRefs[0].namePattern: selects my-app-web: not written, no app is written for the Application",
+            "  <stdin>:31: ImageUpdater argocd/my-image-updater spec.applicationRefs[2].namePattern: selects legacy: not written, spec.applicationRefs[1] selects it first and its app has that item's settings",
+        ],
+        "{stderr}"
+    );
+    // The app written for `legacy` has the annotations' image, not item [2]'s.
+    assert!(!read(&target.join("apps/legacy.yaml")).contains("ghcr.io/acme/api"));
+    assert!(!target.join("apps/my-app-web.yaml").exists());
+}
