@@ -326,6 +326,12 @@ impl Engine {
         self.inner.history.cost()
     }
 
+    /// What became of the repacks the clone cache wanted since this engine was built (a
+    /// reload's engine starts again at zero, with no failure held against any clone).
+    pub fn repacks(&self) -> git::RepackCounts {
+        self.inner.git.repacks()
+    }
+
     /// The registry client (for its request counters).
     pub fn registry(&self) -> &registry::Client {
         &self.inner.registry

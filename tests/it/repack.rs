@@ -9,8 +9,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use imagebump::git::{
-    Author, CloneCache, Credential, CredentialRule, GitSettings, Maintenance, RetryOptions, Secret,
-    commit_and_push, commit_and_push_with,
+    Author, CloneCache, Credential, CredentialRule, GitSettings, Maintenance, RepackBackoff,
+    RepackCounts, RetryOptions, Secret, commit_and_push, commit_and_push_with,
 };
 
 use crate::support::git::{BareRepo, GitHttpServer, git};
@@ -269,10 +269,13 @@ impl Drop for Unwritable {
 }
 
 /// A repack that cannot install its pack (the pack directory is not writable) fails the
-/// checkout of nothing: the old packs stay, the clone reads and git finds it whole; once the
-/// directory is writable again the next checkout repacks and passes go on.
+/// checkout of nothing: the old packs stay, the clone reads and git finds it whole. Regression:
+/// the next checkout tried the whole repack again, and every one after it (every poll, every
+/// webhook) while it kept failing. Now the clone is left alone for its backoff (the next
+/// checkout, with the directory writable again, does not repack), and once the backoff has
+/// passed the next checkout repacks and passes go on.
 #[test]
-fn a_repack_that_cannot_write_leaves_the_clone_usable() {
+fn a_repack_that_cannot_write_leaves_the_clone_usable_and_is_not_retried_within_its_backoff() {
     let bare = BareRepo::with_files(
         "main",
         &[("README", "config\n"), ("app.yaml", "tag: init\n")],
@@ -288,10 +291,17 @@ fn a_repack_that_cannot_write_leaves_the_clone_usable() {
     }
     let (packs, _) = on_disk(&dir);
     assert!(packs >= 5, "{packs} packs");
-    let cache = piling.clone().with_maintenance(Maintenance {
-        max_packs: 2,
-        max_loose_objects: 5_000,
-    });
+    // A backoff no test outlasts: the second checkout below falls within it, whatever the load.
+    let cache = piling
+        .clone()
+        .with_maintenance(Maintenance {
+            max_packs: 2,
+            max_loose_objects: 5_000,
+        })
+        .with_repack_backoff(RepackBackoff {
+            first: Duration::from_secs(3600),
+            max: Duration::from_secs(3600),
+        });
     {
         let _unwritable = Unwritable::new(&dir.join(".git/objects/pack"));
         let checkout = cache.checkout(&url, "main").unwrap();
@@ -307,18 +317,64 @@ fn a_repack_that_cannot_write_leaves_the_clone_usable() {
         assert_eq!(on_disk(&dir), (packs, 0), "nothing was deleted");
         assert!(!dir.join(".git/imagebump-repack").exists());
     }
+    assert_eq!(
+        cache.repacks(),
+        RepackCounts {
+            failed: 1,
+            ..RepackCounts::default()
+        }
+    );
     fsck(&dir);
     assert!(
         !dir.join(".git/imagebump-rebuild").exists(),
         "not marked for rebuild"
     );
-    bot_pass(&cache, &url, "app.yaml", "tag: after\n");
+    // Within the backoff: the pass works, and no repack is tried although it would succeed now.
+    bare.push_files("main", &[("human.txt", "again\n")], "human");
+    bot_pass(&cache, &url, "app.yaml", "tag: within\n");
+    assert_eq!(bare.show("main", "app.yaml"), "tag: within");
+    let (packs_within, _) = on_disk(&dir);
+    assert!(
+        packs_within > packs,
+        "repacked within the backoff: {packs_within} packs (had {packs})"
+    );
+    assert_eq!(
+        cache.repacks(),
+        RepackCounts {
+            failed: 1,
+            skipped_backoff: 1,
+            ..RepackCounts::default()
+        }
+    );
+    // The backoff has passed (the same record of failures, measured against a backoff of 0).
+    let passed = cache.clone().with_repack_backoff(RepackBackoff {
+        first: Duration::ZERO,
+        max: Duration::ZERO,
+    });
+    bot_pass(&passed, &url, "app.yaml", "tag: after\n");
     assert_eq!(bare.show("main", "app.yaml"), "tag: after");
     let (packs_after, _) = on_disk(&dir);
     assert!(
         packs_after <= 2,
         "{packs_after} packs after the repack that could write"
     );
+    assert_eq!(
+        cache.repacks(),
+        RepackCounts {
+            repacked: 1,
+            failed: 1,
+            skipped_backoff: 1,
+        }
+    );
+    fsck(&dir);
+    // A success forgets the failure: past the limit again, the next checkout repacks at once.
+    for round in 0..3 {
+        bot_pass(&piling, &url, "app.yaml", &format!("tag: piled-{round}\n"));
+    }
+    assert!(on_disk(&dir).0 > 2);
+    drop(cache.checkout(&url, "main").unwrap());
+    assert_eq!(on_disk(&dir), (1, 0));
+    assert_eq!(cache.repacks().repacked, 2);
     fsck(&dir);
 }
 
