@@ -187,7 +187,10 @@ struct Inner {
     /// Apps whose settings failed (a missing secret, a bad range): reported on every pass.
     broken: Vec<(String, SettingsError)>,
     registry: registry::Client,
+    /// The clone cache of passes that write: a checkout repacks a clone past its limits.
     git: CloneCache,
+    /// The same cache for reads (`explain`, dry runs): its checkouts never repack.
+    git_reading: CloneCache,
     retry: RetryOptions,
     /// One lock per config repository URL: passes that run at once (a webhook check during a
     /// poll) take turns on a clone instead of failing on it.
@@ -266,6 +269,7 @@ impl Engine {
                 apps,
                 broken,
                 registry,
+                git_reading: git.without_maintenance(),
                 git,
                 retry,
                 repo_locks: Mutex::new(HashMap::new()),
@@ -426,9 +430,14 @@ impl Engine {
                 engine.write_repository(&ctx, &url, apps)
             });
         }
+        let mode = if options.dry_run {
+            Mode::DryRun
+        } else {
+            Mode::Write
+        };
         let (tags, sources) = tokio::join!(
             fetch::tag_lists(&inner.registry, &images, progress.as_ref()),
-            promote::read_sources(self, &selected, now)
+            promote::read_sources(self, mode, &selected, now)
         );
         report.tag_lists.clone_from(&tags.durations);
         if let Some(repositories) = &options.repositories {
@@ -445,11 +454,7 @@ impl Engine {
         let ctx = Arc::new(WriteContext {
             sources,
             bound: promote::bound_text(self),
-            mode: if options.dry_run {
-                Mode::DryRun
-            } else {
-                Mode::Write
-            },
+            mode,
             diffs: !options.without_diffs,
             now,
             tags,
@@ -545,8 +550,14 @@ impl Engine {
         }
     }
 
-    pub(crate) fn git(&self) -> &CloneCache {
-        &self.inner.git
+    /// The clone cache, as a pass in `mode` uses it: a dry run (and `explain`, and any read
+    /// ahead of a round) leaves the clones' object stores as it finds them, so only a pass
+    /// that writes repacks a clone past its limits.
+    pub(crate) fn git(&self, mode: Mode) -> &CloneCache {
+        match mode {
+            Mode::Write => &self.inner.git,
+            Mode::DryRun => &self.inner.git_reading,
+        }
     }
 
     pub(crate) fn retry(&self) -> &RetryOptions {

@@ -13,7 +13,10 @@ use imagebump::git::{
     RepackCounts, RetryOptions, Secret, commit_and_push, commit_and_push_with,
 };
 
+use crate::support::config::ConfigDir;
 use crate::support::git::{BareRepo, GitHttpServer, git};
+use crate::support::imagebump::text;
+use crate::support::registry::{ImageSpec, TestRegistry};
 
 const PASSWORD: &str = "repack-pa55";
 
@@ -435,4 +438,121 @@ fn a_clone_that_lost_an_object_is_cloned_again_instead_of_repacked() {
     bot_pass(&cache, &url, "app.yaml", "tag: after\n");
     assert_eq!(bare.show("main", "app.yaml"), "tag: after");
     fsck(&dir);
+}
+
+/// `git pack-objects` in `dir`, given `input` on stdin: writes one pack of the objects named.
+fn pack_objects(dir: &Path, input: &str) {
+    use std::io::Write as _;
+    let mut child = Command::new("git")
+        .args(["pack-objects", "-q", ".git/objects/pack/pack"])
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "git pack-objects: {out:?}");
+}
+
+/// Adds `count` packs to the clone at `dir`, one small blob each (as `count` fetches would).
+fn pile_packs(dir: &Path, count: usize) {
+    let scratch = tempfile::tempdir().unwrap();
+    for i in 0..count {
+        let file = scratch.path().join(format!("blob-{i}"));
+        std::fs::write(&file, format!("piled {i}\n")).unwrap();
+        let blob = git(dir, &["hash-object", "-w", file.to_str().unwrap()]);
+        pack_objects(dir, &format!("{blob}\n"));
+    }
+}
+
+/// The file names in the clone's `objects/pack`, sorted.
+fn pack_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join(".git/objects/pack"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+/// `imagebump explain` and `once --dry-run` only read: over a clone past the pack limit (the
+/// default 50) they leave its packs as they are; a pass that writes repacks it. Regression:
+/// both repacked it (they check the clone out as a pass does).
+#[tokio::test(flavor = "multi_thread")]
+async fn explain_and_a_dry_run_leave_a_clone_past_the_limits_as_it_is_and_a_pass_repacks_it() {
+    let registry = TestRegistry::start_plain().await;
+    let host = registry.host();
+    registry
+        .pusher()
+        .push_image("team/api", "1.1.0", &ImageSpec::new("2026-01-01T00:00:00Z"))
+        .await;
+    let repo = BareRepo::with_files(
+        "main",
+        &[(
+            "values.yaml",
+            &format!("api:\n  image:\n    repository: {host}/team/api\n    tag: 1.0.0\n"),
+        )],
+    );
+    let app = format!(
+        "name: shop\nrepo: {}\nbranch: main\nimages:\n  - name: api\n    image: {host}/team/api\n    policy: {{semver: \"^1\"}}\n    targets:\n      - file: values.yaml\n        path: api.image.tag\n",
+        repo.file_url()
+    );
+    let setup = ConfigDir::new(&host, "").app("shop", &app);
+    tokio::task::spawn_blocking(move || {
+        let run = |args: &[&str]| {
+            let out = setup.imagebump(args).output();
+            assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out));
+        };
+        run(&["once", "--dry-run"]);
+        let clones = setup.clones();
+        assert_eq!(clones.len(), 1, "{clones:?}");
+        let dir = &clones[0];
+        let cloned = pack_files(dir);
+        pile_packs(dir, 51);
+        let piled = pack_files(dir);
+        assert!(on_disk(dir).0 > 50, "{piled:?}");
+        for args in [
+            &["once", "--dry-run"][..],
+            &["once", "--dry-run", "--output", "json"],
+            &["explain", "shop"],
+        ] {
+            run(args);
+            let now = pack_files(dir);
+            assert!(
+                now == piled,
+                "{args:?} changed the packs: {} files, had {}",
+                now.len(),
+                piled.len()
+            );
+        }
+        assert_eq!(
+            repo.show("main", "values.yaml").lines().last(),
+            Some("    tag: 1.0.0")
+        );
+        run(&["once"]);
+        let left = pack_files(dir);
+        assert!(
+            !left
+                .iter()
+                .any(|name| piled.contains(name) && !cloned.contains(name))
+                && on_disk(dir).0 <= 2,
+            "a pass that writes did not repack: {left:?}"
+        );
+        assert_eq!(
+            repo.show("main", "values.yaml").lines().last(),
+            Some("    tag: 1.1.0")
+        );
+        fsck(dir);
+    })
+    .await
+    .unwrap();
 }
