@@ -249,7 +249,8 @@ impl Engine {
             );
         }
         let git = CloneCache::new(config.global.workdir.clone(), git_settings)
-            .with_lock_wait(config.global.git.workdir_wait);
+            .with_lock_wait(config.global.git.workdir_wait)
+            .with_maintenance(settings::maintenance(&config.global.git.maintenance));
         let mut apps = Vec::new();
         let mut broken = Vec::new();
         for app in &config.apps {

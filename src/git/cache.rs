@@ -374,7 +374,7 @@ fn needs_rebuild(dir: &Path) -> bool {
 /// libgit2 writes one pack per fetch and never repacks; a checkout repacks a clone past
 /// [`Maintenance::max_packs`]. Past this many (repacks failing, or maintenance off) object
 /// lookups slow down, and the clone is rebuilt (a fresh clone of a config repository is cheap).
-const MAX_PACKS: usize = 200;
+pub const MAX_PACKS: usize = 200;
 
 fn too_many_packs(dir: &Path) -> bool {
     std::fs::read_dir(dir.join(".git/objects/pack"))

@@ -16,12 +16,14 @@
 //! name dropped commits. Fetching them again is always possible: the remote is the source of
 //! truth.
 //!
-//! When: only from a checkout that may write ([`super::CloneCache::without_maintenance`] is the
-//! cache of reads: `imagebump explain`, dry runs), and never again for a clone whose last
-//! repack failed before its [`RepackBackoff`] has passed (`first` after one failure, doubling
-//! with each failure in a row up to `max`; a success, or the clone found damaged and cloned
-//! again, forgets the failures). The caller keeps that record ([`Failures`]); this module
-//! decides from it.
+//! **Invariant (when):** a clone is repacked only past one of its cache's [`Maintenance`]
+//! limits (the global file's `git.maintenance`), only by a checkout that may write (the cache
+//! of [`super::CloneCache::without_maintenance`], which `imagebump explain` and dry runs use,
+//! never repacks), and never while a repack of that clone that failed is less than its
+//! [`RepackBackoff`] old (`first` after one failure, doubling with each failure in a row up to
+//! `max`; a success, or the clone found damaged and cloned again, forgets the failures). The
+//! cache keeps that record ([`Failures`], in memory) and counts each outcome
+//! ([`RepackCounts`]).
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -30,7 +32,8 @@ use std::time::{Duration, Instant};
 
 use git2::{ObjectType, Odb, Oid, Repository};
 
-/// When a cached clone is repacked ([`super::CloneCache::with_maintenance`]).
+/// When a cached clone is repacked ([`super::CloneCache::with_maintenance`]; the engine sets it
+/// from the global file's `git.maintenance`).
 ///
 /// Defaults ([`Maintenance::DEFAULT`]): more than 50 packs (git's own `gc.autoPackLimit`:
 /// libgit2 looks an object up in each pack's index in turn, so every lookup that misses the

@@ -53,7 +53,7 @@ pub use crate::secret::Secret;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use cache::{CloneCache, DEFAULT_LOCK_WAIT};
+pub use cache::{CloneCache, DEFAULT_LOCK_WAIT, MAX_PACKS};
 pub use checkout::{Checkout, CommitInfo, InMemory};
 pub use git2::Oid;
 pub use history::{CommitMeta, FileHistory, FileVersion, HistoryEnd, OwnCommit, Person, WalkBound};

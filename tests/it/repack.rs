@@ -484,11 +484,9 @@ fn pack_files(dir: &Path) -> Vec<String> {
     names
 }
 
-/// `imagebump explain` and `once --dry-run` only read: over a clone past the pack limit (the
-/// default 50) they leave its packs as they are; a pass that writes repacks it. Regression:
-/// both repacked it (they check the clone out as a pass does).
-#[tokio::test(flavor = "multi_thread")]
-async fn explain_and_a_dry_run_leave_a_clone_past_the_limits_as_it_is_and_a_pass_repacks_it() {
+/// A registry with `team/api:1.1.0`, a config repo deploying 1.0.0 and the app `shop` on it
+/// (`^1`: one update to make), with the usual global file.
+async fn shop() -> (TestRegistry, BareRepo, ConfigDir) {
     let registry = TestRegistry::start_plain().await;
     let host = registry.host();
     registry
@@ -507,11 +505,23 @@ async fn explain_and_a_dry_run_leave_a_clone_past_the_limits_as_it_is_and_a_pass
         repo.file_url()
     );
     let setup = ConfigDir::new(&host, "").app("shop", &app);
+    (registry, repo, setup)
+}
+
+/// `imagebump ARGS...` on `setup`, which must exit 0.
+fn run(setup: &ConfigDir, args: &[&str]) {
+    let out = setup.imagebump(args).output();
+    assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out));
+}
+
+/// `imagebump explain` and `once --dry-run` only read: over a clone past the pack limit (the
+/// default 50) they leave its packs as they are; a pass that writes repacks it. Regression:
+/// both repacked it (they check the clone out as a pass does).
+#[tokio::test(flavor = "multi_thread")]
+async fn explain_and_a_dry_run_leave_a_clone_past_the_limits_as_it_is_and_a_pass_repacks_it() {
+    let (_registry, repo, setup) = shop().await;
     tokio::task::spawn_blocking(move || {
-        let run = |args: &[&str]| {
-            let out = setup.imagebump(args).output();
-            assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out));
-        };
+        let run = |args: &[&str]| run(&setup, args);
         run(&["once", "--dry-run"]);
         let clones = setup.clones();
         assert_eq!(clones.len(), 1, "{clones:?}");
@@ -550,6 +560,62 @@ async fn explain_and_a_dry_run_leave_a_clone_past_the_limits_as_it_is_and_a_pass
         assert_eq!(
             repo.show("main", "values.yaml").lines().last(),
             Some("    tag: 1.1.0")
+        );
+        fsck(dir);
+    })
+    .await
+    .unwrap();
+}
+
+/// `git.maintenance` in the global file is what the passes repack by: `max_packs: 3` repacks
+/// a clone of 5 packs (the default, 50, would not), and `{max_packs: 0, max_loose_objects: 0}`
+/// leaves a clone past the default limit as it is.
+#[tokio::test(flavor = "multi_thread")]
+async fn git_maintenance_in_the_global_file_sets_when_a_pass_repacks() {
+    let (_registry, repo, setup) = shop().await;
+    tokio::task::spawn_blocking(move || {
+        let maintenance = |limits: &str| {
+            setup.edit_global(|text| {
+                let kept: Vec<&str> = text
+                    .lines()
+                    .filter(|line| !line.starts_with("  maintenance:"))
+                    .collect();
+                kept.join("\n")
+                    .replace("git:\n", &format!("git:\n  maintenance: {limits}\n"))
+                    + "\n"
+            });
+        };
+        maintenance("{max_packs: 3}");
+        run(&setup, &["once", "--dry-run"]);
+        let dir = &setup.clones()[0];
+        let cloned = pack_files(dir);
+        pile_packs(dir, 4);
+        assert_eq!(on_disk(dir).0, 5);
+        let piled = pack_files(dir);
+        run(&setup, &["once"]);
+        assert_eq!(
+            repo.show("main", "values.yaml").lines().last(),
+            Some("    tag: 1.1.0")
+        );
+        let left = pack_files(dir);
+        assert!(
+            !left
+                .iter()
+                .any(|name| piled.contains(name) && !cloned.contains(name)),
+            "max_packs: 3 did not repack 5 packs: {left:?}"
+        );
+
+        maintenance("{max_packs: 0, max_loose_objects: 0}");
+        pile_packs(dir, 55);
+        let piled = pack_files(dir);
+        assert!(on_disk(dir).0 > 55);
+        run(&setup, &["once"]);
+        let left = pack_files(dir);
+        assert!(
+            piled.iter().all(|name| left.contains(name)),
+            "repacked although git.maintenance is off: {} files left of {}",
+            left.len(),
+            piled.len()
         );
         fsck(dir);
     })
