@@ -241,10 +241,10 @@ fn loose_objects_of_a_large_round_over_file_are_packed_and_deleted() {
 }
 
 /// Makes `dir` unwritable for this process (root too: the immutable attribute) until dropped.
-struct Unwritable(PathBuf);
+pub(crate) struct Unwritable(PathBuf);
 
 impl Unwritable {
-    fn new(dir: &Path) -> Self {
+    pub(crate) fn new(dir: &Path) -> Self {
         use std::os::unix::fs::PermissionsExt as _;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555)).unwrap();
         let guard = Unwritable(dir.to_path_buf());
@@ -463,7 +463,7 @@ fn pack_objects(dir: &Path, input: &str) {
 }
 
 /// Adds `count` packs to the clone at `dir`, one small blob each (as `count` fetches would).
-fn pile_packs(dir: &Path, count: usize) {
+pub(crate) fn pile_packs(dir: &Path, count: usize) {
     let scratch = tempfile::tempdir().unwrap();
     for i in 0..count {
         let file = scratch.path().join(format!("blob-{i}"));
