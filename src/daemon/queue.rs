@@ -32,12 +32,14 @@
 //! Retries: a check of a repository or an app ([`super::retry::retried_scope`]; polls are not
 //! retried) whose report failed only in ways [`super::retry::report_retryable`] deems
 //! transient, with no further check queued for its scope, is requested again after a backoff
-//! ([`RetryOptions`]), at most `max_attempts` times;
+//! ([`RetryOptions`]; never before the time its errors say a registry or forge will be asked
+//! again, see [`super::retry`]), at most `max_attempts` times;
 //! the retry is an ordinary request, so the invariants above hold for it too, and none is
 //! scheduled or fires after shutdown began. A pending retry is cancelled by a new request for
 //! its scope (whose check restarts the count), by a successful or non-retryable check of it,
-//! and by the end of a full cycle (which covered it; not an app's retry: the cycle left the
-//! app out). Each step is logged and counted
+//! and by the end of a full cycle that checked every app the retried check failed on (not an
+//! app's retry, nor a repository's whose failing apps the cycle left out: an app with its own
+//! schedule, another shard's app). Each step is logged and counted
 //! (`imagebump_check_retries_total{outcome}`); when attempts run out, the next poll is the
 //! safety net.
 
@@ -169,6 +171,8 @@ struct Retry {
     due: Option<Instant>,
     generation: u64,
     error: Option<String>,
+    /// The apps the check it retries failed on.
+    failing: Vec<String>,
 }
 
 /// What one run of a check found.
@@ -178,8 +182,13 @@ struct Ran {
     failed: bool,
     /// ... and every failure may go away by itself.
     retryable: bool,
+    /// The longest wait its errors asked for ([`super::retry::report_wait`]).
+    wait: Option<Duration>,
     /// The first failing app's error (`app: error`), and how many more apps failed.
     error: Option<String>,
+    /// Every app the check reported on, and those of them that failed.
+    apps: Vec<String>,
+    failing: Vec<String>,
 }
 
 /// The object-safe view of [`Checks`] used by the HTTP layer (the router is not generic).
@@ -578,7 +587,15 @@ impl<W: Worker> Checks<W> {
                         .any(|app| app.images.iter().any(|i| app.written(&i.name).is_some())),
                     failed: report.apps.iter().any(|app| !app.errors.is_empty()),
                     retryable: super::retry::report_retryable(&report),
+                    wait: super::retry::report_wait(&report),
                     error: first_error(&report),
+                    apps: report.apps.iter().map(|app| app.name.clone()).collect(),
+                    failing: report
+                        .apps
+                        .iter()
+                        .filter(|app| !app.errors.is_empty())
+                        .map(|app| app.name.clone())
+                        .collect(),
                 }
             }
             Err(error) => {
@@ -589,7 +606,10 @@ impl<W: Worker> Checks<W> {
                     wrote: false,
                     failed: true,
                     retryable: false,
+                    wait: None,
                     error: Some(format!("the check panicked or was cancelled: {error}")),
+                    apps: Vec::new(),
+                    failing: Vec::new(),
                 }
             }
         }
@@ -723,16 +743,25 @@ impl<W: Worker> Checks<W> {
 
     /// After the last check queued for `scope` ended: schedules a retry if it failed
     /// transiently and attempts are left; forgets the retry state otherwise. A full cycle
-    /// cancels every repository retry waiting (it covered their scopes), not an app's (a full
-    /// cycle leaves out the apps with their own schedule). Polls (a full cycle, the other
-    /// shards' safety net) are never retried: see [`super::retry`].
+    /// cancels a repository retry waiting when it checked every app the retried check failed
+    /// on; it keeps it when it left one out (an app with its own schedule, another shard's
+    /// app), and never cancels an app's retry (a full cycle leaves out the apps with their
+    /// own schedule). Polls (a full cycle, the other shards' safety net) are never retried:
+    /// see [`super::retry`].
     fn after(&self, scope: &Scope, ran: &Ran) {
         if *scope == Scope::All {
+            let covered: std::collections::HashSet<&str> =
+                ran.apps.iter().map(String::as_str).collect();
             let waiting: Vec<Scope> = self
                 .retries()
                 .iter()
                 .filter(|(scope, retry)| {
-                    retry.due.is_some() && matches!(scope, Scope::Repository { .. })
+                    retry.due.is_some()
+                        && matches!(scope, Scope::Repository { .. })
+                        && retry
+                            .failing
+                            .iter()
+                            .all(|app| covered.contains(app.as_str()))
                 })
                 .map(|(scope, _)| scope.clone())
                 .collect();
@@ -764,7 +793,11 @@ impl<W: Worker> Checks<W> {
         let Some(me) = self.me.upgrade() else {
             return;
         };
-        let delay = options.delay(attempt);
+        // Not before the registry or forge is asked again (its breaker, its Retry-After): an
+        // attempt then would fail without asking. Such a wait is cut to `max` like the rest.
+        let delay = options
+            .delay(attempt)
+            .max(ran.wait.unwrap_or_default().min(options.max));
         let generation = self.retry_generation.fetch_add(1, Ordering::SeqCst);
         let due = Instant::now() + delay;
         retries.insert(
@@ -774,6 +807,7 @@ impl<W: Worker> Checks<W> {
                 due: Some(due),
                 generation,
                 error: ran.error.clone(),
+                failing: ran.failing.clone(),
             },
         );
         drop(retries);

@@ -5,19 +5,21 @@
 //! that lost every race, a remote that could not be reached) is retryable; one that needs a
 //! person (settings, policy, a template, a refused push, a token the forge rejects) is not,
 //! and neither is a check with no error at all. The delay doubles from `initial` per attempt and
-//! never exceeds `max`.
+//! never exceeds `max`. A registry left alone by its circuit breaker (its requests kept failing
+//! transiently) is retryable too, and so is a rate limit: the retry then waits at least as long
+//! as the error says nothing will be asked or answered ([`report_wait`]; at most `max`), so an
+//! attempt is not spent on a registry that is not being asked.
 //!
 //! Which checks are retried ([`retried_scope`]), a decision: a webhook's check of a repository,
 //! and the scheduled check of an app with its own `interval`/`schedule`. Such an app is left
 //! out of the full cycles, so its next tick is its only safety net, possibly a day away with a
 //! cron: a transient failure there is the same "nothing happened" pain as a webhook's, and
-//! its retry survives a full cycle (which a repository's does not: the cycle covered it).
+//! its retry survives a full cycle. A repository's retry survives one too when the cycle
+//! left out an app the retried check failed on (one with its own schedule, another shard's):
+//! only the apps the cycle checked are covered by it.
 //! Polls are not retried: a full cycle, and a sharded replica's safety net over the other
 //! shards' apps (those apps' owners poll them on every interval, and its own next tick
 //! comes); retrying them would multiply the requests to a failing registry by the replicas.
-//! A gap left: a full cycle cancels a repository retry although it left out the apps with
-//! their own schedule (and, sharded, the other shards' apps) that use the repository; their
-//! own ticks (or their owners' polls) cover them, as before retries existed.
 
 use std::time::Duration;
 
@@ -79,6 +81,36 @@ pub fn report_retryable(report: &CycleReport) -> bool {
     errors.peek().is_some() && errors.all(retryable)
 }
 
+/// The longest wait the errors of `report` ask for before anything is asked again: the time
+/// left before a registry's circuit breaker lets a request through, a registry's or forge's
+/// `Retry-After` (plus a quarter second, so the retry comes after it, not on its edge).
+pub fn report_wait(report: &CycleReport) -> Option<Duration> {
+    report
+        .apps
+        .iter()
+        .flat_map(|app| app.errors.iter())
+        .filter_map(wait)
+        .max()
+        .map(|wait| wait + Duration::from_millis(250))
+}
+
+/// The wait `error` asks for, if any.
+fn wait(error: &AppError) -> Option<Duration> {
+    let forge = |error: &ForgeError| error.retry_after();
+    match error {
+        AppError::Image { error, .. } => match error.as_ref() {
+            ImageError::Registry(RegistryError::Unavailable { retry_in, .. }) => Some(*retry_in),
+            ImageError::Registry(RegistryError::RateLimited { retry_after, .. }) => *retry_after,
+            _ => None,
+        },
+        AppError::Forge(error) => forge(error),
+        AppError::PullRequest(
+            PullRequestError::NotOpened { error, .. } | PullRequestError::NotUpdated { error, .. },
+        ) => forge(error),
+        _ => None,
+    }
+}
+
 /// Whether `error` may go away by itself.
 pub fn retryable(error: &AppError) -> bool {
     match error {
@@ -114,6 +146,7 @@ fn registry_retryable(error: &RegistryError) -> bool {
         RegistryError::RateLimited { .. }
             | RegistryError::Unreachable { .. }
             | RegistryError::BadResponse { .. }
+            | RegistryError::Unavailable { .. }
     )
 }
 

@@ -16,7 +16,7 @@
 //! ([`AppSettings`]), each value with the object and field it came from, so both inputs are
 //! translated, and reported, by the same code.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 
 use yaml_serde::Value;
@@ -174,9 +174,12 @@ pub fn translate(objects: &[Object], options: &Options) -> Result<Imported, Impo
         .collect();
     // Which ImageUpdater (and which of its applicationRefs) selects each Application.
     let mut selected: BTreeMap<usize, (&Object, usize)> = BTreeMap::new();
+    let mut selections = Vec::new();
     for updater in &updaters {
-        select(updater, &applications, &mut selected, &mut out)?;
+        selections.extend(select(updater, &applications, &mut selected, &mut out)?);
     }
+    // The Applications an app is written for.
+    let mut written = BTreeSet::new();
     let mut apps: Vec<(AppOut, &Object)> = Vec::new();
     for (index, application) in applications.iter().enumerate() {
         let settings = match selected.get(&index) {
@@ -204,6 +207,7 @@ pub fn translate(objects: &[Object], options: &Options) -> Result<Imported, Impo
                 if let Some(message) = &commit_message {
                     app.commit_message = Some(message.clone());
                 }
+                written.insert(index);
                 apps.push((app, application));
             }
             // What was read for it (its source, images, the updater's settings for it) is
@@ -236,6 +240,9 @@ pub fn translate(objects: &[Object], options: &Options) -> Result<Imported, Impo
                 ),
             ));
         }
+    }
+    for selection in &selections {
+        selection.report(&applications, &selected, &written, &mut out);
     }
     out.apps = apps.into_iter().map(|(app, _)| app).collect();
     out.apps.sort_by(|a, b| a.name.cmp(&b.name));
@@ -986,13 +993,67 @@ fn last_part(image: &ImageRef) -> String {
 // ---------------------------------------------------------------------------------------------
 // Settings from an ImageUpdater.
 
-/// Record which Applications each `applicationRefs[]` item of `updater` selects.
+/// The Applications one `applicationRefs[]` item selects (indices into the Applications).
+struct Selection<'a> {
+    updater: &'a Object,
+    reference: usize,
+    matched: Vec<usize>,
+}
+
+impl Selection<'_> {
+    /// Report what became of each Application the item selects: `translated` only when its app
+    /// is written with this item's settings. An earlier item of the same updater may have
+    /// selected it first (its app has that item's settings), or no app is written for it.
+    fn report(
+        &self,
+        applications: &[Object],
+        selected: &BTreeMap<usize, (&Object, usize)>,
+        written: &BTreeSet<usize>,
+        out: &mut Imported,
+    ) {
+        let field = format!("spec.applicationRefs[{}].namePattern", self.reference);
+        let mut carried = Vec::new();
+        for &index in &self.matched {
+            let Some(name) = applications.get(index).map(|a| &a.name) else {
+                continue;
+            };
+            match selected.get(&index) {
+                Some((_, first)) if *first != self.reference => out.note(
+                    Outcome::NoEquivalent,
+                    self.updater,
+                    &field,
+                    format!(
+                        "selects {name}: not written, spec.applicationRefs[{first}] selects it first and its app has that item's settings"
+                    ),
+                ),
+                _ if !written.contains(&index) => out.note(
+                    Outcome::NoEquivalent,
+                    self.updater,
+                    &field,
+                    format!("selects {name}: not written, no app is written for the Application"),
+                ),
+                _ => carried.push(name.as_str()),
+            }
+        }
+        if !carried.is_empty() {
+            out.note(
+                Outcome::Translated,
+                self.updater,
+                &field,
+                format!("selects {}", carried.join(", ")),
+            );
+        }
+    }
+}
+
+/// Record which Applications each `applicationRefs[]` item of `updater` selects (the first
+/// item that selects an Application gives its settings).
 fn select<'a>(
     updater: &'a Object,
     applications: &[Object],
     selected: &mut BTreeMap<usize, (&'a Object, usize)>,
     out: &mut Imported,
-) -> Result<(), ImportError> {
+) -> Result<Vec<Selection<'a>>, ImportError> {
     unknown_keys(
         updater,
         updater.at("spec").unwrap_or(&Value::Null),
@@ -1015,6 +1076,7 @@ fn select<'a>(
             ));
         }
     };
+    let mut selections = Vec::new();
     for (index, reference) in refs.iter().enumerate() {
         let field = format!("spec.applicationRefs[{index}]");
         let pattern = string(updater, reference, &field, "namePattern")?
@@ -1053,7 +1115,7 @@ fn select<'a>(
                 ));
             }
             selected.entry(app_index).or_insert((updater, index));
-            matched.push(application.name.clone());
+            matched.push(app_index);
         }
         if matched.is_empty() {
             out.note(
@@ -1065,15 +1127,14 @@ fn select<'a>(
                 ),
             );
         } else {
-            out.note(
-                Outcome::Translated,
+            selections.push(Selection {
                 updater,
-                &format!("{field}.namePattern"),
-                format!("selects {}", matched.join(", ")),
-            );
+                reference: index,
+                matched,
+            });
         }
     }
-    Ok(())
+    Ok(selections)
 }
 
 fn updater_settings<'a>(

@@ -431,6 +431,13 @@ fn image_policy(
     let policy = match choices.as_slice() {
         [one] if one == "semver" => {
             let range = object.required("spec.policy.semver.range")?;
+            // Checked here, so a bad range is named in the input, not in the written file.
+            crate::policy::Range::parse(&range).map_err(|e| {
+                object.error(
+                    "spec.policy.semver.range",
+                    format!("`{range}` is not a semver constraint: {e}"),
+                )
+            })?;
             out.note(
                 Outcome::Translated,
                 object,

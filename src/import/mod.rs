@@ -166,8 +166,8 @@ pub enum ImportError {
     /// `place` is `file:line:col`.
     #[error("{place}: not YAML: {message}")]
     Yaml { place: String, message: String },
-    /// `place` is `file:line`, the line of the field where it is present, else of the nearest
-    /// part of it that is (or of the object).
+    /// `place` is `file:line:col` of the field's value where it is present, else `file:line`
+    /// of the nearest part of it that is (or of the object).
     #[error("{place}: {object}: `{field}`: {message}")]
     Field {
         place: String,
@@ -212,13 +212,74 @@ struct Tree {
     root: yaml::Node,
     /// The document's lines in `root` count from the first line of its text: add this.
     offset: usize,
+    /// The document's text, for the positions inside the YAML a block scalar holds.
+    text: String,
+}
+
+/// Where a field is (lines of a document's text, or of the stream).
+struct Position {
+    /// The line of the field's key, or of the nearest enclosing key present.
+    line: usize,
+    /// The line and column of the field's value, when the field is present.
+    value: Option<(usize, usize)>,
+}
+
+impl Tree {
+    /// Where `route` is inside the YAML text that `node`, the value of the key on line
+    /// `key_line`, holds when it is a literal block scalar (`|`): its lines are the header's
+    /// line plus their line in the text, their columns shifted by the block's indentation.
+    /// The header is the line (from the key's on) after which the source's lines are the text's
+    /// lines, indented. `None` for any other scalar (folded or quoted text has no line of its
+    /// own for each of its lines), text that is not YAML, or a route not in it.
+    fn embedded(&self, key_line: usize, node: &yaml::Node, route: &str) -> Option<Position> {
+        let yaml::Value::Scalar { text, .. } = &node.value else {
+            return None;
+        };
+        let root = yaml::parse(text).ok().flatten()?;
+        let found = resolve(&root, route);
+        if found.depth == 0 {
+            return None;
+        }
+        let source: Vec<&str> = self.text.lines().collect();
+        let value: Vec<&str> = text.lines().collect();
+        let (first, first_line) = value
+            .iter()
+            .enumerate()
+            .find(|(_, line)| !line.trim().is_empty())?;
+        let spaces = |line: &str| line.len() - line.trim_start_matches(' ').len();
+        // `header` counts from 1: the text's line `i` (from 0) is `source[header + i]`.
+        let (header, indent) = (key_line..=node.line).find_map(|header| {
+            if !source.get(header.checked_sub(1)?)?.contains('|') {
+                return None;
+            }
+            let indent = spaces(source.get(header + first)?).checked_sub(spaces(first_line))?;
+            let same = value.iter().enumerate().all(|(i, line)| {
+                source.get(header + i).is_some_and(|src| {
+                    if line.is_empty() {
+                        src.trim().is_empty()
+                    } else {
+                        spaces(src) >= indent && src.get(indent..) == Some(*line)
+                    }
+                })
+            });
+            same.then_some((header, indent))
+        })?;
+        Some(Position {
+            line: header + found.line,
+            value: found
+                .complete
+                .then_some((header + found.node.line, found.node.col + indent)),
+        })
+    }
 }
 
 impl Origin {
     /// `file:line` of `field` (a dotted path, `[n]` for list items: `spec.generators[0].list`)
     /// of the object: the line of the field's key, or of the nearest enclosing key present (so
     /// a missing `spec.policy.semver.range` names the `semver:` line). An annotation key names
-    /// its line under `metadata.annotations`.
+    /// its line under `metadata.annotations`. A field inside YAML text embedded in a literal
+    /// block scalar is written `KEY: ROUTE` (`data.registries.conf: registries[2].prefix`) and
+    /// names its own line in the file.
     pub fn place(&self, field: &str) -> String {
         match &self.tree {
             Some(_) => format!("{}:{}", self.file, self.line_of(field)),
@@ -226,25 +287,60 @@ impl Origin {
         }
     }
 
+    /// `file:line:col` of the value of `field`, as `imagebump validate` names a config file's
+    /// values; when the field is not present, [`Origin::place`] (the nearest key's line).
+    pub fn value_place(&self, field: &str) -> String {
+        match (&self.tree, self.position(field).value) {
+            (Some(_), Some((line, col))) => format!("{}:{line}:{col}", self.file),
+            _ => self.place(field),
+        }
+    }
+
     /// The line `place` names.
     pub fn line_of(&self, field: &str) -> usize {
+        self.position(field).line
+    }
+
+    /// Where `field` is, in lines of the stream.
+    fn position(&self, field: &str) -> Position {
+        let object = Position {
+            line: self.line,
+            value: None,
+        };
         let Some(tree) = &self.tree else {
-            return self.line;
+            return object;
         };
         if field.is_empty() {
-            return self.line;
+            return object;
         }
+        let (outer, embedded) = match field.split_once(": ") {
+            Some((outer, inner)) => (outer, Some(inner)),
+            None => (field, None),
+        };
         let own = resolve(&tree.root, &self.route).depth;
-        let direct = resolve(&tree.root, &join_route(&self.route, field));
-        if direct.depth > own {
-            return direct.line + tree.offset;
+        let direct = resolve(&tree.root, &join_route(&self.route, outer));
+        let found = if direct.depth > own {
+            direct
+        } else {
+            let annotation = format!("metadata.annotations.{outer}");
+            let annotation = resolve(&tree.root, &join_route(&self.route, &annotation));
+            if !annotation.complete {
+                return object;
+            }
+            annotation
+        };
+        let inside = match embedded {
+            Some(route) if found.complete => tree.embedded(found.line, found.node, route),
+            _ => None,
+        };
+        let position = inside.unwrap_or(Position {
+            line: found.line,
+            value: found.complete.then_some((found.node.line, found.node.col)),
+        });
+        Position {
+            line: position.line + tree.offset,
+            value: position.value.map(|(line, col)| (line + tree.offset, col)),
         }
-        let annotation = format!("metadata.annotations.{field}");
-        let annotation = resolve(&tree.root, &join_route(&self.route, &annotation));
-        if annotation.complete {
-            return annotation.line + tree.offset;
-        }
-        self.line
     }
 
     /// The origin of the part of this object at `route` (`items[2]`).
@@ -301,9 +397,11 @@ fn join_route(route: &str, field: &str) -> String {
 }
 
 /// How far a route went in a tree.
-struct Found {
+struct Found<'n> {
     /// The line of the last key (or list item) matched.
     line: usize,
+    /// The node reached: the value of the last key (or the list item) matched.
+    node: &'n yaml::Node,
     /// How many steps matched (a key holding dots counts as many).
     depth: usize,
     /// Every step matched.
@@ -334,11 +432,12 @@ fn steps(route: &str) -> Vec<&str> {
 
 /// Follow `route` from `node` as far as it goes. At a mapping the longest key that `route`
 /// starts with (followed by `.`, `[` or the end) is taken, so keys holding dots match whole.
-fn resolve(node: &yaml::Node, route: &str) -> Found {
+fn resolve<'n>(node: &'n yaml::Node, route: &str) -> Found<'n> {
     let mut node = node;
     let mut rest = route;
     let mut found = Found {
         line: node.line,
+        node,
         depth: 0,
         complete: false,
     };
@@ -367,6 +466,7 @@ fn resolve(node: &yaml::Node, route: &str) -> Found {
                     return found;
                 };
                 found.line = key.line;
+                found.node = value;
                 found.depth += steps(&rest[..len]).len();
                 rest = &rest[len..];
                 node = value;
@@ -380,6 +480,7 @@ fn resolve(node: &yaml::Node, route: &str) -> Found {
                     return found;
                 };
                 found.line = item.line;
+                found.node = item;
                 found.depth += 1;
                 rest = after;
                 node = item;
@@ -415,7 +516,7 @@ impl Object {
     /// An error about `field` of this object, naming where it came from.
     pub fn error(&self, field: &str, message: impl Into<String>) -> ImportError {
         ImportError::Field {
-            place: self.origin.place(field),
+            place: self.origin.value_place(field),
             object: match &self.origin.via {
                 Some(via) => format!("{} (from {via})", self.id()),
                 None => self.id(),
@@ -550,6 +651,7 @@ pub fn read_objects(
         let tree = yaml::parse(document.text).ok().flatten().map(|root| Tree {
             root,
             offset: document.offset,
+            text: document.text.to_string(),
         });
         let origin = Origin {
             file: source_name.to_string(),
@@ -657,7 +759,7 @@ fn shift_lines(message: &str, offset: usize) -> String {
 
 fn object(origin: Origin, value: Value, namespace: &str) -> Result<Object, ImportError> {
     let missing = |field: &str| ImportError::Field {
-        place: origin.place(field),
+        place: origin.value_place(field),
         object: "(document)".to_string(),
         field: field.to_string(),
         message: "is required but missing (is this a Kubernetes object?)".to_string(),
@@ -864,13 +966,31 @@ mod tests {
             ("spec.refs[1].labels.team", 16),
             ("spec.refs[7].name", 13),
             ("data.registries.conf", 18),
-            ("data.registries.conf: registries[0].prefix", 18),
+            // Inside the block: the nearest key present in its text, `registries:`.
+            ("data.registries.conf: registries[0].prefix", 19),
             ("example.io/image-list", 8),
             ("nothing.here", 3),
         ] {
             assert_eq!(origin.line_of(field), line, "{field}");
         }
         assert_eq!(origin.place("kind"), "in.yaml:4");
+    }
+
+    /// A field inside the YAML text of a literal block scalar is named by its own line and
+    /// column in the file (after a header with a comment and a blank first line); inside a
+    /// folded one, whose lines are not the file's, by the key's line.
+    #[test]
+    fn fields_inside_a_literal_block_are_named_with_their_own_lines() {
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  a.conf: |-  # a comment\n\n      x:\n        - {y: 1}\n        - y: 2\n  b.conf: >\n    x:\n      - y: 1\n";
+        let objects = read_objects("in.yaml", text, "default").unwrap();
+        let origin = &objects[0].origin;
+        assert_eq!(origin.line_of("data.a.conf: x"), 7);
+        assert_eq!(origin.line_of("data.a.conf: x[0]"), 8);
+        assert_eq!(origin.value_place("data.a.conf: x[1].y"), "in.yaml:9:14");
+        assert_eq!(origin.value_place("data.a.conf: x[0].y"), "in.yaml:8:15");
+        // Missing: the nearest key present inside the block.
+        assert_eq!(origin.value_place("data.a.conf: x[1].z"), "in.yaml:9");
+        assert_eq!(origin.line_of("data.b.conf: x[0].y"), 10);
     }
 
     /// Documents after the first (after `...` and a directive too) are named with the lines of
@@ -890,7 +1010,7 @@ mod tests {
         assert_eq!(objects[1].origin.line_of("spec.bad"), 15);
         assert_eq!(
             objects[1].error("spec.bad", "no").to_string(),
-            "in.yaml:15: J d/y: `spec.bad`: no"
+            "in.yaml:15:8: J d/y: `spec.bad`: no"
         );
     }
 

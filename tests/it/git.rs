@@ -64,6 +64,14 @@ fn write(checkout: &Checkout, file: &str, content: &str) -> PathBuf {
     PathBuf::from(file)
 }
 
+/// A clone cache with the default settings in a new temporary directory (removed when the
+/// returned guard drops).
+fn clone_cache() -> (tempfile::TempDir, CloneCache) {
+    let work = tempfile::tempdir().unwrap();
+    let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![]));
+    (work, cache)
+}
+
 fn read(checkout: &Checkout, file: &str) -> String {
     std::fs::read_to_string(checkout.workdir().join(file)).unwrap()
 }
@@ -116,8 +124,7 @@ fn file_remote_round_trip() {
 fn fetches_only_the_configured_branch() {
     let bare = seeded();
     bare.push_files_from("main", "feature", &[("x", "1")], "other branch");
-    let work = tempfile::tempdir().unwrap();
-    let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![]));
+    let (_work, cache) = clone_cache();
     let checkout = cache.checkout(&bare.file_url(), "main").unwrap();
     let repo = git2::Repository::open(checkout.workdir()).unwrap();
     assert!(repo.find_reference("refs/remotes/origin/main").is_ok());
@@ -128,8 +135,7 @@ fn fetches_only_the_configured_branch() {
 #[test]
 fn missing_branch_is_a_clear_error() {
     let bare = seeded();
-    let work = tempfile::tempdir().unwrap();
-    let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![]));
+    let (_work, cache) = clone_cache();
     let err = cache.checkout(&bare.file_url(), "nope").unwrap_err();
     assert!(matches!(err, GitError::BranchNotFound { .. }), "{err:?}");
     assert!(err.to_string().contains("`nope`"), "{err}");
@@ -138,8 +144,7 @@ fn missing_branch_is_a_clear_error() {
 #[test]
 fn stale_local_state_is_discarded() {
     let bare = seeded();
-    let work = tempfile::tempdir().unwrap();
-    let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![]));
+    let (_work, cache) = clone_cache();
     let url = bare.file_url();
     let first = cache.checkout(&url, "main").unwrap();
     let dir = first.workdir().to_path_buf();
@@ -168,8 +173,7 @@ fn stale_local_state_is_discarded() {
 #[test]
 fn after_the_bots_own_commits_the_index_knows_the_files_stat_again() {
     let bare = seeded();
-    let work = tempfile::tempdir().unwrap();
-    let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![]));
+    let (_work, cache) = clone_cache();
     let url = bare.file_url();
     let first = cache.checkout(&url, "main").unwrap();
     let files = ["app.yaml", "apps/api/values.yaml"];
@@ -213,8 +217,7 @@ fn write_by_rename(checkout: &Checkout, file: &str, content: &str) {
 #[test]
 fn a_committed_file_written_again_or_never_pushed_is_reset_to_the_remote_head() {
     let bare = seeded();
-    let work = tempfile::tempdir().unwrap();
-    let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![]));
+    let (_work, cache) = clone_cache();
     let url = bare.file_url();
     let first = cache.checkout(&url, "main").unwrap();
     write_by_rename(&first, "app.yaml", "tag: 1.1.0\n");
@@ -256,8 +259,7 @@ fn a_committed_file_written_again_or_never_pushed_is_reset_to_the_remote_head() 
 #[test]
 fn git_lock_files_left_by_a_killed_process_do_not_block_the_next_pass() {
     let bare = seeded();
-    let work = tempfile::tempdir().unwrap();
-    let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![]));
+    let (_work, cache) = clone_cache();
     let url = bare.file_url();
     let dir = cache
         .checkout(&url, "main")
@@ -290,8 +292,7 @@ fn git_lock_files_left_by_a_killed_process_do_not_block_the_next_pass() {
 #[test]
 fn a_broken_cache_dir_is_recreated() {
     let bare = seeded();
-    let work = tempfile::tempdir().unwrap();
-    let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![]));
+    let (_work, cache) = clone_cache();
     let dir = cache.dir_for(&bare.file_url());
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("garbage"), "not a repo").unwrap();
@@ -418,8 +419,7 @@ fn http_without_credentials_names_the_missing_config() {
     let bare = seeded();
     let server = GitHttpServer::start(bare.root(), "tester", PASSWORD);
     let url = server.url("repo.git");
-    let work = tempfile::tempdir().unwrap();
-    let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![]));
+    let (_work, cache) = clone_cache();
     let err = cache.checkout(&url, "main").unwrap_err();
     assert!(matches!(err, GitError::Auth { .. }), "{err:?}");
     assert!(
@@ -561,8 +561,7 @@ fn a_round_of_many_commits_writes_its_objects_out_as_it_goes() {
         .map(|(p, t)| (p.as_str(), t.as_str()))
         .collect();
     let bare = BareRepo::with_files("main", &refs);
-    let work = tempfile::tempdir().unwrap();
-    let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![]));
+    let (work, cache) = clone_cache();
     let (packs_before, loose_before) = (pack_files(bare.path()), loose_objects(bare.path()));
     let report = commit_and_push_with(
         &cache,
@@ -627,8 +626,7 @@ fn a_file_remote_with_a_work_tree_is_refused_by_name() {
     git(dir.path(), &["commit", "-q", "-m", "seed"]);
     let head = git(dir.path(), &["rev-parse", "HEAD"]);
     let url = format!("file://{}", dir.path().display());
-    let work = tempfile::tempdir().unwrap();
-    let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![]));
+    let (_work, cache) = clone_cache();
     let checkout = cache.checkout(&url, "main").unwrap();
     let file = write(&checkout, "app.yaml", "tag: 1.1.0\n");
     checkout.commit(&[file], "bump").unwrap().unwrap();
@@ -712,8 +710,7 @@ fn race_with_another_writer_over_http() {
 #[test]
 fn replanning_sees_that_the_change_already_landed() {
     let bare = seeded();
-    let work = tempfile::tempdir().unwrap();
-    let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![]));
+    let (_work, cache) = clone_cache();
     let calls = Cell::new(0);
     let report = commit_and_push(
         &cache,
@@ -739,8 +736,7 @@ fn replanning_sees_that_the_change_already_landed() {
 #[test]
 fn nothing_to_change_makes_no_push() {
     let bare = seeded();
-    let work = tempfile::tempdir().unwrap();
-    let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![]));
+    let (_work, cache) = clone_cache();
     let before = bare.ref_updates("main");
     let report = commit_and_push(&cache, &bare.file_url(), "main", &fast_retry(3), |_| {
         Ok::<_, PlanError>(0)
@@ -754,8 +750,7 @@ fn nothing_to_change_makes_no_push() {
 #[test]
 fn retries_are_bounded_and_never_lose_their_commits() {
     let bare = seeded();
-    let work = tempfile::tempdir().unwrap();
-    let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![]));
+    let (_work, cache) = clone_cache();
     let calls = Cell::new(0);
     let err = commit_and_push(
         &cache,
@@ -787,8 +782,7 @@ fn retries_are_bounded_and_never_lose_their_commits() {
 #[test]
 fn planner_errors_are_passed_through() {
     let bare = seeded();
-    let work = tempfile::tempdir().unwrap();
-    let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![]));
+    let (_work, cache) = clone_cache();
     let err = commit_and_push(&cache, &bare.file_url(), "main", &fast_retry(3), |_| {
         Err::<usize, _>(PlanError)
     })
@@ -884,8 +878,7 @@ fn lease_push_over_http() {
 #[test]
 fn commit_on_reports_no_change_and_file_at_reads_trees() {
     let bare = seeded();
-    let work = tempfile::tempdir().unwrap();
-    let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![]));
+    let (_work, cache) = clone_cache();
     let checkout = cache.checkout(&bare.file_url(), "main").unwrap();
     let base = checkout.head().unwrap();
     assert_eq!(
@@ -1058,8 +1051,7 @@ fn whoami_from(url: &str) -> &str {
 #[test]
 fn one_checkout_per_repository_at_a_time() {
     let bare = seeded();
-    let work = tempfile::tempdir().unwrap();
-    let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![]));
+    let (_work, cache) = clone_cache();
     let first = cache.checkout(&bare.file_url(), "main").unwrap();
     let err = cache
         .clone()
@@ -1091,8 +1083,7 @@ fn ssh_missing_key_file_is_named() {
 #[test]
 fn a_clone_with_lost_objects_is_rebuilt() {
     let bare = seeded();
-    let work = tempfile::tempdir().unwrap();
-    let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![]));
+    let (_work, cache) = clone_cache();
     let dir = cache
         .checkout(&bare.file_url(), "main")
         .unwrap()
@@ -1133,8 +1124,7 @@ fn a_pass_leaves_a_consistent_clone_on_disk() {
     // Commits of a pass are built in memory and written as one pack; the branch ref is written
     // once. Afterwards the clone on disk must be complete and point at the pushed head.
     let bare = seeded();
-    let work = tempfile::tempdir().unwrap();
-    let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![]));
+    let (_work, cache) = clone_cache();
     let url = bare.file_url();
     let report = commit_and_push(&cache, &url, "main", &fast_retry(3), |checkout| {
         let mut made = 0;
@@ -1196,8 +1186,7 @@ fn commits_write_the_same_trees_as_git() {
             ("apps/c/extra.yaml", "x: 1\n"),
         ],
     );
-    let work = tempfile::tempdir().unwrap();
-    let cache = CloneCache::new(work.path().to_path_buf(), settings(vec![]));
+    let (_work, cache) = clone_cache();
     let checkout = cache.checkout(&bare.file_url(), "main").unwrap();
     let dir = checkout.workdir().to_path_buf();
     let step = |paths: &[&str]| {

@@ -360,11 +360,11 @@ fn bad_input_names_the_line_and_field_and_writes_nothing() {
         ("a: [\n", "<stdin>:2:1: not YAML"),
         (
             "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n",
-            "<stdin>:2: Deployment default/web: `kind`: `Deployment` is not a Flux image automation object",
+            "<stdin>:2:7: Deployment default/web: `kind`: `Deployment` is not a Flux image automation object",
         ),
         (
             "apiVersion: image.toolkit.fluxcd.io/v1alpha1\nkind: ImagePolicy\nmetadata: {name: p}\n",
-            "<stdin>:1: ImagePolicy default/p: `apiVersion`: `image.toolkit.fluxcd.io/v1alpha1` is not supported: expected image.toolkit.fluxcd.io/v1beta1",
+            "<stdin>:1:13: ImagePolicy default/p: `apiVersion`: `image.toolkit.fluxcd.io/v1alpha1` is not supported: expected image.toolkit.fluxcd.io/v1beta1",
         ),
         (
             &PODINFO.replace("      range: 5.0.x\n", "      rnage: 5.0.x\n"),
@@ -376,11 +376,11 @@ fn bad_input_names_the_line_and_field_and_writes_nothing() {
                 "    name: podinfo\n  policy:",
                 "    name: podinfoo\n  policy:",
             ),
-            "<stdin>:31: ImagePolicy flux-system/podinfo: `spec.imageRepositoryRef.name`: ImageRepository flux-system/podinfoo is not in the input",
+            "<stdin>:31:11: ImagePolicy flux-system/podinfo: `spec.imageRepositoryRef.name`: ImageRepository flux-system/podinfoo is not in the input",
         ),
         (
             &PODINFO[PODINFO.find("---\napiVersion: image.toolkit").unwrap()..],
-            "<stdin>:32: ImageUpdateAutomation flux-system/flux-system: `spec.sourceRef.name`: GitRepository flux-system/flux-system is not in the input",
+            "<stdin>:32:11: ImageUpdateAutomation flux-system/flux-system: `spec.sourceRef.name`: GitRepository flux-system/flux-system is not in the input",
         ),
     ];
     for (input, expected) in cases {
@@ -725,7 +725,7 @@ fn errors_and_report_lines_name_the_file_and_line() {
     assert_eq!(run.status.code(), Some(2), "{}", text(&run));
     assert_eq!(
         String::from_utf8_lossy(&run.stderr),
-        "imagebump import flux: flux.yaml:35: ImagePolicy flux-system/podinfo: `spec.digestReflectionPolicy`: expected Never, IfNotPresent or Always, found `Sometimes`\nnothing was written\n"
+        "imagebump import flux: flux.yaml:35:27: ImagePolicy flux-system/podinfo: `spec.digestReflectionPolicy`: expected Never, IfNotPresent or Always, found `Sometimes`\nnothing was written\n"
     );
     assert!(!out.path().join("imported").exists());
 
@@ -740,7 +740,7 @@ fn errors_and_report_lines_name_the_file_and_line() {
     assert_eq!(run.status.code(), Some(2), "{}", text(&run));
     assert!(
         String::from_utf8_lossy(&run.stderr).starts_with(
-            "imagebump import flux: <stdin>:32: ImagePolicy apps/web: `spec.digestReflectionPolicy`: expected"
+            "imagebump import flux: <stdin>:32:29: ImagePolicy apps/web: `spec.digestReflectionPolicy`: expected"
         ),
         "{}",
         text(&run)
@@ -767,5 +767,52 @@ fn errors_and_report_lines_name_the_file_and_line() {
             &"  <stdin>:35: ImagePolicy apps/docs metadata.name: no ImageUpdateAutomation in the input writes this policy's markers: not imported"
         ),
         "{stderr}"
+    );
+}
+
+/// Regression: an error about a field's value named only its line; it names the value's line
+/// and column, as `validate` does (here a value in a flow mapping, far from the line's start).
+/// A bad semver range was not even named in the input: it reached the written file and failed
+/// there as "a bug in `imagebump import`". The first error is the README's example.
+#[test]
+fn a_bad_value_is_named_by_its_line_and_column() {
+    let out = tempfile::tempdir().unwrap();
+    let flux = out.path().join("flux.yaml");
+    // The ImagePolicy's `semver:` is line 33 of PODINFO; the range's value (its quote) is at column 21.
+    std::fs::write(
+        &flux,
+        PODINFO.replace(
+            "    semver:\n      range: 5.0.x\n",
+            "    semver: {range: \">=5.0 <<6\"}\n",
+        ),
+    )
+    .unwrap();
+    let run = Imagebump::new(["import", "flux", "flux.yaml", "-o", "imported/"])
+        .current_dir(out.path())
+        .output();
+    assert_eq!(run.status.code(), Some(2), "{}", text(&run));
+    assert_eq!(
+        String::from_utf8_lossy(&run.stderr),
+        "imagebump import flux: flux.yaml:33:21: ImagePolicy flux-system/podinfo: `spec.policy.semver.range`: `>=5.0 <<6` is not a semver constraint: invalid semver range \">=5.0 <<6\" at byte 7: expected a version, found '<'\nnothing was written\n"
+    );
+    assert!(!out.path().join("imported").exists());
+
+    // A value of the wrong type: a list where a string is expected, named where the list
+    // starts (its `-` on line 22).
+    std::fs::write(
+        &flux,
+        PODINFO.replace(
+            "  image: ghcr.io/stefanprodan/podinfo\n",
+            "  image:\n    - ghcr.io/stefanprodan/podinfo\n",
+        ),
+    )
+    .unwrap();
+    let run = Imagebump::new(["import", "flux", "flux.yaml", "-o", "imported/"])
+        .current_dir(out.path())
+        .output();
+    assert_eq!(run.status.code(), Some(2), "{}", text(&run));
+    assert_eq!(
+        String::from_utf8_lossy(&run.stderr),
+        "imagebump import flux: flux.yaml:22:5: ImageRepository flux-system/podinfo: `spec.image`: expected a string\nnothing was written\n"
     );
 }

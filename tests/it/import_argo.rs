@@ -745,11 +745,11 @@ fn bad_input_names_the_line_and_field_and_writes_nothing() {
         ("a: [\n", "<stdin>:2:1: not YAML"),
         (
             "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n",
-            "<stdin>:2: Deployment default/web: `kind`: `Deployment` is not an Argo CD Image Updater input",
+            "<stdin>:2:7: Deployment default/web: `kind`: `Deployment` is not an Argo CD Image Updater input",
         ),
         (
             "apiVersion: argoproj.io/v1beta1\nkind: Application\nmetadata: {name: web}\n",
-            "<stdin>:1: Application default/web: `apiVersion`: `argoproj.io/v1beta1` is not supported: expected argoproj.io/v1alpha1",
+            "<stdin>:1:13: Application default/web: `apiVersion`: `argoproj.io/v1beta1` is not supported: expected argoproj.io/v1alpha1",
         ),
         (
             &DOCS_EXAMPLES.replace(
@@ -760,28 +760,28 @@ fn bad_input_names_the_line_and_field_and_writes_nothing() {
         ),
         (
             &DOCS_EXAMPLES.replace("regexp:^v1.0.0-[0-9a-zA-Z]+$", "regexp:^v1.0.0-[0-9a-zA-Z+$"),
-            "<stdin>:69: Application argocd/yourtool: `argocd-image-updater.argoproj.io/yourtool.allow-tags`: `^v1.0.0-[0-9a-zA-Z+$` is not a valid regex",
+            "<stdin>:69:59: Application argocd/yourtool: `argocd-image-updater.argoproj.io/yourtool.allow-tags`: `^v1.0.0-[0-9a-zA-Z+$` is not a valid regex",
         ),
         (
             &DOCS_EXAMPLES.replace(
                 "argocd.kustomize.image-name: quay.io/argoproj/argocd\n",
                 "argocd.kustomize.image-name: quay.io/argoproj/argocd\n    argocd-image-updater.argoproj.io/argocd.ignore-tags: \"[a-\"\n",
             ),
-            "<stdin>:52: Application argocd/argocd: `argocd-image-updater.argoproj.io/argocd.ignore-tags`: `[a-`: has a `[` with no `]`",
+            "<stdin>:52:58: Application argocd/argocd: `argocd-image-updater.argoproj.io/argocd.ignore-tags`: `[a-`: has a `[` with no `]`",
         ),
         (
             &DOCS_EXAMPLES.replace(
                 "argocd=ghcr.io/argoproj/argocd\n",
                 "argocd=ghcr.io/argoproj/argocd\n    argocd-image-updater.argoproj.io/argocd.update-strategy: digest\n",
             ),
-            "<stdin>:50: Application argocd/argocd: `argocd-image-updater.argoproj.io/image-list`: the digest strategy follows a tag: write `ghcr.io/argoproj/argocd:TAG`",
+            "<stdin>:50:50: Application argocd/argocd: `argocd-image-updater.argoproj.io/image-list`: the digest strategy follows a tag: write `ghcr.io/argoproj/argocd:TAG`",
         ),
         (
             &MIGRATION_BEFORE.replace(
                 "    argocd-image-updater.argoproj.io/git-repository: git@github.com:myorg/myrepo.git\n    argocd-image-updater.argoproj.io/git-branch: main\n",
                 "",
             ),
-            "<stdin>:16: Application argocd/production-app: `spec.source.repoURL`: `https://charts.example.com` is a Helm chart repository, not git",
+            "<stdin>:16:21: Application argocd/production-app: `spec.source.repoURL`: `https://charts.example.com` is a Helm chart repository, not git",
         ),
         (
             &MIGRATION_AFTER.replace("  namespace: argocd\n  writeBackConfig", "  writeBackConfig"),
@@ -789,7 +789,7 @@ fn bad_input_names_the_line_and_field_and_writes_nothing() {
         ),
         (
             "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: web\n  annotations:\n    argocd-image-updater.argoproj.io/image-list: ghcr.io/acme/web:~1\nspec:\n  source: {repoURL: 'https://github.com/acme/gitops', path: web, targetRevision: main}\n",
-            "<stdin>:8: Application default/web: `spec.source`: cannot tell whether this is a Helm or a Kustomize source",
+            "<stdin>:8:11: Application default/web: `spec.source`: cannot tell whether this is a Helm or a Kustomize source",
         ),
     ];
     for (input, expected) in cases {
@@ -1053,9 +1053,136 @@ fn an_error_in_a_generated_application_names_the_template_line_and_element() {
     assert_has(
         &String::from_utf8_lossy(&run.stderr),
         &[
-            "<stdin>:20: Application argocd/myapp-staging (from ApplicationSet argocd/myapp spec.generators[0].list.elements[0]): `argocd-image-updater.argoproj.io/myapp.allow-tags`: `^v[0-9` is not a valid regex",
+            "<stdin>:20:60: Application argocd/myapp-staging (from ApplicationSet argocd/myapp spec.generators[0].list.elements[0]): `argocd-image-updater.argoproj.io/myapp.allow-tags`: `^v[0-9` is not a valid regex",
             "nothing was written",
         ],
     );
     assert!(!target.exists());
+}
+
+/// The updater's ConfigMap with three registries in `registries.conf` (a blank line between
+/// the first two), and an Application that uses the third.
+const REGISTRIES_CONF: &str = r#"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: argocd-image-updater-config
+  namespace: argocd
+data:
+  registries.conf: |
+    registries:
+    - name: Docker Hub
+      prefix: docker.io
+      api_url: https://registry-1.docker.io
+      credentials: pullsecret:argocd/dockerhub
+
+    - name: Quay
+      prefix: quay.io
+      api_url: https://quay.io
+      credsexpire: 2h
+    - name: Internal
+      prefix: registry.internal:5000
+      api_url: https://registry.internal:5000
+      limit: 5
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: web
+  namespace: argocd
+  annotations:
+    argocd-image-updater.argoproj.io/image-list: web=registry.internal:5000/acme/web:~1
+    argocd-image-updater.argoproj.io/write-back-method: git
+spec:
+  source: {repoURL: 'https://github.com/acme/gitops', path: web, targetRevision: main}
+status:
+  sourceType: Kustomize
+"#;
+
+/// Regression: an entry of `registries.conf` was named by the `registries.conf:` line of the
+/// ConfigMap; errors and report lines now name the entry's own line in the file (the block
+/// scalar's header line plus its line in the embedded text), and errors its value's column.
+#[test]
+fn a_registries_conf_entry_is_named_by_its_own_line() {
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("imported");
+    let run = import(
+        &REGISTRIES_CONF.replace(
+            "api_url: https://registry.internal:5000",
+            "api_url: ftp://registry.internal:5000",
+        ),
+        &target,
+    );
+    assert_eq!(run.status.code(), Some(2), "{}", text(&run));
+    assert_eq!(
+        String::from_utf8_lossy(&run.stderr),
+        "imagebump import argo: <stdin>:20:16: ConfigMap argocd/argocd-image-updater-config: `data.registries.conf: registries[2].api_url`: expected an http:// or https:// URL\nnothing was written\n"
+    );
+    // An entry with no prefix: named where the entry starts.
+    let run = import(
+        &REGISTRIES_CONF.replace("      prefix: registry.internal:5000\n", ""),
+        &target,
+    );
+    assert_eq!(run.status.code(), Some(2), "{}", text(&run));
+    assert_eq!(
+        String::from_utf8_lossy(&run.stderr),
+        "imagebump import argo: <stdin>:18:7: ConfigMap argocd/argocd-image-updater-config: `data.registries.conf: registries[2]`: `prefix` is required but missing\nnothing was written\n"
+    );
+    assert!(!target.exists());
+
+    // The report: each entry's field on its own line.
+    let run = import(REGISTRIES_CONF, &target);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    assert_has(
+        &String::from_utf8_lossy(&run.stderr),
+        &[
+            "\n  <stdin>:12: ConfigMap argocd/argocd-image-updater-config data.registries.conf: registries[0].credentials: `docker_config: ",
+            "\n  <stdin>:17: ConfigMap argocd/argocd-image-updater-config data.registries.conf: registries[1].credsexpire: credentials are read on every pass\n",
+            "\n  <stdin>:21: ConfigMap argocd/argocd-image-updater-config data.registries.conf: registries[2].limit: `requests_per_second: 5`\n",
+        ],
+    );
+    validate(&target.join("imagebump.yaml"));
+}
+
+/// Regression: an `applicationRefs[]` item's "selects NAME" line said translated when what it
+/// selects was not carried over: the Application got no app file (its pull requests are on a
+/// forge imagebump does not open them on), or an earlier item of the same updater selected it
+/// too and its app took that item's settings. Each selected Application is now reported by
+/// what became of it.
+#[test]
+fn a_selection_that_is_not_written_is_not_reported_as_translated() {
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("imported");
+    let run = import(
+        &PULL_REQUEST_UPDATER
+            .replace("        github: {}\n", "        bitbucketServer: {}\n")
+            .replace("namePattern: \"other-*\"", "namePattern: \"legacy\""),
+        &target,
+    );
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    let selections = |heading: &str| -> Vec<String> {
+        section(&stderr, heading)
+            .into_iter()
+            .filter(|l| l.contains(".namePattern: "))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(
+        selections("translated"),
+        [
+            "  <stdin>:29: ImageUpdater argocd/my-image-updater spec.applicationRefs[1].namePattern: selects legacy"
+        ],
+        "{stderr}"
+    );
+    assert_eq!(
+        selections("no equivalent"),
+        [
+            "  <stdin>:16: ImageUpdater argocd/my-image-updater spec.applicationRefs[0].namePattern: selects my-app-web: not written, no app is written for the Application",
+            "  <stdin>:31: ImageUpdater argocd/my-image-updater spec.applicationRefs[2].namePattern: selects legacy: not written, spec.applicationRefs[1] selects it first and its app has that item's settings",
+        ],
+        "{stderr}"
+    );
+    // The app written for `legacy` has the annotations' image, not item [2]'s.
+    assert!(!read(&target.join("apps/legacy.yaml")).contains("ghcr.io/acme/api"));
+    assert!(!target.join("apps/my-app-web.yaml").exists());
 }

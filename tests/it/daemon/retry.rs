@@ -20,6 +20,10 @@ use super::*;
 struct Flaky {
     failures: usize,
     retryable: bool,
+    /// The error of a failed check, instead of [`error`]'s.
+    failing_with: Option<AppError>,
+    /// An app with its own schedule: in the reports of repository checks, not of full cycles.
+    own_schedule: Option<&'static str>,
     calls: Arc<Mutex<Vec<(Scope, Duration)>>>,
     start: tokio::time::Instant,
 }
@@ -29,9 +33,16 @@ impl Flaky {
         Flaky {
             failures,
             retryable,
+            failing_with: None,
+            own_schedule: None,
             calls: Arc::default(),
             start: tokio::time::Instant::now(),
         }
+    }
+
+    fn failing_with(mut self, error: AppError) -> Flaky {
+        self.failing_with = Some(error);
+        self
     }
 
     /// When each check of `scope` started, in whole seconds since the worker was made.
@@ -74,14 +85,23 @@ impl Worker for Flaky {
                 scope != Scope::All
                     && calls.iter().filter(|(s, _)| *s != Scope::All).count() <= this.failures
             };
-            let mut app = updated_app("shop");
-            if failed {
-                app.errors = vec![error(this.retryable)];
+            let mut apps = vec![updated_app("shop")];
+            if let Some(name) = this.own_schedule
+                && scope != Scope::All
+            {
+                apps.push(updated_app(name));
+            }
+            for app in apps.iter_mut().filter(|_| failed) {
+                app.errors = vec![
+                    this.failing_with
+                        .clone()
+                        .unwrap_or_else(|| error(this.retryable)),
+                ];
                 app.changes.clear();
                 app.pushed = false;
             }
             CycleReport {
-                apps: vec![app],
+                apps,
                 duration: Duration::from_millis(1),
             }
         }
@@ -165,6 +185,60 @@ async fn a_transient_failure_is_retried_with_doubling_delays_up_to_the_cap() {
     assert!(checks.status().snapshot(true).retries.is_empty());
 }
 
+fn registry_error(error: RegistryError) -> AppError {
+    AppError::Image {
+        image: "api".into(),
+        error: Box::new(ImageError::Registry(error)),
+    }
+}
+
+/// Regression: a registry whose requests kept failing is left alone by its circuit breaker for
+/// a cooldown, and a check meanwhile fails with `Unavailable`, which ended the retries (it was
+/// not deemed transient): a webhook's push then waited for the next poll. The retry now comes
+/// when the breaker lets requests through again; a registry's `Retry-After` is waited for the
+/// same way; a wait longer than `max` is cut to `max`.
+#[tokio::test(start_paused = true)]
+async fn a_retry_waits_for_the_registry_breaker_or_its_retry_after_instead_of_giving_up() {
+    let unavailable = |retry_in: u64| {
+        registry_error(RegistryError::Unavailable {
+            registry: "ghcr.io".into(),
+            repository: "acme/api".into(),
+            failures: 3,
+            last_error: "HTTP 503".into(),
+            retry_in: Duration::from_secs(retry_in),
+        })
+    };
+    let options = RetryOptions {
+        max_attempts: 5,
+        initial: Duration::from_secs(2),
+        max: Duration::from_secs(60),
+    };
+    // Left alone for 30 s: retried after 30 s (the backoff alone said 2, then 4).
+    let worker = Flaky::new(2, true).failing_with(unavailable(30));
+    let (checks, metrics, _shutdown) = queue_with(&worker, options.clone());
+    checks.request_debounced(api());
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(worker.starts(&api()), [0, 30, 60]);
+    assert_eq!(retries(&metrics, "scheduled"), 2);
+    assert_eq!(retries(&metrics, "cancelled"), 0);
+    // Rate limited with Retry-After: 10 s.
+    let worker = Flaky::new(1, true).failing_with(registry_error(RegistryError::RateLimited {
+        registry: "ghcr.io".into(),
+        repository: "acme/api".into(),
+        retry_after: Some(Duration::from_secs(10)),
+    }));
+    let (checks, _metrics, _shutdown) = queue_with(&worker, options.clone());
+    checks.request_debounced(api());
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(worker.starts(&api()), [0, 10]);
+    // A cooldown of 10 minutes: the retry comes at `max`.
+    let worker = Flaky::new(1, true).failing_with(unavailable(600));
+    let (checks, _metrics, _shutdown) = queue_with(&worker, options);
+    checks.request_debounced(api());
+    tokio::time::sleep(Duration::from_secs(900)).await;
+    assert_eq!(worker.starts(&api()), [0, 60]);
+}
+
 #[tokio::test(start_paused = true)]
 async fn retries_stop_after_max_attempts_and_say_so() {
     let worker = Flaky::new(usize::MAX, true);
@@ -200,6 +274,26 @@ async fn the_other_shards_safety_net_is_not_retried() {
     tokio::time::sleep(Duration::from_secs(600)).await;
     assert_eq!(worker.starts(&Scope::OtherShards), [0]);
     assert_eq!(retries(&metrics, "scheduled"), 0);
+}
+
+/// Regression: a full cycle cancelled a waiting repository retry although the retried check
+/// had failed on an app the cycle left out (one with its own schedule, or another shard's):
+/// that app's pushed tag then waited for its own next tick, possibly a day away with a cron.
+/// The retry is kept when the cycle left out a failing app, and cancelled when it checked them
+/// all.
+#[tokio::test(start_paused = true)]
+async fn a_full_cycle_keeps_a_repository_retry_for_the_apps_it_left_out() {
+    let mut worker = Flaky::new(1, true);
+    worker.own_schedule = Some("nightly");
+    let (checks, metrics, _shutdown) = queue(&worker, 5);
+    checks.request_debounced(api());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    checks.request_now(Scope::All);
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(worker.starts(&Scope::All), [1]);
+    assert_eq!(worker.starts(&api()), [0, 2]);
+    assert_eq!(retries(&metrics, "cancelled"), 0);
+    assert!(checks.pending_retries().is_empty());
 }
 
 /// An app with its own schedule is left out of full cycles: its scheduled check is retried,
