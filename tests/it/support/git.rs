@@ -564,6 +564,25 @@ impl SshServer {
             .unwrap_or_else(whoami);
         // sshd refuses to start without its privilege separation directory.
         let _ = std::fs::create_dir_all("/run/sshd");
+        // The free port may be taken by another process before sshd binds it: then sshd exits,
+        // and it is started again on another port.
+        let mut dir = Some(dir);
+        for _ in 0..5 {
+            match Self::try_start(
+                dir.take().expect("the directory is given back on failure"),
+                &user,
+            ) {
+                Ok(server) => return server,
+                Err(back) => dir = Some(back),
+            }
+        }
+        panic!("sshd lost its port to another process 5 times in a row");
+    }
+
+    /// Starts sshd on a free port with the keys in `dir`; gives `dir` back when sshd could not
+    /// take the port.
+    fn try_start(dir: TempDir, user: &str) -> Result<Self, TempDir> {
+        let d = dir.path();
         let port = free_port();
         let config = d.join("sshd_config");
         std::fs::write(
@@ -588,26 +607,46 @@ impl SshServer {
             .stderr(std::fs::File::create(d.join("sshd.log")).expect("log"))
             .spawn()
             .expect("start sshd");
-        let server = SshServer {
+        let mut server = SshServer {
             dir,
             port,
             child,
-            user,
+            user: user.to_string(),
         };
-        server.wait_ready();
-        server
+        if server.wait_ready() {
+            Ok(server)
+        } else {
+            let _ = server.child.wait();
+            let log = server.log();
+            eprintln!("sshd could not take port {port}, trying another: {log}");
+            // `SshServer` has a Drop: the directory is moved out through a swap.
+            let mut dir = tempfile::tempdir().expect("temp dir");
+            std::mem::swap(&mut dir, &mut server.dir);
+            Err(dir)
+        }
     }
 
-    fn wait_ready(&self) {
+    /// Waits until this sshd serves its port; `false` when it exited first (the port was
+    /// taken). Its own log line, not only an SSH banner, says the port is its: the banner
+    /// could be another sshd's that took the port.
+    fn wait_ready(&mut self) -> bool {
+        let listening = format!("Server listening on 127.0.0.1 port {}.", self.port);
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return false;
+            }
+            if !self.log().contains(&listening) {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            }
             if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) {
                 stream
                     .set_read_timeout(Some(Duration::from_secs(2)))
                     .expect("timeout");
                 let mut banner = [0u8; 4];
                 if stream.read_exact(&mut banner).is_ok() && &banner == b"SSH-" {
-                    return;
+                    return true;
                 }
             }
             std::thread::sleep(Duration::from_millis(20));
