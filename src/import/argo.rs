@@ -424,8 +424,7 @@ fn registries_conf(
     text: &str,
     out: &mut Imported,
 ) -> Result<(), ImportError> {
-    let value: Value =
-        yaml_serde::from_str(text).map_err(|e| object.error(field, format!("not YAML: {e}")))?;
+    let value: Value = yaml_serde::from_str(text).map_err(|e| object.not_yaml(field, text, &e))?;
     let list = match get(&value, "registries") {
         None => return Ok(()),
         Some(Value::Sequence(list)) => list.clone(),

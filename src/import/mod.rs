@@ -240,6 +240,22 @@ impl Tree {
         if found.depth == 0 {
             return None;
         }
+        let (header, indent) = self.block(key_line, node)?;
+        Some(Position {
+            line: header + found.line,
+            value: found
+                .complete
+                .then_some((header + found.node.line, found.node.col + indent)),
+        })
+    }
+
+    /// The header line of the literal block scalar `node` (the value of the key on line
+    /// `key_line`) and its indentation: the line (from the key's on) holding `|` after which
+    /// the source's lines are the scalar's lines, indented. `None` for any other node.
+    fn block(&self, key_line: usize, node: &yaml::Node) -> Option<(usize, usize)> {
+        let yaml::Value::Scalar { text, .. } = &node.value else {
+            return None;
+        };
         let source: Vec<&str> = self.text.lines().collect();
         let value: Vec<&str> = text.lines().collect();
         let (first, first_line) = value
@@ -248,7 +264,7 @@ impl Tree {
             .find(|(_, line)| !line.trim().is_empty())?;
         let spaces = |line: &str| line.len() - line.trim_start_matches(' ').len();
         // `header` counts from 1: the text's line `i` (from 0) is `source[header + i]`.
-        let (header, indent) = (key_line..=node.line).find_map(|header| {
+        (key_line..=node.line).find_map(|header| {
             if !source.get(header.checked_sub(1)?)?.contains('|') {
                 return None;
             }
@@ -263,12 +279,6 @@ impl Tree {
                 })
             });
             same.then_some((header, indent))
-        })?;
-        Some(Position {
-            line: header + found.line,
-            value: found
-                .complete
-                .then_some((header + found.node.line, found.node.col + indent)),
         })
     }
 }
@@ -317,17 +327,8 @@ impl Origin {
             Some((outer, inner)) => (outer, Some(inner)),
             None => (field, None),
         };
-        let own = resolve(&tree.root, &self.route).depth;
-        let direct = resolve(&tree.root, &join_route(&self.route, outer));
-        let found = if direct.depth > own {
-            direct
-        } else {
-            let annotation = format!("metadata.annotations.{outer}");
-            let annotation = resolve(&tree.root, &join_route(&self.route, &annotation));
-            if !annotation.complete {
-                return object;
-            }
-            annotation
+        let Some(found) = self.find(tree, outer) else {
+            return object;
         };
         let inside = match embedded {
             Some(route) if found.complete => tree.embedded(found.line, found.node, route),
@@ -341,6 +342,32 @@ impl Origin {
             line: position.line + tree.offset,
             value: position.value.map(|(line, col)| (line + tree.offset, col)),
         }
+    }
+
+    /// How far `field` goes in the object: `None` when not even its first step is there.
+    fn find<'t>(&self, tree: &'t Tree, field: &str) -> Option<Found<'t>> {
+        let own = resolve(&tree.root, &self.route).depth;
+        let direct = resolve(&tree.root, &join_route(&self.route, field));
+        if direct.depth > own {
+            return Some(direct);
+        }
+        let annotation = format!("metadata.annotations.{field}");
+        let annotation = resolve(&tree.root, &join_route(&self.route, &annotation));
+        annotation.complete.then_some(annotation)
+    }
+
+    /// `file:line:col` of a position (`line` and `col` from 1) inside the YAML text that the
+    /// value of `field` holds, when that value is a literal block scalar; else `None`.
+    pub fn place_inside(&self, field: &str, line: usize, col: usize) -> Option<String> {
+        let tree = self.tree.as_ref()?;
+        let found = self.find(tree, field).filter(|found| found.complete)?;
+        let (header, indent) = tree.block(found.line, found.node)?;
+        Some(format!(
+            "{}:{}:{}",
+            self.file,
+            header + line + tree.offset,
+            col + indent
+        ))
     }
 
     /// The origin of the part of this object at `route` (`items[2]`).
@@ -515,8 +542,12 @@ impl Object {
 
     /// An error about `field` of this object, naming where it came from.
     pub fn error(&self, field: &str, message: impl Into<String>) -> ImportError {
+        self.error_at(self.origin.value_place(field), field, message)
+    }
+
+    fn error_at(&self, place: String, field: &str, message: impl Into<String>) -> ImportError {
         ImportError::Field {
-            place: self.origin.value_place(field),
+            place,
             object: match &self.origin.via {
                 Some(via) => format!("{} (from {via})", self.id()),
                 None => self.id(),
@@ -524,6 +555,21 @@ impl Object {
             field: field.to_string(),
             message: message.into(),
         }
+    }
+
+    /// `field`'s value is YAML text (`registries.conf`) that `yaml_serde` refused with `error`:
+    /// the error, named by its line and column in the file where the parser can say where and
+    /// the value is a literal block scalar, else by the value's own place.
+    pub fn not_yaml(&self, field: &str, text: &str, error: &yaml_serde::Error) -> ImportError {
+        let scanned = Parser::new_from_str(text).find_map(|event| event.err());
+        if let Some(scanned) = scanned
+            && let Some(place) =
+                self.origin
+                    .place_inside(field, scanned.marker().line(), scanned.marker().col() + 1)
+        {
+            return self.error_at(place, field, format!("not YAML: {}", scanned.info()));
+        }
+        self.error(field, format!("not YAML: {error}"))
     }
 
     /// The value at a dotted path (`spec.policy.semver`), if present and not null.
@@ -991,6 +1037,12 @@ mod tests {
         // Missing: the nearest key present inside the block.
         assert_eq!(origin.value_place("data.a.conf: x[1].z"), "in.yaml:9");
         assert_eq!(origin.line_of("data.b.conf: x[0].y"), 10);
+        // A position inside the text (a parser's error), in the file; none in a folded block.
+        assert_eq!(
+            origin.place_inside("data.a.conf", 3, 5).as_deref(),
+            Some("in.yaml:8:11")
+        );
+        assert_eq!(origin.place_inside("data.b.conf", 1, 1), None);
     }
 
     /// Documents after the first (after `...` and a directive too) are named with the lines of

@@ -1127,6 +1127,16 @@ fn a_registries_conf_entry_is_named_by_its_own_line() {
         String::from_utf8_lossy(&run.stderr),
         "imagebump import argo: <stdin>:18:7: ConfigMap argocd/argocd-image-updater-config: `data.registries.conf: registries[2]`: `prefix` is required but missing\nnothing was written\n"
     );
+    // Text that is not YAML: named where the parser stopped, in the file.
+    let run = import(
+        &REGISTRIES_CONF.replace("- name: Internal\n", "- name: Internal: 3\n"),
+        &target,
+    );
+    assert_eq!(run.status.code(), Some(2), "{}", text(&run));
+    assert_eq!(
+        String::from_utf8_lossy(&run.stderr),
+        "imagebump import argo: <stdin>:18:21: ConfigMap argocd/argocd-image-updater-config: `data.registries.conf`: not YAML: mapping values are not allowed in this context\nnothing was written\n"
+    );
     assert!(!target.exists());
 
     // The report: each entry's field on its own line.
