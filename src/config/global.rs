@@ -57,6 +57,7 @@ pub fn parse_global(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<
             group_commit_message: None,
             signing_key_file: None,
             workdir_wait: DEFAULT_WORKDIR_WAIT,
+            maintenance: MaintenanceConfig::default(),
         }),
     };
     let registries = fields
@@ -179,6 +180,7 @@ fn parse_git(node: &Node, base: &Path, diags: &mut Diagnostics) -> Option<GitCon
             "group_commit_message",
             "signing_key_file",
             "workdir_wait",
+            "maintenance",
         ],
         diags,
     )?;
@@ -231,7 +233,66 @@ fn parse_git(node: &Node, base: &Path, diags: &mut Diagnostics) -> Option<GitCon
         workdir_wait: fields
             .opt_duration("workdir_wait", diags)
             .unwrap_or(DEFAULT_WORKDIR_WAIT),
+        maintenance: fields
+            .get("maintenance")
+            .and_then(|node| parse_maintenance(node, diags))
+            .unwrap_or_default(),
     })
+}
+
+/// `git.maintenance: {max_packs, max_loose_objects}`: when a cached clone is repacked; 0 turns
+/// a limit off. `max_packs` stays below [`REBUILD_PAST_PACKS`], where the clone is cloned again.
+fn parse_maintenance(node: &Node, diags: &mut Diagnostics) -> Option<MaintenanceConfig> {
+    if let super::yaml::Value::Scalar { text, .. } = &node.value {
+        diags.node(
+            node,
+            format!(
+                "`git.maintenance` is a mapping such as `{{max_packs: 50, max_loose_objects: 5000}}` (`{{max_packs: 0, max_loose_objects: 0}}` never repacks), found `{text}`"
+            ),
+        );
+        return None;
+    }
+    let fields = Fields::new(
+        node,
+        "`git.maintenance`",
+        &["max_packs", "max_loose_objects"],
+        diags,
+    )?;
+    let default = MaintenanceConfig::default();
+    let max_packs = whole_or_off(&fields, "max_packs", diags).unwrap_or(default.max_packs);
+    if max_packs >= REBUILD_PAST_PACKS {
+        diags.node(
+            fields.get("max_packs").unwrap_or(node),
+            format!(
+                "`max_packs` must be below {REBUILD_PAST_PACKS} (past {REBUILD_PAST_PACKS} packs a clone is deleted and cloned again, never repacked), or 0 to turn it off; found `{max_packs}`"
+            ),
+        );
+    }
+    Some(MaintenanceConfig {
+        max_packs,
+        max_loose_objects: whole_or_off(&fields, "max_loose_objects", diags)
+            .unwrap_or(default.max_loose_objects),
+    })
+}
+
+/// An optional whole number where 0 means off (`opt_u32` refuses 0).
+fn whole_or_off(fields: &Fields<'_>, key: &str, diags: &mut Diagnostics) -> Option<u32> {
+    let at = fields.get(key)?;
+    let (parsed, found) = match &at.value {
+        super::yaml::Value::Scalar {
+            text,
+            quoted: false,
+        } => (text.parse::<u32>().ok(), text.clone()),
+        super::yaml::Value::Scalar { text, .. } => (None, format!("\"{text}\"")),
+        _ => (None, "a list or mapping".to_string()),
+    };
+    if parsed.is_none() {
+        diags.node(
+            at,
+            format!("`{key}` must be a whole number (0 turns it off), found `{found}`"),
+        );
+    }
+    parsed
 }
 
 fn parse_git_credential(

@@ -198,6 +198,30 @@ pub struct GitConfig {
     pub signing_key_file: Option<PathBuf>,
     /// How long a pass waits for another process working in the same clone (60s by default).
     pub workdir_wait: Duration,
+    /// When a cached clone is repacked.
+    pub maintenance: MaintenanceConfig,
+}
+
+/// Past this many packs a cached clone is deleted and cloned again instead of repacked (the
+/// git module's `MAX_PACKS`; a test of the engine keeps the two equal): `git.maintenance.max_packs`
+/// must stay below it.
+pub const REBUILD_PAST_PACKS: u32 = 200;
+
+/// `git.maintenance: {max_packs, max_loose_objects}`: a cached clone holding more packs, or more
+/// loose objects, than this is repacked by the next pass that writes. 0 turns a limit off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaintenanceConfig {
+    pub max_packs: u32,
+    pub max_loose_objects: u32,
+}
+
+impl Default for MaintenanceConfig {
+    fn default() -> Self {
+        MaintenanceConfig {
+            max_packs: 50,
+            max_loose_objects: 5_000,
+        }
+    }
 }
 
 /// Credentials for the repositories whose URL starts with `url` (longest prefix wins).

@@ -228,6 +228,62 @@ fn the_registry_breaker_has_defaults_and_is_checked() {
 }
 
 #[test]
+fn git_maintenance_has_defaults_takes_0_for_off_and_is_checked_at_its_line() {
+    let (g, errors) = global("apps: apps/\n");
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_eq!(g.unwrap().git.maintenance, MaintenanceConfig::default());
+
+    let (g, errors) = global("git:\n  maintenance: {max_packs: 10}\n");
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_eq!(
+        g.unwrap().git.maintenance,
+        MaintenanceConfig {
+            max_packs: 10,
+            max_loose_objects: 5_000,
+        }
+    );
+
+    let (g, errors) = global("git:\n  maintenance:\n    max_packs: 0\n    max_loose_objects: 0\n");
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_eq!(
+        g.unwrap().git.maintenance,
+        MaintenanceConfig {
+            max_packs: 0,
+            max_loose_objects: 0,
+        }
+    );
+
+    for (text, want) in [
+        (
+            "git:\n  maintenance:\n    max_packs: 200\n",
+            "imagebump.yaml:3:16: `max_packs` must be below 200 (past 200 packs a clone is deleted and cloned again, never repacked), or 0 to turn it off; found `200`",
+        ),
+        (
+            "git:\n  author: {name: bot}\n  maintenance:\n    max_loose_objects: -1\n",
+            "imagebump.yaml:4:24: `max_loose_objects` must be a whole number (0 turns it off), found `-1`",
+        ),
+        (
+            "git:\n  maintenance: {max_packs: \"50\"}\n",
+            "imagebump.yaml:2:28: `max_packs` must be a whole number (0 turns it off), found `\"50\"`",
+        ),
+        (
+            "git:\n  maintenance:\n    max_pack: 10\n",
+            "imagebump.yaml:3:",
+        ),
+        (
+            "git:\n  maintenance: off\n",
+            "imagebump.yaml:2:16: `git.maintenance` is a mapping such as `{max_packs: 50, max_loose_objects: 5000}` (`{max_packs: 0, max_loose_objects: 0}` never repacks), found `off`",
+        ),
+    ] {
+        let (_, errors) = global(text);
+        assert!(
+            errors.iter().any(|e| e.contains(want)),
+            "{text}: missing {want:?} in {errors:#?}"
+        );
+    }
+}
+
+#[test]
 fn a_registry_tag_list_budget_is_read_and_checked() {
     let (g, errors) = global(
         "registries:\n  - prefix: ghcr.io\n    tag_list: {max_pages: 50, max_tags: 5000, max_mib: 8, timeout: 1m}\n",

@@ -16,6 +16,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+/// The outcomes of `imagebump_cache_repacks_total` ([`Metrics::cache_repacks`]).
+pub const REPACK_OUTCOMES: [&str; 3] = ["repacked", "failed", "skipped_backoff"];
+
 /// The content type of [`Metrics::encode`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -119,6 +122,7 @@ pub struct Metrics {
     /// The same per sink, with the last problem, for the status page.
     sinks: std::sync::Mutex<Vec<SinkStatus>>,
     check_retries: Family<OutcomeLabel, Counter>,
+    cache_repacks: Family<OutcomeLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -194,6 +198,15 @@ impl Metrics {
         // Every outcome exists from the start, at zero, so an alert on an increase sees the first.
         for outcome in ["scheduled", "cancelled", "exhausted"] {
             drop(check_retries.get_or_create(&OutcomeLabel { outcome }));
+        }
+        let cache_repacks = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "cache_repacks",
+            "Repacks of cached clones past their limits: repacked, failed (nothing deleted, or the clone found damaged and cloned again), skipped_backoff (not tried: the clone's last repack failed less than its backoff ago)",
+            cache_repacks.clone(),
+        );
+        for outcome in REPACK_OUTCOMES {
+            drop(cache_repacks.get_or_create(&OutcomeLabel { outcome }));
         }
         let webhook_events = Family::<ReceiverOutcome, Counter>::default();
         registry.register(
@@ -289,6 +302,7 @@ impl Metrics {
             notifications,
             sinks: std::sync::Mutex::default(),
             check_retries,
+            cache_repacks,
         }
     }
 
@@ -478,6 +492,13 @@ impl Metrics {
         self.problems.get_or_create(&KindLabel { kind }).inc();
     }
 
+    /// `count` more repacks of cached clones ended with `outcome`, one of [`REPACK_OUTCOMES`].
+    pub fn cache_repacks(&self, outcome: &'static str, count: u64) {
+        self.cache_repacks
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc_by(count);
+    }
+
     /// A push is retried after a conflict (non-fast-forward).
     pub fn push_retry(&self) {
         self.push_retries.inc();
@@ -562,6 +583,7 @@ mod tests {
         metrics.app_checked("blog", false);
         metrics.push("ok");
         metrics.push_retry();
+        metrics.cache_repacks("failed", 2);
         metrics.commit();
         metrics.registry_given_up("ghcr.io", true);
         metrics.images(3, 1);
@@ -578,6 +600,9 @@ mod tests {
             "imagebump_app_last_success_timestamp_seconds{app=\"shop\"}",
             "imagebump_pushes_total{outcome=\"ok\"} 1",
             "imagebump_push_retries_total 1",
+            "imagebump_cache_repacks_total{outcome=\"failed\"} 2",
+            "imagebump_cache_repacks_total{outcome=\"repacked\"} 0",
+            "imagebump_cache_repacks_total{outcome=\"skipped_backoff\"} 0",
             "imagebump_commits_total 1",
             "imagebump_registry_given_up{registry=\"ghcr.io\"} 1",
             "imagebump_images_checked_total 3",

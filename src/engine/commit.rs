@@ -72,7 +72,8 @@ impl Engine {
         }
         let history = self.history();
         for (branch, apps) in by_branch {
-            let opened = self.git().open_cached(url, branch);
+            // A read: the clone as it is, never fetched nor repacked.
+            let opened = self.git(Mode::DryRun).open_cached(url, branch);
             let Ok(Some(checkout)) = opened else {
                 if let Err(error) = opened {
                     tracing::debug!(url = %git::redact_url(url), branch, %error, "reading the history ahead of the round failed; the round reads it");
@@ -99,8 +100,12 @@ impl Engine {
     ) -> (Vec<AppReport>, bool) {
         let mut reports: Vec<AppReport> =
             apps.iter().map(|a| AppReport::new(&a.app.name)).collect();
-        let result =
-            git::commit_and_push_with(self.git(), url, branch, self.retry(), |checkout, memory| {
+        let result = git::commit_and_push_with(
+            self.git(ctx.mode),
+            url,
+            branch,
+            self.retry(),
+            |checkout, memory| {
                 Ok::<usize, std::convert::Infallible>(self.commit_apps(
                     ctx,
                     checkout,
@@ -108,7 +113,8 @@ impl Engine {
                     apps,
                     &mut reports,
                 ))
-            });
+            },
+        );
         let pushed = match result {
             Ok(push) => {
                 if push.pushed {

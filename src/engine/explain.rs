@@ -193,7 +193,7 @@ impl Engine {
                 .or_insert_with(|| image.clone());
         }
         let now = OffsetDateTime::now_utc();
-        let sources = promote::read_sources(self, &[resolved], now).await;
+        let sources = promote::read_sources(self, Mode::DryRun, &[resolved], now).await;
         let ctx = Arc::new(WriteContext {
             sources,
             bound: promote::bound_text(self),
@@ -389,7 +389,7 @@ impl Engine {
         let planned_app = app.clone();
         let changes = tokio::task::spawn_blocking(move || {
             let checkout = engine
-                .git()
+                .git(Mode::DryRun)
                 .checkout(&planned_app.app.repo, &planned_app.app.branch)
                 .map_err(|e| e.to_string())?;
             let plan = plan::plan_app(engine.registry(), &ctx, &checkout, &planned_app);
@@ -471,7 +471,7 @@ impl Engine {
         };
         tokio::task::spawn_blocking(move || {
             let checkout = engine
-                .git()
+                .git(Mode::DryRun)
                 .checkout(&app.app.repo, &app.app.branch)
                 .map_err(|e| e.to_string())?;
             let root = checkout.workdir();

@@ -210,7 +210,10 @@ struct Inner {
     /// Apps whose settings failed (a missing secret, a bad range): reported on every pass.
     broken: Vec<(String, SettingsError)>,
     registry: registry::Client,
+    /// The clone cache of passes that write: a checkout repacks a clone past its limits.
     git: CloneCache,
+    /// The same cache for reads (`explain`, dry runs): its checkouts never repack.
+    git_reading: CloneCache,
     retry: RetryOptions,
     /// One lock per config repository URL: passes that run at once (a webhook check during a
     /// poll) take turns on a clone instead of failing on it.
@@ -269,7 +272,8 @@ impl Engine {
             );
         }
         let git = CloneCache::new(config.global.workdir.clone(), git_settings)
-            .with_lock_wait(config.global.git.workdir_wait);
+            .with_lock_wait(config.global.git.workdir_wait)
+            .with_maintenance(settings::maintenance(&config.global.git.maintenance));
         let mut apps = Vec::new();
         let mut broken = Vec::new();
         for app in &config.apps {
@@ -289,6 +293,7 @@ impl Engine {
                 apps,
                 broken,
                 registry,
+                git_reading: git.without_maintenance(),
                 git,
                 retry,
                 repo_locks: Mutex::new(HashMap::new()),
@@ -347,6 +352,12 @@ impl Engine {
     /// branch heads did not move adds nothing).
     pub fn history_cost(&self) -> (usize, usize) {
         self.inner.history.cost()
+    }
+
+    /// What became of the repacks the clone cache wanted since this engine was built (a
+    /// reload's engine starts again at zero, with no failure held against any clone).
+    pub fn repacks(&self) -> git::RepackCounts {
+        self.inner.git.repacks()
     }
 
     /// The registry client (for its request counters).
@@ -443,9 +454,14 @@ impl Engine {
                 engine.write_repository(&ctx, &url, apps)
             });
         }
+        let mode = if options.dry_run {
+            Mode::DryRun
+        } else {
+            Mode::Write
+        };
         let (tags, sources) = tokio::join!(
             fetch::tag_lists(&inner.registry, &images, progress.as_ref()),
-            promote::read_sources(self, &selected, now)
+            promote::read_sources(self, mode, &selected, now)
         );
         report.tag_lists.clone_from(&tags.durations);
         if let Some(repositories) = &options.repositories {
@@ -462,11 +478,7 @@ impl Engine {
         let ctx = Arc::new(WriteContext {
             sources,
             bound: promote::bound_text(self),
-            mode: if options.dry_run {
-                Mode::DryRun
-            } else {
-                Mode::Write
-            },
+            mode,
             diffs: !options.without_diffs,
             now,
             tags,
@@ -562,8 +574,14 @@ impl Engine {
         }
     }
 
-    pub(crate) fn git(&self) -> &CloneCache {
-        &self.inner.git
+    /// The clone cache, as a pass in `mode` uses it: a dry run (and `explain`, and any read
+    /// ahead of a round) leaves the clones' object stores as it finds them, so only a pass
+    /// that writes repacks a clone past its limits.
+    pub(crate) fn git(&self, mode: Mode) -> &CloneCache {
+        match mode {
+            Mode::Write => &self.inner.git,
+            Mode::DryRun => &self.inner.git_reading,
+        }
     }
 
     pub(crate) fn retry(&self) -> &RetryOptions {

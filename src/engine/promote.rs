@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use super::{Engine, ResolvedApp, fetch, rollback};
+use super::{Engine, Mode, ResolvedApp, fetch, rollback};
 use crate::config::{ImageConfig, PromoteConfig, PromoteTrust};
 use crate::edit;
 use crate::forge::{self, PromotionRow};
@@ -56,10 +56,11 @@ pub(crate) struct Promoted {
 }
 
 /// Read the history of every source the promoted images of `apps` name, one repository after
-/// another, each under its clone's lock. A source that cannot be read is an error of every
-/// image promoted from it.
+/// another, each under its clone's lock, through the clone cache of `mode`. A source that cannot
+/// be read is an error of every image promoted from it.
 pub(crate) async fn read_sources(
     engine: &Engine,
+    mode: Mode,
     apps: &[&ResolvedApp],
     now: OffsetDateTime,
 ) -> Sources {
@@ -108,7 +109,7 @@ pub(crate) async fn read_sources(
         let engine = engine.clone();
         let read = tokio::task::spawn_blocking(move || {
             let _guard = guard;
-            read_branch(&engine, &url, &branch, &list, now)
+            read_branch(&engine, mode, &url, &branch, &list, now)
         })
         .await;
         match read {
@@ -126,6 +127,7 @@ type Wanted = (ResolvedApp, usize, BTreeSet<PathBuf>);
 /// The sources on one branch of one repository, from one checkout.
 fn read_branch(
     engine: &Engine,
+    mode: Mode,
     url: &str,
     branch: &str,
     list: &[Wanted],
@@ -133,7 +135,7 @@ fn read_branch(
 ) -> Sources {
     let key =
         |(app, index, _): &Wanted| (app.app.name.clone(), app.app.images[*index].name.clone());
-    let checkout = match engine.git().checkout(url, branch) {
+    let checkout = match engine.git(mode).checkout(url, branch) {
         Ok(checkout) => checkout,
         Err(error) => {
             return list

@@ -146,7 +146,7 @@ fn write_inner(
         .pull_request
         .as_ref()
         .ok_or(PullRequestError::NotConfigured)?;
-    let checkout = engine.git().checkout(url, &config.branch)?;
+    let checkout = engine.git(ctx.mode).checkout(url, &config.branch)?;
     let planned = plan::plan_app(engine.registry(), ctx, &checkout, app);
     report.images = planned.images;
     report.errors = planned.errors;

@@ -314,10 +314,46 @@ pub fn forge(app: &App) -> Result<ForgeSettings, SettingsError> {
     Ok(settings)
 }
 
+/// `git.maintenance` as the clone cache takes it (a limit of 0 is off: never reached).
+pub fn maintenance(config: &config::MaintenanceConfig) -> git::Maintenance {
+    let limit = |n: u32| match n {
+        0 => usize::MAX,
+        n => usize::try_from(n).unwrap_or(usize::MAX),
+    };
+    git::Maintenance {
+        max_packs: limit(config.max_packs),
+        max_loose_objects: limit(config.max_loose_objects),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn git_maintenance_reaches_the_cache_as_limits_and_0_is_off() {
+        let limits = |max_packs, max_loose_objects| {
+            maintenance(&config::MaintenanceConfig {
+                max_packs,
+                max_loose_objects,
+            })
+        };
+        assert_eq!(
+            maintenance(&config::MaintenanceConfig::default()),
+            git::Maintenance::DEFAULT
+        );
+        assert_eq!(
+            limits(3, 0),
+            git::Maintenance {
+                max_packs: 3,
+                max_loose_objects: usize::MAX,
+            }
+        );
+        assert_eq!(limits(0, 0), git::Maintenance::OFF);
+        // The config refuses a `max_packs` at which the cache would clone again instead.
+        assert_eq!(config::REBUILD_PAST_PACKS as usize, git::MAX_PACKS);
+    }
 
     fn pr_app(forge: &str, repo: &str) -> App {
         let text = format!(

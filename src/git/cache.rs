@@ -7,7 +7,9 @@
 //! removed only while holding that OS lock. A clone marked for rebuild (or with too many packs)
 //! is deleted and cloned again on its next checkout, never used as it is. A clone past
 //! [`Maintenance`]'s limits is repacked right after its fetch, under the same locks
-//! (`maintenance.rs`); a repack that fails leaves it as it was.
+//! (`maintenance.rs`); a repack that fails leaves it as it was, and that clone is not tried
+//! again before its [`RepackBackoff`] has passed. The cache of
+//! [`CloneCache::without_maintenance`] (reads: `explain`, dry runs) never repacks.
 
 use std::cell::Cell;
 use std::collections::HashSet;
@@ -21,7 +23,9 @@ use git2::Repository;
 use sha2::Digest as _;
 
 use super::checkout::{Checkout, InUse, REBUILD_MARKER, REMOTE};
-use super::maintenance::{self, Census, Maintenance, RepackError, Repacked};
+use super::maintenance::{
+    self, Census, Failures, Maintenance, RepackBackoff, RepackCounts, RepackError, Repacked,
+};
 use super::{GitError, GitSettings, redact_url};
 
 /// One working clone per repository URL under `workdir`, reused across passes.
@@ -41,6 +45,16 @@ pub struct CloneCache {
     in_use: Arc<Mutex<HashSet<PathBuf>>>,
     lock_wait: Duration,
     maintenance: Maintenance,
+    repack_backoff: RepackBackoff,
+    /// Shared by the clones of the cache (and [`CloneCache::without_maintenance`]).
+    repacks: Arc<Mutex<RepackRecord>>,
+}
+
+/// The repacks of a cache: the failures held against each clone, and the counts.
+#[derive(Debug, Default)]
+struct RepackRecord {
+    failures: Failures,
+    counts: RepackCounts,
 }
 
 /// How long [`CloneCache::checkout`] waits by default for another process's lock on a clone.
@@ -115,6 +129,8 @@ impl CloneCache {
             in_use: Arc::default(),
             lock_wait: DEFAULT_LOCK_WAIT,
             maintenance: Maintenance::DEFAULT,
+            repack_backoff: RepackBackoff::DEFAULT,
+            repacks: Arc::default(),
         }
     }
 
@@ -123,6 +139,32 @@ impl CloneCache {
     pub fn with_maintenance(mut self, maintenance: Maintenance) -> Self {
         self.maintenance = maintenance;
         self
+    }
+
+    /// How long a clone whose repack failed is left alone ([`RepackBackoff::DEFAULT`] unless
+    /// set). The failures already held against a clone are measured against the new backoff.
+    pub fn with_repack_backoff(mut self, backoff: RepackBackoff) -> Self {
+        self.repack_backoff = backoff;
+        self
+    }
+
+    /// The same cache (the same clones, locks and record of repacks) whose checkouts never
+    /// repack: for the commands and passes that only read (`imagebump explain`, a dry run),
+    /// which leave the clones' object stores as they find them.
+    pub fn without_maintenance(&self) -> Self {
+        self.clone().with_maintenance(Maintenance::OFF)
+    }
+
+    /// What became of the repacks this cache's checkouts wanted since it was built.
+    pub fn repacks(&self) -> RepackCounts {
+        self.record().counts
+    }
+
+    fn record(&self) -> std::sync::MutexGuard<'_, RepackRecord> {
+        // A thread that panicked while holding it left counts and failures, both still valid.
+        self.repacks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// What the clone of `url` holds on disk: packs, loose objects and their bytes.
@@ -208,33 +250,42 @@ impl CloneCache {
 
 impl CloneCache {
     /// Repacks the clone of `checkout` when [`Maintenance`] says so (see `maintenance.rs`),
-    /// right after its fetch, under its locks. A failure never fails the checkout: it is
-    /// logged and the old objects stay. `false`: an object its refs reach cannot be read, and
-    /// the clone is marked for rebuild.
+    /// right after its fetch, under its locks, unless its last repack failed less than its
+    /// backoff ago. A failure never fails the checkout: it is logged once and the old objects
+    /// stay. `false`: an object its refs reach cannot be read, and the clone is marked for
+    /// rebuild.
     fn maintain(&self, checkout: &mut Checkout, url: &str) -> bool {
         let dir = checkout.dir.clone();
         let shown = redact_url(url);
-        let outcome = maintenance::maintain(&dir, self.maintenance);
-        if matches!(outcome, Ok(Repacked::NotNeeded)) {
+        // (Below the limits, the failures held against the clone stay: a read-only checkout
+        // of the cache without maintenance must not end a backoff.)
+        let Some(before) = maintenance::due(&dir, self.maintenance) else {
             return true;
-        }
-        // Packs may have moved under the checkout's handle: it reads through a fresh one.
-        match Repository::open(&dir) {
-            Ok(repo) => checkout.repo = repo,
-            Err(e) => {
-                tracing::warn!(url = %shown, error = %e.message(), "clone cannot be opened after a repack; cloning again");
-                checkout.mark_for_rebuild();
-                return false;
+        };
+        {
+            let mut record = self.record();
+            if let Some(wait) = record
+                .failures
+                .waiting(&dir, Instant::now(), self.repack_backoff)
+            {
+                record.counts.skipped_backoff += 1;
+                tracing::debug!(url = %shown, packs = before.packs, loose = before.loose_objects, retry_in = ?wait, "repack skipped: the last one failed");
+                return true;
             }
         }
+        let outcome = maintenance::maintain(&dir, before);
+        // Packs may have moved under the checkout's handle: it reads through a fresh one.
+        let reopened = Repository::open(&dir);
+        let mut record = self.record();
         match outcome {
-            Ok(Repacked::NotNeeded) => {}
-            Ok(Repacked::Done {
+            Ok(Repacked {
                 before,
                 after,
                 objects,
                 left,
             }) => {
+                record.counts.repacked += 1;
+                record.failures.forget(&dir);
                 tracing::info!(
                     url = %shown,
                     packs_before = before.packs,
@@ -251,12 +302,35 @@ impl CloneCache {
                 }
             }
             Err(RepackError::Unreadable(reason)) => {
+                record.counts.failed += 1;
+                // Cloned again at once: the fresh clone owes nothing to this one's failures.
+                record.failures.forget(&dir);
                 tracing::warn!(url = %shown, %reason, "clone is damaged (found while repacking); cloning again");
                 checkout.mark_for_rebuild();
                 return false;
             }
             Err(err @ RepackError::Failed(_)) => {
-                tracing::warn!(url = %shown, error = %err, "repack failed; the clone keeps its old objects");
+                record.counts.failed += 1;
+                let (failures, wait) =
+                    record
+                        .failures
+                        .failed(&dir, Instant::now(), self.repack_backoff);
+                tracing::warn!(
+                    url = %shown,
+                    error = %err,
+                    failures,
+                    retry_in = ?wait,
+                    "repack failed; the clone keeps its old objects and is not repacked again before retry_in"
+                );
+            }
+        }
+        drop(record);
+        match reopened {
+            Ok(repo) => checkout.repo = repo,
+            Err(e) => {
+                tracing::warn!(url = %shown, error = %e.message(), "clone cannot be opened after a repack; cloning again");
+                checkout.mark_for_rebuild();
+                return false;
             }
         }
         true
@@ -300,7 +374,7 @@ fn needs_rebuild(dir: &Path) -> bool {
 /// libgit2 writes one pack per fetch and never repacks; a checkout repacks a clone past
 /// [`Maintenance::max_packs`]. Past this many (repacks failing, or maintenance off) object
 /// lookups slow down, and the clone is rebuilt (a fresh clone of a config repository is cheap).
-const MAX_PACKS: usize = 200;
+pub const MAX_PACKS: usize = 200;
 
 fn too_many_packs(dir: &Path) -> bool {
     std::fs::read_dir(dir.join(".git/objects/pack"))

@@ -15,14 +15,25 @@
 //! branch deleted on the remote), and the reflogs, which imagebump never reads and which would
 //! name dropped commits. Fetching them again is always possible: the remote is the source of
 //! truth.
+//!
+//! **Invariant (when):** a clone is repacked only past one of its cache's [`Maintenance`]
+//! limits (the global file's `git.maintenance`), only by a checkout that may write (the cache
+//! of [`super::CloneCache::without_maintenance`], which `imagebump explain` and dry runs use,
+//! never repacks), and never while a repack of that clone that failed is less than its
+//! [`RepackBackoff`] old (`first` after one failure, doubling with each failure in a row up to
+//! `max`; a success, or the clone found damaged and cloned again, forgets the failures). The
+//! cache keeps that record ([`Failures`], in memory) and counts each outcome
+//! ([`RepackCounts`]).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use git2::{ObjectType, Odb, Oid, Repository};
 
-/// When a cached clone is repacked ([`super::CloneCache::with_maintenance`]).
+/// When a cached clone is repacked ([`super::CloneCache::with_maintenance`]; the engine sets it
+/// from the global file's `git.maintenance`).
 ///
 /// Defaults ([`Maintenance::DEFAULT`]): more than 50 packs (git's own `gc.autoPackLimit`:
 /// libgit2 looks an object up in each pack's index in turn, so every lookup that misses the
@@ -59,6 +70,92 @@ impl Default for Maintenance {
     fn default() -> Self {
         Maintenance::DEFAULT
     }
+}
+
+/// How long a clone whose repack failed is left alone before the next try
+/// ([`super::CloneCache::with_repack_backoff`]): `first` after one failure, doubling with each
+/// failure in a row, up to `max`.
+///
+/// Defaults ([`RepackBackoff::DEFAULT`]): 5 minutes, up to 4 hours. A repack reads and writes
+/// the whole object store: a clone whose repack keeps failing (a full disk, an unwritable
+/// directory) would otherwise pay that at every checkout, every poll and every webhook, for
+/// nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RepackBackoff {
+    pub first: Duration,
+    pub max: Duration,
+}
+
+impl RepackBackoff {
+    pub const DEFAULT: RepackBackoff = RepackBackoff {
+        first: Duration::from_secs(5 * 60),
+        max: Duration::from_secs(4 * 60 * 60),
+    };
+
+    /// The wait after `failures` failures in a row (at least one).
+    pub fn after(&self, failures: u32) -> Duration {
+        let doublings = failures.saturating_sub(1).min(31);
+        self.first
+            .checked_mul(1 << doublings)
+            .unwrap_or(self.max)
+            .min(self.max)
+    }
+}
+
+impl Default for RepackBackoff {
+    fn default() -> Self {
+        RepackBackoff::DEFAULT
+    }
+}
+
+/// The failed repacks of each clone (by clone directory), in a row, and when the last one
+/// failed. Kept in memory: a restart or a reload tries every clone again once.
+#[derive(Debug, Default)]
+pub(super) struct Failures {
+    by_clone: HashMap<PathBuf, (u32, Instant)>,
+}
+
+impl Failures {
+    /// How long the clone `dir` is still left alone at `now`, if it is.
+    pub(super) fn waiting(
+        &self,
+        dir: &Path,
+        now: Instant,
+        backoff: RepackBackoff,
+    ) -> Option<Duration> {
+        let &(failures, last) = self.by_clone.get(dir)?;
+        let until = last.checked_add(backoff.after(failures))?;
+        until.checked_duration_since(now).filter(|d| !d.is_zero())
+    }
+
+    /// One more failure of `dir` at `now`: how many in a row, and how long it is left alone.
+    pub(super) fn failed(
+        &mut self,
+        dir: &Path,
+        now: Instant,
+        backoff: RepackBackoff,
+    ) -> (u32, Duration) {
+        let entry = self.by_clone.entry(dir.to_path_buf()).or_insert((0, now));
+        *entry = (entry.0.saturating_add(1), now);
+        (entry.0, backoff.after(entry.0))
+    }
+
+    /// `dir` was repacked, or is cloned again: no failure is held against it.
+    pub(super) fn forget(&mut self, dir: &Path) {
+        self.by_clone.remove(dir);
+    }
+}
+
+/// What became of the repacks a cache's checkouts wanted, since it was built
+/// ([`super::CloneCache::repacks`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RepackCounts {
+    /// Repacked into one pack.
+    pub repacked: u64,
+    /// Tried and failed (nothing deleted), or found the clone damaged (cloned again).
+    pub failed: u64,
+    /// Past a limit, but not tried: the clone's last repack failed less than its backoff ago.
+    pub skipped_backoff: u64,
 }
 
 /// What a clone's object store holds on disk.
@@ -138,19 +235,14 @@ fn loose_objects(objects: &Path) -> Vec<(PathBuf, std::fs::Metadata)> {
     found
 }
 
-/// What a maintenance run did.
+/// What a repack did: one new pack holds every reachable object; `left` old files could not be
+/// deleted (they only duplicate objects of the new pack, or are unreachable).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Repacked {
-    /// The clone is below both limits.
-    NotNeeded,
-    /// One new pack holds every reachable object; `left` old files could not be deleted (they
-    /// only duplicate objects of the new pack, or are unreachable).
-    Done {
-        before: Census,
-        after: Census,
-        objects: usize,
-        left: usize,
-    },
+pub(super) struct Repacked {
+    pub before: Census,
+    pub after: Census,
+    pub objects: usize,
+    pub left: usize,
 }
 
 /// Why a repack did not happen.
@@ -167,14 +259,17 @@ pub(super) enum RepackError {
 /// Where the new pack is written and checked before it is moved into `objects/pack`.
 const STAGING: &str = "imagebump-repack";
 
-/// Repacks the clone at `dir` (a work tree with its `.git`) when `limits` say so.
-/// Call only while holding the clone's locks, with no round of objects in memory.
-pub(super) fn maintain(dir: &Path, limits: Maintenance) -> Result<Repacked, RepackError> {
+/// The census of the clone at `dir` (a work tree with its `.git`) when it is past one of
+/// `limits`, i.e. wants a repack; `None` when it is below both.
+pub(super) fn due(dir: &Path, limits: Maintenance) -> Option<Census> {
+    let before = census(&dir.join(".git"));
+    limits.wanted(&before).then_some(before)
+}
+
+/// Repacks the clone at `dir` (a work tree with its `.git`), whose census was `before` (see
+/// [`due`]). Call only while holding the clone's locks, with no round of objects in memory.
+pub(super) fn maintain(dir: &Path, before: Census) -> Result<Repacked, RepackError> {
     let git_dir = dir.join(".git");
-    let before = census(&git_dir);
-    if !limits.wanted(&before) {
-        return Ok(Repacked::NotNeeded);
-    }
     let staging = git_dir.join(STAGING);
     let failed =
         |what: &str, e: &dyn std::fmt::Display| RepackError::Failed(format!("{what}: {e}"));
@@ -427,7 +522,7 @@ fn repack(
             }
         }
     }
-    Ok(Repacked::Done {
+    Ok(Repacked {
         before,
         after: census(git_dir),
         objects,
@@ -543,5 +638,68 @@ mod tests {
         assert!(limits(2, 1).wanted(&census));
         assert!(!Maintenance::OFF.wanted(&census));
         assert!(!Maintenance::DEFAULT.wanted(&census));
+    }
+
+    #[test]
+    fn the_backoff_doubles_with_each_failure_in_a_row_up_to_its_cap() {
+        let backoff = RepackBackoff {
+            first: Duration::from_secs(60),
+            max: Duration::from_secs(300),
+        };
+        let waits: Vec<u64> = (1..=6).map(|n| backoff.after(n).as_secs()).collect();
+        assert_eq!(waits, [60, 120, 240, 300, 300, 300]);
+        assert_eq!(backoff.after(u32::MAX), backoff.max);
+        assert_eq!(RepackBackoff::DEFAULT.after(1), Duration::from_secs(300));
+        assert_eq!(
+            RepackBackoff::DEFAULT.after(7),
+            Duration::from_secs(4 * 3600)
+        );
+    }
+
+    #[test]
+    fn a_failed_clone_waits_out_its_backoff_and_a_success_forgets_its_failures() {
+        let backoff = RepackBackoff {
+            first: Duration::from_secs(60),
+            max: Duration::from_secs(600),
+        };
+        let (a, b) = (Path::new("/cache/a"), Path::new("/cache/b"));
+        let start = Instant::now();
+        let at = |secs| start + Duration::from_secs(secs);
+        let mut failures = Failures::default();
+        assert_eq!(failures.waiting(a, start, backoff), None, "never failed");
+
+        assert_eq!(
+            failures.failed(a, start, backoff),
+            (1, Duration::from_secs(60))
+        );
+        assert_eq!(
+            failures.waiting(a, at(10), backoff),
+            Some(Duration::from_secs(50))
+        );
+        assert_eq!(failures.waiting(b, at(10), backoff), None, "per clone");
+        assert_eq!(failures.waiting(a, at(60), backoff), None, "waited out");
+
+        // Failing again at the next try doubles the wait, counted from that failure.
+        assert_eq!(
+            failures.failed(a, at(61), backoff),
+            (2, Duration::from_secs(120))
+        );
+        assert!(failures.waiting(a, at(180), backoff).is_some());
+        assert_eq!(failures.waiting(a, at(181), backoff), None);
+
+        // A shorter backoff applies to the failures already held.
+        let none = RepackBackoff {
+            first: Duration::ZERO,
+            max: Duration::ZERO,
+        };
+        assert_eq!(failures.waiting(a, at(62), none), None);
+
+        failures.forget(a);
+        assert_eq!(failures.waiting(a, at(62), backoff), None);
+        assert_eq!(
+            failures.failed(a, at(62), backoff),
+            (1, Duration::from_secs(60)),
+            "a success starts the count again"
+        );
     }
 }

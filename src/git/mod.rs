@@ -53,11 +53,11 @@ pub use crate::secret::Secret;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use cache::{CloneCache, DEFAULT_LOCK_WAIT};
+pub use cache::{CloneCache, DEFAULT_LOCK_WAIT, MAX_PACKS};
 pub use checkout::{Checkout, CommitInfo, InMemory};
 pub use git2::Oid;
 pub use history::{CommitMeta, FileHistory, FileVersion, HistoryEnd, OwnCommit, Person, WalkBound};
-pub use maintenance::{Census, Maintenance};
+pub use maintenance::{Census, Maintenance, RepackBackoff, RepackCounts};
 pub use push::{LeaseOutcome, PushOutcome};
 pub use signing::SigningKey;
 pub use tree_path::{YamlFiles, inside_clone, yaml_files_under};

@@ -11,11 +11,13 @@ use std::time::Instant;
 use crate::config::{TargetConfig, WriteMode};
 use time::format_description::well_known::Rfc3339;
 
+use crate::daemon::metrics::REPACK_OUTCOMES;
 use crate::daemon::{
     AppDetails, CycleReport, ImageDetails, Metrics, RegistryStatus, Scope, ShardStatus, Worker,
 };
 use crate::engine::settings;
 use crate::engine::{AppError, Engine, PassOptions, PassReport};
+use crate::git::RepackCounts;
 use crate::notify::Notifier;
 use crate::registry::{Outcome, Stats};
 use crate::shard::Shard;
@@ -28,6 +30,8 @@ pub struct EngineWorker {
     own_schedule: BTreeSet<String>,
     /// Registry counters already exported, to add only the difference after each check.
     exported: Mutex<Stats>,
+    /// The clone cache's repack counts already exported, likewise.
+    exported_repacks: Mutex<RepackCounts>,
     /// Told of every check's reports; never waits for a sink.
     notifier: Option<Notifier>,
     /// This replica's shard and its safety-net interval (`None`: not sharded, polls every app).
@@ -47,12 +51,14 @@ impl EngineWorker {
             .map(|a| a.name.clone())
             .collect();
         let exported = Mutex::new(engine.registry().stats());
+        let exported_repacks = Mutex::new(engine.repacks());
         metrics.problem_kinds(AppError::KINDS);
         EngineWorker {
             engine,
             metrics,
             own_schedule,
             exported,
+            exported_repacks,
             notifier: None,
             shard: None,
             listed: Mutex::new(HashMap::new()),
@@ -148,6 +154,30 @@ impl EngineWorker {
         }
     }
 
+    /// The repacks the clone cache tried, failed or put off since the last check (whichever
+    /// check's checkout it was: passes that run at once share the cache).
+    fn export_repacks(&self) {
+        let now = self.engine.repacks();
+        let Ok(mut exported) = self.exported_repacks.lock() else {
+            return;
+        };
+        let [repacked, failed, skipped_backoff] = REPACK_OUTCOMES;
+        for (outcome, count, before) in [
+            (repacked, now.repacked, exported.repacked),
+            (failed, now.failed, exported.failed),
+            (
+                skipped_backoff,
+                now.skipped_backoff,
+                exported.skipped_backoff,
+            ),
+        ] {
+            if count > before {
+                self.metrics.cache_repacks(outcome, count - before);
+            }
+        }
+        *exported = now;
+    }
+
     /// Pushes and push retries; commits, images and per-app outcomes the daemon counts itself
     /// from the [`CycleReport`].
     fn export_pass(&self, report: &PassReport) {
@@ -190,6 +220,7 @@ impl Worker for EngineWorker {
             listed.extend(std::mem::take(&mut report.listed));
         }
         self.export_registry_stats();
+        self.export_repacks();
         self.export_pass(&report);
         if let Some(notifier) = &self.notifier {
             let now = time::OffsetDateTime::now_utc();

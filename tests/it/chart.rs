@@ -157,6 +157,10 @@ fn every_optional_global_key_passes_the_schema_and_validates() {
     );
     git.insert("signing_key_file".into(), json!("/secrets/ssh/signing"));
     git.insert("workdir_wait".into(), json!("2m"));
+    git.insert(
+        "maintenance".into(),
+        json!({"max_packs": 20, "max_loose_objects": 0}),
+    );
     if let Err(e) = check_schema(&v) {
         panic!("the schema refuses a valid global key:\n{e}");
     }

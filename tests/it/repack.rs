@@ -9,11 +9,14 @@ use std::process::Command;
 use std::time::Duration;
 
 use imagebump::git::{
-    Author, CloneCache, Credential, CredentialRule, GitSettings, Maintenance, RetryOptions, Secret,
-    commit_and_push, commit_and_push_with,
+    Author, CloneCache, Credential, CredentialRule, GitSettings, Maintenance, RepackBackoff,
+    RepackCounts, RetryOptions, Secret, commit_and_push, commit_and_push_with,
 };
 
+use crate::support::config::ConfigDir;
 use crate::support::git::{BareRepo, GitHttpServer, git};
+use crate::support::imagebump::text;
+use crate::support::registry::{ImageSpec, TestRegistry};
 
 const PASSWORD: &str = "repack-pa55";
 
@@ -238,10 +241,10 @@ fn loose_objects_of_a_large_round_over_file_are_packed_and_deleted() {
 }
 
 /// Makes `dir` unwritable for this process (root too: the immutable attribute) until dropped.
-struct Unwritable(PathBuf);
+pub(crate) struct Unwritable(PathBuf);
 
 impl Unwritable {
-    fn new(dir: &Path) -> Self {
+    pub(crate) fn new(dir: &Path) -> Self {
         use std::os::unix::fs::PermissionsExt as _;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555)).unwrap();
         let guard = Unwritable(dir.to_path_buf());
@@ -269,10 +272,13 @@ impl Drop for Unwritable {
 }
 
 /// A repack that cannot install its pack (the pack directory is not writable) fails the
-/// checkout of nothing: the old packs stay, the clone reads and git finds it whole; once the
-/// directory is writable again the next checkout repacks and passes go on.
+/// checkout of nothing: the old packs stay, the clone reads and git finds it whole. Regression:
+/// the next checkout tried the whole repack again, and every one after it (every poll, every
+/// webhook) while it kept failing. Now the clone is left alone for its backoff (the next
+/// checkout, with the directory writable again, does not repack), and once the backoff has
+/// passed the next checkout repacks and passes go on.
 #[test]
-fn a_repack_that_cannot_write_leaves_the_clone_usable() {
+fn a_repack_that_cannot_write_leaves_the_clone_usable_and_is_not_retried_within_its_backoff() {
     let bare = BareRepo::with_files(
         "main",
         &[("README", "config\n"), ("app.yaml", "tag: init\n")],
@@ -288,10 +294,17 @@ fn a_repack_that_cannot_write_leaves_the_clone_usable() {
     }
     let (packs, _) = on_disk(&dir);
     assert!(packs >= 5, "{packs} packs");
-    let cache = piling.clone().with_maintenance(Maintenance {
-        max_packs: 2,
-        max_loose_objects: 5_000,
-    });
+    // A backoff no test outlasts: the second checkout below falls within it, whatever the load.
+    let cache = piling
+        .clone()
+        .with_maintenance(Maintenance {
+            max_packs: 2,
+            max_loose_objects: 5_000,
+        })
+        .with_repack_backoff(RepackBackoff {
+            first: Duration::from_secs(3600),
+            max: Duration::from_secs(3600),
+        });
     {
         let _unwritable = Unwritable::new(&dir.join(".git/objects/pack"));
         let checkout = cache.checkout(&url, "main").unwrap();
@@ -307,18 +320,64 @@ fn a_repack_that_cannot_write_leaves_the_clone_usable() {
         assert_eq!(on_disk(&dir), (packs, 0), "nothing was deleted");
         assert!(!dir.join(".git/imagebump-repack").exists());
     }
+    assert_eq!(
+        cache.repacks(),
+        RepackCounts {
+            failed: 1,
+            ..RepackCounts::default()
+        }
+    );
     fsck(&dir);
     assert!(
         !dir.join(".git/imagebump-rebuild").exists(),
         "not marked for rebuild"
     );
-    bot_pass(&cache, &url, "app.yaml", "tag: after\n");
+    // Within the backoff: the pass works, and no repack is tried although it would succeed now.
+    bare.push_files("main", &[("human.txt", "again\n")], "human");
+    bot_pass(&cache, &url, "app.yaml", "tag: within\n");
+    assert_eq!(bare.show("main", "app.yaml"), "tag: within");
+    let (packs_within, _) = on_disk(&dir);
+    assert!(
+        packs_within > packs,
+        "repacked within the backoff: {packs_within} packs (had {packs})"
+    );
+    assert_eq!(
+        cache.repacks(),
+        RepackCounts {
+            failed: 1,
+            skipped_backoff: 1,
+            ..RepackCounts::default()
+        }
+    );
+    // The backoff has passed (the same record of failures, measured against a backoff of 0).
+    let passed = cache.clone().with_repack_backoff(RepackBackoff {
+        first: Duration::ZERO,
+        max: Duration::ZERO,
+    });
+    bot_pass(&passed, &url, "app.yaml", "tag: after\n");
     assert_eq!(bare.show("main", "app.yaml"), "tag: after");
     let (packs_after, _) = on_disk(&dir);
     assert!(
         packs_after <= 2,
         "{packs_after} packs after the repack that could write"
     );
+    assert_eq!(
+        cache.repacks(),
+        RepackCounts {
+            repacked: 1,
+            failed: 1,
+            skipped_backoff: 1,
+        }
+    );
+    fsck(&dir);
+    // A success forgets the failure: past the limit again, the next checkout repacks at once.
+    for round in 0..3 {
+        bot_pass(&piling, &url, "app.yaml", &format!("tag: piled-{round}\n"));
+    }
+    assert!(on_disk(&dir).0 > 2);
+    drop(cache.checkout(&url, "main").unwrap());
+    assert_eq!(on_disk(&dir), (1, 0));
+    assert_eq!(cache.repacks().repacked, 2);
     fsck(&dir);
 }
 
@@ -379,4 +438,187 @@ fn a_clone_that_lost_an_object_is_cloned_again_instead_of_repacked() {
     bot_pass(&cache, &url, "app.yaml", "tag: after\n");
     assert_eq!(bare.show("main", "app.yaml"), "tag: after");
     fsck(&dir);
+}
+
+/// `git pack-objects` in `dir`, given `input` on stdin: writes one pack of the objects named.
+fn pack_objects(dir: &Path, input: &str) {
+    use std::io::Write as _;
+    let mut child = Command::new("git")
+        .args(["pack-objects", "-q", ".git/objects/pack/pack"])
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "git pack-objects: {out:?}");
+}
+
+/// Adds `count` packs to the clone at `dir`, one small blob each (as `count` fetches would).
+pub(crate) fn pile_packs(dir: &Path, count: usize) {
+    let scratch = tempfile::tempdir().unwrap();
+    for i in 0..count {
+        let file = scratch.path().join(format!("blob-{i}"));
+        std::fs::write(&file, format!("piled {i}\n")).unwrap();
+        let blob = git(dir, &["hash-object", "-w", file.to_str().unwrap()]);
+        pack_objects(dir, &format!("{blob}\n"));
+    }
+}
+
+/// The file names in the clone's `objects/pack`, sorted.
+fn pack_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join(".git/objects/pack"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A registry with `team/api:1.1.0`, a config repo deploying 1.0.0 and the app `shop` on it
+/// (`^1`: one update to make), with the usual global file.
+async fn shop() -> (TestRegistry, BareRepo, ConfigDir) {
+    let registry = TestRegistry::start_plain().await;
+    let host = registry.host();
+    registry
+        .pusher()
+        .push_image("team/api", "1.1.0", &ImageSpec::new("2026-01-01T00:00:00Z"))
+        .await;
+    let repo = BareRepo::with_files(
+        "main",
+        &[(
+            "values.yaml",
+            &format!("api:\n  image:\n    repository: {host}/team/api\n    tag: 1.0.0\n"),
+        )],
+    );
+    let app = format!(
+        "name: shop\nrepo: {}\nbranch: main\nimages:\n  - name: api\n    image: {host}/team/api\n    policy: {{semver: \"^1\"}}\n    targets:\n      - file: values.yaml\n        path: api.image.tag\n",
+        repo.file_url()
+    );
+    let setup = ConfigDir::new(&host, "").app("shop", &app);
+    (registry, repo, setup)
+}
+
+/// `imagebump ARGS...` on `setup`, which must exit 0.
+fn run(setup: &ConfigDir, args: &[&str]) {
+    let out = setup.imagebump(args).output();
+    assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out));
+}
+
+/// `imagebump explain` and `once --dry-run` only read: over a clone past the pack limit (the
+/// default 50) they leave its packs as they are; a pass that writes repacks it. Regression:
+/// both repacked it (they check the clone out as a pass does).
+#[tokio::test(flavor = "multi_thread")]
+async fn explain_and_a_dry_run_leave_a_clone_past_the_limits_as_it_is_and_a_pass_repacks_it() {
+    let (_registry, repo, setup) = shop().await;
+    tokio::task::spawn_blocking(move || {
+        let run = |args: &[&str]| run(&setup, args);
+        run(&["once", "--dry-run"]);
+        let clones = setup.clones();
+        assert_eq!(clones.len(), 1, "{clones:?}");
+        let dir = &clones[0];
+        let cloned = pack_files(dir);
+        pile_packs(dir, 51);
+        let piled = pack_files(dir);
+        assert!(on_disk(dir).0 > 50, "{piled:?}");
+        for args in [
+            &["once", "--dry-run"][..],
+            &["once", "--dry-run", "--output", "json"],
+            &["explain", "shop"],
+        ] {
+            run(args);
+            let now = pack_files(dir);
+            assert!(
+                now == piled,
+                "{args:?} changed the packs: {} files, had {}",
+                now.len(),
+                piled.len()
+            );
+        }
+        assert_eq!(
+            repo.show("main", "values.yaml").lines().last(),
+            Some("    tag: 1.0.0")
+        );
+        run(&["once"]);
+        let left = pack_files(dir);
+        assert!(
+            !left
+                .iter()
+                .any(|name| piled.contains(name) && !cloned.contains(name))
+                && on_disk(dir).0 <= 2,
+            "a pass that writes did not repack: {left:?}"
+        );
+        assert_eq!(
+            repo.show("main", "values.yaml").lines().last(),
+            Some("    tag: 1.1.0")
+        );
+        fsck(dir);
+    })
+    .await
+    .unwrap();
+}
+
+/// `git.maintenance` in the global file is what the passes repack by: `max_packs: 3` repacks
+/// a clone of 5 packs (the default, 50, would not), and `{max_packs: 0, max_loose_objects: 0}`
+/// leaves a clone past the default limit as it is.
+#[tokio::test(flavor = "multi_thread")]
+async fn git_maintenance_in_the_global_file_sets_when_a_pass_repacks() {
+    let (_registry, repo, setup) = shop().await;
+    tokio::task::spawn_blocking(move || {
+        let maintenance = |limits: &str| {
+            setup.edit_global(|text| {
+                let kept: Vec<&str> = text
+                    .lines()
+                    .filter(|line| !line.starts_with("  maintenance:"))
+                    .collect();
+                kept.join("\n")
+                    .replace("git:\n", &format!("git:\n  maintenance: {limits}\n"))
+                    + "\n"
+            });
+        };
+        maintenance("{max_packs: 3}");
+        run(&setup, &["once", "--dry-run"]);
+        let dir = &setup.clones()[0];
+        let cloned = pack_files(dir);
+        pile_packs(dir, 4);
+        assert_eq!(on_disk(dir).0, 5);
+        let piled = pack_files(dir);
+        run(&setup, &["once"]);
+        assert_eq!(
+            repo.show("main", "values.yaml").lines().last(),
+            Some("    tag: 1.1.0")
+        );
+        let left = pack_files(dir);
+        assert!(
+            !left
+                .iter()
+                .any(|name| piled.contains(name) && !cloned.contains(name)),
+            "max_packs: 3 did not repack 5 packs: {left:?}"
+        );
+
+        maintenance("{max_packs: 0, max_loose_objects: 0}");
+        pile_packs(dir, 55);
+        let piled = pack_files(dir);
+        assert!(on_disk(dir).0 > 55);
+        run(&setup, &["once"]);
+        let left = pack_files(dir);
+        assert!(
+            piled.iter().all(|name| left.contains(name)),
+            "repacked although git.maintenance is off: {} files left of {}",
+            left.len(),
+            piled.len()
+        );
+        fsck(dir);
+    })
+    .await
+    .unwrap();
 }

@@ -328,6 +328,77 @@ async fn sighup_with_a_broken_config_keeps_the_old_one_and_sigterm_stops_cleanly
     .unwrap();
 }
 
+/// A repack that fails in the daemon is logged once and counted (`failed`); a check within
+/// its backoff does not try it again (`skipped_backoff`, although it would succeed now) and
+/// still commits. Regression: every check tried the whole repack again, and nothing counted it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_repack_is_counted_once_and_put_off_by_the_daemon_which_goes_on_committing() {
+    let port = free_port();
+    let registry = notifying_registry(port).await;
+    let host = registry.host();
+    let pusher = registry.pusher();
+    let first = pusher
+        .push_image("team/api", "1.0.0", &ImageSpec::new("2026-01-01T00:00:00Z"))
+        .await;
+    let repo = BareRepo::with_files(
+        "main",
+        &[("values.yaml", &VALUES.replace("REGISTRY", &host))],
+    );
+    let dir = setup(&registry, &repo, port, "1h");
+    dir.edit_global(|text| text.replace("git:\n", "git:\n  maintenance: {max_packs: 1}\n"));
+    let (daemon, unwritable) = tokio::task::spawn_blocking(move || {
+        // The clone, past its limit, with a pack directory the repack cannot write to.
+        let out = dir.imagebump(["once", "--dry-run"]).output();
+        assert!(
+            out.status.success(),
+            "{}",
+            crate::support::imagebump::text(&out)
+        );
+        let clone = dir.clones().remove(0);
+        crate::repack::pile_packs(&clone, 2);
+        let unwritable = crate::repack::Unwritable::new(&clone.join(".git/objects/pack"));
+        let daemon = Daemon::start(dir, port);
+        wait_for_metric(
+            &daemon,
+            "imagebump_cache_repacks_total{outcome=\"failed\"}",
+            1.0,
+        );
+        (daemon, unwritable)
+    })
+    .await
+    .unwrap();
+    drop(unwritable);
+    pusher
+        .push_manifest("team/api", "1.1.0", &first.media_type, &first.body)
+        .await;
+    tokio::task::spawn_blocking(move || {
+        wait_for_commits(&repo, 2, &daemon, Duration::from_secs(15));
+        wait_for_metric(
+            &daemon,
+            "imagebump_cache_repacks_total{outcome=\"skipped_backoff\"}",
+            1.0,
+        );
+        for (outcome, count) in [("failed", 1.0), ("repacked", 0.0)] {
+            assert_eq!(
+                daemon.metric(&format!(
+                    "imagebump_cache_repacks_total{{outcome=\"{outcome}\"}}"
+                )),
+                count,
+                "{outcome}: {}",
+                daemon.log()
+            );
+        }
+        let log = daemon.log();
+        assert_eq!(log.matches("repack failed").count(), 1, "{log}");
+        assert!(
+            log.contains(&repo.file_url()),
+            "the log names the clone: {log}"
+        );
+    })
+    .await
+    .unwrap();
+}
+
 /// Waits until the metric line starting with `prefix` reaches `at_least`.
 fn wait_for_metric(daemon: &Daemon, prefix: &str, at_least: f64) {
     let deadline = Instant::now() + Duration::from_secs(15);
