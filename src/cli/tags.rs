@@ -1,15 +1,14 @@
 //! `imagebump tags IMAGE`: list a repository's tags, semver ones first in semver order.
 //!
-//! Invariant: arguments in, the registry client called once, lines out; the sort is only
-//! presentation (the policies own tag selection).
+//! Invariant: arguments in, the tag list asked once (with a platform filter, also the
+//! candidates' manifests, best first, through the engine's decision loop, as a pass asks
+//! them), lines out; the sort is only presentation (the policies own tag selection).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use std::collections::HashMap;
-
 use super::policy_flags::PolicyFlags;
-use crate::policy::{Current, Parsing, Step, Version};
+use crate::policy::{Parsing, Version};
 use crate::reference::ImageRef;
 use crate::registry::{
     Client, ClientOptions, Platform, RegistryAuth, RegistryError, RegistrySettings, Secret,
@@ -42,6 +41,11 @@ pub struct Args {
     /// Platform picked in multi-arch images (os/arch[/variant]).
     #[arg(long, default_value = "linux/amd64")]
     pub platform: Platform,
+    /// With a policy flag: pick only a tag that has an image for this platform (os/arch[/variant];
+    /// repeatable), as an image's `platform:` list in the config does. With --config, the
+    /// matching registry's `platform` list applies too.
+    #[arg(long, value_name = "OS/ARCH")]
+    pub require_platform: Vec<Platform>,
     /// Take the registry settings (credentials, CA, insecure, platform) from this global
     /// config file's `registries:` instead of the flags above.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["username", "token_env", "docker_config", "insecure", "ca_file"])]
@@ -58,13 +62,31 @@ fn env_secret(var: &str) -> Result<Secret, String> {
     }
 }
 
-fn resolve(args: &Args) -> Result<(ImageRef, Vec<RegistrySettings>), String> {
+/// The image, the registry settings, and the platforms a picked tag must have images for
+/// (canonical).
+type Resolved = (ImageRef, Vec<RegistrySettings>, Vec<String>);
+
+fn resolve(args: &Args) -> Result<Resolved, String> {
     let image = ImageRef::parse(&args.image).map_err(|e| e.to_string())?;
+    let mut platforms: Vec<String> = Vec::new();
+    for platform in &args.require_platform {
+        if !platforms.contains(&platform.canonical()) {
+            platforms.push(platform.canonical());
+        }
+    }
     if let Some(path) = &args.config {
         let loaded = crate::config::load(path).map_err(|e| e.to_string())?;
         let settings =
             crate::engine::settings::registries(&loaded.config).map_err(|e| e.to_string())?;
-        return Ok((image, settings));
+        let from_registry =
+            crate::engine::settings::registry_platforms(&image.name(), &loaded.config)
+                .map_err(|e| e.to_string())?;
+        for platform in from_registry {
+            if !platforms.contains(&platform) {
+                platforms.push(platform);
+            }
+        }
+        return Ok((image, settings, platforms));
     }
     let auth = if let (Some(username), Some(var)) = (&args.username, &args.password_env) {
         RegistryAuth::Basic {
@@ -83,7 +105,7 @@ fn resolve(args: &Args) -> Result<(ImageRef, Vec<RegistrySettings>), String> {
     settings.insecure = args.insecure;
     settings.ca_file = args.ca_file.clone();
     settings.platform = args.platform.clone();
-    Ok((image, vec![settings]))
+    Ok((image, vec![settings], platforms))
 }
 
 /// Log to stderr when `IMAGEBUMP_LOG` is set (an `EnvFilter`, e.g. `debug`); a subscriber
@@ -105,10 +127,15 @@ pub fn run(args: Args) -> ExitCode {
             Ok(policy) => Some(policy),
             Err(e) => return e.exit(),
         }
+    } else if !args.require_platform.is_empty() {
+        eprintln!(
+            "error: --require-platform filters the tag a policy picks: add a policy flag (--semver, --alphabetical or --numerical)"
+        );
+        return ExitCode::from(EXIT_USAGE);
     } else {
         None
     };
-    let (image, settings) = match resolve(&args) {
+    let (image, settings, platforms) = match resolve(&args) {
         Ok(resolved) => resolved,
         Err(message) => {
             eprintln!("error: {message}");
@@ -128,13 +155,18 @@ pub fn run(args: Args) -> ExitCode {
     };
     match runtime.block_on(client.list_tags(&image)) {
         Ok(tags) => {
-            let pick = policy.and_then(|policy| {
+            let pick = policy.and_then(|mut policy| {
+                policy.platforms = platforms;
                 let now = time::OffsetDateTime::now_utc();
-                match policy.select(&tags, Current::default(), &HashMap::new(), now) {
-                    Ok(Step::Decided(decision)) => Some(decision),
-                    Ok(Step::NeedMetadata(_)) => None,
-                    Err(no_match) => {
-                        eprintln!("no tag matches: {no_match}");
+                // The loop a pass runs: a platform filter asks the registry for the
+                // candidates' manifests, best first.
+                let decided = runtime.block_on(crate::engine::decide_tags(
+                    &client, &image, &policy, &tags, now,
+                ));
+                match decided {
+                    Ok(decision) => Some(decision),
+                    Err(error) => {
+                        eprintln!("no pick: {error}");
                         None
                     }
                 }

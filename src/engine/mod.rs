@@ -54,6 +54,29 @@ pub use crate::report::{
     PullRequestError, ReadError, SettingsError,
 };
 
+/// The decision of `policy` over `tags` (the repository of `image`, listed) outside a pass, for
+/// `imagebump tags`: the loop a pass runs ([`fetch`]), asking the registry for the metadata the
+/// policy needs (the platforms of its candidates, build times), each tag once.
+pub async fn decide_tags(
+    client: &registry::Client,
+    image: &ImageRef,
+    policy: &Policy,
+    tags: &[String],
+    now: OffsetDateTime,
+) -> Result<crate::policy::Decision, crate::report::ImageError> {
+    let memo = fetch::MetaMemo::default();
+    fetch::decide(
+        client,
+        &memo,
+        image,
+        policy,
+        tags,
+        crate::policy::Current::default(),
+        now,
+    )
+    .await
+}
+
 /// What one pass covers and whether it may write.
 #[derive(Debug, Clone, Default)]
 pub struct PassOptions {

@@ -212,6 +212,26 @@ pub fn policy(image: &ImageConfig, registries: &[RegistryConfig]) -> Result<Poli
     Ok(policy)
 }
 
+/// The platforms the registry entry serving `name` (`host/repository`) requires of every tag a
+/// policy picks (its `platform` list), canonical (`linux/arm64` is `linux/arm64/v8`); empty
+/// without such an entry.
+pub fn registry_platforms(name: &str, config: &Config) -> Result<Vec<String>, SettingsError> {
+    let Some(registry) = registry_of(name, &config.global.registries) else {
+        return Ok(Vec::new());
+    };
+    let mut canonical = Vec::new();
+    for p in &registry.platforms {
+        let parsed = p.parse::<Platform>().map_err(|e| SettingsError::Invalid {
+            what: format!("registries[{}].platform", registry.prefix),
+            reason: e.to_string(),
+        })?;
+        if !canonical.contains(&parsed.canonical()) {
+            canonical.push(parsed.canonical());
+        }
+    }
+    Ok(canonical)
+}
+
 /// The registry entry whose `prefix` serves `name` (`host/repository`), the longest first.
 fn registry_of<'a>(name: &str, registries: &'a [RegistryConfig]) -> Option<&'a RegistryConfig> {
     registries

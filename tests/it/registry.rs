@@ -1284,3 +1284,135 @@ async fn tags_marks_the_tag_a_policy_picks() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains('^'), "{stderr}");
 }
+
+/// `tags --require-platform` (the carried-over "no platform filter in `tags`"): the tag the
+/// policy marks is the best one with an image for every platform asked, as a pass picks with
+/// an image's `platform:` list, and the reason names the tags skipped; with `--config`, the
+/// registry's `platform` list applies too. Without a policy the flag is a usage error.
+#[tokio::test]
+async fn tags_with_require_platform_marks_the_best_tag_that_has_those_images() {
+    let registry = TestRegistry::start_plain().await;
+    let pusher = registry.pusher();
+    let both = [
+        ImageSpec::new("2026-01-01T00:00:00Z"),
+        ImageSpec::new("2026-01-01T00:00:00Z").platform("linux/arm64"),
+    ];
+    pusher.push_index("team/multi", "1.0.0", &both, &[]).await;
+    pusher.push_index("team/multi", "1.1.0", &both, &[]).await;
+    pusher
+        .push_index(
+            "team/multi",
+            "1.2.0",
+            &[ImageSpec::new("2026-01-02T00:00:00Z")],
+            &[],
+        )
+        .await;
+    pusher
+        .push_image(
+            "team/multi",
+            "1.3.0",
+            &ImageSpec::new("2026-01-03T00:00:00Z"),
+        )
+        .await;
+    let image = registry.image("team/multi");
+    let marked = |stdout: &str| -> Vec<String> {
+        stdout
+            .lines()
+            .filter(|l| l.contains("<-"))
+            .map(str::to_string)
+            .collect()
+    };
+
+    let (code, stdout, stderr) =
+        imagebump(&["tags", &image, "--insecure", "--semver", "^1"], &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let picked = marked(&stdout);
+    assert_eq!(picked.len(), 1, "{stdout}");
+    assert!(picked[0].starts_with("1.3.0    <- "), "{stdout}");
+
+    let (code, stdout, stderr) = imagebump(
+        &[
+            "tags",
+            &image,
+            "--insecure",
+            "--semver",
+            "^1",
+            "--require-platform",
+            "linux/amd64",
+            "--require-platform",
+            "linux/arm64",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let picked = marked(&stdout);
+    assert_eq!(picked.len(), 1, "{stdout}");
+    assert!(picked[0].starts_with("1.1.0    <- "), "{stdout}");
+    assert!(
+        picked[0]
+            .contains("skipped 1.3.0 (no linux/arm64/v8 image), 1.2.0 (no linux/arm64/v8 image)"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.lines().count(),
+        4,
+        "every tag is still listed: {stdout}"
+    );
+
+    // The registry's `platform` list from the global config.
+    let dir = ConfigDir::with_global(&format!(
+        "registries:\n  - {{prefix: '{}', insecure: true, platform: [linux/amd64, linux/arm64]}}\n",
+        registry.host()
+    ));
+    let config = dir.global();
+    let (code, from_config, stderr) = imagebump(
+        &[
+            "tags",
+            &image,
+            "--config",
+            config.to_str().unwrap(),
+            "--semver",
+            "^1",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(from_config, stdout);
+
+    // No tag has an s390x image: nothing is marked, and stderr says why.
+    let (code, stdout, stderr) = imagebump(
+        &[
+            "tags",
+            &image,
+            "--insecure",
+            "--semver",
+            "^1",
+            "--require-platform",
+            "linux/s390x",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(marked(&stdout).is_empty(), "{stdout}");
+    assert!(
+        stderr.contains("no pick: ") && stderr.contains("linux/s390x"),
+        "{stderr}"
+    );
+
+    let (code, _, stderr) = imagebump(
+        &[
+            "tags",
+            &image,
+            "--insecure",
+            "--require-platform",
+            "linux/arm64",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("add a policy flag"), "{stderr}");
+}
