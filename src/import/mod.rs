@@ -163,7 +163,8 @@ impl Imported {
 /// Why an import failed. Nothing was written.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
-    /// `place` is `file:line:col`.
+    /// `place` is `file:line:col` (`file:line` of the document when the YAML library names no
+    /// position).
     #[error("{place}: not YAML: {message}")]
     Yaml { place: String, message: String },
     /// `place` is `file:line:col` of the field's value where it is present, else `file:line`
@@ -681,11 +682,16 @@ pub fn read_objects(
     let mut objects = Vec::new();
     for document in documents(source_name, text)? {
         let value: Value = yaml_serde::from_str(document.text).map_err(|e| {
-            let line = e
-                .location()
-                .map_or(document.line, |l| document.offset + l.line());
+            let place = match e.location() {
+                Some(l) => format!(
+                    "{source_name}:{}:{}",
+                    document.offset + l.line(),
+                    l.column()
+                ),
+                None => format!("{source_name}:{}", document.line),
+            };
             ImportError::Yaml {
-                place: format!("{source_name}:{line}"),
+                place,
                 message: shift_lines(&e.to_string(), document.offset),
             }
         })?;
@@ -1110,7 +1116,7 @@ mod tests {
         // (yaml_serde places it at the mapping's first key.)
         assert_eq!(
             err.to_string(),
-            "in.yaml:5: not YAML: duplicate entry with key \"b\" at line 5 column 1"
+            "in.yaml:5:1: not YAML: duplicate entry with key \"b\" at line 5 column 1"
         );
     }
 }
