@@ -259,7 +259,7 @@ fn parse_maintenance(node: &Node, diags: &mut Diagnostics) -> Option<Maintenance
         diags,
     )?;
     let default = MaintenanceConfig::default();
-    let max_packs = whole_or_off(&fields, "max_packs", diags).unwrap_or(default.max_packs);
+    let max_packs = whole_or_off(&fields, "max_packs", "it", diags).unwrap_or(default.max_packs);
     if max_packs >= REBUILD_PAST_PACKS {
         diags.node(
             fields.get("max_packs").unwrap_or(node),
@@ -270,13 +270,14 @@ fn parse_maintenance(node: &Node, diags: &mut Diagnostics) -> Option<Maintenance
     }
     Some(MaintenanceConfig {
         max_packs,
-        max_loose_objects: whole_or_off(&fields, "max_loose_objects", diags)
+        max_loose_objects: whole_or_off(&fields, "max_loose_objects", "it", diags)
             .unwrap_or(default.max_loose_objects),
     })
 }
 
-/// An optional whole number where 0 means off (`opt_u32` refuses 0).
-fn whole_or_off(fields: &Fields<'_>, key: &str, diags: &mut Diagnostics) -> Option<u32> {
+/// An optional whole number where 0 means off (`opt_u32` refuses 0); `off` says what 0 turns
+/// off, for the error (`it`, `retries`).
+fn whole_or_off(fields: &Fields<'_>, key: &str, off: &str, diags: &mut Diagnostics) -> Option<u32> {
     let at = fields.get(key)?;
     let (parsed, found) = match &at.value {
         super::yaml::Value::Scalar {
@@ -289,7 +290,7 @@ fn whole_or_off(fields: &Fields<'_>, key: &str, diags: &mut Diagnostics) -> Opti
     if parsed.is_none() {
         diags.node(
             at,
-            format!("`{key}` must be a whole number (0 turns it off), found `{found}`"),
+            format!("`{key}` must be a whole number (0 turns {off} off), found `{found}`"),
         );
     }
     parsed
@@ -428,28 +429,8 @@ fn parse_http(node: &Node, diags: &mut Diagnostics) -> Option<SocketAddr> {
 fn parse_retry(node: &Node, diags: &mut Diagnostics) -> Option<RetryConfig> {
     let fields = Fields::new(node, "`retry`", &["max_attempts", "initial", "max"], diags)?;
     let default = RetryConfig::default();
-    let max_attempts = match fields.get("max_attempts") {
-        None => default.max_attempts,
-        Some(at) => {
-            let (parsed, found) = match &at.value {
-                super::yaml::Value::Scalar {
-                    text,
-                    quoted: false,
-                } => (text.parse::<u32>().ok(), text.clone()),
-                super::yaml::Value::Scalar { text, .. } => (None, format!("\"{text}\"")),
-                _ => (None, "a list or mapping".to_string()),
-            };
-            parsed.unwrap_or_else(|| {
-                diags.node(
-                    at,
-                    format!(
-                        "`max_attempts` must be a whole number (0 turns retries off), found `{found}`"
-                    ),
-                );
-                default.max_attempts
-            })
-        }
-    };
+    let max_attempts =
+        whole_or_off(&fields, "max_attempts", "retries", diags).unwrap_or(default.max_attempts);
     let initial = fields
         .opt_duration("initial", diags)
         .unwrap_or(default.initial);

@@ -703,31 +703,34 @@ fn policy_selector_expressions_pick_the_policies_flux_would() {
     assert!(!target.exists());
 }
 
+/// `imagebump import flux flux.yaml -o imported/` over PODINFO with `from` replaced by `to`:
+/// asserts it fails with exit 2 and writes nothing; returns its stderr.
+fn import_podinfo_fails(from: &str, to: &str) -> String {
+    let out = tempfile::tempdir().unwrap();
+    std::fs::write(out.path().join("flux.yaml"), PODINFO.replace(from, to)).unwrap();
+    let run = Imagebump::new(["import", "flux", "flux.yaml", "-o", "imported/"])
+        .current_dir(out.path())
+        .output();
+    assert_eq!(run.status.code(), Some(2), "{}", text(&run));
+    assert!(!out.path().join("imported").exists());
+    String::from_utf8_lossy(&run.stderr).into_owned()
+}
+
 /// Errors and report lines name `file:line`: a bad field in the third document of a
 /// multi-document file is named with its own line (counted from the top of the file, not of
 /// its document), and so is one in an item of a `kind: List`.
 #[test]
 fn errors_and_report_lines_name_the_file_and_line() {
-    let out = tempfile::tempdir().unwrap();
-    let flux = out.path().join("flux.yaml");
     // PODINFO's third document is the ImagePolicy; the new line is line 35 of the file.
-    std::fs::write(
-        &flux,
-        PODINFO.replace(
-            "      range: 5.0.x\n",
-            "      range: 5.0.x\n  digestReflectionPolicy: Sometimes\n",
-        ),
-    )
-    .unwrap();
-    let run = Imagebump::new(["import", "flux", "flux.yaml", "-o", "imported/"])
-        .current_dir(out.path())
-        .output();
-    assert_eq!(run.status.code(), Some(2), "{}", text(&run));
+    let stderr = import_podinfo_fails(
+        "      range: 5.0.x\n",
+        "      range: 5.0.x\n  digestReflectionPolicy: Sometimes\n",
+    );
     assert_eq!(
-        String::from_utf8_lossy(&run.stderr),
+        stderr,
         "imagebump import flux: flux.yaml:35:27: ImagePolicy flux-system/podinfo: `spec.digestReflectionPolicy`: expected Never, IfNotPresent or Always, found `Sometimes`\nnothing was written\n"
     );
-    assert!(!out.path().join("imported").exists());
+    let out = tempfile::tempdir().unwrap();
 
     // The third item of a List: its field's line in the whole text.
     let run = Imagebump::new(["import", "flux", "-o", "imported/"])
@@ -776,43 +779,24 @@ fn errors_and_report_lines_name_the_file_and_line() {
 /// there as "a bug in `imagebump import`". The first error is the README's example.
 #[test]
 fn a_bad_value_is_named_by_its_line_and_column() {
-    let out = tempfile::tempdir().unwrap();
-    let flux = out.path().join("flux.yaml");
     // The ImagePolicy's `semver:` is line 33 of PODINFO; the range's value (its quote) is at column 21.
-    std::fs::write(
-        &flux,
-        PODINFO.replace(
-            "    semver:\n      range: 5.0.x\n",
-            "    semver: {range: \">=5.0 <<6\"}\n",
-        ),
-    )
-    .unwrap();
-    let run = Imagebump::new(["import", "flux", "flux.yaml", "-o", "imported/"])
-        .current_dir(out.path())
-        .output();
-    assert_eq!(run.status.code(), Some(2), "{}", text(&run));
+    let stderr = import_podinfo_fails(
+        "    semver:\n      range: 5.0.x\n",
+        "    semver: {range: \">=5.0 <<6\"}\n",
+    );
     assert_eq!(
-        String::from_utf8_lossy(&run.stderr),
+        stderr,
         "imagebump import flux: flux.yaml:33:21: ImagePolicy flux-system/podinfo: `spec.policy.semver.range`: `>=5.0 <<6` is not a semver constraint: invalid semver range \">=5.0 <<6\" at byte 7: expected a version, found '<'\nnothing was written\n"
     );
-    assert!(!out.path().join("imported").exists());
 
     // A value of the wrong type: a list where a string is expected, named where the list
     // starts (its `-` on line 22).
-    std::fs::write(
-        &flux,
-        PODINFO.replace(
-            "  image: ghcr.io/stefanprodan/podinfo\n",
-            "  image:\n    - ghcr.io/stefanprodan/podinfo\n",
-        ),
-    )
-    .unwrap();
-    let run = Imagebump::new(["import", "flux", "flux.yaml", "-o", "imported/"])
-        .current_dir(out.path())
-        .output();
-    assert_eq!(run.status.code(), Some(2), "{}", text(&run));
+    let stderr = import_podinfo_fails(
+        "  image: ghcr.io/stefanprodan/podinfo\n",
+        "  image:\n    - ghcr.io/stefanprodan/podinfo\n",
+    );
     assert_eq!(
-        String::from_utf8_lossy(&run.stderr),
+        stderr,
         "imagebump import flux: flux.yaml:22:5: ImageRepository flux-system/podinfo: `spec.image`: expected a string\nnothing was written\n"
     );
 }

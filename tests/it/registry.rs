@@ -1234,6 +1234,28 @@ async fn concurrent_first_calls_pay_for_one_challenge_and_one_token_per_scope() 
     assert_eq!(stats.requests, 1 + 20 + 40, "{stats:?}");
 }
 
+/// `imagebump tags IMAGE --config F --semver RANGE` with `registry`'s entry in a global file
+/// (`insecure: true`, then `more`, inside the entry's flow mapping); its stdout, asserting
+/// success.
+async fn tags_from_config(registry: &TestRegistry, image: &str, more: &str, range: &str) -> String {
+    let dir = ConfigDir::with_global(&format!(
+        "registries:\n  - {{prefix: '{}', insecure: true{more}}}\n",
+        registry.host()
+    ));
+    let config = dir.global();
+    let args = [
+        "tags",
+        image,
+        "--config",
+        config.to_str().unwrap(),
+        "--semver",
+        range,
+    ];
+    let (code, stdout, stderr) = imagebump(&args, &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    stdout
+}
+
 #[tokio::test]
 async fn tags_marks_the_tag_a_policy_picks() {
     let registry = TestRegistry::start_plain().await;
@@ -1258,24 +1280,7 @@ async fn tags_marks_the_tag_a_policy_picks() {
     assert_eq!(lines[4], "latest", "{stdout}");
 
     // The registry settings can come from the global config instead of flags.
-    let dir = ConfigDir::with_global(&format!(
-        "registries:\n  - {{prefix: '{}', insecure: true}}\n",
-        registry.host()
-    ));
-    let config = dir.global();
-    let (code, from_config, stderr) = imagebump(
-        &[
-            "tags",
-            &image,
-            "--config",
-            config.to_str().unwrap(),
-            "--semver",
-            "~1.4",
-        ],
-        &[],
-    )
-    .await;
-    assert_eq!(code, 0, "{stderr}");
+    let from_config = tags_from_config(&registry, &image, "", "~1.4").await;
     assert_eq!(from_config, stdout);
 
     // An invalid range is a usage error with the caret.
@@ -1283,6 +1288,16 @@ async fn tags_marks_the_tag_a_policy_picks() {
         imagebump(&["tags", &image, "--insecure", "--semver", ">=1 <"], &[]).await;
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains('^'), "{stderr}");
+}
+
+/// `imagebump tags IMAGE --insecure --semver ^1`, with `--require-platform` for each of
+/// `platforms`.
+async fn tags_requiring(image: &str, platforms: &[&str]) -> (i32, String, String) {
+    let mut args = vec!["tags", image, "--insecure", "--semver", "^1"];
+    for platform in platforms {
+        args.extend(["--require-platform", platform]);
+    }
+    imagebump(&args, &[]).await
 }
 
 /// `tags --require-platform` (the carried-over "no platform filter in `tags`"): the tag the
@@ -1323,28 +1338,13 @@ async fn tags_with_require_platform_marks_the_best_tag_that_has_those_images() {
             .collect()
     };
 
-    let (code, stdout, stderr) =
-        imagebump(&["tags", &image, "--insecure", "--semver", "^1"], &[]).await;
+    let (code, stdout, stderr) = tags_requiring(&image, &[]).await;
     assert_eq!(code, 0, "{stderr}");
     let picked = marked(&stdout);
     assert_eq!(picked.len(), 1, "{stdout}");
     assert!(picked[0].starts_with("1.3.0    <- "), "{stdout}");
 
-    let (code, stdout, stderr) = imagebump(
-        &[
-            "tags",
-            &image,
-            "--insecure",
-            "--semver",
-            "^1",
-            "--require-platform",
-            "linux/amd64",
-            "--require-platform",
-            "linux/arm64",
-        ],
-        &[],
-    )
-    .await;
+    let (code, stdout, stderr) = tags_requiring(&image, &["linux/amd64", "linux/arm64"]).await;
     assert_eq!(code, 0, "{stderr}");
     let picked = marked(&stdout);
     assert_eq!(picked.len(), 1, "{stdout}");
@@ -1361,40 +1361,17 @@ async fn tags_with_require_platform_marks_the_best_tag_that_has_those_images() {
     );
 
     // The registry's `platform` list from the global config.
-    let dir = ConfigDir::with_global(&format!(
-        "registries:\n  - {{prefix: '{}', insecure: true, platform: [linux/amd64, linux/arm64]}}\n",
-        registry.host()
-    ));
-    let config = dir.global();
-    let (code, from_config, stderr) = imagebump(
-        &[
-            "tags",
-            &image,
-            "--config",
-            config.to_str().unwrap(),
-            "--semver",
-            "^1",
-        ],
-        &[],
+    let from_config = tags_from_config(
+        &registry,
+        &image,
+        ", platform: [linux/amd64, linux/arm64]",
+        "^1",
     )
     .await;
-    assert_eq!(code, 0, "{stderr}");
     assert_eq!(from_config, stdout);
 
     // No tag has an s390x image: nothing is marked, and stderr says why.
-    let (code, stdout, stderr) = imagebump(
-        &[
-            "tags",
-            &image,
-            "--insecure",
-            "--semver",
-            "^1",
-            "--require-platform",
-            "linux/s390x",
-        ],
-        &[],
-    )
-    .await;
+    let (code, stdout, stderr) = tags_requiring(&image, &["linux/s390x"]).await;
     assert_eq!(code, 0, "{stderr}");
     assert!(marked(&stdout).is_empty(), "{stdout}");
     assert!(
