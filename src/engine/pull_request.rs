@@ -213,8 +213,9 @@ fn write_inner(
 
 /// When a person's rollback on the base branch leaves nothing to propose (`hold`, or
 /// `skip-version` with nothing newer) and the app's pull request is still open, proposing what
-/// the rules now refuse: comment the rollback (who, which commit) on it and close it. Its body
-/// keeps its fingerprint, so the same versions are not proposed again ([`forge::decide`]).
+/// the rules now refuse: comment the rollback (who, which commit) on it and close it, marked as
+/// closed by imagebump ([`Forge::close`]): its versions are not proposed while the rules refuse
+/// them, and are again once they allow them (unlike after a person's close).
 /// Only when every image of the app was decided: an image that failed may still want what the
 /// pull request proposes.
 fn close_after_rollback(
@@ -249,8 +250,8 @@ fn close_after_rollback(
     let comment = format!(
         "imagebump closes this pull request: a person rolled back on `{}` what it builds on, \
          and the rollback rules (`on_rollback`) leave nothing to propose now.\n\n{}\n\n\
-         These versions are not proposed again; a newer tag (or, under `hold`, a person \
-         changing the value) opens a new pull request.",
+         These versions are not proposed while the rollback stands; a newer tag (or, under \
+         `hold`, a person changing the value) opens a new pull request.",
         config.branch,
         held.iter()
             .map(|line| format!("- {line}"))

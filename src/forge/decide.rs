@@ -18,6 +18,16 @@ static FINGERPRINT_MARKER: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"<!--\s*imagebump:fingerprint=([0-9a-f]{64})\s*-->").expect("valid regex")
 });
 
+/// The marker [`super::Forge::close`] adds to the body of a pull request imagebump closes
+/// itself (a rollback left nothing to propose): a person's "no" blocks its versions, this does
+/// not, once the rules allow them again.
+pub const CLOSED_BY_IMAGEBUMP: &str = "<!-- imagebump:closed-by=imagebump -->";
+
+/// Whether imagebump closed the pull request with this body itself ([`CLOSED_BY_IMAGEBUMP`]).
+pub fn closed_by_imagebump(body: &str) -> bool {
+    body.contains(CLOSED_BY_IMAGEBUMP)
+}
+
 /// What to do about the pull request of one app and base branch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -28,7 +38,7 @@ pub enum Action {
     /// The open pull request already shows exactly this change set: nothing to do.
     UpToDate(PullRequest),
     /// A human closed a pull request for exactly this change set without merging it: do not
-    /// push or reopen it for the same versions.
+    /// push or reopen it for the same versions. (One imagebump closed itself does not count.)
     Skip { pr: PullRequest, reason: String },
 }
 
@@ -65,8 +75,9 @@ pub fn fingerprint_in_body(body: &str) -> Option<&str> {
 /// - an open one exists (the newest, if several): [`Action::UpToDate`] when it carries this
 ///   fingerprint, else [`Action::Update`];
 /// - else, the newest closed-or-merged one carrying this fingerprint decides: closed without
-///   merging → [`Action::Skip`] (a human said no to these versions); merged → [`Action::Create`]
-///   (a revert brought the change back, propose it again);
+///   merging by a person → [`Action::Skip`] (a human said no to these versions); merged, or
+///   closed by imagebump itself after a rollback ([`CLOSED_BY_IMAGEBUMP`]; the rules that
+///   closed it now allow the versions again) → [`Action::Create`];
 /// - else [`Action::Create`] (a merged pull request is followed by a fresh one).
 pub fn decide(prs: &[PullRequest], fingerprint: &str) -> Action {
     let mut newest_first: Vec<&PullRequest> = prs.iter().collect();
@@ -83,7 +94,7 @@ pub fn decide(prs: &[PullRequest], fingerprint: &str) -> Action {
         .iter()
         .find(|pr| fingerprint_in_body(&pr.body) == Some(fingerprint));
     match same_versions {
-        Some(pr) if pr.state == PrState::Closed => Action::Skip {
+        Some(pr) if pr.state == PrState::Closed && !closed_by_imagebump(&pr.body) => Action::Skip {
             pr: (*pr).clone(),
             reason: format!(
                 "#{} proposing these same versions was closed without merging; waiting for newer \
@@ -237,6 +248,20 @@ mod tests {
         // Merged long ago, then the same versions proposed again and closed: respect that.
         let prs = [pr(1, PrState::Merged, &fp), pr(2, PrState::Closed, &fp)];
         assert!(matches!(decide(&prs, &fp), Action::Skip { .. }));
+    }
+
+    /// A pull request imagebump closed itself (a rollback left nothing to propose) does not
+    /// block its versions once the rules allow them again; a person's close does.
+    #[test]
+    fn a_pull_request_imagebump_closed_itself_does_not_block_its_versions() {
+        let fp = fingerprint(&[row("ghcr.io/a", "1.3.0")]);
+        let mut closed = pr(4, PrState::Closed, &fp);
+        assert!(matches!(
+            decide(&[closed.clone()], &fp),
+            Action::Skip { .. }
+        ));
+        closed.body = format!("{}\n{CLOSED_BY_IMAGEBUMP}\n", closed.body);
+        assert_eq!(decide(&[closed], &fp), Action::Create);
     }
 
     #[test]

@@ -228,12 +228,14 @@ pub(super) async fn update(
     Ok(updated.into())
 }
 
-/// Comments `comment` on an open pull request, then closes it: the same paths as GitHub's.
+/// Comments `comment` on an open pull request, then closes it with `body`: the same paths as
+/// GitHub's.
 pub(super) async fn close(
     api: &Api,
     settings: &ForgeSettings,
     pr: &PullRequest,
     comment: &str,
+    body: &str,
 ) -> Result<PullRequest, ForgeError> {
-    super::github::close_as::<GtPull>(api, settings, pr, comment).await
+    super::github::close_as::<GtPull>(api, settings, pr, comment, body).await
 }

@@ -168,15 +168,16 @@ pub(super) async fn update(
     Ok(updated.into())
 }
 
-/// Comments `comment` on an open pull request, then closes it (the comment first, so a
-/// closed pull request always says why).
+/// Comments `comment` on an open pull request, then closes it with `body` (the comment first,
+/// so a closed pull request always says why).
 pub(super) async fn close(
     api: &Api,
     settings: &ForgeSettings,
     pr: &PullRequest,
     comment: &str,
+    body: &str,
 ) -> Result<PullRequest, ForgeError> {
-    close_as::<GhPull>(api, settings, pr, comment).await
+    close_as::<GhPull>(api, settings, pr, comment, body).await
 }
 
 /// [`close`] for a forge with GitHub's paths (Gitea's are the same), reading its own pull
@@ -186,6 +187,7 @@ pub(super) async fn close_as<P: serde::de::DeserializeOwned + Into<PullRequest>>
     settings: &ForgeSettings,
     pr: &PullRequest,
     comment: &str,
+    body: &str,
 ) -> Result<PullRequest, ForgeError> {
     let (owner, repo) = super::owner_repo(settings);
     let number = pr.number.to_string();
@@ -201,7 +203,7 @@ pub(super) async fn close_as<P: serde::de::DeserializeOwned + Into<PullRequest>>
         .call(
             Method::PATCH,
             api.url(&["repos", owner, repo, "pulls", &number]),
-            Some(json!({ "state": "closed" })),
+            Some(json!({ "state": "closed", "body": body })),
             "close the pull request",
         )
         .await?;

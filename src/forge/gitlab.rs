@@ -173,12 +173,14 @@ pub(super) async fn update(
     Ok(updated.into())
 }
 
-/// Comments `comment` on an open merge request (a note), then closes it.
+/// Comments `comment` on an open merge request (a note), then closes it with `body` as its
+/// description.
 pub(super) async fn close(
     api: &Api,
     settings: &ForgeSettings,
     pr: &PullRequest,
     comment: &str,
+    body: &str,
 ) -> Result<PullRequest, ForgeError> {
     let iid = pr.number.to_string();
     let _: serde_json::Value = api
@@ -199,7 +201,7 @@ pub(super) async fn close(
         .call(
             Method::PUT,
             api.url(&["projects", &settings.project, "merge_requests", &iid]),
-            Some(json!({ "state_event": "close" })),
+            Some(json!({ "state_event": "close", "description": body })),
             "close the merge request",
         )
         .await?;

@@ -510,14 +510,25 @@ impl Forge {
 
 impl Forge {
     /// Comments `comment` on an open pull request, then closes it unmerged (issue 19: a
-    /// rollback on the base branch leaves nothing it may propose). Its body, and so its
-    /// fingerprint, is left as it was: the closed pull request keeps those versions from being
-    /// proposed again ([`decide`]).
+    /// rollback on the base branch leaves nothing it may propose). Its body keeps its
+    /// fingerprint and gets [`decide::CLOSED_BY_IMAGEBUMP`]: while the rollback rules refuse
+    /// its versions nothing proposes them, and once they allow them again (a person changed the
+    /// value under `hold`) the closed pull request does not count as a person's "no".
     pub async fn close(&self, pr: &PullRequest, comment: &str) -> Result<PullRequest, ForgeError> {
+        let body = if decide::closed_by_imagebump(&pr.body) {
+            pr.body.clone()
+        } else {
+            format!(
+                "{}\n\n{}\n",
+                pr.body.trim_end(),
+                decide::CLOSED_BY_IMAGEBUMP
+            )
+        };
+        let (api, settings) = (&self.api, &self.settings);
         match self.settings.kind {
-            ForgeKind::Github => github::close(&self.api, &self.settings, pr, comment).await,
-            ForgeKind::Gitlab => gitlab::close(&self.api, &self.settings, pr, comment).await,
-            ForgeKind::Gitea => gitea::close(&self.api, &self.settings, pr, comment).await,
+            ForgeKind::Github => github::close(api, settings, pr, comment, &body).await,
+            ForgeKind::Gitlab => gitlab::close(api, settings, pr, comment, &body).await,
+            ForgeKind::Gitea => gitea::close(api, settings, pr, comment, &body).await,
         }
     }
 }

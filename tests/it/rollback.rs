@@ -512,6 +512,39 @@ async fn after_a_rollback_the_open_pull_request_is_closed_when_nothing_is_allowe
     assert!(forge.violations().is_empty(), "{:?}", forge.violations());
 }
 
+/// Regression: the pull request imagebump closed itself after a rollback (under `hold`) kept
+/// its versions from being proposed once the hold was over: its comment says a person changing
+/// the value opens a new pull request, but the closed one counted as a person's "no" ("closed
+/// without merging") and the same versions were skipped, silently, until a newer tag.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pull_request_imagebump_closed_after_a_rollback_does_not_block_its_versions_once_the_hold_ends()
+ {
+    let forge = StandIn::start(ForgeKind::Github).await;
+    let hold = Case::with_app_keys(
+        &pull_request_keys(&forge, ForgeKind::Github),
+        "    on_rollback: hold\n",
+    )
+    .await;
+    hold.once(&[]);
+    merge_pull_request(&hold, &forge, &forge.prs()[0]);
+    hold.push_tags(&["1.3.0"]).await;
+    hold.once(&[]);
+    let number = forge.prs().iter().find(|p| p.open).unwrap().number;
+    hold.jane.run(&["revert", "--no-edit", "-m", "1", "HEAD"]);
+    hold.jane.run(&["push", "-q", "origin", "HEAD:main"]);
+    hold.once(&[]);
+    assert!(!forge.pr(number).open, "{:?}", forge.prs());
+
+    // A person changes the value: the hold is over, and 1.3.0 is proposed again.
+    hold.jane.edit("values.yaml", "tag: 1.1.0", "tag: 1.1.5");
+    let out = hold.once(&[]);
+    let open: Vec<_> = forge.prs().into_iter().filter(|p| p.open).collect();
+    assert_eq!(open.len(), 1, "{}\n{:?}", text(&out), forge.prs());
+    assert!(open[0].body.contains("1.3.0"), "{}", open[0].body);
+    assert!(open[0].number > number);
+    assert!(forge.violations().is_empty(), "{:?}", forge.violations());
+}
+
 /// A forge's squash merge of imagebump's pull request records the person merging as author
 /// and committer; the message still says it is imagebump's change (GitHub's `Co-authored-by:`
 /// trailer, or the pull request's description with its fingerprint). A later revert of that
