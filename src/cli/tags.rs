@@ -63,29 +63,24 @@ fn env_secret(var: &str) -> Result<Secret, String> {
 }
 
 /// The image, the registry settings, and the platforms a picked tag must have images for
-/// (canonical).
+/// (canonical, possibly repeated).
 type Resolved = (ImageRef, Vec<RegistrySettings>, Vec<String>);
 
 fn resolve(args: &Args) -> Result<Resolved, String> {
     let image = ImageRef::parse(&args.image).map_err(|e| e.to_string())?;
-    let mut platforms: Vec<String> = Vec::new();
-    for platform in &args.require_platform {
-        if !platforms.contains(&platform.canonical()) {
-            platforms.push(platform.canonical());
-        }
-    }
+    let mut platforms: Vec<String> = args
+        .require_platform
+        .iter()
+        .map(Platform::canonical)
+        .collect();
     if let Some(path) = &args.config {
         let loaded = crate::config::load(path).map_err(|e| e.to_string())?;
         let settings =
             crate::engine::settings::registries(&loaded.config).map_err(|e| e.to_string())?;
-        let from_registry =
+        platforms.extend(
             crate::engine::settings::registry_platforms(&image.name(), &loaded.config)
-                .map_err(|e| e.to_string())?;
-        for platform in from_registry {
-            if !platforms.contains(&platform) {
-                platforms.push(platform);
-            }
-        }
+                .map_err(|e| e.to_string())?,
+        );
         return Ok((image, settings, platforms));
     }
     let auth = if let (Some(username), Some(var)) = (&args.username, &args.password_env) {
@@ -156,7 +151,10 @@ pub fn run(args: Args) -> ExitCode {
     match runtime.block_on(client.list_tags(&image)) {
         Ok(tags) => {
             let pick = policy.and_then(|mut policy| {
+                // Each once, in the order given (the flags', then the registry's).
+                let mut seen = std::collections::HashSet::new();
                 policy.platforms = platforms;
+                policy.platforms.retain(|p| seen.insert(p.clone()));
                 let now = time::OffsetDateTime::now_utc();
                 // The loop a pass runs: a platform filter asks the registry for the
                 // candidates' manifests, best first.

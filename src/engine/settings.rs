@@ -202,14 +202,24 @@ pub fn policy(image: &ImageConfig, registries: &[RegistryConfig]) -> Result<Poli
     } else {
         image.platforms.clone()
     };
-    for p in &platforms {
-        let parsed = p.parse::<Platform>().map_err(|e| invalid(e.to_string()))?;
-        let canonical = parsed.canonical();
-        if !policy.platforms.contains(&canonical) {
-            policy.platforms.push(canonical);
+    policy.platforms = canonical_platforms(&platforms).map_err(invalid)?;
+    Ok(policy)
+}
+
+/// `platforms` (`os/arch[/variant]`) canonical (`linux/arm64` is `linux/arm64/v8`), each once,
+/// in their order; `Err` says why one does not parse.
+fn canonical_platforms(platforms: &[String]) -> Result<Vec<String>, String> {
+    let mut canonical: Vec<String> = Vec::new();
+    for p in platforms {
+        let parsed = p
+            .parse::<Platform>()
+            .map_err(|e| e.to_string())?
+            .canonical();
+        if !canonical.contains(&parsed) {
+            canonical.push(parsed);
         }
     }
-    Ok(policy)
+    Ok(canonical)
 }
 
 /// The platforms the registry entry serving `name` (`host/repository`) requires of every tag a
@@ -219,17 +229,10 @@ pub fn registry_platforms(name: &str, config: &Config) -> Result<Vec<String>, Se
     let Some(registry) = registry_of(name, &config.global.registries) else {
         return Ok(Vec::new());
     };
-    let mut canonical = Vec::new();
-    for p in &registry.platforms {
-        let parsed = p.parse::<Platform>().map_err(|e| SettingsError::Invalid {
-            what: format!("registries[{}].platform", registry.prefix),
-            reason: e.to_string(),
-        })?;
-        if !canonical.contains(&parsed.canonical()) {
-            canonical.push(parsed.canonical());
-        }
-    }
-    Ok(canonical)
+    canonical_platforms(&registry.platforms).map_err(|reason| SettingsError::Invalid {
+        what: format!("registries[{}].platform", registry.prefix),
+        reason,
+    })
 }
 
 /// The registry entry whose `prefix` serves `name` (`host/repository`), the longest first.
