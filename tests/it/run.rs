@@ -9,7 +9,9 @@ use crate::support::config::ConfigDir;
 use crate::support::free_port;
 use crate::support::git::BareRepo;
 use crate::support::imagebump::Process;
-use crate::support::registry::{ImageSpec, NotificationEndpoint, RegistryConfig, TestRegistry};
+use crate::support::registry::{
+    ImageSpec, NotificationEndpoint, Pushed, RegistryConfig, TestRegistry,
+};
 
 const TOKEN: &str = "Bearer webhook-token-for-tests";
 
@@ -176,14 +178,8 @@ async fn a_registry_push_makes_a_commit_without_polling_and_a_burst_makes_one() 
     let port = free_port();
     let registry = notifying_registry(port).await;
     let host = registry.host();
+    let (first, repo) = api_at_1_0_0(&registry, &host).await;
     let pusher = registry.pusher();
-    let first = pusher
-        .push_image("team/api", "1.0.0", &ImageSpec::new("2026-01-01T00:00:00Z"))
-        .await;
-    let repo = BareRepo::with_files(
-        "main",
-        &[("values.yaml", &VALUES.replace("REGISTRY", &host))],
-    );
     // Polling once an hour: only the webhook can explain a commit.
     let daemon = tokio::task::spawn_blocking({
         let dir = setup(&registry, &repo, port, "1h");
@@ -336,14 +332,8 @@ async fn a_failing_repack_is_counted_once_and_put_off_by_the_daemon_which_goes_o
     let port = free_port();
     let registry = notifying_registry(port).await;
     let host = registry.host();
+    let (first, repo) = api_at_1_0_0(&registry, &host).await;
     let pusher = registry.pusher();
-    let first = pusher
-        .push_image("team/api", "1.0.0", &ImageSpec::new("2026-01-01T00:00:00Z"))
-        .await;
-    let repo = BareRepo::with_files(
-        "main",
-        &[("values.yaml", &VALUES.replace("REGISTRY", &host))],
-    );
     let dir = setup(&registry, &repo, port, "1h");
     dir.edit_global(|text| text.replace("git:\n", "git:\n  maintenance: {max_packs: 1}\n"));
     let (daemon, unwritable) = tokio::task::spawn_blocking(move || {
@@ -422,14 +412,8 @@ async fn a_typo_in_a_live_app_file_keeps_its_last_good_version_running_and_is_sh
     let port = free_port();
     let registry = notifying_registry(port).await;
     let host = registry.host();
+    let (first, repo) = api_at_1_0_0(&registry, &host).await;
     let pusher = registry.pusher();
-    let first = pusher
-        .push_image("team/api", "1.0.0", &ImageSpec::new("2026-01-01T00:00:00Z"))
-        .await;
-    let repo = BareRepo::with_files(
-        "main",
-        &[("values.yaml", &VALUES.replace("REGISTRY", &host))],
-    );
     let daemon = tokio::task::spawn_blocking({
         let dir = setup(&registry, &repo, port, "1h");
         move || Daemon::start(dir, port)
@@ -603,14 +587,7 @@ async fn every_documented_metric_is_exported_by_a_running_daemon() {
     let port = free_port();
     let registry = TestRegistry::start_plain().await;
     let host = registry.host();
-    registry
-        .pusher()
-        .push_image("team/api", "1.0.0", &ImageSpec::new("2026-01-01T00:00:00Z"))
-        .await;
-    let repo = BareRepo::with_files(
-        "main",
-        &[("values.yaml", &VALUES.replace("REGISTRY", &host))],
-    );
+    let (_, repo) = api_at_1_0_0(&registry, &host).await;
     let dir = setup(&registry, &repo, port, "1h");
     // A sink nothing is sent to: the pass finds the app up to date.
     dir.write("sink-url", "http://127.0.0.1:9/hook\n");
@@ -654,6 +631,21 @@ async fn every_documented_metric_is_exported_by_a_running_daemon() {
 
 /// Runs headless Chromium (Debian's `chromium`) on `url` with `args`, for at most a minute,
 /// and returns its stdout. Stopped by its pid if it hangs.
+/// `team/api:1.0.0` pushed to `registry`, and a config repo whose `values.yaml` ([`VALUES`])
+/// deploys it from `host` (the registry's own, or a proxy's in front of it): what was pushed
+/// (to tag it again) and the repo.
+pub(crate) async fn api_at_1_0_0(registry: &TestRegistry, host: &str) -> (Pushed, BareRepo) {
+    let first = registry
+        .pusher()
+        .push_image("team/api", "1.0.0", &ImageSpec::new("2026-01-01T00:00:00Z"))
+        .await;
+    let repo = BareRepo::with_files(
+        "main",
+        &[("values.yaml", &VALUES.replace("REGISTRY", host))],
+    );
+    (first, repo)
+}
+
 pub(crate) fn chromium(url: &str, args: &[&str]) -> String {
     let profile = tempfile::tempdir().unwrap();
     let mut child = std::process::Command::new("chromium")

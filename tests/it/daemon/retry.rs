@@ -437,23 +437,16 @@ fn push_event(host: &str, repository: &str, tag: &str) -> String {
 /// none once it succeeded.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_webhook_check_that_failed_transiently_is_retried_and_commits_without_a_poll() {
-    use crate::run::{Daemon, VALUES};
+    use crate::run::{Daemon, api_at_1_0_0};
     use crate::support::config::ConfigDir;
-    use crate::support::git::BareRepo;
     use crate::support::registry::{Fault, FaultProxy};
 
     let port = support::free_port();
     let registry = TestRegistry::start_plain().await;
     let proxy = FaultProxy::start(&registry.url()).await;
     let host = proxy.host();
+    let (first, repo) = api_at_1_0_0(&registry, &host).await;
     let pusher = registry.pusher();
-    let first = pusher
-        .push_image("team/api", "1.0.0", &ImageSpec::new("2026-01-01T00:00:00Z"))
-        .await;
-    let repo = BareRepo::with_files(
-        "main",
-        &[("values.yaml", &VALUES.replace("REGISTRY", &host))],
-    );
     let dir = ConfigDir::new(
         &host,
         &format!(
