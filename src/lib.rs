@@ -15,6 +15,7 @@
 //! - [`engine`]: the write-back spine that runs one pass over the apps (`imagebump once`).
 //! - [`daemon`]: scheduler, webhooks, metrics, health and status.
 //! - [`atomic`]: the one atomic file write (temp file, fsync, rename).
+//! - [`backoff`]: the one doubling wait after failures in a row (check retries, repacks).
 //! - [`secret`]: the one secret type, never printed.
 //! - [`schedule`]: the one schedule (`interval`, cron) and duration grammar, for config and daemon.
 //! - [`shutdown`]: the shutdown signal the daemon triggers and the engine obeys.
@@ -27,6 +28,7 @@
 //! - [`cli`]: argument parsing and output for the binary.
 
 pub mod atomic;
+pub mod backoff;
 pub mod cli;
 pub mod config;
 pub mod daemon;

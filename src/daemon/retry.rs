@@ -56,10 +56,7 @@ impl RetryOptions {
     /// The delay before retry number `attempt` (1 is the first): `initial * 2^(attempt-1)`,
     /// at most `max`.
     pub fn delay(&self, attempt: u32) -> Duration {
-        let factor = 1u32
-            .checked_shl(attempt.saturating_sub(1))
-            .unwrap_or(u32::MAX);
-        self.initial.saturating_mul(factor).min(self.max)
+        crate::backoff::doubling(self.initial, attempt, self.max)
     }
 }
 

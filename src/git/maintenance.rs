@@ -94,11 +94,7 @@ impl RepackBackoff {
 
     /// The wait after `failures` failures in a row (at least one).
     pub fn after(&self, failures: u32) -> Duration {
-        let doublings = failures.saturating_sub(1).min(31);
-        self.first
-            .checked_mul(1 << doublings)
-            .unwrap_or(self.max)
-            .min(self.max)
+        crate::backoff::doubling(self.first, failures, self.max)
     }
 }
 
