@@ -108,6 +108,19 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Waits until the log contains `needle`.
+    pub(crate) fn wait_for_log(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !self.log().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "the log never said {needle:?}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The value of a metric line that starts with `prefix` (0 when absent).
     pub(crate) fn metric(&self, prefix: &str) -> f64 {
         let (_, text) = self.get("/metrics").unwrap_or_default();
@@ -199,6 +212,9 @@ async fn a_registry_push_makes_a_commit_without_polling_and_a_burst_makes_one() 
     let d = tokio::task::spawn_blocking(move || {
         wait_for_commits(&repo, 2, &daemon, Duration::from_secs(15));
         assert!(repo.show("main", "values.yaml").contains("tag: 1.1.0"));
+        // The check pushes before it records itself: wait for its "check done" line (logged
+        // after its metrics) before taking the count the burst is measured from.
+        daemon.wait_for_log("updated=1");
         (repo, daemon)
     })
     .await

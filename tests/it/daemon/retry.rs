@@ -535,6 +535,8 @@ async fn a_webhook_check_that_failed_transiently_is_retried_and_commits_without_
             std::thread::sleep(Duration::from_millis(50));
         }
         assert!(repo.show("main", "values.yaml").contains("tag: 1.1.0"));
+        // The retry pushes before it records itself and ends: wait for its "check done" line.
+        daemon.wait_for_log("updated=1");
         assert_eq!(
             daemon.metric("imagebump_check_retries_total{outcome=\"scheduled\"}"),
             2.0,
@@ -547,9 +549,17 @@ async fn a_webhook_check_that_failed_transiently_is_retried_and_commits_without_
         );
         // The only full cycle is the first one: no poll made the commit.
         assert_eq!(daemon.metric("imagebump_checks_total{scope=\"all\""), 1.0);
-        let (_, body) = daemon.get("/api/v1/status").unwrap();
-        let status: Value = serde_json::from_str(&body).unwrap();
-        assert!(status.get("retries").is_none(), "{status}");
+        // The retry that succeeded is dropped right after its "check done" line.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let status = loop {
+            let (_, body) = daemon.get("/api/v1/status").unwrap();
+            let status: Value = serde_json::from_str(&body).unwrap();
+            if status.get("retries").is_none() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "the retry stays listed: {status}");
+            std::thread::sleep(Duration::from_millis(20));
+        };
         assert_eq!(status["apps"][0]["last_error"], Value::Null, "{status}");
         assert!(
             daemon
