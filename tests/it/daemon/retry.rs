@@ -557,7 +557,10 @@ async fn a_webhook_check_that_failed_transiently_is_retried_and_commits_without_
             if status.get("retries").is_none() {
                 break status;
             }
-            assert!(Instant::now() < deadline, "the retry stays listed: {status}");
+            assert!(
+                Instant::now() < deadline,
+                "the retry stays listed: {status}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         };
         assert_eq!(status["apps"][0]["last_error"], Value::Null, "{status}");
