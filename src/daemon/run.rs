@@ -258,8 +258,8 @@ where
                 seen = fingerprint(current.watch_paths.clone()).await;
             }
             Err(message) => {
-                running.metrics.reload("rejected");
                 error!(error = %message, "new configuration rejected; the previous one keeps running");
+                running.metrics.reload("rejected");
             }
         }
     }
@@ -369,19 +369,22 @@ impl<W: Worker> Running<W> {
         self.http
             .reconfigure(settings.receivers.clone(), settings.ready_after_first_cycle);
         self.settings.send_replace(settings.clone());
-        if problems.is_empty() {
-            self.metrics.reload("ok");
+        // The outcome is counted last: whoever sees the reload counted finds the status, the
+        // problem count and the log lines already saying what it did.
+        let broken_files = problems.len();
+        report_problems(self.checks.status(), &self.metrics, problems);
+        if broken_files == 0 {
             info!("new configuration applied");
+            self.metrics.reload("ok");
         } else {
             // Applied for the files that load; the broken ones keep their last good version
             // (or stay off) and are shown in the status until they are fixed.
-            self.metrics.reload("rejected");
             error!(
-                broken_files = problems.len(),
+                broken_files,
                 "new configuration applied without the app files that do not load"
             );
+            self.metrics.reload("rejected");
         }
-        report_problems(self.checks.status(), &self.metrics, problems);
         self.checks.request_now(Scope::All);
         settings
     }
