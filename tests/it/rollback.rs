@@ -586,7 +586,8 @@ async fn a_rollback_of_a_squash_merged_pull_request_of_imagebump_is_held() {
         forge.prs()
     );
 
-    // A squash message made of the pull request's title and description.
+    // A squash message made of the pull request's title and description (GitLab's squash
+    // commit template `%{title}\n\n%{description}`, which the README recommends).
     case.push_tags(&["1.3.0"]).await;
     case.once(&[]);
     let second = forge.prs().into_iter().find(|p| p.open).unwrap();
