@@ -358,11 +358,20 @@ impl Origin {
     }
 
     /// `file:line:col` of a position (`line` and `col` from 1) inside the YAML text that the
-    /// value of `field` holds, when that value is a literal block scalar; else `None`.
+    /// value of `field` holds, when that value is a literal block scalar; else `None`. The end
+    /// of the text, after its last newline (where a parser stops at the end of its input), is
+    /// named as the end of the block's last line: the line after it is not the block's.
     pub fn place_inside(&self, field: &str, line: usize, col: usize) -> Option<String> {
         let tree = self.tree.as_ref()?;
         let found = self.find(tree, field).filter(|found| found.complete)?;
         let (header, indent) = tree.block(found.line, found.node)?;
+        let (line, col) = match &found.node.value {
+            yaml::Value::Scalar { text, .. } if line > text.lines().count() => {
+                let last = text.lines().last().unwrap_or_default();
+                (text.lines().count().max(1), last.chars().count() + 1)
+            }
+            _ => (line, col),
+        };
         Some(format!(
             "{}:{}:{}",
             self.file,
@@ -1049,6 +1058,12 @@ mod tests {
             Some("in.yaml:8:11")
         );
         assert_eq!(origin.place_inside("data.b.conf", 1, 1), None);
+        // The end of the text (a parser stopped by the end of its input, after the last
+        // newline): the end of the block's last line, not the line after the block.
+        assert_eq!(
+            origin.place_inside("data.a.conf", 5, 1).as_deref(),
+            Some("in.yaml:9:15")
+        );
     }
 
     /// Documents after the first (after `...` and a directive too) are named with the lines of

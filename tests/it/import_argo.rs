@@ -1137,6 +1137,17 @@ fn a_registries_conf_entry_is_named_by_its_own_line() {
         String::from_utf8_lossy(&run.stderr),
         "imagebump import argo: <stdin>:18:21: ConfigMap argocd/argocd-image-updater-config: `data.registries.conf`: not YAML: mapping values are not allowed in this context\nnothing was written\n"
     );
+    // Stopped by the end of the text: named at the end of the block's last line (it was the
+    // line after the block, another key's).
+    let run = import(
+        &REGISTRIES_CONF.replace("      limit: 5\n", "      limit: [5\n"),
+        &target,
+    );
+    assert_eq!(run.status.code(), Some(2), "{}", text(&run));
+    assert_eq!(
+        String::from_utf8_lossy(&run.stderr),
+        "imagebump import argo: <stdin>:21:16: ConfigMap argocd/argocd-image-updater-config: `data.registries.conf`: not YAML: while parsing a flow sequence, expected ',' or ']'\nnothing was written\n"
+    );
     assert!(!target.exists());
 
     // The report: each entry's field on its own line.
