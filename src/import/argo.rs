@@ -1001,8 +1001,9 @@ struct Selection<'a> {
 
 impl Selection<'_> {
     /// Report what became of each Application the item selects: `translated` only when its app
-    /// is written with this item's settings. An earlier item of the same updater may have
-    /// selected it first (its app has that item's settings), or no app is written for it.
+    /// is written with this item's settings. A more specific item of the same updater (or an
+    /// as specific one listed earlier) may select it too (its app has that item's settings),
+    /// or no app is written for it.
     fn report(
         &self,
         applications: &[Object],
@@ -1017,14 +1018,23 @@ impl Selection<'_> {
                 continue;
             };
             match selected.get(&index) {
-                Some((_, first)) if *first != self.reference => out.note(
-                    Outcome::NoEquivalent,
-                    self.updater,
-                    &field,
-                    format!(
-                        "selects {name}: not written, spec.applicationRefs[{first}] selects it first and its app has that item's settings"
-                    ),
-                ),
+                Some((_, first)) if *first != self.reference => {
+                    let why = if reference_specificity(self.updater, *first)
+                        > reference_specificity(self.updater, self.reference)
+                    {
+                        "is more specific"
+                    } else {
+                        "is as specific and listed earlier"
+                    };
+                    out.note(
+                        Outcome::NoEquivalent,
+                        self.updater,
+                        &field,
+                        format!(
+                            "selects {name}: not written, spec.applicationRefs[{first}] {why}: its settings apply"
+                        ),
+                    );
+                }
                 _ if !written.contains(&index) => out.note(
                     Outcome::NoEquivalent,
                     self.updater,
@@ -1045,8 +1055,78 @@ impl Selection<'_> {
     }
 }
 
-/// Record which Applications each `applicationRefs[]` item of `updater` selects (the first
-/// item that selects an Application gives its settings).
+/// How specific an `applicationRefs[]` item is, ranked as Argo CD Image Updater ranks them
+/// (the most specific item that selects an Application gives its settings): an exact name (no
+/// glob character) above any pattern; then labelSelectors, the more labels and expressions the
+/// higher; then the number of literal characters in the pattern (a `[...]` set, `*` and `?`
+/// count for none). Items of the same rank keep the order they are listed in.
+fn specificity(pattern: &str, selector: Option<&Value>) -> u64 {
+    let mut score = 0;
+    if !pattern.contains(['*', '?', '[', ']']) {
+        score += 1_000_000;
+    }
+    let mut literals = 0u64;
+    let mut in_set = false;
+    for c in pattern.chars() {
+        match c {
+            '[' => in_set = true,
+            ']' if in_set => in_set = false,
+            '*' | '?' => {}
+            _ if !in_set => literals += c.len_utf8() as u64,
+            _ => {}
+        }
+    }
+    score += literals;
+    if let Some(selector) = selector {
+        let entries = |key: &str| match get(selector, key) {
+            Some(Value::Mapping(map)) => map.len() as u64,
+            Some(Value::Sequence(list)) => list.len() as u64,
+            _ => 0,
+        };
+        score += 10_000 + 100 * (entries("matchLabels") + entries("matchExpressions"));
+    }
+    score
+}
+
+/// [`specificity`] of `updater`'s `spec.applicationRefs[reference]` (0 when it is not there).
+fn reference_specificity(updater: &Object, reference: usize) -> u64 {
+    let Some(Value::Sequence(refs)) = updater.at("spec.applicationRefs") else {
+        return 0;
+    };
+    refs.get(reference).map_or(0, |item| {
+        let pattern = get(item, "namePattern")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        specificity(pattern, get(item, "labelSelectors"))
+    })
+}
+
+/// The namespace `updater` searches for Applications: its own (current versions of Argo CD
+/// Image Updater have no `spec.namespace`); an older resource's `spec.namespace` when it has
+/// one, noted when it differs from its own.
+fn updater_namespace(updater: &Object, out: &mut Imported) -> Result<String, ImportError> {
+    let Some(namespace) = updater.str("spec.namespace")? else {
+        return Ok(updater.namespace.clone());
+    };
+    if namespace.trim().is_empty() {
+        return Err(updater.error("spec.namespace", "is empty"));
+    }
+    if namespace != updater.namespace {
+        out.note(
+            Outcome::Approximated,
+            updater,
+            "spec.namespace",
+            format!(
+                "searched namespace {namespace}; current versions of Argo CD Image Updater have no spec.namespace and search the updater's own namespace, {}",
+                updater.namespace
+            ),
+        );
+    }
+    Ok(namespace)
+}
+
+/// Record which Applications each `applicationRefs[]` item of `updater` selects (the most
+/// specific item that selects an Application gives its settings, see [`specificity`]).
 fn select<'a>(
     updater: &'a Object,
     applications: &[Object],
@@ -1065,7 +1145,7 @@ fn select<'a>(
         ],
         out,
     );
-    let namespace = updater.required("spec.namespace")?;
+    let namespace = updater_namespace(updater, out)?;
     let refs = match updater.at("spec.applicationRefs") {
         Some(Value::Sequence(refs)) if !refs.is_empty() => refs,
         _ => {
@@ -1086,6 +1166,7 @@ fn select<'a>(
         let glob = glob_regex(&pattern).map_err(|e| {
             updater.error(&format!("{field}.namePattern"), format!("`{pattern}`: {e}"))
         })?;
+        let rank = specificity(&pattern, get(reference, "labelSelectors"));
         let selector = match get(reference, "labelSelectors") {
             None => LabelSelector::default(),
             Some(selector) => {
@@ -1113,7 +1194,13 @@ fn select<'a>(
                     ),
                 ));
             }
-            selected.entry(app_index).or_insert((updater, index));
+            // The most specific item gives the settings; of items as specific, the first.
+            let outranked = selected
+                .get(&app_index)
+                .is_some_and(|(_, first)| reference_specificity(updater, *first) >= rank);
+            if !outranked {
+                selected.insert(app_index, (updater, index));
+            }
             matched.push(app_index);
         }
         if matched.is_empty() {
@@ -2388,6 +2475,26 @@ fn glob_regex(glob: &str) -> Result<regex::Regex, String> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn application_refs_rank_by_exact_name_then_label_selectors_then_literal_characters() {
+        let labels: Value = yaml_serde::from_str("{matchLabels: {a: b, c: d}}").unwrap();
+        let expression: Value =
+            yaml_serde::from_str("{matchExpressions: [{key: a, operator: Exists}]}").unwrap();
+        let ranked = [
+            specificity("web-prod", None),
+            specificity("w*", Some(&labels)),
+            specificity("w*", Some(&expression)),
+            specificity("web-[a-z]?*", None),
+            specificity("w*", None),
+            specificity("*", None),
+        ];
+        assert!(ranked.windows(2).all(|w| w[0] > w[1]), "{ranked:?}");
+        // A set, `*` and `?` count for no literal character; a literal bracket-free name is exact.
+        assert_eq!(specificity("web-[a-z]?*", None), 4);
+        assert_eq!(specificity("web", None), 1_000_003);
+        assert_eq!(specificity("w*", Some(&labels)), 10_000 + 200 + 1);
+    }
 
     #[test]
     fn globs_become_anchored_regexes() {

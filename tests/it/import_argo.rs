@@ -784,8 +784,11 @@ fn bad_input_names_the_line_and_field_and_writes_nothing() {
             "<stdin>:16:21: Application argocd/production-app: `spec.source.repoURL`: `https://charts.example.com` is a Helm chart repository, not git",
         ),
         (
-            &MIGRATION_AFTER.replace("  namespace: argocd\n  writeBackConfig", "  writeBackConfig"),
-            "<stdin>:6: ImageUpdater argocd/multi-app-image-updater: `spec.namespace`: is required but missing",
+            &MIGRATION_AFTER.replace(
+                "  namespace: argocd\n  writeBackConfig",
+                "  namespace: \"\"\n  writeBackConfig",
+            ),
+            "ImageUpdater argocd/multi-app-image-updater: `spec.namespace`: is empty",
         ),
         (
             "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: web\n  annotations:\n    argocd-image-updater.argoproj.io/image-list: ghcr.io/acme/web:~1\nspec:\n  source: {repoURL: 'https://github.com/acme/gitops', path: web, targetRevision: main}\n",
@@ -1199,11 +1202,115 @@ fn a_selection_that_is_not_written_is_not_reported_as_translated() {
         selections("no equivalent"),
         [
             "  <stdin>:16: ImageUpdater argocd/my-image-updater spec.applicationRefs[0].namePattern: selects my-app-web: not written, no app is written for the Application",
-            "  <stdin>:31: ImageUpdater argocd/my-image-updater spec.applicationRefs[2].namePattern: selects legacy: not written, spec.applicationRefs[1] selects it first and its app has that item's settings",
+            "  <stdin>:31: ImageUpdater argocd/my-image-updater spec.applicationRefs[2].namePattern: selects legacy: not written, spec.applicationRefs[1] is as specific and listed earlier: its settings apply",
         ],
         "{stderr}"
     );
     // The app written for `legacy` has the annotations' image, not item [2]'s.
     assert!(!read(&target.join("apps/legacy.yaml")).contains("ghcr.io/acme/api"));
     assert!(!target.join("apps/my-app-web.yaml").exists());
+}
+
+/// An updater whose `applicationRefs[]` items overlap, written as Argo CD Image Updater v1.x
+/// resources are today: no `spec.namespace` (removed from the API; the updater's own namespace
+/// is searched).
+const OVERLAPPING_REFS: &str = r#"apiVersion: argocd-image-updater.argoproj.io/v1alpha1
+kind: ImageUpdater
+metadata:
+  name: overlapping
+  namespace: argocd
+spec:
+  writeBackConfig:
+    method: "git:secret:git-creds"
+    gitConfig: {repository: "https://github.com/example/example.git", branch: "main"}
+  applicationRefs:
+    - namePattern: "*"
+      images: [{alias: app, imageName: "ghcr.io/acme/any"}]
+    - namePattern: "web-*"
+      images: [{alias: app, imageName: "ghcr.io/acme/web"}]
+    - namePattern: "web-prod"
+      images: [{alias: app, imageName: "ghcr.io/acme/prod"}]
+    - namePattern: "d*"
+      labelSelectors: {matchLabels: {tier: data}}
+      images: [{alias: app, imageName: "ghcr.io/acme/data"}]
+    - namePattern: "db*"
+      images: [{alias: app, imageName: "ghcr.io/acme/db"}]
+"#;
+
+fn overlapping_application(name: &str, namespace: &str, labels: &str) -> String {
+    format!(
+        "---\napiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {{name: {name}, namespace: {namespace}, labels: {{{labels}}}}}\nspec:\n  source: {{repoURL: \"https://github.com/example/example.git\", path: {name}, targetRevision: main}}\nstatus: {{sourceType: Kustomize}}\n"
+    )
+}
+
+/// The image an imported app file watches.
+fn imported_image(target: &Path, app: &str) -> String {
+    let text = read(&target.join(format!("apps/{app}.yaml")));
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("image: "))
+        .unwrap_or_else(|| panic!("no image in {text}"));
+    line.trim_start()
+        .trim_start_matches("image: ")
+        .trim_matches('"')
+        .to_string()
+}
+
+/// Regression: overlapping `applicationRefs[]` items gave an Application the settings of the
+/// first item listed, where Argo CD Image Updater applies the most specific one: an exact name
+/// before any pattern, then labelSelectors, then the pattern with more literal characters; the
+/// order listed only breaks ties. And an updater without `spec.namespace` (the field is gone
+/// from the current API) was refused; it searches its own namespace.
+#[test]
+fn overlapping_application_refs_give_each_application_the_most_specific_items_settings() {
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("imported");
+    let input = format!(
+        "{OVERLAPPING_REFS}{}{}{}{}",
+        overlapping_application("web-prod", "argocd", ""),
+        overlapping_application("web-dev", "argocd", ""),
+        overlapping_application("db", "argocd", "tier: data"),
+        overlapping_application("cache", "argocd", ""),
+    );
+    let run = import(&input, &target);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    for (app, image) in [
+        ("web-prod", "ghcr.io/acme/prod"),
+        ("web-dev", "ghcr.io/acme/web"),
+        ("db", "ghcr.io/acme/data"),
+        ("cache", "ghcr.io/acme/any"),
+    ] {
+        assert_eq!(imported_image(&target, app), image, "{app}\n{}", text(&run));
+    }
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_has(
+        &stderr,
+        &[
+            "spec.applicationRefs[0].namePattern: selects cache\n",
+            "spec.applicationRefs[0].namePattern: selects web-prod: not written, spec.applicationRefs[2] is more specific: its settings apply\n",
+            "spec.applicationRefs[1].namePattern: selects web-dev\n",
+            "spec.applicationRefs[4].namePattern: selects db: not written, spec.applicationRefs[3] is more specific: its settings apply\n",
+        ],
+    );
+    validate(&target.join("imagebump.yaml"));
+
+    // An older resource's `spec.namespace` that differs from its own namespace: searched, and
+    // the report says which one current versions search instead.
+    let input = format!(
+        "{}{}{}",
+        OVERLAPPING_REFS.replace("spec:\n", "spec:\n  namespace: apps\n"),
+        overlapping_application("web-prod", "apps", ""),
+        overlapping_application("web-dev", "argocd", ""),
+    );
+    let target = out.path().join("older");
+    let run = import(&input, &target);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    assert_eq!(imported_image(&target, "web-prod"), "ghcr.io/acme/prod");
+    assert!(!target.join("apps/web-dev.yaml").exists(), "{}", text(&run));
+    assert_has(
+        &String::from_utf8_lossy(&run.stderr),
+        &[
+            "ImageUpdater argocd/overlapping spec.namespace: searched namespace apps; current versions of Argo CD Image Updater have no spec.namespace and search the updater's own namespace, argocd\n",
+        ],
+    );
 }
