@@ -11,6 +11,28 @@ use std::path::Path;
 
 /// Replace the file at `path` with `bytes` atomically (creating it if it does not exist).
 pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    stage(path, bytes)?.commit()
+}
+
+/// A new content written and flushed beside the file it will replace, with that file's
+/// permissions, not yet in place. Dropped without [`Staged::commit`], it leaves nothing behind:
+/// several files can be staged first and replaced only when all of them could be.
+#[derive(Debug)]
+pub struct Staged {
+    tmp: tempfile::NamedTempFile,
+    real: std::path::PathBuf,
+}
+
+impl Staged {
+    /// Puts the new content in place (a rename over the old file).
+    pub fn commit(self) -> std::io::Result<()> {
+        self.tmp.persist(&self.real).map_err(|e| e.error)?;
+        Ok(())
+    }
+}
+
+/// Stages `bytes` to replace the file at `path` (see [`Staged`]).
+pub fn stage(path: &Path, bytes: &[u8]) -> std::io::Result<Staged> {
     let real = match fs::canonicalize(path) {
         Ok(real) => real,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => path.to_path_buf(),
@@ -28,8 +50,7 @@ pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if let Ok(meta) = fs::metadata(&real) {
         tmp.as_file().set_permissions(meta.permissions())?;
     }
-    tmp.persist(&real).map_err(|e| e.error)?;
-    Ok(())
+    Ok(Staged { tmp, real })
 }
 
 #[cfg(test)]

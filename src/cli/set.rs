@@ -3,8 +3,9 @@
 //! Owns: reading the files, calling [`crate::edit`], printing the changes and writing the files
 //! atomically (a temporary file in the same directory, the original permissions, a rename).
 //!
-//! Invariant: every file is edited in memory and checked before any file is written; on any
-//! error nothing is written and the exit code is 2.
+//! Invariant: every file is edited in memory and checked, and every new content staged beside
+//! its file, before any file is replaced; on any error before that nothing is written and the
+//! exit code is 2.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -233,14 +234,50 @@ pub fn run(args: Args) -> ExitCode {
     if args.check {
         return ExitCode::from(if changed { EXIT_FAILED } else { EXIT_OK });
     }
-    for (file, edited) in &results {
+    write_all(&results)
+}
+
+/// Writes the changed files: each new content is staged beside its file first, and the files
+/// are replaced only once all are staged, so a file that cannot be written (a read-only
+/// directory, a full disk) stops the run with every file as it was.
+fn write_all(results: &[(PathBuf, Edited)]) -> ExitCode {
+    let mut staged = Vec::new();
+    for (file, edited) in results {
         if edited.changes.is_empty() {
             continue;
         }
-        if let Err(e) = crate::atomic::write(file, &edited.bytes) {
+        match crate::atomic::stage(file, &edited.bytes) {
+            Ok(new) => staged.push((file, new)),
+            Err(e) => {
+                eprintln!("error: writing {}: {e}", file.display());
+                eprintln!("error: nothing was written");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        }
+    }
+    let mut written: Vec<String> = Vec::new();
+    let mut staged = staged.into_iter();
+    for (file, new) in staged.by_ref() {
+        if let Err(e) = new.commit() {
+            // A rename in the file's own directory that failed after the staging worked: rare,
+            // and said in full, since the files before it are already replaced.
             eprintln!("error: writing {}: {e}", file.display());
+            let left: Vec<String> = staged.map(|(f, _)| f.display().to_string()).collect();
+            if written.is_empty() {
+                eprintln!("error: nothing was written");
+            } else {
+                eprintln!("error: already written: {}", written.join(", "));
+                eprintln!(
+                    "error: not written: {}",
+                    std::iter::once(file.display().to_string())
+                        .chain(left)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
             return ExitCode::from(EXIT_USAGE);
         }
+        written.push(file.display().to_string());
     }
     ExitCode::from(EXIT_OK)
 }

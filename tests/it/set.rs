@@ -380,3 +380,45 @@ fn a_filled_empty_value_is_not_added_and_a_templated_value_is_warned_about() {
         stderr(&out)
     );
 }
+
+/// Regression: with several files, one that could not be written (its directory read-only, a
+/// full disk) failed the run after the files before it were written: exit 2 and a half-applied
+/// change, against "all are checked before any is written". Now every new content is staged
+/// beside its file first, and the files are replaced only when all are staged.
+#[test]
+fn a_file_that_cannot_be_written_stops_the_run_before_any_file_changes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let values = "api:\n  image:\n    tag: 1.0.0\n";
+    for dir in ["a", "b"] {
+        fs::create_dir(tmp.path().join(dir)).unwrap();
+        fs::write(tmp.path().join(dir).join("values.yaml"), values).unwrap();
+    }
+    let unwritable = crate::repack::Unwritable::new(&tmp.path().join("b"));
+    let out = set(
+        tmp.path(),
+        &[
+            "a/values.yaml",
+            "b/values.yaml",
+            "--path",
+            "api.image.tag",
+            "--value",
+            "1.1.0",
+        ],
+    );
+    drop(unwritable);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("b/values.yaml") && err.contains("nothing was written"),
+        "{err}"
+    );
+    for dir in ["a", "b"] {
+        let dir = tmp.path().join(dir);
+        assert_eq!(fs::read_to_string(dir.join("values.yaml")).unwrap(), values);
+        let names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["values.yaml"], "a staged file was left behind");
+    }
+}
