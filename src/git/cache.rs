@@ -272,6 +272,7 @@ impl CloneCache {
                 tracing::debug!(url = %shown, packs = before.packs, loose = before.loose_objects, retry_in = ?wait, "repack skipped: the last one failed");
                 return true;
             }
+            record.failures.starting(&dir);
         }
         let outcome = maintenance::maintain(&dir, before);
         // Packs may have moved under the checkout's handle: it reads through a fresh one.

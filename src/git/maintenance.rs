@@ -22,8 +22,9 @@
 //! never repacks), and never while a repack of that clone that failed is less than its
 //! [`RepackBackoff`] old (`first` after one failure, doubling with each failure in a row up to
 //! `max`; a success, or the clone found damaged and cloned again, forgets the failures). The
-//! cache keeps that record ([`Failures`], in memory) and counts each outcome
-//! ([`RepackCounts`]).
+//! cache keeps that record ([`Failures`], in memory and in the clone, written before each
+//! attempt: a process killed by a repack does not retry it at once after its restart) and
+//! counts each outcome ([`RepackCounts`]).
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -105,23 +106,43 @@ impl Default for RepackBackoff {
 }
 
 /// The failed repacks of each clone (by clone directory), in a row, and when the last one
-/// failed. Kept in memory: a restart or a reload tries every clone again once.
+/// failed. Kept in memory and written in the clone ([`FAILED`]): each attempt is written down
+/// before it starts, as the failure it becomes if the process never returns from it (killed
+/// out of memory), and cleared by a success; a new process reads what an earlier one wrote.
 #[derive(Debug, Default)]
 pub(super) struct Failures {
     by_clone: HashMap<PathBuf, (u32, Instant)>,
 }
 
+/// The file in a clone's `.git` that holds its failed repacks in a row and the Unix time of
+/// the last: `FAILURES SECONDS`.
+const FAILED: &str = "imagebump-repack-failed";
+
 impl Failures {
-    /// How long the clone `dir` is still left alone at `now`, if it is.
+    /// How long the clone `dir` is still left alone at `now`, if it is. A clone this process
+    /// holds nothing against is looked up in what an earlier one wrote.
     pub(super) fn waiting(
-        &self,
+        &mut self,
         dir: &Path,
         now: Instant,
         backoff: RepackBackoff,
     ) -> Option<Duration> {
+        if !self.by_clone.contains_key(dir)
+            && let Some((failures, ago)) = read_failed(dir)
+        {
+            let last = now.checked_sub(ago).unwrap_or(now);
+            self.by_clone.insert(dir.to_path_buf(), (failures, last));
+        }
         let &(failures, last) = self.by_clone.get(dir)?;
         let until = last.checked_add(backoff.after(failures))?;
         until.checked_duration_since(now).filter(|d| !d.is_zero())
+    }
+
+    /// A repack of `dir` starts: written down as one more failure now, which it is unless
+    /// [`Failures::forget`] or [`Failures::failed`] follows.
+    pub(super) fn starting(&self, dir: &Path) {
+        let failures = self.by_clone.get(dir).map_or(0, |(n, _)| *n);
+        write_failed(dir, failures.saturating_add(1));
     }
 
     /// One more failure of `dir` at `now`: how many in a row, and how long it is left alone.
@@ -133,13 +154,46 @@ impl Failures {
     ) -> (u32, Duration) {
         let entry = self.by_clone.entry(dir.to_path_buf()).or_insert((0, now));
         *entry = (entry.0.saturating_add(1), now);
+        write_failed(dir, entry.0);
         (entry.0, backoff.after(entry.0))
     }
 
     /// `dir` was repacked, or is cloned again: no failure is held against it.
     pub(super) fn forget(&mut self, dir: &Path) {
         self.by_clone.remove(dir);
+        match std::fs::remove_file(dir.join(".git").join(FAILED)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot clear the record of failed repacks");
+            }
+            _ => {}
+        }
     }
+}
+
+/// Writes `failures` in a row, the last now, into the clone `dir`. Best effort: a clone that
+/// cannot be written to fails its repack anyway, and its failures stay held in memory.
+fn write_failed(dir: &Path, failures: u32) {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let path = dir.join(".git").join(FAILED);
+    if let Err(e) = crate::atomic::write(&path, format!("{failures} {seconds}\n").as_bytes()) {
+        tracing::warn!(path = %path.display(), error = %e, "cannot write down the repack's attempt");
+    }
+}
+
+/// What [`write_failed`] wrote in the clone `dir`: the failures in a row and how long ago the
+/// last one was (0 for a time ahead of the clock). `None` when nothing (or nothing readable)
+/// is there.
+fn read_failed(dir: &Path) -> Option<(u32, Duration)> {
+    let text = std::fs::read_to_string(dir.join(".git").join(FAILED)).ok()?;
+    let (failures, seconds) = text.trim().split_once(' ')?;
+    let failures: u32 = failures.parse().ok().filter(|n| *n > 0)?;
+    let at = std::time::UNIX_EPOCH.checked_add(Duration::from_secs(seconds.parse().ok()?))?;
+    let ago = std::time::SystemTime::now()
+        .duration_since(at)
+        .unwrap_or(Duration::ZERO);
+    Some((failures, ago))
 }
 
 /// What became of the repacks a cache's checkouts wanted, since it was built
@@ -658,7 +712,11 @@ mod tests {
             first: Duration::from_secs(60),
             max: Duration::from_secs(600),
         };
-        let (a, b) = (Path::new("/cache/a"), Path::new("/cache/b"));
+        let cache = tempfile::tempdir().unwrap();
+        for clone in ["a", "b"] {
+            std::fs::create_dir_all(cache.path().join(clone).join(".git")).unwrap();
+        }
+        let (a, b) = (&cache.path().join("a"), &cache.path().join("b"));
         let start = Instant::now();
         let at = |secs| start + Duration::from_secs(secs);
         let mut failures = Failures::default();
@@ -696,6 +754,41 @@ mod tests {
             failures.failed(a, at(62), backoff),
             (1, Duration::from_secs(60)),
             "a success starts the count again"
+        );
+    }
+
+    #[test]
+    fn an_attempt_is_written_in_the_clone_and_read_by_the_next_process() {
+        let backoff = RepackBackoff {
+            first: Duration::from_secs(60),
+            max: Duration::from_secs(600),
+        };
+        let cache = tempfile::tempdir().unwrap();
+        let a = &cache.path().join("a");
+        std::fs::create_dir_all(a.join(".git")).unwrap();
+        let now = Instant::now();
+        // An attempt that never returned (the process was killed): one failure, now.
+        Failures::default().starting(a);
+        let mut next = Failures::default();
+        let wait = next.waiting(a, now, backoff).unwrap();
+        assert!(wait > Duration::from_secs(55), "{wait:?}");
+        // Two failures in a row, written by `failed`: the next process doubles the wait.
+        let mut first = Failures::default();
+        first.failed(a, now, backoff);
+        first.starting(a);
+        first.failed(a, now, backoff);
+        let wait = Failures::default().waiting(a, now, backoff).unwrap();
+        assert!(wait > Duration::from_secs(115), "{wait:?}");
+        // A success clears it; an unreadable record is no record.
+        first.forget(a);
+        assert_eq!(Failures::default().waiting(a, now, backoff), None);
+        std::fs::write(a.join(".git").join(FAILED), "garbage\n").unwrap();
+        assert_eq!(Failures::default().waiting(a, now, backoff), None);
+        // A time ahead of the clock counts as now.
+        std::fs::write(a.join(".git").join(FAILED), "1 99999999999\n").unwrap();
+        assert_eq!(
+            Failures::default().waiting(a, now, backoff),
+            Some(Duration::from_secs(60))
         );
     }
 }

@@ -381,6 +381,78 @@ fn a_repack_that_cannot_write_leaves_the_clone_usable_and_is_not_retried_within_
     fsck(&dir);
 }
 
+/// Regression: the failures of a clone's repacks were kept in memory only, so a restarted
+/// process (a new pod, a crash loop) tried the repack again at once; one that had killed the
+/// process (out of memory) would kill every restart. Now each attempt is written down in the
+/// clone before it starts (as the failure it becomes if it never returns) and cleared by its
+/// success: a new cache over the same clones waits out the backoff, and once it has passed,
+/// repacks and forgets.
+#[test]
+fn a_repack_that_failed_in_an_earlier_process_waits_out_its_backoff_after_a_restart() {
+    let bare = BareRepo::with_files("main", &[("app.yaml", "tag: init\n")]);
+    let url = bare.file_url();
+    let work = tempfile::tempdir().unwrap();
+    let limits = Maintenance {
+        max_packs: 2,
+        max_loose_objects: 5_000,
+    };
+    let hour = RepackBackoff {
+        first: Duration::from_secs(3600),
+        max: Duration::from_secs(3600),
+    };
+    let new_process = || {
+        CloneCache::new(work.path().to_path_buf(), settings(vec![]))
+            .with_maintenance(limits)
+            .with_repack_backoff(hour)
+    };
+    let piling = CloneCache::new(work.path().to_path_buf(), settings(vec![]))
+        .with_maintenance(Maintenance::OFF);
+    let dir = piling.dir_for(&url);
+    for round in 0..4 {
+        bot_pass(&piling, &url, "app.yaml", &format!("tag: {round}\n"));
+    }
+    let (packs, _) = on_disk(&dir);
+    assert!(packs > 2, "{packs} packs");
+    {
+        let first = new_process();
+        let _unwritable = Unwritable::new(&dir.join(".git/objects/pack"));
+        drop(first.checkout(&url, "main").unwrap());
+        assert_eq!(first.repacks().failed, 1);
+    }
+    // The next process, the directory writable again: within the backoff, no repack.
+    let second = new_process();
+    bot_pass(&second, &url, "app.yaml", "tag: restarted\n");
+    assert_eq!(bare.show("main", "app.yaml"), "tag: restarted");
+    assert_eq!(
+        second.repacks(),
+        RepackCounts {
+            skipped_backoff: 1,
+            ..RepackCounts::default()
+        }
+    );
+    assert!(on_disk(&dir).0 > packs, "repacked within the backoff");
+    // Past it (a backoff of 0 for the same written record), the next process repacks, and
+    // the one after it owes nothing.
+    let third = new_process().with_repack_backoff(RepackBackoff {
+        first: Duration::ZERO,
+        max: Duration::ZERO,
+    });
+    drop(third.checkout(&url, "main").unwrap());
+    assert_eq!(third.repacks().repacked, 1);
+    assert_eq!(on_disk(&dir), (1, 0));
+    for round in 0..3 {
+        bot_pass(&piling, &url, "app.yaml", &format!("tag: piled-{round}\n"));
+    }
+    let fourth = new_process();
+    drop(fourth.checkout(&url, "main").unwrap());
+    assert_eq!(
+        fourth.repacks().repacked,
+        1,
+        "a success is forgotten on disk too"
+    );
+    fsck(&dir);
+}
+
 /// A clone that lost an object one of its refs reaches (a disk problem) is found out by the
 /// repack, which deletes nothing, and is cloned again at once.
 #[test]
