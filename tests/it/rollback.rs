@@ -547,7 +547,8 @@ async fn a_pull_request_imagebump_closed_after_a_rollback_does_not_block_its_ver
 
 /// A forge's squash merge of imagebump's pull request records the person merging as author
 /// and committer; the message still says it is imagebump's change (GitHub's `Co-authored-by:`
-/// trailer, or the pull request's description with its fingerprint). A later revert of that
+/// trailer, or the pull request's description with its fingerprint). GitLab's squash keeps the
+/// merge request's author (the bot) as the commit's author, with the title alone as message. A later revert of that
 /// tag is a rollback (it was missed: the squash counted as the person's own edit, and the
 /// reverted tag was proposed again).
 #[tokio::test(flavor = "multi_thread")]
@@ -555,11 +556,11 @@ async fn a_rollback_of_a_squash_merged_pull_request_of_imagebump_is_held() {
     let forge = StandIn::start(ForgeKind::Github).await;
     let case = Case::with_app_keys(&pull_request_keys(&forge, ForgeKind::Github), "").await;
     let jane = &case.jane;
-    let squash_merge = |pr: &crate::support::forge::StoredPr, message: &str| {
+    let squash_merge = |pr: &crate::support::forge::StoredPr, message: &str, author: &str| {
         jane.pull();
         jane.run(&["fetch", "-q", "origin", &pr.head]);
         jane.run(&["merge", "-q", "--squash", "FETCH_HEAD"]);
-        jane.run(&["commit", "-q", "-m", message]);
+        jane.run(&["commit", "-q", "-m", message, "--author", author]);
         jane.run(&["push", "-q", "origin", "HEAD:main"]);
         forge.merge(pr.number);
     };
@@ -573,6 +574,7 @@ async fn a_rollback_of_a_squash_merged_pull_request_of_imagebump_is_held() {
             "{} (#{})\n\nCo-authored-by: imagebump <bot@imagebump.test>",
             first.title, first.number
         ),
+        "Jane <jane@example.com>",
     );
     assert_eq!(case.deployed(), "1.2.0");
     let revert = jane.revert_head();
@@ -591,13 +593,29 @@ async fn a_rollback_of_a_squash_merged_pull_request_of_imagebump_is_held() {
     case.push_tags(&["1.3.0"]).await;
     case.once(&[]);
     let second = forge.prs().into_iter().find(|p| p.open).unwrap();
-    squash_merge(&second, &format!("{}\n\n{}", second.title, second.body));
+    squash_merge(
+        &second,
+        &format!("{}\n\n{}", second.title, second.body),
+        "Jane <jane@example.com>",
+    );
     assert_eq!(case.deployed(), "1.3.0");
     jane.revert_head();
     let why = case.why();
     assert_eq!(why["kind"], "held", "{why}");
     assert_eq!(why["tag"], "1.3.0", "{why}");
     assert!(forge.prs().iter().all(|p| !p.open), "{:?}", forge.prs());
+
+    // GitLab's default: the title alone, the merge request's author (the bot's account, with
+    // the `git.author` email) as the squash commit's author and the person as its committer.
+    case.push_tags(&["1.4.0"]).await;
+    case.once(&[]);
+    let third = forge.prs().into_iter().find(|p| p.open).unwrap();
+    squash_merge(&third, &third.title, "imagebump <bot@imagebump.test>");
+    assert_eq!(case.deployed(), "1.4.0");
+    jane.revert_head();
+    let why = case.why();
+    assert_eq!(why["kind"], "held", "{why}");
+    assert_eq!(why["tag"], "1.4.0", "{why}");
     assert!(forge.violations().is_empty(), "{:?}", forge.violations());
 }
 
