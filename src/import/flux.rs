@@ -278,14 +278,26 @@ fn image_repository(object: &Object, out: &mut Imported) -> Result<Repository, I
     }
     match object.str("spec.provider")?.as_deref() {
         None | Some("generic") => {}
-        Some(provider) => out.note(
-            Outcome::NoEquivalent,
-            object,
-            "spec.provider",
-            format!(
-                "`{provider}`: cloud provider login is not yet supported; give the registry `docker_config` or `username` + `password_env`"
-            ),
-        ),
+        Some(provider) => {
+            // A docker credential helper logs in as the provider's own tools do (workload
+            // identity included); imagebump runs helpers as the docker CLI does.
+            let helper = match provider {
+                "aws" => Some("`ecr-login` (docker-credential-ecr-login)"),
+                "gcp" => Some("`gcr` (docker-credential-gcr)"),
+                "azure" => Some("`acr-env` (docker-credential-acr-env)"),
+                _ => None,
+            };
+            let message = match helper {
+                Some(helper) => format!(
+                    "`{provider}`: no built-in cloud login; give the registry a `docker_config` whose `credHelpers` names {helper} for {}, with the helper in imagebump's container",
+                    reference.registry
+                ),
+                None => format!(
+                    "`{provider}`: no built-in cloud login; give the registry a `docker_config` (its `credHelpers` run any docker credential helper) or `username` + `password_env`"
+                ),
+            };
+            out.note(Outcome::NoEquivalent, object, "spec.provider", message);
+        }
     }
     for (field, why) in [
         (

@@ -800,3 +800,38 @@ fn a_bad_value_is_named_by_its_line_and_column() {
         "imagebump import flux: flux.yaml:22:5: ImageRepository flux-system/podinfo: `spec.image`: expected a string\nnothing was written\n"
     );
 }
+
+/// An ImageRepository's cloud `provider` has no built-in login in imagebump, but a docker
+/// `config.json` whose `credHelpers` names the provider's helper logs in the same way (workload
+/// identity included): the report names that helper instead of a dead end.
+#[test]
+fn a_cloud_provider_is_reported_with_the_credential_helper_that_replaces_it() {
+    let checkout = apps_checkout();
+    let out = tempfile::tempdir().unwrap();
+    for (provider, helper) in [
+        ("aws", "`ecr-login` (docker-credential-ecr-login)"),
+        ("gcp", "`gcr` (docker-credential-gcr)"),
+        ("azure", "`acr-env` (docker-credential-acr-env)"),
+    ] {
+        let target = out.path().join(provider);
+        let input = KUBECTL_LIST.replace(
+            "    secretRef: {name: regcred}\n",
+            &format!("    provider: {provider}\n"),
+        );
+        let run = Imagebump::new(["import", "flux", "--repo-dir"])
+            .arg(checkout.path())
+            .arg("-o")
+            .arg(&target)
+            .stdin(&input)
+            .output();
+        assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+        let expected = format!(
+            "ImageRepository apps/web spec.provider: `{provider}`: no built-in cloud login; give the registry a `docker_config` whose `credHelpers` names {helper} for registry.acme.test:5000, with the helper in imagebump's container"
+        );
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(
+            stderr.contains(&expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
+    }
+}

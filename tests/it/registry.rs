@@ -820,6 +820,48 @@ async fn cli_tags_in_every_auth_mode() {
             .await;
             assert_eq!(code, 0, "{mode:?}: {stderr}");
             assert_eq!(stdout.lines().count(), 5);
+
+            // Through a docker credential helper named in `credHelpers` (how a cloud login
+            // such as ECR's `ecr-login` works; this one answers with the test user), run from
+            // PATH with the server URL on stdin, as the docker CLI runs it.
+            let helpers = registry.dir.path().join("helpers");
+            std::fs::create_dir_all(&helpers).unwrap();
+            let helper = helpers.join("docker-credential-ecr-login");
+            std::fs::write(
+                &helper,
+                format!(
+                    "#!/bin/sh\nread url\nprintf '{{\"ServerURL\":\"%s\",\"Username\":\"{USER}\",\"Secret\":\"{PASSWORD}\"}}' \"$url\"\n"
+                ),
+            )
+            .unwrap();
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+            let helper_config = registry.dir.path().join("helper-config.json");
+            std::fs::write(
+                &helper_config,
+                format!(r#"{{"credHelpers":{{"{}":"ecr-login"}}}}"#, registry.host()),
+            )
+            .unwrap();
+            let path = format!(
+                "{}:{}",
+                helpers.display(),
+                std::env::var("PATH").unwrap_or_default()
+            );
+            let helper_config = helper_config.display().to_string();
+            let (code, stdout, stderr) = imagebump(
+                &[
+                    "tags",
+                    name.as_str(),
+                    "--insecure",
+                    "--docker-config",
+                    helper_config.as_str(),
+                ],
+                &[("PATH", path.as_str())],
+            )
+            .await;
+            assert_eq!(code, 0, "{mode:?}: {stderr}");
+            assert_eq!(stdout.lines().count(), 5, "{mode:?}: {stdout}");
+            assert!(!stderr.contains(PASSWORD), "{stderr}");
         }
     }
 }
