@@ -1125,6 +1125,56 @@ fn updater_namespace(updater: &Object, out: &mut Imported) -> Result<String, Imp
     Ok(namespace)
 }
 
+/// Where the Applications an item would select are when none is in the updater's `namespace`:
+/// `it matches NAMES in namespace NS: ...` with how to point the import at them (`from_spec`:
+/// the namespace searched is the updater's `spec.namespace`), or `None` when no Application of
+/// the input matches in any namespace.
+fn elsewhere(
+    applications: &[Object],
+    namespace: &str,
+    from_spec: bool,
+    glob: &regex::Regex,
+    selector: &LabelSelector,
+) -> Result<Option<String>, ImportError> {
+    let mut found: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for application in applications {
+        if application.namespace != namespace
+            && glob.is_match(&application.name)
+            && selector.matches(&application.string_map("metadata.labels")?)
+        {
+            found
+                .entry(application.namespace.as_str())
+                .or_default()
+                .push(application.name.as_str());
+        }
+    }
+    let named = |names: &[&str]| match names {
+        [a, b, c, rest @ ..] if !rest.is_empty() => {
+            format!("{a}, {b}, {c} and {} more", rest.len())
+        }
+        _ => names.join(", "),
+    };
+    let places: Vec<String> = found
+        .iter()
+        .map(|(ns, names)| format!("{} in namespace {ns}", named(names)))
+        .collect();
+    Ok(match found.keys().collect::<Vec<_>>().as_slice() {
+        [] => None,
+        [only] if from_spec => Some(format!(
+            "it matches {}: set the ImageUpdater's `spec.namespace` to {only}",
+            places.join("; ")
+        )),
+        [only] => Some(format!(
+            "it matches {}: give the ImageUpdater `metadata.namespace: {only}`, or import with `-n {only}`",
+            places.join("; ")
+        )),
+        _ => Some(format!(
+            "it matches {}: give each ImageUpdater the namespace of the Applications it is for",
+            places.join("; ")
+        )),
+    })
+}
+
 /// Record which Applications each `applicationRefs[]` item of `updater` selects (the most
 /// specific item that selects an Application gives its settings, see [`specificity`]).
 fn select<'a>(
@@ -1204,13 +1254,20 @@ fn select<'a>(
             matched.push(app_index);
         }
         if matched.is_empty() {
+            let from_spec = updater.str("spec.namespace")?.is_some();
+            let message = match elsewhere(applications, &namespace, from_spec, &glob, &selector)? {
+                Some(found) => format!(
+                    "no Application in the input matches `{pattern}` in namespace {namespace}; {found}"
+                ),
+                None => format!(
+                    "no Application in the input matches `{pattern}` in namespace {namespace}: add them (`kubectl get applications -n {namespace} -o yaml`) so their repo and path are known"
+                ),
+            };
             out.note(
                 Outcome::NoEquivalent,
                 updater,
                 &format!("{field}.namePattern"),
-                format!(
-                    "no Application in the input matches `{pattern}` in namespace {namespace}: add them (`kubectl get applications -n {namespace} -o yaml`) so their repo and path are known"
-                ),
+                message,
             );
         } else {
             selections.push(Selection {

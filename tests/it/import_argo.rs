@@ -1314,3 +1314,39 @@ fn overlapping_application_refs_give_each_application_the_most_specific_items_se
         ],
     );
 }
+
+/// An updater exported without its namespace (so read as `-n`'s, `default`) selects nothing
+/// in it, while Applications its pattern matches are in the input under another namespace:
+/// the report says where they are and how to point the import at them, instead of only
+/// "no Application matches".
+#[test]
+fn an_updater_in_another_namespace_than_its_applications_is_told_where_they_are() {
+    let out = tempfile::tempdir().unwrap();
+    let input = format!(
+        "{}{}",
+        OVERLAPPING_REFS.replace("  namespace: argocd\nspec:", "spec:"),
+        overlapping_application("web-prod", "argocd", ""),
+    );
+    let run = import(&input, &out.path().join("imported"));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_has(
+        &stderr,
+        &[
+            "ImageUpdater default/overlapping spec.applicationRefs[2].namePattern: no Application in the input matches `web-prod` in namespace default; it matches web-prod in namespace argocd: give the ImageUpdater `metadata.namespace: argocd`, or import with `-n argocd`\n",
+        ],
+    );
+    // An older resource's spec.namespace decides where it searches: that is what to change.
+    let input = format!(
+        "{}{}{}",
+        OVERLAPPING_REFS.replace("spec:\n", "spec:\n  namespace: apps\n"),
+        overlapping_application("web-prod", "argocd", ""),
+        overlapping_application("web-dev", "argocd", ""),
+    );
+    let run = import(&input, &out.path().join("older"));
+    assert_has(
+        &String::from_utf8_lossy(&run.stderr),
+        &[
+            "ImageUpdater argocd/overlapping spec.applicationRefs[1].namePattern: no Application in the input matches `web-*` in namespace apps; it matches web-prod, web-dev in namespace argocd: set the ImageUpdater's `spec.namespace` to argocd\n",
+        ],
+    );
+}
