@@ -743,6 +743,26 @@ async fn imagebump(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String)
     )
 }
 
+/// `imagebump tags IMAGE --insecure --docker-config CONFIG` with `env`.
+async fn tags_with_docker_config(
+    image: &str,
+    config: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (i32, String, String) {
+    let config = config.display().to_string();
+    imagebump(
+        &[
+            "tags",
+            image,
+            "--insecure",
+            "--docker-config",
+            config.as_str(),
+        ],
+        env,
+    )
+    .await
+}
+
 #[tokio::test]
 async fn cli_tags_in_every_auth_mode() {
     let modes = [
@@ -806,18 +826,7 @@ async fn cli_tags_in_every_auth_mode() {
                 ),
             )
             .unwrap();
-            let config = config.display().to_string();
-            let (code, stdout, stderr) = imagebump(
-                &[
-                    "tags",
-                    name.as_str(),
-                    "--insecure",
-                    "--docker-config",
-                    config.as_str(),
-                ],
-                &[],
-            )
-            .await;
+            let (code, stdout, stderr) = tags_with_docker_config(&name, &config, &[]).await;
             assert_eq!(code, 0, "{mode:?}: {stderr}");
             assert_eq!(stdout.lines().count(), 5);
 
@@ -847,18 +856,8 @@ async fn cli_tags_in_every_auth_mode() {
                 helpers.display(),
                 std::env::var("PATH").unwrap_or_default()
             );
-            let helper_config = helper_config.display().to_string();
-            let (code, stdout, stderr) = imagebump(
-                &[
-                    "tags",
-                    name.as_str(),
-                    "--insecure",
-                    "--docker-config",
-                    helper_config.as_str(),
-                ],
-                &[("PATH", path.as_str())],
-            )
-            .await;
+            let (code, stdout, stderr) =
+                tags_with_docker_config(&name, &helper_config, &[("PATH", path.as_str())]).await;
             assert_eq!(code, 0, "{mode:?}: {stderr}");
             assert_eq!(stdout.lines().count(), 5, "{mode:?}: {stdout}");
             assert!(!stderr.contains(PASSWORD), "{stderr}");

@@ -87,21 +87,32 @@ impl Daemon {
         Some((status, body))
     }
 
-    fn wait_for(&self, path: &str, status: u16, timeout: Duration) {
+    /// Polls `done` every 50 ms until it holds; past `timeout`, fails saying `what` (and the
+    /// daemon's log).
+    pub(crate) fn wait_until(
+        &self,
+        timeout: Duration,
+        what: impl Fn() -> String,
+        mut done: impl FnMut() -> bool,
+    ) {
         let deadline = Instant::now() + timeout;
-        loop {
-            if let Some((got, _)) = self.get(path)
-                && got == status
-            {
-                return;
-            }
+        while !done() {
             assert!(
                 Instant::now() < deadline,
-                "{path} never answered {status}; daemon log:\n{}",
+                "{}; daemon log:\n{}",
+                what(),
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    fn wait_for(&self, path: &str, status: u16, timeout: Duration) {
+        self.wait_until(
+            timeout,
+            || format!("{path} never answered {status}"),
+            || self.get(path).is_some_and(|(got, _)| got == status),
+        );
     }
 
     pub(crate) fn log(&self) -> String {
@@ -110,15 +121,11 @@ impl Daemon {
 
     /// Waits until the log contains `needle`.
     pub(crate) fn wait_for_log(&self, needle: &str) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while !self.log().contains(needle) {
-            assert!(
-                Instant::now() < deadline,
-                "the log never said {needle:?}; log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.wait_until(
+            Duration::from_secs(15),
+            || format!("the log never said {needle:?}"),
+            || self.log().contains(needle),
+        );
     }
 
     /// The value of a metric line that starts with `prefix` (0 when absent).
@@ -175,15 +182,11 @@ async fn notifying_registry(port: u16) -> TestRegistry {
 }
 
 fn wait_for_commits(repo: &BareRepo, count: usize, daemon: &Daemon, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    while repo.log("main").len() < count {
-        assert!(
-            Instant::now() < deadline,
-            "expected {count} commits; daemon log:\n{}",
-            daemon.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    daemon.wait_until(
+        timeout,
+        || format!("expected {count} commits"),
+        || repo.log("main").len() >= count,
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -310,15 +313,11 @@ async fn sighup_with_a_broken_config_keeps_the_old_one_and_sigterm_stops_cleanly
         // Break the global file, then SIGHUP: rejected, the daemon keeps serving.
         std::fs::write(&config, "interval: [not a duration\n").unwrap();
         daemon.signal("HUP");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while daemon.metric("imagebump_config_reloads_total{outcome=\"rejected\"}") < 1.0 {
-            assert!(
-                Instant::now() < deadline,
-                "reload not rejected:\n{}",
-                daemon.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        daemon.wait_until(
+            Duration::from_secs(10),
+            || "reload not rejected".to_string(),
+            || daemon.metric("imagebump_config_reloads_total{outcome=\"rejected\"}") >= 1.0,
+        );
         let (status, body) = daemon.get("/api/v1/status").unwrap();
         assert_eq!(status, 200);
         assert!(body.contains("\"shop\""), "{body}");
@@ -407,15 +406,11 @@ async fn a_failing_repack_is_counted_once_and_put_off_by_the_daemon_which_goes_o
 
 /// Waits until the metric line starting with `prefix` reaches `at_least`.
 fn wait_for_metric(daemon: &Daemon, prefix: &str, at_least: f64) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while daemon.metric(prefix) < at_least {
-        assert!(
-            Instant::now() < deadline,
-            "{prefix} never reached {at_least}; log:\n{}",
-            daemon.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    daemon.wait_until(
+        Duration::from_secs(15),
+        || format!("{prefix} never reached {at_least}"),
+        || daemon.metric(prefix) >= at_least,
+    );
 }
 
 /// Regression (issue 12 item 6): a typo saved in a live app file switched that app off while the

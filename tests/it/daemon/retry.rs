@@ -525,15 +525,11 @@ async fn a_webhook_check_that_failed_transiently_is_retried_and_commits_without_
             "{table}"
         );
 
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while repo.log("main").len() < 2 {
-            assert!(
-                Instant::now() < deadline,
-                "the retry never committed; log:\n{}",
-                daemon.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        daemon.wait_until(
+            Duration::from_secs(30),
+            || "the retry never committed".to_string(),
+            || repo.log("main").len() >= 2,
+        );
         assert!(repo.show("main", "values.yaml").contains("tag: 1.1.0"));
         // The retry pushes before it records itself and ends: wait for its "check done" line.
         daemon.wait_for_log("updated=1");
