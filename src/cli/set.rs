@@ -255,29 +255,24 @@ fn write_all(results: &[(PathBuf, Edited)]) -> ExitCode {
             }
         }
     }
-    let mut written: Vec<String> = Vec::new();
-    let mut staged = staged.into_iter();
-    for (file, new) in staged.by_ref() {
+    let names: Vec<String> = staged
+        .iter()
+        .map(|(f, _)| f.display().to_string())
+        .collect();
+    for (done, (file, new)) in staged.into_iter().enumerate() {
         if let Err(e) = new.commit() {
             // A rename in the file's own directory that failed after the staging worked: rare,
             // and said in full, since the files before it are already replaced.
             eprintln!("error: writing {}: {e}", file.display());
-            let left: Vec<String> = staged.map(|(f, _)| f.display().to_string()).collect();
+            let (written, left) = names.split_at(done);
             if written.is_empty() {
                 eprintln!("error: nothing was written");
             } else {
                 eprintln!("error: already written: {}", written.join(", "));
-                eprintln!(
-                    "error: not written: {}",
-                    std::iter::once(file.display().to_string())
-                        .chain(left)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
+                eprintln!("error: not written: {}", left.join(", "));
             }
             return ExitCode::from(EXIT_USAGE);
         }
-        written.push(file.display().to_string());
     }
     ExitCode::from(EXIT_OK)
 }
